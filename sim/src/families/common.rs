@@ -1,0 +1,88 @@
+//! Pieces shared by the families: floor, colours, shapes, cameras, episode wrapping.
+
+use crate::episode::Episode;
+use crate::error::{Rejection, Result};
+use crate::math::{Vec3, add, quat_axis_angle, scale};
+use crate::scene::{Camera, Scene, Shape, StaticRole, StaticSpec};
+use crate::seed::Sampler;
+use crate::simulate::{HealthConfig, Intervention, simulate_with};
+
+/// The floor: a 20 m × 20 m slab whose top face is `y = 0`.
+pub fn floor(friction: f32, restitution: f32) -> StaticSpec {
+    let mut s = StaticSpec::new("floor", StaticRole::Floor, [10.0, 0.5, 10.0], [0.0, -0.5, 0.0]);
+    s.friction = friction;
+    s.restitution = restitution;
+    s.color = [0.8, 0.8, 0.75];
+    s
+}
+
+/// A saturated random colour.
+pub fn color(s: &mut Sampler) -> Vec3 {
+    let palette: [Vec3; 8] = [
+        [0.9, 0.1, 0.1],
+        [0.1, 0.6, 0.9],
+        [0.95, 0.8, 0.1],
+        [0.2, 0.8, 0.2],
+        [0.6, 0.2, 0.8],
+        [0.95, 0.5, 0.1],
+        [0.1, 0.8, 0.7],
+        [0.9, 0.3, 0.6],
+    ];
+    let base = s.choose(&palette);
+    let j = s.uniform(-0.05, 0.05);
+    [(base[0] + j).clamp(0.0, 1.0), (base[1] + j).clamp(0.0, 1.0), (base[2] + j).clamp(0.0, 1.0)]
+}
+
+/// Agent (red) and patient (yellow) colours, as in Physion.
+pub const AGENT_RED: Vec3 = [0.9, 0.1, 0.1];
+/// See [`AGENT_RED`].
+pub const PATIENT_YELLOW: Vec3 = [0.95, 0.85, 0.1];
+
+/// A random shape of the given kinds with characteristic size `size` (radius or half extent).
+pub fn shape(s: &mut Sampler, size: f32, allow_capsule: bool) -> Shape {
+    let k = s.int(0, if allow_capsule { 3 } else { 2 });
+    match k {
+        0 => Shape::Sphere { radius: size },
+        1 => Shape::Box { half_extents: [size, size * s.uniform(0.7, 1.3), size * s.uniform(0.7, 1.3)] },
+        2 => Shape::Cylinder { half_height: size * s.uniform(0.6, 1.2), radius: size },
+        _ => Shape::Capsule { half_height: size * s.uniform(0.5, 1.0), radius: size * 0.7 },
+    }
+}
+
+/// A random rotation about y.
+pub fn yaw(s: &mut Sampler) -> [f32; 4] {
+    quat_axis_angle([0.0, 1.0, 0.0], s.uniform(0.0, std::f32::consts::TAU))
+}
+
+/// A camera looking at `target` from azimuth `az` (radians, 0 = from -z), `dist` metres
+/// away, `height` metres up.
+pub fn camera_at(target: Vec3, az: f32, dist: f32, height: f32) -> Camera {
+    let dir = [libm::sinf(az), 0.0, -libm::cosf(az)];
+    Camera {
+        position: add(add(target, scale(dir, dist)), [0.0, height, 0.0]),
+        look_at: target,
+        fov_y_deg: 50.0,
+        width: 128,
+        height: 128,
+    }
+}
+
+/// A camera sampled around `target`: azimuth within ±`az_jitter` of the front (-z),
+/// distance and height in the given bands.
+pub fn camera(s: &mut Sampler, target: Vec3, az_jitter: f32, dist: (f32, f32), height: (f32, f32)) -> Camera {
+    let az = s.uniform(-az_jitter, az_jitter);
+    let d = s.uniform(dist.0, dist.1);
+    let h = s.uniform(height.0, height.1);
+    camera_at(target, az, d, h)
+}
+
+/// Whether two bounding spheres overlap (with `margin`).
+pub fn overlaps(a: Vec3, ra: f32, b: Vec3, rb: f32, margin: f32) -> bool {
+    crate::math::dist(a, b) < ra + rb + margin
+}
+
+/// Simulate a family's scene. A scene a family built that fails validation is a bug in the
+/// family, reported as an error rather than a rejection.
+pub fn run(scene: &Scene, interventions: &[(u32, Intervention)]) -> Result<std::result::Result<Episode, Rejection>> {
+    simulate_with(scene, &HealthConfig::default(), interventions)
+}

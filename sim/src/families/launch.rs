@@ -1,0 +1,211 @@
+//! `launch`: PHYRE-style planning. The action places a ball at `(x, y)` with radius `r` in
+//! the vertical x–y scene plane; it falls and should knock the target into the goal zone.
+//!
+//! PHYRE is 2-D; here every dynamic object is restricted to the x–y plane (physworld is
+//! y-up, so PHYRE's `(x, y)` maps to our `(x, y)`). As in PHYRE, an action whose ball
+//! overlaps any object or static geometry is invalid and is not simulated.
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{self, AGENT_RED, PATIENT_YELLOW};
+use super::{FamilyInfo, FamilyKind, Outcome, Range, Sample};
+use crate::episode::Placement;
+use crate::error::{Rejection, Result, SimError};
+use crate::math::{quat_rotate, sub};
+use crate::scene::{
+    ContactQuery, ContactTarget, Mass, ObjectSpec, Scene, Shape, SimConfig, StaticRole, StaticSpec, Zone,
+};
+use crate::seed::Sampler;
+use crate::split::Split;
+
+/// Number of templates.
+pub const TEMPLATES: u32 = 8;
+
+pub(crate) const INFO: FamilyInfo = FamilyInfo {
+    name: "launch",
+    kind: FamilyKind::Planning,
+    description: "PHYRE-like: place a ball (x, y, r) so that, falling, it knocks the yellow target ball into the goal zone.",
+    params: &[
+        (
+            "heldout_templates",
+            "templates used only by test (0..8; bit 0 high platform, bit 1 far goal, bit 2 obstacle wall)",
+        ),
+        ("action_radius", "radius of the placed ball, m"),
+        ("target_radius", "radius of the target ball, m"),
+        ("guided_fraction", "fraction of sampled actions aimed near the target (the rest are uniform)"),
+        ("duration_s", "episode length, s"),
+    ],
+    heldout: "whole templates (PHYRE's cross-template protocol): `heldout_templates`",
+    labels: "goal_reached (target in goal zone at the end), contact (target→goal zone), action_valid, placement",
+};
+
+/// Parameters of `launch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Default `[6, 7]`.
+    pub heldout_templates: Vec<u32>,
+    /// Default `[0.05, 0.15]` m.
+    pub action_radius: Range,
+    /// Default `[0.05, 0.08]` m.
+    pub target_radius: Range,
+    /// Default 0.6.
+    pub guided_fraction: f32,
+    /// Default 3 s.
+    pub duration_s: f32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            heldout_templates: vec![6, 7],
+            action_radius: Range::new(0.05, 0.15),
+            target_radius: Range::new(0.05, 0.08),
+            guided_fraction: 0.6,
+            duration_s: 3.0,
+        }
+    }
+}
+
+impl Params {
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (i, &t) in self.heldout_templates.iter().enumerate() {
+            if t >= TEMPLATES {
+                return Err(SimError::invalid(
+                    format!("launch.heldout_templates[{i}]"),
+                    t,
+                    format!("a template id in 0..{TEMPLATES}"),
+                ));
+            }
+        }
+        if self.heldout_templates.len() as u32 >= TEMPLATES {
+            return Err(SimError::invalid(
+                "launch.heldout_templates",
+                format!("{:?}", self.heldout_templates),
+                "at most 7 of the 8 templates",
+            ));
+        }
+        self.action_radius.validate("launch.action_radius", 0.01, 0.5)?;
+        self.target_radius.validate("launch.target_radius", 0.01, 0.3)?;
+        Range::new(self.guided_fraction, self.guided_fraction).validate("launch.guided_fraction", 0.0, 1.0)?;
+        Range::new(self.duration_s, self.duration_s).validate("launch.duration_s", 0.1, 60.0)
+    }
+}
+
+/// PHYRE's validity rule: the placed ball must lie above the floor, inside the scene
+/// (|x| <= 1.5 m, y <= 2 m) and overlap no object or static. `Err` says what it overlaps.
+pub fn validate_placement(scene: &Scene, p: &Placement) -> std::result::Result<(), String> {
+    let c = [p.x, p.y, 0.0];
+    if !(p.radius.is_finite() && p.radius > 0.0) {
+        return Err(format!("radius {} is not positive", p.radius));
+    }
+    if !(p.x.is_finite() && p.y.is_finite()) || p.x.abs() > 1.5 || p.y > 2.0 || p.y - p.radius < 0.0 {
+        return Err(format!("({}, {}) with radius {} is outside the scene", p.x, p.y, p.radius));
+    }
+    for o in scene.objects.iter().filter(|o| o.present) {
+        if crate::math::dist(c, o.position) < p.radius + o.shape.bounding_radius() {
+            return Err(format!("overlaps object `{}`", o.name));
+        }
+    }
+    for st in scene.statics.iter().filter(|s| s.role != StaticRole::Occluder) {
+        // Sphere against oriented box: clamp the centre into the box's local frame.
+        let inv = [-st.rotation[0], -st.rotation[1], -st.rotation[2], st.rotation[3]];
+        let local = quat_rotate(inv, sub(c, st.position));
+        let h = st.half_extents;
+        let q = [local[0].clamp(-h[0], h[0]), local[1].clamp(-h[1], h[1]), local[2].clamp(-h[2], h[2])];
+        if crate::math::dist(local, q) < p.radius {
+            return Err(format!("overlaps static `{}`", st.name));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
+    let mut s = Sampler::new(seed);
+    let allowed: Vec<u32> = (0..TEMPLATES).filter(|t| p.heldout_templates.contains(t) == split.is_heldout()).collect();
+    if allowed.is_empty() {
+        return Err(SimError::invalid(
+            "launch.heldout_templates",
+            format!("{:?}", p.heldout_templates),
+            "a list leaving templates for both test and the other splits",
+        ));
+    }
+    let template = s.choose(&allowed);
+    let (high, far, obstacle) = (template & 1 != 0, template & 2 != 0, template & 4 != 0);
+    let mut scene = Scene::new(SimConfig { duration_s: p.duration_s, ..SimConfig::default() });
+    scene.statics.push(common::floor(0.5, 0.2));
+    let hp = if high { s.uniform(0.5, 0.6) } else { s.uniform(0.25, 0.35) };
+    let edge = s.uniform(-0.15, 0.1);
+    let left = -1.0;
+    let mut platform = StaticSpec::new(
+        "platform",
+        StaticRole::Table,
+        [(edge - left) * 0.5, 0.02, 0.3],
+        [(edge + left) * 0.5, hp - 0.02, 0.0],
+    );
+    platform.color = [0.3, 0.3, 0.35];
+    scene.statics.push(platform);
+    let gx = edge + if far { s.uniform(0.75, 1.0) } else { s.uniform(0.35, 0.55) };
+    scene.zones.push(Zone { name: "goal".into(), center: [gx, 0.05, 0.0], half_extents: [0.15, 0.05, 0.3] });
+    // A low basket around the goal keeps a ball that lands in it from rolling away.
+    for (k, x) in [gx - 0.17, gx + 0.17].into_iter().enumerate() {
+        let mut w = StaticSpec::new(format!("basket{k}"), StaticRole::Container, [0.02, 0.03, 0.3], [x, 0.03, 0.0]);
+        w.color = [0.2, 0.6, 0.3];
+        scene.statics.push(w);
+    }
+    if obstacle {
+        let wh = s.uniform(0.08, 0.18);
+        let wx = edge + s.uniform(0.15, 0.25);
+        let mut wall = StaticSpec::new("obstacle", StaticRole::Wall, [0.02, wh, 0.3], [wx, wh, 0.0]);
+        wall.color = [0.2, 0.2, 0.2];
+        scene.statics.push(wall);
+    }
+    let tr = s.range(p.target_radius);
+    let tx = edge - tr - s.uniform(0.0, 0.2);
+    let mut target =
+        ObjectSpec::new("target", Shape::Sphere { radius: tr }, Mass::Kg(s.uniform(0.1, 0.4)), [tx, hp + tr, 0.0]);
+    target.planar = true;
+    target.color = PATIENT_YELLOW;
+    target.friction = 0.3;
+
+    // Sample actions until one is valid (PHYRE does not simulate invalid actions).
+    let mut placement = None;
+    let mut probe = scene.clone();
+    probe.objects = vec![target.clone()];
+    for _ in 0..64 {
+        let radius = s.range(p.action_radius);
+        let cand = if s.chance(p.guided_fraction) {
+            Placement {
+                x: tx - s.uniform(0.2, 1.8) * tr - radius * s.uniform(0.0, 0.8),
+                y: hp + tr + radius + s.uniform(0.05, 0.6),
+                radius,
+            }
+        } else {
+            Placement { x: s.uniform(-1.2, 1.2), y: s.uniform(0.1, 1.5), radius }
+        };
+        if validate_placement(&probe, &cand).is_ok() {
+            placement = Some(cand);
+            break;
+        }
+    }
+    let Some(pl) = placement else {
+        return Ok(Err(Rejection::family("no valid action found in 64 draws")));
+    };
+    let mut ball =
+        ObjectSpec::new("action", Shape::Sphere { radius: pl.radius }, Mass::Density(500.0), [pl.x, pl.y, 0.0]);
+    ball.planar = true;
+    ball.color = AGENT_RED;
+    ball.friction = 0.3;
+    scene.objects = vec![ball, target];
+    scene.camera = common::camera_at([0.0, 0.4, 0.0], 0.0, 2.8, 0.3);
+    scene.contact_query = Some(ContactQuery { agent: 1, patient: ContactTarget::Zone(0) });
+    let mut ep = match common::run(&scene, &[])? {
+        Ok(e) => e,
+        Err(r) => return Ok(Err(r)),
+    };
+    ep.placement = Some(pl);
+    ep.labels.action_valid = Some(true);
+    let last = &ep.frames[ep.frames.len() - 1];
+    ep.labels.goal_reached = Some(last.zone_contacts.contains(&(0, 1)));
+    Ok(Ok(Sample::one(ep)))
+}

@@ -1,0 +1,168 @@
+//! `push`: an agent applies bounded horizontal forces to a puck on a table.
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{self, AGENT_RED};
+use super::{FamilyInfo, FamilyKind, Outcome, Range, Sample};
+use crate::error::Result;
+use crate::math::{Vec3, sub};
+use crate::scene::{
+    AgentSpec, ContactQuery, ContactTarget, Mass, ObjectSpec, Scene, Shape, SimConfig, StaticRole, StaticSpec, Zone,
+};
+use crate::seed::Sampler;
+use crate::split::Split;
+
+/// Height of the table top, m.
+pub const TABLE_TOP: f32 = 0.4;
+/// Half size of the square table top, m.
+pub const TABLE_HALF: f32 = 0.8;
+
+pub(crate) const INFO: FamilyInfo = FamilyInfo {
+    name: "push",
+    kind: FamilyKind::Planning,
+    description: "An agent pushes a puck across a table with bounded horizontal forces (one per frame) toward a goal zone.",
+    params: &[
+        ("max_force", "bound on the agent's force, N"),
+        ("puck_radius", "puck radius, m"),
+        ("mass", "puck mass, kg"),
+        ("friction", "puck and table friction"),
+        ("goal_half_size", "goal zone half size, m"),
+        (
+            "heldout_goal_quadrant",
+            "true: test goals lie in the table's +x,+z quadrant, which train/val/readout never use",
+        ),
+        ("aim_noise", "scripted policy: heading error around the goal direction, degrees"),
+        ("duration_s", "episode length, s"),
+    ],
+    heldout: "goal positions in the +x,+z quadrant of the table",
+    labels: "goal_reached (puck in goal zone at the end), contact (puck→goal zone), actions per frame, final_positions",
+};
+
+/// Parameters of `push`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Default `[2.0, 4.0]` N.
+    pub max_force: Range,
+    /// Default `[0.04, 0.07]` m.
+    pub puck_radius: Range,
+    /// Default `[0.2, 0.8]` kg.
+    pub mass: Range,
+    /// Default `[0.2, 0.4]`.
+    pub friction: Range,
+    /// Default `[0.08, 0.12]` m.
+    pub goal_half_size: Range,
+    /// Default true.
+    pub heldout_goal_quadrant: bool,
+    /// Default `[0, 8]` degrees.
+    pub aim_noise: Range,
+    /// Default 3 s.
+    pub duration_s: f32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            max_force: Range::new(2.0, 4.0),
+            puck_radius: Range::new(0.04, 0.07),
+            mass: Range::new(0.2, 0.8),
+            friction: Range::new(0.2, 0.4),
+            goal_half_size: Range::new(0.08, 0.12),
+            heldout_goal_quadrant: true,
+            aim_noise: Range::new(0.0, 8.0),
+            duration_s: 3.0,
+        }
+    }
+}
+
+impl Params {
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.max_force.validate("push.max_force", 0.0, 100.0)?;
+        self.puck_radius.validate("push.puck_radius", 0.01, 0.3)?;
+        self.mass.validate("push.mass", 0.001, 100.0)?;
+        self.friction.validate("push.friction", 0.0, 2.0)?;
+        self.goal_half_size.validate("push.goal_half_size", 0.02, 0.5)?;
+        self.aim_noise.validate("push.aim_noise", 0.0, 180.0)?;
+        Range::new(self.duration_s, self.duration_s).validate("push.duration_s", 0.1, 60.0)
+    }
+}
+
+fn goal_position(s: &mut Sampler, heldout_quadrant: bool, test: bool) -> Vec3 {
+    let lim = TABLE_HALF - 0.2;
+    loop {
+        let (x, z) = (s.uniform(-lim, lim), s.uniform(-lim, lim));
+        let in_quadrant = x > 0.0 && z > 0.0;
+        if !heldout_quadrant || in_quadrant == test {
+            return [x, TABLE_TOP + 0.05, z];
+        }
+    }
+}
+
+pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
+    let mut s = Sampler::new(seed);
+    let sim = SimConfig { duration_s: p.duration_s, ..SimConfig::default() };
+    let frames = sim.num_frames() as usize;
+    let mut scene = Scene::new(sim);
+    let friction = s.range(p.friction);
+    scene.statics.push(common::floor(0.5, 0.1));
+    let mut table =
+        StaticSpec::new("table", StaticRole::Table, [TABLE_HALF, 0.05, TABLE_HALF], [0.0, TABLE_TOP - 0.05, 0.0]);
+    table.friction = friction;
+    table.color = [0.55, 0.35, 0.2];
+    scene.statics.push(table);
+    let goal = goal_position(&mut s, p.heldout_goal_quadrant, split.is_heldout());
+    let gh = s.range(p.goal_half_size);
+    scene.zones.push(Zone { name: "goal".into(), center: goal, half_extents: [gh, 0.05, gh] });
+
+    let r = s.range(p.puck_radius);
+    let lim = TABLE_HALF - 0.15;
+    let mut start;
+    loop {
+        start = [s.uniform(-lim, lim), TABLE_TOP + 0.02, s.uniform(-lim, lim)];
+        if crate::math::dist(start, goal) > 0.35 {
+            break;
+        }
+    }
+    let mut puck =
+        ObjectSpec::new("puck", Shape::Cylinder { half_height: 0.02, radius: r }, Mass::Kg(s.range(p.mass)), start);
+    puck.friction = friction;
+    puck.color = AGENT_RED;
+    scene.objects.push(puck);
+
+    // A noisy scripted expert, open loop: it knows mass and friction, pushes along a noisy
+    // heading toward the goal with a force and duration that would stop the puck at the
+    // goal, with both scaled by random factors; 30% of episodes are a random walk instead.
+    let max_force = s.range(p.max_force);
+    let mass = scene.objects[0].mass_kg();
+    let mu = friction; // puck and table share the coefficient (averaged rule)
+    let to_goal = sub(goal, start);
+    let distance = crate::math::norm([to_goal[0], 0.0, to_goal[2]]);
+    let base = libm::atan2f(to_goal[2], to_goal[0]);
+    let directed = s.chance(0.7);
+    let force = max_force * s.uniform(0.6, 1.0);
+    let a = (force / mass - mu * crate::scene::GRAVITY).max(0.05);
+    // Push for T, then slide to rest: D = a T^2 / 2 * (1 + a / (mu g)).
+    let t_push = libm::sqrtf(2.0 * distance / (a * (1.0 + a / (mu * crate::scene::GRAVITY).max(0.05))));
+    let push_frames = ((t_push * scene.sim.fps as f32 * s.uniform(0.7, 1.3)) as usize).max(1);
+    let mut heading = base + s.range(p.aim_noise).to_radians() * if s.chance(0.5) { 1.0 } else { -1.0 };
+    let mut actions = Vec::with_capacity(frames);
+    for f in 0..frames.saturating_sub(1) {
+        let mag = if directed {
+            if f < push_frames { force } else { 0.0 }
+        } else {
+            heading += s.uniform(-0.4, 0.4);
+            max_force * s.uniform(0.0, 1.0)
+        };
+        actions.push([mag * libm::cosf(heading), 0.0, mag * libm::sinf(heading)]);
+    }
+    scene.agent = Some(AgentSpec { object: 0, max_force, actions });
+    scene.camera = common::camera(&mut s, [0.0, TABLE_TOP, 0.0], 0.6, (2.2, 3.0), (1.0, 1.8));
+    scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Zone(0) });
+    let mut ep = match common::run(&scene, &[])? {
+        Ok(e) => e,
+        Err(rj) => return Ok(Err(rj)),
+    };
+    let last = &ep.frames[ep.frames.len() - 1];
+    ep.labels.goal_reached = Some(last.zone_contacts.contains(&(0, 0)));
+    Ok(Ok(Sample::one(ep)))
+}
