@@ -61,7 +61,8 @@ pub struct Frame {
     /// on the initial poses, with the first step's impulses),
     /// sorted by `(a, b)`.
     pub contacts: Vec<Contact>,
-    /// The objects touching each zone (sorted `(zone, object)` pairs).
+    /// The objects touching each zone (sorted `(zone, object)` pairs; at frame 0, as
+    /// detected by the first step).
     pub zone_contacts: Vec<(u16, u16)>,
 }
 
@@ -211,6 +212,8 @@ pub struct Episode {
     pub agent_object: Option<usize>,
     /// Launch family: the placed ball.
     pub placement: Option<Placement>,
+    /// Template id, for families built from discrete templates (launch).
+    pub template: Option<u32>,
     /// The frames.
     pub frames: Vec<Frame>,
     /// Labels.

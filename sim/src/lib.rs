@@ -44,8 +44,9 @@ pub use error::{RejectReason, Rejection, Result, SimError};
 pub use families::{Family, FamilyKind, Sample};
 pub use generate::{BatchReport, DEFAULT_MAX_ATTEMPTS, generate, generate_batch, generate_with};
 pub use scene::{
-    AgentSpec, Camera, ContactQuery, ContactTarget, DEFAULT_DURATION_S, DEFAULT_FPS, DEFAULT_PHYSICS_HZ, GRAVITY,
-    JointEnd, JointKind, JointSpec, Mass, ObjectSpec, Scene, Shape, ShapeKind, SimConfig, StaticRole, StaticSpec, Zone,
+    AgentSpec, Camera, ContactQuery, ContactTarget, DEFAULT_DURATION_S, DEFAULT_FPS, DEFAULT_PHYSICS_HZ,
+    DEFAULT_SOLVER_ITERATIONS, GRAVITY, JointEnd, JointKind, JointSpec, Mass, ObjectSpec, Scene, Shape, ShapeKind,
+    SimConfig, StaticRole, StaticSpec, Zone,
 };
 pub use seed::{Sampler, episode_seed};
 pub use simulate::{

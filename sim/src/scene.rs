@@ -14,6 +14,8 @@ pub const DEFAULT_PHYSICS_HZ: u32 = 240;
 pub const DEFAULT_FPS: u32 = 30;
 /// Default episode duration, seconds. See [`SimConfig::duration_s`].
 pub const DEFAULT_DURATION_S: f32 = 3.0;
+/// Default constraint-solver iterations per step. See [`SimConfig::solver_iterations`].
+pub const DEFAULT_SOLVER_ITERATIONS: u32 = 8;
 /// Standard gravity, m/s², applied along -y.
 pub const GRAVITY: f32 = 9.81;
 
@@ -374,11 +376,20 @@ pub struct SimConfig {
     /// Duration, s; the episode has `round(duration_s * fps) + 1` frames (frame 0 is the
     /// initial state). Default [`DEFAULT_DURATION_S`].
     pub duration_s: f32,
+    /// Constraint-solver iterations per physics step. Default
+    /// [`DEFAULT_SOLVER_ITERATIONS`] (rapier's own default is 4, under which a stack of six
+    /// boxes tilts by 0.6° in 5 s; 8 keeps it under 0.25° for ~20% more time).
+    pub solver_iterations: u32,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { physics_hz: DEFAULT_PHYSICS_HZ, fps: DEFAULT_FPS, duration_s: DEFAULT_DURATION_S }
+        SimConfig {
+            physics_hz: DEFAULT_PHYSICS_HZ,
+            fps: DEFAULT_FPS,
+            duration_s: DEFAULT_DURATION_S,
+            solver_iterations: DEFAULT_SOLVER_ITERATIONS,
+        }
     }
 }
 
@@ -404,6 +415,9 @@ impl SimConfig {
                 self.fps,
                 format!("a divisor of physics_hz ({}) greater than 0", self.physics_hz),
             ));
+        }
+        if !(1..=64).contains(&self.solver_iterations) {
+            return Err(SimError::invalid("sim.solver_iterations", self.solver_iterations, "an integer in 1..=64"));
         }
         if !(self.duration_s.is_finite() && self.duration_s > 0.0 && self.duration_s <= 600.0) {
             return Err(SimError::invalid("sim.duration_s", self.duration_s, "a duration in (0, 600] s"));

@@ -173,6 +173,7 @@ fn run(scene: &Scene, health: &HealthConfig, interventions: &[(u32, Intervention
                     let mut first = BTreeMap::new();
                     world.accumulate_contacts(&mut first);
                     frames[0].contacts = to_contacts(first);
+                    frames[0].zone_contacts = world.zone_contacts();
                 }
                 let (pen, pair) = world.accumulate_contacts(&mut acc);
                 if pen > health.max_penetration {
@@ -251,6 +252,7 @@ fn run(scene: &Scene, health: &HealthConfig, interventions: &[(u32, Intervention
         actions: actions_out,
         agent_object: scene.agent.as_ref().map(|a| a.object),
         placement: None,
+        template: None,
         frames,
         labels,
         physics_steps: steps,

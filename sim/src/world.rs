@@ -8,10 +8,6 @@ use crate::episode::{Body, ObjectState};
 use crate::math::{Quat, Vec3};
 use crate::scene::{GRAVITY, JointEnd, JointKind, Mass, ObjectSpec, Scene, Shape, StaticRole};
 
-/// Solver iterations per step (rapier default 4): fewer let heavy impacts sink objects
-/// into thin supports deeper than the interpenetration bound.
-pub(crate) const SOLVER_ITERATIONS: usize = 4;
-
 // Collision groups: objects collide with objects, solids and zones; occluders with nothing.
 const G_OBJECT: Group = Group::GROUP_1;
 const G_SOLID: Group = Group::GROUP_2;
@@ -89,7 +85,7 @@ impl SceneWorld {
         let mut pw = PhysicsWorld::new();
         pw.gravity = Vector::new(0.0, -GRAVITY, 0.0);
         pw.integration_parameters.dt = 1.0 / scene.sim.physics_hz as f32;
-        pw.integration_parameters.num_solver_iterations = SOLVER_ITERATIONS;
+        pw.integration_parameters.num_solver_iterations = scene.sim.solver_iterations as usize;
 
         let mut statics = Vec::with_capacity(scene.statics.len());
         let ground = pw.insert_body(RigidBodyBuilder::fixed());
@@ -387,24 +383,34 @@ impl SceneWorld {
     }
 
     /// Whether a ray from `from` to `to` reaches slot `i` before any other collider
-    /// (zones and hidden solids are transparent). `None` when it hits nothing.
+    /// (zones and hidden solids are transparent); `true` when it hits nothing.
+    ///
+    /// Casts against every collider directly rather than through Rapier's broad phase,
+    /// which is empty until the first step (frame 0 is recorded before it). Scenes hold
+    /// tens of colliders, so the linear scan is cheap; ties go to the first in set order.
     pub(crate) fn first_hit_is(&self, from: Vec3, to: Vec3, i: usize) -> bool {
+        use rapier3d::parry::query::RayCast;
         let d = crate::math::sub(to, from);
         let len = crate::math::norm(d);
         if len < 1e-6 {
             return true;
         }
         let ray = Ray::new(v(from), v(crate::math::scale(d, 1.0 / len)));
-        let transparent = |_h: ColliderHandle, c: &Collider| {
+        let mut best: Option<(f32, u128)> = None;
+        for (_, c) in self.pw.colliders.iter() {
             let (t, _) = untag(c.user_data);
-            t != TAG_ZONE && t != TAG_HIDDEN
-        };
-        let filter = QueryFilter::default().predicate(&transparent);
-        match self.pw.cast_ray(&ray, len + 1e-3, true, filter) {
-            None => true,
-            Some((h, _)) => {
-                matches!(self.pw.colliders.get(h).map(|c| untag(c.user_data)), Some((TAG_OBJECT, j)) if j == i)
+            if t == TAG_ZONE || t == TAG_HIDDEN {
+                continue;
             }
+            if let Some(toi) = c.shape().cast_ray(c.position(), &ray, len + 1e-3, true)
+                && best.is_none_or(|(b, _)| toi < b)
+            {
+                best = Some((toi, c.user_data));
+            }
+        }
+        match best {
+            None => true,
+            Some((_, data)) => untag(data) == (TAG_OBJECT, i),
         }
     }
 }

@@ -204,6 +204,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
         Err(r) => return Ok(Err(r)),
     };
     ep.placement = Some(pl);
+    ep.template = Some(template);
     ep.labels.action_valid = Some(true);
     let last = &ep.frames[ep.frames.len() - 1];
     ep.labels.goal_reached = Some(last.zone_contacts.contains(&(0, 1)));
