@@ -389,7 +389,6 @@ impl SceneWorld {
     /// which is empty until the first step (frame 0 is recorded before it). Scenes hold
     /// tens of colliders, so the linear scan is cheap; ties go to the first in set order.
     pub(crate) fn first_hit_is(&self, from: Vec3, to: Vec3, i: usize) -> bool {
-        use rapier3d::parry::query::RayCast;
         let d = crate::math::sub(to, from);
         let len = crate::math::norm(d);
         if len < 1e-6 {

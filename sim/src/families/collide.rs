@@ -105,7 +105,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     let friction = s.range(p.friction);
     scene.statics.push(common::floor(friction, 0.2));
     let psz = s.range(p.size);
-    let pshape = common::shape(&mut s, psz, false);
+    let pshape = common::shape(&mut s, psz, &common::SOLID_KINDS);
     let mut patient =
         ObjectSpec::new("patient", pshape, Mass::Kg(s.range(p.mass)), [0.0, pshape.half_extents()[1], 0.0]);
     patient.color = PATIENT_YELLOW;
@@ -113,7 +113,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     let az = azimuth(&mut s, p.heldout_sector, split.is_heldout());
     let d = s.range(p.distance);
     let asz = s.range(p.size);
-    let ashape = common::shape(&mut s, asz, false);
+    let ashape = common::shape(&mut s, asz, &common::SOLID_KINDS);
     let start = [d * libm::cosf(az), ashape.half_extents()[1] + 0.001, d * libm::sinf(az)];
     let err = s.range(p.aim_error).to_radians() * if s.chance(0.5) { 1.0 } else { -1.0 };
     let heading = az + std::f32::consts::PI + err;
@@ -126,7 +126,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     scene.objects = vec![agent, patient];
     for k in 0..p.distractors {
         let sz = s.range(p.size);
-        let shape = common::shape(&mut s, sz, false);
+        let shape = common::shape(&mut s, sz, &common::SOLID_KINDS);
         let r = shape.bounding_radius();
         let mut pos = [0.0; 3];
         for _ in 0..32 {

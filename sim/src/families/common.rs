@@ -3,7 +3,7 @@
 use crate::episode::Episode;
 use crate::error::{Rejection, Result};
 use crate::math::{Vec3, add, quat_axis_angle, scale};
-use crate::scene::{Camera, Scene, Shape, StaticRole, StaticSpec};
+use crate::scene::{Camera, Scene, Shape, ShapeKind, StaticRole, StaticSpec};
 use crate::seed::Sampler;
 use crate::simulate::{HealthConfig, Intervention, simulate_with};
 
@@ -38,14 +38,18 @@ pub const AGENT_RED: Vec3 = [0.9, 0.1, 0.1];
 /// See [`AGENT_RED`].
 pub const PATIENT_YELLOW: Vec3 = [0.95, 0.85, 0.1];
 
-/// A random shape of the given kinds with characteristic size `size` (radius or half extent).
-pub fn shape(s: &mut Sampler, size: f32, allow_capsule: bool) -> Shape {
-    let k = s.int(0, if allow_capsule { 3 } else { 2 });
-    match k {
-        0 => Shape::Sphere { radius: size },
-        1 => Shape::Box { half_extents: [size, size * s.uniform(0.7, 1.3), size * s.uniform(0.7, 1.3)] },
-        2 => Shape::Cylinder { half_height: size * s.uniform(0.6, 1.2), radius: size },
-        _ => Shape::Capsule { half_height: size * s.uniform(0.5, 1.0), radius: size * 0.7 },
+/// Every shape kind.
+pub const ALL_KINDS: [ShapeKind; 4] = [ShapeKind::Sphere, ShapeKind::Box, ShapeKind::Cylinder, ShapeKind::Capsule];
+/// Shapes that rest stably on their own (no capsules).
+pub const SOLID_KINDS: [ShapeKind; 3] = [ShapeKind::Sphere, ShapeKind::Box, ShapeKind::Cylinder];
+
+/// A random shape of one of `kinds` with characteristic size `size` (radius or half extent).
+pub fn shape(s: &mut Sampler, size: f32, kinds: &[ShapeKind]) -> Shape {
+    match s.choose(kinds) {
+        ShapeKind::Sphere => Shape::Sphere { radius: size },
+        ShapeKind::Box => Shape::Box { half_extents: [size, size * s.uniform(0.7, 1.3), size * s.uniform(0.7, 1.3)] },
+        ShapeKind::Cylinder => Shape::Cylinder { half_height: size * s.uniform(0.6, 1.2), radius: size },
+        ShapeKind::Capsule => Shape::Capsule { half_height: size * s.uniform(0.5, 1.0), radius: size * 0.7 },
     }
 }
 

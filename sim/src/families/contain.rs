@@ -114,7 +114,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     });
 
     let sz = s.range(p.size);
-    let shape = common::shape(&mut s, sz, true);
+    let shape = common::shape(&mut s, sz, &common::ALL_KINDS);
     let a = s.uniform(0.0, std::f32::consts::TAU);
     let off = s.range(p.offset) * w;
     let h = s.range(p.height);

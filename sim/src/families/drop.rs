@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{self, AGENT_RED, PATIENT_YELLOW};
 use super::{FamilyInfo, FamilyKind, IntRange, Outcome, Range, single};
 use crate::error::Result;
-use crate::scene::{ContactQuery, ContactTarget, Mass, ObjectSpec, Scene, SimConfig};
+use crate::scene::{ContactQuery, ContactTarget, Mass, ObjectSpec, Scene, ShapeKind, SimConfig};
 use crate::seed::Sampler;
 use crate::split::Split;
 
@@ -23,6 +23,7 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
         ("mass", "mass, kg"),
         ("friction", "friction coefficient"),
         ("restitution", "restitution coefficient"),
+        ("shapes", "shape kinds to draw from: any of sphere, box, cylinder, capsule (the patient uses box/cylinder)"),
         ("duration_s", "episode length, s"),
     ],
     heldout: "agent release heights in `heldout_height` (train draws from `height`)",
@@ -51,6 +52,8 @@ pub struct Params {
     pub friction: Range,
     /// Restitution. Default `[0.0, 0.6]`.
     pub restitution: Range,
+    /// Shape kinds. Default all four.
+    pub shapes: Vec<ShapeKind>,
     /// Duration. Default 3 s.
     pub duration_s: f32,
 }
@@ -67,6 +70,7 @@ impl Default for Params {
             mass: Range::new(0.2, 3.0),
             friction: Range::new(0.3, 0.8),
             restitution: Range::new(0.0, 0.6),
+            shapes: common::ALL_KINDS.to_vec(),
             duration_s: 3.0,
         }
     }
@@ -83,6 +87,13 @@ impl Params {
         self.mass.validate("drop.mass", 0.001, 1000.0)?;
         self.friction.validate("drop.friction", 0.0, 2.0)?;
         self.restitution.validate("drop.restitution", 0.0, 0.95)?;
+        if self.shapes.is_empty() {
+            return Err(crate::SimError::invalid(
+                "drop.shapes",
+                "[]",
+                "a non-empty list of sphere, box, cylinder, capsule",
+            ));
+        }
         Range::new(self.duration_s, self.duration_s).validate("drop.duration_s", 0.1, 60.0)
     }
 }
@@ -95,10 +106,10 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
 
     // Patient: resting on the floor at the origin.
     let ps = s.range(p.size).max(0.06);
-    let mut patient_shape = common::shape(&mut s, ps, false);
-    if let crate::scene::Shape::Sphere { radius } = patient_shape {
-        patient_shape = crate::scene::Shape::Cylinder { half_height: radius * 0.8, radius };
-    }
+    // The patient must rest where it is: no spheres or capsules, which would roll.
+    let resting: Vec<ShapeKind> =
+        p.shapes.iter().copied().filter(|k| matches!(k, ShapeKind::Box | ShapeKind::Cylinder)).collect();
+    let patient_shape = common::shape(&mut s, ps, if resting.is_empty() { &[ShapeKind::Box] } else { &resting });
     let ph = patient_shape.half_extents()[1];
     let mut patient = ObjectSpec::new("patient", patient_shape, Mass::Kg(s.range(p.mass)), [0.0, ph, 0.0]);
     patient.color = PATIENT_YELLOW;
@@ -109,7 +120,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     let az = s.uniform(0.0, std::f32::consts::TAU);
     let off = s.range(p.offset);
     let asz = s.range(p.size);
-    let agent_shape = common::shape(&mut s, asz, true);
+    let agent_shape = common::shape(&mut s, asz, &p.shapes);
     let mut agent = ObjectSpec::new(
         "agent",
         agent_shape,
@@ -124,7 +135,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     let mut objects = vec![agent, patient];
     for k in 2..count {
         let sz = s.range(p.size);
-        let shape = common::shape(&mut s, sz, true);
+        let shape = common::shape(&mut s, sz, &p.shapes);
         let r = shape.bounding_radius();
         let spread = s.range(p.spread);
         let mut pos = [0.0; 3];

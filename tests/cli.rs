@@ -1,0 +1,102 @@
+//! End-to-end tests of the `physworld` binary.
+
+use std::process::{Command, Output};
+
+fn physworld(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_physworld")).args(args).output().expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn scenarios_lists_every_family() {
+    let o = physworld(&["scenarios"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for name in physworld_sim::families::NAMES {
+        assert!(text.contains(name), "missing {name}");
+    }
+    let o = physworld(&["scenarios", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(physworld_sim::families::NAMES.len()));
+    let dominoes = &v[0];
+    assert_eq!(dominoes["name"], "dominoes");
+    assert!(dominoes["params"].as_array().is_some_and(|p| p.iter().any(|x| x["name"] == "count")));
+    let o = physworld(&["scenarios", "roll"]);
+    assert!(stdout(&o).contains("heldout_angle") && stdout(&o).contains("held out for test"));
+}
+
+#[test]
+fn simulate_prints_a_summary_and_the_whole_episode_as_json() {
+    let o = physworld(&["simulate", "--scenario", "dominoes", "--seed", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("dominoes seed") && text.contains("91 frames") && text.contains("contact"), "{text}");
+
+    let o = physworld(&["simulate", "--scenario", "dominoes", "--seed", "7", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let ep = &v["episodes"][0];
+    assert_eq!(ep["family"], "dominoes");
+    assert_eq!(ep["frames"].as_array().map(Vec::len), Some(91));
+    assert!(ep["frames"][0]["objects"][0]["position"].is_array());
+    assert!(ep["labels"]["contact"]["occurred"].is_boolean());
+    // The library gives the same episode.
+    let family = physworld_sim::Family::by_name("dominoes").expect("family");
+    let lib = physworld_sim::generate(&family, 7, physworld_sim::Split::Train, 0).expect("generates");
+    let lib: serde_json::Value = serde_json::from_str(&serde_json::to_string(&lib).expect("json")).expect("json");
+    assert!(lib == v, "the CLI's episode differs from the library's");
+}
+
+#[test]
+fn simulate_batch_reports_throughput_independent_of_threads() {
+    let run = |threads: &str| {
+        let o = physworld(&[
+            "simulate",
+            "--scenario",
+            "drop",
+            "--set",
+            "count=8",
+            "--episodes",
+            "6",
+            "--threads",
+            threads,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("json")
+    };
+    let (one, two) = (run("1"), run("2"));
+    for v in [&one, &two] {
+        assert_eq!(v["episodes"], 6);
+        assert!(v["episodes_per_second"].as_f64().is_some_and(|x| x > 0.0));
+        assert!(v["physics_steps_per_second"].as_f64().is_some_and(|x| x > 0.0));
+    }
+    assert_eq!(one["labels"], two["labels"]);
+    assert_eq!(one["rejected"], two["rejected"]);
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let o = physworld(&["simulate", "--scenario", "dominos"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown scenario family `dominos`") && stderr(&o).contains("dominoes"));
+
+    let o = physworld(&["simulate", "--scenario", "drop", "--set", "height=[2,1]"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("drop.height") && e.contains("[2, 1]") && e.contains("min <= max"), "{e}");
+
+    let o = physworld(&["simulate", "--scenario", "drop", "--set", "height"]);
+    assert!(stderr(&o).contains("expected NAME=VALUE"));
+
+    let o = physworld(&["simulate", "--scenario", "drop", "--split", "dev"]);
+    assert!(stderr(&o).contains("unknown split `dev`"));
+    // No panics anywhere.
+    assert!(!e.contains("panicked"));
+}
