@@ -79,6 +79,8 @@ fn simulate_batch_reports_throughput_independent_of_threads() {
     }
     assert_eq!(one["labels"], two["labels"]);
     assert_eq!(one["rejected"], two["rejected"]);
+    assert_eq!(one["content_sha256"], two["content_sha256"], "identical data whatever the thread count");
+    assert_eq!(one["content_sha256"].as_str().map(str::len), Some(64));
 }
 
 #[test]

@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use physworld_sim::{Family, Sample, Split, generate, generate_batch};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 /// Arguments of `simulate`.
 #[derive(clap::Args)]
@@ -83,6 +84,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    // A digest of every sample's JSON, in index order: equal digests mean identical data.
+    let mut digest = Sha256::new();
+    for s in &samples {
+        digest.update(serde_json::to_vec(s)?);
+    }
+    let content_sha256: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let episodes = || samples.iter().flat_map(|s| &s.episodes);
     let balance = |f: &dyn Fn(&physworld_sim::Episode) -> Option<bool>| {
         let labelled: Vec<bool> = episodes().filter_map(f).collect();
@@ -112,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "episodes_per_second": report.episodes as f64 / secs,
         "physics_steps_per_second": report.physics_steps as f64 / secs,
         "labels": labels,
+        "content_sha256": content_sha256,
     });
     if args.json {
         println!("{summary}");
@@ -127,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report.physics_steps as f64 / secs
         );
         println!("rejected attempts: {} {:?}", report.rejected_total(), report.rejected);
+        println!("content sha256: {content_sha256}");
         for (name, v) in &labels {
             println!("label {name}: {}/{} positive", v["positive"], v["labelled"]);
         }
