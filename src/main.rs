@@ -22,6 +22,12 @@ enum Command {
     Scenarios(commands::scenarios::Args),
     /// Simulate one episode (or a batch, with throughput) of a scenario family.
     Simulate(commands::simulate::Args),
+    /// Generate a Parquet dataset from a suite file (resumable, shardable).
+    Generate(commands::generate::Args),
+    /// Merge the shards of a sharded run into meta/info.json, meta/stats.json and the card.
+    Finalize(commands::finalize::Args),
+    /// Check a dataset: counts, label balance, schema, versions and file hashes.
+    Inspect(commands::inspect::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +35,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scenarios(a) => commands::scenarios::run(a),
         Command::Simulate(a) => commands::simulate::run(a),
+        Command::Generate(a) => commands::generate::run(a),
+        Command::Finalize(a) => commands::finalize::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,5 +56,9 @@ pub use simulate::{
 pub use split::Split;
 pub use visibility::View;
 
+/// Whether this build has the `enhanced-determinism` feature (bitwise-identical episodes
+/// across IEEE-754 machines) rather than the fast mode (identical on one machine and build).
+pub const ENHANCED_DETERMINISM: bool = cfg!(feature = "enhanced-determinism");
+
 /// Version of the generator: bumps whenever the same seed may give different episodes.
 pub const GENERATOR_VERSION: &str = concat!("physworld-sim/", env!("CARGO_PKG_VERSION"), "+rapier3d-0.36.1");

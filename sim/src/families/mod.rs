@@ -275,6 +275,18 @@ impl Family {
         }
     }
 
+    /// Episodes per sample: 4 for VoE quadruplets, 1 otherwise.
+    pub fn episodes_per_sample(&self) -> u32 {
+        if matches!(self, Family::Voe(..)) { 4 } else { 1 }
+    }
+
+    /// Recorded frames per episode (every family records at the default rate for its
+    /// `duration_s` parameter), known before simulating.
+    pub fn frames_per_episode(&self) -> u32 {
+        let duration = self.params_json().get("duration_s").and_then(|v| v.as_f64()).unwrap_or(3.0) as f32;
+        crate::scene::SimConfig { duration_s: duration, ..Default::default() }.num_frames()
+    }
+
     /// Descriptions of every family.
     pub fn all_info() -> Vec<FamilyInfo> {
         NAMES.iter().filter_map(|n| Family::by_name(n).ok()).map(|f| f.info()).collect()

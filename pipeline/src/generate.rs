@@ -1,0 +1,338 @@
+//! Generation: simulate each shard's samples in parallel, write its files atomically, and
+//! record it in its manifest; resumable and shardable across workers.
+
+use std::collections::BTreeMap;
+
+use physworld_sim::{Sample, generate as generate_sample};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+use crate::layout::{Layout, ShardId, WorkerShard};
+use crate::parquet_io::encode;
+use crate::schema::{Placed, episodes_batch, frames_batch};
+use crate::stats::{self, Partials};
+use crate::storage::{Storage, TMP_PREFIX, sha256_hex};
+use crate::suite::Suite;
+
+/// Path of the resolved suite inside a dataset.
+pub const SUITE_PATH: &str = "meta/suite.json";
+
+/// A finished file as recorded in a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative path.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Rows.
+    pub rows: u64,
+}
+
+/// Label counts: `[positive, labelled]`.
+pub type Balance = BTreeMap<String, [u64; 2]>;
+
+/// The record of a finished shard (`meta/shards/<stem>.json`); written last, so a shard
+/// is finished exactly when its manifest exists and its files match it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardManifest {
+    /// `<split>-<file>-of-<files>`.
+    pub shard: String,
+    /// Split name.
+    pub split: String,
+    /// Suite content hash the shard belongs to.
+    pub suite_hash: String,
+    /// Samples `[start, end)` within the split.
+    pub samples: [u64; 2],
+    /// Episodes written.
+    pub episodes: u64,
+    /// The frames file.
+    pub data: FileEntry,
+    /// The per-episode file.
+    pub episodes_file: FileEntry,
+    /// Rejected attempts by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Label balance per family: family -> label -> [positive, labelled].
+    pub labels: BTreeMap<String, Balance>,
+    /// Normalisation partials of this shard.
+    pub stats: Partials,
+}
+
+/// Progress events for bars.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// Work planned: samples to simulate (after skipping finished shards).
+    Planned {
+        /// Samples.
+        samples: u64,
+    },
+    /// One sample simulated; `rejected` attempts were retried for it.
+    Sample {
+        /// Rejected attempts.
+        rejected: u64,
+    },
+}
+
+/// Options of [`generate`].
+pub struct GenerateOptions<'a> {
+    /// Which part of the dataset this worker writes.
+    pub shard: WorkerShard,
+    /// Skip shards already finished (verified against their manifest) and redo the rest.
+    pub resume: bool,
+    /// Progress callback (called from worker threads).
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GenerateReport {
+    /// Shards written by this run.
+    pub shards_written: u64,
+    /// Shards skipped because they were already finished.
+    pub shards_skipped: u64,
+    /// Samples simulated.
+    pub samples: u64,
+    /// Episodes written.
+    pub episodes: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// Bytes written (data + episode files).
+    pub bytes: u64,
+    /// Rejected attempts by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Whether the dataset was finalised (all shards present).
+    pub finalized: bool,
+}
+
+fn load_manifest(storage: &dyn Storage, shard: &ShardId) -> Result<Option<ShardManifest>> {
+    let path = shard.manifest_path();
+    if !storage.exists(&path) {
+        return Ok(None);
+    }
+    let bytes = storage.get(&path)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| PipelineError::Corrupt { path: path.into(), reason: format!("unreadable manifest: {e}") })
+}
+
+/// Verify a finished shard's files against its manifest.
+pub fn verify_shard(storage: &dyn Storage, m: &ShardManifest) -> Result<()> {
+    for f in [&m.data, &m.episodes_file] {
+        if !storage.exists(&f.path) {
+            return Err(PipelineError::Corrupt {
+                path: f.path.clone().into(),
+                reason: "missing (listed in its shard manifest)".into(),
+            });
+        }
+        let bytes = storage.get(&f.path)?;
+        if bytes.len() as u64 != f.bytes {
+            return Err(PipelineError::Corrupt {
+                path: f.path.clone().into(),
+                reason: format!("{} bytes, manifest says {} (truncated?)", bytes.len(), f.bytes),
+            });
+        }
+        let h = sha256_hex(&bytes);
+        if h != f.sha256 {
+            return Err(PipelineError::Corrupt {
+                path: f.path.clone().into(),
+                reason: format!("sha256 {h} does not match the manifest's {}", f.sha256),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Check (or record) which suite the folder holds: a folder never mixes two suites.
+fn claim(storage: &dyn Storage, suite: &Suite, hash: &str) -> Result<()> {
+    let doc = serde_json::json!({ "suite_hash": hash, "suite": suite });
+    if storage.exists(SUITE_PATH) {
+        let old: serde_json::Value = serde_json::from_slice(&storage.get(SUITE_PATH)?)
+            .map_err(|e| PipelineError::Corrupt { path: SUITE_PATH.into(), reason: e.to_string() })?;
+        if old["suite_hash"] != hash {
+            return Err(PipelineError::InvalidArgument {
+                field: "--out".into(),
+                value: storage.location(),
+                allowed: format!(
+                    "a new folder or one holding the same suite (it holds suite hash {}, this suite is {hash})",
+                    old["suite_hash"]
+                ),
+            });
+        }
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| PipelineError::Layout(e.to_string()))?;
+    storage.put(SUITE_PATH, &bytes)
+}
+
+/// Generate this worker's shards of `suite` into `storage`; then, when the run covers the
+/// whole dataset, finalise it (info, stats, card).
+///
+/// Fails without touching finished data when the folder already holds shards and `resume`
+/// is off, or holds another suite.
+pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>) -> Result<GenerateReport> {
+    let layout = Layout::new(suite)?;
+    let hash = suite.content_hash();
+    let shards = layout.shards();
+    if !opts.resume && shards.iter().any(|s| storage.exists(&s.manifest_path()) || storage.exists(&s.data_path())) {
+        return Err(PipelineError::InvalidArgument {
+            field: "--out".into(),
+            value: storage.location(),
+            allowed: "an empty folder, or --resume to continue the run that wrote it".into(),
+        });
+    }
+    claim(storage, suite, &hash)?;
+    let mine: Vec<&ShardId> = shards.iter().enumerate().filter(|(j, _)| opts.shard.owns(*j)).map(|(_, s)| s).collect();
+    // Leftovers of a killed run of this worker: its shards' temporary files.
+    for s in &mine {
+        for p in [s.data_path(), s.episodes_path(), s.manifest_path()] {
+            let (dir, name) = p.rsplit_once('/').unwrap_or(("", &p));
+            storage.remove(&format!("{dir}/{TMP_PREFIX}{name}"))?;
+        }
+    }
+    let mut todo = Vec::new();
+    let mut report = GenerateReport::default();
+    for s in mine {
+        match load_manifest(storage, s)? {
+            Some(m) if m.suite_hash == hash && verify_shard(storage, &m).is_ok() => report.shards_skipped += 1,
+            _ => todo.push(s),
+        }
+    }
+    let planned: u64 = todo.iter().map(|s| layout.samples_of(s).end - layout.samples_of(s).start).sum();
+    (opts.progress)(Progress::Planned { samples: planned });
+    for s in todo {
+        let m = write_shard(&layout, s, &hash, storage, opts.progress)?;
+        report.shards_written += 1;
+        report.samples += m.samples[1] - m.samples[0];
+        report.episodes += m.episodes;
+        report.frames += m.data.rows;
+        report.bytes += m.data.bytes + m.episodes_file.bytes;
+        for (k, v) in &m.rejected {
+            *report.rejected.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    if opts.shard == WorkerShard::ALL {
+        crate::finalize::finalize(storage)?;
+        report.finalized = true;
+    }
+    Ok(report)
+}
+
+fn write_shard(
+    layout: &Layout,
+    shard: &ShardId,
+    hash: &str,
+    storage: &dyn Storage,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<ShardManifest> {
+    let split = &layout.splits[shard.split];
+    let range = layout.samples_of(shard);
+    let samples: Vec<Sample> = range
+        .clone()
+        .into_par_iter()
+        .map(|i| {
+            let s = generate_sample(layout.family_of(i), split.spec.seed, split.spec.sim_split, i)?;
+            progress(Progress::Sample { rejected: s.rejected.len() as u64 });
+            Ok(s)
+        })
+        .collect::<Result<_>>()?;
+    let mut placed = Vec::new();
+    for (k, s) in samples.iter().enumerate() {
+        let i = range.start + k as u64;
+        let mut episode_index = split.first_episode + layout.episodes_before(i);
+        let mut first_frame = split.first_frame + layout.frames_before(i);
+        for e in &s.episodes {
+            if e.frames.len() as u64 != layout.frames_per_episode(i) {
+                return Err(PipelineError::Layout(format!(
+                    "family `{}` recorded {} frames, the layout expects {}",
+                    e.family,
+                    e.frames.len(),
+                    layout.frames_per_episode(i)
+                )));
+            }
+            placed.push(Placed {
+                episode: e,
+                episode_index: episode_index as i64,
+                first_frame: first_frame as i64,
+                sample_index: i as i64,
+                split: &split.spec.name,
+            });
+            episode_index += 1;
+            first_frame += e.frames.len() as u64;
+        }
+    }
+    let slots = layout.max_objects as usize;
+    let data = encode(&frames_batch(&placed, slots)?, &shard.data_path())?;
+    let eps = encode(&episodes_batch(&placed, slots)?, &shard.episodes_path())?;
+    let mut partials = stats::empty();
+    let mut rejected = BTreeMap::new();
+    let mut labels: BTreeMap<String, Balance> = BTreeMap::new();
+    for s in &samples {
+        for r in &s.rejected {
+            *rejected.entry(r.reason.as_str().to_string()).or_insert(0) += 1;
+        }
+    }
+    for p in &placed {
+        stats::accumulate(&mut partials, p.episode);
+        let l = &p.episode.labels;
+        let bal = labels.entry(p.episode.family.clone()).or_default();
+        for (name, v) in [
+            ("contact", l.contact.map(|c| c.occurred)),
+            ("tower_fell", l.tower_fell),
+            ("goal_reached", l.goal_reached),
+            ("possible", l.quadruplet.map(|q| q.possible)),
+        ] {
+            if let Some(v) = v {
+                let e = bal.entry(name.to_string()).or_insert([0, 0]);
+                e[0] += v as u64;
+                e[1] += 1;
+            }
+        }
+    }
+    let rows: u64 = placed.iter().map(|p| p.episode.frames.len() as u64).sum();
+    let manifest = ShardManifest {
+        shard: shard.stem(),
+        split: split.spec.name.clone(),
+        suite_hash: hash.to_string(),
+        samples: [range.start, range.end],
+        episodes: placed.len() as u64,
+        data: FileEntry { path: shard.data_path(), bytes: data.len() as u64, sha256: sha256_hex(&data), rows },
+        episodes_file: FileEntry {
+            path: shard.episodes_path(),
+            bytes: eps.len() as u64,
+            sha256: sha256_hex(&eps),
+            rows: placed.len() as u64,
+        },
+        rejected,
+        labels,
+        stats: partials,
+    };
+    storage.put(&shard.data_path(), &data)?;
+    storage.put(&shard.episodes_path(), &eps)?;
+    let m = serde_json::to_vec_pretty(&manifest).map_err(|e| PipelineError::Layout(e.to_string()))?;
+    storage.put(&shard.manifest_path(), &m)?;
+    Ok(manifest)
+}
+
+/// Every shard manifest of a dataset, in layout order; `Incomplete` if any is missing.
+pub fn manifests(storage: &dyn Storage, layout: &Layout) -> Result<Vec<ShardManifest>> {
+    let shards = layout.shards();
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for s in &shards {
+        match load_manifest(storage, s)? {
+            Some(m) => out.push(m),
+            None => missing.push(s.stem()),
+        }
+    }
+    if let Some(first) = missing.first() {
+        return Err(PipelineError::Incomplete {
+            dir: storage.location().into(),
+            missing: missing.len(),
+            total: shards.len(),
+            example: first.clone(),
+        });
+    }
+    Ok(out)
+}

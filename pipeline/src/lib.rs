@@ -1,0 +1,39 @@
+//! # physworld-pipeline
+//!
+//! Datasets of physworld episodes in the Hugging Face layout, written fast,
+//! deterministically and atomically:
+//!
+//! - [`Suite`]: the suite file (families, parameters, splits, seed), validated with errors
+//!   that name file, key and line.
+//! - [`Layout`]: which file every sample, episode and frame lands in, known up front.
+//! - [`generate`]: simulate and write shards (resumable, `--shard I/N` for clusters);
+//!   [`finalize`] merges per-shard metadata into `meta/info.json`, `meta/stats.json`
+//!   and the dataset card; [`inspect`] checks a dataset.
+//! - [`Dataset`]: episodes by index and a seeded stream of training windows.
+//!
+//! The format is documented in `datasets/README.md`.
+
+mod error;
+mod finalize;
+mod generate;
+mod inspect;
+mod layout;
+mod parquet_io;
+mod reader;
+mod schema;
+pub mod stats;
+mod storage;
+mod suite;
+
+pub use error::{PipelineError, Result};
+pub use finalize::{CARD_PATH, INFO_PATH, Info, STATS_PATH, SplitInfo, finalize};
+pub use generate::{
+    FileEntry, GenerateOptions, GenerateReport, Progress, SUITE_PATH, ShardManifest, generate, verify_shard,
+};
+pub use inspect::{InspectReport, SplitReport, inspect};
+pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};
+pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, writer_properties};
+pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, WindowSpec, WindowStream, load_file};
+pub use schema::{FORMAT_VERSION, Placed, episodes_batch, episodes_schema, frames_batch, frames_schema};
+pub use storage::{LocalStorage, Storage, sha256_hex};
+pub use suite::{DEFAULT_MAX_OBJECTS, DEFAULT_SAMPLES_PER_FILE, SplitSpec, Suite, SuiteFamily, SuiteMeta};

@@ -1,0 +1,424 @@
+//! Reading datasets: episodes by index and a seeded, shuffled stream of training windows
+//! with background prefetch.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
+
+use arrow_array::{
+    Array, BooleanArray, FixedSizeListArray, Float32Array, Int8Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+use crate::finalize::{INFO_PATH, Info, STATS_PATH};
+use crate::generate::{SUITE_PATH, ShardManifest};
+use crate::layout::Layout;
+use crate::parquet_io::decode;
+use crate::stats::FeatureStats;
+use crate::storage::{LocalStorage, Storage};
+use crate::suite::Suite;
+
+/// Per-episode metadata (from `meta/episodes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeMeta {
+    /// Global episode index.
+    pub episode_index: u64,
+    /// Split name.
+    pub split: String,
+    /// Family.
+    pub family: String,
+    /// Sample index within the split (a VoE quadruplet shares one).
+    pub sample_index: u64,
+    /// Frames.
+    pub num_frames: u32,
+    /// Objects (slots in use).
+    pub num_objects: u32,
+    /// Data file holding its frames.
+    pub file: String,
+    /// Contact label.
+    pub contact: Option<bool>,
+    /// Tower fell label.
+    pub tower_fell: Option<bool>,
+    /// Goal reached label.
+    pub goal_reached: Option<bool>,
+    /// VoE: whether the episode is possible.
+    pub possible: Option<bool>,
+    /// VoE: violation kind.
+    pub violation: Option<String>,
+    /// VoE: violation frame.
+    pub violation_frame: Option<u32>,
+    /// Hidden property: mass per slot, kg (0 for empty slots).
+    pub mass: Vec<f32>,
+    /// Hidden property: friction per slot.
+    pub friction: Vec<f32>,
+}
+
+/// The frames of one episode (or a window of it), row-major `[frame, slot, component]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeFrames {
+    /// Global episode index.
+    pub episode_index: u64,
+    /// First frame index of this slice within its episode.
+    pub start: usize,
+    /// Frames.
+    pub frames: usize,
+    /// Object slots.
+    pub slots: usize,
+    /// `[T, S]`.
+    pub present: Vec<bool>,
+    /// `[T, S]`.
+    pub visible: Vec<bool>,
+    /// `[T, S, 3]`.
+    pub position: Vec<f32>,
+    /// `[T, S, 4]`.
+    pub rotation: Vec<f32>,
+    /// `[T, S, 3]`.
+    pub linvel: Vec<f32>,
+    /// `[T, S, 3]`.
+    pub angvel: Vec<f32>,
+    /// `[T, S, 3]`.
+    pub size: Vec<f32>,
+    /// `[T, S]`, -1 for empty slots.
+    pub shape: Vec<i8>,
+    /// `[T, 3]` forces, zero where the frame has none.
+    pub action: Vec<f32>,
+    /// `[T]`: whether the frame has an action.
+    pub has_action: Vec<bool>,
+}
+
+impl EpisodeFrames {
+    /// Frames `start..start + len` of this slice.
+    pub fn slice(&self, start: usize, len: usize) -> EpisodeFrames {
+        let s = self.slots;
+        let cut = |v: &[f32], k: usize| v[start * s * k..(start + len) * s * k].to_vec();
+        EpisodeFrames {
+            episode_index: self.episode_index,
+            start: self.start + start,
+            frames: len,
+            slots: s,
+            present: self.present[start * s..(start + len) * s].to_vec(),
+            visible: self.visible[start * s..(start + len) * s].to_vec(),
+            position: cut(&self.position, 3),
+            rotation: cut(&self.rotation, 4),
+            linvel: cut(&self.linvel, 3),
+            angvel: cut(&self.angvel, 3),
+            size: cut(&self.size, 3),
+            shape: self.shape[start * s..(start + len) * s].to_vec(),
+            action: self.action[start * 3..(start + len) * 3].to_vec(),
+            has_action: self.has_action[start..start + len].to_vec(),
+        }
+    }
+}
+
+/// An opened, finalised dataset.
+pub struct Dataset {
+    storage: Arc<dyn Storage>,
+    /// `meta/info.json`.
+    pub info: Info,
+    /// `meta/stats.json` (train only).
+    pub stats: BTreeMap<String, FeatureStats>,
+    episodes: Vec<EpisodeMeta>,
+    slots: usize,
+}
+
+fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str, file: &str) -> Result<&'a T> {
+    b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| PipelineError::Corrupt {
+        path: file.into(),
+        reason: format!("column `{name}` is missing or of the wrong type"),
+    })
+}
+
+fn fsl_f32<'a>(b: &'a RecordBatch, name: &str, file: &str) -> Result<&'a [f32]> {
+    let l: &FixedSizeListArray = col(b, name, file)?;
+    let v = l.values().as_any().downcast_ref::<Float32Array>().ok_or_else(|| PipelineError::Corrupt {
+        path: file.into(),
+        reason: format!("`{name}` is not a list of float32"),
+    })?;
+    Ok(v.values())
+}
+
+fn fsl_bool(b: &RecordBatch, name: &str, file: &str) -> Result<Vec<bool>> {
+    let l: &FixedSizeListArray = col(b, name, file)?;
+    let v = l.values().as_any().downcast_ref::<BooleanArray>().ok_or_else(|| PipelineError::Corrupt {
+        path: file.into(),
+        reason: format!("`{name}` is not a list of bool"),
+    })?;
+    Ok((0..v.len()).map(|i| v.value(i)).collect())
+}
+
+impl Dataset {
+    /// Open a finalised dataset folder.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Dataset> {
+        Dataset::open_storage(Arc::new(LocalStorage::new(dir)))
+    }
+
+    /// Open a finalised dataset from any storage.
+    pub fn open_storage(storage: Arc<dyn Storage>) -> Result<Dataset> {
+        if !storage.exists(INFO_PATH) {
+            return Err(PipelineError::Corrupt {
+                path: format!("{}/{INFO_PATH}", storage.location()).into(),
+                reason: "missing: the dataset is not finalised (run `physworld finalize`)".into(),
+            });
+        }
+        let info: Info = serde_json::from_slice(&storage.get(INFO_PATH)?)
+            .map_err(|e| PipelineError::Corrupt { path: INFO_PATH.into(), reason: e.to_string() })?;
+        let stats = serde_json::from_slice(&storage.get(STATS_PATH)?)
+            .map_err(|e| PipelineError::Corrupt { path: STATS_PATH.into(), reason: e.to_string() })?;
+        let suite_doc: serde_json::Value = serde_json::from_slice(&storage.get(SUITE_PATH)?)
+            .map_err(|e| PipelineError::Corrupt { path: SUITE_PATH.into(), reason: e.to_string() })?;
+        let suite: Suite = serde_json::from_value(suite_doc["suite"].clone())
+            .map_err(|e| PipelineError::Corrupt { path: SUITE_PATH.into(), reason: e.to_string() })?;
+        let layout = Layout::new(&suite)?;
+        let slots = layout.max_objects as usize;
+        let mut episodes = Vec::new();
+        for shard in layout.shards() {
+            let m: ShardManifest = serde_json::from_slice(&storage.get(&shard.manifest_path())?)
+                .map_err(|e| PipelineError::Corrupt { path: shard.manifest_path().into(), reason: e.to_string() })?;
+            let path = m.episodes_file.path.clone();
+            for b in decode(storage.get(&path)?, &path)? {
+                read_meta(&b, &path, &m.data.path, slots, &mut episodes)?;
+            }
+        }
+        episodes.sort_by_key(|e| e.episode_index);
+        Ok(Dataset { storage, info, stats, episodes, slots })
+    }
+
+    /// Object slots per frame.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Every episode's metadata, by index.
+    pub fn episodes(&self) -> &[EpisodeMeta] {
+        &self.episodes
+    }
+
+    /// The episodes of one split.
+    pub fn split<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a EpisodeMeta> + 'a {
+        self.episodes.iter().filter(move |e| e.split == name)
+    }
+
+    /// Metadata of episode `index`.
+    pub fn meta(&self, index: u64) -> Result<&EpisodeMeta> {
+        self.episodes.binary_search_by_key(&index, |e| e.episode_index).map(|i| &self.episodes[i]).map_err(|_| {
+            PipelineError::InvalidArgument {
+                field: "episode_index".into(),
+                value: index.to_string(),
+                allowed: format!("0..{}", self.episodes.len()),
+            }
+        })
+    }
+
+    /// The frames of episode `index` (decodes its data file).
+    pub fn episode(&self, index: u64) -> Result<EpisodeFrames> {
+        let meta = self.meta(index)?;
+        load_file(self.storage.as_ref(), &meta.file, self.slots)?
+            .into_iter()
+            .find(|e| e.episode_index == index)
+            .ok_or_else(|| PipelineError::Corrupt {
+                path: meta.file.clone().into(),
+                reason: format!("episode {index} not found"),
+            })
+    }
+
+    /// A seeded shuffled stream of windows of `split` (see [`WindowStream`]).
+    pub fn windows(&self, split: &str, spec: WindowSpec, seed: u64) -> WindowStream {
+        let mut files: Vec<String> = self.split(split).map(|e| e.file.clone()).collect();
+        files.dedup();
+        WindowStream::start(self.storage.clone(), files, self.slots, spec, seed)
+    }
+}
+
+fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Vec<EpisodeMeta>) -> Result<()> {
+    let idx: &Int64Array = col(b, "episode_index", path)?;
+    let split: &StringArray = col(b, "split", path)?;
+    let family: &StringArray = col(b, "family", path)?;
+    let sample: &Int64Array = col(b, "sample_index", path)?;
+    let nframes: &Int32Array = col(b, "num_frames", path)?;
+    let nobj: &Int32Array = col(b, "num_objects", path)?;
+    let opt_bool = |name: &str| -> Result<Vec<Option<bool>>> {
+        let a: &BooleanArray = col(b, name, path)?;
+        Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
+    };
+    let contact = opt_bool("label.contact")?;
+    let tower = opt_bool("label.tower_fell")?;
+    let goal = opt_bool("label.goal_reached")?;
+    let possible = opt_bool("quadruplet.possible")?;
+    let vkind: &StringArray = col(b, "violation.kind", path)?;
+    let vframe: &Int32Array = col(b, "violation.frame", path)?;
+    let mass = fsl_f32(b, "object.mass", path)?;
+    let fric = fsl_f32(b, "object.friction", path)?;
+    for i in 0..b.num_rows() {
+        out.push(EpisodeMeta {
+            episode_index: idx.value(i) as u64,
+            split: split.value(i).to_string(),
+            family: family.value(i).to_string(),
+            sample_index: sample.value(i) as u64,
+            num_frames: nframes.value(i) as u32,
+            num_objects: nobj.value(i) as u32,
+            file: data.to_string(),
+            contact: contact[i],
+            tower_fell: tower[i],
+            goal_reached: goal[i],
+            possible: possible[i],
+            violation: vkind.is_valid(i).then(|| vkind.value(i).to_string()),
+            violation_frame: vframe.is_valid(i).then(|| vframe.value(i) as u32),
+            mass: mass[i * slots..(i + 1) * slots].to_vec(),
+            friction: fric[i * slots..(i + 1) * slots].to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Decode every episode of a data file.
+pub fn load_file(storage: &dyn Storage, path: &str, slots: usize) -> Result<Vec<EpisodeFrames>> {
+    let mut out: Vec<EpisodeFrames> = Vec::new();
+    for b in decode(storage.get(path)?, path)? {
+        let ep: &Int64Array = col(&b, "episode_index", path)?;
+        let present = fsl_bool(&b, "object.present", path)?;
+        let visible = fsl_bool(&b, "object.visible", path)?;
+        let pos = fsl_f32(&b, "object.position", path)?;
+        let rot = fsl_f32(&b, "object.rotation", path)?;
+        let lin = fsl_f32(&b, "object.linvel", path)?;
+        let ang = fsl_f32(&b, "object.angvel", path)?;
+        let size = fsl_f32(&b, "object.size", path)?;
+        let shape_l: &FixedSizeListArray = col(&b, "object.shape", path)?;
+        let shape =
+            shape_l.values().as_any().downcast_ref::<Int8Array>().map(|a| a.values().to_vec()).unwrap_or_default();
+        let action_l: &FixedSizeListArray = col(&b, "action", path)?;
+        let action = fsl_f32(&b, "action", path)?;
+        for r in 0..b.num_rows() {
+            let e = ep.value(r) as u64;
+            if out.last().is_none_or(|l| l.episode_index != e) {
+                out.push(EpisodeFrames {
+                    episode_index: e,
+                    start: 0,
+                    frames: 0,
+                    slots,
+                    present: Vec::new(),
+                    visible: Vec::new(),
+                    position: Vec::new(),
+                    rotation: Vec::new(),
+                    linvel: Vec::new(),
+                    angvel: Vec::new(),
+                    size: Vec::new(),
+                    shape: Vec::new(),
+                    action: Vec::new(),
+                    has_action: Vec::new(),
+                });
+            }
+            let Some(cur) = out.last_mut() else { continue };
+            cur.frames += 1;
+            let s = slots;
+            cur.present.extend_from_slice(&present[r * s..(r + 1) * s]);
+            cur.visible.extend_from_slice(&visible[r * s..(r + 1) * s]);
+            cur.position.extend_from_slice(&pos[r * s * 3..(r + 1) * s * 3]);
+            cur.rotation.extend_from_slice(&rot[r * s * 4..(r + 1) * s * 4]);
+            cur.linvel.extend_from_slice(&lin[r * s * 3..(r + 1) * s * 3]);
+            cur.angvel.extend_from_slice(&ang[r * s * 3..(r + 1) * s * 3]);
+            cur.size.extend_from_slice(&size[r * s * 3..(r + 1) * s * 3]);
+            cur.shape.extend_from_slice(&shape[r * s..(r + 1) * s]);
+            cur.action.extend_from_slice(&action[r * 3..(r + 1) * 3]);
+            cur.has_action.push(action_l.is_valid(r));
+        }
+    }
+    Ok(out)
+}
+
+/// Shape of training windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    /// Context frames.
+    pub context: usize,
+    /// Future frames after the context.
+    pub future: usize,
+    /// Step between window starts within an episode.
+    pub stride: usize,
+    /// Shuffle buffer size (windows).
+    pub shuffle_buffer: usize,
+    /// Windows prefetched ahead of the consumer.
+    pub prefetch: usize,
+}
+
+impl Default for WindowSpec {
+    fn default() -> Self {
+        WindowSpec { context: 8, future: 8, stride: 4, shuffle_buffer: 2048, prefetch: 256 }
+    }
+}
+
+/// A seeded, shuffled stream of windows (`context + future` frames), produced by a
+/// background thread that reads files in a seeded order and emits windows through a
+/// seeded shuffle buffer (as WebDataset does), so memory stays bounded by the buffer and
+/// one file. The same seed gives the same sequence.
+pub struct WindowStream {
+    rx: Receiver<Result<EpisodeFrames>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl WindowStream {
+    fn start(storage: Arc<dyn Storage>, mut files: Vec<String>, slots: usize, spec: WindowSpec, seed: u64) -> Self {
+        let (tx, rx) = sync_channel(spec.prefetch.max(1));
+        let handle = std::thread::spawn(move || {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for i in (1..files.len()).rev() {
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                files.swap(i, j);
+            }
+            let len = spec.context + spec.future;
+            let mut buffer: Vec<EpisodeFrames> = Vec::new();
+            for f in &files {
+                let eps = match load_file(storage.as_ref(), f, slots) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                for e in eps {
+                    if e.frames < len {
+                        continue;
+                    }
+                    for start in (0..=e.frames - len).step_by(spec.stride.max(1)) {
+                        buffer.push(e.slice(start, len));
+                        if buffer.len() >= spec.shuffle_buffer.max(1) {
+                            let k = (rng.next_u64() % buffer.len() as u64) as usize;
+                            if tx.send(Ok(buffer.swap_remove(k))).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            while !buffer.is_empty() {
+                let k = (rng.next_u64() % buffer.len() as u64) as usize;
+                if tx.send(Ok(buffer.swap_remove(k))).is_err() {
+                    return;
+                }
+            }
+        });
+        WindowStream { rx, handle: Some(handle) }
+    }
+}
+
+impl Iterator for WindowStream {
+    type Item = Result<EpisodeFrames>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.recv().ok()
+    }
+}
+
+impl Drop for WindowStream {
+    fn drop(&mut self) {
+        // Unblock the producer (its sends fail once the receiver is gone) and join it.
+        let (_tx, rx) = sync_channel(1);
+        drop(std::mem::replace(&mut self.rx, rx));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Where datasets are written: a small trait so that object stores can follow the local
+//! file system (an `object_store`-backed implementation needs only these five calls; its
+//! `put` is atomic by nature).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, io_err};
+
+/// A flat key space of files addressed by `/`-separated relative paths.
+pub trait Storage: Send + Sync {
+    /// Human-readable location (for messages).
+    fn location(&self) -> String;
+    /// Write `bytes` to `path` atomically: readers see the old state or the whole new
+    /// file, never a partial one. Missing parent folders are created.
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<()>;
+    /// Read a whole file.
+    fn get(&self, path: &str) -> Result<Vec<u8>>;
+    /// Whether a file exists.
+    fn exists(&self, path: &str) -> bool;
+    /// File names (not paths) directly inside folder `dir`, sorted; empty if it is missing.
+    fn list(&self, dir: &str) -> Result<Vec<String>>;
+    /// Delete a file if it exists.
+    fn remove(&self, path: &str) -> Result<()>;
+}
+
+/// A dataset folder on the local file system.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Files under `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStorage { root: root.into() }
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+}
+
+/// Prefix of temporary files; `generate --resume` removes its own leftovers.
+pub const TMP_PREFIX: &str = ".tmp-";
+
+impl Storage for LocalStorage {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    /// Writes `<dir>/.tmp-<name>`, fsyncs it, renames it over `<dir>/<name>` and fsyncs
+    /// the folder.
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.full(path);
+        let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
+        {
+            let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+            f.write_all(bytes).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        fs::rename(&tmp, &target).map_err(io_err(&target))?;
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let p = self.full(path);
+        fs::read(&p).map_err(io_err(p))
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.full(path).is_file()
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let p = self.full(dir);
+        if !p.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&p).map_err(io_err(&p))? {
+            let entry = entry.map_err(io_err(&p))?;
+            if entry.path().is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn remove(&self, path: &str) -> Result<()> {
+        let p = self.full(path);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(p)(e)),
+        }
+    }
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

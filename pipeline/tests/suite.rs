@@ -1,0 +1,57 @@
+//! Suite files: bad input names the file, the key and the line.
+
+use std::path::Path;
+
+use physworld_pipeline::Suite;
+
+fn err(src: &str) -> String {
+    Suite::parse(src, Path::new("datasets/bad.toml")).expect_err("invalid").to_string()
+}
+
+const HEAD: &str = "[suite]\nname = \"x\"\nseed = 1\n\n[splits]\ntrain = 4\nval = 1\nreadout = 1\ntest = 1\n";
+
+#[test]
+fn unknown_keys_wrong_types_and_ranges_name_file_key_and_line() {
+    let e = err(&format!("{HEAD}colour = 3\n[[family]]\nname = \"drop\"\n"));
+    assert!(e.starts_with("datasets/bad.toml:") && e.contains("colour") && e.contains("line 10"), "{e}");
+
+    let e = err(
+        "[suite]\nname = \"x\"\nseed = \"one\"\n[splits]\ntrain = 4\nval = 1\nreadout = 1\ntest = 1\n[[family]]\nname = \"drop\"\n",
+    );
+    assert!(e.contains("line 3") && e.contains("seed"), "{e}");
+
+    let e = err(&format!("{HEAD}[[family]]\nname = \"drop\"\nparams = {{ height = [2.0, 1.0] }}\n"));
+    assert!(e.contains("drop.height") && e.contains("line 12") && e.contains("min <= max"), "{e}");
+
+    let e = err(&format!("{HEAD}[[family]]\nname = \"drop\"\n[family.params]\ncount = 3\ncuont = 2\n"));
+    assert!(e.contains("drop.cuont") && e.contains("line 14"), "{e}");
+
+    let e = err(&format!("{HEAD}[[family]]\nname = \"dominos\"\n"));
+    assert!(e.contains("unknown scenario family `dominos`") && e.contains("line 11"), "{e}");
+
+    let e = err(
+        "[suite]\nname = \"x\"\nseed = 1\nsamples_per_file = 0\n[splits]\ntrain = 4\nval = 1\nreadout = 1\ntest = 1\n[[family]]\nname = \"drop\"\n",
+    );
+    assert!(e.contains("suite.samples_per_file") && e.contains("line 4"), "{e}");
+
+    let e = err(HEAD);
+    assert!(e.contains("family"), "{e}");
+}
+
+#[test]
+fn shipped_suites_load() {
+    for name in ["tiny", "physion", "intphys", "planning"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets").join(format!("{name}.toml"));
+        let s = Suite::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(s.suite.name, name);
+    }
+}
+
+#[test]
+fn the_hash_covers_every_parameter() {
+    let a = Suite::parse(&format!("{HEAD}[[family]]\nname = \"drop\"\n"), Path::new("a")).expect("ok");
+    let b = Suite::parse(&format!("{HEAD}[[family]]\nname = \"drop\"\nparams = {{ count = 3 }}\n"), Path::new("b"))
+        .expect("ok");
+    assert_ne!(a.content_hash(), b.content_hash());
+    assert_eq!(a.content_hash(), a.clone().content_hash());
+}

@@ -1,0 +1,133 @@
+//! `physworld generate`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use physworld_pipeline::{GenerateOptions, LocalStorage, Progress, Suite, WorkerShard, generate};
+
+/// Arguments of `generate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Suite file (e.g. datasets/tiny.toml): families, parameters, splits, seed.
+    #[arg(long)]
+    suite: PathBuf,
+    /// Output dataset folder (Hugging Face layout: data/, meta/, README.md).
+    #[arg(long)]
+    out: PathBuf,
+    /// Override the number of train samples (other splits as in the suite).
+    #[arg(long)]
+    episodes: Option<u64>,
+    /// Worker threads (default: all cores). Output bytes do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Generate only part I of N (0-based), e.g. `--shard 2/8`, for Slurm arrays,
+    /// Kubernetes Indexed Jobs or Ray tasks; run `physworld finalize` when all are done.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<String>,
+    /// N workers, this one's index read from $JOB_COMPLETION_INDEX (Kubernetes) or
+    /// $SLURM_ARRAY_TASK_ID (Slurm).
+    #[arg(long, value_name = "N")]
+    shards: Option<u64>,
+    /// Continue an interrupted run: finished shards (verified against their manifests) are
+    /// kept, the rest regenerated. The result is byte-identical to an uninterrupted run.
+    #[arg(long)]
+    resume: bool,
+    /// Print the run report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn worker_shard(args: &Args) -> anyhow::Result<WorkerShard> {
+    if let Some(s) = &args.shard {
+        return Ok(WorkerShard::parse(s)?);
+    }
+    let Some(n) = args.shards else { return Ok(WorkerShard::ALL) };
+    for var in ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"] {
+        if let Ok(v) = std::env::var(var) {
+            let mut i: u64 = v.trim().parse().with_context(|| format!("${var} = {v:?} is not an integer"))?;
+            if var == "SLURM_ARRAY_TASK_ID"
+                && let Some(min) = std::env::var("SLURM_ARRAY_TASK_MIN").ok().and_then(|m| m.trim().parse::<u64>().ok())
+            {
+                i -= min.min(i);
+            }
+            return Ok(WorkerShard::parse(&format!("{i}/{n}"))?);
+        }
+    }
+    bail!("--shards {n}: neither $JOB_COMPLETION_INDEX nor $SLURM_ARRAY_TASK_ID is set; use --shard I/N")
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut suite = Suite::load(&args.suite)?;
+    if let Some(n) = args.episodes {
+        suite = suite.with_train_samples(n);
+    }
+    let shard = worker_shard(&args)?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        bail!("--threads 0: expected at least 1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("building the thread pool")?;
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} samples  {per_sec}  rejected {msg}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("0");
+    let rejected = AtomicU64::new(0);
+    let progress = |p: Progress| match p {
+        Progress::Planned { samples } => bar.set_length(samples),
+        Progress::Sample { rejected: r } => {
+            if r > 0 {
+                let total = rejected.fetch_add(r, Ordering::Relaxed) + r;
+                bar.set_message(total.to_string());
+            }
+            bar.inc(1);
+        }
+    };
+    let storage = LocalStorage::new(&args.out);
+    let start = Instant::now();
+    let report = pool
+        .install(|| generate(&suite, &storage, &GenerateOptions { shard, resume: args.resume, progress: &progress }))?;
+    let secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["seconds"] = secs.into();
+        v["episodes_per_second"] = (report.episodes as f64 / secs.max(1e-9)).into();
+        v["threads"] = threads.into();
+        v["suite_hash"] = suite.content_hash().into();
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{}: wrote {} shards ({} skipped as finished), {} samples, {} episodes, {} frames, {:.1} MB in {:.1} s ({:.1} episodes/s, {} threads)",
+        args.out.display(),
+        report.shards_written,
+        report.shards_skipped,
+        report.samples,
+        report.episodes,
+        report.frames,
+        report.bytes as f64 / 1e6,
+        secs,
+        report.episodes as f64 / secs.max(1e-9),
+        threads
+    );
+    println!("rejected attempts: {} {:?}", report.rejected.values().sum::<u64>(), report.rejected);
+    if report.finalized {
+        println!(
+            "finalised: meta/info.json, meta/stats.json, README.md (inspect with `physworld inspect {}`)",
+            args.out.display()
+        );
+    } else {
+        println!(
+            "shard {}/{} done; run `physworld finalize {}` once every shard is",
+            shard.index,
+            shard.count,
+            args.out.display()
+        );
+    }
+    Ok(())
+}
