@@ -175,15 +175,16 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     let layout = Layout::new(suite)?;
     let hash = suite.content_hash();
     let shards = layout.shards();
-    if !opts.resume && shards.iter().any(|s| storage.exists(&s.manifest_path()) || storage.exists(&s.data_path())) {
+    let mine: Vec<&ShardId> = shards.iter().enumerate().filter(|(j, _)| opts.shard.owns(*j)).map(|(_, s)| s).collect();
+    // Other workers of a sharded run write their own shards into the same folder.
+    if !opts.resume && mine.iter().any(|s| storage.exists(&s.manifest_path()) || storage.exists(&s.data_path())) {
         return Err(PipelineError::InvalidArgument {
             field: "--out".into(),
             value: storage.location(),
-            allowed: "an empty folder, or --resume to continue the run that wrote it".into(),
+            allowed: "a folder without this worker's shards, or --resume to continue the run that wrote them".into(),
         });
     }
     claim(storage, suite, &hash)?;
-    let mine: Vec<&ShardId> = shards.iter().enumerate().filter(|(j, _)| opts.shard.owns(*j)).map(|(_, s)| s).collect();
     // Leftovers of a killed run of this worker: its shards' temporary files.
     for s in &mine {
         for p in [s.data_path(), s.episodes_path(), s.manifest_path()] {
@@ -240,9 +241,8 @@ fn write_shard(
     let mut placed = Vec::new();
     for (k, s) in samples.iter().enumerate() {
         let i = range.start + k as u64;
-        let mut episode_index = split.first_episode + layout.episodes_before(i);
         let mut first_frame = split.first_frame + layout.frames_before(i);
-        for e in &s.episodes {
+        for (episode_index, e) in (split.first_episode + layout.episodes_before(i)..).zip(&s.episodes) {
             if e.frames.len() as u64 != layout.frames_per_episode(i) {
                 return Err(PipelineError::Layout(format!(
                     "family `{}` recorded {} frames, the layout expects {}",
@@ -258,7 +258,6 @@ fn write_shard(
                 sample_index: i as i64,
                 split: &split.spec.name,
             });
-            episode_index += 1;
             first_frame += e.frames.len() as u64;
         }
     }

@@ -196,8 +196,7 @@ def check_duckdb(root, exp):
     ep = exp["episodes_probe"]
     cols = ", ".join(f'"{k}"' for k in ep)
     eps = [glob("meta/episodes", s) for s in exp["splits"]]
-    rel = con.execute(f"SELECT {cols} FROM read_parquet(?) WHERE episode_index = ?", [eps, ep["episode_index"]])
-    rows = rel.fetchall()
+    rows = q(f"SELECT {cols} FROM read_parquet(?) WHERE episode_index = ?", eps, ep["episode_index"])
     compare_episode(c, dict(zip(ep, rows[0])) if len(rows) == 1 else None, ep)
 
 

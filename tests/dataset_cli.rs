@@ -1,0 +1,187 @@
+//! End-to-end dataset commands: a real `kill -9` mid-run, resume, sharding through the
+//! environment variables clusters set, inspect's exit status.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SUITE: &str = r#"
+[suite]
+name = "killme"
+seed = 9
+samples_per_file = 2
+max_objects = 6
+
+[splits]
+train = 36
+val = 4
+readout = 2
+test = 4
+
+[[family]]
+name = "drop"
+params = { count = [2, 4], duration_s = 1.5 }
+
+[[family]]
+name = "dominoes"
+params = { count = [3, 4], duration_s = 1.5 }
+"#;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_physworld"))
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).expect("prefix").to_path_buf(), std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+fn manifests(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("meta/shards"))
+        .map(|r| r.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn killed_with_sigkill_then_resumed_is_byte_identical() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let suite = tmp.path().join("killme.toml");
+    std::fs::write(&suite, SUITE).expect("suite");
+    let reference = tmp.path().join("reference");
+    ok(bin()
+        .args(["generate", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&reference)
+        .arg("--json")
+        .output()
+        .expect("runs"));
+    let want = snapshot(&reference);
+    let total = want.keys().filter(|p| p.starts_with("meta/shards")).count();
+    assert_eq!(total, 23, "18 + 2 + 1 + 2 shards");
+
+    for (k, after) in [1usize, 8, 17].into_iter().enumerate() {
+        let dir = tmp.path().join(format!("killed{k}"));
+        let mut child = bin()
+            .args(["generate", "--json", "--suite"])
+            .arg(&suite)
+            .arg("--out")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns");
+        let start = Instant::now();
+        while manifests(&dir) < after && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().expect("SIGKILL"); // std's kill() sends SIGKILL on Unix
+        let status = child.wait().expect("reaped");
+        let done = manifests(&dir);
+        assert!(done < total, "run {k} finished before it could be killed ({done} shards)");
+        assert!(!status.success());
+        let o = ok(bin()
+            .args(["generate", "--resume", "--json", "--suite"])
+            .arg(&suite)
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .expect("runs"));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert!(report["shards_skipped"].as_u64().expect("n") >= done as u64 - 1, "{report}");
+        let got = snapshot(&dir);
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "kill {k}: file sets differ");
+        for (p, bytes) in &want {
+            assert!(&got[p] == bytes, "kill {k} after {done} shards: {} differs", p.display());
+        }
+    }
+}
+
+#[test]
+fn cluster_index_variables_select_the_worker_and_finalize_merges() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let suite = tmp.path().join("s.toml");
+    std::fs::write(&suite, SUITE.replace("train = 36", "train = 6")).expect("suite");
+    let whole = tmp.path().join("whole");
+    ok(bin().args(["generate", "--suite"]).arg(&suite).arg("--out").arg(&whole).output().expect("runs"));
+    let parts = tmp.path().join("parts");
+    for (i, var) in ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"].iter().enumerate() {
+        ok(bin()
+            .args(["generate", "--shards", "2", "--suite"])
+            .arg(&suite)
+            .arg("--out")
+            .arg(&parts)
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env(var, i.to_string())
+            .output()
+            .expect("runs"));
+        if i == 0 {
+            let o = bin().arg("finalize").arg(&parts).output().expect("runs");
+            assert!(!o.status.success());
+            assert!(String::from_utf8_lossy(&o.stderr).contains("shards are missing"));
+        }
+    }
+    ok(bin().arg("finalize").arg(&parts).output().expect("runs"));
+    assert_eq!(snapshot(&whole), snapshot(&parts));
+    // Without an index variable --shards is refused with a clear message.
+    let o = bin()
+        .args(["generate", "--shards", "2", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(tmp.path().join("x"))
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shard I/N"));
+}
+
+#[test]
+fn inspect_reports_counts_and_fails_on_damage() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("ds");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    ok(bin().args(["generate", "--suite"]).arg(&tiny).arg("--out").arg(&dir).output().expect("runs"));
+    let o = ok(bin().args(["inspect", "--json"]).arg(&dir).output().expect("runs"));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["splits"]["train"]["files_found"], 3);
+    assert_eq!(r["splits"]["train"]["families"]["voe-permanence"], 24);
+    assert!(r["problems"].as_array().is_some_and(Vec::is_empty));
+    let f = dir.join("data/val-00000-of-00001.parquet");
+    let bytes = std::fs::read(&f).expect("read");
+    std::fs::write(&f, &bytes[..bytes.len() - 100]).expect("truncate");
+    let o = bin().arg("inspect").arg(&dir).output().expect("runs");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("data/val-00000-of-00001.parquet") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_suite_file_names_file_key_and_line() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let suite = tmp.path().join("bad.toml");
+    std::fs::write(&suite, SUITE.replace("count = [2, 4]", "count = [4, 2]")).expect("suite");
+    let o =
+        bin().args(["generate", "--suite"]).arg(&suite).arg("--out").arg(tmp.path().join("o")).output().expect("runs");
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad.toml") && e.contains("drop.count") && e.contains("line 16"), "{e}");
+}

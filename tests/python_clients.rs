@@ -1,0 +1,71 @@
+//! Real clients read a generated dataset: pyarrow, polars, duckdb and Hugging Face
+//! `datasets` (`tests/python/check_dataset.py`). The expected values come from the Rust
+//! reader. The interpreter is `$PHYSWORLD_PYTHON` (set by `.ci/run` to a venv with
+//! `tests/python/requirements.txt`), else `python3`; missing packages fail the test.
+
+use std::path::Path;
+use std::process::Command;
+
+use physworld_pipeline::Dataset;
+use serde_json::json;
+
+#[test]
+fn pyarrow_polars_duckdb_and_datasets_read_what_rust_wrote() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("tiny");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["generate", "--suite"])
+        .arg(&tiny)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let ds = Dataset::open(&dir).expect("opens");
+    let s = ds.slots();
+    let mut splits = serde_json::Map::new();
+    for (name, info) in &ds.info.splits {
+        splits.insert(name.clone(), json!({ "frames": info.frames, "episodes": info.episodes }));
+    }
+    // Probe: frame 5 of the first push episode in val (it has actions and a zone).
+    let e = ds.split("val").find(|e| e.family == "push").expect("a push episode");
+    let f = ds.episode(e.episode_index).expect("reads");
+    let t = 5;
+    let want = json!({
+        "splits": splits,
+        "max_objects": s,
+        "probe": {
+            "split": "val",
+            "episode_index": e.episode_index,
+            "frame_index": t,
+            "position": f.position[t * s * 3..(t + 1) * s * 3],
+            "present": f.present[t * s..(t + 1) * s],
+            "timestamp": t as f32 / 30.0,
+        },
+        "episodes_probe": {
+            "episode_index": e.episode_index,
+            "family": e.family,
+            "label.contact": e.contact,
+            "label.goal_reached": e.goal_reached,
+        },
+    });
+    let expect = tmp.path().join("expect.json");
+    std::fs::write(&expect, serde_json::to_vec(&want).expect("json")).expect("write");
+
+    let python = std::env::var("PHYSWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_dataset.py");
+    let o = Command::new(&python).arg(&script).arg(&dir).arg(&expect).output().expect("python runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "{python} {}: {out}\n{err}\n(install the clients: pip install -r tests/python/requirements.txt)",
+        script.display()
+    );
+    for client in ["pyarrow", "polars", "duckdb", "datasets"] {
+        assert!(out.contains(&format!("{client} ")), "{client} did not report: {out}");
+    }
+    assert!(out.contains("all checks passed"), "{out}");
+}
