@@ -27,7 +27,13 @@ fn table() -> RecordBatch {
         .iter()
         .flat_map(|s| &s.episodes)
         .enumerate()
-        .map(|(k, e)| Placed { episode: e, episode_index: k as i64, first_frame: 0, sample_index: k as i64, split: "train" })
+        .map(|(k, e)| Placed {
+            episode: e,
+            episode_index: k as i64,
+            first_frame: 0,
+            sample_index: k as i64,
+            split: "train",
+        })
         .collect();
     frames_batch(&placed, layout.max_objects as usize).expect("batch")
 }

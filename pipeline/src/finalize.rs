@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{PipelineError, Result};
-use crate::generate::{Balance, SUITE_PATH, ShardManifest, manifests, verify_shard};
+use crate::generate::{Balance, SUITE_PATH, check_complete, load_manifest, verify_shard};
 use crate::layout::Layout;
 use crate::schema::{FORMAT_VERSION, OBJECT_FLOAT_FEATURES};
 use crate::stats::{self, FeatureStats};
@@ -134,18 +134,23 @@ pub fn stored_suite(storage: &dyn Storage) -> Result<(Suite, String)> {
 pub fn finalize(storage: &dyn Storage) -> Result<Info> {
     let (suite, hash) = stored_suite(storage)?;
     let layout = Layout::new(&suite)?;
-    let ms = manifests(storage, &layout)?;
-    for m in &ms {
-        verify_shard(storage, m)?;
-    }
+    // Every shard must exist before anything is merged or written.
+    check_complete(storage, &layout)?;
     let mut partials = stats::empty();
     let mut rejected = BTreeMap::new();
     let mut splits = BTreeMap::new();
     let mut files = Vec::new();
-    for s in &layout.splits {
-        let mine: Vec<&ShardManifest> = ms.iter().filter(|m| m.split == s.spec.name).collect();
+    let shards = layout.shards();
+    for (k, s) in layout.splits.iter().enumerate() {
         let mut labels: BTreeMap<String, Balance> = BTreeMap::new();
-        for m in &mine {
+        // One manifest in memory at a time: memory stays flat however many shards.
+        for shard in shards.iter().filter(|sh| sh.split == k) {
+            let m = load_manifest(storage, shard)?.ok_or_else(|| PipelineError::Corrupt {
+                path: shard.manifest_path().into(),
+                reason: "disappeared during finalize".into(),
+            })?;
+            verify_shard(storage, &m)?;
+            let m = &m;
             if s.spec.name == "train" {
                 for (k, p) in &m.stats {
                     if let Some(acc) = partials.get_mut(k) {

@@ -106,7 +106,8 @@ pub struct GenerateReport {
     pub finalized: bool,
 }
 
-fn load_manifest(storage: &dyn Storage, shard: &ShardId) -> Result<Option<ShardManifest>> {
+/// The manifest of a shard, if it has one.
+pub(crate) fn load_manifest(storage: &dyn Storage, shard: &ShardId) -> Result<Option<ShardManifest>> {
     let path = shard.manifest_path();
     if !storage.exists(&path) {
         return Ok(None);
@@ -309,22 +310,17 @@ fn write_shard(
     };
     storage.put(&shard.data_path(), &data)?;
     storage.put(&shard.episodes_path(), &eps)?;
-    let m = serde_json::to_vec_pretty(&manifest).map_err(|e| PipelineError::Layout(e.to_string()))?;
+    // Compact JSON: manifests carry histogram partials and a dataset can have thousands.
+    let m = serde_json::to_vec(&manifest).map_err(|e| PipelineError::Layout(e.to_string()))?;
     storage.put(&shard.manifest_path(), &m)?;
     Ok(manifest)
 }
 
-/// Every shard manifest of a dataset, in layout order; `Incomplete` if any is missing.
-pub fn manifests(storage: &dyn Storage, layout: &Layout) -> Result<Vec<ShardManifest>> {
+/// `Incomplete` unless every shard of the layout has its manifest.
+pub(crate) fn check_complete(storage: &dyn Storage, layout: &Layout) -> Result<()> {
     let shards = layout.shards();
-    let mut out = Vec::new();
-    let mut missing = Vec::new();
-    for s in &shards {
-        match load_manifest(storage, s)? {
-            Some(m) => out.push(m),
-            None => missing.push(s.stem()),
-        }
-    }
+    let missing: Vec<String> =
+        shards.iter().filter(|s| !storage.exists(&s.manifest_path())).map(ShardId::stem).collect();
     if let Some(first) = missing.first() {
         return Err(PipelineError::Incomplete {
             dir: storage.location().into(),
@@ -333,5 +329,5 @@ pub fn manifests(storage: &dyn Storage, layout: &Layout) -> Result<Vec<ShardMani
             example: first.clone(),
         });
     }
-    Ok(out)
+    Ok(())
 }
