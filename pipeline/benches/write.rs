@@ -55,12 +55,12 @@ fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
 }
 
 fn concat(arrays: &[&dyn arrow_array::Array]) -> arrow_array::ArrayRef {
-    use arrow_array::{Array, make_array};
+    use arrow_array::make_array;
     let datas: Vec<_> = arrays.iter().map(|a| a.to_data()).collect();
     let refs: Vec<_> = datas.iter().collect();
     let mut m = arrow_data::transform::MutableArrayData::new(refs, false, datas.iter().map(|d| d.len()).sum());
     for (i, d) in datas.iter().enumerate() {
-        m.extend(i, 0, d.len());
+        m.try_extend(i, 0, d.len()).expect("fits");
     }
     make_array(m.freeze())
 }
