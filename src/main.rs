@@ -28,6 +28,8 @@ enum Command {
     Finalize(commands::finalize::Args),
     /// Check a dataset: counts, label balance, schema, versions and file hashes.
     Inspect(commands::inspect::Args),
+    /// Train a JEPA (or state-mse baseline) world model on a dataset.
+    Train(commands::train::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => commands::generate::run(a),
         Command::Finalize(a) => commands::finalize::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Train(a) => commands::train::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,3 +5,4 @@ pub mod generate;
 pub mod inspect;
 pub mod scenarios;
 pub mod simulate;
+pub mod train;

@@ -1,0 +1,111 @@
+//! Turning dataset windows into tensors: normalised object features, validity masks and
+//! actions.
+
+use candle_core::{Device, Tensor};
+use physworld_pipeline::EpisodeFrames;
+use physworld_pipeline::stats::FeatureStats;
+
+use crate::config::{ACTION_DIM, OBS_DIM};
+use crate::error::Result;
+
+/// Per-component normalisation `(x - mean) / std` of the 16 continuous features.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalizer {
+    /// Means.
+    pub mean: Vec<f32>,
+    /// Standard deviations (floored at 1e-3).
+    pub std: Vec<f32>,
+    /// Action scale.
+    pub action_std: Vec<f32>,
+}
+
+const CONTINUOUS: [(&str, usize); 5] =
+    [("object.position", 3), ("object.rotation", 4), ("object.linvel", 3), ("object.angvel", 3), ("object.size", 3)];
+
+impl Normalizer {
+    /// From a dataset's train-only `stats.json`.
+    pub fn from_stats(stats: &std::collections::BTreeMap<String, FeatureStats>) -> Self {
+        let (mut mean, mut std) = (Vec::new(), Vec::new());
+        for (name, k) in CONTINUOUS {
+            for c in 0..k {
+                let s = stats.get(name);
+                mean.push(s.and_then(|s| s.mean.get(c)).copied().unwrap_or(0.0) as f32);
+                std.push((s.and_then(|s| s.std.get(c)).copied().unwrap_or(1.0) as f32).max(1e-3));
+            }
+        }
+        let action_std = (0..ACTION_DIM)
+            .map(|c| stats.get("action").and_then(|s| s.std.get(c)).map_or(1.0, |v| (*v as f32).max(1e-3)))
+            .collect();
+        Normalizer { mean, std, action_std }
+    }
+}
+
+/// A batch of windows.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[B, T, S, OBS_DIM]` normalised features (zeros where invalid).
+    pub obs: Tensor,
+    /// `[B, T, S]` 1.0 where the object is present and visible, else 0.0.
+    pub valid: Tensor,
+    /// `[B, T, ACTION_DIM]` normalised actions (zeros where none).
+    pub actions: Tensor,
+    /// Windows.
+    pub size: usize,
+    /// Frames per window.
+    pub frames: usize,
+    /// Slots.
+    pub slots: usize,
+}
+
+impl Batch {
+    /// Assemble `windows` (all of one length) on `device`.
+    pub fn new(windows: &[EpisodeFrames], norm: &Normalizer, device: &Device) -> Result<Batch> {
+        let b = windows.len();
+        let t = windows.first().map_or(0, |w| w.frames);
+        let s = windows.first().map_or(0, |w| w.slots);
+        let mut obs = Vec::with_capacity(b * t * s * OBS_DIM);
+        let mut valid = Vec::with_capacity(b * t * s);
+        let mut actions = Vec::with_capacity(b * t * ACTION_DIM);
+        for w in windows {
+            for f in 0..t {
+                for o in 0..s {
+                    let k = f * s + o;
+                    let ok = w.present[k] && w.visible[k];
+                    valid.push(if ok { 1.0f32 } else { 0.0 });
+                    if !ok {
+                        obs.extend(std::iter::repeat_n(0.0f32, OBS_DIM));
+                        continue;
+                    }
+                    let raw = [
+                        &w.position[k * 3..k * 3 + 3],
+                        &w.rotation[k * 4..k * 4 + 4],
+                        &w.linvel[k * 3..k * 3 + 3],
+                        &w.angvel[k * 3..k * 3 + 3],
+                        &w.size[k * 3..k * 3 + 3],
+                    ];
+                    let mut c = 0;
+                    for part in raw {
+                        for x in part {
+                            obs.push((x - norm.mean[c]) / norm.std[c]);
+                            c += 1;
+                        }
+                    }
+                    for kind in 0..4 {
+                        obs.push(if w.shape[k] == kind { 1.0 } else { 0.0 });
+                    }
+                }
+                for c in 0..ACTION_DIM {
+                    actions.push(if w.has_action[f] { w.action[f * 3 + c] / norm.action_std[c] } else { 0.0 });
+                }
+            }
+        }
+        Ok(Batch {
+            obs: Tensor::from_vec(obs, (b, t, s, OBS_DIM), device)?,
+            valid: Tensor::from_vec(valid, (b, t, s), device)?,
+            actions: Tensor::from_vec(actions, (b, t, ACTION_DIM), device)?,
+            size: b,
+            frames: t,
+            slots: s,
+        })
+    }
+}

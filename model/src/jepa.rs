@@ -1,0 +1,297 @@
+//! The JEPA world model over object tokens: encoder, EMA target encoder, predictor.
+//!
+//! # Shapes
+//! `B` windows, `T = Tc + Tf` frames (context + future), `S` object slots, `D` encoder
+//! width, `P` predictor width.
+
+use std::collections::BTreeMap;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+
+use crate::batch::Batch;
+use crate::config::{ACTION_DIM, ModelConfig, OBS_DIM, Objective};
+use crate::error::Result;
+use crate::layers::{Block, LayerNorm, Linear, layer_norm_plain, sinusoidal};
+use crate::params::Params;
+
+/// Additive mask value for dropped attention entries.
+const NEG: f32 = -1e9;
+
+/// The object-token encoder: embeds each object of a frame, adds a time encoding and
+/// attends across the frame's objects. Invalid (absent or invisible) objects are masked
+/// as keys.
+pub struct Encoder {
+    embed: Linear,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    dim: usize,
+}
+
+impl Encoder {
+    /// Build under `p` (names `embed.*`, `blocks.N.*`, `norm.*`).
+    pub fn new(p: &mut Params, cfg: &ModelConfig) -> Result<Self> {
+        let embed = Linear::new(p, "embed", OBS_DIM, cfg.dim, true)?;
+        let blocks = (0..cfg.depth)
+            .map(|i| Block::new(p, &format!("blocks.{i}"), cfg.dim, cfg.heads, cfg.mlp_ratio))
+            .collect::<Result<_>>()?;
+        let norm = LayerNorm::new(p, "norm", cfg.dim)?;
+        Ok(Encoder { embed, blocks, norm, dim: cfg.dim })
+    }
+
+    /// `obs` `[B, T, S, F]`, `valid` `[B, T, S]`, frame times `t0..t0+T` → `[B, T, S, D]`.
+    pub fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
+        let (b, t, s, _) = obs.dims4()?;
+        let times: Vec<f32> = (t0..t0 + t).map(|x| x as f32).collect();
+        let te = sinusoidal(&times, self.dim, obs.device())?.reshape((1, t, 1, self.dim))?;
+        let x = self.embed.forward(obs)?.broadcast_add(&te)?.reshape((b * t, s, self.dim))?;
+        // Key padding: [B*T, 1, 1, S].
+        let mask = ((valid.reshape((b * t, 1, 1, s))? - 1.0)? * (-(NEG as f64)))?.neg()?;
+        let mut x = x;
+        for blk in &self.blocks {
+            x = blk.forward(&x, Some(&mask))?;
+        }
+        Ok(self.norm.forward(&x)?.reshape((b, t, s, self.dim))?)
+    }
+}
+
+/// The predictor: a narrower transformer over the context frames' object tokens, one
+/// action token per frame (V-JEPA 2-AC style, interleaved) and query tokens for the future
+/// frames' objects, block-causal in time.
+pub struct Predictor {
+    input: Linear,
+    action: Linear,
+    mask_token: Var,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    output: Linear,
+    dim: usize,
+}
+
+impl Predictor {
+    /// Build under `p`; `out` is the encoder width (JEPA) or `OBS_DIM` (state-mse).
+    pub fn new(p: &mut Params, cfg: &ModelConfig, out: usize) -> Result<Self> {
+        let input = Linear::new(p, "input", cfg.dim, cfg.pred_dim, true)?;
+        let action = Linear::new(p, "action", ACTION_DIM, cfg.pred_dim, true)?;
+        let mask_token = p.trunc_normal("mask_token", &[cfg.pred_dim], 0.02)?;
+        let blocks = (0..cfg.pred_depth)
+            .map(|i| Block::new(p, &format!("blocks.{i}"), cfg.pred_dim, cfg.pred_heads, cfg.mlp_ratio))
+            .collect::<Result<_>>()?;
+        let norm = LayerNorm::new(p, "norm", cfg.pred_dim)?;
+        let output = Linear::new(p, "output", cfg.pred_dim, out, true)?;
+        Ok(Predictor { input, action, mask_token, blocks, norm, output, dim: cfg.pred_dim })
+    }
+
+    /// `ctx` `[B, Tc, S, D]`, `ctx_valid` `[B, Tc, S]`, `actions` `[B, Tc + Tf, A]` →
+    /// predictions for the future frames' objects `[B, Tf, S, out]`.
+    pub fn forward(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor, tf: usize) -> Result<Tensor> {
+        let (b, tc, s, _) = ctx.dims4()?;
+        let dev = ctx.device();
+        let t = tc + tf;
+        let p = self.dim;
+        let times: Vec<f32> = (0..t).map(|x| x as f32).collect();
+        let te = sinusoidal(&times, p, dev)?; // [T, P]
+        let ctx_tok = self.input.forward(ctx)?.broadcast_add(&te.narrow(0, 0, tc)?.reshape((1, tc, 1, p))?)?;
+        // Future queries: mask token + time + the object's last context token (its identity).
+        let last = self.input.forward(&ctx.narrow(1, tc - 1, 1)?)?; // [B, 1, S, P]
+        let fut_tok = last
+            .broadcast_add(&self.mask_token.as_tensor().reshape((1, 1, 1, p))?)?
+            .broadcast_add(&te.narrow(0, tc, tf)?.reshape((1, tf, 1, p))?)?; // [B, Tf, S, P]
+        let obj = Tensor::cat(&[&ctx_tok, &fut_tok], 1)?; // [B, T, S, P]
+        let act = self.action.forward(actions)?.broadcast_add(&te.reshape((1, t, p))?)?.reshape((b, t, 1, p))?;
+        let seq = Tensor::cat(&[&obj, &act], 2)?.reshape((b, t * (s + 1), p))?; // frame-major
+        let mask = self.mask(ctx_valid, b, tc, tf, s, dev)?;
+        let mut x = seq;
+        for blk in &self.blocks {
+            x = blk.forward(&x, Some(&mask))?;
+        }
+        let x = self.norm.forward(&x)?.reshape((b, t, s + 1, p))?;
+        let fut = x.narrow(1, tc, tf)?.narrow(2, 0, s)?; // [B, Tf, S, P]
+        self.output.forward(&fut)
+    }
+
+    /// Block-causal mask over frames with key padding for invalid context objects:
+    /// `[B, 1, N, N]`, `N = T (S + 1)`.
+    fn mask(&self, ctx_valid: &Tensor, b: usize, tc: usize, tf: usize, s: usize, dev: &Device) -> Result<Tensor> {
+        let t = tc + tf;
+        let n = t * (s + 1);
+        let valid: Vec<f32> = ctx_valid.flatten_all()?.to_vec1()?;
+        let mut m = vec![0f32; b * n * n];
+        for bi in 0..b {
+            for qi in 0..n {
+                let qf = qi / (s + 1);
+                for ki in 0..n {
+                    let (kf, ks) = (ki / (s + 1), ki % (s + 1));
+                    let dropped = kf > qf || (kf < tc && ks < s && valid[(bi * tc + kf) * s + ks] == 0.0);
+                    if dropped {
+                        m[(bi * n + qi) * n + ki] = NEG;
+                    }
+                }
+            }
+        }
+        Ok(Tensor::from_vec(m, (b, 1, n, n), dev)?)
+    }
+}
+
+/// Named groups of variables of a world model.
+pub struct WorldModelVars {
+    /// The online (context) encoder, trained.
+    pub online: BTreeMap<String, Var>,
+    /// The EMA target encoder, never trained by gradients.
+    pub target: BTreeMap<String, Var>,
+    /// The predictor, trained.
+    pub predictor: BTreeMap<String, Var>,
+}
+
+/// Loss and its parts.
+#[derive(Debug, Clone)]
+pub struct LossParts {
+    /// Total loss (scalar tensor, differentiable).
+    pub total: Tensor,
+    /// Prediction term.
+    pub prediction: f32,
+    /// Variance hinge term (unweighted).
+    pub variance: f32,
+    /// Covariance term (unweighted).
+    pub covariance: f32,
+}
+
+/// Encoder + EMA target encoder + predictor.
+pub struct WorldModel {
+    /// Configuration.
+    pub cfg: ModelConfig,
+    /// Online encoder.
+    pub encoder: Encoder,
+    /// EMA target encoder.
+    pub target: Encoder,
+    /// Predictor.
+    pub predictor: Predictor,
+    /// Variables by group.
+    pub vars: WorldModelVars,
+}
+
+impl WorldModel {
+    /// A freshly initialised model; the target encoder starts as a copy of the online one.
+    pub fn new(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<WorldModel> {
+        cfg.validate()?;
+        let mut po = Params::new(seed, device);
+        let encoder = Encoder::new(&mut po, cfg)?;
+        let mut pt = Params::new(seed, device); // same draws: an exact copy
+        let target = Encoder::new(&mut pt, cfg)?;
+        let mut pp = Params::new(seed ^ 0x9e37_79b9_7f4a_7c15, device);
+        let out = match cfg.objective {
+            Objective::Jepa => cfg.dim,
+            Objective::StateMse => OBS_DIM,
+        };
+        let predictor = Predictor::new(&mut pp, cfg, out)?;
+        Ok(WorldModel {
+            cfg: cfg.clone(),
+            encoder,
+            target,
+            predictor,
+            vars: WorldModelVars { online: po.into_vars(), target: pt.into_vars(), predictor: pp.into_vars() },
+        })
+    }
+
+    /// Trainable variables (online encoder, predictor) by prefixed name.
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        let mut v: Vec<(String, Var)> =
+            self.vars.online.iter().map(|(k, x)| (format!("online.{k}"), x.clone())).collect();
+        v.extend(self.vars.predictor.iter().map(|(k, x)| (format!("predictor.{k}"), x.clone())));
+        v
+    }
+
+    /// Every variable (online, target, predictor) by prefixed name, for checkpoints.
+    pub fn all_vars(&self) -> Vec<(String, Var)> {
+        let mut v = self.trainable();
+        v.extend(self.vars.target.iter().map(|(k, x)| (format!("target.{k}"), x.clone())));
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// `target ← m · target + (1 − m) · online`.
+    pub fn ema_update(&self, momentum: f64) -> Result<()> {
+        for (k, t) in &self.vars.target {
+            if let Some(o) = self.vars.online.get(k) {
+                let new = ((t.as_tensor() * momentum)? + (o.as_tensor().detach() * (1.0 - momentum))?)?;
+                t.set(&new)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Representations of every frame of a batch by the online encoder `[B, T, S, D]`.
+    pub fn encode(&self, batch: &Batch) -> Result<Tensor> {
+        self.encoder.forward(&batch.obs, &batch.valid, 0)
+    }
+
+    /// Predicted representations (or states, for state-mse) of the last `tf` frames of
+    /// `batch` from its first `T - tf` frames: `[B, Tf, S, out]`.
+    pub fn predict(&self, batch: &Batch, tf: usize) -> Result<Tensor> {
+        let tc = batch.frames - tf;
+        let ctx = self.encoder.forward(&batch.obs.narrow(1, 0, tc)?, &batch.valid.narrow(1, 0, tc)?, 0)?;
+        self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, tf)
+    }
+
+    /// Training loss on a batch whose last `tf` frames are the future.
+    pub fn loss(&self, batch: &Batch, tf: usize, w: &crate::config::LossConfig) -> Result<LossParts> {
+        let tc = batch.frames - tf;
+        let ctx_obs = batch.obs.narrow(1, 0, tc)?;
+        let ctx_valid = batch.valid.narrow(1, 0, tc)?;
+        let ctx = self.encoder.forward(&ctx_obs, &ctx_valid, 0)?;
+        let pred = self.predictor.forward(&ctx, &ctx_valid, &batch.actions, tf)?;
+        let fut_valid = batch.valid.narrow(1, tc, tf)?.unsqueeze(3)?; // [B, Tf, S, 1]
+        let denom = (fut_valid.sum_all()? + 1.0)?;
+        let prediction = match self.cfg.objective {
+            Objective::Jepa => {
+                // V-JEPA: L1 to the layer-normed target representations, under stop-gradient.
+                let target = self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, tf)?.detach();
+                let target = layer_norm_plain(&target)?;
+                let d = self.cfg.dim as f64;
+                ((pred - target)?.abs()?.broadcast_mul(&fut_valid)?.sum_all()? / d)?.broadcast_div(&denom)?
+            }
+            Objective::StateMse => {
+                let target = batch.obs.narrow(1, tc, tf)?;
+                ((pred - target)?.sqr()?.broadcast_mul(&fut_valid)?.sum_all()? / OBS_DIM as f64)?
+                    .broadcast_div(&denom)?
+            }
+        };
+        // Anti-collapse terms on the valid context tokens.
+        let (variance, covariance) = variance_covariance(&ctx, &ctx_valid)?;
+        let mut total = prediction.clone();
+        if w.var_weight > 0.0 {
+            total = (total + (&variance * w.var_weight as f64)?)?;
+        }
+        if w.cov_weight > 0.0 {
+            total = (total + (&covariance * w.cov_weight as f64)?)?;
+        }
+        if w.smooth_weight > 0.0 && tc > 1 {
+            let diff = (ctx.narrow(1, 1, tc - 1)? - ctx.narrow(1, 0, tc - 1)?)?.sqr()?.mean_all()?;
+            total = (total + (diff * w.smooth_weight as f64)?)?;
+        }
+        Ok(LossParts {
+            prediction: prediction.to_dtype(DType::F32)?.to_scalar()?,
+            variance: variance.to_scalar()?,
+            covariance: covariance.to_scalar()?,
+            total,
+        })
+    }
+}
+
+/// Variance hinge `mean_d relu(1 − std_d)` and off-diagonal covariance
+/// `sum_{i≠j} C_ij² / D` over the valid tokens of `x` `[B, T, S, D]`.
+pub fn variance_covariance(x: &Tensor, valid: &Tensor) -> Result<(Tensor, Tensor)> {
+    let d = x.dim(D::Minus1)?;
+    let flat = x.reshape(((), d))?;
+    let w = valid.flatten_all()?.unsqueeze(1)?; // [N, 1]
+    let n = (w.sum_all()? + 1e-6)?;
+    let mean = flat.broadcast_mul(&w)?.sum_keepdim(0)?.broadcast_div(&n)?; // [1, D]
+    let xc = flat.broadcast_sub(&mean)?.broadcast_mul(&w)?;
+    let var = xc.sqr()?.sum_keepdim(0)?.broadcast_div(&n)?; // [1, D]
+    let std = (var + 1e-4)?.sqrt()?;
+    let hinge = (std.neg()? + 1.0)?.relu()?.mean_all()?;
+    let cov = xc.t()?.matmul(&xc)?.broadcast_div(&n)?; // [D, D]
+    let eye = Tensor::eye(d, DType::F32, x.device())?;
+    let off = (cov * (eye.neg()? + 1.0)?)?;
+    let covariance = (off.sqr()?.sum_all()? / d as f64)?;
+    Ok((hinge, covariance))
+}

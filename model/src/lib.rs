@@ -1,0 +1,35 @@
+//! # physworld-model
+//!
+//! A Joint-Embedding Predictive Architecture over object tokens, in Candle, after
+//! I-JEPA / V-JEPA / V-JEPA 2: an object-token [`Encoder`], an EMA target encoder under
+//! stop-gradient, and a narrower [`Predictor`] that predicts the target representations of
+//! future frames from context frames (conditioned on actions, block-causal in time). The
+//! same backbone trained with [`Objective::StateMse`] predicts future observed states: the
+//! non-JEPA baseline.
+//!
+//! Everything random is drawn on the host from seeded generators; norms and the attention
+//! softmax are built from differentiable ops (Candle's fused kernels have no backward).
+//! [`train`] runs the loop with a checkpointable [`AdamW`], and [`checkpoint`] writes
+//! safetensors plus JSON state atomically.
+
+mod batch;
+pub mod checkpoint;
+mod config;
+mod error;
+mod jepa;
+mod layers;
+pub mod linalg;
+mod optim;
+mod params;
+mod trainer;
+
+pub use batch::{Batch, Normalizer};
+pub use config::{
+    ACTION_DIM, DataConfig, LossConfig, ModelConfig, OBS_DIM, Objective, OptimConfig, ScheduleConfig, TrainConfig,
+};
+pub use error::{ModelError, Result};
+pub use jepa::{Encoder, LossParts, Predictor, WorldModel, WorldModelVars, variance_covariance};
+pub use layers::{Attention, Block, LayerNorm, Linear, Mlp, layer_norm_plain, sinusoidal, softmax_last};
+pub use optim::{AdamW, clip_scale};
+pub use params::Params;
+pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train};

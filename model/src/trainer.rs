@@ -1,0 +1,374 @@
+//! The training loop: seeded data order, AdamW with warm-up + cosine decay, gradient
+//! clipping, EMA target, validation with collapse diagnostics, atomic checkpoints,
+//! resumable to the same losses, and a clear stop on NaN/inf.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{D, Device};
+use physworld_pipeline::{Dataset, EpisodeFrames, WindowSpec, WindowStream};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{Batch, Normalizer};
+use crate::checkpoint::{self, CheckpointState, DataIdentity};
+use crate::config::{Objective, TrainConfig};
+use crate::error::{ModelError, Result};
+use crate::jepa::WorldModel;
+use crate::linalg::effective_rank;
+use crate::optim::{AdamW, clip_scale};
+
+/// Metrics of one step (one line of `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// Step (1-based: after this many updates).
+    pub step: u64,
+    /// Total training loss.
+    pub loss: f32,
+    /// Prediction term.
+    pub prediction: f32,
+    /// Variance hinge (unweighted).
+    pub variance: f32,
+    /// Covariance (unweighted).
+    pub covariance: f32,
+    /// Gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// EMA momentum used.
+    pub ema: f64,
+    /// Training windows per second over this step.
+    pub samples_per_s: f64,
+    /// Validation, on evaluation steps.
+    pub eval: Option<EvalMetrics>,
+}
+
+/// Validation loss and collapse diagnostics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    /// Mean prediction loss on the validation batches.
+    pub val_loss: f32,
+    /// Mean over dimensions of the per-dimension std of target representations.
+    pub target_std: f32,
+    /// Effective rank of target representations (of at most `dim`).
+    pub effective_rank: f64,
+}
+
+/// Options of [`train`].
+pub struct TrainOptions<'a> {
+    /// Dataset folder (finalised).
+    pub data: PathBuf,
+    /// Run folder.
+    pub out: PathBuf,
+    /// Configuration.
+    pub config: TrainConfig,
+    /// Device.
+    pub device: Device,
+    /// Continue from the run's latest checkpoint.
+    pub resume: bool,
+    /// Stop after this step (for tests and schedules split across jobs); default: all.
+    pub stop_after: Option<u64>,
+    /// Called after every step.
+    pub on_step: &'a dyn Fn(&StepMetrics),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainReport {
+    /// Last step done.
+    pub step: u64,
+    /// Last training loss.
+    pub loss: f32,
+    /// Last validation metrics.
+    pub eval: Option<EvalMetrics>,
+    /// Newest checkpoint.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Parse `cpu` or `cuda:N`.
+pub fn device(spec: &str) -> Result<Device> {
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    if let Some(n) = spec.strip_prefix("cuda:").or(if spec == "cuda" { Some("0") } else { None }) {
+        let n: usize = n.parse().map_err(|_| ModelError::config("--device", spec, "cpu or cuda:N"))?;
+        if !cfg!(feature = "cuda") {
+            return Err(ModelError::Device(
+                spec.into(),
+                "this build has no CUDA support; rebuild with `--features cuda` (needs the CUDA toolkit)".into(),
+            ));
+        }
+        return Device::new_cuda(n).map_err(|e| ModelError::Device(spec.into(), e.to_string()));
+    }
+    Err(ModelError::config("--device", spec, "cpu or cuda:N"))
+}
+
+/// Yields batches of training windows in a seeded order, epoch after epoch, and can be
+/// positioned at (epoch, consumed) to resume.
+struct BatchSource<'a> {
+    ds: &'a Dataset,
+    spec: WindowSpec,
+    seed: u64,
+    allowed: Option<HashSet<u64>>,
+    epoch: u64,
+    consumed: u64,
+    stream: WindowStream,
+}
+
+impl<'a> BatchSource<'a> {
+    fn new(
+        ds: &'a Dataset,
+        spec: WindowSpec,
+        seed: u64,
+        families: &[String],
+        epoch: u64,
+        consumed: u64,
+    ) -> Result<Self> {
+        let allowed = (!families.is_empty())
+            .then(|| ds.split("train").filter(|e| families.contains(&e.family)).map(|e| e.episode_index).collect());
+        let stream = ds.windows("train", spec, epoch_seed(seed, epoch));
+        let mut s = BatchSource { ds, spec, seed, allowed, epoch, consumed: 0, stream };
+        for _ in 0..consumed {
+            s.next_window()?;
+        }
+        Ok(s)
+    }
+
+    fn next_window(&mut self) -> Result<EpisodeFrames> {
+        let mut restarted = false;
+        loop {
+            match self.stream.next() {
+                Some(w) => {
+                    let w = w?;
+                    self.consumed += 1;
+                    if self.allowed.as_ref().is_none_or(|a| a.contains(&w.episode_index)) {
+                        return Ok(w);
+                    }
+                }
+                None => {
+                    if restarted {
+                        return Err(ModelError::config(
+                            "data",
+                            "train split",
+                            "at least one window of context + future frames",
+                        ));
+                    }
+                    restarted = true;
+                    self.epoch += 1;
+                    self.consumed = 0;
+                    self.stream = self.ds.windows("train", self.spec, epoch_seed(self.seed, self.epoch));
+                }
+            }
+        }
+    }
+
+    fn next_batch(&mut self, n: usize) -> Result<Vec<EpisodeFrames>> {
+        (0..n).map(|_| self.next_window()).collect()
+    }
+}
+
+fn epoch_seed(seed: u64, epoch: u64) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch.wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// Train (or resume) a run. Writes `config.json`, `metrics.jsonl` and checkpoints under
+/// `out`.
+pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
+    let cfg = &opts.config;
+    cfg.validate()?;
+    let ds = Dataset::open(&opts.data)?;
+    let norm = Normalizer::from_stats(&ds.stats);
+    let tf = cfg.data.future;
+    let spec = WindowSpec {
+        context: cfg.data.context,
+        future: cfg.data.future,
+        stride: cfg.data.stride,
+        shuffle_buffer: cfg.data.shuffle_buffer,
+        prefetch: cfg.data.batch_size * 2,
+    };
+    let model = WorldModel::new(&cfg.model, cfg.seed, &opts.device)?;
+    let mut opt = AdamW::new(model.trainable(), &cfg.optim)?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| ModelError::Io { path: opts.out.clone(), source })?;
+    let config_path = opts.out.join("config.json");
+    let cfg_json = serde_json::to_vec_pretty(cfg).map_err(|e| ModelError::config("config", e, "serialisable"))?;
+    let (mut step, mut epoch, mut consumed) = (0u64, 0u64, 0u64);
+    if opts.resume {
+        let dir = checkpoint::latest(&opts.out)?.ok_or_else(|| ModelError::Checkpoint {
+            path: opts.out.clone(),
+            reason: "no checkpoint to resume from".into(),
+        })?;
+        let saved: TrainConfig = serde_json::from_slice(
+            &std::fs::read(&config_path).map_err(|source| ModelError::Io { path: config_path.clone(), source })?,
+        )
+        .map_err(|e| ModelError::Checkpoint { path: config_path.clone(), reason: e.to_string() })?;
+        if &saved != cfg {
+            return Err(ModelError::Checkpoint {
+                path: config_path,
+                reason: "the run was started with another configuration".into(),
+            });
+        }
+        let st = checkpoint::load(&dir, &model, Some(&mut opt), &opts.device)?;
+        if st.data.suite_hash != ds.info.suite_hash {
+            return Err(ModelError::Checkpoint {
+                path: dir,
+                reason: format!("trained on dataset {} not {}", st.data.suite_hash, ds.info.suite_hash),
+            });
+        }
+        (step, epoch, consumed) = (st.step, st.epoch, st.consumed);
+    } else {
+        std::fs::write(&config_path, &cfg_json)
+            .map_err(|source| ModelError::Io { path: config_path.clone(), source })?;
+    }
+    // metrics.jsonl keeps the lines up to the resumed step.
+    let metrics_path = opts.out.join("metrics.jsonl");
+    let kept: Vec<String> = std::fs::read_to_string(&metrics_path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= step))
+        .map(String::from)
+        .collect();
+    let mut metrics =
+        std::fs::File::create(&metrics_path).map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
+    for l in kept {
+        writeln!(metrics, "{l}").map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
+    }
+    let identity = DataIdentity {
+        path: opts.data.display().to_string(),
+        suite_hash: ds.info.suite_hash.clone(),
+        splits: vec!["train".into()],
+        families: cfg.data.families.clone(),
+    };
+    let mut source = BatchSource::new(&ds, spec, cfg.seed, &cfg.data.families, epoch, consumed)?;
+    let val = validation_batches(&ds, spec, cfg, &norm, &opts.device)?;
+    let total = opts.stop_after.unwrap_or(cfg.schedule.steps).min(cfg.schedule.steps);
+    let mut report = TrainReport { step, loss: f32::NAN, eval: None, checkpoint: checkpoint::latest(&opts.out)? };
+    while step < total {
+        let t0 = Instant::now();
+        let windows = source.next_batch(cfg.data.batch_size)?;
+        let batch = Batch::new(&windows, &norm, &opts.device)?;
+        let parts = model.loss(&batch, tf, &cfg.loss)?;
+        let loss: f32 = parts.total.to_scalar()?;
+        if !loss.is_finite() {
+            return Err(ModelError::Diverged { step: step + 1, what: "loss".into(), value: loss });
+        }
+        let grads = parts.total.backward()?;
+        let grad_norm = opt.grad_norm(&grads)?;
+        if !grad_norm.is_finite() {
+            return Err(ModelError::Diverged { step: step + 1, what: "gradient norm".into(), value: grad_norm });
+        }
+        let lr = cfg.schedule.lr(step, cfg.optim.lr);
+        opt.step(&grads, lr, clip_scale(grad_norm, cfg.optim.clip_grad_norm))?;
+        let ema = cfg.schedule.ema(step);
+        if cfg.model.objective == Objective::Jepa {
+            model.ema_update(ema)?;
+        }
+        step += 1;
+        let eval = if cfg.eval_every > 0 && (step % cfg.eval_every == 0 || step == total) {
+            Some(evaluate(&model, &val, tf, cfg)?)
+        } else {
+            None
+        };
+        let m = StepMetrics {
+            step,
+            loss,
+            prediction: parts.prediction,
+            variance: parts.variance,
+            covariance: parts.covariance,
+            grad_norm,
+            lr,
+            ema,
+            samples_per_s: cfg.data.batch_size as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            eval: eval.clone(),
+        };
+        let line = serde_json::to_string(&m).map_err(|e| ModelError::config("metrics", e, "serialisable"))?;
+        writeln!(metrics, "{line}").map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
+        (opts.on_step)(&m);
+        report.step = step;
+        report.loss = loss;
+        if eval.is_some() {
+            report.eval = eval;
+        }
+        if step % cfg.checkpoint_every.max(1) == 0 || step == total {
+            let state = CheckpointState {
+                step,
+                epoch: source.epoch,
+                consumed: source.consumed,
+                adam_t: opt.t,
+                data: identity.clone(),
+                normalizer: norm.clone(),
+            };
+            report.checkpoint = Some(checkpoint::save(&opts.out, &model, &opt, &state)?);
+        }
+    }
+    metrics.flush().map_err(|source| ModelError::Io { path: metrics_path, source })?;
+    Ok(report)
+}
+
+fn validation_batches(
+    ds: &Dataset,
+    spec: WindowSpec,
+    cfg: &TrainConfig,
+    norm: &Normalizer,
+    dev: &Device,
+) -> Result<Vec<Batch>> {
+    let mut stream = ds.windows("val", spec, 0);
+    let mut out = Vec::new();
+    for _ in 0..cfg.eval_batches {
+        let w: Vec<EpisodeFrames> = stream.by_ref().take(cfg.data.batch_size).collect::<std::result::Result<_, _>>()?;
+        if w.is_empty() {
+            break;
+        }
+        out.push(Batch::new(&w, norm, dev)?);
+    }
+    Ok(out)
+}
+
+/// Validation loss, per-dimension std and effective rank of target representations.
+pub fn evaluate(model: &WorldModel, val: &[Batch], tf: usize, cfg: &TrainConfig) -> Result<EvalMetrics> {
+    let (mut loss, mut n) = (0f32, 0usize);
+    let mut reps: Vec<f32> = Vec::new();
+    let d = cfg.model.dim;
+    for b in val {
+        loss += model.loss(b, tf, &cfg.loss)?.prediction;
+        n += 1;
+        if reps.len() < 2048 * d {
+            let r = model.target.forward(&b.obs, &b.valid, 0)?; // [B, T, S, D]
+            let flat: Vec<f32> = r.reshape(((), d))?.flatten_all()?.to_vec1()?;
+            let valid: Vec<f32> = b.valid.flatten_all()?.to_vec1()?;
+            for (i, v) in valid.iter().enumerate() {
+                if *v > 0.0 && reps.len() < 2048 * d {
+                    reps.extend_from_slice(&flat[i * d..(i + 1) * d]);
+                }
+            }
+        }
+    }
+    let rows = reps.len() / d.max(1);
+    let mut std = 0f64;
+    if rows > 1 {
+        for c in 0..d {
+            let mean: f64 = (0..rows).map(|r| reps[r * d + c] as f64).sum::<f64>() / rows as f64;
+            let var: f64 = (0..rows).map(|r| (reps[r * d + c] as f64 - mean).powi(2)).sum::<f64>() / rows as f64;
+            std += var.sqrt() / d as f64;
+        }
+    }
+    let _ = D::Minus1;
+    Ok(EvalMetrics {
+        val_loss: if n > 0 { loss / n as f32 } else { f32::NAN },
+        target_std: std as f32,
+        effective_rank: effective_rank(&reps, rows, d),
+    })
+}
+
+/// Load a trained run's latest checkpoint for inference.
+pub fn load_run(run: &Path, device: &Device) -> Result<(WorldModel, TrainConfig, CheckpointState)> {
+    let cp = run.join("config.json");
+    let cfg: TrainConfig =
+        serde_json::from_slice(&std::fs::read(&cp).map_err(|source| ModelError::Io { path: cp.clone(), source })?)
+            .map_err(|e| ModelError::Checkpoint { path: cp, reason: e.to_string() })?;
+    let dir = checkpoint::latest(run)?
+        .ok_or_else(|| ModelError::Checkpoint { path: run.to_path_buf(), reason: "no checkpoint".into() })?;
+    let model = WorldModel::new(&cfg.model, cfg.seed, device)?;
+    let st = checkpoint::load(&dir, &model, None, device)?;
+    Ok((model, cfg, st))
+}

@@ -1,0 +1,159 @@
+//! Correctness of the model pieces: gradients reach every variable, EMA follows its
+//! formula, checkpoints round-trip, config errors name the field.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor};
+use physworld_model::{
+    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, layer_norm_plain, linalg,
+    softmax_last,
+};
+use physworld_pipeline::EpisodeFrames;
+
+fn tiny(objective: Objective) -> ModelConfig {
+    ModelConfig { objective, ..ModelConfig::preset("tiny").expect("preset") }
+}
+
+/// A synthetic batch: 3 windows of 6 frames, 4 slots, one slot absent, one invisible.
+fn batch() -> Batch {
+    let (t, s) = (6usize, 4usize);
+    let mut windows = Vec::new();
+    for w in 0..3u64 {
+        let mut f = EpisodeFrames {
+            episode_index: w,
+            start: 0,
+            frames: t,
+            slots: s,
+            present: vec![true; t * s],
+            visible: vec![true; t * s],
+            position: Vec::new(),
+            rotation: Vec::new(),
+            linvel: Vec::new(),
+            angvel: Vec::new(),
+            size: vec![0.1; t * s * 3],
+            shape: vec![1; t * s],
+            action: vec![0.5; t * 3],
+            has_action: vec![true; t],
+        };
+        for k in 0..t * s {
+            let x = (k as f32 * 0.37 + w as f32).sin();
+            f.position.extend([x, 0.2 + 0.1 * x, -x]);
+            f.rotation.extend([0.0, 0.0, 0.0, 1.0]);
+            f.linvel.extend([x * 0.5, -0.1, 0.0]);
+            f.angvel.extend([0.0, x, 0.0]);
+        }
+        for fr in 0..t {
+            f.present[fr * s + 3] = false;
+            f.visible[fr * s + 2] = fr % 2 == 0;
+        }
+        windows.push(f);
+    }
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    Batch::new(&windows, &norm, &Device::Cpu).expect("batch")
+}
+
+#[test]
+fn every_trainable_variable_receives_a_nonzero_gradient() {
+    for objective in [Objective::Jepa, Objective::StateMse] {
+        let model = WorldModel::new(&tiny(objective), 1, &Device::Cpu).expect("model");
+        // Break the initial online = target symmetry so the JEPA loss is not trivially 0-grad.
+        model.ema_update(0.0).expect("ema");
+        let parts = model.loss(&batch(), 3, &LossConfig::default()).expect("loss");
+        let grads = parts.total.backward().expect("backward");
+        for (name, var) in model.trainable() {
+            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{objective:?}: no gradient for {name}"));
+            let norm: f32 = g.sqr().and_then(|x| x.sum_all()).and_then(|x| x.to_scalar()).expect("norm");
+            assert!(norm > 0.0 && norm.is_finite(), "{objective:?}: zero or non-finite gradient for {name}: {norm}");
+        }
+        // The target encoder is under stop-gradient.
+        for (name, var) in &model.vars.target {
+            assert!(grads.get(var.as_tensor()).is_none(), "target {name} got a gradient");
+        }
+    }
+}
+
+#[test]
+fn differentiable_norm_and_softmax_match_their_formulas() {
+    let x = Tensor::new(&[[1f32, 2.0, 4.0], [-1.0, 0.0, 1.0]], &Device::Cpu).expect("t");
+    let s: Vec<Vec<f32>> = softmax_last(&x).expect("softmax").to_vec2().expect("v");
+    // softmax([1, 2, 4]) = e^x / sum e^x (numpy: [0.04201007, 0.1141952, 0.84379473]).
+    for (a, b) in s[0].iter().zip([0.042_010_07f32, 0.114_195_2, 0.843_794_7]) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    let n: Vec<Vec<f32>> = layer_norm_plain(&x).expect("ln").to_vec2().expect("v");
+    // [-1, 0, 1] has mean 0 and population std sqrt(2/3): [-1.2247, 0, 1.2247].
+    for (a, b) in n[1].iter().zip([-1.224_744_9f32, 0.0, 1.224_744_9]) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn ema_update_follows_its_formula() {
+    let model = WorldModel::new(&tiny(Objective::Jepa), 2, &Device::Cpu).expect("model");
+    let (name, online) = model.vars.online.iter().next().expect("var");
+    let target = &model.vars.target[name];
+    let o0 = online.as_tensor().copy().expect("copy");
+    let t0 = (target.as_tensor() * 0.5).expect("t");
+    target.set(&t0).expect("set");
+    model.ema_update(0.9).expect("ema");
+    let want = ((&t0 * 0.9).expect("m") + (&o0 * 0.1).expect("m")).expect("sum");
+    let diff: f32 = (target.as_tensor() - want)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar())
+        .expect("diff");
+    assert!(diff < 1e-7, "ema off by {diff}");
+}
+
+#[test]
+fn same_seed_same_init_and_targets_start_as_copies() {
+    let a = WorldModel::new(&tiny(Objective::Jepa), 7, &Device::Cpu).expect("model");
+    let b = WorldModel::new(&tiny(Objective::Jepa), 7, &Device::Cpu).expect("model");
+    let c = WorldModel::new(&tiny(Objective::Jepa), 8, &Device::Cpu).expect("model");
+    let vals = |m: &WorldModel| -> BTreeMap<String, Vec<f32>> {
+        m.all_vars()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().flatten_all().and_then(|t| t.to_vec1()).expect("v")))
+            .collect()
+    };
+    let (va, vb, vc) = (vals(&a), vals(&b), vals(&c));
+    assert_eq!(va, vb);
+    assert_ne!(va, vc);
+    for (k, v) in &va {
+        if let Some(rest) = k.strip_prefix("online.") {
+            assert_eq!(v, &va[&format!("target.{rest}")], "{k}");
+        }
+    }
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let mut c = TrainConfig::preset("tiny").expect("preset");
+    c.model.dim = 63;
+    let e = c.validate().expect_err("odd dim").to_string();
+    assert!(e.contains("model.dim") && e.contains("63"), "{e}");
+    let mut c = TrainConfig::preset("tiny").expect("preset");
+    c.optim.beta2 = 1.5;
+    assert!(c.validate().expect_err("beta").to_string().contains("optim.beta2"));
+    assert!(ModelConfig::preset("huge").expect_err("preset").to_string().contains("tiny, small or base"));
+    let e =
+        serde_json::from_str::<TrainConfig>(r#"{"model": {"objective": "jepa", "dim": 8}, "lr": 1}"#).expect_err("bad");
+    assert!(e.to_string().contains("lr") || e.to_string().contains("missing field"), "{e}");
+}
+
+#[test]
+fn effective_rank_and_ridge_match_closed_forms() {
+    // Isotropic 2-D data has effective rank 2; a line has 1.
+    let iso: Vec<f32> = vec![1.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0, -1.0];
+    assert!((linalg::effective_rank(&iso, 4, 2) - 2.0).abs() < 1e-9);
+    let line: Vec<f32> = vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0];
+    assert!((linalg::effective_rank(&line, 3, 2) - 1.0).abs() < 1e-6);
+    // y = 2 x0 - 3 x1 + 0.5 exactly; a tiny ridge recovers it.
+    let x: Vec<f32> = vec![0.0, 1.0, 1.0, 0.0, 2.0, 1.0, 3.0, 5.0, -1.0, 2.0];
+    let y: Vec<f32> = x.chunks(2).map(|r| 2.0 * r[0] - 3.0 * r[1] + 0.5).collect();
+    let w = linalg::ridge(&x, &y, 5, 2, 1, 1e-9);
+    for (a, b) in w.iter().zip([2.0, -3.0, 0.5]) {
+        assert!((a - b).abs() < 1e-5, "{w:?}");
+    }
+    let _ = DType::F32;
+}

@@ -1,0 +1,163 @@
+//! The trainer: resume gives the same losses, divergence stops cleanly, checkpoints
+//! round-trip, and a short run really lowers validation loss without collapsing.
+
+use std::path::Path;
+
+use candle_core::Device;
+use physworld_model::{ModelError, Objective, StepMetrics, TrainConfig, TrainOptions, WorldModel, load_run, train};
+use physworld_pipeline::{GenerateOptions, LocalStorage, Suite, WorkerShard, generate};
+
+const SUITE: &str = r#"
+[suite]
+name = "train-test"
+seed = 3
+samples_per_file = 8
+max_objects = 6
+
+[splits]
+train = 16
+val = 4
+readout = 2
+test = 2
+
+[[family]]
+name = "drop"
+params = { count = [2, 3], duration_s = 1.0 }
+
+[[family]]
+name = "push"
+params = { duration_s = 1.0 }
+"#;
+
+fn dataset(dir: &Path) {
+    let suite = Suite::parse(SUITE, Path::new("train-test.toml")).expect("suite");
+    generate(
+        &suite,
+        &LocalStorage::new(dir),
+        &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} },
+    )
+    .expect("generates");
+}
+
+fn config(steps: u64) -> TrainConfig {
+    let mut c = TrainConfig::preset("tiny").expect("preset");
+    c.model.dim = 32;
+    c.model.pred_dim = 32;
+    c.model.depth = 1;
+    c.model.pred_depth = 1;
+    c.data.context = 4;
+    c.data.future = 4;
+    c.data.batch_size = 8;
+    c.data.shuffle_buffer = 64;
+    c.schedule.steps = steps;
+    c.schedule.warmup_steps = 2;
+    c.eval_every = 3;
+    c.eval_batches = 1;
+    c.checkpoint_every = 3;
+    c
+}
+
+fn losses(run: &Path) -> Vec<(u64, u32)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .expect("metrics")
+        .lines()
+        .map(|l| serde_json::from_str::<StepMetrics>(l).expect("line"))
+        .map(|m| (m.step, m.loss.to_bits()))
+        .collect()
+}
+
+fn opts<'a>(
+    data: &Path,
+    out: &Path,
+    cfg: TrainConfig,
+    resume: bool,
+    stop: Option<u64>,
+    cb: &'a dyn Fn(&StepMetrics),
+) -> TrainOptions<'a> {
+    TrainOptions {
+        data: data.into(),
+        out: out.into(),
+        config: cfg,
+        device: Device::Cpu,
+        resume,
+        stop_after: stop,
+        on_step: cb,
+    }
+}
+
+#[test]
+fn resumed_run_has_the_same_loss_at_every_later_step() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    train(&opts(&data, &a, config(8), false, None, &|_| {})).expect("trains");
+    train(&opts(&data, &b, config(8), false, Some(3), &|_| {})).expect("first part");
+    assert_eq!(losses(&b).len(), 3);
+    let r = train(&opts(&data, &b, config(8), true, None, &|_| {})).expect("resumes");
+    assert_eq!(r.step, 8);
+    let (la, lb) = (losses(&a), losses(&b));
+    assert_eq!(la.len(), 8);
+    assert_eq!(la, lb, "bitwise-equal losses at every step");
+    // Resuming with another configuration is refused.
+    let mut other = config(8);
+    other.seed = 99;
+    let e = train(&opts(&data, &b, other, true, None, &|_| {})).expect_err("other config");
+    assert!(e.to_string().contains("another configuration"), "{e}");
+}
+
+#[test]
+fn divergence_stops_with_the_step_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let run = tmp.path().join("run");
+    let mut c = config(20);
+    c.optim.lr = 1e30;
+    c.optim.clip_grad_norm = 0.0;
+    c.schedule.warmup_steps = 0;
+    c.checkpoint_every = 1;
+    let err = train(&opts(&data, &run, c, false, None, &|_| {})).expect_err("diverges");
+    let ModelError::Diverged { step, .. } = err else { panic!("expected Diverged, got {err}") };
+    assert!(step >= 2, "step {step}");
+    assert!(err.to_string().contains(&format!("step {step}")));
+    // The newest checkpoint is the one before the divergence, complete and loadable.
+    let latest = std::fs::read_to_string(run.join("checkpoints/latest")).expect("latest");
+    assert_eq!(latest.trim(), format!("step-{:06}", step - 1));
+    load_run(&run, &Device::Cpu).expect("the last good checkpoint loads");
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_outputs_and_records_the_data() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let run = tmp.path().join("run");
+    let mut cfg = config(3);
+    cfg.model.objective = Objective::StateMse;
+    train(&opts(&data, &run, cfg.clone(), false, None, &|_| {})).expect("trains");
+    let (model, loaded_cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
+    assert_eq!(loaded_cfg, cfg);
+    assert_eq!(state.step, 3);
+    let ds = physworld_pipeline::Dataset::open(&data).expect("dataset");
+    assert_eq!(state.data.suite_hash, ds.info.suite_hash);
+    assert_eq!(state.data.splits, ["train"]);
+    // Same weights -> same predictions; a fresh model differs.
+    let w: Vec<_> = ds
+        .windows(
+            "val",
+            physworld_pipeline::WindowSpec { context: 4, future: 4, stride: 4, shuffle_buffer: 8, prefetch: 4 },
+            0,
+        )
+        .take(2)
+        .collect::<Result<_, _>>()
+        .expect("windows");
+    let batch = physworld_model::Batch::new(&w, &state.normalizer, &Device::Cpu).expect("batch");
+    let (again, _, _) = load_run(&run, &Device::Cpu).expect("loads");
+    let p1: Vec<f32> = model.predict(&batch, 4).and_then(|t| Ok(t.flatten_all()?.to_vec1()?)).expect("p1");
+    let p2: Vec<f32> = again.predict(&batch, 4).and_then(|t| Ok(t.flatten_all()?.to_vec1()?)).expect("p2");
+    assert_eq!(p1, p2);
+    let fresh = WorldModel::new(&cfg.model, cfg.seed, &Device::Cpu).expect("fresh");
+    let p3: Vec<f32> = fresh.predict(&batch, 4).and_then(|t| Ok(t.flatten_all()?.to_vec1()?)).expect("p3");
+    assert_ne!(p1, p3);
+}

@@ -1,0 +1,112 @@
+//! `physworld train`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use physworld_model::{Objective, StepMetrics, TrainConfig, TrainOptions, device, train};
+
+/// Arguments of `train`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Dataset folder (from `physworld generate`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder: config.json, metrics.jsonl, checkpoints/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Configuration file (JSON, the TrainConfig written beside every checkpoint).
+    #[arg(long, conflicts_with = "preset")]
+    config: Option<PathBuf>,
+    /// Model preset: tiny (minutes on 2 CPU cores), small, base (for a GPU).
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Objective: jepa, or state-mse (the same backbone predicting future states).
+    #[arg(long)]
+    objective: Option<String>,
+    /// Override the number of steps.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Override the seed (initialisation and data order).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Train only on these families (comma-separated; Physion's pretraining protocols).
+    #[arg(long, value_delimiter = ',')]
+    families: Vec<String>,
+    /// cpu or cuda:N (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Continue from the run's latest checkpoint; later losses equal an uninterrupted run's.
+    #[arg(long)]
+    resume: bool,
+    /// Print the final report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = match &args.config {
+        Some(p) => serde_json::from_slice::<TrainConfig>(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("{}: not a valid training configuration", p.display()))?,
+        None => TrainConfig::preset(&args.preset)?,
+    };
+    if let Some(o) = &args.objective {
+        cfg.model.objective = match o.as_str() {
+            "jepa" => Objective::Jepa,
+            "state-mse" => Objective::StateMse,
+            other => bail!("--objective {other}: expected jepa or state-mse"),
+        };
+    }
+    if let Some(s) = args.steps {
+        cfg.schedule.steps = s;
+        cfg.schedule.warmup_steps = cfg.schedule.warmup_steps.min(s / 5);
+    }
+    if let Some(s) = args.seed {
+        cfg.seed = s;
+    }
+    if !args.families.is_empty() {
+        cfg.data.families = args.families.clone();
+    }
+    let dev = device(&args.device)?;
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(cfg.schedule.steps) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:30} step {pos}/{len}  {msg}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let on_step = |m: &StepMetrics| {
+        bar.set_position(m.step);
+        let mut msg = format!("loss {:.4}  {:.0} samples/s", m.loss, m.samples_per_s);
+        if let Some(e) = &m.eval {
+            msg.push_str(&format!("  val {:.4}  rank {:.1}", e.val_loss, e.effective_rank));
+        }
+        bar.set_message(msg);
+    };
+    let report = train(&TrainOptions {
+        data: args.data.clone(),
+        out: args.out.clone(),
+        config: cfg,
+        device: dev,
+        resume: args.resume,
+        stop_after: None,
+        on_step: &on_step,
+    })?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}: step {}, loss {:.4}", args.out.display(), report.step, report.loss);
+        if let Some(e) = &report.eval {
+            println!(
+                "validation: loss {:.4}, target std {:.3}, effective rank {:.1}",
+                e.val_loss, e.target_std, e.effective_rank
+            );
+        }
+        if let Some(c) = &report.checkpoint {
+            println!("checkpoint: {}", c.display());
+        }
+        println!("metrics: {}", args.out.join("metrics.jsonl").display());
+    }
+    Ok(())
+}
