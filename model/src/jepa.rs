@@ -232,6 +232,30 @@ impl WorldModel {
         self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, tf)
     }
 
+    /// Surprise per window and future frame (`[B][Tf]`): the mean L1 error between the
+    /// predicted and the layer-normed target representations of the frame's valid objects
+    /// (for state-mse: the mean squared error in normalised state space), as in Garrido et
+    /// al. 2025's violation-of-expectation evaluation. Frames without a valid object get 0.
+    pub fn surprise(&self, batch: &Batch, tf: usize) -> Result<Vec<Vec<f32>>> {
+        let tc = batch.frames - tf;
+        let pred = self.predict(batch, tf)?;
+        let err = match self.cfg.objective {
+            Objective::Jepa => {
+                let target = layer_norm_plain(&self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, tf)?)?;
+                (pred - target)?.abs()?.mean(D::Minus1)?
+            }
+            Objective::StateMse => (pred - batch.obs.narrow(1, tc, tf)?)?.sqr()?.mean(D::Minus1)?,
+        }; // [B, Tf, S]
+        let valid = batch.valid.narrow(1, tc, tf)?;
+        let num: Vec<Vec<f32>> = (err * &valid)?.sum(D::Minus1)?.to_vec2()?;
+        let den: Vec<Vec<f32>> = valid.sum(D::Minus1)?.to_vec2()?;
+        Ok(num
+            .iter()
+            .zip(&den)
+            .map(|(n, d)| n.iter().zip(d).map(|(a, b)| if *b > 0.0 { a / b } else { 0.0 }).collect())
+            .collect())
+    }
+
     /// Training loss on a batch whose last `tf` frames are the future.
     pub fn loss(&self, batch: &Batch, tf: usize, w: &crate::config::LossConfig) -> Result<LossParts> {
         let tc = batch.frames - tf;

@@ -21,6 +21,7 @@ mod layers;
 pub mod linalg;
 mod optim;
 mod params;
+mod probe;
 mod trainer;
 
 pub use batch::{Batch, Normalizer};
@@ -32,4 +33,5 @@ pub use jepa::{Encoder, LossParts, Predictor, WorldModel, WorldModelVars, varian
 pub use layers::{Attention, Block, LayerNorm, Linear, Mlp, layer_norm_plain, sinusoidal, softmax_last};
 pub use optim::{AdamW, clip_scale};
 pub use params::Params;
+pub use probe::RidgeProbe;
 pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train};

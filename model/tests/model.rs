@@ -157,3 +157,29 @@ fn effective_rank_and_ridge_match_closed_forms() {
     }
     let _ = DType::F32;
 }
+
+#[test]
+fn surprise_is_per_frame_and_zero_where_nothing_is_valid() {
+    let model = WorldModel::new(&tiny(Objective::Jepa), 4, &Device::Cpu).expect("model");
+    let b = batch();
+    let s = model.surprise(&b, 3).expect("surprise");
+    assert_eq!((s.len(), s[0].len()), (3, 3));
+    assert!(s.iter().flatten().all(|x| x.is_finite() && *x > 0.0), "{s:?}");
+    // The same prediction error averaged the way the loss does it (all frames valid
+    // counts differ per frame, so compare orders of magnitude only).
+    let l = model.loss(&b, 3, &LossConfig { var_weight: 0.0, cov_weight: 0.0, smooth_weight: 0.0 }).expect("loss");
+    let mean: f32 = s.iter().flatten().sum::<f32>() / 9.0;
+    assert!((mean - l.prediction).abs() < 0.5 * l.prediction, "{mean} vs {}", l.prediction);
+}
+
+#[test]
+fn ridge_probe_recovers_a_linear_map() {
+    // y0 = 3 a - b + 1, y1 = 0.5 b, on 50 rows.
+    let x: Vec<f32> = (0..100).map(|i| ((i * 37 % 17) as f32 - 8.0) / 3.0).collect();
+    let y: Vec<f32> = x.chunks(2).flat_map(|r| [3.0 * r[0] - r[1] + 1.0, 0.5 * r[1]]).collect();
+    let p = physworld_model::RidgeProbe::fit(&x, &y, 2, 2, 1e-6).expect("fits");
+    let pred = p.predict(&x);
+    let err = pred.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(err < 1e-3, "max error {err}");
+    assert!(physworld_model::RidgeProbe::fit(&x, &y[..10], 2, 2, 1.0).is_err());
+}
