@@ -29,8 +29,8 @@ impl RidgeProbe {
     pub fn fit(x: &[f32], y: &[f32], input: usize, output: usize, lambda: f64) -> Result<RidgeProbe> {
         if input == 0
             || output == 0
-            || x.len() % input != 0
-            || y.len() % output != 0
+            || !x.len().is_multiple_of(input)
+            || !y.len().is_multiple_of(output)
             || x.len() / input != y.len() / output
         {
             return Err(ModelError::config(
