@@ -127,12 +127,14 @@ impl<'a> BatchSource<'a> {
     ) -> Result<Self> {
         let allowed = (!families.is_empty())
             .then(|| ds.split("train").filter(|e| families.contains(&e.family)).map(|e| e.episode_index).collect());
-        let stream = ds.windows("train", spec, epoch_seed(seed, epoch));
-        let mut s = BatchSource { ds, spec, seed, allowed, epoch, consumed: 0, stream };
+        let mut stream = ds.windows("train", spec, epoch_seed(seed, epoch));
+        // Skip the raw windows (filtered ones included) this epoch already consumed.
         for _ in 0..consumed {
-            s.next_window()?;
+            if let Some(w) = stream.next() {
+                w?;
+            }
         }
-        Ok(s)
+        Ok(BatchSource { ds, spec, seed, allowed, epoch, consumed, stream })
     }
 
     fn next_window(&mut self) -> Result<EpisodeFrames> {

@@ -99,6 +99,16 @@ fn resumed_run_has_the_same_loss_at_every_later_step() {
     let (la, lb) = (losses(&a), losses(&b));
     assert_eq!(la.len(), 8);
     assert_eq!(la, lb, "bitwise-equal losses at every step");
+    // The same with a family filter (Physion's pretraining protocols): the data position
+    // counts filtered windows too.
+    let (c, d) = (tmp.path().join("c"), tmp.path().join("d"));
+    let mut only_drop = config(8);
+    only_drop.data.families = vec!["drop".into()];
+    train(&opts(&data, &c, only_drop.clone(), false, None, &|_| {})).expect("trains");
+    train(&opts(&data, &d, only_drop.clone(), false, Some(5), &|_| {})).expect("first part");
+    train(&opts(&data, &d, only_drop, true, None, &|_| {})).expect("resumes");
+    assert_eq!(losses(&c), losses(&d), "filtered run resumes exactly");
+    assert_ne!(losses(&c), la, "the filter changes the data");
     // Resuming with another configuration is refused.
     let mut other = config(8);
     other.seed = 99;
