@@ -46,6 +46,9 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// The metrics plot could not be drawn.
+    #[error("plot: {0}")]
+    Plot(String),
     /// The requested device is not available in this build.
     #[error("device `{0}` is not available: {1}")]
     Device(String, String),

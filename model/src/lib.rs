@@ -21,6 +21,7 @@ mod layers;
 pub mod linalg;
 mod optim;
 mod params;
+mod plot;
 mod probe;
 mod trainer;
 
@@ -33,5 +34,6 @@ pub use jepa::{Encoder, LossParts, Predictor, WorldModel, WorldModelVars, varian
 pub use layers::{Attention, Block, LayerNorm, Linear, Mlp, layer_norm_plain, sinusoidal, softmax_last};
 pub use optim::{AdamW, clip_scale};
 pub use params::Params;
+pub use plot::plot_metrics;
 pub use probe::RidgeProbe;
-pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train};
+pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train, write_plot};

@@ -301,9 +301,12 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
                 normalizer: norm.clone(),
             };
             report.checkpoint = Some(checkpoint::save(&opts.out, &model, &opt, &state)?);
+            metrics.flush().map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
+            write_plot(&opts.out)?;
         }
     }
     metrics.flush().map_err(|source| ModelError::Io { path: metrics_path, source })?;
+    write_plot(&opts.out)?;
     Ok(report)
 }
 
@@ -360,6 +363,14 @@ pub fn evaluate(model: &WorldModel, val: &[Batch], tf: usize, cfg: &TrainConfig)
         target_std: std as f32,
         effective_rank: effective_rank(&reps, rows, d),
     })
+}
+
+/// Redraw `RUN/metrics.png` from `RUN/metrics.jsonl`.
+pub fn write_plot(run: &Path) -> Result<()> {
+    let path = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path, source })?;
+    let metrics: Vec<StepMetrics> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    crate::plot::plot_metrics(&metrics, &run.join("metrics.png"))
 }
 
 /// Load a trained run's latest checkpoint for inference.

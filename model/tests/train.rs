@@ -138,6 +138,21 @@ fn divergence_stops_with_the_step_and_keeps_the_last_checkpoint() {
 }
 
 #[test]
+fn a_run_draws_its_metrics_plot() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let run = tmp.path().join("run");
+    train(&opts(&data, &run, config(6), false, None, &|_| {})).expect("trains");
+    let png = std::fs::read(run.join("metrics.png")).expect("metrics.png");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG file");
+    // 1500 x 450, per the IHDR chunk.
+    assert_eq!(u32::from_be_bytes([png[16], png[17], png[18], png[19]]), 1500);
+    assert_eq!(u32::from_be_bytes([png[20], png[21], png[22], png[23]]), 450);
+    assert!(png.len() > 10_000, "{} bytes: an empty canvas compresses far smaller", png.len());
+}
+
+#[test]
 fn checkpoint_round_trip_gives_identical_outputs_and_records_the_data() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
