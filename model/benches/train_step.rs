@@ -15,7 +15,7 @@ fn windows(n: usize, t: usize, s: usize) -> Vec<EpisodeFrames> {
     (0..n)
         .map(|w| {
             let k = t * s;
-            let wave = |i: usize, c: f32| ((i as f32 * 0.37 + w as f32 + c).sin());
+            let wave = |i: usize, c: f32| (i as f32 * 0.37 + w as f32 + c).sin();
             EpisodeFrames {
                 episode_index: w as u64,
                 start: 0,
