@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{D, Device};
+use candle_core::Device;
 use physworld_pipeline::{Dataset, EpisodeFrames, WindowSpec, WindowStream};
 use serde::{Deserialize, Serialize};
 
@@ -357,7 +357,6 @@ pub fn evaluate(model: &WorldModel, val: &[Batch], tf: usize, cfg: &TrainConfig)
             std += var.sqrt() / d as f64;
         }
     }
-    let _ = D::Minus1;
     Ok(EvalMetrics {
         val_loss: if n > 0 { loss / n as f32 } else { f32::NAN },
         target_std: std as f32,

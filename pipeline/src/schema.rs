@@ -25,7 +25,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{
     Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Int8Array, Int16Array, ListArray, RecordBatch,
-    StringArray, StructArray,
+    StructArray,
 };
 use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
@@ -40,8 +40,7 @@ pub const FORMAT_VERSION: &str = "physworld-dataset/1";
 pub const OBJECT_FLOAT_FEATURES: [(&str, usize); 5] =
     [("object.position", 3), ("object.rotation", 4), ("object.linvel", 3), ("object.angvel", 3), ("object.size", 3)];
 
-fn fsl(item: DataType, n: usize, nullable: bool) -> DataType {
-    let _ = nullable;
+fn fsl(item: DataType, n: usize) -> DataType {
     DataType::FixedSizeList(Arc::new(Field::new("item", item, false)), n as i32)
 }
 
@@ -64,14 +63,14 @@ pub fn frames_schema(slots: usize) -> SchemaRef {
         Field::new("frame_index", DataType::Int64, false),
         Field::new("timestamp", DataType::Float32, false),
         Field::new("index", DataType::Int64, false),
-        Field::new("object.present", fsl(DataType::Boolean, slots, false), false),
-        Field::new("object.visible", fsl(DataType::Boolean, slots, false), false),
+        Field::new("object.present", fsl(DataType::Boolean, slots), false),
+        Field::new("object.visible", fsl(DataType::Boolean, slots), false),
     ];
     for (name, k) in OBJECT_FLOAT_FEATURES {
-        fields.push(Field::new(name, fsl(DataType::Float32, slots * k, false), false));
+        fields.push(Field::new(name, fsl(DataType::Float32, slots * k), false));
     }
-    fields.push(Field::new("object.shape", fsl(DataType::Int8, slots, false), false));
-    fields.push(Field::new("action", fsl(DataType::Float32, 3, true), true));
+    fields.push(Field::new("object.shape", fsl(DataType::Int8, slots), false));
+    fields.push(Field::new("action", fsl(DataType::Float32, 3), true));
     fields.push(Field::new(
         "contacts",
         DataType::List(Arc::new(Field::new("item", DataType::Struct(contact_fields()), false))),
@@ -231,7 +230,7 @@ pub fn frames_batch(episodes: &[Placed<'_>], slots: usize) -> Result<RecordBatch
 
 /// Schema of the per-episode table (`meta/episodes/*.parquet`).
 pub fn episodes_schema(slots: usize) -> SchemaRef {
-    let f32s = |n: usize| fsl(DataType::Float32, n, false);
+    let f32s = |n: usize| fsl(DataType::Float32, n);
     Arc::new(Schema::new(vec![
         Field::new("episode_index", DataType::Int64, false),
         Field::new("split", DataType::Utf8, false),
@@ -421,6 +420,5 @@ pub fn episodes_batch(episodes: &[Placed<'_>], slots: usize) -> Result<RecordBat
         fsl_array(Arc::new(Float32Array::from(placement)), 3, Some(NullBuffer::from(placement_valid))),
         Arc::new(metadata.finish()) as ArrayRef,
     ];
-    let _ = StringArray::from(Vec::<&str>::new());
     RecordBatch::try_new(episodes_schema(slots), cols).map_err(|e| PipelineError::Layout(e.to_string()))
 }

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::error::{RejectReason, Rejection, Result, SimError};
+use crate::error::{Rejection, Result, SimError};
 use crate::families::{Family, Sample};
 use crate::seed::episode_seed;
 use crate::split::Split;
@@ -94,6 +94,5 @@ pub fn generate_batch(
     for s in &samples {
         report.add(s);
     }
-    let _ = RejectReason::ALL;
     Ok((samples, report))
 }

@@ -139,7 +139,7 @@ impl SceneWorld {
             }
         }
         for j in &scene.joints {
-            world.insert_joint(j.kind, j.a, j.b, ground);
+            world.insert_joint(j.kind, j.a, j.b);
         }
         world
     }
@@ -168,12 +168,11 @@ impl SceneWorld {
         self.objects[i] = Some(LiveObject { body, collider, shape });
     }
 
-    fn insert_joint(&mut self, kind: JointKind, a: JointEnd, b: JointEnd, ground: RigidBodyHandle) {
+    fn insert_joint(&mut self, kind: JointKind, a: JointEnd, b: JointEnd) {
         let end = |w: &mut Self, e: JointEnd| -> Option<(RigidBodyHandle, Vector)> {
             match e {
                 JointEnd::Object { index, anchor } => w.objects[index].as_ref().map(|o| (o.body, v(anchor))),
                 JointEnd::World { anchor } => {
-                    let _ = ground;
                     Some((w.pw.insert_body(RigidBodyBuilder::fixed().translation(v(anchor))), Vector::ZERO))
                 }
             }
@@ -367,12 +366,11 @@ impl SceneWorld {
     pub(crate) fn zone_contacts(&self) -> Vec<(u16, u16)> {
         let mut out = Vec::new();
         for (zi, &zh) in self.zones.iter().enumerate() {
-            for (h1, c1, h2, c2, hit) in self.pw.intersection_pairs_with(zh) {
+            for (h1, c1, _, c2, hit) in self.pw.intersection_pairs_with(zh) {
                 if !hit {
                     continue;
                 }
                 let other = if h1 == zh { c2 } else { c1 };
-                let _ = h2;
                 if let (TAG_OBJECT, oi) = untag(other.user_data) {
                     out.push((zi as u16, oi as u16));
                 }
