@@ -203,15 +203,22 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     }
     let planned: u64 = todo.iter().map(|s| layout.samples_of(s).end - layout.samples_of(s).start).sum();
     (opts.progress)(Progress::Planned { samples: planned });
-    for s in todo {
-        let m = write_shard(&layout, s, &hash, storage, opts.progress)?;
-        report.shards_written += 1;
-        report.samples += m.samples[1] - m.samples[0];
-        report.episodes += m.episodes;
-        report.frames += m.data.rows;
-        report.bytes += m.data.bytes + m.episodes_file.bytes;
-        for (k, v) in &m.rejected {
-            *report.rejected.entry(k.clone()).or_insert(0) += v;
+    // Up to one shard per worker thread at a time: a shard's Parquet encoding is serial,
+    // so overlapping shards keeps every core busy; memory stays bounded by that many shards.
+    let width = rayon::current_num_threads().max(1);
+    for chunk in todo.chunks(width) {
+        let ms: Vec<ShardManifest> =
+            chunk.par_iter().map(|s| write_shard(&layout, s, &hash, storage, opts.progress)).collect::<Result<_>>()?;
+        // Fold and drop: manifests carry statistics partials.
+        for m in ms {
+            report.shards_written += 1;
+            report.samples += m.samples[1] - m.samples[0];
+            report.episodes += m.episodes;
+            report.frames += m.data.rows;
+            report.bytes += m.data.bytes + m.episodes_file.bytes;
+            for (k, v) in &m.rejected {
+                *report.rejected.entry(k.clone()).or_insert(0) += v;
+            }
         }
     }
     if opts.shard == WorkerShard::ALL {
