@@ -55,7 +55,13 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 fn manifests(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("meta/shards"))
-        .map(|r| r.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                // Finished manifests only: `.tmp-*.json` is one being written.
+                .filter(|n| n.ends_with(".json") && !n.starts_with(".tmp-"))
+                .count()
+        })
         .unwrap_or(0)
 }
 
