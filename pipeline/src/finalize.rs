@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{PipelineError, Result};
-use crate::generate::{Balance, SUITE_PATH, check_complete, load_manifest, verify_shard};
+use crate::generate::{Balance, SUITE_PATH, check_complete, load_manifest, merge_balances, verify_shard};
 use crate::layout::Layout;
 use crate::schema::{FORMAT_VERSION, OBJECT_FLOAT_FEATURES};
 use crate::stats::{self, FeatureStats};
@@ -161,14 +161,7 @@ pub fn finalize(storage: &dyn Storage) -> Result<Info> {
             for (k, v) in &m.rejected {
                 *rejected.entry(k.clone()).or_insert(0) += v;
             }
-            for (fam, bal) in &m.labels {
-                let b = labels.entry(fam.clone()).or_default();
-                for (k, [pos, n]) in bal {
-                    let e = b.entry(k.clone()).or_insert([0, 0]);
-                    e[0] += pos;
-                    e[1] += n;
-                }
-            }
+            merge_balances(&mut labels, &m.labels);
             files.push(m.data.clone());
             files.push(m.episodes_file.clone());
         }

@@ -60,6 +60,36 @@ pub struct ShardManifest {
     pub stats: Partials,
 }
 
+/// Add an episode's boolean labels (`contact`, `tower_fell`, `goal_reached`,
+/// `possible`) to `bal`.
+pub fn count_labels(bal: &mut Balance, e: &physworld_sim::Episode) {
+    let l = &e.labels;
+    for (name, v) in [
+        ("contact", l.contact.map(|c| c.occurred)),
+        ("tower_fell", l.tower_fell),
+        ("goal_reached", l.goal_reached),
+        ("possible", l.quadruplet.map(|q| q.possible)),
+    ] {
+        if let Some(v) = v {
+            let c = bal.entry(name.to_string()).or_insert([0, 0]);
+            c[0] += v as u64;
+            c[1] += 1;
+        }
+    }
+}
+
+/// Add per-family balances `src` into `dst`.
+pub fn merge_balances(dst: &mut BTreeMap<String, Balance>, src: &BTreeMap<String, Balance>) {
+    for (fam, bal) in src {
+        let b = dst.entry(fam.clone()).or_default();
+        for (k, [pos, n]) in bal {
+            let c = b.entry(k.clone()).or_insert([0, 0]);
+            c[0] += pos;
+            c[1] += n;
+        }
+    }
+}
+
 /// Progress events for bars.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress {
@@ -282,20 +312,7 @@ fn write_shard(
     }
     for p in &placed {
         stats::accumulate(&mut partials, p.episode);
-        let l = &p.episode.labels;
-        let bal = labels.entry(p.episode.family.clone()).or_default();
-        for (name, v) in [
-            ("contact", l.contact.map(|c| c.occurred)),
-            ("tower_fell", l.tower_fell),
-            ("goal_reached", l.goal_reached),
-            ("possible", l.quadruplet.map(|q| q.possible)),
-        ] {
-            if let Some(v) = v {
-                let e = bal.entry(name.to_string()).or_insert([0, 0]);
-                e[0] += v as u64;
-                e[1] += 1;
-            }
-        }
+        count_labels(labels.entry(p.episode.family.clone()).or_default(), p.episode);
     }
     let rows: u64 = placed.iter().map(|p| p.episode.frames.len() as u64).sum();
     let manifest = ShardManifest {

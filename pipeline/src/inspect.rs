@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::finalize::{INFO_PATH, Info, stored_suite};
-use crate::generate::{Balance, ShardManifest, verify_shard};
+use crate::generate::{Balance, ShardManifest, merge_balances, verify_shard};
 use crate::layout::Layout;
 use crate::parquet_io::decode;
 use crate::schema::{FORMAT_VERSION, episodes_schema, frames_schema};
@@ -123,14 +123,7 @@ pub fn inspect(storage: &dyn Storage) -> Result<InspectReport> {
                 for (f, n) in families {
                     *sr.families.entry(f).or_insert(0) += n;
                 }
-                for (fam, bal) in &m.labels {
-                    let b = sr.labels.entry(fam.clone()).or_default();
-                    for (k, [pos, n]) in bal {
-                        let e = b.entry(k.clone()).or_insert([0, 0]);
-                        e[0] += pos;
-                        e[1] += n;
-                    }
-                }
+                merge_balances(&mut sr.labels, &m.labels);
             }
             Err(problem) => report.problems.push(problem),
         }

@@ -28,7 +28,8 @@ mod suite;
 pub use error::{PipelineError, Result};
 pub use finalize::{CARD_PATH, INFO_PATH, Info, STATS_PATH, SplitInfo, finalize};
 pub use generate::{
-    FileEntry, GenerateOptions, GenerateReport, Progress, SUITE_PATH, ShardManifest, generate, verify_shard,
+    Balance, FileEntry, GenerateOptions, GenerateReport, Progress, SUITE_PATH, ShardManifest, count_labels, generate,
+    merge_balances, verify_shard,
 };
 pub use inspect::{InspectReport, SplitReport, inspect};
 pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};

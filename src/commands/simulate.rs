@@ -90,22 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         digest.update(serde_json::to_vec(s)?);
     }
     let content_sha256: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let episodes = || samples.iter().flat_map(|s| &s.episodes);
-    let balance = |f: &dyn Fn(&physworld_sim::Episode) -> Option<bool>| {
-        let labelled: Vec<bool> = episodes().filter_map(f).collect();
-        (labelled.iter().filter(|b| **b).count(), labelled.len())
-    };
-    let mut labels = Map::new();
-    for (name, (pos, n)) in [
-        ("contact", balance(&|e| e.labels.contact.map(|c| c.occurred))),
-        ("tower_fell", balance(&|e| e.labels.tower_fell)),
-        ("goal_reached", balance(&|e| e.labels.goal_reached)),
-        ("possible", balance(&|e| e.labels.quadruplet.map(|q| q.possible))),
-    ] {
-        if n > 0 {
-            labels.insert(name.into(), json!({"positive": pos, "labelled": n}));
-        }
+    let mut balance = physworld_pipeline::Balance::new();
+    for e in samples.iter().flat_map(|s| &s.episodes) {
+        physworld_pipeline::count_labels(&mut balance, e);
     }
+    let labels: Map<String, Value> =
+        balance.iter().map(|(name, [pos, n])| (name.clone(), json!({"positive": pos, "labelled": n}))).collect();
     let summary = json!({
         "family": family.name(),
         "split": split.as_str(),
