@@ -30,6 +30,10 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Train a JEPA (or state-mse baseline) world model on a dataset.
     Train(commands::train::Args),
+    /// Score models on a dataset's held-out tasks; one result file per model.
+    Bench(commands::bench::Args),
+    /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
+    Leaderboard(commands::leaderboard::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
         Command::Finalize(a) => commands::finalize::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Train(a) => commands::train::run(a),
+        Command::Bench(a) => commands::bench::run(a),
+        Command::Leaderboard(a) => commands::leaderboard::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

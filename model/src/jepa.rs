@@ -232,6 +232,68 @@ impl WorldModel {
         self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, tf)
     }
 
+    /// Roll the predictor forward `steps` frames from the first `tc` frames of `batch`,
+    /// autoregressively in chunks of `chunk` frames (the trained future length), each chunk
+    /// predicted from the last `context` frames of observed or already predicted
+    /// representations (V-JEPA 2-AC's rollout in representation space; for state-mse the
+    /// predicted states are re-encoded). Actions come from `batch` where it has frames and
+    /// are zero beyond. Predicted frames keep the last observed frame's validity mask.
+    /// Returns `[B, steps, S, out]`: target-space representations (JEPA) or normalised
+    /// states (state-mse).
+    pub fn rollout(&self, batch: &Batch, tc: usize, steps: usize, context: usize, chunk: usize) -> Result<Tensor> {
+        let (b, s) = (batch.size, batch.slots);
+        if tc == 0 || tc > batch.frames || context == 0 || chunk == 0 {
+            return Err(crate::error::ModelError::config(
+                "rollout",
+                format!("tc {tc}, context {context}, chunk {chunk} over {} frames", batch.frames),
+                "1 <= tc <= frames, context >= 1, chunk >= 1",
+            ));
+        }
+        let dev = batch.obs.device();
+        let total = tc + steps;
+        let ta = batch.actions.dim(1)?.min(total);
+        let mut actions = batch.actions.narrow(1, 0, ta)?;
+        if ta < total {
+            actions = Tensor::cat(&[&actions, &Tensor::zeros((b, total - ta, ACTION_DIM), DType::F32, dev)?], 1)?;
+        }
+        let obs = batch.obs.narrow(1, 0, tc)?;
+        let mut valid = batch.valid.narrow(1, 0, tc)?;
+        let last_valid = valid.narrow(1, tc - 1, 1)?;
+        let mut frames = match self.cfg.objective {
+            Objective::Jepa => self.encoder.forward(&obs, &valid, 0)?,
+            Objective::StateMse => obs,
+        };
+        let mut outs = Vec::new();
+        let mut done = 0;
+        while done < steps {
+            let n = chunk.min(steps - done);
+            let have = tc + done;
+            let c = context.min(have);
+            let start = have - c;
+            let ctx_in = frames.narrow(1, start, c)?;
+            let ctx_valid = valid.narrow(1, start, c)?;
+            let ctx = match self.cfg.objective {
+                Objective::Jepa => ctx_in,
+                Objective::StateMse => self.encoder.forward(&ctx_in, &ctx_valid, 0)?,
+            };
+            let pred = self.predictor.forward(&ctx, &ctx_valid, &actions.narrow(1, start, c + n)?, n)?;
+            let pv = last_valid.repeat((1, n, 1))?;
+            let pred = pred.broadcast_mul(&pv.unsqueeze(3)?)?;
+            frames = Tensor::cat(&[&frames, &pred], 1)?;
+            valid = Tensor::cat(&[&valid, &pv], 1)?;
+            outs.push(pred);
+            done += n;
+        }
+        if outs.is_empty() {
+            let out = match self.cfg.objective {
+                Objective::Jepa => self.cfg.dim,
+                Objective::StateMse => OBS_DIM,
+            };
+            return Ok(Tensor::zeros((b, 0, s, out), DType::F32, dev)?);
+        }
+        Ok(Tensor::cat(&outs, 1)?)
+    }
+
     /// Surprise per window and future frame (`[B][Tf]`): the mean L1 error between the
     /// predicted and the layer-normed target representations of the frame's valid objects
     /// (for state-mse: the mean squared error in normalised state space), as in Garrido et

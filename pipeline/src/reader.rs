@@ -8,7 +8,8 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use arrow_array::{
-    Array, BooleanArray, FixedSizeListArray, Float32Array, Int8Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, BooleanArray, FixedSizeListArray, Float32Array, Int8Array, Int16Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, UInt32Array, UInt64Array,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -56,6 +57,24 @@ pub struct EpisodeMeta {
     pub mass: Vec<f32>,
     /// Hidden property: friction per slot.
     pub friction: Vec<f32>,
+    /// Seed the scene was sampled from.
+    pub seed: u64,
+    /// Attempt that produced it.
+    pub attempt: u32,
+    /// Contact label: first frame with the agent–patient contact.
+    pub contact_frame: Option<u32>,
+    /// Contact label: the agent's slot.
+    pub contact_agent: Option<u16>,
+    /// Contact label: the patient's slot (when the patient is an object).
+    pub contact_patient_object: Option<u16>,
+    /// Contact label: the patient zone (when the patient is a zone).
+    pub contact_patient_zone: Option<u16>,
+    /// The first object (not on the floor at frame 0) to touch the floor.
+    pub first_floor_contact: Option<u16>,
+    /// VoE: position in the quadruplet (0, 1 possible; 2, 3 impossible).
+    pub member: Option<u8>,
+    /// VoE: the violating object's slot.
+    pub violation_object: Option<u16>,
 }
 
 /// The frames of one episode (or a window of it), row-major `[frame, slot, component]`.
@@ -122,6 +141,8 @@ pub struct Dataset {
     pub info: Info,
     /// `meta/stats.json` (train only).
     pub stats: BTreeMap<String, FeatureStats>,
+    /// The resolved suite the dataset was generated from.
+    pub suite: Suite,
     episodes: Vec<EpisodeMeta>,
     slots: usize,
 }
@@ -185,7 +206,7 @@ impl Dataset {
             }
         }
         episodes.sort_by_key(|e| e.episode_index);
-        Ok(Dataset { storage, info, stats, episodes, slots })
+        Ok(Dataset { storage, info, stats, suite, episodes, slots })
     }
 
     /// Object slots per frame.
@@ -226,6 +247,44 @@ impl Dataset {
             })
     }
 
+    /// Re-simulate sample `sample_index` of split `split` from t=0 with the true scenes,
+    /// exactly as the generator drew it (the same episodes, bit for bit, on a build with the
+    /// same [`physworld_sim::GENERATOR_VERSION`]).
+    pub fn regenerate(&self, split: &str, sample_index: u64) -> Result<physworld_sim::Sample> {
+        let layout = Layout::new(&self.suite)?;
+        let spec =
+            self.suite.splits.iter().find(|s| s.name == split).ok_or_else(|| PipelineError::InvalidArgument {
+                field: "split".into(),
+                value: split.into(),
+                allowed: self.suite.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            })?;
+        if sample_index >= spec.samples {
+            return Err(PipelineError::InvalidArgument {
+                field: "sample_index".into(),
+                value: sample_index.to_string(),
+                allowed: format!("0..{}", spec.samples),
+            });
+        }
+        Ok(physworld_sim::generate(layout.family_of(sample_index), spec.seed, spec.sim_split, sample_index)?)
+    }
+
+    /// The frames of every episode of `split`, decoding each of its files once, in episode
+    /// order.
+    pub fn split_frames(&self, split: &str) -> Result<Vec<EpisodeFrames>> {
+        let mut files: Vec<String> = self.split(split).map(|e| e.file.clone()).collect();
+        files.dedup();
+        let mut out = Vec::new();
+        for f in files {
+            out.extend(
+                load_file(self.storage.as_ref(), &f, self.slots)?
+                    .into_iter()
+                    .filter(|e| self.meta(e.episode_index).is_ok_and(|m| m.split == split)),
+            );
+        }
+        out.sort_by_key(|e| e.episode_index);
+        Ok(out)
+    }
+
     /// A seeded shuffled stream of windows of `split` (see [`WindowStream`]).
     pub fn windows(&self, split: &str, spec: WindowSpec, seed: u64) -> WindowStream {
         let mut files: Vec<String> = self.split(split).map(|e| e.file.clone()).collect();
@@ -253,6 +312,23 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
     let vframe: &Int32Array = col(b, "violation.frame", path)?;
     let mass = fsl_f32(b, "object.mass", path)?;
     let fric = fsl_f32(b, "object.friction", path)?;
+    let seed: &UInt64Array = col(b, "seed", path)?;
+    let attempt: &UInt32Array = col(b, "attempt", path)?;
+    let opt_i32 = |name: &str| -> Result<Vec<Option<i64>>> {
+        let a: &Int32Array = col(b, name, path)?;
+        Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i) as i64)).collect())
+    };
+    let opt_i16 = |name: &str| -> Result<Vec<Option<u16>>> {
+        let a: &Int16Array = col(b, name, path)?;
+        Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i) as u16)).collect())
+    };
+    let contact_frame = opt_i32("label.contact_frame")?;
+    let contact_agent = opt_i16("label.contact_agent")?;
+    let patient_obj = opt_i16("label.contact_patient_object")?;
+    let patient_zone = opt_i16("label.contact_patient_zone")?;
+    let first_floor = opt_i16("label.first_floor_contact")?;
+    let vobject = opt_i16("violation.object")?;
+    let member: &Int8Array = col(b, "quadruplet.member", path)?;
     for i in 0..b.num_rows() {
         out.push(EpisodeMeta {
             episode_index: idx.value(i) as u64,
@@ -270,6 +346,15 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
             violation_frame: vframe.is_valid(i).then(|| vframe.value(i) as u32),
             mass: mass[i * slots..(i + 1) * slots].to_vec(),
             friction: fric[i * slots..(i + 1) * slots].to_vec(),
+            seed: seed.value(i),
+            attempt: attempt.value(i),
+            contact_frame: contact_frame[i].map(|v| v as u32),
+            contact_agent: contact_agent[i],
+            contact_patient_object: patient_obj[i],
+            contact_patient_zone: patient_zone[i],
+            first_floor_contact: first_floor[i],
+            member: member.is_valid(i).then(|| member.value(i) as u8),
+            violation_object: vobject[i],
         });
     }
     Ok(())

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod finalize;
 pub mod generate;
 pub mod inspect;
+pub mod leaderboard;
 pub mod scenarios;
 pub mod simulate;
 pub mod train;

@@ -1,0 +1,119 @@
+//! Model adapters: every model answers the same items through one trait.
+//!
+//! | spec | what it is | tasks |
+//! |---|---|---|
+//! | `oracle` | the simulator re-run from t=0 with the true scene: the ceiling | all |
+//! | `constant-velocity` | ballistic extrapolation (gravity for airborne objects) | all |
+//! | `chance[:SEED]` | seeded uniform answers and surprise | contact, outcome, voe |
+//! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
+//! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
+//! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use physworld_pipeline::Dataset;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BenchError, Result};
+use crate::results::ModelRef;
+use crate::tasks::{Frames, Item, TaskItems, TaskKind, TaskOptions};
+
+mod baselines;
+mod probes;
+
+pub use baselines::{Chance, ConstantVelocity, Majority, Oracle};
+pub use probes::{Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_ROLLOUT, RawState};
+
+/// Surprise of one episode.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Surprise {
+    /// Maximum over frames.
+    pub max: f64,
+    /// Mean over frames.
+    pub mean: f64,
+}
+
+/// A model's answer to one item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// Forecast: positions `[horizon][object]`.
+    Positions(Vec<Vec<[f32; 3]>>),
+    /// Choice index.
+    Choice(usize),
+    /// VoE: surprise per episode of the quadruplet.
+    Surprise(Vec<Surprise>),
+    /// No usable answer (scored as wrong and counted as invalid), with why.
+    Invalid(String),
+}
+
+/// What an adapter may look at: the dataset, the scored split's frames, and the `readout`
+/// split's items and frames (for probes and majority answers).
+pub struct Context<'a> {
+    /// The dataset.
+    pub ds: &'a Dataset,
+    /// Scored split.
+    pub split: &'a str,
+    /// Its frames.
+    pub frames: &'a Frames,
+    /// Items of the `readout` split per task (labels for probes).
+    pub readout: &'a BTreeMap<TaskKind, TaskItems>,
+    /// Frames of the `readout` split.
+    pub readout_frames: &'a Frames,
+    /// How items were cut.
+    pub opts: &'a TaskOptions,
+}
+
+/// A model that answers benchmark items.
+pub trait Adapter {
+    /// The spec it was built from (its row name).
+    fn id(&self) -> &str;
+    /// Adapter kind.
+    fn kind(&self) -> &'static str;
+    /// Whether it answers items of `task`.
+    fn supports(&self, task: TaskKind) -> bool;
+    /// Description for result files.
+    fn describe(&self) -> ModelRef;
+    /// Readout protocols it scores `task` under (Physion's `all`, `only`, `all-but-one`);
+    /// the first is the primary one. Empty for models without probes.
+    fn protocols(&self, _task: TaskKind) -> Vec<&'static str> {
+        Vec::new()
+    }
+    /// Answer `items` of `task` (one answer per item, in order) under readout `protocol`;
+    /// calls `tick` once per item answered.
+    fn answer(
+        &mut self,
+        ctx: &Context<'_>,
+        task: TaskKind,
+        items: &[Item],
+        protocol: Option<&str>,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Vec<Answer>>;
+}
+
+/// The model specs [`parse`] accepts.
+pub const SPECS: &str = "oracle, constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>";
+
+/// Build the adapter for `spec`.
+pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
+    let (head, arg) = match spec.split_once(':') {
+        Some((h, a)) => (h, Some(a)),
+        None => (spec, None),
+    };
+    match (head, arg) {
+        ("oracle", None) => Ok(Box::new(Oracle::new())),
+        ("constant-velocity", None) => Ok(Box::new(ConstantVelocity)),
+        ("chance", None) => Ok(Box::new(Chance::new(spec, 0))),
+        ("chance", Some(s)) => {
+            let seed = s.parse().map_err(|_| BenchError::invalid("model", spec, "chance:SEED with an integer SEED"))?;
+            Ok(Box::new(Chance::new(spec, seed)))
+        }
+        ("majority", None) => Ok(Box::new(Majority::default())),
+        ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
+        ("jepa", Some(run)) if !run.is_empty() => {
+            Ok(Box::new(ProbeAdapter::new(spec, Jepa::load(&PathBuf::from(run), spec)?)))
+        }
+        _ => Err(BenchError::invalid("model", spec, SPECS)),
+    }
+}

@@ -1,0 +1,533 @@
+//! Probe-based adapters: frozen features, readout probes fit on the `readout` split.
+//!
+//! [`ProbeAdapter`] holds the probes and the readout protocols; a [`Featurizer`] supplies
+//! the features: [`Jepa`] (a trained checkpoint's encoder and predictor rollout) or
+//! [`RawState`] (the raw observed state, the learned-representation-free control).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use physworld_model::{Batch, OBS_DIM, RidgeProbe, TrainConfig, WorldModel, checkpoint, load_run};
+use physworld_pipeline::EpisodeFrames;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{Adapter, Answer, Context, Surprise};
+use crate::error::{BenchError, Result};
+use crate::probe::Logistic;
+use crate::results::ModelRef;
+use crate::tasks::{Frames, Item, Target, TaskKind, pos, seen};
+
+/// Frames rolled forward for the contact and outcome readouts (1 s at 30 fps).
+pub const READOUT_ROLLOUT: usize = 30;
+/// Ridge penalty of forecast probes.
+const RIDGE_LAMBDA: f64 = 1.0;
+/// L2 penalty of logistic probes.
+const LOGISTIC_L2: f64 = 0.1;
+
+/// Features of one item: per slot at the last observed frame, and per slot at each
+/// requested future offset.
+#[derive(Debug, Clone)]
+pub struct ItemFeatures {
+    /// `[S × obs_dim]`.
+    pub obs: Vec<f32>,
+    /// `[K][S × fut_dim]`.
+    pub fut: Vec<Vec<f32>>,
+    /// Slots seen at the last observed frame.
+    pub seen: Vec<bool>,
+}
+
+/// Where probe features come from.
+pub trait Featurizer {
+    /// Adapter kind.
+    fn kind(&self) -> &'static str;
+    /// Description for result files.
+    fn describe(&self, id: &str) -> ModelRef;
+    /// Widths of the observed and future features per slot.
+    fn dims(&self) -> (usize, usize);
+    /// Refuse items the model was trained on.
+    fn check(&self, _ctx: &Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// Features of `(episode, observe)` pairs at future `offsets` (frames after the last
+    /// observed one, 1-based).
+    fn features(&self, frames: &Frames, items: &[(u64, usize)], offsets: &[usize]) -> Result<Vec<ItemFeatures>>;
+    /// Surprise of a whole episode, for featurizers with a predictor.
+    fn surprise(&self, _e: &EpisodeFrames) -> Option<Result<Surprise>> {
+        None
+    }
+}
+
+/// The raw observed state (normalised with the dataset's train statistics) as features; its
+/// "future" features are the same observation (there is no dynamics model).
+pub struct RawState;
+
+impl Featurizer for RawState {
+    fn kind(&self) -> &'static str {
+        "raw-state"
+    }
+    fn describe(&self, id: &str) -> ModelRef {
+        ModelRef {
+            id: id.into(),
+            kind: "raw-state".into(),
+            checkpoint_hash: None,
+            seeds: Vec::new(),
+            labels_used: vec!["readout split labels (probes)".into()],
+            config: json!({ "features": "normalised last observed state", "ridge_lambda": RIDGE_LAMBDA, "logistic_l2": LOGISTIC_L2 }),
+        }
+    }
+    fn dims(&self) -> (usize, usize) {
+        (OBS_DIM, OBS_DIM)
+    }
+    fn features(&self, frames: &Frames, items: &[(u64, usize)], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
+        let norm = frames.normalizer().clone();
+        items
+            .iter()
+            .map(|&(ep, observe)| {
+                let e = frames.get(ep)?;
+                let last = e.slice(observe - 1, 1);
+                let b = Batch::new(std::slice::from_ref(&last), &norm, &Device::Cpu)?;
+                let obs: Vec<f32> = b.obs.flatten_all()?.to_vec1()?;
+                Ok(ItemFeatures {
+                    fut: offsets.iter().map(|_| obs.clone()).collect(),
+                    obs,
+                    seen: (0..e.slots).map(|o| seen(e, observe - 1, o)).collect(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A trained checkpoint (JEPA or state-mse) as features: the online encoder's representation
+/// of the last observed frame and the predictor's rollout.
+pub struct Jepa {
+    run: PathBuf,
+    model: WorldModel,
+    cfg: TrainConfig,
+    state: checkpoint::CheckpointState,
+    checkpoint_hash: String,
+}
+
+fn hash_dir(dir: &Path) -> Result<String> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| BenchError::file(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    let mut h = Sha256::new();
+    for p in names {
+        h.update(p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default().as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&p).map_err(|e| BenchError::file(&p, e))?);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+impl Jepa {
+    /// Load the latest checkpoint of run folder `run`.
+    pub fn load(run: &Path, spec: &str) -> Result<Jepa> {
+        if !run.join("config.json").exists() {
+            return Err(BenchError::invalid(
+                "model",
+                spec,
+                format!("jepa:<run dir> with a trained run (no {} found)", run.join("config.json").display()),
+            ));
+        }
+        let (model, cfg, state) = load_run(run, &Device::Cpu)?;
+        let dir = checkpoint::latest(run)?.ok_or_else(|| BenchError::file(run, "no checkpoint"))?;
+        Ok(Jepa { run: run.to_path_buf(), model, cfg, state, checkpoint_hash: hash_dir(&dir)? })
+    }
+
+    fn windows(&self, frames: &Frames, items: &[(u64, usize)], steps: usize) -> Result<(Vec<EpisodeFrames>, usize)> {
+        let ctx = self.cfg.data.context;
+        let c = items.iter().map(|i| i.1.min(ctx)).min().unwrap_or(1).max(1);
+        let mut out = Vec::new();
+        for &(ep, observe) in items {
+            let e = frames.get(ep)?;
+            let start = observe - c;
+            let len = (c + steps).min(e.frames - start);
+            out.push(pad(&e.slice(start, len), c + steps));
+        }
+        Ok((out, c))
+    }
+}
+
+/// Pad a window to `len` frames by repeating its last frame without actions (only the
+/// actions of padded frames are read, and they are zero).
+fn pad(w: &EpisodeFrames, len: usize) -> EpisodeFrames {
+    let mut w = w.clone();
+    while w.frames < len {
+        let last = w.slice(w.frames - 1, 1);
+        w.present.extend(last.present);
+        w.visible.extend(last.visible);
+        w.position.extend(last.position);
+        w.rotation.extend(last.rotation);
+        w.linvel.extend(last.linvel);
+        w.angvel.extend(last.angvel);
+        w.size.extend(last.size);
+        w.shape.extend(last.shape);
+        w.action.extend([0.0; 3]);
+        w.has_action.push(false);
+        w.frames += 1;
+    }
+    w
+}
+
+impl Featurizer for Jepa {
+    fn kind(&self) -> &'static str {
+        "jepa"
+    }
+    fn describe(&self, id: &str) -> ModelRef {
+        ModelRef {
+            id: id.into(),
+            kind: match self.cfg.model.objective {
+                physworld_model::Objective::Jepa => "jepa".into(),
+                physworld_model::Objective::StateMse => "state-mse".into(),
+            },
+            checkpoint_hash: Some(self.checkpoint_hash.clone()),
+            seeds: vec![self.cfg.seed],
+            labels_used: vec!["readout split labels (probes)".into()],
+            config: json!({
+                "run": self.run.display().to_string(),
+                "step": self.state.step,
+                "train": self.cfg,
+                "data": self.state.data,
+                "ridge_lambda": RIDGE_LAMBDA,
+                "logistic_l2": LOGISTIC_L2,
+                "readout_rollout": READOUT_ROLLOUT,
+            }),
+        }
+    }
+    fn dims(&self) -> (usize, usize) {
+        let out = match self.cfg.model.objective {
+            physworld_model::Objective::Jepa => self.cfg.model.dim,
+            physworld_model::Objective::StateMse => OBS_DIM,
+        };
+        (self.cfg.model.dim, out)
+    }
+    fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let d = &self.state.data;
+        if d.suite_hash == ctx.ds.info.suite_hash && d.splits.iter().any(|s| s == ctx.split) {
+            return Err(BenchError::Overlap {
+                model: self.run.display().to_string(),
+                what: format!("split(s) {} of this very dataset", d.splits.join(", ")),
+                split: ctx.split.into(),
+                suite: ctx.ds.suite.suite.name.clone(),
+            });
+        }
+        Ok(())
+    }
+    fn features(&self, frames: &Frames, items: &[(u64, usize)], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
+        let steps = offsets.iter().copied().max().unwrap_or(0);
+        let (d_obs, d_fut) = self.dims();
+        let mut out = Vec::new();
+        for chunk in items.chunks(32) {
+            let (wins, c) = self.windows(frames, chunk, steps)?;
+            let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
+            let s = batch.slots;
+            let enc = self.model.encoder.forward(
+                &batch.obs.narrow(1, c - 1, 1)?.contiguous()?,
+                &batch.valid.narrow(1, c - 1, 1)?.contiguous()?,
+                c - 1,
+            )?;
+            let enc: Vec<f32> = enc.flatten_all()?.to_vec1()?;
+            let roll = if steps > 0 {
+                let r = self.model.rollout(&batch, c, steps, self.cfg.data.context, self.cfg.data.future)?;
+                r.flatten_all()?.to_vec1::<f32>()?
+            } else {
+                Vec::new()
+            };
+            for (b, &(ep, observe)) in chunk.iter().enumerate() {
+                let e = frames.get(ep)?;
+                out.push(ItemFeatures {
+                    obs: enc[b * s * d_obs..(b + 1) * s * d_obs].to_vec(),
+                    fut: offsets
+                        .iter()
+                        .map(|&k| {
+                            let at = ((b * steps) + k - 1) * s * d_fut;
+                            roll[at..at + s * d_fut].to_vec()
+                        })
+                        .collect(),
+                    seen: (0..s).map(|o| seen(e, observe - 1, o)).collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+    fn surprise(&self, e: &EpisodeFrames) -> Option<Result<Surprise>> {
+        let run = || -> Result<Surprise> {
+            let c = self.cfg.data.context;
+            let starts: Vec<usize> = (0..e.frames.saturating_sub(c)).step_by(2).collect();
+            let mut per = Vec::new();
+            for chunk in starts.chunks(64) {
+                let wins: Vec<EpisodeFrames> = chunk.iter().map(|&t| e.slice(t, c + 1)).collect();
+                let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
+                per.extend(self.model.surprise(&batch, 1)?.into_iter().map(|v| v[0] as f64));
+            }
+            Ok(Surprise {
+                max: per.iter().copied().fold(0.0, f64::max),
+                mean: per.iter().sum::<f64>() / per.len().max(1) as f64,
+            })
+        };
+        Some(run())
+    }
+}
+
+/// Probes over a [`Featurizer`]: ridge from per-object features to displacements
+/// (forecast), logistic regression from scene features to labels (contact, outcome), fit on
+/// the `readout` split under Physion's protocols; surprise for VoE where the featurizer has
+/// a predictor.
+pub struct ProbeAdapter<F> {
+    id: String,
+    feat: F,
+    cache: BTreeMap<(TaskKind, bool), Vec<ItemFeatures>>,
+}
+
+impl<F: Featurizer> ProbeAdapter<F> {
+    /// Wrap `feat` under row name `id`.
+    pub fn new(id: &str, feat: F) -> Self {
+        ProbeAdapter { id: id.into(), feat, cache: BTreeMap::new() }
+    }
+
+    fn offsets(task: TaskKind, items: &[Item]) -> Vec<usize> {
+        match task {
+            TaskKind::Forecast => items.first().map(|i| i.horizons.clone()).unwrap_or_default(),
+            _ => vec![READOUT_ROLLOUT],
+        }
+    }
+
+    fn feats(
+        &mut self,
+        frames: &Frames,
+        task: TaskKind,
+        items: &[Item],
+        readout: bool,
+        tick: Option<&(dyn Fn() + Sync)>,
+    ) -> Result<Vec<ItemFeatures>> {
+        if let Some(f) = self.cache.get(&(task, readout)) {
+            if let Some(t) = tick {
+                items.iter().for_each(|_| t());
+            }
+            return Ok(f.clone());
+        }
+        let offsets = Self::offsets(task, items);
+        let mut out = Vec::new();
+        for chunk in items.chunks(32) {
+            let pairs: Vec<(u64, usize)> = chunk.iter().map(|i| (i.episodes[0], i.observe)).collect();
+            out.extend(self.feat.features(frames, &pairs, &offsets)?);
+            if let Some(t) = tick {
+                chunk.iter().for_each(|_| t());
+            }
+        }
+        self.cache.insert((task, readout), out.clone());
+        Ok(out)
+    }
+}
+
+/// Mean of the seen slots' features.
+fn pooled(x: &[f32], seen: &[bool], d: usize) -> Vec<f32> {
+    let mut m = vec![0f32; d];
+    let n = seen.iter().filter(|s| **s).count().max(1) as f32;
+    for (o, s) in seen.iter().enumerate() {
+        if *s {
+            for c in 0..d {
+                m[c] += x[o * d + c] / n;
+            }
+        }
+    }
+    m
+}
+
+fn slot(x: &[f32], o: Option<u16>, d: usize) -> Vec<f32> {
+    match o {
+        Some(o) if (o as usize + 1) * d <= x.len() => x[o as usize * d..(o as usize + 1) * d].to_vec(),
+        _ => vec![0.0; d],
+    }
+}
+
+/// Scene-level row of an item for the contact and tower probes.
+fn scene_row(it: &Item, f: &ItemFeatures, (d_obs, d_fut): (usize, usize)) -> Vec<f32> {
+    let last = f.fut.last().map(Vec::as_slice).unwrap_or(&[]);
+    let mut row = pooled(&f.obs, &f.seen, d_obs);
+    row.extend(pooled(last, &f.seen, d_fut));
+    if it.question == "contact" {
+        for o in [it.objects.first().copied(), it.objects.get(1).copied()] {
+            row.extend(slot(&f.obs, o, d_obs));
+            row.extend(slot(last, o, d_fut));
+        }
+    }
+    row
+}
+
+/// Per-candidate row for the first-to-the-floor probe.
+fn candidate_row(f: &ItemFeatures, o: u16, (d_obs, d_fut): (usize, usize)) -> Vec<f32> {
+    let last = f.fut.last().map(Vec::as_slice).unwrap_or(&[]);
+    let mut row = slot(&f.obs, Some(o), d_obs);
+    row.extend(slot(last, Some(o), d_fut));
+    row.extend(pooled(&f.obs, &f.seen, d_obs));
+    row
+}
+
+impl<F: Featurizer> Adapter for ProbeAdapter<F> {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn kind(&self) -> &'static str {
+        self.feat.kind()
+    }
+    fn supports(&self, task: TaskKind) -> bool {
+        task != TaskKind::Voe || self.feat.kind() != "raw-state"
+    }
+    fn describe(&self) -> ModelRef {
+        self.feat.describe(&self.id)
+    }
+    fn protocols(&self, task: TaskKind) -> Vec<&'static str> {
+        match task {
+            TaskKind::Contact => vec!["all", "only", "all-but-one"],
+            TaskKind::Forecast | TaskKind::Outcome => vec!["all"],
+            TaskKind::Voe => Vec::new(),
+        }
+    }
+    fn answer(
+        &mut self,
+        ctx: &Context<'_>,
+        task: TaskKind,
+        items: &[Item],
+        protocol: Option<&str>,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Vec<Answer>> {
+        self.feat.check(ctx)?;
+        if task == TaskKind::Voe {
+            return items
+                .iter()
+                .map(|it| {
+                    let s = it
+                        .episodes
+                        .iter()
+                        .map(|&ep| {
+                            let e = ctx.frames.get(ep)?;
+                            self.feat
+                                .surprise(e)
+                                .unwrap_or_else(|| Err(BenchError::invalid("task", "voe", "a model with a predictor")))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    tick();
+                    Ok(Answer::Surprise(s))
+                })
+                .collect();
+        }
+        let readout: Vec<Item> = ctx.readout.get(&task).map(|r| r.items.clone()).unwrap_or_default();
+        if readout.is_empty() {
+            return Ok(items.iter().map(|_| Answer::Invalid("no readout items to fit a probe".into())).collect());
+        }
+        let fit_feats = self.feats(ctx.readout_frames, task, &readout, true, None)?;
+        let feats = self.feats(ctx.frames, task, items, false, Some(tick))?;
+        let dims = self.feat.dims();
+        match task {
+            TaskKind::Forecast => {
+                let horizons = items.first().map(|i| i.horizons.len()).unwrap_or(0);
+                let row = |f: &ItemFeatures, k: usize, o: u16| {
+                    let mut r = slot(&f.obs, Some(o), dims.0);
+                    r.extend(slot(&f.fut[k], Some(o), dims.1));
+                    r
+                };
+                let width = dims.0 + dims.1;
+                let mut probes = Vec::new();
+                for k in 0..horizons {
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    for (it, f) in readout.iter().zip(&fit_feats) {
+                        let Target::Positions(t) = &it.target else { continue };
+                        let e = ctx.readout_frames.get(it.episodes[0])?;
+                        for (j, &o) in it.objects.iter().enumerate() {
+                            let p0 = pos(e, it.observe - 1, o as usize);
+                            x.extend(row(f, k, o));
+                            y.extend((0..3).map(|c| t[k][j][c] - p0[c]));
+                        }
+                    }
+                    probes.push(RidgeProbe::fit(&x, &y, width, 3, RIDGE_LAMBDA)?);
+                }
+                items
+                    .iter()
+                    .zip(&feats)
+                    .map(|(it, f)| {
+                        let e = ctx.frames.get(it.episodes[0])?;
+                        Ok(Answer::Positions(
+                            (0..horizons)
+                                .map(|k| {
+                                    it.objects
+                                        .iter()
+                                        .map(|&o| {
+                                            let d = probes[k].predict(&row(f, k, o));
+                                            let p0 = pos(e, it.observe - 1, o as usize);
+                                            [p0[0] + d[0], p0[1] + d[1], p0[2] + d[2]]
+                                        })
+                                        .collect()
+                                })
+                                .collect(),
+                        ))
+                    })
+                    .collect()
+            }
+            _ => {
+                let protocol = protocol.unwrap_or("all");
+                let mut out = Vec::with_capacity(items.len());
+                // One probe per (question, family-set); cached per family for `only` and
+                // `all-but-one`.
+                let mut probes: BTreeMap<(String, String), Option<Logistic>> = BTreeMap::new();
+                for (it, f) in items.iter().zip(&feats) {
+                    let key = (it.question.clone(), if protocol == "all" { String::new() } else { it.family.clone() });
+                    let probe = probes
+                        .entry(key)
+                        .or_insert_with(|| {
+                            let use_item = |r: &Item| {
+                                r.question == it.question
+                                    && match protocol {
+                                        "only" => r.family == it.family,
+                                        "all-but-one" => r.family != it.family,
+                                        _ => true,
+                                    }
+                            };
+                            let (mut x, mut y, mut dim) = (Vec::new(), Vec::new(), 0);
+                            for (r, rf) in readout.iter().zip(&fit_feats).filter(|(r, _)| use_item(r)) {
+                                let Some(ans) = r.answer_index() else { continue };
+                                if r.question == "first_floor" {
+                                    for (j, &o) in r.objects.iter().enumerate() {
+                                        let row = candidate_row(rf, o, dims);
+                                        dim = row.len();
+                                        x.extend(row);
+                                        y.push(j == ans);
+                                    }
+                                } else {
+                                    let row = scene_row(r, rf, dims);
+                                    dim = row.len();
+                                    x.extend(row);
+                                    y.push(ans == 0);
+                                }
+                            }
+                            (!y.is_empty()).then(|| Logistic::fit(&x, &y, dim, LOGISTIC_L2))
+                        })
+                        .clone();
+                    let Some(p) = probe else {
+                        out.push(Answer::Invalid(format!(
+                            "no readout items for `{}` under protocol {protocol}",
+                            it.question
+                        )));
+                        continue;
+                    };
+                    if it.question == "first_floor" {
+                        let x: Vec<f32> = it.objects.iter().flat_map(|&o| candidate_row(f, o, dims)).collect();
+                        let z = p.logits(&x);
+                        let best = (0..z.len()).max_by(|a, b| z[*a].total_cmp(&z[*b]).then(b.cmp(a))).unwrap_or(0);
+                        out.push(Answer::Choice(best));
+                    } else {
+                        let z = p.logits(&scene_row(it, f, dims));
+                        out.push(Answer::Choice(if z.first().is_some_and(|v| *v > 0.0) { 0 } else { 1 }));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}

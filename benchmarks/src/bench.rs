@@ -1,0 +1,187 @@
+//! Running models over a suite: build the items once, let every adapter answer them, score
+//! and write one result file per model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use physworld_pipeline::Dataset;
+
+use crate::adapters::{Adapter, Context};
+use crate::error::{BenchError, Result};
+use crate::metrics::DEFAULT_RESAMPLES;
+use crate::results::{self, ItemLog, RESULTS_SCHEMA, ResultFile, SuiteRef};
+use crate::score::{Bootstrap, score};
+use crate::tasks::{self, Frames, TaskItems, TaskKind, TaskOptions};
+
+/// The git commit physworld was built from (empty when unknown).
+pub const GIT_HASH: &str = env!("PHYSWORLD_GIT_HASH");
+
+/// What to score.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Split scored. Default `test`.
+    pub split: String,
+    /// Split probes are fit on. Default `readout`.
+    pub readout_split: String,
+    /// Tasks. Default all.
+    pub tasks: Vec<TaskKind>,
+    /// How items are cut.
+    pub items: TaskOptions,
+    /// Bootstrap seed. Default 0.
+    pub bootstrap_seed: u64,
+    /// Bootstrap resamples. Default [`DEFAULT_RESAMPLES`].
+    pub resamples: u32,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            split: "test".into(),
+            readout_split: "readout".into(),
+            tasks: TaskKind::ALL.to_vec(),
+            items: TaskOptions::default(),
+            bootstrap_seed: 0,
+            resamples: DEFAULT_RESAMPLES,
+        }
+    }
+}
+
+/// A suite ready to be scored: items of every task over the scored and readout splits.
+pub struct Prepared {
+    /// The dataset.
+    pub ds: Dataset,
+    /// Options.
+    pub opts: BenchOptions,
+    /// Frames of the scored split.
+    pub frames: Frames,
+    /// Frames of the readout split.
+    pub readout_frames: Frames,
+    /// Scored items per task.
+    pub items: BTreeMap<TaskKind, TaskItems>,
+    /// Readout items per task.
+    pub readout: BTreeMap<TaskKind, TaskItems>,
+}
+
+impl Prepared {
+    /// Open the dataset at `dir` and build the items.
+    pub fn new(dir: &Path, opts: BenchOptions) -> Result<Prepared> {
+        opts.items.validate()?;
+        let ds = Dataset::open(dir)?;
+        for (flag, s) in [("split", &opts.split), ("readout split", &opts.readout_split)] {
+            if !ds.info.splits.contains_key(s) {
+                let names: Vec<&str> = ds.info.splits.keys().map(String::as_str).collect();
+                return Err(BenchError::invalid(
+                    flag,
+                    s,
+                    format!("a split of {}: {}", dir.display(), names.join(", ")),
+                ));
+            }
+        }
+        let frames = Frames::load(&ds, &opts.split)?;
+        let readout_frames = Frames::load(&ds, &opts.readout_split)?;
+        let mut items = BTreeMap::new();
+        let mut readout = BTreeMap::new();
+        for &t in &opts.tasks {
+            items.insert(t, tasks::build(&ds, &frames, &opts.split, t, &opts.items)?);
+            readout.insert(t, tasks::build(&ds, &readout_frames, &opts.readout_split, t, &opts.items)?);
+        }
+        Ok(Prepared { ds, opts, frames, readout_frames, items, readout })
+    }
+
+    /// Hash over every task's item hashes (tasks in order).
+    pub fn content_hash(&self) -> String {
+        tasks::content_hash(self.items.values().flat_map(|t| t.items.iter().map(|i| i.hash.as_str())))
+    }
+
+    /// Items to score in all.
+    pub fn total_items(&self) -> u64 {
+        self.items.values().map(|t| t.items.len() as u64).sum()
+    }
+
+    fn suite_ref(&self) -> SuiteRef {
+        SuiteRef {
+            name: self.ds.suite.suite.name.clone(),
+            dataset_hash: self.ds.info.suite_hash.clone(),
+            split: self.opts.split.clone(),
+            content_hash: self.content_hash(),
+            generator: self.ds.info.generator_version.clone(),
+        }
+    }
+}
+
+/// Progress of a run.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// Starting `task` for the model (with its item count).
+    Task(&'a str, TaskKind, usize),
+    /// One item answered.
+    Item,
+}
+
+/// Score `adapter` on `prep` and write its result file and item log into `out`.
+pub fn run(
+    prep: &Prepared,
+    adapter: &mut dyn Adapter,
+    out: &Path,
+    progress: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<PathBuf> {
+    let start = Instant::now();
+    let ctx = Context {
+        ds: &prep.ds,
+        split: &prep.opts.split,
+        frames: &prep.frames,
+        readout: &prep.readout,
+        readout_frames: &prep.readout_frames,
+        opts: &prep.opts.items,
+    };
+    let b = Bootstrap { seed: prep.opts.bootstrap_seed, resamples: prep.opts.resamples };
+    let mut tasks_out = Vec::new();
+    let mut unsupported = Vec::new();
+    let mut logs: Vec<ItemLog> = Vec::new();
+    let id = adapter.id().to_string();
+    for (&kind, items) in &prep.items {
+        if !adapter.supports(kind) {
+            unsupported.push(kind.as_str().to_string());
+            continue;
+        }
+        progress(Event::Task(&id, kind, items.items.len()));
+        let protocols = adapter.protocols(kind);
+        let mut answers = Vec::new();
+        let tick = || progress(Event::Item);
+        let quiet = || {};
+        if protocols.is_empty() {
+            answers.push((None, adapter.answer(&ctx, kind, &items.items, None, &tick)?));
+        } else {
+            for (i, p) in protocols.iter().enumerate() {
+                let t: &(dyn Fn() + Sync) = if i == 0 { &tick } else { &quiet };
+                answers.push((Some(*p), adapter.answer(&ctx, kind, &items.items, Some(p), t)?));
+            }
+        }
+        for (_, a) in &answers {
+            if a.len() != items.items.len() {
+                return Err(BenchError::Mismatch {
+                    what: format!("model `{id}` on task {}", kind.as_str()),
+                    reason: format!("{} answers for {} items", a.len(), items.items.len()),
+                });
+            }
+        }
+        let (r, l) = score(items, &answers, &prep.opts.items, b);
+        tasks_out.push(r);
+        logs.extend(l);
+    }
+    let mut file = ResultFile {
+        schema: RESULTS_SCHEMA.into(),
+        physworld_version: env!("CARGO_PKG_VERSION").into(),
+        git_hash: (!GIT_HASH.is_empty()).then(|| GIT_HASH.to_string()),
+        suite: prep.suite_ref(),
+        model: adapter.describe(),
+        bootstrap_seed: b.seed,
+        bootstrap_resamples: b.resamples,
+        tasks: tasks_out,
+        unsupported,
+        items_file: String::new(),
+        wall_time_s: start.elapsed().as_secs_f64(),
+    };
+    results::write(out, &mut file, &logs)
+}

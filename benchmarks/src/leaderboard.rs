@@ -1,0 +1,727 @@
+//! Leaderboards over result files, and the regression gate CI runs against a baseline.
+//!
+//! [`load`] reads a folder of result files into a [`Board`]: one row per result file
+//! (model × suite), one column per task *as scored* — keyed by task id, version and the
+//! content hash of its items — so that scores over different items never share a column.
+//! A board renders as Markdown ([`Board::markdown`]), a self-contained HTML page with plots
+//! ([`Board::html`]) or JSON ([`Board::json`]); that JSON keeps every per-item score, so it
+//! can be committed as a baseline and [`check`]ed against later results with paired tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{BenchError, Result};
+use crate::metrics::{self, PairedTest};
+use crate::results::{self, ItemLog, ResultFile};
+
+/// Version of the leaderboard JSON schema (`schema` field of [`Board::json`]).
+pub const LEADERBOARD_SCHEMA: &str = "physworld-leaderboard/1";
+
+/// Hex characters of a content hash shown in headers to tell columns apart.
+pub const SHORT_HASH_LEN: usize = 8;
+
+/// One column: a task's primary metric over one exact set of items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Task id (`forecast`, `contact`, ...).
+    pub task: String,
+    /// Task version.
+    pub version: u32,
+    /// Content hash of the task's items.
+    pub content_hash: String,
+    /// Name of the primary metric shown.
+    pub metric: String,
+    /// Whether larger is better.
+    pub higher_is_better: bool,
+    /// The value a chance scorer gets, where defined.
+    pub chance: Option<f64>,
+    /// Whether another column has the same task id (headers then show version and hash).
+    ambiguous: bool,
+}
+
+impl Column {
+    /// Key of the column in [`Board::json`] and [`Row::cells`]: `{task}@{version}#{content_hash}`.
+    pub fn key(&self) -> String {
+        column_key(&self.task, self.version, &self.content_hash)
+    }
+
+    /// Header text: `contact: accuracy`, `forecast: ade (m, lower is better)`, and with
+    /// `v1 #1a2b3c4d` after the task id when several columns share it.
+    pub fn header(&self) -> String {
+        let mut h = self.task.clone();
+        if self.ambiguous {
+            let short: String = self.content_hash.chars().take(SHORT_HASH_LEN).collect();
+            let _ = write!(h, " v{} #{short}", self.version);
+        }
+        let _ = write!(h, ": {}", self.metric);
+        let unit = metric_unit(&self.metric);
+        match (unit, self.higher_is_better) {
+            (Some(u), true) => {
+                let _ = write!(h, " ({u})");
+            }
+            (Some(u), false) => {
+                let _ = write!(h, " ({u}, lower is better)");
+            }
+            (None, false) => h.push_str(" (lower is better)"),
+            (None, true) => {}
+        }
+        h
+    }
+}
+
+/// One cell: a model's primary metric on a column's items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Value.
+    pub value: f64,
+    /// Bootstrap 95% interval.
+    pub ci: [f64; 2],
+    /// Units scored.
+    pub n: u64,
+    /// Per-item scores ([`ItemLog::score`], higher is better) by item hash.
+    pub items: BTreeMap<String, f64>,
+}
+
+/// One row: one result file (a model scored on a suite).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Model id (`oracle`, `jepa:runs/a`, ...).
+    pub model: String,
+    /// Adapter kind.
+    pub kind: String,
+    /// Suite name.
+    pub suite: String,
+    /// Suite content hash.
+    pub suite_hash: String,
+    /// The result file.
+    pub file: PathBuf,
+    /// Cells by [`Column::key`].
+    pub cells: BTreeMap<String, Cell>,
+}
+
+/// A leaderboard: rows sorted by model id (then suite), columns by task id (then hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Board {
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+}
+
+/// Read every result file in `dir` into a [`Board`].
+///
+/// Reads each `*.json` directly in `dir` (sorted by name; `.tmp-*` files of unfinished
+/// writes are skipped) with [`results::read`], and its item log with [`results::read_items`].
+///
+/// # Errors
+/// - `dir` cannot be listed or holds no result file;
+/// - a result file or item log is missing or malformed (the error names the file);
+/// - a task has no primary metric over `all` items, or an item hash repeats in a task's log;
+/// - two files hold the same model on the same task items (duplicate row, naming both);
+/// - one column's files disagree on its primary metric.
+pub fn load(dir: &Path) -> Result<Board> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| BenchError::file(dir, e))? {
+        let path = entry.map_err(|e| BenchError::file(dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.ends_with(".json") && !name.starts_with(".tmp-") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    if paths.is_empty() {
+        return Err(BenchError::file(dir, "no result files (*.json) here"));
+    }
+    // Columns sorted by task id, then content hash, then version.
+    let mut columns: BTreeMap<(String, String, u32), Column> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for path in paths {
+        let file = results::read(&path)?;
+        let items = results::read_items(&path, &file)?;
+        let row = load_row(&path, &file, &items, &mut columns)?;
+        let keys = row.cells.keys().cloned().chain([format!("suite#{}", row.suite_hash)]);
+        for key in keys {
+            if let Some(other) = seen.insert((row.model.clone(), key.clone()), path.clone()) {
+                return Err(BenchError::file(
+                    &path,
+                    format!(
+                        "duplicate row: model `{}` on `{key}` is also in {}; keep one of the two files",
+                        row.model,
+                        other.display()
+                    ),
+                ));
+            }
+        }
+        rows.push(row);
+    }
+    let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
+    for c in columns.values() {
+        *per_task.entry(c.task.clone()).or_default() += 1;
+    }
+    let columns = columns
+        .into_values()
+        .map(|mut c| {
+            c.ambiguous = per_task.get(&c.task).is_some_and(|n| *n > 1);
+            c
+        })
+        .collect();
+    rows.sort_by(|a: &Row, b: &Row| {
+        (&a.model, &a.suite, &a.suite_hash, &a.file).cmp(&(&b.model, &b.suite, &b.suite_hash, &b.file))
+    });
+    Ok(Board { columns, rows })
+}
+
+/// One file's row; registers its columns.
+fn load_row(
+    path: &Path,
+    file: &ResultFile,
+    items: &[ItemLog],
+    columns: &mut BTreeMap<(String, String, u32), Column>,
+) -> Result<Row> {
+    let mut scores: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
+    for it in items {
+        if scores.entry(&it.task).or_default().insert(it.hash.clone(), it.score).is_some() {
+            let log = path.with_file_name(&file.items_file);
+            return Err(BenchError::file(log, format!("task `{}`: item hash {} appears twice", it.task, it.hash)));
+        }
+    }
+    let mut cells = BTreeMap::new();
+    for t in &file.tasks {
+        let m = t.primary_metric().ok_or_else(|| {
+            BenchError::file(path, format!("task `{}` has no metric `{}` over group `all`", t.id, t.primary))
+        })?;
+        let col = columns.entry((t.id.clone(), t.content_hash.clone(), t.version)).or_insert_with(|| Column {
+            task: t.id.clone(),
+            version: t.version,
+            content_hash: t.content_hash.clone(),
+            metric: m.name.clone(),
+            higher_is_better: m.higher_is_better,
+            chance: m.chance,
+            ambiguous: false,
+        });
+        if col.metric != m.name || col.higher_is_better != m.higher_is_better {
+            return Err(BenchError::Mismatch {
+                what: format!("{}: task `{}`", path.display(), col.key()),
+                reason: format!(
+                    "primary metric `{}` differs from `{}` of the other result files on these items",
+                    m.name, col.metric
+                ),
+            });
+        }
+        col.chance = col.chance.or(m.chance);
+        let items = scores.get(t.id.as_str()).cloned().unwrap_or_default();
+        cells.insert(col.key(), Cell { value: m.value, ci: m.ci, n: m.n, items });
+    }
+    Ok(Row {
+        model: file.model.id.clone(),
+        kind: file.model.kind.clone(),
+        suite: file.suite.name.clone(),
+        suite_hash: file.suite.content_hash.clone(),
+        file: path.to_path_buf(),
+        cells,
+    })
+}
+
+impl Board {
+    /// Columns, by task id then content hash.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Rows, by model id then suite.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Distinct suites as `(name, content hash)`, sorted.
+    pub fn suites(&self) -> Vec<(String, String)> {
+        let set: BTreeSet<_> = self.rows.iter().map(|r| (r.suite.clone(), r.suite_hash.clone())).collect();
+        set.into_iter().collect()
+    }
+
+    /// A GitHub-flavoured Markdown table (`0.812 [0.750, 0.870] n=120` per cell, `—` where
+    /// a model has no result), then a list of the suites with their content hashes.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let headers: Vec<String> = ["model", "kind", "suite"]
+            .into_iter()
+            .map(String::from)
+            .chain(self.columns.iter().map(Column::header))
+            .map(|h| md_escape(&h))
+            .collect();
+        let _ = writeln!(out, "| {} |", headers.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(headers.len()));
+        for r in &self.rows {
+            let mut cells = vec![md_escape(&r.model), md_escape(&r.kind), md_escape(&r.suite)];
+            cells.extend(self.columns.iter().map(|c| r.cells.get(&c.key()).map_or_else(|| "—".into(), format_cell)));
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        out.push('\n');
+        for (name, hash) in self.suites() {
+            let _ = writeln!(out, "- suite `{}`: content hash `{hash}`", md_escape(&name));
+        }
+        out
+    }
+
+    /// One self-contained HTML page (no external CSS, scripts, fonts or images): the table,
+    /// then per column an inline SVG bar chart, one bar per model with its 95% interval and
+    /// the chance level dashed where defined.
+    pub fn html(&self) -> String {
+        let mut out = String::from(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <title>physworld leaderboard</title>\n<style>\n\
+             body { font-family: sans-serif; margin: 2em; color: #222; }\n\
+             table { border-collapse: collapse; margin-bottom: 1em; }\n\
+             th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }\n\
+             th { background: #f3f3f3; }\n\
+             td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }\n\
+             .ci { color: #666; font-size: 0.85em; }\n\
+             code { font-size: 0.9em; }\n\
+             figure { margin: 1.5em 0; }\n\
+             figcaption { font-weight: bold; margin-bottom: 0.3em; }\n\
+             </style>\n</head>\n<body>\n<h1>physworld leaderboard</h1>\n<table>\n<thead><tr>",
+        );
+        for h in ["model", "kind", "suite"].into_iter().map(String::from).chain(self.columns.iter().map(Column::header))
+        {
+            let _ = write!(out, "<th>{}</th>", esc(&h));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for r in &self.rows {
+            let _ = write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td>", esc(&r.model), esc(&r.kind), esc(&r.suite));
+            for c in &self.columns {
+                match r.cells.get(&c.key()) {
+                    Some(x) => {
+                        let _ = write!(
+                            out,
+                            "<td class=\"num\">{:.3} <span class=\"ci\">[{:.3}, {:.3}] n={}</span></td>",
+                            x.value, x.ci[0], x.ci[1], x.n
+                        );
+                    }
+                    None => out.push_str("<td>—</td>"),
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n");
+        for (name, hash) in self.suites() {
+            let _ = writeln!(out, "<p>Suite <code>{}</code>: content hash <code>{}</code></p>", esc(&name), esc(&hash));
+        }
+        for c in &self.columns {
+            let _ = write!(out, "<figure>\n<figcaption>{}</figcaption>\n", esc(&c.header()));
+            out.push_str(&self.chart(c));
+            out.push_str("</figure>\n");
+        }
+        out.push_str("</body>\n</html>\n");
+        out
+    }
+
+    /// Horizontal bar chart of one column, as inline SVG.
+    fn chart(&self, c: &Column) -> String {
+        const W: f64 = 720.0;
+        const LABEL: f64 = 230.0;
+        const RIGHT: f64 = 70.0;
+        const BAR: f64 = 22.0;
+        const TOP: f64 = 10.0;
+        const AXIS: f64 = 30.0;
+        let key = c.key();
+        let bars: Vec<(&Row, &Cell)> = self.rows.iter().filter_map(|r| r.cells.get(&key).map(|x| (r, x))).collect();
+        let finite = bars.iter().flat_map(|(_, x)| [x.value, x.ci[0], x.ci[1]]).chain(c.chance).chain([0.0]);
+        let (lo, hi, step) = nice_range(finite.filter(|v| v.is_finite()));
+        let plot = W - LABEL - RIGHT;
+        let x = |v: f64| LABEL + (v - lo) / (hi - lo) * plot;
+        let h = TOP + BAR * bars.len() as f64 + AXIS;
+        let bottom = TOP + BAR * bars.len() as f64;
+        let mut s = format!(
+            "<svg width=\"{W}\" height=\"{h}\" viewBox=\"0 0 {W} {h}\" role=\"img\" font-family=\"sans-serif\" \
+             font-size=\"12\">\n<title>{}</title>\n",
+            esc(&c.header())
+        );
+        // Axis and ticks.
+        let _ = writeln!(
+            s,
+            "<line x1=\"{LABEL}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\" stroke=\"#444\"/>",
+            W - RIGHT
+        );
+        let ticks = ((hi - lo) / step).round() as usize;
+        for i in 0..=ticks {
+            let v = lo + step * i as f64;
+            let _ = writeln!(
+                s,
+                "<line x1=\"{0:.1}\" y1=\"{TOP}\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"#e4e4e4\"/>\
+                 <text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\" fill=\"#444\">{3}</text>",
+                x(v),
+                bottom + 4.0,
+                bottom + 18.0,
+                tick_label(v, step)
+            );
+        }
+        for (i, (r, cell)) in bars.iter().enumerate() {
+            let y = TOP + BAR * i as f64;
+            let mid = y + BAR / 2.0;
+            let label: String = if r.model.chars().count() > 32 {
+                r.model.chars().take(31).chain(['…']).collect()
+            } else {
+                r.model.clone()
+            };
+            let _ = writeln!(
+                s,
+                "<g><title>{} ({}): {:.3} [{:.3}, {:.3}] n={}</title>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" dominant-baseline=\"middle\">{}</text>",
+                esc(&r.model),
+                esc(&r.suite),
+                cell.value,
+                cell.ci[0],
+                cell.ci[1],
+                cell.n,
+                LABEL - 6.0,
+                mid,
+                esc(&label)
+            );
+            if cell.value.is_finite() {
+                let (a, b) = (x(0.0_f64.clamp(lo, hi)), x(cell.value));
+                let _ = writeln!(
+                    s,
+                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4c78a8\"/>\
+                     <text x=\"{:.1}\" y=\"{mid:.1}\" dominant-baseline=\"middle\" fill=\"#222\">{:.3}</text>",
+                    a.min(b),
+                    y + 4.0,
+                    (b - a).abs(),
+                    BAR - 8.0,
+                    x(cell.value.max(cell.ci[1])) + 5.0,
+                    cell.value
+                );
+            }
+            if cell.ci.iter().all(|v| v.is_finite()) {
+                let (a, b) = (x(cell.ci[0]), x(cell.ci[1]));
+                let _ = writeln!(
+                    s,
+                    "<path d=\"M{a:.1} {0:.1}V{1:.1}M{a:.1} {mid:.1}H{b:.1}M{b:.1} {0:.1}V{1:.1}\" \
+                     stroke=\"#222\" stroke-width=\"1.5\" fill=\"none\"/>",
+                    mid - 5.0,
+                    mid + 5.0
+                );
+            }
+            s.push_str("</g>\n");
+        }
+        if let Some(ch) = c.chance.filter(|v| v.is_finite()) {
+            let _ = writeln!(
+                s,
+                "<line x1=\"{0:.1}\" y1=\"{TOP}\" x2=\"{0:.1}\" y2=\"{bottom}\" stroke=\"#d62728\" \
+                 stroke-width=\"1.5\" stroke-dasharray=\"5 4\"><title>chance {ch:.3}</title></line>",
+                x(ch)
+            );
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// The board as JSON ([`LEADERBOARD_SCHEMA`]), per-item scores included, so that it can
+    /// serve as the baseline of [`check`]:
+    /// `{"schema", "columns": [{"task", "version", "content_hash", "metric",
+    /// "higher_is_better"}], "rows": [{"model", "kind", "suite", "cells": {<column key>:
+    /// {"value", "ci", "n", "items": {<item hash>: score}}}}]}`.
+    pub fn json(&self) -> Value {
+        let columns: Vec<Value> = self
+            .columns
+            .iter()
+            .map(|c| {
+                json!({
+                    "task": c.task,
+                    "version": c.version,
+                    "content_hash": c.content_hash,
+                    "metric": c.metric,
+                    "higher_is_better": c.higher_is_better,
+                })
+            })
+            .collect();
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let cells: serde_json::Map<String, Value> = r
+                    .cells
+                    .iter()
+                    .map(|(k, x)| (k.clone(), json!({"value": x.value, "ci": x.ci, "n": x.n, "items": x.items})))
+                    .collect();
+                json!({"model": r.model, "kind": r.kind, "suite": r.suite, "cells": cells})
+            })
+            .collect();
+        json!({"schema": LEADERBOARD_SCHEMA, "columns": columns, "rows": rows})
+    }
+}
+
+/// One baseline cell compared with the new results on the same items.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Model id.
+    pub model: String,
+    /// Task id.
+    pub task: String,
+    /// Column key (`{task}@{version}#{content_hash}`).
+    pub column: String,
+    /// Primary metric name.
+    pub metric: String,
+    /// Baseline value of the metric.
+    pub old_value: f64,
+    /// New value of the metric.
+    pub new_value: f64,
+    /// Paired test of new against old per-item scores.
+    pub test: PairedTest,
+    /// Whether the new results are significantly worse ([`PairedTest::regressed`]).
+    pub regressed: bool,
+}
+
+/// The outcome of [`check`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// Every baseline cell, compared.
+    pub comparisons: Vec<Comparison>,
+}
+
+impl CheckReport {
+    /// The comparisons that regressed.
+    pub fn regressions(&self) -> Vec<&Comparison> {
+        self.comparisons.iter().filter(|c| c.regressed).collect()
+    }
+
+    /// Whether nothing regressed.
+    pub fn passed(&self) -> bool {
+        self.comparisons.iter().all(|c| !c.regressed)
+    }
+
+    /// One `REGRESSION ...` line per regression, then `OK: ...` or `FAILED: ...`.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let regressions = self.regressions();
+        for c in &regressions {
+            let t = &c.test;
+            let _ = write!(
+                out,
+                "REGRESSION {} {}: {} {:.3} -> {:.3} (mean per-item change {:.3}, 95% CI [{:.3}, {:.3}]",
+                c.model, c.task, c.metric, c.old_value, c.new_value, t.mean_diff, t.ci[0], t.ci[1]
+            );
+            if let Some(p) = t.mcnemar_p {
+                let _ = write!(out, ", McNemar p={}", format_p(p));
+            }
+            let _ = writeln!(out, ", n={})", t.n);
+        }
+        let n = self.comparisons.len();
+        if regressions.is_empty() {
+            let _ = writeln!(out, "OK: {n} comparisons against the baseline, no regression");
+        } else {
+            let _ = writeln!(out, "FAILED: {} of {n} comparisons against the baseline regressed", regressions.len());
+        }
+        out
+    }
+}
+
+/// Compare `board` with a `baseline` ([`Board::json`] of earlier results): for every
+/// baseline row and cell, pair the per-item scores by item hash and run
+/// [`metrics::paired_test`] (seeded with `seed`, [`metrics::DEFAULT_RESAMPLES`] resamples).
+/// Models and tasks the baseline lacks are not compared.
+///
+/// # Errors
+/// - [`BenchError::Invalid`]: `baseline` is not a [`LEADERBOARD_SCHEMA`] document;
+/// - [`BenchError::Mismatch`]: a baseline model or task is missing from `board`, the task's
+///   version or content hash differs (results over different items cannot be compared),
+///   the baseline cell has no per-item scores, or a baseline item is missing from the new log.
+pub fn check(board: &Board, baseline: &Value, seed: u64) -> Result<CheckReport> {
+    let bad = |what: String, value: &dyn std::fmt::Display| {
+        BenchError::invalid(format!("baseline {what}"), value, format!("a {LEADERBOARD_SCHEMA} document"))
+    };
+    let schema = baseline.get("schema").and_then(Value::as_str).unwrap_or("(none)");
+    if schema != LEADERBOARD_SCHEMA {
+        return Err(bad("schema".into(), &schema));
+    }
+    let mut metric_of: BTreeMap<String, String> = BTreeMap::new();
+    for c in baseline.get("columns").and_then(Value::as_array).into_iter().flatten() {
+        let field = |k: &str| c.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), String::from));
+        if let (Some(task), Some(version), Some(hash), Some(metric)) =
+            (field("task"), field("version"), field("content_hash"), field("metric"))
+        {
+            metric_of.insert(format!("{task}@{version}#{hash}"), metric);
+        }
+    }
+    let rows = baseline.get("rows").and_then(Value::as_array).ok_or_else(|| bad("rows".into(), &"(missing)"))?;
+    let mut comparisons = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let model =
+            row.get("model").and_then(Value::as_str).ok_or_else(|| bad(format!("rows[{i}].model"), &"(missing)"))?;
+        let cells =
+            row.get("cells").and_then(Value::as_object).ok_or_else(|| bad(format!("rows[{i}].cells"), &"(missing)"))?;
+        for (key, cell) in cells {
+            let (task, version, hash) = parse_key(key).ok_or_else(|| bad("column key".into(), key))?;
+            let mismatch =
+                |reason: String| BenchError::Mismatch { what: format!("model `{model}`, task `{task}`"), reason };
+            let new = find_cell(board, model, task, version, hash).map_err(mismatch)?;
+            let old_items =
+                cell.get("items").and_then(Value::as_object).filter(|m| !m.is_empty()).ok_or_else(|| {
+                    mismatch(format!("the baseline cell `{key}` has no per-item scores, so nothing can be paired"))
+                })?;
+            let (mut old, mut paired, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+            for (item, score) in old_items {
+                let score = score.as_f64().ok_or_else(|| bad(format!("score of item {item}"), score))?;
+                match new.items.get(item) {
+                    Some(s) => {
+                        old.push(score);
+                        paired.push(*s);
+                    }
+                    None => missing.push(item.as_str()),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(mismatch(format!(
+                    "{} of {} baseline items are missing from the new item log (first: {})",
+                    missing.len(),
+                    old_items.len(),
+                    missing[..missing.len().min(3)].join(", ")
+                )));
+            }
+            let test = metrics::paired_test(&old, &paired, seed, metrics::DEFAULT_RESAMPLES);
+            let metric = board.columns.iter().find(|c| c.key() == *key).map(|c| c.metric.clone());
+            comparisons.push(Comparison {
+                model: model.to_string(),
+                task: task.to_string(),
+                column: key.clone(),
+                metric: metric.or_else(|| metric_of.get(key).cloned()).unwrap_or_default(),
+                old_value: cell.get("value").and_then(Value::as_f64).unwrap_or(f64::NAN),
+                new_value: new.value,
+                regressed: test.regressed(),
+                test,
+            });
+        }
+    }
+    Ok(CheckReport { comparisons })
+}
+
+/// The board's cell of `model` on exactly these items, or why there is none.
+fn find_cell<'a>(
+    board: &'a Board,
+    model: &str,
+    task: &str,
+    version: u32,
+    hash: &str,
+) -> std::result::Result<&'a Cell, String> {
+    let rows: Vec<&Row> = board.rows.iter().filter(|r| r.model == model).collect();
+    if rows.is_empty() {
+        return Err("the model is in the baseline but has no result file in the new results".into());
+    }
+    let key = column_key(task, version, hash);
+    if let Some(cell) = rows.iter().find_map(|r| r.cells.get(&key)) {
+        return Ok(cell);
+    }
+    let scored: Vec<&Column> = board
+        .columns
+        .iter()
+        .filter(|c| c.task == task && rows.iter().any(|r| r.cells.contains_key(&c.key())))
+        .collect();
+    let same_version: Vec<&str> =
+        scored.iter().filter(|c| c.version == version).map(|c| c.content_hash.as_str()).collect();
+    if !same_version.is_empty() {
+        return Err(format!(
+            "the suite/result content hash differs: baseline {hash}, new {}; results over different items \
+             cannot be compared (regenerate the baseline for the new suite)",
+            same_version.join(", ")
+        ));
+    }
+    if !scored.is_empty() {
+        let versions: Vec<String> = scored.iter().map(|c| format!("v{}", c.version)).collect();
+        return Err(format!(
+            "the task version differs: baseline v{version}, new {}; results of different task versions cannot be \
+             compared",
+            versions.join(", ")
+        ));
+    }
+    Err("the task is in the baseline but not in the model's new results".into())
+}
+
+/// `{task}@{version}#{content_hash}`.
+fn column_key(task: &str, version: u32, hash: &str) -> String {
+    format!("{task}@{version}#{hash}")
+}
+
+/// Inverse of [`column_key`].
+fn parse_key(key: &str) -> Option<(&str, u32, &str)> {
+    let (rest, hash) = key.rsplit_once('#')?;
+    let (task, version) = rest.rsplit_once('@')?;
+    Some((task, version.parse().ok()?, hash))
+}
+
+/// Unit of a metric's values, where it has one.
+fn metric_unit(metric: &str) -> Option<&'static str> {
+    match metric {
+        "ade" | "fde" => Some("m"),
+        _ => None,
+    }
+}
+
+/// `0.812 [0.750, 0.870] n=120`.
+fn format_cell(x: &Cell) -> String {
+    format!("{:.3} [{:.3}, {:.3}] n={}", x.value, x.ci[0], x.ci[1], x.n)
+}
+
+/// A p-value: four decimals, or scientific notation below 0.0001.
+fn format_p(p: f64) -> String {
+    if p >= 1e-4 { format!("{p:.4}") } else { format!("{p:.1e}") }
+}
+
+/// Text safe inside a Markdown table cell (GitHub would take `<x>` for an HTML tag).
+fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '|' | '<' | '>' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text safe inside HTML (element content and quoted attributes).
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An axis range on round numbers covering `values`: `(lo, hi, tick step)`.
+fn nice_range(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0, 0.25);
+    }
+    if hi - lo < 1e-12 {
+        hi = lo + 1.0;
+    }
+    let raw = (hi - lo) / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    lo = (lo / step).floor() * step;
+    hi = (hi / step).ceil() * step;
+    (lo, hi, step)
+}
+
+/// A tick value with as many decimals as its step needs.
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = (0..6).find(|d| {
+        let x = step * 10f64.powi(*d);
+        (x - x.round()).abs() < 1e-6 * x.max(1.0)
+    });
+    format!("{:.*}", decimals.unwrap_or(6) as usize, if v.abs() < step * 1e-9 { 0.0 } else { v })
+}

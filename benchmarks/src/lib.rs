@@ -1,0 +1,27 @@
+//! # physworld-benchmarks
+//!
+//! Score any model on physics-understanding tasks, reproducibly, and publish leaderboards
+//! that CI can gate on.
+//!
+//! - [`tasks`]: versioned, content-hashed items built from a dataset's held-out split:
+//!   `forecast` (object positions at horizons), `contact` (Physion's Object Contact
+//!   Prediction), `outcome` (multiple-choice questions from labels) and `voe` (IntPhys'
+//!   violation of expectation on matched quadruplets).
+//! - [`adapters`]: one [`Adapter`](adapters::Adapter) trait for every model: `oracle`,
+//!   `constant-velocity`, `chance`, `majority`, `raw-state` and `jepa:<run>`.
+//! - [`metrics`]: accuracy, ADE/FDE, relative accuracy, AUROC, seeded bootstrap intervals
+//!   and paired tests.
+//! - [`results`]: one JSON file per (model, suite) and a per-item log; [`leaderboard`]
+//!   tables them (Markdown, HTML with plots, JSON) and gates regressions.
+
+pub mod adapters;
+pub mod bench;
+mod error;
+pub mod leaderboard;
+pub mod metrics;
+pub mod probe;
+pub mod results;
+pub mod score;
+pub mod tasks;
+
+pub use error::{BenchError, Result};

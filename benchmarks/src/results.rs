@@ -1,0 +1,266 @@
+//! Result files: one JSON document per (model, suite) plus a per-item JSON Lines log.
+//!
+//! The layout follows lm-evaluation-harness: the suite is identified by a hash over the
+//! hashes of its items, every task carries its version, and every metric has its bootstrap
+//! 95% interval and sample count, so that two rows are comparable only when they should be.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{BenchError, Result};
+
+/// Version of the result-file schema (`schema` field).
+pub const RESULTS_SCHEMA: &str = "physworld-results/1";
+
+/// The suite the items came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteRef {
+    /// Suite name (from the suite file).
+    pub name: String,
+    /// Content hash of the resolved suite the dataset was generated from.
+    pub dataset_hash: String,
+    /// Split the items were drawn from (usually `test`).
+    pub split: String,
+    /// SHA-256 over every task's item hashes, in order: two result files with the same
+    /// `content_hash` scored the very same items.
+    pub content_hash: String,
+    /// Simulator version that generated the episodes.
+    pub generator: String,
+}
+
+/// The model that was scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// The model spec as given (`oracle`, `jepa:runs/a`, ...).
+    pub id: String,
+    /// Adapter kind (`oracle`, `jepa`, ...).
+    pub kind: String,
+    /// SHA-256 of the checkpoint's files, for learned models.
+    pub checkpoint_hash: Option<String>,
+    /// Seeds: of the adapter (chance) or of the checkpoint's training run.
+    pub seeds: Vec<u64>,
+    /// Labels the model saw beyond the item itself (e.g. probes fit on the `readout`
+    /// split's labels), so that rows using labels and zero-shot rows are told apart.
+    pub labels_used: Vec<String>,
+    /// Adapter-specific configuration (e.g. the training config of a checkpoint).
+    pub config: Value,
+}
+
+/// One metric of one task over one group of items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Metric name (`accuracy`, `ade`, `relative_accuracy`, ...).
+    pub name: String,
+    /// Items it covers: `all`, `family=drop`, `violation=permanence`, `readout=only`, ...
+    pub group: String,
+    /// Value.
+    pub value: f64,
+    /// Percentile-bootstrap 95% interval.
+    pub ci: [f64; 2],
+    /// Units scored (items, or quadruplets for relative accuracy).
+    pub n: u64,
+    /// Whether larger is better.
+    pub higher_is_better: bool,
+    /// The value a chance scorer gets, where defined.
+    pub chance: Option<f64>,
+    /// `(value − chance) / (best − chance)`: 0 at chance, 1 at the ceiling, where defined.
+    pub normalised: Option<f64>,
+}
+
+/// The results of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// Task id (`forecast`, `contact`, `outcome`, `voe`).
+    pub id: String,
+    /// Task version: bumps whenever items or scoring change.
+    pub version: u32,
+    /// Kind of answer the task asks for.
+    pub kind: String,
+    /// The metric leaderboards show (with `group = all`).
+    pub primary: String,
+    /// SHA-256 over this task's item hashes.
+    pub content_hash: String,
+    /// Items scored.
+    pub n_items: u64,
+    /// Items whose answer was invalid (scored as wrong).
+    pub invalid: u64,
+    /// Metrics.
+    pub metrics: Vec<Metric>,
+}
+
+impl TaskResult {
+    /// The primary metric over all items.
+    pub fn primary_metric(&self) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == self.primary && m.group == "all")
+    }
+}
+
+/// One result file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultFile {
+    /// [`RESULTS_SCHEMA`].
+    pub schema: String,
+    /// physworld version that scored it.
+    pub physworld_version: String,
+    /// Git commit of the physworld build, when known.
+    pub git_hash: Option<String>,
+    /// Suite.
+    pub suite: SuiteRef,
+    /// Model.
+    pub model: ModelRef,
+    /// Bootstrap seed and resamples behind every interval.
+    pub bootstrap_seed: u64,
+    /// Bootstrap resamples.
+    pub bootstrap_resamples: u32,
+    /// Tasks the model supports, scored.
+    pub tasks: Vec<TaskResult>,
+    /// Tasks of the suite the model does not support.
+    pub unsupported: Vec<String>,
+    /// The per-item log, relative to this file.
+    pub items_file: String,
+    /// Wall time of scoring, s.
+    pub wall_time_s: f64,
+}
+
+/// One line of the per-item log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemLog {
+    /// Task id.
+    pub task: String,
+    /// Item id.
+    pub item: String,
+    /// Item hash.
+    pub hash: String,
+    /// Family.
+    pub family: String,
+    /// The model's answer.
+    pub prediction: Value,
+    /// Ground truth.
+    pub target: Value,
+    /// Whether the answer was right, for tasks with right answers.
+    pub correct: Option<bool>,
+    /// The per-item score that paired comparisons use, oriented so that higher is better
+    /// (1/0 for correct/wrong, 0.5 for a VoE tie, minus the ADE for forecasts).
+    pub score: f64,
+    /// Whether the answer was invalid (unparsable or missing).
+    pub invalid: bool,
+}
+
+/// File-name-safe form of a model id.
+pub fn slug(s: &str) -> String {
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    out = out.trim_matches('_').to_string();
+    if out.is_empty() { "model".into() } else { out }
+}
+
+/// Write `file` and its item log into `dir` atomically (temporary file, then rename):
+/// `<model>__<suite>.json` and `.items.jsonl`. Returns the JSON path.
+pub fn write(dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::file(dir, e))?;
+    let stem = format!("{}__{}", slug(&file.model.id), slug(&file.suite.name));
+    let items_name = format!("{stem}.items.jsonl");
+    file.items_file = items_name.clone();
+    let mut lines = String::new();
+    for it in items {
+        lines.push_str(&serde_json::to_string(it).map_err(|e| BenchError::file(&items_name, e))?);
+        lines.push('\n');
+    }
+    atomic_write(&dir.join(&items_name), lines.as_bytes())?;
+    let json = dir.join(format!("{stem}.json"));
+    let body = serde_json::to_vec_pretty(file).map_err(|e| BenchError::file(&json, e))?;
+    atomic_write(&json, &body)?;
+    Ok(json)
+}
+
+/// Write `bytes` to `path` through a temporary sibling and a rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".tmp-{name}"));
+    std::fs::write(&tmp, bytes).map_err(|e| BenchError::file(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| BenchError::file(path, e))
+}
+
+/// Read and validate a result file.
+pub fn read(path: &Path) -> Result<ResultFile> {
+    let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| BenchError::file(path, format!("not JSON: {e}")))?;
+    validate(&v).map_err(|reason| BenchError::file(path, reason))?;
+    serde_json::from_value(v).map_err(|e| BenchError::file(path, format!("not a {RESULTS_SCHEMA} file: {e}")))
+}
+
+/// Read a result file's item log.
+pub fn read_items(result: &Path, file: &ResultFile) -> Result<Vec<ItemLog>> {
+    let path = result.with_file_name(&file.items_file);
+    let text = std::fs::read_to_string(&path).map_err(|e| BenchError::file(&path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| BenchError::file(&path, format!("line {}: {e}", i + 1))))
+        .collect()
+}
+
+/// Check a result document against the schema: every required field present with the right
+/// JSON type, a known schema version, intervals of two numbers. Returns what is wrong.
+pub fn validate(v: &Value) -> std::result::Result<(), String> {
+    fn need<'a>(v: &'a Value, path: &str, key: &str, kind: &str) -> std::result::Result<&'a Value, String> {
+        let x = v.get(key).ok_or_else(|| format!("missing `{path}{key}`"))?;
+        let ok = match kind {
+            "string" => x.is_string(),
+            "number" => x.is_number() || x.is_null(),
+            "uint" => x.is_u64(),
+            "bool" => x.is_boolean(),
+            "array" => x.is_array(),
+            "object" => x.is_object(),
+            "string?" => x.is_string() || x.is_null(),
+            _ => true,
+        };
+        if ok { Ok(x) } else { Err(format!("`{path}{key}` should be {kind}, is {x}")) }
+    }
+    let schema = need(v, "", "schema", "string")?;
+    if schema != RESULTS_SCHEMA {
+        return Err(format!("schema {schema} is not {RESULTS_SCHEMA}"));
+    }
+    need(v, "", "physworld_version", "string")?;
+    need(v, "", "git_hash", "string?")?;
+    let suite = need(v, "", "suite", "object")?;
+    for k in ["name", "dataset_hash", "split", "content_hash", "generator"] {
+        need(suite, "suite.", k, "string")?;
+    }
+    let model = need(v, "", "model", "object")?;
+    need(model, "model.", "id", "string")?;
+    need(model, "model.", "kind", "string")?;
+    need(model, "model.", "checkpoint_hash", "string?")?;
+    need(model, "model.", "seeds", "array")?;
+    need(model, "model.", "labels_used", "array")?;
+    need(v, "", "bootstrap_seed", "uint")?;
+    need(v, "", "bootstrap_resamples", "uint")?;
+    need(v, "", "unsupported", "array")?;
+    need(v, "", "items_file", "string")?;
+    need(v, "", "wall_time_s", "number")?;
+    let tasks = need(v, "", "tasks", "array")?;
+    for (i, t) in tasks.as_array().into_iter().flatten().enumerate() {
+        let p = format!("tasks[{i}].");
+        for k in ["id", "kind", "primary", "content_hash"] {
+            need(t, &p, k, "string")?;
+        }
+        for k in ["version", "n_items", "invalid"] {
+            need(t, &p, k, "uint")?;
+        }
+        for (j, m) in need(t, &p, "metrics", "array")?.as_array().into_iter().flatten().enumerate() {
+            let q = format!("{p}metrics[{j}].");
+            need(m, &q, "name", "string")?;
+            need(m, &q, "group", "string")?;
+            need(m, &q, "value", "number")?;
+            need(m, &q, "n", "uint")?;
+            need(m, &q, "higher_is_better", "bool")?;
+            let ci = need(m, &q, "ci", "array")?;
+            if ci.as_array().is_none_or(|a| a.len() != 2) {
+                return Err(format!("`{q}ci` should hold two numbers"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Leaderboards from hand-written result files: rendering, column keys, and the CI gate.
+
+use std::path::{Path, PathBuf};
+
+use physworld_benchmarks::leaderboard::{self, Board};
+use physworld_benchmarks::results::{self, ItemLog, Metric, ModelRef, ResultFile, SuiteRef, TaskResult};
+use physworld_benchmarks::{BenchError, metrics};
+use serde_json::json;
+
+const SUITE_HASH: &str = "5e1f0000aaaabbbbccccddddeeeeffff00001111222233334444555566667777";
+const CONTACT_HASH: &str = "c0ffee0011112222333344445555666677778888999900001111222233334444";
+const FORECAST_HASH: &str = "f00dcafe11112222333344445555666677778888999900001111222233334444";
+
+/// A metric over all items, as the bench runner writes it.
+fn metric(name: &str, value: f64, ci: [f64; 2], n: u64, higher_is_better: bool, chance: Option<f64>) -> Metric {
+    Metric {
+        name: name.into(),
+        group: "all".into(),
+        value,
+        ci,
+        n,
+        higher_is_better,
+        chance,
+        normalised: chance.map(|c| (value - c) / (1.0 - c)),
+    }
+}
+
+/// A task whose primary metric is `m`.
+fn task(id: &str, version: u32, content_hash: &str, m: Metric) -> TaskResult {
+    TaskResult {
+        id: id.into(),
+        version,
+        kind: if id == "forecast" { "positions" } else { "binary" }.into(),
+        primary: m.name.clone(),
+        content_hash: content_hash.into(),
+        n_items: m.n,
+        invalid: 0,
+        metrics: vec![m],
+    }
+}
+
+/// A result file of `model` on suite `suite`.
+fn result_file(model: &str, kind: &str, suite: &str, tasks: Vec<TaskResult>) -> ResultFile {
+    ResultFile {
+        schema: results::RESULTS_SCHEMA.into(),
+        physworld_version: "0.1.0".into(),
+        git_hash: None,
+        suite: SuiteRef {
+            name: suite.into(),
+            dataset_hash: "d".repeat(64),
+            split: "test".into(),
+            content_hash: SUITE_HASH.into(),
+            generator: "physworld-sim 0.1.0".into(),
+        },
+        model: ModelRef {
+            id: model.into(),
+            kind: kind.into(),
+            checkpoint_hash: None,
+            seeds: vec![],
+            labels_used: vec![],
+            config: json!({}),
+        },
+        bootstrap_seed: 0,
+        bootstrap_resamples: metrics::DEFAULT_RESAMPLES,
+        tasks,
+        unsupported: vec![],
+        items_file: String::new(),
+        wall_time_s: 1.0,
+    }
+}
+
+/// Per-item log lines of `task` with these scores; item `i` has hash `{task}-{i:03}`.
+fn items(task: &str, scores: &[f64]) -> Vec<ItemLog> {
+    scores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ItemLog {
+            task: task.into(),
+            item: format!("{task}/{i}"),
+            hash: format!("{task}-{i:03}"),
+            family: "drop".into(),
+            prediction: json!(null),
+            target: json!(null),
+            correct: (task != "forecast").then_some(*s == 1.0),
+            score: *s,
+            invalid: false,
+        })
+        .collect()
+}
+
+/// `n` binary scores, the first `ones` of them 1.
+fn binary(n: usize, ones: usize) -> Vec<f64> {
+    (0..n).map(|i| if i < ones { 1.0 } else { 0.0 }).collect()
+}
+
+/// A contact-only result file with these binary scores, written into `dir`.
+fn write_contact(dir: &Path, model: &str, content_hash: &str, scores: &[f64]) -> PathBuf {
+    let acc = metrics::mean(scores);
+    let ci = metrics::bootstrap_mean(scores, 0, metrics::DEFAULT_RESAMPLES);
+    let m = metric("accuracy", acc, ci, scores.len() as u64, true, Some(0.5));
+    let mut file = result_file(model, "jepa", "tiny", vec![task("contact", 1, content_hash, m)]);
+    results::write(dir, &mut file, &items("contact", scores)).expect("write")
+}
+
+/// Two models on two tasks; the values are hand-picked (the table only copies them).
+fn two_by_two(dir: &Path) {
+    let contact = |v, ci, n| task("contact", 1, CONTACT_HASH, metric("accuracy", v, ci, n, true, Some(0.5)));
+    let forecast = |v, ci, n| task("forecast", 2, FORECAST_HASH, metric("ade", v, ci, n, false, None));
+    let mut oracle =
+        result_file("oracle", "oracle", "tiny", vec![contact(1.0, [1.0, 1.0], 100), forecast(0.0, [0.0, 0.0], 50)]);
+    let mut log = items("contact", &binary(100, 100));
+    log.extend(items("forecast", &[0.0; 50]));
+    results::write(dir, &mut oracle, &log).expect("write");
+    let mut cv = result_file(
+        "constant-velocity",
+        "constant-velocity",
+        "tiny",
+        vec![contact(0.62, [0.52, 0.71], 100), forecast(0.1844, [0.1613, 0.2091], 50)],
+    );
+    let mut log = items("contact", &binary(100, 62));
+    log.extend(items("forecast", &[-0.1844; 50]));
+    results::write(dir, &mut cv, &log).expect("write");
+}
+
+#[test]
+fn markdown_snapshot_of_a_two_by_two_board() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    two_by_two(dir.path());
+    let board = leaderboard::load(dir.path()).expect("load");
+    let expected = "\
+| model | kind | suite | contact: accuracy | forecast: ade (m, lower is better) |
+|---|---|---|---|---|
+| constant-velocity | constant-velocity | tiny | 0.620 [0.520, 0.710] n=100 | 0.184 [0.161, 0.209] n=50 |
+| oracle | oracle | tiny | 1.000 [1.000, 1.000] n=100 | 0.000 [0.000, 0.000] n=50 |
+
+- suite `tiny`: content hash `5e1f0000aaaabbbbccccddddeeeeffff00001111222233334444555566667777`
+";
+    assert_eq!(board.markdown(), expected, "got:\n{}", board.markdown());
+}
+
+#[test]
+fn a_missing_cell_is_a_dash_and_rows_are_sorted_by_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    two_by_two(dir.path());
+    write_contact(dir.path(), "chance", CONTACT_HASH, &binary(100, 50));
+    let board = leaderboard::load(dir.path()).expect("load");
+    let models: Vec<&str> = board.rows().iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(models, ["chance", "constant-velocity", "oracle"]);
+    let md = board.markdown();
+    let chance_line = md.lines().find(|l| l.starts_with("| chance |")).expect("chance row");
+    assert!(chance_line.ends_with("n=100 | — |"), "{chance_line}");
+}
+
+#[test]
+fn different_content_hashes_of_one_task_are_different_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = "abcdef0199999999999999999999999999999999999999999999999999999999";
+    write_contact(dir.path(), "jepa:runs/a", CONTACT_HASH, &binary(100, 80));
+    write_contact(dir.path(), "jepa:runs/b", other, &binary(100, 70));
+    let board = leaderboard::load(dir.path()).expect("load");
+    let keys: Vec<String> = board.columns().iter().map(|c| c.key()).collect();
+    // Sorted by task id, then content hash.
+    assert_eq!(keys, [format!("contact@1#{other}"), format!("contact@1#{CONTACT_HASH}")]);
+    let md = board.markdown();
+    let header = md.lines().next().expect("header");
+    assert!(header.contains("contact v1 #abcdef01: accuracy"), "{header}");
+    assert!(header.contains("contact v1 #c0ffee00: accuracy"), "{header}");
+    // Each model has a value in its own column only.
+    assert!(md.contains("| jepa:runs/a | jepa | tiny | — | 0.800 ["), "{md}");
+    assert!(md.contains("| jepa:runs/b | jepa | tiny | 0.700 ["), "{md}");
+    assert_eq!(board.json()["columns"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn check_against_its_own_json_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    two_by_two(dir.path());
+    let board = leaderboard::load(dir.path()).expect("load");
+    let baseline = board.json();
+    assert_eq!(baseline["schema"], leaderboard::LEADERBOARD_SCHEMA);
+    let cell = &baseline["rows"][0]["cells"][format!("contact@1#{CONTACT_HASH}")];
+    assert_eq!(cell["n"], 100);
+    assert_eq!(cell["items"]["contact-000"], 1.0);
+    assert_eq!(cell["items"]["contact-099"], 0.0);
+    // The baseline survives a round trip through text, as a committed BASELINE.json does.
+    let baseline: serde_json::Value = serde_json::from_str(&baseline.to_string()).expect("parse");
+    let report = leaderboard::check(&board, &baseline, 7).expect("check");
+    assert_eq!(report.comparisons.len(), 4);
+    assert!(report.regressions().is_empty());
+    assert!(report.passed());
+    assert!(report.comparisons.iter().all(|c| c.test.mean_diff == 0.0));
+    assert!(report.summary().starts_with("OK: 4 comparisons"), "{}", report.summary());
+    serde_json::to_value(&report).expect("report serializes");
+    // Something else than a leaderboard is not a baseline.
+    let err = leaderboard::check(&board, &json!({"schema": "physworld-results/1"}), 7).expect_err("not a board");
+    assert!(matches!(err, BenchError::Invalid { .. }), "{err:?}");
+}
+
+#[test]
+fn a_planted_regression_fails_the_check() {
+    let (old_dir, new_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let old = binary(100, 90);
+    let mut new = old.clone();
+    // 40 of the 90 right answers become wrong.
+    for s in new.iter_mut().skip(10).take(40) {
+        *s = 0.0;
+    }
+    write_contact(old_dir.path(), "jepa:runs/a", CONTACT_HASH, &old);
+    write_contact(new_dir.path(), "jepa:runs/a", CONTACT_HASH, &new);
+    let baseline = leaderboard::load(old_dir.path()).expect("load old").json();
+    let board = leaderboard::load(new_dir.path()).expect("load new");
+    let report = leaderboard::check(&board, &baseline, 7).expect("check");
+    assert_eq!(report.regressions().len(), 1);
+    let c = report.regressions()[0];
+    assert_eq!((c.model.as_str(), c.task.as_str(), c.metric.as_str()), ("jepa:runs/a", "contact", "accuracy"));
+    assert!((c.test.mean_diff + 0.4).abs() < 1e-12);
+    // 40 discordant pairs, all one way: p = 2 / 2^40.
+    assert!(c.test.mcnemar_p.is_some_and(|p| p < 1e-11));
+    let summary = report.summary();
+    assert!(
+        summary
+            .contains("REGRESSION jepa:runs/a contact: accuracy 0.900 -> 0.500 (mean per-item change -0.400, 95% CI"),
+        "{summary}"
+    );
+    assert!(summary.contains("McNemar p=1.8e-12, n=100)"), "{summary}");
+    assert!(summary.trim_end().ends_with("FAILED: 1 of 1 comparisons against the baseline regressed"), "{summary}");
+}
+
+#[test]
+fn a_content_hash_mismatch_is_refused() {
+    let (old_dir, new_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let other = "abcdef0199999999999999999999999999999999999999999999999999999999";
+    write_contact(old_dir.path(), "jepa:runs/a", CONTACT_HASH, &binary(100, 90));
+    write_contact(new_dir.path(), "jepa:runs/a", other, &binary(100, 90));
+    let baseline = leaderboard::load(old_dir.path()).expect("load old").json();
+    let board = leaderboard::load(new_dir.path()).expect("load new");
+    let err = leaderboard::check(&board, &baseline, 7).expect_err("hashes differ");
+    assert!(matches!(err, BenchError::Mismatch { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(CONTACT_HASH) && msg.contains(other), "{msg}");
+    assert!(msg.contains("jepa:runs/a") && msg.contains("contact") && msg.contains("cannot be compared"), "{msg}");
+
+    // A model the new results lack is a mismatch too.
+    let renamed = tempfile::tempdir().expect("tempdir");
+    write_contact(renamed.path(), "jepa:runs/b", CONTACT_HASH, &binary(100, 90));
+    let board = leaderboard::load(renamed.path()).expect("load");
+    let err = leaderboard::check(&board, &baseline, 7).expect_err("model missing");
+    assert!(matches!(err, BenchError::Mismatch { .. }) && err.to_string().contains("jepa:runs/a"), "{err}");
+}
+
+#[test]
+fn html_is_self_contained_and_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    two_by_two(dir.path());
+    write_contact(dir.path(), "jepa:<x>&y", CONTACT_HASH, &binary(100, 75));
+    let board = leaderboard::load(dir.path()).expect("load");
+    // Markdown keeps the id readable but not a tag.
+    assert!(board.markdown().contains("| jepa:\\<x\\>&y | jepa |"), "{}", board.markdown());
+    let html = board.html();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), 2, "one chart per column");
+    assert!(!html.contains("http"), "external reference in the page");
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("<img"));
+    assert!(html.contains("jepa:&lt;x&gt;&amp;y"));
+    assert!(!html.contains("<x>"));
+    // The contact column has a chance level; the forecast column has none.
+    assert_eq!(html.matches("stroke-dasharray").count(), 1);
+}
+
+#[test]
+fn a_malformed_result_file_is_named_with_its_missing_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_contact(dir.path(), "oracle", CONTACT_HASH, &binary(10, 10));
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    v.as_object_mut().expect("object").remove("suite");
+    std::fs::write(&path, serde_json::to_vec(&v).expect("bytes")).expect("write");
+    let msg = leaderboard::load(dir.path()).expect_err("no suite").to_string();
+    assert!(msg.contains("oracle__tiny.json") && msg.contains("missing `suite`"), "{msg}");
+}
+
+#[test]
+fn duplicate_rows_and_empty_folders_are_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let msg = leaderboard::load(dir.path()).expect_err("empty").to_string();
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+
+    // Unfinished writes and item logs are not result files.
+    std::fs::write(dir.path().join(".tmp-x.json"), "{").expect("write");
+    write_contact(dir.path(), "oracle", CONTACT_HASH, &binary(10, 10));
+    let board: Board = leaderboard::load(dir.path()).expect("load");
+    assert_eq!(board.rows().len(), 1);
+
+    // The same model on the same items under another suite name: a duplicate row.
+    let m = metric("accuracy", 1.0, [1.0, 1.0], 10, true, Some(0.5));
+    let mut copy = result_file("oracle", "oracle", "tiny-copy", vec![task("contact", 1, CONTACT_HASH, m)]);
+    results::write(dir.path(), &mut copy, &items("contact", &binary(10, 10))).expect("write");
+    let msg = leaderboard::load(dir.path()).expect_err("duplicate").to_string();
+    assert!(msg.contains("oracle__tiny.json") && msg.contains("oracle__tiny-copy.json"), "{msg}");
+    assert!(msg.contains("duplicate row"), "{msg}");
+}
