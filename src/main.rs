@@ -34,6 +34,9 @@ enum Command {
     Bench(commands::bench::Args),
     /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
     Leaderboard(commands::leaderboard::Args),
+    /// Generate the tiny suite, train a tiny JEPA, bench it against the baselines and print
+    /// the leaderboard (a few minutes on 2 CPU cores).
+    Demo(commands::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Leaderboard(a) => commands::leaderboard::run(a),
+        Command::Demo(a) => commands::demo::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

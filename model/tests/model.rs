@@ -183,3 +183,33 @@ fn ridge_probe_recovers_a_linear_map() {
     assert!(err < 1e-3, "max error {err}");
     assert!(physworld_model::RidgeProbe::fit(&x, &y[..10], 2, 2, 1.0).is_err());
 }
+
+#[test]
+fn rollout_of_one_chunk_is_the_prediction_and_longer_rollouts_chain_chunks() {
+    let b = batch();
+    for objective in [Objective::Jepa, Objective::StateMse] {
+        let model = WorldModel::new(&tiny(objective), 5, &Device::Cpu).expect("model");
+        let (tc, tf) = (4, 2);
+        let pred = model.predict(&b, tf).expect("predict");
+        let roll = model.rollout(&b, tc, tf, tc, tf).expect("rollout");
+        // Predicted frames keep the last observed frame's validity mask.
+        let mask = b.valid.narrow(1, tc - 1, 1).and_then(|m| m.unsqueeze(3)).expect("mask");
+        let want = pred.broadcast_mul(&mask).expect("mul");
+        let diff: f32 = (roll.clone() - want)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("diff");
+        assert!(diff < 1e-5, "{objective:?}: rollout differs from predict by {diff}");
+        // Ten frames in chunks of 3: the first chunk is the one-shot prediction of 3 frames,
+        // later frames exist, are finite and differ from the first chunk's.
+        let long = model.rollout(&b, tc, 10, tc, 3).expect("long rollout");
+        assert_eq!(long.dims4().expect("dims").1, 10);
+        let first = model.rollout(&b, tc, 3, tc, 3).expect("rollout");
+        let head: Vec<f32> = long.narrow(1, 0, 3).and_then(|x| x.flatten_all()).and_then(|x| x.to_vec1()).expect("v");
+        assert_eq!(head, first.flatten_all().and_then(|x| x.to_vec1::<f32>()).expect("v"));
+        let all: Vec<f32> = long.flatten_all().and_then(|x| x.to_vec1()).expect("v");
+        assert!(all.iter().all(|x| x.is_finite()));
+        assert!(model.rollout(&b, 0, 3, tc, 3).is_err(), "an empty context is refused");
+    }
+}

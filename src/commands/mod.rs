@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod demo;
 pub mod finalize;
 pub mod generate;
 pub mod inspect;

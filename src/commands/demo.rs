@@ -1,0 +1,154 @@
+//! `physworld demo`: the whole loop on one machine in a few minutes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use physworld_benchmarks::bench::BenchOptions;
+use physworld_benchmarks::leaderboard;
+use physworld_model::{StepMetrics, TrainConfig, TrainOptions, checkpoint, device, train};
+use physworld_pipeline::{Dataset, GenerateOptions, LocalStorage, Progress, Suite, WorkerShard, generate};
+
+/// The tiny suite, built in so that the demo runs from any folder.
+const TINY: &str = include_str!("../../datasets/tiny.toml");
+
+/// Arguments of `demo`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Working folder: data/ (the tiny dataset), run/ (the JEPA), results/, leaderboard.html.
+    #[arg(long, default_value = "physworld-demo")]
+    out: PathBuf,
+    /// Training steps of the tiny JEPA (about 0.8 s each on 2 CPU cores).
+    #[arg(long, default_value_t = 150)]
+    steps: u64,
+    /// Seed of the JEPA's initialisation and data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
+    resamples: u32,
+    /// No progress bars; print the leaderboard as JSON at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bar(quiet: bool, template: &str) -> ProgressBar {
+    let b = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    b.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    b
+}
+
+fn stage(quiet: bool, n: u32, what: &str) {
+    if !quiet {
+        eprintln!("[{n}/4] {what}");
+    }
+}
+
+/// Generate the tiny suite into `dir`, unless a finished dataset of the same suite is there.
+fn dataset(dir: &Path, quiet: bool) -> anyhow::Result<()> {
+    let suite = Suite::parse(TINY, Path::new("datasets/tiny.toml"))?;
+    if let Ok(ds) = Dataset::open(dir)
+        && ds.info.suite_hash == suite.content_hash()
+    {
+        if !quiet {
+            eprintln!("      {} already holds the tiny suite; reusing it", dir.display());
+        }
+        return Ok(());
+    }
+    let b = bar(quiet, "      {bar:30} {pos}/{len} samples  {per_sec}  eta {eta}");
+    let progress = |p: Progress| match p {
+        Progress::Planned { samples } => b.set_length(samples),
+        Progress::Sample { .. } => b.inc(1),
+    };
+    let storage = LocalStorage::new(dir);
+    let r =
+        generate(&suite, &storage, &GenerateOptions { shard: WorkerShard::ALL, resume: true, progress: &progress })?;
+    b.finish_and_clear();
+    if !quiet {
+        eprintln!("      {} episodes, {} frames -> {}", r.episodes, r.frames, dir.display());
+    }
+    Ok(())
+}
+
+/// Train the tiny JEPA into `run`, unless it already finished `steps` steps.
+fn model(data: &Path, run: &Path, steps: u64, seed: u64, quiet: bool) -> anyhow::Result<()> {
+    let mut cfg = TrainConfig::preset("tiny")?;
+    cfg.schedule.steps = steps;
+    cfg.schedule.warmup_steps = cfg.schedule.warmup_steps.min(steps / 5);
+    cfg.seed = seed;
+    if let Some(dir) = checkpoint::latest(run)? {
+        let same = std::fs::read(run.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<TrainConfig>(&b).ok())
+            .is_some_and(|c| c == cfg);
+        if same && dir.ends_with(format!("step-{steps:06}")) {
+            if !quiet {
+                eprintln!("      {} already trained for {steps} steps; reusing it", run.display());
+            }
+            return Ok(());
+        }
+        std::fs::remove_dir_all(run).with_context(|| format!("removing the stale run {}", run.display()))?;
+    }
+    let b = bar(quiet, "      {bar:30} step {pos}/{len}  {msg}  eta {eta}");
+    b.set_length(steps);
+    let on_step = |m: &StepMetrics| {
+        b.set_position(m.step);
+        b.set_message(format!("loss {:.4}  {:.0} samples/s", m.loss, m.samples_per_s));
+    };
+    let r = train(&TrainOptions {
+        data: data.to_path_buf(),
+        out: run.to_path_buf(),
+        config: cfg,
+        device: device("cpu")?,
+        resume: false,
+        stop_after: None,
+        on_step: &on_step,
+    })?;
+    b.finish_and_clear();
+    if !quiet {
+        let eval = r.eval.map(|e| format!(", val loss {:.4}, effective rank {:.1}", e.val_loss, e.effective_rank));
+        eprintln!("      step {}, loss {:.4}{}", r.step, r.loss, eval.unwrap_or_default());
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let quiet = args.json;
+    let (data, run_dir, results) = (args.out.join("data"), args.out.join("run"), args.out.join("results"));
+    stage(quiet, 1, "generating the tiny suite");
+    dataset(&data, quiet)?;
+    stage(quiet, 2, &format!("training a tiny JEPA for {} steps", args.steps));
+    model(&data, &run_dir, args.steps, args.seed, quiet)?;
+    stage(quiet, 3, "benchmarking oracle, constant-velocity, chance, majority, raw-state and the JEPA");
+    if results.exists() {
+        std::fs::remove_dir_all(&results).with_context(|| format!("clearing {}", results.display()))?;
+    }
+    let models: Vec<String> = ["oracle", "constant-velocity", "chance", "majority", "raw-state"]
+        .into_iter()
+        .map(String::from)
+        .chain(std::iter::once(format!("jepa:{}", run_dir.display())))
+        .collect();
+    let opts = BenchOptions { resamples: args.resamples, ..BenchOptions::default() };
+    super::bench::bench(&data, &models, &results, opts, quiet)?;
+    stage(quiet, 4, "leaderboard");
+    let board = leaderboard::load(&results)?;
+    let html = args.out.join("leaderboard.html");
+    physworld_benchmarks::results::atomic_write(&html, board.html().as_bytes())?;
+    let json = args.out.join("leaderboard.json");
+    physworld_benchmarks::results::atomic_write(&json, serde_json::to_string_pretty(&board.json())?.as_bytes())?;
+    if args.json {
+        println!("{}", serde_json::to_string(&board.json())?);
+        return Ok(());
+    }
+    println!("{}", board.markdown());
+    println!(
+        "wrote {} (open it in a browser), {} (a --check baseline) and {} in {:.0} s",
+        html.display(),
+        json.display(),
+        results.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `physworld demo`, `bench` and `leaderboard` end to end through the binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn physworld(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_physworld")).args(args).output().expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("demo");
+    let o = physworld(&["demo", "--out", s(&out), "--steps", "3", "--resamples", "100"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for row in ["oracle", "constant-velocity", "chance", "majority", "raw-state", "jepa:"] {
+        assert!(stdout.contains(&format!("| {row}")), "leaderboard misses {row}:\n{stdout}");
+    }
+    for f in
+        ["data/meta/info.json", "run/checkpoints/latest", "run/metrics.jsonl", "leaderboard.html", "leaderboard.json"]
+    {
+        assert!(out.join(f).exists(), "missing {f}");
+    }
+    let results: Vec<_> = std::fs::read_dir(out.join("results"))
+        .expect("results")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .collect();
+    assert_eq!(results.len(), 6, "one result file per model");
+    let html = std::fs::read_to_string(out.join("leaderboard.html")).expect("html");
+    assert!(html.contains("<svg") && html.contains("oracle"));
+
+    // The gate: equal results pass.
+    let base = out.join("leaderboard.json");
+    let o = physworld(&["leaderboard", s(&out.join("results")), "--check", s(&base)]);
+    assert!(o.status.success(), "{}", text(&o));
+    // A baseline in which chance answered every contact item right: today's chance regressed.
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&base).expect("read")).expect("json");
+    for row in v["rows"].as_array_mut().expect("rows") {
+        if row["model"] == "chance" {
+            for (key, cell) in row["cells"].as_object_mut().expect("cells") {
+                if key.starts_with("contact@") {
+                    for score in cell["items"].as_object_mut().expect("items").values_mut() {
+                        *score = serde_json::json!(1.0);
+                    }
+                }
+            }
+        }
+    }
+    let planted = tmp.path().join("planted.json");
+    std::fs::write(&planted, serde_json::to_vec(&v).expect("json")).expect("write");
+    let o = physworld(&["leaderboard", s(&out.join("results")), "--check", s(&planted)]);
+    assert!(!o.status.success(), "a planted regression must fail the gate");
+    let t = text(&o);
+    assert!(t.contains("REGRESSION chance contact"), "{t}");
+
+    // Rerunning the demo reuses the dataset and the trained model.
+    let o = physworld(&["demo", "--out", s(&out), "--steps", "3", "--resamples", "100"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("reusing"), "{}", text(&o));
+
+    // A checkpoint trained on the scored split is refused.
+    let run = out.join("run");
+    let latest = std::fs::read_to_string(run.join("checkpoints/latest")).expect("latest");
+    let state = run.join("checkpoints").join(latest.trim()).join("state.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    st["data"]["splits"] = serde_json::json!(["train", "test"]);
+    std::fs::write(&state, serde_json::to_vec(&st).expect("json")).expect("write");
+    let spec = format!("jepa:{}", s(&run));
+    let o = physworld(&["bench", "--suite", s(&out.join("data")), "--model", &spec, "--out", s(&tmp.path().join("r"))]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("overlaps the test items"), "{}", text(&o));
+}
+
+#[test]
+fn bench_bad_input_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = tmp.path().join("r");
+    let o = physworld(&["bench", "--suite", "datasets/tiny.toml", "--model", "oracle", "--out", s(&r)]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("generate it first"), "{}", text(&o));
+    let o = physworld(&["bench", "--suite", s(tmp.path()), "--model", "llama", "--out", s(&r)]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("invalid model `llama`"), "{}", text(&o));
+    let o = physworld(&["bench", "--suite", s(tmp.path()), "--model", "oracle", "--out", s(&r), "--tasks", "physics"]);
+    assert!(text(&o).contains("invalid task `physics`"), "{}", text(&o));
+    let o = physworld(&["bench", "--suite", s(tmp.path()), "--model", "oracle", "--out", s(&r)]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not finalised"), "{}", text(&o));
+    let o = physworld(&["leaderboard", s(tmp.path())]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains(s(tmp.path())), "{}", text(&o));
+}
