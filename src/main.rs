@@ -34,6 +34,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
     Leaderboard(commands::leaderboard::Args),
+    /// Check that cheap heuristics stay at chance on a dataset's VoE and contact items.
+    ValidateSuite(commands::validate_suite::Args),
     /// Generate the tiny suite, train a tiny JEPA, bench it against the baselines and print
     /// the leaderboard (a few minutes on 2 CPU cores).
     Demo(commands::demo::Args),
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Leaderboard(a) => commands::leaderboard::run(a),
+        Command::ValidateSuite(a) => commands::validate_suite::run(a),
         Command::Demo(a) => commands::demo::run(a),
     };
     match result {

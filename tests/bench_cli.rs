@@ -63,6 +63,63 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let t = text(&o);
     assert!(t.contains("REGRESSION chance contact"), "{t}");
 
+    // The tiny suite passes validation: every heuristic stays at chance.
+    let data = out.join("data");
+    let o = physworld(&["validate-suite", s(&data), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let checks = v["checks"].as_array().expect("checks");
+    assert!(checks.len() >= 14, "{v}");
+    assert!(checks.iter().any(|c| c["heuristic"] == "largest-jump" && c["family"] == "voe-continuity"));
+
+    // An external model over the JSON Lines protocol: the Python constant-velocity example
+    // forecasts what the Rust one does.
+    let py = std::env::var("PHYSWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benchmarks/examples/process_model.py");
+    let spec = format!("process:{py} {}", s(&script));
+    let r = tmp.path().join("proc");
+    let o = physworld(&[
+        "bench",
+        "--suite",
+        s(&data),
+        "--model",
+        &spec,
+        "--model",
+        "constant-velocity",
+        "--out",
+        s(&r),
+        "--tasks",
+        "forecast,voe",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let ade = |i: usize| v[i]["tasks"][0]["metrics"][0]["value"].as_f64().expect("ade");
+    assert_eq!(v[0]["tasks"][0]["metrics"][0]["name"], "ade");
+    assert!((ade(0) - ade(1)).abs() < 1e-4, "python {} vs rust {}", ade(0), ade(1));
+    assert_eq!(v[0]["tasks"][0]["invalid"], 0);
+    assert_eq!(v[0]["tasks"][1]["invalid"], 0);
+    // A process that answers nonsense (`cat` echoes the requests back) gets every item
+    // counted invalid, without a crash; one that dies at once is a clear error.
+    let o = physworld(&[
+        "bench",
+        "--suite",
+        s(&data),
+        "--model",
+        "process:cat",
+        "--out",
+        s(&r),
+        "--tasks",
+        "contact",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v[0]["tasks"][0]["invalid"], v[0]["tasks"][0]["n_items"]);
+    let o = physworld(&["bench", "--suite", s(&data), "--model", "process:exit 3", "--out", s(&r)]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("closed its output"), "{}", text(&o));
+
     // Rerunning the demo reuses the dataset and the trained model.
     let o = physworld(&["demo", "--out", s(&out), "--steps", "3", "--resamples", "100"]);
     assert!(o.status.success(), "{}", text(&o));

@@ -23,5 +23,6 @@ pub mod probe;
 pub mod results;
 pub mod score;
 pub mod tasks;
+pub mod validate;
 
 pub use error::{BenchError, Result};

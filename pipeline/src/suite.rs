@@ -79,6 +79,8 @@ struct RawFamily {
     name: toml::Spanned<String>,
     #[serde(default)]
     params: BTreeMap<toml::Spanned<String>, toml::Value>,
+    #[serde(default)]
+    visible_in_single_frames: bool,
 }
 
 /// The suite's header.
@@ -117,6 +119,10 @@ pub struct SuiteFamily {
     pub name: String,
     /// Every parameter, defaults filled in.
     pub params: Value,
+    /// Whether the family's violation or outcome is meant to be visible in single frames, so
+    /// that `physworld validate-suite` does not fail it when a heuristic beats chance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub visible_in_single_frames: bool,
 }
 
 /// A resolved, validated suite.
@@ -224,7 +230,11 @@ impl Suite {
                 .unwrap_or_else(|| at(f.name.span()));
                 err(format!("family `{fname}` ({line}): {e}"))
             })?;
-            families.push(SuiteFamily { name: fname.clone(), params: family.params_json() });
+            families.push(SuiteFamily {
+                name: fname.clone(),
+                params: family.params_json(),
+                visible_in_single_frames: f.visible_in_single_frames,
+            });
         }
         let suite = Suite {
             suite: SuiteMeta {

@@ -9,3 +9,4 @@ pub mod leaderboard;
 pub mod scenarios;
 pub mod simulate;
 pub mod train;
+pub mod validate_suite;

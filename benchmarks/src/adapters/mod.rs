@@ -8,6 +8,8 @@
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
 //! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
+//! | `heuristic:<name>` | a cheap trick (see [`Heuristic`]) that a meaningful task defeats | voe or contact |
+//! | `process:<command>` | any external program over JSON Lines on stdin/stdout (see [`Process`]) | what it declares |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,10 +22,14 @@ use crate::results::ModelRef;
 use crate::tasks::{Frames, Item, TaskItems, TaskKind, TaskOptions};
 
 mod baselines;
+mod heuristics;
 mod probes;
+mod process;
 
 pub use baselines::{Chance, ConstantVelocity, Majority, Oracle};
+pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use probes::{Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_ROLLOUT, RawState};
+pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, frames_json};
 
 /// Surprise of one episode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -93,7 +99,7 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>";
+pub const SPECS: &str = "oracle, constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>";
 
 /// Build the adapter for `spec`.
 pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
@@ -111,6 +117,8 @@ pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
         }
         ("majority", None) => Ok(Box::new(Majority::default())),
         ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
+        ("process", Some(cmd)) if !cmd.trim().is_empty() => Ok(Box::new(Process::start(spec, cmd)?)),
+        ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),
         ("jepa", Some(run)) if !run.is_empty() => {
             Ok(Box::new(ProbeAdapter::new(spec, Jepa::load(&PathBuf::from(run), spec)?)))
         }

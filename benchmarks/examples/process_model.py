@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""A physworld model in Python, scored through `physworld bench --model process:...`.
+
+It speaks the `physworld-process/1` JSON Lines protocol (see benchmarks/src/adapters/
+process.rs): a hello, then one answer line per item line. This one is a constant-velocity
+(ballistic) model in plain Python; replace `answer` with calls into your PyTorch model.
+
+    physworld bench --suite data/tiny --out results \
+        --model "process:python3 benchmarks/examples/process_model.py"
+"""
+
+import json
+import math
+import sys
+
+G = 9.81
+
+
+def airborne(p, v, h):
+    return p[1] - h[1] > 0.02 or abs(v[1]) > 0.2
+
+
+def ballistic(p, v, h, t):
+    y = p[1] + v[1] * t
+    if airborne(p, v, h):
+        y -= 0.5 * G * t * t
+    return [p[0] + v[0] * t, max(y, min(h[1], p[1])), p[2] + v[2] * t]
+
+
+def last_seen(frames, slot):
+    """State of `slot` in the last observed frame, if it is visible there."""
+    for o in frames[-1]["objects"]:
+        if o["slot"] == slot and o["visible"]:
+            return o
+    return None
+
+
+def forecast(item):
+    frames = item["episodes"][0]["frames"]
+    dt = 1.0 / item["fps"]
+    out = []
+    for h in item["horizons"]:
+        row = []
+        for slot in item["objects"]:
+            o = last_seen(frames, slot)
+            row.append(ballistic(o["position"], o["linvel"], o["size"], h * dt))
+        out.append(row)
+    return {"positions": out}
+
+
+def contact(item):
+    frames = item["episodes"][0]["frames"]
+    if len(item["objects"]) < 2:
+        return {"choice": 1}
+    a, b = (last_seen(frames, s) for s in item["objects"][:2])
+    if a is None or b is None:
+        return {"choice": 1}
+    dt = 1.0 / item["fps"]
+    reach = math.dist([0, 0, 0], a["size"]) + math.dist([0, 0, 0], b["size"])
+    for k in range(1, 61):
+        pa = ballistic(a["position"], a["linvel"], a["size"], k * dt)
+        pb = ballistic(b["position"], b["linvel"], b["size"], k * dt)
+        if math.dist(pa, pb) <= reach:
+            return {"choice": 0}
+    return {"choice": 1}
+
+
+def surprise(item):
+    dt = 1.0 / item["fps"]
+    out = []
+    for ep in item["episodes"]:
+        per_frame = []
+        frames = ep["frames"]
+        for f in range(1, len(frames)):
+            prev = {o["slot"]: o for o in frames[f - 1]["objects"] if o["visible"]}
+            errs = []
+            for o in frames[f]["objects"]:
+                p = prev.get(o["slot"])
+                if o["visible"] and p is not None:
+                    guess = ballistic(p["position"], p["linvel"], p["size"], dt)
+                    errs.append(math.dist(guess, o["position"]))
+            per_frame.append(sum(errs) / len(errs) if errs else 0.0)
+        out.append({"max": max(per_frame, default=0.0), "mean": sum(per_frame) / max(len(per_frame), 1)})
+    return {"surprise": out}
+
+
+def answer(item):
+    task = item["task"]
+    if task == "forecast":
+        return forecast(item)
+    if task == "contact":
+        return contact(item)
+    if task == "voe":
+        return surprise(item)
+    return {"choice": 0}
+
+
+def main():
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg["type"] == "hello":
+            reply = {"type": "hello", "name": "python-constant-velocity", "tasks": ["forecast", "contact", "outcome", "voe"]}
+        else:
+            try:
+                reply = {"id": msg["id"], **answer(msg)}
+            except Exception as e:  # an answer the harness counts as invalid
+                reply = {"id": msg["id"], "error": repr(e)}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+//! `process:<command>`: any external model (PyTorch, JAX, another simulator) over a JSON
+//! Lines protocol on its standard input and output, so that models outside Rust can be
+//! scored on the same items.
+//!
+//! # Protocol `physworld-process/1`
+//! One JSON object per line each way. The harness starts `sh -c <command>` and sends
+//! `{"type": "hello", "protocol": "physworld-process/1", "tasks": [...]}`; the model answers
+//! `{"type": "hello", "name": "...", "tasks": ["forecast", "contact", ...]}` with the task
+//! kinds it supports. Then, per item, the harness sends
+//!
+//! ```json
+//! {"type": "item", "task": "contact", "id": "...", "hash": "...", "family": "collide",
+//!  "question": "contact", "choices": ["yes", "no"], "objects": [0, 1], "horizons": [],
+//!  "fps": 30, "episodes": [{"frames": [{"t": 0, "action": null, "objects": [
+//!     {"slot": 0, "visible": true, "shape": "sphere", "position": [x, y, z],
+//!      "rotation": [x, y, z, w], "linvel": [...], "angvel": [...], "size": [...]},
+//!     {"slot": 1, "visible": false}]}]}]}
+//! ```
+//!
+//! with only the frames the item lets a model observe (whole episodes for VoE), only
+//! present objects, and states only for visible ones (hidden properties are never sent). The
+//! model answers with one line carrying the item's `id` and one of `"choice": k`,
+//! `"positions": [[[x, y, z], ...], ...]` (`[horizon][object]`, the item's `objects`),
+//! `"surprise": [{"max": s, "mean": s}, ...]` (one per episode), or `"error": "..."`.
+//! A malformed or missing answer is scored wrong and counted invalid.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
+
+use physworld_pipeline::EpisodeFrames;
+use serde_json::{Value, json};
+
+use super::{Adapter, Answer, Context, Surprise};
+use crate::error::{BenchError, Result};
+use crate::results::ModelRef;
+use crate::tasks::{Item, TaskKind, half, pos, vel};
+
+/// Protocol version.
+pub const PROCESS_PROTOCOL: &str = "physworld-process/1";
+/// How long one answer may take.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An external model.
+pub struct Process {
+    id: String,
+    name: String,
+    tasks: Vec<TaskKind>,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+fn shape_name(k: i8) -> &'static str {
+    match k {
+        0 => "sphere",
+        1 => "box",
+        2 => "cylinder",
+        3 => "capsule",
+        _ => "unknown",
+    }
+}
+
+/// The observable frames `0..observe` of `e` as protocol JSON.
+pub fn frames_json(e: &EpisodeFrames, observe: usize) -> Value {
+    let s = e.slots;
+    let frames: Vec<Value> = (0..observe.min(e.frames))
+        .map(|f| {
+            let objects: Vec<Value> = (0..s)
+                .filter(|&o| e.present[f * s + o])
+                .map(|o| {
+                    let k = f * s + o;
+                    if !e.visible[k] {
+                        return json!({ "slot": o, "visible": false });
+                    }
+                    json!({
+                        "slot": o,
+                        "visible": true,
+                        "shape": shape_name(e.shape[k]),
+                        "position": pos(e, f, o),
+                        "rotation": &e.rotation[k * 4..k * 4 + 4],
+                        "linvel": vel(e, f, o),
+                        "angvel": &e.angvel[k * 3..k * 3 + 3],
+                        "size": half(e, f, o),
+                    })
+                })
+                .collect();
+            let action = e.has_action[f].then(|| json!(&e.action[f * 3..f * 3 + 3]));
+            json!({ "t": f, "action": action, "objects": objects })
+        })
+        .collect();
+    json!({ "frames": frames })
+}
+
+impl Process {
+    /// Start `command` and shake hands.
+    pub fn start(spec: &str, command: &str) -> Result<Process> {
+        let bad = |why: String| {
+            BenchError::invalid("model", spec, format!("process:<command> that speaks {PROCESS_PROTOCOL} ({why})"))
+        };
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| bad(format!("could not start: {e}")))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(bad("no pipes".into()));
+        };
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = Process { id: spec.into(), name: String::new(), tasks: Vec::new(), child, stdin, lines };
+        let all: Vec<&str> = TaskKind::ALL.iter().map(|k| k.as_str()).collect();
+        p.send(&json!({ "type": "hello", "protocol": PROCESS_PROTOCOL, "tasks": all }))
+            .map_err(|e| bad(e.to_string()))?;
+        let hello = p.recv().map_err(|e| bad(e.to_string()))?;
+        let v: Value = serde_json::from_str(&hello).map_err(|e| bad(format!("hello is not JSON: {e}")))?;
+        if v["type"] != "hello" {
+            return Err(bad(format!("expected a hello, got {hello}")));
+        }
+        p.name = v["name"].as_str().unwrap_or("").to_string();
+        for t in v["tasks"].as_array().into_iter().flatten() {
+            p.tasks.push(TaskKind::parse(t.as_str().unwrap_or("")).map_err(|e| bad(e.to_string()))?);
+        }
+        Ok(p)
+    }
+
+    fn send(&mut self, v: &Value) -> Result<()> {
+        let mut line = serde_json::to_string(v).map_err(|e| BenchError::invalid("request", e, "JSON"))?;
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).and_then(|_| self.stdin.flush()).map_err(|e| BenchError::Mismatch {
+            what: format!("model `{}`", self.id),
+            reason: format!("its stdin closed: {e}"),
+        })
+    }
+
+    fn recv(&mut self) -> Result<String> {
+        match self.lines.recv_timeout(ANSWER_TIMEOUT) {
+            Ok(l) => Ok(l),
+            Err(RecvTimeoutError::Timeout) => Err(BenchError::Mismatch {
+                what: format!("model `{}`", self.id),
+                reason: format!("no answer within {} s", ANSWER_TIMEOUT.as_secs()),
+            }),
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.child.try_wait().ok().flatten().map(|s| s.to_string()).unwrap_or_default();
+                Err(BenchError::Mismatch {
+                    what: format!("model `{}`", self.id),
+                    reason: format!("it closed its output ({status})"),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_answer(v: &Value, task: TaskKind) -> Answer {
+    if let Some(e) = v.get("error") {
+        return Answer::Invalid(format!("model error: {e}"));
+    }
+    let parsed = match task {
+        TaskKind::Forecast => {
+            v.get("positions").and_then(|p| serde_json::from_value(p.clone()).ok()).map(Answer::Positions)
+        }
+        TaskKind::Contact | TaskKind::Outcome => {
+            v.get("choice").and_then(Value::as_u64).map(|c| Answer::Choice(c as usize))
+        }
+        TaskKind::Voe => v
+            .get("surprise")
+            .and_then(|s| serde_json::from_value::<Vec<Surprise>>(s.clone()).ok())
+            .map(Answer::Surprise),
+    };
+    parsed.unwrap_or_else(|| Answer::Invalid(format!("unusable answer: {v}")))
+}
+
+impl Adapter for Process {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+    fn supports(&self, task: TaskKind) -> bool {
+        self.tasks.contains(&task)
+    }
+    fn describe(&self) -> ModelRef {
+        ModelRef {
+            id: self.id.clone(),
+            kind: "process".into(),
+            checkpoint_hash: None,
+            seeds: Vec::new(),
+            labels_used: Vec::new(),
+            config: json!({ "name": self.name, "protocol": PROCESS_PROTOCOL }),
+        }
+    }
+    fn answer(
+        &mut self,
+        ctx: &Context<'_>,
+        task: TaskKind,
+        items: &[Item],
+        _protocol: Option<&str>,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Vec<Answer>> {
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            let episodes: Vec<Value> = it
+                .episodes
+                .iter()
+                .map(|&ep| ctx.frames.get(ep).map(|e| frames_json(e, it.observe)))
+                .collect::<Result<_>>()?;
+            self.send(&json!({
+                "type": "item",
+                "task": task.as_str(),
+                "id": it.id,
+                "hash": it.hash,
+                "family": it.family,
+                "question": it.question,
+                "choices": it.choices,
+                "objects": it.objects,
+                "horizons": it.horizons,
+                "fps": ctx.ds.info.fps,
+                "episodes": episodes,
+            }))?;
+            let line = self.recv()?;
+            let ans = match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v["id"] == it.id.as_str() => parse_answer(&v, task),
+                Ok(v) => Answer::Invalid(format!("answer for another item: {}", v["id"])),
+                Err(e) => Answer::Invalid(format!("not JSON ({e}): {line}")),
+            };
+            out.push(ans);
+            tick();
+        }
+        Ok(out)
+    }
+}
