@@ -3,6 +3,9 @@
 //! [`load`] reads a folder of result files into a [`Board`]: one row per result file
 //! (model × suite), one column per task *as scored* — keyed by task id, version and the
 //! content hash of its items — so that scores over different items never share a column.
+//! Result files of learned models that differ only in their training seed form one *seed
+//! group* row (mean and spread across seeds), and learned rows name the families their
+//! checkpoint was pretrained on (Physion's pretraining protocols).
 //! A board renders as Markdown ([`Board::markdown`]), a self-contained HTML page with plots
 //! ([`Board::html`]) or JSON ([`Board::json`]); that JSON keeps every per-item score, so it
 //! can be committed as a baseline and [`check`]ed against later results with paired tests.
@@ -23,6 +26,19 @@ pub const LEADERBOARD_SCHEMA: &str = "physworld-leaderboard/1";
 
 /// Hex characters of a content hash shown in headers to tell columns apart.
 pub const SHORT_HASH_LEN: usize = 8;
+
+/// Adapter kinds of learned models (`model.kind` of a checkpoint's result file): their rows
+/// name the pretraining families, and their result files can form seed groups.
+pub const LEARNED_KINDS: [&str; 2] = ["jepa", "state-mse"];
+
+/// Member ids a seed group's row name lists before counting the rest (`… +2 more`); groups of
+/// up to one more member list them all.
+pub const GROUP_NAME_MEMBERS: usize = 3;
+
+/// Whether `kind` is the adapter kind of a learned model ([`LEARNED_KINDS`]).
+pub fn is_learned(kind: &str) -> bool {
+    LEARNED_KINDS.contains(&kind)
+}
 
 /// One column: a task's primary metric over one exact set of items.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,31 +92,78 @@ impl Column {
 /// One cell: a model's primary metric on a column's items.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
-    /// Value.
+    /// Value; in a seed group, the mean over the seeds.
     pub value: f64,
-    /// Bootstrap 95% interval.
+    /// Bootstrap 95% interval; in a seed group, the mean of the seeds' interval endpoints.
     pub ci: [f64; 2],
-    /// Units scored.
+    /// Units scored (in a seed group, of its first member: every member scored these items).
     pub n: u64,
-    /// Per-item scores ([`ItemLog::score`], higher is better) by item hash.
+    /// Per-item scores ([`ItemLog::score`], higher is better) by item hash; in a seed group,
+    /// the mean over the seeds of each item that every seed scored.
     pub items: BTreeMap<String, f64>,
+    /// Result files behind the cell: 1, or the members of a seed group that scored the column.
+    pub seeds: usize,
+    /// Sample standard deviation (n − 1 denominator) of the seeds' values, for two or more.
+    pub seed_std: Option<f64>,
 }
 
-/// One row: one result file (a model scored on a suite).
+/// One result file of a seed group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// Model id (`jepa:runs/seed-1`, ...).
+    pub model: String,
+    /// Training seed (`model.seeds`, else `model.config.train.seed`), when known.
+    pub seed: Option<u64>,
+    /// The result file.
+    pub file: PathBuf,
+    /// The file's own cells by [`Column::key`].
+    pub cells: BTreeMap<String, Cell>,
+}
+
+/// One row: one result file (a model scored on a suite), or a seed group — the result files
+/// of one learned model's training config under different seeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// Model id (`oracle`, `jepa:runs/a`, ...).
+    /// Model id (`oracle`, `jepa:runs/a`, ...); for a seed group,
+    /// `{kind} ×{n} seeds ({member ids})` ([`GROUP_NAME_MEMBERS`]).
     pub model: String,
     /// Adapter kind.
     pub kind: String,
+    /// For learned models, the families the checkpoint was pretrained on
+    /// (`model.config.data.families`; empty: all); `None` for other models, or when unknown.
+    pub pretraining: Option<Vec<String>>,
     /// Suite name.
     pub suite: String,
     /// Suite content hash.
     pub suite_hash: String,
-    /// The result file.
+    /// The result file (of a seed group: its first member's).
     pub file: PathBuf,
+    /// A seed group's result files, by model id; empty for a one-file row.
+    pub members: Vec<Member>,
     /// Cells by [`Column::key`].
     pub cells: BTreeMap<String, Cell>,
+}
+
+impl Row {
+    /// Whether the row is a seed group (two or more result files).
+    pub fn is_seed_group(&self) -> bool {
+        !self.members.is_empty()
+    }
+
+    /// The kind column's text: the adapter kind, and for learned models the pretraining
+    /// protocol — `jepa (pretrained on: all)`, `jepa (pretrained on: drop, collide)`.
+    pub fn kind_label(&self) -> String {
+        match &self.pretraining {
+            Some(f) if f.is_empty() => format!("{} (pretrained on: all)", self.kind),
+            Some(f) => format!("{} (pretrained on: {})", self.kind, f.join(", ")),
+            None => self.kind.clone(),
+        }
+    }
+
+    /// Training seeds of a seed group's members (`None` where unknown); empty for one file.
+    pub fn seeds(&self) -> Vec<Option<u64>> {
+        self.members.iter().map(|m| m.seed).collect()
+    }
 }
 
 /// A leaderboard: rows sorted by model id (then suite), columns by task id (then hash).
@@ -114,6 +177,13 @@ pub struct Board {
 ///
 /// Reads each `*.json` directly in `dir` (sorted by name; `.tmp-*` files of unfinished
 /// writes are skipped) with [`results::read`], and its item log with [`results::read_items`].
+///
+/// Result files of learned models ([`LEARNED_KINDS`]) whose model config carries a `train`
+/// config form seed groups: files of one adapter kind on one suite (name and content hash)
+/// whose `model.config` is the same except for the run folder (`run`), the training seed
+/// (`train.seed`) and the training data's folder (`data.path`) — so the same training config,
+/// checkpoint `step`, pretraining families and training data, and the same readout settings —
+/// and with the same `labels_used`. A group of two or more files is one row (see [`Row`]).
 ///
 /// # Errors
 /// - `dir` cannot be listed or holds no result file;
@@ -138,6 +208,7 @@ pub fn load(dir: &Path) -> Result<Board> {
     let mut columns: BTreeMap<(String, String, u32), Column> = BTreeMap::new();
     let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     let mut rows = Vec::new();
+    let mut groups: BTreeMap<String, Vec<(Row, Option<u64>)>> = BTreeMap::new();
     for path in paths {
         let file = results::read(&path)?;
         let items = results::read_items(&path, &file)?;
@@ -155,7 +226,16 @@ pub fn load(dir: &Path) -> Result<Board> {
                 ));
             }
         }
-        rows.push(row);
+        match seed_group_key(&file) {
+            Some(key) => groups.entry(key).or_default().push((row, training_seed(&file))),
+            None => rows.push(row),
+        }
+    }
+    for mut group in groups.into_values() {
+        match group.len() {
+            1 => rows.extend(group.pop().map(|(row, _)| row)),
+            _ => rows.push(seed_group(group)),
+        }
     }
     let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
     for c in columns.values() {
@@ -213,16 +293,132 @@ fn load_row(
         }
         col.chance = col.chance.or(m.chance);
         let items = scores.get(t.id.as_str()).cloned().unwrap_or_default();
-        cells.insert(col.key(), Cell { value: m.value, ci: m.ci, n: m.n, items });
+        cells.insert(col.key(), Cell { value: m.value, ci: m.ci, n: m.n, items, seeds: 1, seed_std: None });
     }
+    let pretraining = is_learned(&file.model.kind)
+        .then(|| file.model.config.pointer("/data/families").and_then(Value::as_array))
+        .flatten()
+        .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), String::from)).collect());
     Ok(Row {
         model: file.model.id.clone(),
         kind: file.model.kind.clone(),
+        pretraining,
         suite: file.suite.name.clone(),
         suite_hash: file.suite.content_hash.clone(),
         file: path.to_path_buf(),
+        members: Vec::new(),
         cells,
     })
+}
+
+/// The seed-group key of a result file (see [`load`]), or `None` when it never joins a group:
+/// not a learned model, or no `train` config object to compare.
+fn seed_group_key(file: &ResultFile) -> Option<String> {
+    let m = &file.model;
+    if !is_learned(&m.kind) {
+        return None;
+    }
+    let mut config = m.config.as_object()?.clone();
+    config.get_mut("train")?.as_object_mut()?.remove("seed");
+    config.remove("run");
+    if let Some(data) = config.get_mut("data").and_then(Value::as_object_mut) {
+        data.remove("path");
+    }
+    let key = json!({
+        "kind": m.kind,
+        "suite": file.suite.name,
+        "suite_hash": file.suite.content_hash,
+        "labels_used": m.labels_used,
+        "config": config,
+    });
+    let mut out = String::new();
+    canonical_json(&key, &mut out);
+    Some(out)
+}
+
+/// JSON text with every object's keys sorted, whatever map order serde_json was built with.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The training seed of a learned model's result file: `model.seeds`, else `train.seed`.
+fn training_seed(file: &ResultFile) -> Option<u64> {
+    file.model.seeds.first().copied().or_else(|| file.model.config.pointer("/train/seed").and_then(Value::as_u64))
+}
+
+/// One row of two or more result files of a seed group, each with its training seed.
+fn seed_group(mut files: Vec<(Row, Option<u64>)>) -> Row {
+    files.sort_by(|a, b| (&a.0.model, &a.0.file).cmp(&(&b.0.model, &b.0.file)));
+    let ids: Vec<&str> = files.iter().map(|(r, _)| r.model.as_str()).collect();
+    let listed = if ids.len() <= GROUP_NAME_MEMBERS + 1 {
+        ids.join(", ")
+    } else {
+        format!("{}, … +{} more", ids[..GROUP_NAME_MEMBERS].join(", "), ids.len() - GROUP_NAME_MEMBERS)
+    };
+    let first = &files[0].0;
+    let model = format!("{} ×{} seeds ({listed})", first.kind, files.len());
+    let keys: BTreeSet<&String> = files.iter().flat_map(|(r, _)| r.cells.keys()).collect();
+    let cells = keys
+        .into_iter()
+        .map(|k| {
+            let of_seeds: Vec<&Cell> = files.iter().filter_map(|(r, _)| r.cells.get(k)).collect();
+            (k.clone(), mean_over_seeds(&of_seeds))
+        })
+        .collect();
+    let (kind, pretraining, suite, suite_hash, file) = (
+        first.kind.clone(),
+        first.pretraining.clone(),
+        first.suite.clone(),
+        first.suite_hash.clone(),
+        first.file.clone(),
+    );
+    let members =
+        files.into_iter().map(|(r, seed)| Member { model: r.model, seed, file: r.file, cells: r.cells }).collect();
+    Row { model, kind, pretraining, suite, suite_hash, file, members, cells }
+}
+
+/// The cell of a seed group from its members' cells of one column (at least one).
+fn mean_over_seeds(cells: &[&Cell]) -> Cell {
+    let k = cells.len() as f64;
+    let mean = |f: &dyn Fn(&Cell) -> f64| cells.iter().map(|c| f(c)).sum::<f64>() / k;
+    let value = mean(&|c| c.value);
+    let seed_std =
+        (cells.len() > 1).then(|| (cells.iter().map(|c| (c.value - value).powi(2)).sum::<f64>() / (k - 1.0)).sqrt());
+    let items = cells[0]
+        .items
+        .keys()
+        .filter_map(|h| {
+            let scores: Option<Vec<f64>> = cells.iter().map(|c| c.items.get(h).copied()).collect();
+            scores.map(|s| (h.clone(), s.iter().sum::<f64>() / k))
+        })
+        .collect();
+    Cell { value, ci: [mean(&|c| c.ci[0]), mean(&|c| c.ci[1])], n: cells[0].n, items, seeds: cells.len(), seed_std }
 }
 
 impl Board {
@@ -243,7 +439,9 @@ impl Board {
     }
 
     /// A GitHub-flavoured Markdown table (`0.812 [0.750, 0.870] n=120` per cell, `—` where
-    /// a model has no result), then a list of the suites with their content hashes.
+    /// a model has no result; a seed group's cell reads `0.812 ± 0.031 (3 seeds) [0.750, 0.870]
+    /// n=120`; the kind column names a learned model's pretraining families,
+    /// [`Row::kind_label`]), then a list of the suites with their content hashes.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let headers: Vec<String> = ["model", "kind", "suite"]
@@ -255,7 +453,7 @@ impl Board {
         let _ = writeln!(out, "| {} |", headers.join(" | "));
         let _ = writeln!(out, "|{}", "---|".repeat(headers.len()));
         for r in &self.rows {
-            let mut cells = vec![md_escape(&r.model), md_escape(&r.kind), md_escape(&r.suite)];
+            let mut cells = vec![md_escape(&r.model), md_escape(&r.kind_label()), md_escape(&r.suite)];
             cells.extend(self.columns.iter().map(|c| r.cells.get(&c.key()).map_or_else(|| "—".into(), format_cell)));
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
@@ -290,14 +488,16 @@ impl Board {
         }
         out.push_str("</tr></thead>\n<tbody>\n");
         for r in &self.rows {
-            let _ = write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td>", esc(&r.model), esc(&r.kind), esc(&r.suite));
+            let (model, kind, suite) = (esc(&r.model), esc(&r.kind_label()), esc(&r.suite));
+            let _ = write!(out, "<tr><td>{model}</td><td>{kind}</td><td>{suite}</td>");
             for c in &self.columns {
                 match r.cells.get(&c.key()) {
                     Some(x) => {
                         let _ = write!(
                             out,
-                            "<td class=\"num\">{:.3} <span class=\"ci\">[{:.3}, {:.3}] n={}</span></td>",
-                            x.value, x.ci[0], x.ci[1], x.n
+                            "<td class=\"num\">{:.3} <span class=\"ci\">{}</span></td>",
+                            x.value,
+                            esc(&cell_detail(x))
                         );
                     }
                     None => out.push_str("<td>—</td>"),
@@ -368,14 +568,12 @@ impl Board {
             };
             let _ = writeln!(
                 s,
-                "<g><title>{} ({}): {:.3} [{:.3}, {:.3}] n={}</title>\
+                "<g><title>{} ({}): {:.3} {}</title>\
                  <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" dominant-baseline=\"middle\">{}</text>",
                 esc(&r.model),
                 esc(&r.suite),
                 cell.value,
-                cell.ci[0],
-                cell.ci[1],
-                cell.n,
+                esc(&cell_detail(cell)),
                 LABEL - 6.0,
                 mid,
                 esc(&label)
@@ -422,7 +620,10 @@ impl Board {
     /// serve as the baseline of [`check`]:
     /// `{"schema", "columns": [{"task", "version", "content_hash", "metric",
     /// "higher_is_better"}], "rows": [{"model", "kind", "suite", "cells": {<column key>:
-    /// {"value", "ci", "n", "items": {<item hash>: score}}}}]}`.
+    /// {"value", "ci", "n", "items": {<item hash>: score}}}}]}`. Rows of learned models add
+    /// `"pretraining": [families]` (empty: all) where known; seed groups add `"seeds"`
+    /// (training seeds, `null` where unknown) and `"members"` (model ids), and their cells
+    /// `"seed_std"` and `"seeds"` (the count), with `items` the per-item means over seeds.
     pub fn json(&self) -> Value {
         let columns: Vec<Value> = self
             .columns
@@ -444,9 +645,24 @@ impl Board {
                 let cells: serde_json::Map<String, Value> = r
                     .cells
                     .iter()
-                    .map(|(k, x)| (k.clone(), json!({"value": x.value, "ci": x.ci, "n": x.n, "items": x.items})))
+                    .map(|(k, x)| {
+                        let mut cell = json!({"value": x.value, "ci": x.ci, "n": x.n, "items": x.items});
+                        if r.is_seed_group() {
+                            cell["seed_std"] = json!(x.seed_std);
+                            cell["seeds"] = json!(x.seeds);
+                        }
+                        (k.clone(), cell)
+                    })
                     .collect();
-                json!({"model": r.model, "kind": r.kind, "suite": r.suite, "cells": cells})
+                let mut row = json!({"model": r.model, "kind": r.kind, "suite": r.suite, "cells": cells});
+                if let Some(families) = &r.pretraining {
+                    row["pretraining"] = json!(families);
+                }
+                if r.is_seed_group() {
+                    row["seeds"] = json!(r.seeds());
+                    row["members"] = json!(r.members.iter().map(|m| &m.model).collect::<Vec<_>>());
+                }
+                row
             })
             .collect();
         json!({"schema": LEADERBOARD_SCHEMA, "columns": columns, "rows": rows})
@@ -523,6 +739,10 @@ impl CheckReport {
 /// [`metrics::paired_test`] (seeded with `seed`, [`metrics::DEFAULT_RESAMPLES`] resamples).
 /// Models and tasks the baseline lacks are not compared.
 ///
+/// A baseline seed group (a row with `members`) is compared with the board's seed group of
+/// the same member ids, on the per-item means over seeds. A baseline row of one model that
+/// the board has folded into a seed group is compared with that member's own scores.
+///
 /// # Errors
 /// - [`BenchError::Invalid`]: `baseline` is not a [`LEADERBOARD_SCHEMA`] document;
 /// - [`BenchError::Mismatch`]: a baseline model or task is missing from `board`, the task's
@@ -552,11 +772,16 @@ pub fn check(board: &Board, baseline: &Value, seed: u64) -> Result<CheckReport> 
             row.get("model").and_then(Value::as_str).ok_or_else(|| bad(format!("rows[{i}].model"), &"(missing)"))?;
         let cells =
             row.get("cells").and_then(Value::as_object).ok_or_else(|| bad(format!("rows[{i}].cells"), &"(missing)"))?;
+        let members: Option<BTreeSet<&str>> = row
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<BTreeSet<_>>())
+            .filter(|m| !m.is_empty());
         for (key, cell) in cells {
             let (task, version, hash) = parse_key(key).ok_or_else(|| bad("column key".into(), key))?;
             let mismatch =
                 |reason: String| BenchError::Mismatch { what: format!("model `{model}`, task `{task}`"), reason };
-            let new = find_cell(board, model, task, version, hash).map_err(mismatch)?;
+            let new = find_cell(board, model, members.as_ref(), task, version, hash).map_err(mismatch)?;
             let old_items =
                 cell.get("items").and_then(Value::as_object).filter(|m| !m.is_empty()).ok_or_else(|| {
                     mismatch(format!("the baseline cell `{key}` has no per-item scores, so nothing can be paired"))
@@ -597,27 +822,50 @@ pub fn check(board: &Board, baseline: &Value, seed: u64) -> Result<CheckReport> 
     Ok(CheckReport { comparisons })
 }
 
-/// The board's cell of `model` on exactly these items, or why there is none.
+/// The board's cell of `model` (of the seed group of these `members`, when given) on exactly
+/// these items, or why there is none.
 fn find_cell<'a>(
     board: &'a Board,
     model: &str,
+    members: Option<&BTreeSet<&str>>,
     task: &str,
     version: u32,
     hash: &str,
 ) -> std::result::Result<&'a Cell, String> {
-    let rows: Vec<&Row> = board.rows.iter().filter(|r| r.model == model).collect();
+    let rows: Vec<&BTreeMap<String, Cell>> = match members {
+        Some(want) => board
+            .rows
+            .iter()
+            .filter(|r| {
+                r.is_seed_group() && r.members.iter().map(|m| m.model.as_str()).collect::<BTreeSet<_>>() == *want
+            })
+            .map(|r| &r.cells)
+            .collect(),
+        None => {
+            let rows: Vec<_> = board.rows.iter().filter(|r| r.model == model).map(|r| &r.cells).collect();
+            if rows.is_empty() {
+                board.rows.iter().flat_map(|r| &r.members).filter(|m| m.model == model).map(|m| &m.cells).collect()
+            } else {
+                rows
+            }
+        }
+    };
     if rows.is_empty() {
-        return Err("the model is in the baseline but has no result file in the new results".into());
+        return Err(match members {
+            Some(m) => format!(
+                "the seed group is in the baseline but the new results have no seed group of the same result files \
+                 ({}); regenerate the baseline when seeds are added or removed",
+                m.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+            None => "the model is in the baseline but has no result file in the new results".into(),
+        });
     }
     let key = column_key(task, version, hash);
-    if let Some(cell) = rows.iter().find_map(|r| r.cells.get(&key)) {
+    if let Some(cell) = rows.iter().find_map(|r| r.get(&key)) {
         return Ok(cell);
     }
-    let scored: Vec<&Column> = board
-        .columns
-        .iter()
-        .filter(|c| c.task == task && rows.iter().any(|r| r.cells.contains_key(&c.key())))
-        .collect();
+    let scored: Vec<&Column> =
+        board.columns.iter().filter(|c| c.task == task && rows.iter().any(|r| r.contains_key(&c.key()))).collect();
     let same_version: Vec<&str> =
         scored.iter().filter(|c| c.version == version).map(|c| c.content_hash.as_str()).collect();
     if !same_version.is_empty() {
@@ -658,9 +906,18 @@ fn metric_unit(metric: &str) -> Option<&'static str> {
     }
 }
 
-/// `0.812 [0.750, 0.870] n=120`.
+/// `0.812 [0.750, 0.870] n=120`, or for a seed group `0.812 ± 0.031 (3 seeds) [0.750, 0.870] n=120`.
 fn format_cell(x: &Cell) -> String {
-    format!("{:.3} [{:.3}, {:.3}] n={}", x.value, x.ci[0], x.ci[1], x.n)
+    format!("{:.3} {}", x.value, cell_detail(x))
+}
+
+/// A cell after its value: `[0.750, 0.870] n=120`, after `± 0.031 (3 seeds) ` for a seed group.
+fn cell_detail(x: &Cell) -> String {
+    let spread = match x.seed_std {
+        Some(sd) => format!("± {sd:.3} ({} seeds) ", x.seeds),
+        None => String::new(),
+    };
+    format!("{spread}[{:.3}, {:.3}] n={}", x.ci[0], x.ci[1], x.n)
 }
 
 /// A p-value: four decimals, or scientific notation below 0.0001.

@@ -298,3 +298,175 @@ fn duplicate_rows_and_empty_folders_are_errors() {
     assert!(msg.contains("oracle__tiny.json") && msg.contains("oracle__tiny-copy.json"), "{msg}");
     assert!(msg.contains("duplicate row"), "{msg}");
 }
+
+/// Suite content hash of a second suite.
+const OTHER_SUITE_HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A learned model's result file as the jepa adapter describes it: trained with `seed` on
+/// `families` (empty: all), contact accuracy `ones` of 10, interval ± 0.1; written into `dir`.
+fn write_learned(dir: &Path, model: &str, kind: &str, seed: u64, families: &[&str], ones: usize) -> PathBuf {
+    let scores = binary(10, ones);
+    let acc = metrics::mean(&scores);
+    let m = metric("accuracy", acc, [acc - 0.1, acc + 0.1], 10, true, Some(0.5));
+    let mut file = result_file(model, kind, "tiny", vec![task("contact", 1, CONTACT_HASH, m)]);
+    file.model.checkpoint_hash = Some(format!("{seed:064}"));
+    file.model.seeds = vec![seed];
+    file.model.labels_used = vec!["readout split labels (probes)".into()];
+    file.model.config = json!({
+        "run": format!("runs/{}", model.trim_start_matches("jepa:runs/")),
+        "step": 200,
+        "train": {
+            "model": {"preset": "tiny", "dim": 32, "objective": kind},
+            "optim": {"lr": 0.001, "weight_decay": 0.05},
+            "data": {"context": 8, "future": 8, "families": families},
+            "seed": seed,
+            "eval_every": 50,
+        },
+        "data": {"path": format!("data/tiny-{seed}"), "suite_hash": "d".repeat(64), "splits": ["train"], "families": families},
+        "ridge_lambda": 0.001,
+    });
+    results::write(dir, &mut file, &items("contact", &scores)).expect("write")
+}
+
+/// Three seeds of one config (accuracy 0.7, 0.8, 0.9) and one checkpoint pretrained on two families.
+fn seeds_board(dir: &Path) -> Board {
+    for (seed, ones) in [(0, 7), (1, 8), (2, 9)] {
+        write_learned(dir, &format!("jepa:runs/s{seed}"), "jepa", seed, &[], ones);
+    }
+    write_learned(dir, "jepa:runs/drop", "jepa", 0, &["drop", "collide"], 6);
+    leaderboard::load(dir).expect("load")
+}
+
+#[test]
+fn seeds_of_one_config_form_one_row_with_their_spread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board = seeds_board(dir.path());
+    let models: Vec<&str> = board.rows().iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(models, ["jepa ×3 seeds (jepa:runs/s0, jepa:runs/s1, jepa:runs/s2)", "jepa:runs/drop"]);
+    let group = &board.rows()[0];
+    assert!(group.is_seed_group() && !board.rows()[1].is_seed_group());
+    assert_eq!(group.seeds(), [Some(0), Some(1), Some(2)]);
+    assert_eq!(group.pretraining.as_deref(), Some(&[][..]));
+    let cell = &group.cells[&format!("contact@1#{CONTACT_HASH}")];
+    assert!((cell.value - 0.8).abs() < 1e-9, "{}", cell.value);
+    assert!(cell.seed_std.is_some_and(|sd| (sd - 0.1).abs() < 1e-9), "{:?}", cell.seed_std);
+    assert_eq!((cell.seeds, cell.n), (3, 10));
+    // The interval is the mean of the seeds' interval endpoints.
+    assert!((cell.ci[0] - 0.7).abs() < 1e-9 && (cell.ci[1] - 0.9).abs() < 1e-9, "{:?}", cell.ci);
+    // Items 0..6 are right for every seed, item 7 for two of three, item 9 for none.
+    assert_eq!(cell.items["contact-000"], 1.0);
+    assert!((cell.items["contact-007"] - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(cell.items["contact-009"], 0.0);
+
+    let md = board.markdown();
+    assert!(md.contains("± 0.100 (3 seeds)"), "{md}");
+    assert!(
+        md.contains(
+            "| jepa ×3 seeds (jepa:runs/s0, jepa:runs/s1, jepa:runs/s2) | jepa (pretrained on: all) | tiny | \
+             0.800 ± 0.100 (3 seeds) [0.700, 0.900] n=10 |"
+        ),
+        "{md}"
+    );
+    // Another pretraining protocol is another row, labelled with its families.
+    assert!(
+        md.contains("| jepa:runs/drop | jepa (pretrained on: drop, collide) | tiny | 0.600 [0.500, 0.700] n=10 |"),
+        "{md}"
+    );
+    let html = board.html();
+    assert!(html.contains("0.800 <span class=\"ci\">± 0.100 (3 seeds) [0.700, 0.900] n=10</span>"), "{html}");
+    assert!(html.contains("<td>jepa (pretrained on: drop, collide)</td>"), "{html}");
+
+    let v = board.json();
+    let row = &v["rows"][0];
+    assert_eq!(row["kind"], "jepa");
+    assert_eq!(row["pretraining"], json!([]));
+    assert_eq!(row["seeds"], json!([0, 1, 2]));
+    assert_eq!(row["members"], json!(["jepa:runs/s0", "jepa:runs/s1", "jepa:runs/s2"]));
+    let cell = &row["cells"][format!("contact@1#{CONTACT_HASH}")];
+    assert_eq!(cell["seeds"], 3);
+    assert!(cell["seed_std"].as_f64().is_some_and(|sd| (sd - 0.1).abs() < 1e-9), "{cell}");
+    let single = &v["rows"][1];
+    assert_eq!(single["pretraining"], json!(["drop", "collide"]));
+    assert!(single.get("members").is_none() && single.get("seeds").is_none(), "{single}");
+    assert!(single["cells"][format!("contact@1#{CONTACT_HASH}")].get("seed_std").is_none(), "{single}");
+}
+
+#[test]
+fn check_of_a_seed_board_against_its_own_json_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board = seeds_board(dir.path());
+    let baseline: serde_json::Value = serde_json::from_str(&board.json().to_string()).expect("parse");
+    let report = leaderboard::check(&board, &baseline, 7).expect("check");
+    assert_eq!(report.comparisons.len(), 2);
+    assert!(report.passed(), "{}", report.summary());
+    assert!(report.comparisons.iter().all(|c| c.test.mean_diff == 0.0));
+    assert_eq!(report.comparisons[0].model, "jepa ×3 seeds (jepa:runs/s0, jepa:runs/s1, jepa:runs/s2)");
+
+    // A baseline of one seed alone is compared with that member's own scores.
+    let one = tempfile::tempdir().expect("tempdir");
+    write_learned(one.path(), "jepa:runs/s1", "jepa", 1, &[], 8);
+    let baseline = leaderboard::load(one.path()).expect("load").json();
+    let report = leaderboard::check(&board, &baseline, 7).expect("check one seed");
+    assert_eq!(report.comparisons.len(), 1);
+    assert!((report.comparisons[0].new_value - 0.8).abs() < 1e-12 && report.passed());
+
+    // A group whose seeds changed is no longer the baseline's group.
+    let more = tempfile::tempdir().expect("tempdir");
+    seeds_board(more.path());
+    write_learned(more.path(), "jepa:runs/s3", "jepa", 3, &[], 8);
+    let board = leaderboard::load(more.path()).expect("load");
+    let group = &board.rows()[0];
+    assert_eq!(group.model, "jepa ×4 seeds (jepa:runs/s0, jepa:runs/s1, jepa:runs/s2, jepa:runs/s3)");
+    let err = leaderboard::check(&board, &baseline_of(dir.path()), 7).expect_err("other seeds");
+    assert!(matches!(err, BenchError::Mismatch { .. }) && err.to_string().contains("seed group"), "{err}");
+}
+
+/// The JSON leaderboard of the result files in `dir`.
+fn baseline_of(dir: &Path) -> serde_json::Value {
+    leaderboard::load(dir).expect("load").json()
+}
+
+#[test]
+fn long_seed_groups_are_named_with_a_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for seed in 0..5 {
+        write_learned(dir.path(), &format!("sm{seed}"), "state-mse", seed, &["drop"], 5 + seed as usize);
+    }
+    let board = leaderboard::load(dir.path()).expect("load");
+    assert_eq!(board.rows().len(), 1);
+    let r = &board.rows()[0];
+    assert_eq!(r.model, "state-mse ×5 seeds (sm0, sm1, sm2, … +2 more)");
+    assert_eq!(r.kind_label(), "state-mse (pretrained on: drop)");
+    assert_eq!(r.members.len(), 5);
+}
+
+#[test]
+fn models_that_are_not_learned_are_never_grouped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The oracle on two suites (different suite content hashes).
+    for (suite, hash, contact) in [("tiny", SUITE_HASH, CONTACT_HASH), ("tiny-v2", OTHER_SUITE_HASH, FORECAST_HASH)] {
+        let m = metric("accuracy", 1.0, [1.0, 1.0], 10, true, Some(0.5));
+        let mut file = result_file("oracle", "oracle", suite, vec![task("contact", 1, contact, m)]);
+        file.suite.content_hash = hash.into();
+        results::write(dir.path(), &mut file, &items("contact", &binary(10, 10))).expect("write");
+    }
+    // Chance under two seeds, with configs that differ in nothing else: still two rows.
+    for seed in [0u64, 1] {
+        let m = metric("accuracy", 0.5, [0.2, 0.8], 10, true, Some(0.5));
+        let mut file =
+            result_file(&format!("chance:{seed}"), "chance", "tiny", vec![task("contact", 1, CONTACT_HASH, m)]);
+        file.model.seeds = vec![seed];
+        file.model.config = json!({"train": {"seed": seed}, "step": 0, "data": {"families": []}});
+        results::write(dir.path(), &mut file, &items("contact", &binary(10, 5))).expect("write");
+    }
+    let board = leaderboard::load(dir.path()).expect("load");
+    let models: Vec<&str> = board.rows().iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(models, ["chance:0", "chance:1", "oracle", "oracle"]);
+    assert!(board.rows().iter().all(|r| !r.is_seed_group() && r.pretraining.is_none()));
+    assert!(
+        board.markdown().contains("| chance:0 | chance | tiny | 0.500 [0.200, 0.800] n=10 |"),
+        "{}",
+        board.markdown()
+    );
+    assert!(board.json()["rows"].as_array().expect("rows").iter().all(|r| r.get("pretraining").is_none()));
+}
