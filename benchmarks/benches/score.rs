@@ -19,8 +19,12 @@ fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("tiny");
     let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/tiny.toml")).expect("suite");
-    generate(&suite, &LocalStorage::new(&data), &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} })
-        .expect("generates");
+    generate(
+        &suite,
+        &LocalStorage::new(&data),
+        &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} },
+    )
+    .expect("generates");
     let run = tmp.path().join("run");
     let mut cfg = TrainConfig::preset("tiny").expect("preset");
     cfg.schedule.steps = 2;
@@ -45,7 +49,8 @@ fn bench(c: &mut Criterion) {
         opts: &prep.opts.items,
     };
     let jepa = format!("jepa:{}", run.display());
-    let specs = ["oracle", "constant-velocity", "chance", "majority", "raw-state", "heuristic:largest-jump", jepa.as_str()];
+    let specs =
+        ["oracle", "constant-velocity", "chance", "majority", "raw-state", "heuristic:largest-jump", jepa.as_str()];
     let mut g = c.benchmark_group("score");
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     for spec in specs {

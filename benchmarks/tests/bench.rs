@@ -188,3 +188,42 @@ fn answers_of_the_wrong_shape_count_as_invalid() {
     assert_eq!(r.primary_metric().expect("accuracy").value, 0.0);
     assert!(logs.iter().all(|l| l.invalid && l.correct == Some(false)));
 }
+
+#[test]
+fn jepa_and_state_mse_checkpoints_answer_every_task() {
+    use physworld_model::{Objective, TrainConfig, TrainOptions, train};
+    let tmp = tempfile::tempdir().expect("tmp");
+    for objective in [Objective::Jepa, Objective::StateMse] {
+        let run = tmp.path().join(format!("{objective:?}"));
+        let mut cfg = TrainConfig::preset("tiny").expect("preset");
+        cfg.model.objective = objective;
+        cfg.schedule.steps = 2;
+        cfg.schedule.warmup_steps = 0;
+        cfg.data.batch_size = 4;
+        train(&TrainOptions {
+            data: data().to_path_buf(),
+            out: run.clone(),
+            config: cfg,
+            device: candle_core::Device::Cpu,
+            resume: false,
+            stop_after: None,
+            on_step: &|_| {},
+        })
+        .expect("trains");
+        let r = bench(&format!("jepa:{}", run.display()), tmp.path());
+        assert!(r.unsupported.is_empty(), "{objective:?}: {:?}", r.unsupported);
+        let kind = if objective == Objective::Jepa { "jepa" } else { "state-mse" };
+        assert_eq!(r.model.kind, kind);
+        assert_eq!(r.model.checkpoint_hash.as_ref().map(String::len), Some(64));
+        for t in &r.tasks {
+            assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers", t.id);
+            let m = t.primary_metric().expect("primary");
+            assert!(m.value.is_finite() && m.ci[0] <= m.value && m.value <= m.ci[1], "{objective:?} {}: {m:?}", t.id);
+        }
+        // Physion's three readout protocols are reported for contact.
+        let contact = r.tasks.iter().find(|t| t.id == "contact").expect("contact");
+        for p in ["readout=all", "readout=only", "readout=all-but-one"] {
+            assert!(contact.metrics.iter().any(|m| m.group == p), "{p} missing");
+        }
+    }
+}
