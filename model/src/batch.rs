@@ -49,6 +49,8 @@ pub struct Batch {
     pub valid: Tensor,
     /// `[B, T, ACTION_DIM]` normalised actions (zeros where none).
     pub actions: Tensor,
+    /// `[B, T]` 1.0 where the frame has an action.
+    pub has_action: Tensor,
     /// Windows.
     pub size: usize,
     /// Frames per window.
@@ -66,6 +68,7 @@ impl Batch {
         let mut obs = Vec::with_capacity(b * t * s * OBS_DIM);
         let mut valid = Vec::with_capacity(b * t * s);
         let mut actions = Vec::with_capacity(b * t * ACTION_DIM);
+        let mut has_action = Vec::with_capacity(b * t);
         for w in windows {
             for f in 0..t {
                 for o in 0..s {
@@ -94,6 +97,7 @@ impl Batch {
                         obs.push(if w.shape[k] == kind { 1.0 } else { 0.0 });
                     }
                 }
+                has_action.push(if w.has_action[f] { 1.0f32 } else { 0.0 });
                 for c in 0..ACTION_DIM {
                     actions.push(if w.has_action[f] { w.action[f * 3 + c] / norm.action_std[c] } else { 0.0 });
                 }
@@ -103,6 +107,7 @@ impl Batch {
             obs: Tensor::from_vec(obs, (b, t, s, OBS_DIM), device)?,
             valid: Tensor::from_vec(valid, (b, t, s), device)?,
             actions: Tensor::from_vec(actions, (b, t, ACTION_DIM), device)?,
+            has_action: Tensor::from_vec(has_action, (b, t), device)?,
             size: b,
             frames: t,
             slots: s,

@@ -41,6 +41,11 @@ pub struct ModelConfig {
     pub pred_heads: usize,
     /// MLP hidden width / block width.
     pub mlp_ratio: f32,
+    /// Build an inverse-dynamics head (PLDM / EB-JEPA): it predicts the action between two
+    /// consecutive frames from their pooled representations; `loss.inv_weight` weighs its
+    /// loss. Default false.
+    #[serde(default)]
+    pub inverse_dynamics: bool,
 }
 
 impl ModelConfig {
@@ -61,6 +66,7 @@ impl ModelConfig {
             pred_depth,
             pred_heads,
             mlp_ratio: 4.0,
+            inverse_dynamics: false,
         })
     }
 
@@ -91,11 +97,15 @@ pub struct LossConfig {
     pub cov_weight: f32,
     /// Temporal smoothness of consecutive context representations. Default 0.
     pub smooth_weight: f32,
+    /// Inverse dynamics: mean squared error of the actions predicted from consecutive
+    /// context frames (needs `model.inverse_dynamics`; frames without actions are skipped).
+    /// Default 0.
+    pub inv_weight: f32,
 }
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { var_weight: 0.1, cov_weight: 0.01, smooth_weight: 0.0 }
+        LossConfig { var_weight: 0.1, cov_weight: 0.01, smooth_weight: 0.0, inv_weight: 0.0 }
     }
 }
 
@@ -274,6 +284,23 @@ impl TrainConfig {
         }
         if self.schedule.steps == 0 {
             return Err(ModelError::config("schedule.steps", 0, "at least 1"));
+        }
+        for (f, v) in [
+            ("loss.var_weight", self.loss.var_weight),
+            ("loss.cov_weight", self.loss.cov_weight),
+            ("loss.smooth_weight", self.loss.smooth_weight),
+            ("loss.inv_weight", self.loss.inv_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ModelError::config(f, v, "a finite weight >= 0"));
+            }
+        }
+        if self.loss.inv_weight > 0.0 && !self.model.inverse_dynamics {
+            return Err(ModelError::config(
+                "loss.inv_weight",
+                self.loss.inv_weight,
+                "0 unless model.inverse_dynamics = true (the head it trains)",
+            ));
         }
         Ok(())
     }

@@ -132,6 +132,39 @@ impl Predictor {
     }
 }
 
+/// The inverse-dynamics head: the action between frames `t` and `t + 1` from their
+/// pooled representations (`[z_t, z_{t+1}] -> D -> GELU -> A`).
+pub struct InverseDynamics {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl InverseDynamics {
+    /// Build under `p` (names `inverse.fc1.*`, `inverse.fc2.*`).
+    pub fn new(p: &mut Params, dim: usize) -> Result<Self> {
+        p.scope("inverse", |p| {
+            Ok(InverseDynamics {
+                fc1: Linear::new(p, "fc1", 2 * dim, dim, true)?,
+                fc2: Linear::new(p, "fc2", dim, ACTION_DIM, true)?,
+            })
+        })
+    }
+
+    /// Pooled frame representations `z` `[B, T, D]` → actions `[B, T - 1, A]`.
+    pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        let t = z.dim(1)?;
+        let pair = Tensor::cat(&[&z.narrow(1, 0, t - 1)?, &z.narrow(1, 1, t - 1)?], D::Minus1)?;
+        self.fc2.forward(&self.fc1.forward(&pair)?.gelu()?)
+    }
+}
+
+/// Mean over valid objects: `x` `[B, T, S, D]`, `valid` `[B, T, S]` → `[B, T, D]`.
+pub fn pool_objects(x: &Tensor, valid: &Tensor) -> Result<Tensor> {
+    let w = valid.unsqueeze(3)?;
+    let n = (valid.sum_keepdim(2)? + 1e-6)?; // [B, T, 1]
+    Ok(x.broadcast_mul(&w)?.sum(2)?.broadcast_div(&n)?)
+}
+
 /// Named groups of variables of a world model.
 pub struct WorldModelVars {
     /// The online (context) encoder, trained.
@@ -153,6 +186,8 @@ pub struct LossParts {
     pub variance: f32,
     /// Covariance term (unweighted).
     pub covariance: f32,
+    /// Inverse-dynamics term (unweighted; 0 without the head or without actions).
+    pub inverse: f32,
 }
 
 /// Encoder + EMA target encoder + predictor.
@@ -165,6 +200,9 @@ pub struct WorldModel {
     pub target: Encoder,
     /// Predictor.
     pub predictor: Predictor,
+    /// Inverse-dynamics head (with `ModelConfig::inverse_dynamics`; its variables are in
+    /// the predictor group under `inverse.*`).
+    pub inverse: Option<InverseDynamics>,
     /// Variables by group.
     pub vars: WorldModelVars,
 }
@@ -183,11 +221,13 @@ impl WorldModel {
             Objective::StateMse => OBS_DIM,
         };
         let predictor = Predictor::new(&mut pp, cfg, out)?;
+        let inverse = if cfg.inverse_dynamics { Some(InverseDynamics::new(&mut pp, cfg.dim)?) } else { None };
         Ok(WorldModel {
             cfg: cfg.clone(),
             encoder,
             target,
             predictor,
+            inverse,
             vars: WorldModelVars { online: po.into_vars(), target: pt.into_vars(), predictor: pp.into_vars() },
         })
     }
@@ -354,10 +394,24 @@ impl WorldModel {
             let diff = (ctx.narrow(1, 1, tc - 1)? - ctx.narrow(1, 0, tc - 1)?)?.sqr()?.mean_all()?;
             total = (total + (diff * w.smooth_weight as f64)?)?;
         }
+        let mut inverse = 0.0f32;
+        if let (Some(head), true) = (&self.inverse, tc > 1) {
+            // The action of frame t drives the transition t -> t + 1.
+            let pred_a = head.forward(&pool_objects(&ctx, &ctx_valid)?)?; // [B, Tc-1, A]
+            let mask = batch.has_action.narrow(1, 0, tc - 1)?.unsqueeze(2)?; // [B, Tc-1, 1]
+            let err = (pred_a - batch.actions.narrow(1, 0, tc - 1)?)?.sqr()?.broadcast_mul(&mask)?;
+            let n = ((mask.sum_all()? * ACTION_DIM as f64)? + 1e-6)?;
+            let inv = err.sum_all()?.broadcast_div(&n)?;
+            inverse = inv.to_scalar()?;
+            if w.inv_weight > 0.0 {
+                total = (total + (inv * w.inv_weight as f64)?)?;
+            }
+        }
         Ok(LossParts {
             prediction: prediction.to_dtype(DType::F32)?.to_scalar()?,
             variance: variance.to_scalar()?,
             covariance: covariance.to_scalar()?,
+            inverse,
             total,
         })
     }

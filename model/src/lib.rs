@@ -30,10 +30,12 @@ pub use config::{
     ACTION_DIM, DataConfig, LossConfig, ModelConfig, OBS_DIM, Objective, OptimConfig, ScheduleConfig, TrainConfig,
 };
 pub use error::{ModelError, Result};
-pub use jepa::{Encoder, LossParts, Predictor, WorldModel, WorldModelVars, variance_covariance};
+pub use jepa::{
+    Encoder, InverseDynamics, LossParts, Predictor, WorldModel, WorldModelVars, pool_objects, variance_covariance,
+};
 pub use layers::{Attention, Block, LayerNorm, Linear, Mlp, layer_norm_plain, sinusoidal, softmax_last};
 pub use optim::{AdamW, clip_scale};
 pub use params::Params;
 pub use plot::plot_metrics;
-pub use probe::RidgeProbe;
+pub use probe::{AttentiveConfig, AttentiveProbe, ProbeTarget, RidgeProbe};
 pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train, write_plot};

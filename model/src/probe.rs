@@ -78,3 +78,168 @@ impl RidgeProbe {
         out
     }
 }
+
+/// What an [`AttentiveProbe`] predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeTarget {
+    /// Real values (mean squared error).
+    Regression,
+    /// Binary labels 0/1 (logistic loss); predictions are probabilities.
+    Binary,
+}
+
+/// Training settings of an [`AttentiveProbe`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttentiveConfig {
+    /// Width of keys and values. Default 32.
+    pub hidden: usize,
+    /// Full-batch AdamW steps. Default 300.
+    pub steps: usize,
+    /// Learning rate. Default 1e-2.
+    pub lr: f64,
+    /// Decoupled weight decay. Default 1e-3.
+    pub weight_decay: f64,
+    /// Initialisation seed. Default 0.
+    pub seed: u64,
+}
+
+impl Default for AttentiveConfig {
+    fn default() -> Self {
+        AttentiveConfig { hidden: 32, steps: 300, lr: 1e-2, weight_decay: 1e-3, seed: 0 }
+    }
+}
+
+/// A small attentive probe, as in V-JEPA's frozen evaluation: one learned query
+/// cross-attends over a sample's tokens (masked), then a linear head. Inputs are
+/// standardised with the fit set's per-feature mean and std. Fit full-batch with the
+/// checkpointable [`crate::AdamW`] from a host-seeded initialisation: deterministic.
+pub struct AttentiveProbe {
+    dim: usize,
+    out: usize,
+    target: ProbeTarget,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    query: candle_core::Var,
+    key: crate::layers::Linear,
+    value: crate::layers::Linear,
+    head: crate::layers::Linear,
+    hidden: usize,
+}
+
+impl AttentiveProbe {
+    fn forward(&self, x: &candle_core::Tensor, mask: &candle_core::Tensor) -> Result<candle_core::Tensor> {
+        use candle_core::D;
+        let k = self.key.forward(x)?; // [N, S, H]
+        let v = self.value.forward(x)?;
+        let q = self.query.as_tensor().reshape((1, 1, self.hidden))?;
+        let scores = (k.broadcast_mul(&q)?.sum(D::Minus1)? / (self.hidden as f64).sqrt())?; // [N, S]
+        let scores = (scores + ((mask - 1.0)? * 1e9)?)?;
+        let a = crate::layers::softmax_last(&scores)?.unsqueeze(2)?; // [N, S, 1]
+        let pooled = v.broadcast_mul(&a)?.sum(1)?; // [N, H]
+        self.head.forward(&pooled)
+    }
+
+    fn tensors(
+        &self,
+        tokens: &[f32],
+        mask: &[f32],
+        n: usize,
+        s: usize,
+    ) -> Result<(candle_core::Tensor, candle_core::Tensor)> {
+        let d = self.dim;
+        let xs: Vec<f32> = tokens.iter().enumerate().map(|(i, v)| (v - self.mean[i % d]) / self.std[i % d]).collect();
+        let dev = candle_core::Device::Cpu;
+        Ok((candle_core::Tensor::from_vec(xs, (n, s, d), &dev)?, candle_core::Tensor::from_vec(mask.to_vec(), (n, s), &dev)?))
+    }
+
+    /// Fit on `n` samples of `s` tokens of width `d` (`tokens` `n × s × d`, `mask` `n × s`
+    /// with 1 for real tokens, `y` `n × out`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit(
+        tokens: &[f32],
+        mask: &[f32],
+        y: &[f32],
+        (n, s, d): (usize, usize, usize),
+        out: usize,
+        target: ProbeTarget,
+        cfg: &AttentiveConfig,
+    ) -> Result<AttentiveProbe> {
+        if n < 2 || tokens.len() != n * s * d || mask.len() != n * s || y.len() != n * out || cfg.hidden == 0 {
+            return Err(ModelError::config(
+                "attentive probe data",
+                format!("{} tokens, {} mask, {} targets for n={n}, s={s}, d={d}, out={out}", tokens.len(), mask.len(), y.len()),
+                "n >= 2 samples with tokens n×s×d, mask n×s and targets n×out",
+            ));
+        }
+        let (mut mean, mut var, mut cnt) = (vec![0f64; d], vec![0f64; d], 0f64);
+        for i in 0..n * s {
+            if mask[i] > 0.0 {
+                cnt += 1.0;
+                for c in 0..d {
+                    mean[c] += tokens[i * d + c] as f64;
+                }
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= cnt.max(1.0));
+        for i in 0..n * s {
+            if mask[i] > 0.0 {
+                for c in 0..d {
+                    var[c] += (tokens[i * d + c] as f64 - mean[c]).powi(2);
+                }
+            }
+        }
+        let std: Vec<f32> = var.iter().map(|v| ((v / cnt.max(1.0)).sqrt().max(1e-6)) as f32).collect();
+        let dev = candle_core::Device::Cpu;
+        let mut p = crate::params::Params::new(cfg.seed, &dev);
+        let query = p.trunc_normal("query", &[cfg.hidden], 0.02)?;
+        let key = crate::layers::Linear::new(&mut p, "key", d, cfg.hidden, true)?;
+        let value = crate::layers::Linear::new(&mut p, "value", d, cfg.hidden, true)?;
+        let head = crate::layers::Linear::new(&mut p, "head", cfg.hidden, out, true)?;
+        let probe = AttentiveProbe {
+            dim: d,
+            out,
+            target,
+            mean: mean.iter().map(|m| *m as f32).collect(),
+            std,
+            query,
+            key,
+            value,
+            head,
+            hidden: cfg.hidden,
+        };
+        let vars: Vec<(String, candle_core::Var)> = p.into_vars().into_iter().collect();
+        let oc = crate::config::OptimConfig { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() };
+        let mut opt = crate::optim::AdamW::new(vars, &oc)?;
+        let (x, m) = probe.tensors(tokens, mask, n, s)?;
+        let yt = candle_core::Tensor::from_vec(y.to_vec(), (n, out), &dev)?;
+        for _ in 0..cfg.steps {
+            let z = probe.forward(&x, &m)?;
+            let loss = match target {
+                ProbeTarget::Regression => (z - &yt)?.sqr()?.mean_all()?,
+                // Stable logistic loss: max(z, 0) - z y + log(1 + exp(-|z|)).
+                ProbeTarget::Binary => ((z.relu()? - (&z * &yt)?)? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?.mean_all()?,
+            };
+            let grads = loss.backward()?;
+            opt.step(&grads, cfg.lr, 1.0)?;
+        }
+        Ok(probe)
+    }
+
+    /// Predict for `n` samples: `n × out` values (probabilities for binary targets).
+    pub fn predict(&self, tokens: &[f32], mask: &[f32], n: usize) -> Result<Vec<f32>> {
+        let s = mask.len() / n.max(1);
+        let (x, m) = self.tensors(tokens, mask, n, s)?;
+        let z = self.forward(&x, &m)?;
+        let z = match self.target {
+            ProbeTarget::Regression => z,
+            ProbeTarget::Binary => (z.neg()?.exp()? + 1.0)?.recip()?,
+        };
+        Ok(z.flatten_all()?.to_vec1()?)
+    }
+
+    /// Output width.
+    pub fn output(&self) -> usize {
+        self.out
+    }
+}

@@ -32,6 +32,9 @@ pub struct StepMetrics {
     pub variance: f32,
     /// Covariance (unweighted).
     pub covariance: f32,
+    /// Inverse dynamics (unweighted; 0 without the head).
+    #[serde(default)]
+    pub inverse: f32,
     /// Gradient norm before clipping.
     pub grad_norm: f32,
     /// Learning rate used.
@@ -277,6 +280,7 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
             prediction: parts.prediction,
             variance: parts.variance,
             covariance: parts.covariance,
+            inverse: parts.inverse,
             grad_norm,
             lr,
             ema,

@@ -73,6 +73,36 @@ fn every_trainable_variable_receives_a_nonzero_gradient() {
 }
 
 #[test]
+fn the_inverse_dynamics_head_trains_and_feeds_the_encoder() {
+    let cfg = ModelConfig { inverse_dynamics: true, ..tiny(Objective::Jepa) };
+    let model = WorldModel::new(&cfg, 1, &Device::Cpu).expect("model");
+    assert!(model.vars.predictor.keys().any(|k| k.starts_with("inverse.")));
+    model.ema_update(0.0).expect("ema");
+    let w = LossConfig { inv_weight: 1.0, ..LossConfig::default() };
+    let parts = model.loss(&batch(), 3, &w).expect("loss");
+    assert!(parts.inverse > 0.0 && parts.inverse.is_finite(), "{}", parts.inverse);
+    let grads = parts.total.backward().expect("backward");
+    for (name, var) in model.trainable() {
+        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm: f32 = g.sqr().and_then(|x| x.sum_all()).and_then(|x| x.to_scalar()).expect("norm");
+        assert!(norm > 0.0, "zero gradient for {name}");
+    }
+    // Without the head the same model (same seed) has the same encoder and predictor: the
+    // head is drawn after everything else.
+    let plain = WorldModel::new(&tiny(Objective::Jepa), 1, &Device::Cpu).expect("model");
+    for (k, v) in &plain.vars.predictor {
+        let a: Vec<f32> = v.as_tensor().flatten_all().and_then(|x| x.to_vec1()).expect("v");
+        let b: Vec<f32> = model.vars.predictor[k].as_tensor().flatten_all().and_then(|x| x.to_vec1()).expect("v");
+        assert_eq!(a, b, "{k}");
+    }
+    // The weight without the head is a configuration error naming the field.
+    let mut tc = TrainConfig::preset("tiny").expect("preset");
+    tc.loss.inv_weight = 0.5;
+    let e = tc.validate().expect_err("no head").to_string();
+    assert!(e.contains("loss.inv_weight") && e.contains("model.inverse_dynamics"), "{e}");
+}
+
+#[test]
 fn differentiable_norm_and_softmax_match_their_formulas() {
     let x = Tensor::new(&[[1f32, 2.0, 4.0], [-1.0, 0.0, 1.0]], &Device::Cpu).expect("t");
     let s: Vec<Vec<f32>> = softmax_last(&x).expect("softmax").to_vec2().expect("v");
@@ -167,7 +197,7 @@ fn surprise_is_per_frame_and_zero_where_nothing_is_valid() {
     assert!(s.iter().flatten().all(|x| x.is_finite() && *x > 0.0), "{s:?}");
     // The same prediction error averaged the way the loss does it (all frames valid
     // counts differ per frame, so compare orders of magnitude only).
-    let l = model.loss(&b, 3, &LossConfig { var_weight: 0.0, cov_weight: 0.0, smooth_weight: 0.0 }).expect("loss");
+    let l = model.loss(&b, 3, &LossConfig { var_weight: 0.0, cov_weight: 0.0, smooth_weight: 0.0, inv_weight: 0.0 }).expect("loss");
     let mean: f32 = s.iter().flatten().sum::<f32>() / 9.0;
     assert!((mean - l.prediction).abs() < 0.5 * l.prediction, "{mean} vs {}", l.prediction);
 }
@@ -212,4 +242,62 @@ fn rollout_of_one_chunk_is_the_prediction_and_longer_rollouts_chain_chunks() {
         assert!(all.iter().all(|x| x.is_finite()));
         assert!(model.rollout(&b, 0, 3, tc, 3).is_err(), "an empty context is refused");
     }
+}
+
+#[test]
+fn the_attentive_probe_finds_the_token_that_matters_where_mean_pooling_cannot() {
+    use physworld_model::{AttentiveConfig, AttentiveProbe, ProbeTarget, RidgeProbe};
+    // Each sample: 5 tokens of 4 features; one token is flagged (feature 0 = 1) and the
+    // target is its feature 1; the other tokens carry distractor values there.
+    let (s, d) = (5usize, 4usize);
+    let sample = |i: usize| -> (Vec<f32>, f32) {
+        let flagged = i % s;
+        let mut t = Vec::new();
+        let mut y = 0.0;
+        for k in 0..s {
+            let v = ((i * 31 + k * 17) % 23) as f32 / 11.0 - 1.0;
+            let w = ((i * 7 + k * 13) % 19) as f32 / 9.0 - 1.0;
+            t.extend([if k == flagged { 1.0 } else { 0.0 }, v, w, 0.5]);
+            if k == flagged {
+                y = v;
+            }
+        }
+        (t, y)
+    };
+    let build = |r: std::ops::Range<usize>| {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in r {
+            let (t, v) = sample(i);
+            x.extend(t);
+            y.push(v);
+        }
+        (x, y)
+    };
+    let (xf, yf) = build(0..240);
+    let (xt, yt) = build(1000..1100);
+    let mask_f = vec![1.0f32; 240 * s];
+    let mask_t = vec![1.0f32; 100 * s];
+    let cfg = AttentiveConfig { steps: 300, ..AttentiveConfig::default() };
+    let probe = AttentiveProbe::fit(&xf, &mask_f, &yf, (240, s, d), 1, ProbeTarget::Regression, &cfg).expect("fit");
+    let pred = probe.predict(&xt, &mask_t, 100).expect("predict");
+    let mse = |p: &[f32]| p.iter().zip(&yt).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / yt.len() as f32;
+    let attentive = mse(&pred);
+    // The same readout with mean pooling: a ridge probe on the token average.
+    let pool = |x: &[f32], n: usize| -> Vec<f32> {
+        (0..n).flat_map(|i| (0..d).map(move |c| (0..s).map(|k| x[(i * s + k) * d + c]).sum::<f32>() / s as f32)).collect()
+    };
+    let ridge = RidgeProbe::fit(&pool(&xf, 240), &yf, d, 1, 1e-3).expect("ridge");
+    let pooled = mse(&ridge.predict(&pool(&xt, 100)));
+    assert!(attentive < 0.25 * pooled, "attentive {attentive} vs mean-pooled ridge {pooled}");
+    // Deterministic: the same seed gives the same probe.
+    let again = AttentiveProbe::fit(&xf, &mask_f, &yf, (240, s, d), 1, ProbeTarget::Regression, &cfg).expect("fit");
+    assert_eq!(again.predict(&xt, &mask_t, 100).expect("predict"), pred);
+    // Binary targets: the sign of the flagged value.
+    let yb: Vec<f32> = yf.iter().map(|v| (*v > 0.0) as u8 as f32).collect();
+    let probe = AttentiveProbe::fit(&xf, &mask_f, &yb, (240, s, d), 1, ProbeTarget::Binary, &cfg).expect("fit");
+    let p = probe.predict(&xt, &mask_t, 100).expect("predict");
+    let acc = p.iter().zip(&yt).filter(|(p, y)| (**p > 0.5) == (**y > 0.0)).count();
+    assert!(acc >= 85, "binary accuracy {acc}/100");
+    // Masked tokens are ignored: hiding the distractors changes nothing important.
+    assert!(AttentiveProbe::fit(&xf, &mask_f[1..], &yf, (240, s, d), 1, ProbeTarget::Regression, &cfg).is_err());
 }

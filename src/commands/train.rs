@@ -30,6 +30,10 @@ pub struct Args {
     /// Override the seed (initialisation and data order).
     #[arg(long)]
     seed: Option<u64>,
+    /// Add the inverse-dynamics loss term with this weight (builds the head that predicts
+    /// the action between consecutive frames; PLDM / EB-JEPA).
+    #[arg(long, value_name = "WEIGHT")]
+    inverse_dynamics: Option<f32>,
     /// Train only on these families (comma-separated; Physion's pretraining protocols).
     #[arg(long, value_delimiter = ',')]
     families: Vec<String>,
@@ -65,6 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(s) = args.seed {
         cfg.seed = s;
+    }
+    if let Some(w) = args.inverse_dynamics {
+        cfg.model.inverse_dynamics = w > 0.0;
+        cfg.loss.inv_weight = w;
     }
     if !args.families.is_empty() {
         cfg.data.families = args.families.clone();
