@@ -30,6 +30,9 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Train a JEPA (or state-mse baseline) world model on a dataset.
     Train(commands::train::Args),
+    /// Probe a trained model: future positions and hidden properties vs random init, raw
+    /// state and constant velocity.
+    Probe(commands::probe::Args),
     /// Score models on a dataset's held-out tasks; one result file per model.
     Bench(commands::bench::Args),
     /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Finalize(a) => commands::finalize::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Train(a) => commands::train::run(a),
+        Command::Probe(a) => commands::probe::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Leaderboard(a) => commands::leaderboard::run(a),
         Command::ValidateSuite(a) => commands::validate_suite::run(a),

@@ -259,6 +259,14 @@ impl WorldModel {
         Ok(())
     }
 
+    /// Width of the predictor's output: the encoder width (JEPA) or `OBS_DIM` (state-mse).
+    pub fn predictor_output(&self) -> usize {
+        match self.cfg.objective {
+            Objective::Jepa => self.cfg.dim,
+            Objective::StateMse => OBS_DIM,
+        }
+    }
+
     /// Representations of every frame of a batch by the online encoder `[B, T, S, D]`.
     pub fn encode(&self, batch: &Batch) -> Result<Tensor> {
         self.encoder.forward(&batch.obs, &batch.valid, 0)

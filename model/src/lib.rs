@@ -23,6 +23,7 @@ mod optim;
 mod params;
 mod plot;
 mod probe;
+mod readout;
 mod trainer;
 
 pub use batch::{Batch, Normalizer};
@@ -38,4 +39,5 @@ pub use optim::{AdamW, clip_scale};
 pub use params::Params;
 pub use plot::plot_metrics;
 pub use probe::{AttentiveConfig, AttentiveProbe, ProbeTarget, RidgeProbe};
+pub use readout::{LearningReport, PositionScores, PropertyScores, ReadoutOptions, learning_report};
 pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train, write_plot};

@@ -150,7 +150,10 @@ impl AttentiveProbe {
         let d = self.dim;
         let xs: Vec<f32> = tokens.iter().enumerate().map(|(i, v)| (v - self.mean[i % d]) / self.std[i % d]).collect();
         let dev = candle_core::Device::Cpu;
-        Ok((candle_core::Tensor::from_vec(xs, (n, s, d), &dev)?, candle_core::Tensor::from_vec(mask.to_vec(), (n, s), &dev)?))
+        Ok((
+            candle_core::Tensor::from_vec(xs, (n, s, d), &dev)?,
+            candle_core::Tensor::from_vec(mask.to_vec(), (n, s), &dev)?,
+        ))
     }
 
     /// Fit on `n` samples of `s` tokens of width `d` (`tokens` `n × s × d`, `mask` `n × s`
@@ -168,7 +171,12 @@ impl AttentiveProbe {
         if n < 2 || tokens.len() != n * s * d || mask.len() != n * s || y.len() != n * out || cfg.hidden == 0 {
             return Err(ModelError::config(
                 "attentive probe data",
-                format!("{} tokens, {} mask, {} targets for n={n}, s={s}, d={d}, out={out}", tokens.len(), mask.len(), y.len()),
+                format!(
+                    "{} tokens, {} mask, {} targets for n={n}, s={s}, d={d}, out={out}",
+                    tokens.len(),
+                    mask.len(),
+                    y.len()
+                ),
                 "n >= 2 samples with tokens n×s×d, mask n×s and targets n×out",
             ));
         }
@@ -218,7 +226,9 @@ impl AttentiveProbe {
             let loss = match target {
                 ProbeTarget::Regression => (z - &yt)?.sqr()?.mean_all()?,
                 // Stable logistic loss: max(z, 0) - z y + log(1 + exp(-|z|)).
-                ProbeTarget::Binary => ((z.relu()? - (&z * &yt)?)? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?.mean_all()?,
+                ProbeTarget::Binary => {
+                    ((z.relu()? - (&z * &yt)?)? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?.mean_all()?
+                }
             };
             let grads = loss.backward()?;
             opt.step(&grads, cfg.lr, 1.0)?;

@@ -197,7 +197,9 @@ fn surprise_is_per_frame_and_zero_where_nothing_is_valid() {
     assert!(s.iter().flatten().all(|x| x.is_finite() && *x > 0.0), "{s:?}");
     // The same prediction error averaged the way the loss does it (all frames valid
     // counts differ per frame, so compare orders of magnitude only).
-    let l = model.loss(&b, 3, &LossConfig { var_weight: 0.0, cov_weight: 0.0, smooth_weight: 0.0, inv_weight: 0.0 }).expect("loss");
+    let l = model
+        .loss(&b, 3, &LossConfig { var_weight: 0.0, cov_weight: 0.0, smooth_weight: 0.0, inv_weight: 0.0 })
+        .expect("loss");
     let mean: f32 = s.iter().flatten().sum::<f32>() / 9.0;
     assert!((mean - l.prediction).abs() < 0.5 * l.prediction, "{mean} vs {}", l.prediction);
 }
@@ -284,7 +286,9 @@ fn the_attentive_probe_finds_the_token_that_matters_where_mean_pooling_cannot() 
     let attentive = mse(&pred);
     // The same readout with mean pooling: a ridge probe on the token average.
     let pool = |x: &[f32], n: usize| -> Vec<f32> {
-        (0..n).flat_map(|i| (0..d).map(move |c| (0..s).map(|k| x[(i * s + k) * d + c]).sum::<f32>() / s as f32)).collect()
+        (0..n)
+            .flat_map(|i| (0..d).map(move |c| (0..s).map(|k| x[(i * s + k) * d + c]).sum::<f32>() / s as f32))
+            .collect()
     };
     let ridge = RidgeProbe::fit(&pool(&xf, 240), &yf, d, 1, 1e-3).expect("ridge");
     let pooled = mse(&ridge.predict(&pool(&xt, 100)));

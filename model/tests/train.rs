@@ -186,3 +186,43 @@ fn checkpoint_round_trip_gives_identical_outputs_and_records_the_data() {
     let p3: Vec<f32> = fresh.predict(&batch, 4).and_then(|t| Ok(t.flatten_all()?.to_vec1()?)).expect("p3");
     assert_ne!(p1, p3);
 }
+
+#[test]
+fn the_learning_report_measures_every_control_on_real_episodes() {
+    use physworld_model::{ReadoutOptions, learning_report};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let run = tmp.path().join("run");
+    train(&opts(&data, &run, config(3), false, None, &|_| {})).expect("trains");
+    let (model, cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
+    let ds = physworld_pipeline::Dataset::open(&data).expect("opens");
+    // 1-s episodes: a 4-frame context and a 10-frame horizon, windows every 5 frames; fit on
+    // train (the tiny readout split has too few objects), score on val.
+    let o = ReadoutOptions {
+        horizon: 10,
+        stride: 5,
+        fit_split: "train".into(),
+        eval_split: "val".into(),
+        ..ReadoutOptions::default()
+    };
+    let r = learning_report(&ds, &model, &cfg, &state.normalizer, &o).expect("report");
+    assert!(r.objects > 5 && r.fit_objects > 20, "{r:?}");
+    let p = &r.position;
+    for v in [p.trained, p.random_init, p.trained_encoder, p.raw_state, p.constant_velocity] {
+        assert!(v.is_finite() && v > 0.0, "{r:?}");
+    }
+    // Dropped objects fall ~0.5 m in a third of a second; every probe and constant velocity
+    // must do better than standing still would (mean displacement over the horizon).
+    assert!(p.constant_velocity < 0.3, "{r:?}");
+    for s in [&r.log_mass, &r.friction] {
+        assert!(s.trained.is_finite() && s.raw_context.is_finite() && s.trained <= 1.0, "{r:?}");
+    }
+    assert!(r.effective_rank[0] >= 1.0 && r.effective_rank[0] <= r.dim as f64, "{r:?}");
+    // Deterministic.
+    assert_eq!(learning_report(&ds, &model, &cfg, &state.normalizer, &o).expect("report"), r);
+    // A horizon longer than every episode is a clear error.
+    let long = ReadoutOptions { horizon: 1000, ..o };
+    let e = learning_report(&ds, &model, &cfg, &state.normalizer, &long).expect_err("too long").to_string();
+    assert!(e.contains("readout data"), "{e}");
+}

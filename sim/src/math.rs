@@ -89,3 +89,16 @@ pub fn quat_angle_between(a: Quat, b: Quat) -> f32 {
 pub fn finite3(a: Vec3) -> bool {
     a.iter().all(|x| x.is_finite())
 }
+
+/// Ballistic extrapolation of an object at `p` moving at `v` with half extents `h`, `t`
+/// seconds ahead: constant velocity, plus gravity when the object is airborne (its bottom
+/// more than 2 cm above the floor at `y = 0`, or moving vertically faster than 0.2 m/s),
+/// never below the floor.
+pub fn ballistic(p: Vec3, v: Vec3, h: Vec3, t: f32) -> Vec3 {
+    let airborne = p[1] - h[1] > 0.02 || v[1].abs() > 0.2;
+    let mut y = p[1] + v[1] * t;
+    if airborne {
+        y -= 0.5 * crate::scene::GRAVITY * t * t;
+    }
+    [p[0] + v[0] * t, y.max(h[1].min(p[1])), p[2] + v[2] * t]
+}

@@ -172,19 +172,7 @@ fn divergence_at0(obs: &EpisodeFrames, world: &physworld_sim::Episode) -> f64 {
 /// also fall under gravity until the floor (`y = 0`).
 pub struct ConstantVelocity;
 
-/// Whether an object is off the ground or moving vertically.
-fn airborne(p: [f32; 3], v: [f32; 3], h: [f32; 3]) -> bool {
-    p[1] - h[1] > 0.02 || v[1].abs() > 0.2
-}
-
-/// Ballistic position after `t` seconds.
-pub fn ballistic(p: [f32; 3], v: [f32; 3], h: [f32; 3], t: f32) -> [f32; 3] {
-    let mut y = p[1] + v[1] * t;
-    if airborne(p, v, h) {
-        y -= 0.5 * GRAVITY * t * t;
-    }
-    [p[0] + v[0] * t, y.max(h[1].min(p[1])), p[2] + v[2] * t]
-}
+pub use physworld_sim::math::ballistic;
 
 fn norm(v: [f32; 3]) -> f32 {
     (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()

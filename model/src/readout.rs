@@ -1,0 +1,300 @@
+//! Is the learning real? Probes on frozen representations for targets that are not in the
+//! input: object positions 0.5 s ahead (through the predictor) and hidden properties (mass,
+//! friction), each against the same probe on a randomly initialised model, a probe on the
+//! raw observed state, and constant-velocity extrapolation; plus the effective rank of the
+//! representations. A falling loss proves nothing (a collapsed encoder is trivially
+//! predictable); these numbers do.
+
+use candle_core::Device;
+use physworld_pipeline::{Dataset, EpisodeFrames};
+use physworld_sim::math::ballistic;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{Batch, Normalizer};
+use crate::config::{OBS_DIM, TrainConfig};
+use crate::error::{ModelError, Result};
+use crate::jepa::WorldModel;
+use crate::linalg::effective_rank;
+use crate::probe::RidgeProbe;
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadoutOptions {
+    /// Horizon of the position probe, frames. Default 15 (0.5 s at 30 fps).
+    pub horizon: usize,
+    /// Frames between window ends within an episode. Default 15.
+    pub stride: usize,
+    /// Ridge penalty. Default 1.0.
+    pub lambda: f64,
+    /// Split the probes are fit on. Default `readout`.
+    pub fit_split: String,
+    /// Split they are scored on. Default `test`.
+    pub eval_split: String,
+    /// Seed of the randomly initialised comparison model. Default 1000.
+    pub random_seed: u64,
+}
+
+impl Default for ReadoutOptions {
+    fn default() -> Self {
+        ReadoutOptions {
+            horizon: 15,
+            stride: 15,
+            lambda: 1.0,
+            fit_split: "readout".into(),
+            eval_split: "test".into(),
+            random_seed: 1000,
+        }
+    }
+}
+
+/// Position probe errors, mean Euclidean distance in metres (lower is better).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionScores {
+    /// Ridge on the trained model's predicted representation at the horizon.
+    pub trained: f64,
+    /// The same on a randomly initialised model.
+    pub random_init: f64,
+    /// Ridge on the trained encoder's representation of the last context frame (no
+    /// predictor): how much of the present state the encoder keeps.
+    pub trained_encoder: f64,
+    /// Ridge on the raw observed state of the last context frame.
+    pub raw_state: f64,
+    /// Ballistic extrapolation from the last context frame.
+    pub constant_velocity: f64,
+}
+
+/// Hidden-property probe scores, R² on the evaluation split (higher is better; 0 is the
+/// mean's score).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropertyScores {
+    /// Ridge on the trained model's predicted representations (mean over the horizon).
+    pub trained: f64,
+    /// The same on a randomly initialised model.
+    pub random_init: f64,
+    /// Ridge on the raw observed state of the last context frame.
+    pub raw_state: f64,
+    /// Ridge on the raw observed states of every context frame (sees the motion).
+    pub raw_context: f64,
+}
+
+/// The report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearningReport {
+    /// Objects scored (evaluation split).
+    pub objects: usize,
+    /// Objects the probes were fit on.
+    pub fit_objects: usize,
+    /// Object positions `horizon` frames ahead.
+    pub position: PositionScores,
+    /// log(mass).
+    pub log_mass: PropertyScores,
+    /// Friction coefficient.
+    pub friction: PropertyScores,
+    /// Effective rank of the trained encoder's representations of the evaluation objects
+    /// (out of the encoder width), and of the random model's.
+    pub effective_rank: [f64; 2],
+    /// Encoder width.
+    pub dim: usize,
+}
+
+impl LearningReport {
+    /// Whether the trained model beats every control on both kinds of target.
+    pub fn learning_is_real(&self) -> bool {
+        let p = &self.position;
+        let beats = |s: &PropertyScores| s.trained > s.random_init && s.trained > s.raw_state;
+        p.trained < p.random_init
+            && p.trained < p.raw_state
+            && p.trained < p.constant_velocity
+            && beats(&self.log_mass)
+            && beats(&self.friction)
+    }
+}
+
+/// Per-object rows of one split.
+#[derive(Default)]
+struct Rows {
+    trained: Vec<f32>,
+    trained_mean: Vec<f32>,
+    random: Vec<f32>,
+    random_mean: Vec<f32>,
+    enc: Vec<f32>,
+    enc_random: Vec<f32>,
+    raw: Vec<f32>,
+    raw_ctx: Vec<f32>,
+    cv: Vec<f32>,
+    last: Vec<f32>,
+    target: Vec<f32>,
+    props: Vec<f32>,
+}
+
+fn windows(
+    ds: &Dataset,
+    split: &str,
+    ctx: usize,
+    o: &ReadoutOptions,
+) -> Result<Vec<(EpisodeFrames, Vec<f32>, Vec<f32>)>> {
+    let mut out = Vec::new();
+    for e in ds.split_frames(split)? {
+        let meta = ds.meta(e.episode_index)?;
+        if meta.family.starts_with("voe-") {
+            continue;
+        }
+        let mut end = ctx;
+        while end + o.horizon <= e.frames {
+            out.push((e.slice(end - ctx, ctx + o.horizon), meta.mass.clone(), meta.friction.clone()));
+            end += o.stride.max(1);
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rows(
+    trained: &WorldModel,
+    random: &WorldModel,
+    cfg: &TrainConfig,
+    norm: &Normalizer,
+    wins: &[(EpisodeFrames, Vec<f32>, Vec<f32>)],
+    ctx: usize,
+    h: usize,
+    fps: f32,
+) -> Result<Rows> {
+    let mut r = Rows::default();
+    let (d_enc, d_out) = (cfg.model.dim, trained.predictor_output());
+    for chunk in wins.chunks(32) {
+        let frames: Vec<EpisodeFrames> = chunk.iter().map(|w| w.0.clone()).collect();
+        let batch = Batch::new(&frames, norm, &Device::Cpu)?;
+        let s = batch.slots;
+        let feats = |m: &WorldModel| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+            let roll = m.rollout(&batch, ctx, h, cfg.data.context, cfg.data.future)?; // [B, H, S, out]
+            let at: Vec<f32> = roll.narrow(1, h - 1, 1)?.flatten_all()?.to_vec1()?;
+            let mean: Vec<f32> = roll.mean(1)?.flatten_all()?.to_vec1()?;
+            let enc = m.encoder.forward(
+                &batch.obs.narrow(1, ctx - 1, 1)?.contiguous()?,
+                &batch.valid.narrow(1, ctx - 1, 1)?.contiguous()?,
+                ctx - 1,
+            )?;
+            Ok((at, mean, enc.flatten_all()?.to_vec1()?))
+        };
+        let (t_at, t_mean, t_enc) = feats(trained)?;
+        let (r_at, r_mean, r_enc) = feats(random)?;
+        let obs: Vec<f32> = batch.obs.flatten_all()?.to_vec1()?;
+        let t_all = batch.frames;
+        for (b, (w, mass, fric)) in chunk.iter().enumerate() {
+            for o in 0..s {
+                let (kc, kf) = ((ctx - 1) * s + o, (ctx - 1 + h) * s + o);
+                if !(w.present[kc] && w.visible[kc] && w.present[kf]) || mass[o] <= 0.0 {
+                    continue;
+                }
+                let slot = |v: &[f32], d: usize| v[(b * s + o) * d..(b * s + o + 1) * d].to_vec();
+                r.trained.extend(slot(&t_at, d_out));
+                r.trained_mean.extend(slot(&t_mean, d_out));
+                r.random.extend(slot(&r_at, d_out));
+                r.random_mean.extend(slot(&r_mean, d_out));
+                r.enc.extend(slot(&t_enc, d_enc));
+                r.enc_random.extend(slot(&r_enc, d_enc));
+                let frame =
+                    |f: usize| &obs[((b * t_all + f) * s + o) * OBS_DIM..((b * t_all + f) * s + o + 1) * OBS_DIM];
+                r.raw.extend_from_slice(frame(ctx - 1));
+                for f in 0..ctx {
+                    r.raw_ctx.extend_from_slice(frame(f));
+                }
+                let p = [w.position[kc * 3], w.position[kc * 3 + 1], w.position[kc * 3 + 2]];
+                let v = [w.linvel[kc * 3], w.linvel[kc * 3 + 1], w.linvel[kc * 3 + 2]];
+                let hh = [w.size[kc * 3], w.size[kc * 3 + 1], w.size[kc * 3 + 2]];
+                r.cv.extend(ballistic(p, v, hh, h as f32 / fps));
+                r.last.extend(p);
+                r.target.extend_from_slice(&w.position[kf * 3..kf * 3 + 3]);
+                r.props.extend([mass[o].ln(), fric[o]]);
+            }
+        }
+    }
+    Ok(r)
+}
+
+fn position_error(pred_delta: &[f32], last: &[f32], target: &[f32]) -> f64 {
+    let n = target.len() / 3;
+    (0..n)
+        .map(|i| {
+            (0..3)
+                .map(|c| ((last[i * 3 + c] + pred_delta[i * 3 + c] - target[i * 3 + c]) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .sum::<f64>()
+        / n.max(1) as f64
+}
+
+fn r2(pred: &[f32], y: &[f32], k: usize, c: usize) -> f64 {
+    let n = y.len() / k;
+    let mean = (0..n).map(|i| y[i * k + c] as f64).sum::<f64>() / n.max(1) as f64;
+    let ss_tot: f64 = (0..n).map(|i| (y[i * k + c] as f64 - mean).powi(2)).sum();
+    let ss_res: f64 = (0..n).map(|i| (y[i * k + c] as f64 - pred[i * k + c] as f64).powi(2)).sum();
+    if ss_tot <= 0.0 { 0.0 } else { 1.0 - ss_res / ss_tot }
+}
+
+/// Measure a trained model (`model`, trained with `cfg`, inputs normalised by `norm`) on
+/// the dataset `ds`.
+pub fn learning_report(
+    ds: &Dataset,
+    model: &WorldModel,
+    cfg: &TrainConfig,
+    norm: &Normalizer,
+    o: &ReadoutOptions,
+) -> Result<LearningReport> {
+    if o.horizon == 0 {
+        return Err(ModelError::config("horizon", 0, "at least 1 frame"));
+    }
+    let ctx = cfg.data.context;
+    let random = WorldModel::new(&cfg.model, o.random_seed, &Device::Cpu)?;
+    let fps = ds.info.fps.max(1) as f32;
+    let fit_w = windows(ds, &o.fit_split, ctx, o)?;
+    let eval_w = windows(ds, &o.eval_split, ctx, o)?;
+    let fit = rows(model, &random, cfg, norm, &fit_w, ctx, o.horizon, fps)?;
+    let ev = rows(model, &random, cfg, norm, &eval_w, ctx, o.horizon, fps)?;
+    let (nf, ne) = (fit.target.len() / 3, ev.target.len() / 3);
+    if nf < 2 || ne < 1 {
+        return Err(ModelError::config(
+            "readout data",
+            format!("{nf} fit and {ne} evaluation objects"),
+            format!("episodes of at least {} frames in splits {} and {}", ctx + o.horizon, o.fit_split, o.eval_split),
+        ));
+    }
+    let delta = |r: &Rows| -> Vec<f32> { r.target.iter().zip(&r.last).map(|(t, l)| t - l).collect() };
+    let (dfit, d_out, d_enc) = (delta(&fit), model.predictor_output(), cfg.model.dim);
+    let pos = |xf: &[f32], xe: &[f32], d: usize| -> Result<f64> {
+        let p = RidgeProbe::fit(xf, &dfit, d, 3, o.lambda)?;
+        Ok(position_error(&p.predict(xe), &ev.last, &ev.target))
+    };
+    let prop = |xf: &[f32], xe: &[f32], d: usize| -> Result<[f64; 2]> {
+        let p = RidgeProbe::fit(xf, &fit.props, d, 2, o.lambda)?;
+        let pred = p.predict(xe);
+        Ok([r2(&pred, &ev.props, 2, 0), r2(&pred, &ev.props, 2, 1)])
+    };
+    let position = PositionScores {
+        trained: pos(&fit.trained, &ev.trained, d_out)?,
+        random_init: pos(&fit.random, &ev.random, d_out)?,
+        trained_encoder: pos(&fit.enc, &ev.enc, d_enc)?,
+        raw_state: pos(&fit.raw, &ev.raw, OBS_DIM)?,
+        constant_velocity: position_error(
+            &ev.cv.iter().zip(&ev.last).map(|(c, l)| c - l).collect::<Vec<_>>(),
+            &ev.last,
+            &ev.target,
+        ),
+    };
+    let t = prop(&fit.trained_mean, &ev.trained_mean, d_out)?;
+    let rnd = prop(&fit.random_mean, &ev.random_mean, d_out)?;
+    let raw = prop(&fit.raw, &ev.raw, OBS_DIM)?;
+    let rawc = prop(&fit.raw_ctx, &ev.raw_ctx, OBS_DIM * ctx)?;
+    let scores =
+        |k: usize| PropertyScores { trained: t[k], random_init: rnd[k], raw_state: raw[k], raw_context: rawc[k] };
+    Ok(LearningReport {
+        objects: ne,
+        fit_objects: nf,
+        position,
+        log_mass: scores(0),
+        friction: scores(1),
+        effective_rank: [effective_rank(&ev.enc, ne, d_enc), effective_rank(&ev.enc_random, ne, d_enc)],
+        dim: d_enc,
+    })
+}

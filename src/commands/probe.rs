@@ -1,0 +1,66 @@
+//! `physworld probe`: is the learning real?
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use candle_core::Device;
+use physworld_model::{ReadoutOptions, learning_report, load_run};
+use physworld_pipeline::Dataset;
+
+/// Arguments of `probe`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Dataset folder: probes are fit on its `readout` split and scored on `test`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder of a trained model (its latest checkpoint).
+    #[arg(long)]
+    run: PathBuf,
+    /// Position horizon in frames (15 = 0.5 s at 30 fps).
+    #[arg(long, default_value_t = 15)]
+    horizon: usize,
+    /// Exit non-zero unless the trained model beats every control.
+    #[arg(long)]
+    require: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let ds = Dataset::open(&args.data)?;
+    let (model, cfg, state) = load_run(&args.run, &Device::Cpu)?;
+    let opts = ReadoutOptions { horizon: args.horizon, ..ReadoutOptions::default() };
+    let r = learning_report(&ds, &model, &cfg, &state.normalizer, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let p = &r.position;
+        println!(
+            "positions {:.2} s ahead (mean error, m; {} objects, probes fit on {}):",
+            args.horizon as f64 / ds.info.fps.max(1) as f64,
+            r.objects,
+            r.fit_objects
+        );
+        println!("  trained model (through the predictor) {:.4}", p.trained);
+        println!("  randomly initialised model            {:.4}", p.random_init);
+        println!("  trained encoder, last frame (no predictor) {:.4}", p.trained_encoder);
+        println!("  raw observed state                    {:.4}", p.raw_state);
+        println!("  constant velocity (ballistic)         {:.4}", p.constant_velocity);
+        for (name, s) in [("log mass", &r.log_mass), ("friction", &r.friction)] {
+            println!(
+                "{name} (R², higher is better): trained {:.3}, random init {:.3}, raw state {:.3}, raw context frames {:.3}",
+                s.trained, s.random_init, s.raw_state, s.raw_context
+            );
+        }
+        println!(
+            "effective rank of encoder representations: trained {:.1}, random init {:.1} (of {})",
+            r.effective_rank[0], r.effective_rank[1], r.dim
+        );
+        println!("learning is real: {}", if r.learning_is_real() { "yes" } else { "not yet" });
+    }
+    if args.require && !r.learning_is_real() {
+        bail!("the trained model does not beat every control (see the report)");
+    }
+    Ok(())
+}
