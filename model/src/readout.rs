@@ -154,7 +154,7 @@ fn rows(
     random: &WorldModel,
     cfg: &TrainConfig,
     norm: &Normalizer,
-    wins: &[(EpisodeFrames, Vec<f32>, Vec<f32>)],
+    wins: &[Window],
     ctx: usize,
     h: usize,
     fps: f32,
