@@ -127,12 +127,10 @@ struct Rows {
     props: Vec<f32>,
 }
 
-fn windows(
-    ds: &Dataset,
-    split: &str,
-    ctx: usize,
-    o: &ReadoutOptions,
-) -> Result<Vec<(EpisodeFrames, Vec<f32>, Vec<f32>)>> {
+/// A window with its episode's masses and frictions per slot.
+type Window = (EpisodeFrames, Vec<f32>, Vec<f32>);
+
+fn windows(ds: &Dataset, split: &str, ctx: usize, o: &ReadoutOptions) -> Result<Vec<Window>> {
     let mut out = Vec::new();
     for e in ds.split_frames(split)? {
         let meta = ds.meta(e.episode_index)?;
