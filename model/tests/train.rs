@@ -226,3 +226,36 @@ fn the_learning_report_measures_every_control_on_real_episodes() {
     let e = learning_report(&ds, &model, &cfg, &state.normalizer, &long).expect_err("too long").to_string();
     assert!(e.contains("readout data"), "{e}");
 }
+
+/// Learning is real, on positions: after 150 steps on the tiny suite, positions 0.5 s ahead
+/// read from the predictor's rollout (with the raw present state) beat the same probe on a
+/// randomly initialised model, the raw state alone and ballistic extrapolation, and the
+/// representations keep an effective rank above 8 of 64. (Measured margins in BENCHMARKS.md;
+/// hidden properties do not beat the controls yet, see the README.)
+#[test]
+fn training_makes_future_positions_decodable_beyond_every_control() {
+    use physworld_model::{ReadoutOptions, learning_report};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("tiny");
+    let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/tiny.toml")).expect("suite");
+    generate(
+        &suite,
+        &LocalStorage::new(&data),
+        &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} },
+    )
+    .expect("generates");
+    let run = tmp.path().join("run");
+    let mut cfg = TrainConfig::preset("tiny").expect("preset");
+    cfg.schedule.steps = 150;
+    cfg.schedule.warmup_steps = 30;
+    cfg.eval_every = 150;
+    cfg.checkpoint_every = 150;
+    train(&opts(&data, &run, cfg, false, None, &|_| {})).expect("trains");
+    let (model, cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
+    let ds = physworld_pipeline::Dataset::open(&data).expect("opens");
+    let r = learning_report(&ds, &model, &cfg, &state.normalizer, &ReadoutOptions::default()).expect("report");
+    eprintln!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    assert!(r.objects > 300, "{r:?}");
+    assert!(r.position_margin() > 1.03, "positions: best control / trained = {:.3}: {r:?}", r.position_margin());
+    assert!(r.effective_rank[0] > 8.0, "effective rank {:?}", r.effective_rank);
+}

@@ -45,17 +45,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("  trained model (through the predictor) {:.4}", p.trained);
         println!("  randomly initialised model            {:.4}", p.random_init);
         println!("  trained encoder, last frame (no predictor) {:.4}", p.trained_encoder);
+        println!("  target encoder on the true future frame  {:.4}  (ceiling of the predictor path)", p.future_target);
         println!("  raw observed state                    {:.4}", p.raw_state);
         println!("  constant velocity (ballistic)         {:.4}", p.constant_velocity);
+        println!("hidden properties of the {} objects that move during the context:", r.moving_objects);
         for (name, s) in [("log mass", &r.log_mass), ("friction", &r.friction)] {
             println!(
-                "{name} (R², higher is better): trained {:.3}, random init {:.3}, raw state {:.3}, raw context frames {:.3}",
+                "  {name} (R², higher is better): trained {:.3}, random init {:.3}, raw state {:.3}, raw context frames {:.3}",
                 s.trained, s.random_init, s.raw_state, s.raw_context
             );
         }
         println!(
             "effective rank of encoder representations: trained {:.1}, random init {:.1} (of {})",
             r.effective_rank[0], r.effective_rank[1], r.dim
+        );
+        println!(
+            "positions: the best control's error is {:.2}x the trained model's ({}); hidden properties: {}",
+            r.position_margin(),
+            if r.position_margin() > 1.0 { "beats every control" } else { "does not beat every control" },
+            if r.properties_beat_controls() { "beats every control" } else { "does not beat every control" }
         );
         println!("learning is real: {}", if r.learning_is_real() { "yes" } else { "not yet" });
     }
