@@ -61,6 +61,47 @@ impl RidgeProbe {
         Ok(RidgeProbe { input, output, lambda, weights, mean, std })
     }
 
+    /// Ridge penalties [`RidgeProbe::fit_cv`] chooses from by default.
+    pub const LAMBDAS: [f64; 6] = [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0];
+
+    /// Fit with the penalty from `lambdas` that minimises the mean squared error of
+    /// `folds`-fold cross-validation on these rows (contiguous folds, so no randomness), then
+    /// refit on every row (scikit-learn's `RidgeCV` idea). Falls back to plain [`fit`] with
+    /// the first penalty when there are fewer rows than folds.
+    ///
+    /// [`fit`]: RidgeProbe::fit
+    pub fn fit_cv(
+        x: &[f32],
+        y: &[f32],
+        input: usize,
+        output: usize,
+        lambdas: &[f64],
+        folds: usize,
+    ) -> Result<RidgeProbe> {
+        let n = if input == 0 { 0 } else { x.len() / input };
+        let first = lambdas.first().copied().unwrap_or(1.0);
+        if folds < 2 || n < 2 * folds || lambdas.len() < 2 {
+            return RidgeProbe::fit(x, y, input, output, first);
+        }
+        let mut best = (f64::INFINITY, first);
+        for &lambda in lambdas {
+            let mut sse = 0.0f64;
+            for k in 0..folds {
+                let (lo, hi) = (k * n / folds, (k + 1) * n / folds);
+                let keep =
+                    |v: &[f32], w: usize| -> Vec<f32> { v[..lo * w].iter().chain(&v[hi * w..]).copied().collect() };
+                let p = RidgeProbe::fit(&keep(x, input), &keep(y, output), input, output, lambda)?;
+                let pred = p.predict(&x[lo * input..hi * input]);
+                sse +=
+                    pred.iter().zip(&y[lo * output..hi * output]).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
+            }
+            if sse < best.0 {
+                best = (sse, lambda);
+            }
+        }
+        RidgeProbe::fit(x, y, input, output, best.1)
+    }
+
     /// Predict for rows of `x` (`m × input`): `m × output`.
     pub fn predict(&self, x: &[f32]) -> Vec<f32> {
         let m = x.len() / self.input.max(1);

@@ -24,10 +24,9 @@ pub struct ReadoutOptions {
     pub horizon: usize,
     /// Frames between window ends within an episode. Default 15.
     pub stride: usize,
-    /// Ridge penalty of the position probes. Default 1.0.
-    pub lambda: f64,
-    /// Ridge penalty of the property probes (few rows, weak signal). Default 100.
-    pub property_lambda: f64,
+    /// Ridge penalties to choose from by 5-fold cross-validation on the fit split.
+    /// Default [`RidgeProbe::LAMBDAS`].
+    pub lambdas: Vec<f64>,
     /// Split the probes are fit on. Default `readout`.
     pub fit_split: String,
     /// Split they are scored on. Default `test`.
@@ -41,8 +40,7 @@ impl Default for ReadoutOptions {
         ReadoutOptions {
             horizon: 15,
             stride: 15,
-            lambda: 1.0,
-            property_lambda: 100.0,
+            lambdas: RidgeProbe::LAMBDAS.to_vec(),
             fit_split: "readout".into(),
             eval_split: "test".into(),
             random_seed: 1000,
@@ -305,11 +303,11 @@ pub fn learning_report(
     };
     let pos = |xf: &[f32], xe: &[f32], d: usize| -> Result<f64> {
         let (xf, xe) = (with_raw(xf, &fit.raw, d), with_raw(xe, &ev.raw, d));
-        let p = RidgeProbe::fit(&xf, &dfit, d + OBS_DIM, 3, o.lambda)?;
+        let p = RidgeProbe::fit_cv(&xf, &dfit, d + OBS_DIM, 3, &o.lambdas, 5)?;
         Ok(position_error(&p.predict(&xe), &ev.last, &ev.target))
     };
     let raw_pos = {
-        let p = RidgeProbe::fit(&fit.raw, &dfit, OBS_DIM, 3, o.lambda)?;
+        let p = RidgeProbe::fit_cv(&fit.raw, &dfit, OBS_DIM, 3, &o.lambdas, 5)?;
         position_error(&p.predict(&ev.raw), &ev.last, &ev.target)
     };
     // Property probes: log mass and friction of objects that move during the context, from
@@ -329,7 +327,7 @@ pub fn learning_report(
         if pf.len() < 4 || pe.is_empty() {
             return Ok([f64::NAN, f64::NAN]);
         }
-        let p = RidgeProbe::fit(&xf, &pf, d, 2, o.property_lambda)?;
+        let p = RidgeProbe::fit_cv(&xf, &pf, d, 2, &o.lambdas, 5)?;
         let pred = p.predict(&xe);
         Ok([r2(&pred, &pe, 2, 0), r2(&pred, &pe, 2, 1)])
     };

@@ -305,3 +305,19 @@ fn the_attentive_probe_finds_the_token_that_matters_where_mean_pooling_cannot() 
     // Masked tokens are ignored: hiding the distractors changes nothing important.
     assert!(AttentiveProbe::fit(&xf, &mask_f[1..], &yf, (240, s, d), 1, ProbeTarget::Regression, &cfg).is_err());
 }
+
+#[test]
+fn cross_validated_ridge_picks_a_small_penalty_for_signal_and_a_large_one_for_noise() {
+    use physworld_model::RidgeProbe;
+    // 200 rows of 10 features; y = x0 - 2 x3 exactly, and pure noise.
+    let x: Vec<f32> = (0..2000).map(|i| (((i * 7919) % 1009) as f32 / 504.5) - 1.0).collect();
+    let clean: Vec<f32> = x.chunks(10).map(|r| r[0] - 2.0 * r[3]).collect();
+    let noise: Vec<f32> = (0..200).map(|i| (((i * 104_729) % 997) as f32 / 498.5) - 1.0).collect();
+    let p = RidgeProbe::fit_cv(&x, &clean, 10, 1, &RidgeProbe::LAMBDAS, 5).expect("fit");
+    assert_eq!(p.lambda, 0.1);
+    let q = RidgeProbe::fit_cv(&x, &noise, 10, 1, &RidgeProbe::LAMBDAS, 5).expect("fit");
+    assert!(q.lambda >= 100.0, "noise chose {}", q.lambda);
+    // Too few rows for the folds: plain fit with the first penalty.
+    let r = RidgeProbe::fit_cv(&x[..60], &clean[..6], 10, 1, &[3.0, 5.0], 5).expect("fit");
+    assert_eq!(r.lambda, 3.0);
+}

@@ -256,6 +256,6 @@ fn training_makes_future_positions_decodable_beyond_every_control() {
     let r = learning_report(&ds, &model, &cfg, &state.normalizer, &ReadoutOptions::default()).expect("report");
     eprintln!("{}", serde_json::to_string_pretty(&r).expect("json"));
     assert!(r.objects > 300, "{r:?}");
-    assert!(r.position_margin() > 1.03, "positions: best control / trained = {:.3}: {r:?}", r.position_margin());
+    assert!(r.position_margin() > 1.05, "positions: best control / trained = {:.3}: {r:?}", r.position_margin());
     assert!(r.effective_rank[0] > 8.0, "effective rank {:?}", r.effective_rank);
 }

@@ -21,8 +21,6 @@ use crate::tasks::{Frames, Item, Target, TaskKind, pos, seen};
 
 /// Frames rolled forward for the contact and outcome readouts (1 s at 30 fps).
 pub const READOUT_ROLLOUT: usize = 30;
-/// Ridge penalty of forecast probes.
-const RIDGE_LAMBDA: f64 = 1.0;
 /// L2 penalty of logistic probes.
 const LOGISTIC_L2: f64 = 0.1;
 
@@ -36,6 +34,10 @@ pub struct ItemFeatures {
     pub fut: Vec<Vec<f32>>,
     /// Slots seen at the last observed frame.
     pub seen: Vec<bool>,
+    /// `[S × OBS_DIM]`: the raw (normalised) state at the last observed frame, which the
+    /// forecast probes of learned models also see (filled by [`ProbeAdapter`]; empty for
+    /// [`RawState`], whose features already are that state).
+    pub raw: Vec<f32>,
 }
 
 /// Where probe features come from.
@@ -74,7 +76,7 @@ impl Featurizer for RawState {
             checkpoint_hash: None,
             seeds: Vec::new(),
             labels_used: vec!["readout split labels (probes)".into()],
-            config: json!({ "features": "normalised last observed state", "ridge_lambda": RIDGE_LAMBDA, "logistic_l2": LOGISTIC_L2 }),
+            config: json!({ "features": "normalised last observed state", "ridge_lambdas": RidgeProbe::LAMBDAS, "logistic_l2": LOGISTIC_L2 }),
         }
     }
     fn dims(&self) -> (usize, usize) {
@@ -93,6 +95,7 @@ impl Featurizer for RawState {
                     fut: offsets.iter().map(|_| obs.clone()).collect(),
                     obs,
                     seen: (0..e.slots).map(|o| seen(e, observe - 1, o)).collect(),
+                    raw: Vec::new(),
                 })
             })
             .collect()
@@ -194,7 +197,7 @@ impl Featurizer for Jepa {
                 "step": self.state.step,
                 "train": self.cfg,
                 "data": self.state.data,
-                "ridge_lambda": RIDGE_LAMBDA,
+                "ridge_lambdas": RidgeProbe::LAMBDAS,
                 "logistic_l2": LOGISTIC_L2,
                 "readout_rollout": READOUT_ROLLOUT,
             }),
@@ -251,6 +254,7 @@ impl Featurizer for Jepa {
                         })
                         .collect(),
                     seen: (0..s).map(|o| seen(e, observe - 1, o)).collect(),
+                    raw: Vec::new(),
                 });
             }
         }
@@ -316,7 +320,13 @@ impl<F: Featurizer> ProbeAdapter<F> {
         let mut out = Vec::new();
         for chunk in items.chunks(32) {
             let pairs: Vec<(u64, usize)> = chunk.iter().map(|i| (i.episodes[0], i.observe)).collect();
-            out.extend(self.feat.features(frames, &pairs, &offsets)?);
+            let mut f = self.feat.features(frames, &pairs, &offsets)?;
+            if task == TaskKind::Forecast && self.feat.kind() != "raw-state" {
+                for (x, r) in f.iter_mut().zip(RawState.features(frames, &pairs, &[])?) {
+                    x.raw = r.obs;
+                }
+            }
+            out.extend(f);
             if let Some(t) = tick {
                 chunk.iter().for_each(|_| t());
             }
@@ -428,12 +438,16 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
         match task {
             TaskKind::Forecast => {
                 let horizons = items.first().map(|i| i.horizons.len()).unwrap_or(0);
+                // Learned models: the raw present state plus the representation (a JEPA may
+                // drop absolute position, which the dynamics do not need).
+                let raw_w = if self.feat.kind() == "raw-state" { 0 } else { OBS_DIM };
                 let row = |f: &ItemFeatures, k: usize, o: u16| {
-                    let mut r = slot(&f.obs, Some(o), dims.0);
+                    let mut r = if raw_w > 0 { slot(&f.raw, Some(o), raw_w) } else { Vec::new() };
+                    r.extend(slot(&f.obs, Some(o), dims.0));
                     r.extend(slot(&f.fut[k], Some(o), dims.1));
                     r
                 };
-                let width = dims.0 + dims.1;
+                let width = raw_w + dims.0 + dims.1;
                 let mut probes = Vec::new();
                 for k in 0..horizons {
                     let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -446,7 +460,7 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                             y.extend((0..3).map(|c| t[k][j][c] - p0[c]));
                         }
                     }
-                    probes.push(RidgeProbe::fit(&x, &y, width, 3, RIDGE_LAMBDA)?);
+                    probes.push(RidgeProbe::fit_cv(&x, &y, width, 3, &RidgeProbe::LAMBDAS, 5)?);
                 }
                 items
                     .iter()
