@@ -78,7 +78,7 @@ impl RidgeProbe {
         lambdas: &[f64],
         folds: usize,
     ) -> Result<RidgeProbe> {
-        let n = if input == 0 { 0 } else { x.len() / input };
+        let n = x.len().checked_div(input).unwrap_or(0);
         let first = lambdas.first().copied().unwrap_or(1.0);
         if folds < 2 || n < 2 * folds || lambdas.len() < 2 {
             return RidgeProbe::fit(x, y, input, output, first);
