@@ -32,6 +32,9 @@ pub struct BenchOptions {
     pub bootstrap_seed: u64,
     /// Bootstrap resamples. Default [`DEFAULT_RESAMPLES`].
     pub resamples: u32,
+    /// Score only the first N items of each task (for quick and costly runs; the content
+    /// hash covers exactly the items scored). Default all.
+    pub limit: Option<usize>,
 }
 
 impl Default for BenchOptions {
@@ -43,6 +46,7 @@ impl Default for BenchOptions {
             items: TaskOptions::default(),
             bootstrap_seed: 0,
             resamples: DEFAULT_RESAMPLES,
+            limit: None,
         }
     }
 }
@@ -83,7 +87,15 @@ impl Prepared {
         let mut items = BTreeMap::new();
         let mut readout = BTreeMap::new();
         for &t in &opts.tasks {
-            items.insert(t, tasks::build(&ds, &frames, &opts.split, t, &opts.items)?);
+            let mut built = tasks::build(&ds, &frames, &opts.split, t, &opts.items)?;
+            if let Some(n) = opts.limit {
+                let cut = built.items.len().saturating_sub(n) as u64;
+                built.items.truncate(n);
+                if cut > 0 {
+                    *built.dropped.entry("--limit".into()).or_default() += cut;
+                }
+            }
+            items.insert(t, built);
             readout.insert(t, tasks::build(&ds, &readout_frames, &opts.readout_split, t, &opts.items)?);
         }
         Ok(Prepared { ds, opts, frames, readout_frames, items, readout })
@@ -166,7 +178,10 @@ pub fn run(
                 });
             }
         }
-        let (r, l) = score(items, &answers, &prep.opts.items, b);
+        let (r, mut l) = score(items, &answers, &prep.opts.items, b);
+        for log in &mut l {
+            log.raw = adapter.raw_log(&log.item);
+        }
         tasks_out.push(r);
         logs.extend(l);
     }

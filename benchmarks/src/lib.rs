@@ -18,6 +18,7 @@ pub mod adapters;
 pub mod bench;
 mod error;
 pub mod leaderboard;
+pub mod llm;
 pub mod metrics;
 pub mod probe;
 pub mod results;

@@ -146,6 +146,9 @@ pub struct ItemLog {
     pub score: f64,
     /// Whether the answer was invalid (unparsable or missing).
     pub invalid: bool,
+    /// The raw exchange behind the answer (LLM requests and responses, without keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// File-name-safe form of a model id.

@@ -117,6 +117,7 @@ pub fn score(
                     correct: Some(*ok.last().unwrap_or(&false)),
                     score: 0.0,
                     invalid: invalid_item,
+                    raw: None,
                 });
             }
             let worst = ade.iter().chain(&fde).copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
@@ -164,6 +165,7 @@ pub fn score(
                             correct: Some(c),
                             score: c as u8 as f64,
                             invalid: bad,
+                            raw: None,
                         });
                     }
                 }
@@ -229,6 +231,7 @@ pub fn score(
                     correct: (r != 0.5).then_some(r == 1.0),
                     score: r,
                     invalid: !matches!(a, Answer::Surprise(_)),
+                    raw: None,
                 });
             }
             for (g, v) in by_group(items, &rel_max) {

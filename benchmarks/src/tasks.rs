@@ -134,7 +134,8 @@ pub enum Target {
 /// A question with its ground truth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
-    /// `{task}/{split}/{family}/{sample}` (`/{episode}` for single-episode tasks).
+    /// `{task}/{split}/{family}/{sample}`, then `/{episode}` for single-episode tasks and
+    /// `/{question}` for outcome items (unique within a task).
     pub id: String,
     /// Task.
     pub task: TaskKind,
@@ -376,6 +377,7 @@ pub fn build(ds: &Dataset, frames: &Frames, split: &str, kind: TaskKind, opts: &
             for m in &metas {
                 if let Some(fell) = m.tower_fell {
                     let mut it = base(kind, m, opts.outcome_observe);
+                    it.id.push_str("/tower_falls");
                     it.question = "tower_falls".into();
                     it.choices = vec!["yes".into(), "no".into()];
                     it.target = Target::Choice(if fell { 0 } else { 1 });
@@ -398,6 +400,7 @@ pub fn build(ds: &Dataset, frames: &Frames, split: &str, kind: TaskKind, opts: &
                         continue;
                     }
                     let mut it = base(kind, m, opts.outcome_observe);
+                    it.id.push_str("/first_floor");
                     it.question = "first_floor".into();
                     it.choices = objects.iter().map(|o| format!("object {o}")).collect();
                     it.objects = objects;

@@ -227,3 +227,17 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
         }
     }
 }
+
+#[test]
+fn item_ids_and_hashes_are_unique_within_a_task() {
+    for (k, t) in &prepared().items {
+        let mut ids: Vec<&str> = t.items.iter().map(|i| i.id.as_str()).collect();
+        let mut hashes: Vec<&str> = t.items.iter().map(|i| i.hash.as_str()).collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!((ids.len(), hashes.len()), (n, n), "{k:?}: duplicate ids or hashes");
+    }
+}

@@ -84,6 +84,7 @@ fn items(task: &str, scores: &[f64]) -> Vec<ItemLog> {
             correct: (task != "forecast").then_some(*s == 1.0),
             score: *s,
             invalid: false,
+            raw: None,
         })
         .collect()
 }

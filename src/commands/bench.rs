@@ -29,6 +29,9 @@ pub struct Args {
     /// Split to score.
     #[arg(long, default_value = "test")]
     split: String,
+    /// Score only the first N items of each task (quick or costly runs, e.g. paid LLMs).
+    #[arg(long)]
+    limit: Option<usize>,
     /// Bootstrap seed for the confidence intervals.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -47,6 +50,10 @@ fn options(args: &Args) -> anyhow::Result<BenchOptions> {
         bail!("--resamples 0: expected at least 1");
     }
     o.resamples = args.resamples;
+    if args.limit == Some(0) {
+        bail!("--limit 0: expected at least 1 item per task");
+    }
+    o.limit = args.limit;
     if !args.tasks.is_empty() {
         o.tasks = args.tasks.iter().map(|t| TaskKind::parse(t)).collect::<Result<_, _>>()?;
     }
@@ -86,6 +93,9 @@ pub fn bench(
             Event::Item => bar.inc(1),
         };
         let path = run_bench(&prep, a.as_mut(), out, &progress)?;
+        if let Some(line) = a.summary() {
+            eprintln!("{}: {line}", a.id());
+        }
         let file = results::read(&path)?;
         written.push((path, file));
     }

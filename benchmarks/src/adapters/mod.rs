@@ -9,6 +9,7 @@
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
 //! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
 //! | `heuristic:<name>` | a cheap trick (see [`Heuristic`]) that a meaningful task defeats | voe or contact |
+//! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]) | contact, outcome, voe |
 //! | `process:<command>` | any external program over JSON Lines on stdin/stdout (see [`Process`]) | what it declares |
 
 use std::collections::BTreeMap;
@@ -86,6 +87,16 @@ pub trait Adapter {
     fn protocols(&self, _task: TaskKind) -> Vec<&'static str> {
         Vec::new()
     }
+    /// The raw exchange behind an item's answer (LLM requests and responses, without keys),
+    /// logged with the item. Taken once.
+    fn raw_log(&mut self, _item: &str) -> Option<serde_json::Value> {
+        None
+    }
+    /// A line about the run for people (e.g. an LLM's requests and cache hits); not part of
+    /// the results.
+    fn summary(&self) -> Option<String> {
+        None
+    }
     /// Answer `items` of `task` (one answer per item, in order) under readout `protocol`;
     /// calls `tick` once per item answered.
     fn answer(
@@ -117,6 +128,12 @@ pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
         }
         ("majority", None) => Ok(Box::new(Majority::default())),
         ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
+        ("openai", Some(m)) if !m.is_empty() => {
+            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m)))
+        }
+        ("anthropic", Some(m)) if !m.is_empty() => {
+            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::Anthropic, m)))
+        }
         ("process", Some(cmd)) if !cmd.trim().is_empty() => Ok(Box::new(Process::start(spec, cmd)?)),
         ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),
         ("jepa", Some(run)) if !run.is_empty() => {

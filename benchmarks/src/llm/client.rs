@@ -1,0 +1,350 @@
+//! Chat clients for OpenAI-compatible Chat Completions and Anthropic Messages, with a
+//! response cache keyed by everything that determines the answer, retries with exponential
+//! backoff (honouring `Retry-After`) and a request budget. API keys come only from
+//! environment variables and are never logged, cached or written into results.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{BenchError, Result};
+
+/// Which API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// `POST {base}/v1/chat/completions` (OpenAI, vLLM, llama.cpp, Ollama, LM Studio, TGI).
+    OpenAi,
+    /// `POST {base}/v1/messages` with `anthropic-version`.
+    Anthropic,
+}
+
+impl Provider {
+    /// Name in specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+    fn default_base(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "https://api.openai.com",
+            Provider::Anthropic => "https://api.anthropic.com",
+        }
+    }
+    fn default_key_env(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "OPENAI_API_KEY",
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
+}
+
+/// Settings of an LLM client.
+#[derive(Clone)]
+pub struct LlmConfig {
+    /// API.
+    pub provider: Provider,
+    /// Model name.
+    pub model: String,
+    /// Base URL (without `/v1/...`).
+    pub base_url: String,
+    /// Environment variable holding the API key (unset is fine for local servers).
+    pub key_env: String,
+    /// Sampling temperature. Default 0.
+    pub temperature: f64,
+    /// Seed (OpenAI-compatible servers; the Messages API has none). Default 0.
+    pub seed: u64,
+    /// Most tokens per answer. Default 64.
+    pub max_tokens: u32,
+    /// Per-request timeout. Default 120 s.
+    pub timeout: Duration,
+    /// Retries on timeouts, 429 and 5xx. Default 4.
+    pub retries: u32,
+    /// Response cache folder.
+    pub cache_dir: PathBuf,
+    /// Replay from the cache only.
+    pub offline: bool,
+    /// Most requests this client may send (cache hits are free); `None` = unlimited.
+    pub max_requests: Option<u64>,
+}
+
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("LlmConfig")
+            .field("provider", &self.provider)
+            .field("model", &self.model)
+            .field("base_url", &self.base_url)
+            .field("key_env", &self.key_env)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LlmConfig {
+    /// From a spec body `<model>[@<base_url>]`, with defaults.
+    pub fn from_spec(provider: Provider, body: &str) -> LlmConfig {
+        let (model, base) = match body.split_once('@') {
+            Some((m, b)) => (m.to_string(), b.trim_end_matches('/').to_string()),
+            None => (body.to_string(), provider.default_base().to_string()),
+        };
+        let cache_dir = std::env::var_os("PHYSWORLD_LLM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/physworld/llm")
+        });
+        LlmConfig {
+            provider,
+            model,
+            base_url: base,
+            key_env: provider.default_key_env().into(),
+            temperature: 0.0,
+            seed: 0,
+            max_tokens: 64,
+            timeout: Duration::from_secs(120),
+            retries: 4,
+            cache_dir,
+            offline: std::env::var_os("PHYSWORLD_LLM_OFFLINE").is_some(),
+            max_requests: None,
+        }
+    }
+}
+
+/// Counters of a client's work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Answers served from the cache.
+    pub cache_hits: u64,
+    /// Retried attempts.
+    pub retries: u64,
+}
+
+/// One answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The answer text (for a forced tool call, its input as JSON).
+    pub text: String,
+    /// Whether the server honoured the structured-output request.
+    pub structured: bool,
+    /// The request body sent (no key) and the raw response.
+    pub exchange: Value,
+    /// The server's system fingerprint, when it gives one.
+    pub fingerprint: Option<String>,
+}
+
+/// A chat client.
+pub struct Client {
+    cfg: LlmConfig,
+    key: Option<String>,
+    agent: ureq::Agent,
+    stats: Mutex<Stats>,
+}
+
+fn schema(choices: &[String]) -> Value {
+    json!({
+        "type": "object",
+        "properties": { "answer": { "type": "string", "enum": choices } },
+        "required": ["answer"],
+        "additionalProperties": false
+    })
+}
+
+impl Client {
+    /// A client for `cfg` (reads the key from `cfg.key_env` if set).
+    pub fn new(cfg: LlmConfig) -> Client {
+        let key = std::env::var(&cfg.key_env).ok().filter(|k| !k.is_empty());
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(cfg.timeout)).http_status_as_error(false).build().into();
+        Client { cfg, key, agent, stats: Mutex::new(Stats::default()) }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &LlmConfig {
+        &self.cfg
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut Stats)) {
+        if let Ok(mut s) = self.stats.lock() {
+            f(&mut s);
+        }
+    }
+
+    fn body(&self, system: &str, user: &str, choices: &[String], structured: &str) -> (String, Value) {
+        match self.cfg.provider {
+            Provider::OpenAi => {
+                let mut b = json!({
+                    "model": self.cfg.model,
+                    "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                    "temperature": self.cfg.temperature,
+                    "seed": self.cfg.seed,
+                    "max_tokens": self.cfg.max_tokens,
+                });
+                match structured {
+                    "json_schema" => {
+                        b["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "answer", "strict": true, "schema": schema(choices)}});
+                    }
+                    "json_object" => b["response_format"] = json!({"type": "json_object"}),
+                    _ => {}
+                }
+                ("/v1/chat/completions".into(), b)
+            }
+            Provider::Anthropic => {
+                let mut b = json!({
+                    "model": self.cfg.model,
+                    "system": system,
+                    "messages": [{"role": "user", "content": user}],
+                    "temperature": self.cfg.temperature,
+                    "max_tokens": self.cfg.max_tokens,
+                });
+                if structured == "tool" {
+                    b["tools"] = json!([{"name": "answer", "description": "Give your answer.", "input_schema": schema(choices)}]);
+                    b["tool_choice"] = json!({"type": "tool", "name": "answer"});
+                }
+                ("/v1/messages".into(), b)
+            }
+        }
+    }
+
+    fn cache_key(&self, path: &str, body: &Value) -> String {
+        let mut h = Sha256::new();
+        for part in [self.cfg.provider.name(), &self.cfg.base_url, path, &self.cfg.model] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        h.update(serde_json::to_vec(body).unwrap_or_default());
+        hex::encode(h.finalize())
+    }
+
+    fn post(&self, path: &str, body: &Value, key: &str) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.cfg.base_url);
+        let unreachable = |why: String| BenchError::Mismatch { what: format!("LLM server {url}"), reason: why };
+        let mut attempt = 0u32;
+        loop {
+            if let Some(max) = self.cfg.max_requests
+                && self.stats().requests >= max
+            {
+                return Err(BenchError::Mismatch {
+                    what: format!("LLM `{}`", self.cfg.model),
+                    reason: format!("request budget of {max} spent; rerun to continue from the cache"),
+                });
+            }
+            self.bump(|s| s.requests += 1);
+            let mut req = self.agent.post(&url).header("content-type", "application/json");
+            if let Some(k) = &self.key {
+                req = match self.cfg.provider {
+                    Provider::OpenAi => req.header("authorization", &format!("Bearer {k}")),
+                    Provider::Anthropic => req.header("x-api-key", k),
+                };
+            }
+            if self.cfg.provider == Provider::Anthropic {
+                req = req.header("anthropic-version", "2023-06-01");
+            }
+            let (status, retry_after, text) = match req.send(body.to_string().as_bytes()) {
+                Ok(mut r) => {
+                    let status = r.status().as_u16();
+                    let ra = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok());
+                    (status, ra, r.body_mut().read_to_string().map_err(|e| e.to_string()))
+                }
+                Err(e) => (0, None, Err(e.to_string())),
+            };
+            let retryable = status == 0 || status == 429 || status >= 500 || text.is_err();
+            let parsed = text.as_ref().ok().and_then(|t| serde_json::from_str::<Value>(t).ok());
+            match (retryable, parsed) {
+                (false, Some(v)) => return Ok((status, v)),
+                (false, None) => {
+                    // A complete answer that is not JSON: malformed, not worth retrying.
+                    return Ok((status, json!({ "physworld_error": format!("malformed response (HTTP {status})") })));
+                }
+                _ => {}
+            }
+            if attempt >= self.cfg.retries {
+                let why = match &text {
+                    Err(e) => e.clone(),
+                    Ok(_) => format!("HTTP {status}"),
+                };
+                return Err(unreachable(format!("{why} after {} attempts", attempt + 1)));
+            }
+            // Exponential backoff with jitter (from the cache key, so reruns wait alike), or
+            // the server's Retry-After.
+            let jitter = u64::from_str_radix(&key[..4.min(key.len())], 16).unwrap_or(0) % 250;
+            let backoff = Duration::from_millis((250u64 << attempt.min(6)).min(30_000) + jitter);
+            let wait = retry_after.map_or(backoff, |s| Duration::from_secs_f64(s.clamp(0.0, 60.0)));
+            std::thread::sleep(wait);
+            attempt += 1;
+            self.bump(|s| s.retries += 1);
+        }
+    }
+
+    fn extract(&self, v: &Value) -> Option<(String, bool)> {
+        match self.cfg.provider {
+            Provider::OpenAi => v["choices"][0]["message"]["content"].as_str().map(|t| (t.to_string(), true)),
+            Provider::Anthropic => {
+                let blocks = v["content"].as_array()?;
+                if let Some(t) = blocks.iter().find(|b| b["type"] == "tool_use") {
+                    return Some((t["input"].to_string(), true));
+                }
+                let text: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+                Some((text.join("\n"), false))
+            }
+        }
+    }
+
+    /// Ask for one of `choices`: structured output first (`json_schema`, then `json_object`
+    /// for OpenAI-compatible servers; a forced tool call for Anthropic), the reply text for a
+    /// free-text parse otherwise. Served from the cache when the same request was answered
+    /// before.
+    pub fn ask(&self, system: &str, user: &str, choices: &[String]) -> Result<Reply> {
+        let modes: &[&str] = match self.cfg.provider {
+            Provider::OpenAi => &["json_schema", "json_object"],
+            Provider::Anthropic => &["tool"],
+        };
+        let mut last = None;
+        for (i, mode) in modes.iter().enumerate() {
+            let (path, body) = self.body(system, user, choices, mode);
+            let key = self.cache_key(&path, &body);
+            let file = self.cfg.cache_dir.join(&key[..2]).join(format!("{key}.json"));
+            let response =
+                if let Some(v) = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+                    self.bump(|s| s.cache_hits += 1);
+                    v
+                } else if self.cfg.offline {
+                    return Err(BenchError::Mismatch {
+                        what: format!("LLM `{}`", self.cfg.model),
+                        reason: "not in the cache and --offline is set".into(),
+                    });
+                } else {
+                    let (status, v) = self.post(&path, &body, &key)?;
+                    let v = json!({ "status": status, "body": v });
+                    // Only answers are cached: an error status is asked again next time.
+                    if (200..300).contains(&status) {
+                        std::fs::create_dir_all(file.parent().unwrap_or(&self.cfg.cache_dir))
+                            .map_err(|e| BenchError::file(&self.cfg.cache_dir, e))?;
+                        crate::results::atomic_write(&file, v.to_string().as_bytes())?;
+                    }
+                    v
+                };
+            let status = response["status"].as_u64().unwrap_or(0);
+            let exchange = json!({ "request": body, "response": response["body"] });
+            if !(200..300).contains(&status) && i + 1 < modes.len() {
+                last = Some(exchange);
+                continue; // e.g. a server without json_schema support: try the next mode
+            }
+            let fingerprint = response["body"]["system_fingerprint"].as_str().map(String::from);
+            let (text, structured) = self.extract(&response["body"]).unwrap_or_default();
+            return Ok(Reply { text, structured: structured && (200..300).contains(&status), exchange, fingerprint });
+        }
+        Ok(Reply { text: String::new(), structured: false, exchange: last.unwrap_or(Value::Null), fingerprint: None })
+    }
+}

@@ -1,0 +1,138 @@
+//! LLM baselines against a real LLM: SmolLM2-135M-Instruct served by llama.cpp
+//! (`.ci/run` starts it and sets `PHYSWORLD_LLM_BASE_URL`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn base_url() -> String {
+    std::env::var("PHYSWORLD_LLM_BASE_URL").unwrap_or_else(|_| {
+        panic!("PHYSWORLD_LLM_BASE_URL is not set: run the tests with `bash .ci/run`, which starts the local llama.cpp server")
+    })
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn bench(data: &Path, model: &str, out: &Path, cache: &Path, tasks: &str, limit: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["bench", "--suite", s(data), "--model", model, "--out", s(out), "--tasks", tasks, "--limit", limit])
+        .env("PHYSWORLD_LLM_CACHE", cache)
+        .env("OPENAI_API_KEY", "sk-physworld-test-secret")
+        .env("ANTHROPIC_API_KEY", "sk-ant-physworld-test-secret")
+        .output()
+        .expect("runs")
+}
+
+fn items(out: &Path) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(out).expect("out").filter_map(|e| e.ok()) {
+        if e.file_name().to_string_lossy().ends_with(".items.jsonl") {
+            let t = std::fs::read_to_string(e.path()).expect("read");
+            v.extend(t.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")));
+        }
+    }
+    v
+}
+
+fn without_wall_time(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let t = std::fs::read_to_string(e.path()).expect("read");
+            let t = t.lines().filter(|l| !l.contains("\"wall_time_s\"")).collect::<Vec<_>>().join("\n");
+            (e.file_name().to_string_lossy().into_owned(), t)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").filter_map(|e| e.ok()) {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).expect("read")));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn openai_and_anthropic_adapters_answer_real_items_through_a_local_llama_cpp_server() {
+    let url = base_url();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("tiny");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["generate", "--suite", s(&tiny), "--out", s(&data)])
+        .output()
+        .expect("generates");
+    assert!(o.status.success(), "{}", text(&o));
+
+    // OpenAI-compatible Chat Completions with json_schema structured output.
+    let spec = format!("openai:smol@{url}");
+    let (out1, cache1) = (tmp.path().join("r1"), tmp.path().join("c1"));
+    let o = bench(&data, &spec, &out1, &cache1, "contact,outcome", "8");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("16 requests, 0 cache hits"), "{}", text(&o));
+    let logs = items(&out1);
+    assert_eq!(logs.len(), 16);
+    let valid = logs.iter().filter(|l| l["invalid"] == false).count();
+    // Measured: 16 of 16 valid (the server honours json_schema); the floor leaves room.
+    assert!(valid >= 14, "{valid} of 16 answers valid");
+    for l in &logs {
+        let ex = &l["raw"][0];
+        assert_eq!(ex["exchange"]["request"]["response_format"]["type"], "json_schema", "{l}");
+        assert_eq!(ex["structured"], true, "{l}");
+        let content = ex["exchange"]["response"]["choices"][0]["message"]["content"].as_str().expect("content");
+        let v: serde_json::Value = serde_json::from_str(content.trim()).expect("json_schema honoured: JSON content");
+        assert!(v["answer"].is_string(), "{content}");
+    }
+
+    // A rerun is served from the cache: no request, identical results.
+    let out2 = tmp.path().join("r2");
+    let o = bench(&data, &spec, &out2, &cache1, "contact,outcome", "8");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 requests, 16 cache hits"), "{}", text(&o));
+    assert_eq!(without_wall_time(&out1), without_wall_time(&out2));
+
+    // The same seed gives the same answers from the server itself (fresh cache).
+    let (out3, cache3) = (tmp.path().join("r3"), tmp.path().join("c3"));
+    let o = bench(&data, &spec, &out3, &cache3, "contact,outcome", "8");
+    assert!(o.status.success(), "{}", text(&o));
+    let answers = |v: &[serde_json::Value]| v.iter().map(|l| l["prediction"].clone()).collect::<Vec<_>>();
+    assert_eq!(answers(&logs), answers(&items(&out3)));
+
+    // Anthropic Messages with a forced tool call (the answer schema as input_schema).
+    let spec = format!("anthropic:smol@{url}");
+    let (out4, cache4) = (tmp.path().join("r4"), tmp.path().join("c4"));
+    let o = bench(&data, &spec, &out4, &cache4, "contact", "4");
+    assert!(o.status.success(), "{}", text(&o));
+    let logs4 = items(&out4);
+    assert_eq!(logs4.len(), 4);
+    for l in &logs4 {
+        let req = &l["raw"][0]["exchange"]["request"];
+        assert_eq!(req["tool_choice"]["name"], "answer", "{l}");
+        assert!(req["max_tokens"].is_u64() && req["system"].is_string(), "{l}");
+        assert!(l["raw"][0]["exchange"]["response"]["content"].is_array(), "{l}");
+        // An answer the model did not give in a usable form is wrong and counted invalid.
+        assert_eq!(l["invalid"], l["raw"][0]["parsed"].is_null(), "{l}");
+    }
+
+    // Keys come from the environment and are written nowhere.
+    for dir in [&out1, &cache1, &out4, &cache4] {
+        let all = all_text(dir);
+        assert!(!all.contains("physworld-test-secret"), "a key leaked into {}", dir.display());
+    }
+}
