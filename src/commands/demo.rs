@@ -28,6 +28,10 @@ pub struct Args {
     /// Bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
     resamples: u32,
+    /// Also bench an LLM (repeatable), e.g. `openai:smol@http://127.0.0.1:8080` for a local
+    /// llama.cpp server; slow on CPU (whole-episode VoE prompts are thousands of tokens).
+    #[arg(long = "llm", value_name = "SPEC")]
+    llms: Vec<String>,
     /// No progress bars; print the leaderboard as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -129,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .map(String::from)
         .chain(std::iter::once(format!("jepa:{}", run_dir.display())))
+        .chain(args.llms.iter().cloned())
         .collect();
     let opts = BenchOptions { resamples: args.resamples, ..BenchOptions::default() };
     super::bench::bench(&data, &models, &results, opts, quiet)?;

@@ -326,9 +326,11 @@ impl Client {
                     });
                 } else {
                     let (status, v) = self.post(&path, &body, &key)?;
+                    let malformed = v.get("physworld_error").is_some();
                     let v = json!({ "status": status, "body": v });
-                    // Only answers are cached: an error status is asked again next time.
-                    if (200..300).contains(&status) {
+                    // Only answers are cached: an error status or a malformed body is asked
+                    // again next time.
+                    if (200..300).contains(&status) && !malformed {
                         std::fs::create_dir_all(file.parent().unwrap_or(&self.cfg.cache_dir))
                             .map_err(|e| BenchError::file(&self.cfg.cache_dir, e))?;
                         crate::results::atomic_write(&file, v.to_string().as_bytes())?;

@@ -51,7 +51,18 @@ impl Llm {
     }
 
     fn choose(&mut self, item: &str, user: &str, choices: &[String]) -> Result<Option<usize>> {
-        let reply = self.client.ask(render::SYSTEM, user, choices)?;
+        let reply = match self.client.ask(render::SYSTEM, user, choices) {
+            Ok(r) => r,
+            // A spent budget stops the run (answers so far are cached: a rerun resumes).
+            Err(e) if e.to_string().contains("budget") || e.to_string().contains("--offline") => return Err(e),
+            // A server that keeps failing costs this item, not the run: invalid, with why.
+            Err(e) => Reply {
+                text: String::new(),
+                structured: false,
+                exchange: json!({ "error": e.to_string() }),
+                fingerprint: None,
+            },
+        };
         if self.fingerprint.is_none() {
             self.fingerprint = reply.fingerprint.clone();
         }
