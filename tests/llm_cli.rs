@@ -19,9 +19,14 @@ fn s(p: &Path) -> &str {
 }
 
 fn bench(data: &Path, model: &str, out: &Path, cache: &Path, tasks: &str, limit: &str) -> Output {
+    bench_with(data, model, out, cache, tasks, limit, "1")
+}
+
+fn bench_with(data: &Path, model: &str, out: &Path, cache: &Path, tasks: &str, limit: &str, conc: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_physworld"))
         .args(["bench", "--suite", s(data), "--model", model, "--out", s(out), "--tasks", tasks, "--limit", limit])
         .env("PHYSWORLD_LLM_CACHE", cache)
+        .env("PHYSWORLD_LLM_CONCURRENCY", conc)
         .env("OPENAI_API_KEY", "sk-physworld-test-secret")
         .env("ANTHROPIC_API_KEY", "sk-ant-physworld-test-secret")
         .output()
@@ -113,6 +118,16 @@ fn openai_and_anthropic_adapters_answer_real_items_through_a_local_llama_cpp_ser
     assert!(o.status.success(), "{}", text(&o));
     let answers = |v: &[serde_json::Value]| v.iter().map(|l| l["prediction"].clone()).collect::<Vec<_>>();
     assert_eq!(answers(&logs), answers(&items(&out3)));
+
+    // Four requests in flight: every item answered, in item order.
+    let (out5, cache5) = (tmp.path().join("r5"), tmp.path().join("c5"));
+    let o = bench_with(&data, &format!("openai:smol@{url}"), &out5, &cache5, "contact,outcome", "8", "4");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("16 requests, 0 cache hits"), "{}", text(&o));
+    let logs5 = items(&out5);
+    let ids = |v: &[serde_json::Value]| v.iter().map(|l| l["item"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&logs5), ids(&logs));
+    assert!(logs5.iter().filter(|l| l["invalid"] == false).count() >= 14);
 
     // Anthropic Messages with a forced tool call (the answer schema as input_schema).
     let spec = format!("anthropic:smol@{url}");

@@ -7,6 +7,7 @@
 //! Responses are cached on disk (`$PHYSWORLD_LLM_CACHE`, default
 //! `~/.cache/physworld/llm`) by provider, base URL, model, every sampling parameter and the
 //! full messages: a rerun sends no request; `PHYSWORLD_LLM_OFFLINE=1` replays only.
+//! `PHYSWORLD_LLM_CONCURRENCY=N` keeps up to N requests in flight (default 1).
 
 pub mod client;
 pub mod render;
@@ -32,6 +33,7 @@ pub struct Llm {
     client: Client,
     raw: BTreeMap<String, Value>,
     fingerprint: Option<String>,
+    concurrency: usize,
 }
 
 impl Llm {
@@ -42,7 +44,8 @@ impl Llm {
 
     /// With explicit settings.
     pub fn with_config(spec: &str, cfg: LlmConfig) -> Llm {
-        Llm { id: spec.into(), client: Client::new(cfg), raw: BTreeMap::new(), fingerprint: None }
+        let concurrency = std::env::var("PHYSWORLD_LLM_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        Llm { id: spec.into(), client: Client::new(cfg), raw: BTreeMap::new(), fingerprint: None, concurrency }
     }
 
     /// Requests, cache hits and retries so far.
@@ -50,8 +53,43 @@ impl Llm {
         self.client.stats()
     }
 
-    fn choose(&mut self, item: &str, user: &str, choices: &[String]) -> Result<Option<usize>> {
-        let reply = match self.client.ask(render::SYSTEM, user, choices) {
+    /// Ask every `(user message, choices)` with up to `concurrency` requests in flight;
+    /// replies in order.
+    fn ask_all(&self, prompts: &[(String, Vec<String>)]) -> Vec<Result<Reply>> {
+        let workers = self.concurrency.max(1).min(prompts.len().max(1));
+        if workers == 1 {
+            return prompts.iter().map(|(u, c)| self.client.ask(render::SYSTEM, u, c)).collect();
+        }
+        let mut slots: Vec<Option<Result<Reply>>> = (0..prompts.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    scope.spawn(move || {
+                        (w..prompts.len())
+                            .step_by(workers)
+                            .map(|i| (i, self.client.ask(render::SYSTEM, &prompts[i].0, &prompts[i].1)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                for (i, r) in h.join().unwrap_or_default() {
+                    slots[i] = Some(r);
+                }
+            }
+        });
+        slots
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(crate::error::BenchError::Mismatch { what: "LLM worker".into(), reason: "panicked".into() })
+                })
+            })
+            .collect()
+    }
+
+    fn record(&mut self, item: &str, reply: Result<Reply>, choices: &[String]) -> Result<Option<usize>> {
+        let reply = match reply {
             Ok(r) => r,
             // A spent budget stops the run (answers so far are cached: a rerun resumes).
             Err(e) if e.to_string().contains("budget") || e.to_string().contains("--offline") => return Err(e),
@@ -124,18 +162,31 @@ impl Adapter for Llm {
         tick: &(dyn Fn() + Sync),
     ) -> Result<Vec<Answer>> {
         let fps = ctx.ds.info.fps;
+        let verdicts = vec!["possible".to_string(), "impossible".to_string()];
         let mut out = Vec::with_capacity(items.len());
-        for it in items {
-            let ans = match task {
-                TaskKind::Voe => {
-                    let verdicts = ["possible".to_string(), "impossible".to_string()];
-                    let mut s = Vec::new();
+        for chunk in items.chunks(4 * self.concurrency.max(1)) {
+            // The prompts of this chunk (four per VoE quadruplet), asked concurrently.
+            let mut prompts = Vec::new();
+            for it in chunk {
+                if task == TaskKind::Voe {
                     for &ep in &it.episodes {
-                        let e = ctx.frames.get(ep)?;
-                        let user = render::voe_prompt(e, ctx.ds.meta(ep)?, fps);
-                        s.push(self.choose(&it.id, &user, &verdicts)?);
+                        prompts
+                            .push((render::voe_prompt(ctx.frames.get(ep)?, ctx.ds.meta(ep)?, fps), verdicts.clone()));
                     }
-                    if s.iter().all(Option::is_some) {
+                } else {
+                    let e = ctx.frames.get(it.episodes[0])?;
+                    prompts.push((render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps), it.choices.clone()));
+                }
+            }
+            let mut replies = self.ask_all(&prompts).into_iter().zip(prompts);
+            for it in chunk {
+                let ans = if task == TaskKind::Voe {
+                    let mut s = Vec::new();
+                    for _ in &it.episodes {
+                        let Some((r, (_, c))) = replies.next() else { break };
+                        s.push(self.record(&it.id, r, &c)?);
+                    }
+                    if s.len() == it.episodes.len() && s.iter().all(Option::is_some) {
                         Answer::Surprise(
                             s.iter()
                                 .map(|v| {
@@ -147,18 +198,18 @@ impl Adapter for Llm {
                     } else {
                         Answer::Invalid("an unparsable verdict".into())
                     }
-                }
-                _ => {
-                    let e = ctx.frames.get(it.episodes[0])?;
-                    let user = render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps);
-                    match self.choose(&it.id, &user, &it.choices)? {
-                        Some(k) => Answer::Choice(k),
-                        None => Answer::Invalid("unparsable answer".into()),
+                } else {
+                    match replies.next() {
+                        Some((r, (_, c))) => match self.record(&it.id, r, &c)? {
+                            Some(k) => Answer::Choice(k),
+                            None => Answer::Invalid("unparsable answer".into()),
+                        },
+                        None => Answer::Invalid("no reply".into()),
                     }
-                }
-            };
-            out.push(ans);
-            tick();
+                };
+                out.push(ans);
+                tick();
+            }
         }
         Ok(out)
     }
