@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use candle_core::Device;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use physworld_benchmarks::adapters::{self, Adapter, Context};
+use physworld_benchmarks::adapters::{self, Adapter};
 use physworld_benchmarks::bench::{BenchOptions, Prepared};
 use physworld_benchmarks::tasks::TaskKind;
 use physworld_model::{TrainConfig, TrainOptions, train};
@@ -40,14 +40,7 @@ fn bench(c: &mut Criterion) {
     })
     .expect("trains");
     let prep = Prepared::new(&data, BenchOptions::default()).expect("prepares");
-    let ctx = Context {
-        ds: &prep.ds,
-        split: &prep.opts.split,
-        frames: &prep.frames,
-        readout: &prep.readout,
-        readout_frames: &prep.readout_frames,
-        opts: &prep.opts.items,
-    };
+    let ctx = prep.context();
     let jepa = format!("jepa:{}", run.display());
     let specs =
         ["oracle", "constant-velocity", "chance", "majority", "raw-state", "heuristic:largest-jump", jepa.as_str()];

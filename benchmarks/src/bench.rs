@@ -101,6 +101,18 @@ impl Prepared {
         Ok(Prepared { ds, opts, frames, readout_frames, items, readout })
     }
 
+    /// What adapters may look at when answering these items.
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            ds: &self.ds,
+            split: &self.opts.split,
+            frames: &self.frames,
+            readout: &self.readout,
+            readout_frames: &self.readout_frames,
+            opts: &self.opts.items,
+        }
+    }
+
     /// Hash over every task's item hashes (tasks in order).
     pub fn content_hash(&self) -> String {
         tasks::content_hash(self.items.values().flat_map(|t| t.items.iter().map(|i| i.hash.as_str())))
@@ -139,14 +151,7 @@ pub fn run(
     progress: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<PathBuf> {
     let start = Instant::now();
-    let ctx = Context {
-        ds: &prep.ds,
-        split: &prep.opts.split,
-        frames: &prep.frames,
-        readout: &prep.readout,
-        readout_frames: &prep.readout_frames,
-        opts: &prep.opts.items,
-    };
+    let ctx = prep.context();
     let b = Bootstrap { seed: prep.opts.bootstrap_seed, resamples: prep.opts.resamples };
     let mut tasks_out = Vec::new();
     let mut unsupported = Vec::new();

@@ -48,6 +48,15 @@ pub enum BenchError {
         /// How they differ.
         reason: String,
     },
+    /// A run must stop here (an LLM's request budget is spent, or an answer is missing
+    /// offline); what was answered so far is cached, so a rerun resumes.
+    #[error("{what}: {reason}")]
+    Halt {
+        /// What stopped.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// A file is missing or malformed.
     #[error("{path}: {reason}")]
     File {

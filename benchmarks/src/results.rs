@@ -48,6 +48,21 @@ pub struct ModelRef {
     pub config: Value,
 }
 
+impl ModelRef {
+    /// A model of `kind` named `id`, with no checkpoint, seeds, labels or configuration
+    /// (fill in what applies with struct-update syntax).
+    pub fn new(id: &str, kind: &str) -> ModelRef {
+        ModelRef {
+            id: id.into(),
+            kind: kind.into(),
+            checkpoint_hash: None,
+            seeds: Vec::new(),
+            labels_used: Vec::new(),
+            config: Value::Object(Default::default()),
+        }
+    }
+}
+
 /// One metric of one task over one group of items.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {

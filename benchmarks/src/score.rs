@@ -33,10 +33,7 @@ fn metric(
         return None;
     }
     let value = mean(values);
-    let mut ci = bootstrap_mean(values, b.seed, b.resamples);
-    if !(ci[0].is_finite() && ci[1].is_finite()) {
-        ci = [value, value];
-    }
+    let ci = finite_or(bootstrap_mean(values, b.seed, b.resamples), value);
     Some(Metric {
         name: name.into(),
         group: group.into(),
@@ -47,6 +44,12 @@ fn metric(
         chance,
         normalised: chance.zip(best).and_then(|(c, b)| ((b - c).abs() > 0.0).then(|| (value - c) / (b - c))),
     })
+}
+
+/// `ci`, or the zero-width `[value, value]` when a bound is not finite (too few units to
+/// resample).
+fn finite_or(ci: [f64; 2], value: f64) -> [f64; 2] {
+    if ci[0].is_finite() && ci[1].is_finite() { ci } else { [value, value] }
 }
 
 /// Group labels of an item besides `all`.
@@ -258,10 +261,7 @@ pub fn score(
                     let s: Vec<f64> = idx.iter().map(|&j| scores[j]).collect();
                     let p: Vec<bool> = idx.iter().map(|&j| pos[j]).collect();
                     if let Some(value) = auroc(&s, &p) {
-                        let mut ci = bootstrap_auroc(&s, &p, b.seed, b.resamples);
-                        if !(ci[0].is_finite() && ci[1].is_finite()) {
-                            ci = [value, value];
-                        }
+                        let ci = finite_or(bootstrap_auroc(&s, &p, b.seed, b.resamples), value);
                         metrics.push(Metric {
                             name: name.into(),
                             group: g.clone(),

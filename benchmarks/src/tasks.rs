@@ -242,6 +242,17 @@ pub fn half(e: &EpisodeFrames, f: usize, o: usize) -> [f32; 3] {
     [e.size[k], e.size[k + 1], e.size[k + 2]]
 }
 
+/// Name of a shape code in the frames table (`object.shape`).
+pub fn shape_name(code: i8) -> &'static str {
+    match code {
+        0 => "sphere",
+        1 => "box",
+        2 => "cylinder",
+        3 => "capsule",
+        _ => "unknown",
+    }
+}
+
 /// Whether object `o` is present and visible at frame `f`.
 pub fn seen(e: &EpisodeFrames, f: usize, o: usize) -> bool {
     e.present[f * e.slots + o] && e.visible[f * e.slots + o]

@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 
-use crate::adapters::{Adapter, Context, Heuristic, HeuristicAdapter};
+use crate::adapters::{Adapter, Heuristic, HeuristicAdapter};
 use crate::bench::Prepared;
 use crate::error::Result;
 use crate::score::{Bootstrap, score};
@@ -96,14 +96,7 @@ impl SuiteValidation {
 
 /// Run every heuristic on `prep`'s VoE and contact items.
 pub fn validate_suite(prep: &Prepared, b: Bootstrap) -> Result<SuiteValidation> {
-    let ctx = Context {
-        ds: &prep.ds,
-        split: &prep.opts.split,
-        frames: &prep.frames,
-        readout: &prep.readout,
-        readout_frames: &prep.readout_frames,
-        opts: &prep.opts.items,
-    };
+    let ctx = prep.context();
     let visible = |f: &str| prep.ds.suite.families.iter().any(|x| x.name == f && x.visible_in_single_frames);
     let mut checks = Vec::new();
     for h in Heuristic::ALL {

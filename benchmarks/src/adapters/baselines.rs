@@ -16,10 +16,6 @@ use crate::metrics::dist;
 use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind, half, pos, seen, vel};
 
-fn model_ref(id: &str, kind: &str, seeds: Vec<u64>, labels: Vec<String>) -> ModelRef {
-    ModelRef { id: id.into(), kind: kind.into(), checkpoint_hash: None, seeds, labels_used: labels, config: json!({}) }
-}
-
 /// The simulator re-run from t=0 with each episode's true scene (re-simulating from the
 /// recorded 30 fps states would lose the physics sub-steps): the ceiling. Forecasts and
 /// labels come from the re-simulated episode; VoE surprise is the distance between what is
@@ -60,10 +56,7 @@ fn frame_divergence(obs: &EpisodeFrames, f: usize, fr: &physworld_sim::Frame) ->
 fn divergence(obs: &EpisodeFrames, world: &physworld_sim::Episode) -> Surprise {
     let per_frame: Vec<f64> =
         world.frames.iter().enumerate().take(obs.frames).map(|(f, fr)| frame_divergence(obs, f, fr)).collect();
-    Surprise {
-        max: per_frame.iter().copied().fold(0.0, f64::max),
-        mean: per_frame.iter().sum::<f64>() / per_frame.len().max(1) as f64,
-    }
+    Surprise::from_frames(&per_frame)
 }
 
 impl Adapter for Oracle {
@@ -77,7 +70,10 @@ impl Adapter for Oracle {
         true
     }
     fn describe(&self) -> ModelRef {
-        model_ref(&self.id, "oracle", Vec::new(), vec!["true scenes (re-simulation from t=0)".into()])
+        ModelRef {
+            labels_used: vec!["true scenes (re-simulation from t=0)".into()],
+            ..ModelRef::new(&self.id, "oracle")
+        }
     }
     fn answer(
         &mut self,
@@ -189,7 +185,7 @@ impl Adapter for ConstantVelocity {
         true
     }
     fn describe(&self) -> ModelRef {
-        model_ref("constant-velocity", "constant-velocity", Vec::new(), Vec::new())
+        ModelRef::new("constant-velocity", "constant-velocity")
     }
     fn answer(
         &mut self,
@@ -285,10 +281,7 @@ fn kinematic_residual(e: &EpisodeFrames, dt: f32) -> Surprise {
         }
         per_frame.push(if n > 0 { sum / n as f64 } else { 0.0 });
     }
-    Surprise {
-        max: per_frame.iter().copied().fold(0.0, f64::max),
-        mean: per_frame.iter().sum::<f64>() / per_frame.len().max(1) as f64,
-    }
+    Surprise::from_frames(&per_frame)
 }
 
 /// Seeded uniform answers (per item, independent of order) and uniform random surprise.
@@ -323,7 +316,7 @@ impl Adapter for Chance {
         task != TaskKind::Forecast
     }
     fn describe(&self) -> ModelRef {
-        model_ref(&self.id, "chance", vec![self.seed], Vec::new())
+        ModelRef { seeds: vec![self.seed], ..ModelRef::new(&self.id, "chance") }
     }
     fn answer(
         &mut self,
@@ -373,9 +366,11 @@ impl Adapter for Majority {
         task != TaskKind::Forecast
     }
     fn describe(&self) -> ModelRef {
-        let mut m = model_ref("majority", "majority", Vec::new(), vec!["readout split answers".into()]);
-        m.config = json!({ "readout_items": self.counts });
-        m
+        ModelRef {
+            labels_used: vec!["readout split answers".into()],
+            config: json!({ "readout_items": self.counts }),
+            ..ModelRef::new("majority", "majority")
+        }
     }
     fn answer(
         &mut self,

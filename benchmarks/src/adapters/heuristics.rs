@@ -77,8 +77,7 @@ impl Heuristic {
 
     /// Per-frame statistic, aggregated as (max, mean) over frames.
     fn statistic(self, e: &EpisodeFrames, dt: f32) -> Surprise {
-        let mut best = 0.0f64;
-        let mut sum = 0.0f64;
+        let mut per_frame = Vec::with_capacity(e.frames);
         for f in 0..e.frames {
             let both = |o: usize| f > 0 && seen(e, f - 1, o) && seen(e, f, o);
             let v = match self {
@@ -111,10 +110,9 @@ impl Heuristic {
                     .fold(0.0, f64::max),
                 Heuristic::AlreadyTouching | Heuristic::ClosestApproach => 0.0,
             };
-            best = best.max(v);
-            sum += v;
+            per_frame.push(v);
         }
-        Surprise { max: best, mean: sum / e.frames.max(1) as f64 }
+        Surprise::from_frames(&per_frame)
     }
 }
 
@@ -152,14 +150,7 @@ impl Adapter for HeuristicAdapter {
         task == self.h.task()
     }
     fn describe(&self) -> ModelRef {
-        ModelRef {
-            id: self.id.clone(),
-            kind: "heuristic".into(),
-            checkpoint_hash: None,
-            seeds: Vec::new(),
-            labels_used: Vec::new(),
-            config: json!({ "heuristic": self.h.name() }),
-        }
+        ModelRef { config: json!({ "heuristic": self.h.name() }), ..ModelRef::new(&self.id, "heuristic") }
     }
     fn answer(
         &mut self,

@@ -41,6 +41,16 @@ pub struct Surprise {
     pub mean: f64,
 }
 
+impl Surprise {
+    /// Max and mean of per-frame scores (0 for none).
+    pub fn from_frames(per_frame: &[f64]) -> Surprise {
+        Surprise {
+            max: per_frame.iter().copied().fold(0.0, f64::max),
+            mean: per_frame.iter().sum::<f64>() / per_frame.len().max(1) as f64,
+        }
+    }
+}
+
 /// A model's answer to one item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -71,12 +71,9 @@ impl Featurizer for RawState {
     }
     fn describe(&self, id: &str) -> ModelRef {
         ModelRef {
-            id: id.into(),
-            kind: "raw-state".into(),
-            checkpoint_hash: None,
-            seeds: Vec::new(),
             labels_used: vec!["readout split labels (probes)".into()],
             config: json!({ "features": "normalised last observed state", "ridge_lambdas": RidgeProbe::LAMBDAS, "logistic_l2": LOGISTIC_L2 }),
+            ..ModelRef::new(id, "raw-state")
         }
     }
     fn dims(&self) -> (usize, usize) {
@@ -270,10 +267,7 @@ impl Featurizer for Jepa {
                 let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
                 per.extend(self.model.surprise(&batch, 1)?.into_iter().map(|v| v[0] as f64));
             }
-            Ok(Surprise {
-                max: per.iter().copied().fold(0.0, f64::max),
-                mean: per.iter().sum::<f64>() / per.len().max(1) as f64,
-            })
+            Ok(Surprise::from_frames(&per))
         };
         Some(run())
     }

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
 use crate::results::ModelRef;
-use crate::tasks::{Item, TaskKind, half, pos, vel};
+use crate::tasks::{Item, TaskKind, half, pos, shape_name, vel};
 
 /// Protocol version.
 pub const PROCESS_PROTOCOL: &str = "physworld-process/1";
@@ -50,16 +50,6 @@ pub struct Process {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
-}
-
-fn shape_name(k: i8) -> &'static str {
-    match k {
-        0 => "sphere",
-        1 => "box",
-        2 => "cylinder",
-        3 => "capsule",
-        _ => "unknown",
-    }
 }
 
 /// The observable frames `0..observe` of `e` as protocol JSON.
@@ -200,12 +190,8 @@ impl Adapter for Process {
     }
     fn describe(&self) -> ModelRef {
         ModelRef {
-            id: self.id.clone(),
-            kind: "process".into(),
-            checkpoint_hash: None,
-            seeds: Vec::new(),
-            labels_used: Vec::new(),
             config: json!({ "name": self.name, "protocol": PROCESS_PROTOCOL }),
+            ..ModelRef::new(&self.id, "process")
         }
     }
     fn answer(

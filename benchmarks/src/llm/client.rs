@@ -231,7 +231,7 @@ impl Client {
             if let Some(max) = self.cfg.max_requests
                 && self.stats().requests >= max
             {
-                return Err(BenchError::Mismatch {
+                return Err(BenchError::Halt {
                     what: format!("LLM `{}`", self.cfg.model),
                     reason: format!("request budget of {max} spent; rerun to continue from the cache"),
                 });
@@ -320,7 +320,7 @@ impl Client {
                     self.bump(|s| s.cache_hits += 1);
                     v
                 } else if self.cfg.offline {
-                    return Err(BenchError::Mismatch {
+                    return Err(BenchError::Halt {
                         what: format!("LLM `{}`", self.cfg.model),
                         reason: "not in the cache and --offline is set".into(),
                     });

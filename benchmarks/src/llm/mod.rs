@@ -92,7 +92,7 @@ impl Llm {
         let reply = match reply {
             Ok(r) => r,
             // A spent budget stops the run (answers so far are cached: a rerun resumes).
-            Err(e) if e.to_string().contains("budget") || e.to_string().contains("--offline") => return Err(e),
+            Err(e @ crate::error::BenchError::Halt { .. }) => return Err(e),
             // A server that keeps failing costs this item, not the run: invalid, with why.
             Err(e) => Reply {
                 text: String::new(),
@@ -129,11 +129,7 @@ impl Adapter for Llm {
     fn describe(&self) -> ModelRef {
         let c = self.client.config();
         ModelRef {
-            id: self.id.clone(),
-            kind: "llm".into(),
-            checkpoint_hash: None,
             seeds: vec![c.seed],
-            labels_used: Vec::new(),
             config: json!({
                 "provider": c.provider.name(),
                 "model": c.model,
@@ -144,6 +140,7 @@ impl Adapter for Llm {
                 "shots": 0,
                 "system_fingerprint": self.fingerprint,
             }),
+            ..ModelRef::new(&self.id, "llm")
         }
     }
     fn raw_log(&mut self, item: &str) -> Option<Value> {

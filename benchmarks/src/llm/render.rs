@@ -3,22 +3,12 @@
 
 use physworld_pipeline::{EpisodeFrames, EpisodeMeta};
 
-use crate::tasks::{Item, TaskKind, half, pos, seen, vel};
+use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
 
 /// Frames between the states listed in a choice prompt (0.1 s at 30 fps).
 pub const FRAME_STEP: usize = 3;
 /// Frames between the states listed in a whole-episode (VoE) prompt (0.2 s at 30 fps).
 pub const VOE_FRAME_STEP: usize = 6;
-
-fn shape_name(k: i8) -> &'static str {
-    match k {
-        0 => "sphere",
-        1 => "box",
-        2 => "cylinder",
-        3 => "capsule",
-        _ => "unknown",
-    }
-}
 
 fn v3(v: [f32; 3]) -> String {
     format!("({:.2}, {:.2}, {:.2})", v[0], v[1], v[2])
