@@ -151,3 +151,51 @@ fn openai_and_anthropic_adapters_answer_real_items_through_a_local_llama_cpp_ser
         assert!(!all.contains("physworld-test-secret"), "a key leaked into {}", dir.display());
     }
 }
+
+#[test]
+fn gguf_adapter_answers_in_process_and_replays_from_its_cache() {
+    let gguf = std::env::var("PHYSWORLD_GGUF")
+        .unwrap_or_else(|_| panic!("PHYSWORLD_GGUF is not set: run the tests with `bash .ci/run`"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("tiny");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["generate", "--suite", s(&tiny), "--out", s(&data)])
+        .output()
+        .expect("generates");
+    assert!(o.status.success(), "{}", text(&o));
+
+    let spec = format!("gguf:{gguf}");
+    let (out1, cache) = (tmp.path().join("g1"), tmp.path().join("gc"));
+    let o = bench(&data, &spec, &out1, &cache, "contact,outcome", "3");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("6 requests, 0 cache hits"), "{}", text(&o));
+    let logs = items(&out1);
+    assert_eq!(logs.len(), 6);
+    for l in &logs {
+        // Decoded under the answer grammar: every answer parses.
+        assert_eq!(l["invalid"], false, "{l}");
+        let ex = &l["raw"][0]["exchange"];
+        assert!(ex["request"]["grammar"].is_array(), "{l}");
+        let content = ex["response"]["content"].as_str().expect("content");
+        let v: serde_json::Value = serde_json::from_str(content).expect("JSON answer");
+        assert!(v["answer"].is_string(), "{content}");
+        assert!(ex["response"]["usage"]["prompt_tokens"].as_u64().expect("usage") > 100, "{l}");
+    }
+    let sha = physworld_benchmarks::llm::gguf::file_sha256(Path::new(&gguf)).expect("hash");
+    assert!(all_text(&out1).contains(&sha), "the results name the model file by its hash");
+
+    // A rerun generates nothing and writes identical results.
+    let out2 = tmp.path().join("g2");
+    let o = bench(&data, &spec, &out2, &cache, "contact,outcome", "3");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 requests, 6 cache hits"), "{}", text(&o));
+    assert_eq!(without_wall_time(&out1), without_wall_time(&out2));
+
+    // A file that is not a GGUF model is refused with a clear error.
+    let junk = tmp.path().join("junk.gguf");
+    std::fs::write(&junk, b"not a model").expect("write");
+    let o = bench(&data, &format!("gguf:{}", s(&junk)), &tmp.path().join("g3"), &cache, "contact", "1");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("junk.gguf") && text(&o).contains("GGUF"), "{}", text(&o));
+}

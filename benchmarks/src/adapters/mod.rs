@@ -10,6 +10,7 @@
 //! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
 //! | `heuristic:<name>` | a cheap trick (see [`Heuristic`]) that a meaningful task defeats | voe or contact |
 //! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]) | contact, outcome, voe |
+//! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | contact, outcome, voe |
 //! | `process:<command>` | any external program over JSON Lines on stdin/stdout (see [`Process`]) | what it declares |
 
 use std::collections::BTreeMap;
@@ -120,7 +121,7 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>";
+pub const SPECS: &str = "oracle, constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
 /// Build the adapter for `spec`.
 pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
@@ -141,6 +142,7 @@ pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
         ("openai", Some(m)) if !m.is_empty() => {
             Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m)))
         }
+        ("gguf", Some(p)) if !p.is_empty() => Ok(Box::new(crate::llm::Llm::gguf(spec, p)?)),
         ("anthropic", Some(m)) if !m.is_empty() => {
             Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::Anthropic, m)))
         }

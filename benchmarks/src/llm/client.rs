@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::gguf::Gguf;
 use crate::error::{BenchError, Result};
 
 /// Which API.
@@ -19,6 +20,8 @@ pub enum Provider {
     OpenAi,
     /// `POST {base}/v1/messages` with `anthropic-version`.
     Anthropic,
+    /// A GGUF file run in-process (see [`super::gguf`]); no server, no key.
+    Gguf,
 }
 
 impl Provider {
@@ -27,18 +30,21 @@ impl Provider {
         match self {
             Provider::OpenAi => "openai",
             Provider::Anthropic => "anthropic",
+            Provider::Gguf => "gguf",
         }
     }
     fn default_base(self) -> &'static str {
         match self {
             Provider::OpenAi => "https://api.openai.com",
             Provider::Anthropic => "https://api.anthropic.com",
+            Provider::Gguf => "in-process",
         }
     }
     fn default_key_env(self) -> &'static str {
         match self {
             Provider::OpenAi => "OPENAI_API_KEY",
             Provider::Anthropic => "ANTHROPIC_API_KEY",
+            Provider::Gguf => "",
         }
     }
 }
@@ -88,8 +94,8 @@ impl LlmConfig {
     /// From a spec body `<model>[@<base_url>]`, with defaults.
     pub fn from_spec(provider: Provider, body: &str) -> LlmConfig {
         let (model, base) = match body.split_once('@') {
-            Some((m, b)) => (m.to_string(), b.trim_end_matches('/').to_string()),
-            None => (body.to_string(), provider.default_base().to_string()),
+            Some((m, b)) if provider != Provider::Gguf => (m.to_string(), b.trim_end_matches('/').to_string()),
+            _ => (body.to_string(), provider.default_base().to_string()),
         };
         let cache_dir = std::env::var_os("PHYSWORLD_LLM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
             std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/physworld/llm")
@@ -141,6 +147,13 @@ pub struct Client {
     key: Option<String>,
     agent: ureq::Agent,
     stats: Mutex<Stats>,
+    local: Option<Mutex<Gguf>>,
+    local_sha: String,
+}
+
+/// The complete texts a grammar-constrained answer may take.
+pub fn answer_texts(choices: &[String]) -> Vec<String> {
+    choices.iter().map(|c| format!("{{\"answer\": {}}}", Value::from(c.as_str()))).collect()
 }
 
 fn schema(choices: &[String]) -> Value {
@@ -158,7 +171,19 @@ impl Client {
         let key = std::env::var(&cfg.key_env).ok().filter(|k| !k.is_empty());
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(cfg.timeout)).http_status_as_error(false).build().into();
-        Client { cfg, key, agent, stats: Mutex::new(Stats::default()) }
+        Client { cfg, key, agent, stats: Mutex::new(Stats::default()), local: None, local_sha: String::new() }
+    }
+
+    /// A client running the GGUF file `cfg.model` in-process (loads it now).
+    pub fn new_local(cfg: LlmConfig) -> Result<Client> {
+        let model = Gguf::load(std::path::Path::new(&cfg.model))?;
+        let sha = model.sha256.clone();
+        Ok(Client { local: Some(Mutex::new(model)), local_sha: sha, ..Client::new(cfg) })
+    }
+
+    /// SHA-256 of the GGUF file of an in-process model.
+    pub fn model_sha256(&self) -> Option<&str> {
+        self.local.as_ref().map(|_| self.local_sha.as_str())
     }
 
     /// Settings.
@@ -210,12 +235,72 @@ impl Client {
                 }
                 ("/v1/messages".into(), b)
             }
+            Provider::Gguf => {
+                let mut b = json!({
+                    "decoder": super::gguf::DECODER_VERSION,
+                    "model_sha256": self.local_sha,
+                    "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                    "temperature": 0.0,
+                    "max_tokens": self.cfg.max_tokens,
+                });
+                if structured == "grammar" {
+                    b["grammar"] = json!(answer_texts(choices));
+                }
+                ("generate".into(), b)
+            }
         }
+    }
+
+    /// One in-process generation, as a response body shaped like the servers'.
+    fn generate_local(&self, body: &Value) -> Result<(u16, Value)> {
+        let Some(local) = &self.local else {
+            return Err(BenchError::Mismatch { what: "gguf client".into(), reason: "no model loaded".into() });
+        };
+        if let Some(max) = self.cfg.max_requests
+            && self.stats().requests >= max
+        {
+            return Err(BenchError::Halt {
+                what: format!("LLM `{}`", self.cfg.model),
+                reason: format!("generation budget of {max} spent; rerun to continue from the cache"),
+            });
+        }
+        self.bump(|s| s.requests += 1);
+        let mut model = local.lock().map_err(|_| BenchError::Mismatch {
+            what: "gguf model".into(),
+            reason: "a previous generation panicked".into(),
+        })?;
+        let msgs: Vec<(String, String)> = body["messages"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        (m["role"].as_str().unwrap_or("").to_string(), m["content"].as_str().unwrap_or("").to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let refs: Vec<(&str, &str)> = msgs.iter().map(|(r, c)| (r.as_str(), c.as_str())).collect();
+        let prompt = model.chat_prompt(&refs)?;
+        let tokens = model.encode_prompt(&prompt);
+        let grammar: Option<Vec<String>> =
+            body["grammar"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect());
+        let max = body["max_tokens"].as_u64().unwrap_or(64) as usize;
+        let g = model.generate(&tokens, max, grammar.as_deref())?;
+        Ok((
+            200,
+            json!({
+                "content": g.text,
+                "finish_reason": g.finish,
+                "usage": { "prompt_tokens": g.prompt_tokens, "completion_tokens": g.tokens.len() },
+            }),
+        ))
     }
 
     fn cache_key(&self, path: &str, body: &Value) -> String {
         let mut h = Sha256::new();
-        for part in [self.cfg.provider.name(), &self.cfg.base_url, path, &self.cfg.model] {
+        // An in-process model is named by its file's hash, not by where the file lies.
+        let model = if self.local.is_some() { &self.local_sha } else { &self.cfg.model };
+        for part in [self.cfg.provider.name(), &self.cfg.base_url, path, model] {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -240,7 +325,7 @@ impl Client {
             let mut req = self.agent.post(&url).header("content-type", "application/json");
             if let Some(k) = &self.key {
                 req = match self.cfg.provider {
-                    Provider::OpenAi => req.header("authorization", &format!("Bearer {k}")),
+                    Provider::OpenAi | Provider::Gguf => req.header("authorization", &format!("Bearer {k}")),
                     Provider::Anthropic => req.header("x-api-key", k),
                 };
             }
@@ -290,6 +375,7 @@ impl Client {
     fn extract(&self, v: &Value) -> Option<(String, bool)> {
         match self.cfg.provider {
             Provider::OpenAi => v["choices"][0]["message"]["content"].as_str().map(|t| (t.to_string(), true)),
+            Provider::Gguf => v["content"].as_str().map(|t| (t.to_string(), true)),
             Provider::Anthropic => {
                 let blocks = v["content"].as_array()?;
                 if let Some(t) = blocks.iter().find(|b| b["type"] == "tool_use") {
@@ -309,6 +395,7 @@ impl Client {
         let modes: &[&str] = match self.cfg.provider {
             Provider::OpenAi => &["json_schema", "json_object"],
             Provider::Anthropic => &["tool"],
+            Provider::Gguf => &["grammar"],
         };
         let mut last = None;
         for (i, mode) in modes.iter().enumerate() {
@@ -325,7 +412,11 @@ impl Client {
                         reason: "not in the cache and --offline is set".into(),
                     });
                 } else {
-                    let (status, v) = self.post(&path, &body, &key)?;
+                    let (status, v) = if self.cfg.provider == Provider::Gguf {
+                        self.generate_local(&body)?
+                    } else {
+                        self.post(&path, &body, &key)?
+                    };
                     let malformed = v.get("physworld_error").is_some();
                     let v = json!({ "status": status, "body": v });
                     // Only answers are cached: an error status or a malformed body is asked

@@ -10,7 +10,9 @@
 //! `PHYSWORLD_LLM_CONCURRENCY=N` keeps up to N requests in flight (default 1).
 
 pub mod client;
+pub mod gguf;
 pub mod render;
+pub mod tokenizer;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +48,13 @@ impl Llm {
     pub fn with_config(spec: &str, cfg: LlmConfig) -> Llm {
         let concurrency = std::env::var("PHYSWORLD_LLM_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
         Llm { id: spec.into(), client: Client::new(cfg), raw: BTreeMap::new(), fingerprint: None, concurrency }
+    }
+
+    /// `gguf:<path>`: the GGUF chat model at `path`, run in-process (loaded now).
+    pub fn gguf(spec: &str, path: &str) -> Result<Llm> {
+        let client = Client::new_local(LlmConfig::from_spec(Provider::Gguf, path))?;
+        // One model, one generation at a time.
+        Ok(Llm { id: spec.into(), client, raw: BTreeMap::new(), fingerprint: None, concurrency: 1 })
     }
 
     /// Requests, cache hits and retries so far.
@@ -139,6 +148,8 @@ impl Adapter for Llm {
                 "prompt": PROMPT_VERSION,
                 "shots": 0,
                 "system_fingerprint": self.fingerprint,
+                "model_sha256": self.client.model_sha256(),
+                "decoder": self.client.model_sha256().map(|_| gguf::DECODER_VERSION),
             }),
             ..ModelRef::new(&self.id, "llm")
         }

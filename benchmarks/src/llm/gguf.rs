@@ -1,0 +1,254 @@
+//! In-process inference of a quantized GGUF chat model (`gguf:<path>`), with no server:
+//! candle-transformers' `quantized_llama` for the network, the GGUF's own tokenizer
+//! ([`super::tokenizer`]) and its own Jinja chat template (`tokenizer.chat_template`,
+//! rendered by minijinja), greedy decoding on the CPU.
+//!
+//! Answers are decoded under a grammar, as llama.cpp does for a `json_schema` request:
+//! at every step only tokens that keep the text a prefix of `{"answer": "<choice>"}` for
+//! some allowed choice are eligible, and the most likely of them is taken. Free greedy
+//! decoding ([`Gguf::generate`] without a constraint) is what the tests compare with
+//! llama.cpp's own greedy output.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::tokenizer::Tokenizer;
+use crate::error::{BenchError, Result};
+
+/// Version of the in-process decoding (part of every cache key).
+pub const DECODER_VERSION: &str = "physworld-gguf/1 (greedy; grammar over allowed answers)";
+
+/// Prompt tokens per forward pass while reading the prompt.
+const PREFILL_CHUNK: usize = 512;
+
+/// A loaded GGUF chat model.
+pub struct Gguf {
+    /// The file.
+    pub path: PathBuf,
+    /// SHA-256 of the file (hex).
+    pub sha256: String,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Most tokens of prompt plus answer.
+    pub context: usize,
+    model: ModelWeights,
+    pieces: Vec<Vec<u8>>,
+    device: Device,
+}
+
+/// One decoding.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Tokens produced (the end-of-turn token excluded).
+    pub tokens: Vec<u32>,
+    /// Their text.
+    pub text: String,
+    /// Per produced token, the gap between the best and the second-best eligible logit.
+    pub margins: Vec<f32>,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Why it stopped: `stop` (end of turn or a complete constrained answer) or `length`.
+    pub finish: &'static str,
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> BenchError {
+    BenchError::Mismatch { what: format!("GGUF model {}", path.display()), reason: reason.into() }
+}
+
+/// SHA-256 of a file, streamed.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| BenchError::file(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| BenchError::file(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The same model with every weight dequantized to f32, as an in-memory GGUF: candle's CPU
+/// kernels for quantized blocks read a prompt at ~25 tokens/s on 2 cores, its f32 matrix
+/// multiply at ~160 (BENCHMARKS.md). Costs 4 bytes a weight (0.6 GB for 135M).
+fn dequantized(
+    ct: Content,
+    file: &mut std::fs::File,
+    device: &Device,
+) -> candle_core::Result<(Content, std::io::Cursor<Vec<u8>>)> {
+    let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in &names {
+        let q = ct.tensor(file, name, device)?;
+        let w = match q.dtype() {
+            GgmlDType::F32 => q,
+            _ => QTensor::quantize(&q.dequantize(device)?, GgmlDType::F32)?,
+        };
+        tensors.push((name.as_str(), w));
+    }
+    let mut meta: Vec<(&str, &candle_core::quantized::gguf_file::Value)> =
+        ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    meta.sort_by_key(|(k, _)| *k);
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut buf = std::io::Cursor::new(Vec::new());
+    candle_core::quantized::gguf_file::write(&mut buf, &meta, &refs)?;
+    drop(tensors);
+    buf.set_position(0);
+    let ct = Content::read(&mut buf)?;
+    Ok((ct, buf))
+}
+
+impl Gguf {
+    /// Load `path` (a llama-architecture GGUF with a byte-level BPE tokenizer) on the CPU.
+    pub fn load(path: &Path) -> Result<Gguf> {
+        let sha256 = file_sha256(path)?;
+        let mut file = std::fs::File::open(path).map_err(|e| BenchError::file(path, e))?;
+        let ct = Content::read(&mut file).map_err(|e| bad(path, format!("not a readable GGUF file: {e}")))?;
+        let arch = ct.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned();
+        if arch.as_deref() != Some("llama") {
+            return Err(bad(path, format!("architecture {arch:?} is not supported (only `llama`)")));
+        }
+        let trained = ct.metadata.get("llama.context_length").and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize;
+        let tokenizer = Tokenizer::from_gguf(&ct)?;
+        let device = Device::Cpu;
+        let model = dequantized(ct, &mut file, &device)
+            .and_then(|(ct, mut f32_file)| ModelWeights::from_gguf(ct, &mut f32_file, &device))
+            .map_err(|e| bad(path, format!("cannot load the weights: {e}")))?;
+        let pieces = (0..tokenizer.len() as u32).map(|i| tokenizer.token_bytes(i, false)).collect();
+        Ok(Gguf {
+            path: path.to_path_buf(),
+            sha256,
+            tokenizer,
+            context: trained.min(MAX_SEQ_LEN),
+            model,
+            pieces,
+            device,
+        })
+    }
+
+    /// The model's chat template applied to `messages` (`(role, content)`), ending with
+    /// the assistant's turn.
+    pub fn chat_prompt(&self, messages: &[(&str, &str)]) -> Result<String> {
+        let template =
+            self.tokenizer.chat_template.as_deref().ok_or_else(|| bad(&self.path, "has no tokenizer.chat_template"))?;
+        let mut env = minijinja::Environment::new();
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        let token =
+            |id: Option<u32>| id.map(|i| String::from_utf8_lossy(&self.tokenizer.token_bytes(i, true)).into_owned());
+        let msgs: Vec<_> = messages.iter().map(|(r, c)| json!({"role": r, "content": c})).collect();
+        env.render_str(
+            template,
+            minijinja::context! {
+                messages => msgs,
+                add_generation_prompt => true,
+                bos_token => token(self.tokenizer.bos).unwrap_or_default(),
+                eos_token => token(self.tokenizer.eos).unwrap_or_default(),
+            },
+        )
+        .map_err(|e| bad(&self.path, format!("its chat template failed to render: {e}")))
+    }
+
+    /// Tokens of a rendered chat prompt (special tokens parsed, as llama.cpp's server does).
+    pub fn encode_prompt(&self, text: &str) -> Vec<u32> {
+        self.tokenizer.encode(text, true, true)
+    }
+
+    /// Greedy decoding of up to `max_new` tokens after `prompt`. With `answers`, only
+    /// continuations that stay a prefix of one of them are eligible, and decoding stops
+    /// when one is complete.
+    pub fn generate(&mut self, prompt: &[u32], max_new: usize, answers: Option<&[String]>) -> Result<Generation> {
+        if prompt.is_empty() {
+            return Err(bad(&self.path, "an empty prompt"));
+        }
+        if prompt.len() + max_new > self.context {
+            return Err(bad(
+                &self.path,
+                format!(
+                    "a prompt of {} tokens plus {max_new} to answer exceeds its context of {} tokens",
+                    prompt.len(),
+                    self.context
+                ),
+            ));
+        }
+        self.model.clear_kv_cache();
+        let mut pos = 0;
+        let mut logits = None;
+        for chunk in prompt.chunks(PREFILL_CHUNK) {
+            let x = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
+            logits = Some(self.model.forward(&x, pos)?);
+            pos += chunk.len();
+        }
+        let mut out = Generation {
+            tokens: Vec::new(),
+            text: String::new(),
+            margins: Vec::new(),
+            prompt_tokens: prompt.len(),
+            finish: "length",
+        };
+        let mut produced: Vec<u8> = Vec::new();
+        for _ in 0..max_new {
+            let Some(l) = logits.take() else { break };
+            let l: Vec<f32> = l.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+            let eligible = |id: usize| match answers {
+                None => true,
+                Some(a) => {
+                    let p = &self.pieces[id];
+                    !p.is_empty()
+                        && a.iter().any(|s| {
+                            let s = s.as_bytes();
+                            s.len() >= produced.len() + p.len()
+                                && s.starts_with(&produced)
+                                && s[produced.len()..].starts_with(p)
+                        })
+                }
+            };
+            let (mut best, mut second) = (None::<(usize, f32)>, f32::NEG_INFINITY);
+            for (id, &v) in l.iter().enumerate() {
+                if !eligible(id) {
+                    continue;
+                }
+                match best {
+                    Some((_, b)) if v <= b => second = second.max(v),
+                    _ => {
+                        if let Some((_, b)) = best {
+                            second = second.max(b);
+                        }
+                        best = Some((id, v));
+                    }
+                }
+            }
+            let Some((next, top)) = best else {
+                return Err(bad(&self.path, "no token continues any allowed answer"));
+            };
+            let next = next as u32;
+            if answers.is_none() && (Some(next) == self.tokenizer.eos || self.tokenizer.is_control(next)) {
+                out.finish = "stop";
+                break;
+            }
+            out.tokens.push(next);
+            out.margins.push(top - second);
+            produced.extend_from_slice(&self.pieces[next as usize]);
+            if answers.is_some_and(|a| a.iter().any(|s| s.as_bytes() == produced.as_slice())) {
+                out.finish = "stop";
+                break;
+            }
+            let x = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
+            logits = Some(self.model.forward(&x, pos)?);
+            pos += 1;
+        }
+        out.text = String::from_utf8_lossy(&produced).into_owned();
+        Ok(out)
+    }
+}
