@@ -199,3 +199,97 @@ fn gguf_adapter_answers_in_process_and_replays_from_its_cache() {
     assert!(!o.status.success());
     assert!(text(&o).contains("junk.gguf") && text(&o).contains("GGUF"), "{}", text(&o));
 }
+
+fn bench_args(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["bench", "--suite", s(data), "--out", s(out)])
+        .args(extra)
+        .env("PHYSWORLD_LLM_CACHE", cache)
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn prompt_variants_seeds_and_shots_are_runs_reported_as_mean_and_spread() {
+    let url = base_url();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("tiny");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["generate", "--suite", s(&tiny), "--out", s(&data)])
+        .output()
+        .expect("generates");
+    assert!(o.status.success(), "{}", text(&o));
+    let spec = format!("openai:smol@{url}");
+    let (out, cache) = (tmp.path().join("v"), tmp.path().join("vc"));
+
+    // Three prompt variants x two seeds at temperature 0.7: six result files, one row.
+    let o = bench_args(
+        &data,
+        &out,
+        &cache,
+        &[
+            "--model",
+            &spec,
+            "--tasks",
+            "contact",
+            "--limit",
+            "4",
+            "--prompt-variants",
+            "0,1,2",
+            "--llm-seeds",
+            "0,1",
+            "--temperature",
+            "0.7",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = items(&out);
+    assert_eq!(logs.len(), 24);
+    let users: std::collections::BTreeSet<String> = logs
+        .iter()
+        .map(|l| l["raw"][0]["exchange"]["request"]["messages"][1]["content"].as_str().expect("user").to_string())
+        .collect();
+    assert_eq!(users.len(), 12, "4 items x 3 variants give 12 distinct prompts");
+    for l in &logs {
+        let req = &l["raw"][0]["exchange"]["request"];
+        assert_eq!(req["temperature"], 0.7, "{l}");
+        assert!(req["seed"] == 0 || req["seed"] == 1, "{l}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld")).args(["leaderboard", s(&out)]).output().expect("runs");
+    assert!(o.status.success(), "{}", text(&o));
+    let board = text(&o);
+    assert!(board.contains("llm ×6 runs (prompt variants × seeds)"), "{board}");
+    assert!(board.contains("(6 seeds)"), "mean ± spread over the runs: {board}");
+
+    // Two solved readout examples before each question, recorded as labels used.
+    let (out2, cache2) = (tmp.path().join("k"), tmp.path().join("kc"));
+    let o = bench_args(
+        &data,
+        &out2,
+        &cache2,
+        &["--model", &spec, "--tasks", "contact,outcome", "--limit", "3", "--shots", "2"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for l in items(&out2) {
+        let msgs = l["raw"][0]["exchange"]["request"]["messages"].as_array().expect("messages").clone();
+        let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().expect("role")).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user", "assistant", "user"], "{l}");
+        let shot: serde_json::Value = serde_json::from_str(msgs[2]["content"].as_str().expect("a")).expect("json");
+        assert!(shot["answer"].is_string(), "{shot}");
+        // Examples come from the readout split, never the item itself.
+        assert_ne!(msgs[1]["content"], msgs[5]["content"]);
+        assert_ne!(msgs[3]["content"], msgs[5]["content"]);
+    }
+    let all = all_text(&out2);
+    assert!(all.contains("readout split: 2 solved examples per question"), "labels_used recorded");
+    assert!(all.contains("#2shot"), "the model id names the shots");
+
+    // The flags are refused for models that are not LLMs.
+    let o = bench_args(&data, &tmp.path().join("x"), &cache, &["--model", "oracle", "--shots", "2"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("apply to LLM models"), "{}", text(&o));
+    let o = bench_args(&data, &tmp.path().join("x"), &cache, &["--model", &spec, "--prompt-variants", "7"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("prompt variant") && text(&o).contains('7'), "{}", text(&o));
+}

@@ -315,14 +315,22 @@ fn load_row(
 /// not a learned model, or no `train` config object to compare.
 fn seed_group_key(file: &ResultFile) -> Option<String> {
     let m = &file.model;
-    if !is_learned(&m.kind) {
-        return None;
-    }
     let mut config = m.config.as_object()?.clone();
-    config.get_mut("train")?.as_object_mut()?.remove("seed");
-    config.remove("run");
-    if let Some(data) = config.get_mut("data").and_then(Value::as_object_mut) {
-        data.remove("path");
+    if m.kind == "llm" {
+        // Runs of one LLM that differ in prompt variant and sampling seed: one row, so
+        // that no single prompt is picked as the model's score.
+        for k in ["prompt_variant", "system_fingerprint"] {
+            config.remove(k);
+        }
+    } else {
+        if !is_learned(&m.kind) {
+            return None;
+        }
+        config.get_mut("train")?.as_object_mut()?.remove("seed");
+        config.remove("run");
+        if let Some(data) = config.get_mut("data").and_then(Value::as_object_mut) {
+            data.remove("path");
+        }
     }
     let key = json!({
         "kind": m.kind,
@@ -382,7 +390,8 @@ fn seed_group(mut files: Vec<(Row, Option<u64>)>) -> Row {
         format!("{}, … +{} more", ids[..GROUP_NAME_MEMBERS].join(", "), ids.len() - GROUP_NAME_MEMBERS)
     };
     let first = &files[0].0;
-    let model = format!("{} ×{} seeds ({listed})", first.kind, files.len());
+    let what = if first.kind == "llm" { "runs (prompt variants × seeds)" } else { "seeds" };
+    let model = format!("{} ×{} {what} ({listed})", first.kind, files.len());
     let keys: BTreeSet<&String> = files.iter().flat_map(|(r, _)| r.cells.keys()).collect();
     let cells = keys
         .into_iter()

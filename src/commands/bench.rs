@@ -17,7 +17,9 @@ pub struct Args {
     #[arg(long)]
     suite: PathBuf,
     /// Model to score (repeatable): oracle, constant-velocity, chance[:SEED], majority,
-    /// raw-state, jepa:<run dir> (also serves state-mse runs).
+    /// raw-state, jepa:<run dir> (also serves state-mse runs), heuristic:<name>,
+    /// process:<command>, and LLMs: openai:<model>[@<base url>], anthropic:<model>[@<base
+    /// url>], gguf:<path to a .gguf chat model> (in-process, no server).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Folder for the result files (`<model>__<suite>.json` and `.items.jsonl`).
@@ -38,9 +40,47 @@ pub struct Args {
     /// Bootstrap resamples.
     #[arg(long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
     resamples: u32,
+    /// LLM models: prompt variants to run (comma-separated, 0..2). Each variant is its own
+    /// result file (`<model>#p1`); the leaderboard shows the mean and spread over variants
+    /// and seeds, never the best.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    prompt_variants: Vec<usize>,
+    /// LLM models: sampling seeds to run (comma-separated; `#s2` in the model id). Seeds
+    /// matter only with --temperature above 0.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    llm_seeds: Vec<u64>,
+    /// LLM models: sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// LLM models: solved examples from the readout split shown before each question
+    /// (k-shot; recorded in the result's labels_used).
+    #[arg(long, default_value_t = 0)]
+    shots: usize,
     /// Print a JSON summary instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// The LLM runs the flags ask for (one per prompt variant and seed).
+fn llm_runs(args: &Args) -> anyhow::Result<Vec<physworld_benchmarks::llm::LlmRun>> {
+    let default = args.prompt_variants == [0] && args.llm_seeds == [0] && args.temperature == 0.0 && args.shots == 0;
+    if !default && !args.models.iter().any(|m| adapters::is_llm(m)) {
+        bail!(
+            "--prompt-variants, --llm-seeds, --temperature and --shots apply to LLM models (openai:, anthropic:, gguf:); none was given"
+        );
+    }
+    let mut runs = Vec::new();
+    for &variant in &args.prompt_variants {
+        for &seed in &args.llm_seeds {
+            runs.push(physworld_benchmarks::llm::LlmRun {
+                variant,
+                seed,
+                shots: args.shots,
+                temperature: args.temperature,
+            });
+        }
+    }
+    Ok(runs)
 }
 
 /// Options from the flags.
@@ -66,6 +106,7 @@ pub fn bench(
     models: &[String],
     out: &Path,
     opts: BenchOptions,
+    runs: &[physworld_benchmarks::llm::LlmRun],
     quiet: bool,
 ) -> anyhow::Result<Vec<(PathBuf, ResultFile)>> {
     if suite.extension().is_some_and(|e| e == "toml") {
@@ -76,7 +117,19 @@ pub fn bench(
         );
     }
     // Parse every spec before any work, so that a typo fails fast.
-    let mut adapters = models.iter().map(|m| adapters::parse(m)).collect::<Result<Vec<_>, _>>()?;
+    // An LLM spec is one model per run (prompt variant x seed).
+    let default_run = [physworld_benchmarks::llm::LlmRun::default()];
+    let runs = if runs.is_empty() { &default_run[..] } else { runs };
+    let mut adapters = Vec::new();
+    for m in models {
+        if adapters::is_llm(m) {
+            for r in runs {
+                adapters.push(adapters::parse_with(m, r)?);
+            }
+        } else {
+            adapters.push(adapters::parse(m)?);
+        }
+    }
     let prep = Prepared::new(suite, opts)?;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
@@ -129,7 +182,8 @@ pub fn summary(file: &ResultFile) -> String {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = options(&args)?;
     let _ = SPECS;
-    let written = bench(&args.suite, &args.models, &args.out, opts, args.json)?;
+    let runs = llm_runs(&args)?;
+    let written = bench(&args.suite, &args.models, &args.out, opts, &runs, args.json)?;
     if args.json {
         let v: Vec<serde_json::Value> = written
             .iter()

@@ -136,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .chain(args.llms.iter().cloned())
         .collect();
     let opts = BenchOptions { resamples: args.resamples, ..BenchOptions::default() };
-    super::bench::bench(&data, &models, &results, opts, quiet)?;
+    super::bench::bench(&data, &models, &results, opts, &[], quiet)?;
     stage(quiet, 4, "leaderboard");
     let board = leaderboard::load(&results)?;
     let html = args.out.join("leaderboard.html");

@@ -125,6 +125,16 @@ pub const SPECS: &str = "oracle, constant-velocity, chance[:SEED], majority, raw
 
 /// Build the adapter for `spec`.
 pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
+    parse_with(spec, &crate::llm::LlmRun::default())
+}
+
+/// Whether `spec` names an LLM (`openai:`, `anthropic:`, `gguf:`).
+pub fn is_llm(spec: &str) -> bool {
+    ["openai:", "anthropic:", "gguf:"].iter().any(|p| spec.starts_with(p))
+}
+
+/// Build the adapter for `spec`, an LLM with the run settings `run` (ignored by others).
+pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapter>> {
     let (head, arg) = match spec.split_once(':') {
         Some((h, a)) => (h, Some(a)),
         None => (spec, None),
@@ -140,11 +150,11 @@ pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
         ("majority", None) => Ok(Box::new(Majority::default())),
         ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
         ("openai", Some(m)) if !m.is_empty() => {
-            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m)))
+            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m).with_run(*run)?))
         }
-        ("gguf", Some(p)) if !p.is_empty() => Ok(Box::new(crate::llm::Llm::gguf(spec, p)?)),
+        ("gguf", Some(p)) if !p.is_empty() => Ok(Box::new(crate::llm::Llm::gguf(spec, p)?.with_run(*run)?)),
         ("anthropic", Some(m)) if !m.is_empty() => {
-            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::Anthropic, m)))
+            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::Anthropic, m).with_run(*run)?))
         }
         ("process", Some(cmd)) if !cmd.trim().is_empty() => Ok(Box::new(Process::start(spec, cmd)?)),
         ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),

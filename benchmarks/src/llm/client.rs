@@ -128,6 +128,27 @@ pub struct Stats {
     pub retries: u64,
 }
 
+/// One message of a conversation: `user` or `assistant` (few-shot examples are earlier
+/// turns; the last is the question).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    /// Text.
+    pub content: String,
+}
+
+impl Turn {
+    /// A user turn.
+    pub fn user(content: impl Into<String>) -> Turn {
+        Turn { role: "user", content: content.into() }
+    }
+    /// An assistant turn.
+    pub fn assistant(content: impl Into<String>) -> Turn {
+        Turn { role: "assistant", content: content.into() }
+    }
+}
+
 /// One answer.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -186,6 +207,12 @@ impl Client {
         self.local.as_ref().map(|_| self.local_sha.as_str())
     }
 
+    /// Sample at `temperature` with `seed` (0: greedy).
+    pub fn set_sampling(&mut self, temperature: f64, seed: u64) {
+        self.cfg.temperature = temperature;
+        self.cfg.seed = seed;
+    }
+
     /// Settings.
     pub fn config(&self) -> &LlmConfig {
         &self.cfg
@@ -202,12 +229,15 @@ impl Client {
         }
     }
 
-    fn body(&self, system: &str, user: &str, choices: &[String], structured: &str) -> (String, Value) {
+    fn body(&self, system: &str, turns: &[Turn], choices: &[String], structured: &str) -> (String, Value) {
+        let conversation: Vec<Value> = turns.iter().map(|t| json!({"role": t.role, "content": t.content})).collect();
+        let mut with_system = vec![json!({"role": "system", "content": system})];
+        with_system.extend(conversation.iter().cloned());
         match self.cfg.provider {
             Provider::OpenAi => {
                 let mut b = json!({
                     "model": self.cfg.model,
-                    "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                    "messages": with_system,
                     "temperature": self.cfg.temperature,
                     "seed": self.cfg.seed,
                     "max_tokens": self.cfg.max_tokens,
@@ -225,7 +255,7 @@ impl Client {
                 let mut b = json!({
                     "model": self.cfg.model,
                     "system": system,
-                    "messages": [{"role": "user", "content": user}],
+                    "messages": conversation,
                     "temperature": self.cfg.temperature,
                     "max_tokens": self.cfg.max_tokens,
                 });
@@ -239,10 +269,13 @@ impl Client {
                 let mut b = json!({
                     "decoder": super::gguf::DECODER_VERSION,
                     "model_sha256": self.local_sha,
-                    "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                    "temperature": 0.0,
+                    "messages": with_system,
+                    "temperature": self.cfg.temperature,
                     "max_tokens": self.cfg.max_tokens,
                 });
+                if self.cfg.temperature > 0.0 {
+                    b["seed"] = json!(self.cfg.seed);
+                }
                 if structured == "grammar" {
                     b["grammar"] = json!(answer_texts(choices));
                 }
@@ -285,7 +318,9 @@ impl Client {
         let grammar: Option<Vec<String>> =
             body["grammar"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect());
         let max = body["max_tokens"].as_u64().unwrap_or(64) as usize;
-        let g = model.generate(&tokens, max, grammar.as_deref())?;
+        let temperature = body["temperature"].as_f64().unwrap_or(0.0);
+        let sampling = (temperature > 0.0).then(|| (temperature, body["seed"].as_u64().unwrap_or(0)));
+        let g = model.generate_with(&tokens, max, grammar.as_deref(), sampling)?;
         Ok((
             200,
             json!({
@@ -391,7 +426,7 @@ impl Client {
     /// for OpenAI-compatible servers; a forced tool call for Anthropic), the reply text for a
     /// free-text parse otherwise. Served from the cache when the same request was answered
     /// before.
-    pub fn ask(&self, system: &str, user: &str, choices: &[String]) -> Result<Reply> {
+    pub fn ask(&self, system: &str, turns: &[Turn], choices: &[String]) -> Result<Reply> {
         let modes: &[&str] = match self.cfg.provider {
             Provider::OpenAi => &["json_schema", "json_object"],
             Provider::Anthropic => &["tool"],
@@ -399,7 +434,7 @@ impl Client {
         };
         let mut last = None;
         for (i, mode) in modes.iter().enumerate() {
-            let (path, body) = self.body(system, user, choices, mode);
+            let (path, body) = self.body(system, turns, choices, mode);
             let key = self.cache_key(&path, &body);
             let file = self.cfg.cache_dir.join(&key[..2]).join(format!("{key}.json"));
             let response =

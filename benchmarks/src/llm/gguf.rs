@@ -169,6 +169,30 @@ impl Gguf {
     /// continuations that stay a prefix of one of them are eligible, and decoding stops
     /// when one is complete.
     pub fn generate(&mut self, prompt: &[u32], max_new: usize, answers: Option<&[String]>) -> Result<Generation> {
+        self.generate_with(prompt, max_new, answers, None)
+    }
+
+    /// [`Gguf::generate`], sampling at `(temperature, seed)` instead of greedy when given:
+    /// eligible tokens drawn from softmax(logits / temperature) by a generator seeded from
+    /// the seed and the prompt, so the same request gives the same answer.
+    pub fn generate_with(
+        &mut self,
+        prompt: &[u32],
+        max_new: usize,
+        answers: Option<&[String]>,
+        sampling: Option<(f64, u64)>,
+    ) -> Result<Generation> {
+        let mut rng = sampling.map(|(_, seed)| {
+            let mut h = Sha256::new();
+            h.update(seed.to_le_bytes());
+            for t in prompt {
+                h.update(t.to_le_bytes());
+            }
+            let d = h.finalize();
+            let mut s = [0u8; 32];
+            s.copy_from_slice(&d);
+            <rand_chacha::ChaCha8Rng as rand::SeedableRng>::from_seed(s)
+        });
         if prompt.is_empty() {
             return Err(bad(&self.path, "an empty prompt"));
         }
@@ -229,9 +253,26 @@ impl Gguf {
                     }
                 }
             }
-            let Some((next, top)) = best else {
+            let Some((mut next, top)) = best else {
                 return Err(bad(&self.path, "no token continues any allowed answer"));
             };
+            if let (Some((temperature, _)), Some(rng)) = (sampling, rng.as_mut()) {
+                let weights: Vec<(usize, f64)> = l
+                    .iter()
+                    .enumerate()
+                    .filter(|(id, _)| eligible(*id))
+                    .map(|(id, &v)| (id, (f64::from(v - top) / temperature).exp()))
+                    .collect();
+                let total: f64 = weights.iter().map(|w| w.1).sum();
+                let mut u = rand::Rng::random::<f64>(rng) * total;
+                for (id, w) in weights {
+                    next = id;
+                    u -= w;
+                    if u <= 0.0 {
+                        break;
+                    }
+                }
+            }
             let next = next as u32;
             if answers.is_none() && (Some(next) == self.tokenizer.eos || self.tokenizer.is_control(next)) {
                 out.finish = "stop";

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-pub use client::{Client, LlmConfig, Provider, Reply, Stats};
+pub use client::{Client, LlmConfig, Provider, Reply, Stats, Turn};
 
 use crate::adapters::{Adapter, Answer, Context, Surprise};
 use crate::error::Result;
@@ -26,8 +26,43 @@ use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind};
 
 /// Version of the prompts (bumps whenever their text changes).
-pub const PROMPT_VERSION: &str =
-    "physworld-prompt/1 (scene with masses, centimetres, every 3rd frame, VoE every 6th; zero-shot)";
+pub const PROMPT_VERSION: &str = "physworld-prompt/2 (3 variants; scene with masses, centimetres, every 3rd frame, \
+     VoE every 6th; k-shot from readout as earlier turns)";
+
+/// What varies between runs of one LLM: the prompt variant, the sampling seed and
+/// temperature, and the number of solved examples. Runs that differ only in variant and
+/// seed form one leaderboard row (mean and spread).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LlmRun {
+    /// Prompt variant, `0..render::VARIANTS`.
+    pub variant: usize,
+    /// Sampling seed (OpenAI-compatible servers and `gguf:`; the Messages API has none).
+    pub seed: u64,
+    /// Solved `readout` examples shown before each question.
+    pub shots: usize,
+    /// Sampling temperature (0: greedy).
+    pub temperature: f64,
+}
+
+impl LlmRun {
+    /// The model-id suffix naming the non-default settings (`#p1#s2#3shot#t0.7`).
+    pub fn suffix(&self) -> String {
+        let mut s = String::new();
+        if self.variant != 0 {
+            s.push_str(&format!("#p{}", self.variant));
+        }
+        if self.seed != 0 {
+            s.push_str(&format!("#s{}", self.seed));
+        }
+        if self.shots != 0 {
+            s.push_str(&format!("#{}shot", self.shots));
+        }
+        if self.temperature != 0.0 {
+            s.push_str(&format!("#t{}", self.temperature));
+        }
+        s
+    }
+}
 
 /// An LLM as a benchmark model.
 pub struct Llm {
@@ -36,7 +71,11 @@ pub struct Llm {
     raw: BTreeMap<String, Value>,
     fingerprint: Option<String>,
     concurrency: usize,
+    run: LlmRun,
 }
+
+/// One question: the conversation (few-shot turns, then the question) and its choices.
+type Prompt = (Vec<Turn>, Vec<String>);
 
 impl Llm {
     /// From a spec: `openai:<model>[@<base_url>]` or `anthropic:<model>[@<base_url>]`.
@@ -47,14 +86,50 @@ impl Llm {
     /// With explicit settings.
     pub fn with_config(spec: &str, cfg: LlmConfig) -> Llm {
         let concurrency = std::env::var("PHYSWORLD_LLM_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-        Llm { id: spec.into(), client: Client::new(cfg), raw: BTreeMap::new(), fingerprint: None, concurrency }
+        Llm {
+            id: spec.into(),
+            client: Client::new(cfg),
+            raw: BTreeMap::new(),
+            fingerprint: None,
+            concurrency,
+            run: LlmRun::default(),
+        }
+    }
+
+    /// With the run settings `run` (appends [`LlmRun::suffix`] to the id).
+    pub fn with_run(mut self, run: LlmRun) -> Result<Llm> {
+        if run.variant >= render::VARIANTS {
+            return Err(crate::error::BenchError::invalid(
+                "prompt variant",
+                &run.variant.to_string(),
+                &format!("0..{}", render::VARIANTS - 1),
+            ));
+        }
+        if !(0.0..=2.0).contains(&run.temperature) {
+            return Err(crate::error::BenchError::invalid(
+                "temperature",
+                &run.temperature.to_string(),
+                "a number in 0..=2",
+            ));
+        }
+        self.id.push_str(&run.suffix());
+        self.client.set_sampling(run.temperature, run.seed);
+        self.run = run;
+        Ok(self)
     }
 
     /// `gguf:<path>`: the GGUF chat model at `path`, run in-process (loaded now).
     pub fn gguf(spec: &str, path: &str) -> Result<Llm> {
         let client = Client::new_local(LlmConfig::from_spec(Provider::Gguf, path))?;
         // One model, one generation at a time.
-        Ok(Llm { id: spec.into(), client, raw: BTreeMap::new(), fingerprint: None, concurrency: 1 })
+        Ok(Llm {
+            id: spec.into(),
+            client,
+            raw: BTreeMap::new(),
+            fingerprint: None,
+            concurrency: 1,
+            run: LlmRun::default(),
+        })
     }
 
     /// Requests, cache hits and retries so far.
@@ -64,10 +139,11 @@ impl Llm {
 
     /// Ask every `(user message, choices)` with up to `concurrency` requests in flight;
     /// replies in order.
-    fn ask_all(&self, prompts: &[(String, Vec<String>)]) -> Vec<Result<Reply>> {
+    fn ask_all(&self, prompts: &[Prompt]) -> Vec<Result<Reply>> {
+        let system = render::system(self.run.variant);
         let workers = self.concurrency.max(1).min(prompts.len().max(1));
         if workers == 1 {
-            return prompts.iter().map(|(u, c)| self.client.ask(render::SYSTEM, u, c)).collect();
+            return prompts.iter().map(|(t, c)| self.client.ask(system, t, c)).collect();
         }
         let mut slots: Vec<Option<Result<Reply>>> = (0..prompts.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
@@ -76,7 +152,7 @@ impl Llm {
                     scope.spawn(move || {
                         (w..prompts.len())
                             .step_by(workers)
-                            .map(|i| (i, self.client.ask(render::SYSTEM, &prompts[i].0, &prompts[i].1)))
+                            .map(|i| (i, self.client.ask(system, &prompts[i].0, &prompts[i].1)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -125,6 +201,74 @@ impl Llm {
     }
 }
 
+impl Llm {
+    /// The solved examples shown before each question of `task`: `shots` items of the
+    /// `readout` split, spread over the answers (round-robin over them, in a seeded order),
+    /// as user/assistant turns. VoE examples are single episodes with their verdict.
+    fn shots(&self, ctx: &Context<'_>, task: TaskKind) -> Result<Vec<Turn>> {
+        let k = self.run.shots;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(readout) = ctx.readout.get(&task) else {
+            return Err(crate::error::BenchError::Mismatch {
+                what: format!("--shots {k}"),
+                reason: format!("the readout split has no {} items to draw examples from", task.as_str()),
+            });
+        };
+        let fps = ctx.ds.info.fps;
+        let v = self.run.variant;
+        // Candidate examples with their answer text, grouped by answer.
+        let mut by_answer: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for it in &readout.items {
+            match (&it.target, task) {
+                (crate::tasks::Target::Possible(p), TaskKind::Voe) => {
+                    for (ep, ok) in it.episodes.iter().zip(p) {
+                        let verdict = if *ok { "possible" } else { "impossible" };
+                        let e = ctx.readout_frames.get(*ep)?;
+                        let user = render::voe_prompt(e, ctx.ds.meta(*ep)?, fps, v);
+                        by_answer.entry(verdict.into()).or_default().push((user, verdict.into()));
+                    }
+                }
+                (crate::tasks::Target::Choice(c), _) => {
+                    let e = ctx.readout_frames.get(it.episodes[0])?;
+                    let user = render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v);
+                    let answer = it.choices.get(*c).cloned().unwrap_or_default();
+                    by_answer.entry(format!("{}/{answer}", it.question)).or_default().push((user, answer));
+                }
+                _ => {}
+            }
+        }
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(self.run.seed);
+        for list in by_answer.values_mut() {
+            rand::seq::SliceRandom::shuffle(list.as_mut_slice(), &mut rng);
+        }
+        let mut picked = Vec::new();
+        let mut round = 0;
+        while picked.len() < k && by_answer.values().any(|l| l.len() > round) {
+            for list in by_answer.values() {
+                if picked.len() < k
+                    && let Some(x) = list.get(round)
+                {
+                    picked.push(x.clone());
+                }
+            }
+            round += 1;
+        }
+        if picked.len() < k {
+            return Err(crate::error::BenchError::Mismatch {
+                what: format!("--shots {k}"),
+                reason: format!("the readout split has only {} {} examples", picked.len(), task.as_str()),
+            });
+        }
+        rand::seq::SliceRandom::shuffle(picked.as_mut_slice(), &mut rng);
+        Ok(picked
+            .into_iter()
+            .flat_map(|(user, answer)| [Turn::user(user), Turn::assistant(client::answer_texts(&[answer]).remove(0))])
+            .collect())
+    }
+}
+
 impl Adapter for Llm {
     fn id(&self) -> &str {
         &self.id
@@ -139,6 +283,11 @@ impl Adapter for Llm {
         let c = self.client.config();
         ModelRef {
             seeds: vec![c.seed],
+            labels_used: if self.run.shots > 0 {
+                vec![format!("readout split: {} solved examples per question", self.run.shots)]
+            } else {
+                Vec::new()
+            },
             config: json!({
                 "provider": c.provider.name(),
                 "model": c.model,
@@ -146,7 +295,8 @@ impl Adapter for Llm {
                 "temperature": c.temperature,
                 "max_tokens": c.max_tokens,
                 "prompt": PROMPT_VERSION,
-                "shots": 0,
+                "prompt_variant": self.run.variant,
+                "shots": self.run.shots,
                 "system_fingerprint": self.fingerprint,
                 "model_sha256": self.client.model_sha256(),
                 "decoder": self.client.model_sha256().map(|_| gguf::DECODER_VERSION),
@@ -170,7 +320,14 @@ impl Adapter for Llm {
         tick: &(dyn Fn() + Sync),
     ) -> Result<Vec<Answer>> {
         let fps = ctx.ds.info.fps;
+        let v = self.run.variant;
         let verdicts = vec!["possible".to_string(), "impossible".to_string()];
+        let shots = self.shots(ctx, task)?;
+        let ask = |user: String, choices: Vec<String>| -> Prompt {
+            let mut turns = shots.clone();
+            turns.push(Turn::user(user));
+            (turns, choices)
+        };
         let mut out = Vec::with_capacity(items.len());
         for chunk in items.chunks(4 * self.concurrency.max(1)) {
             // The prompts of this chunk (four per VoE quadruplet), asked concurrently.
@@ -178,12 +335,17 @@ impl Adapter for Llm {
             for it in chunk {
                 if task == TaskKind::Voe {
                     for &ep in &it.episodes {
-                        prompts
-                            .push((render::voe_prompt(ctx.frames.get(ep)?, ctx.ds.meta(ep)?, fps), verdicts.clone()));
+                        prompts.push(ask(
+                            render::voe_prompt(ctx.frames.get(ep)?, ctx.ds.meta(ep)?, fps, v),
+                            verdicts.clone(),
+                        ));
                     }
                 } else {
                     let e = ctx.frames.get(it.episodes[0])?;
-                    prompts.push((render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps), it.choices.clone()));
+                    prompts.push(ask(
+                        render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v),
+                        it.choices.clone(),
+                    ));
                 }
             }
             let mut replies = self.ask_all(&prompts).into_iter().zip(prompts);

@@ -14,35 +14,105 @@ fn v3(v: [f32; 3]) -> String {
     format!("({:.2}, {:.2}, {:.2})", v[0], v[1], v[2])
 }
 
-/// The scene of `e` over frames `0..observe` (every `step`th and the last), to the
-/// centimetre.
-pub fn scene(e: &EpisodeFrames, meta: &EpisodeMeta, observe: usize, fps: u32, step: usize) -> String {
-    let s = e.slots;
-    let dt = 1.0 / fps.max(1) as f64;
-    let mut out = format!(
-        "Units: metres, seconds, kilograms. Gravity is 9.81 m/s^2 along -y; the floor is the plane y = 0. \
-         Frames are {dt:.4} s apart ({fps} per second).\nObjects (half extents along x, y, z):\n"
-    );
-    for o in 0..s {
-        if (0..observe).any(|f| e.present[f * s + o]) {
-            let k = (0..observe).find(|f| e.present[f * s + o]).unwrap_or(0);
-            out.push_str(&format!(
-                "- object {o}: {}, half extents {}, mass {:.3} kg\n",
-                shape_name(e.shape[k * s + o]),
-                v3(half(e, k, o)),
-                meta.mass.get(o).copied().unwrap_or(0.0)
-            ));
-        }
-    }
-    out.push_str("Observed states (position; velocity) of the visible objects:\n");
+/// Prompt variants: the same facts worded and laid out differently. Results are reported
+/// per variant and as mean and spread over variants (never the best one).
+pub const VARIANTS: usize = 3;
+
+/// The frames a prompt lists: every `step`th of `0..observe` and the last.
+fn listed_frames(observe: usize, step: usize) -> Vec<usize> {
     let mut frames: Vec<usize> = (0..observe).step_by(step.max(1)).collect();
     if observe > 0 && frames.last() != Some(&(observe - 1)) {
         frames.push(observe - 1);
     }
+    frames
+}
+
+/// Objects seen in `0..observe`, with the first frame each is seen.
+fn objects(e: &EpisodeFrames, observe: usize) -> Vec<(usize, usize)> {
+    let s = e.slots;
+    (0..s).filter_map(|o| (0..observe).find(|f| e.present[f * s + o]).map(|k| (o, k))).collect()
+}
+
+/// The scene of `e` over frames `0..observe` (every `step`th and the last), to the
+/// centimetre, laid out as `variant` says: 0 and 2 list the states frame by frame (2 with
+/// named fields), 1 lists each object's trajectory.
+pub fn scene(e: &EpisodeFrames, meta: &EpisodeMeta, observe: usize, fps: u32, step: usize, variant: usize) -> String {
+    let s = e.slots;
+    let dt = 1.0 / fps.max(1) as f64;
+    let mass = |o: usize| meta.mass.get(o).copied().unwrap_or(0.0);
+    let frames = listed_frames(observe, step);
+    let mut out = match variant {
+        1 => format!(
+            "Conventions: SI units (m, s, kg); y points up, gravity is 9.81 m/s^2 downwards, the ground is y = 0. \
+             The recording has {fps} frames per second.\n"
+        ),
+        2 => format!(
+            "Setting: a rigid-body simulation. Ground plane y = 0 m, gravity g = 9.81 m/s^2 towards -y, time step {dt:.4} s.\n"
+        ),
+        _ => format!(
+            "Units: metres, seconds, kilograms. Gravity is 9.81 m/s^2 along -y; the floor is the plane y = 0. \
+             Frames are {dt:.4} s apart ({fps} per second).\nObjects (half extents along x, y, z):\n"
+        ),
+    };
+    match variant {
+        1 => {
+            out.push_str("Trajectories (time: position; velocity) of each object while visible:\n");
+            for (o, k) in objects(e, observe) {
+                out.push_str(&format!(
+                    "Object {o} ({}, half extents {}, {:.3} kg):\n",
+                    shape_name(e.shape[k * s + o]),
+                    v3(half(e, k, o)),
+                    mass(o)
+                ));
+                for &f in &frames {
+                    if seen(e, f, o) {
+                        out.push_str(&format!("  {:.3}s: {}; {}\n", f as f64 * dt, v3(pos(e, f, o)), v3(vel(e, f, o))));
+                    }
+                }
+            }
+            return out;
+        }
+        2 => {
+            out.push_str("Bodies:\n");
+            for (o, k) in objects(e, observe) {
+                let h = half(e, k, o);
+                out.push_str(&format!(
+                    "* body {o}: shape={} size=({:.2} x {:.2} x {:.2}) m mass={:.3} kg\n",
+                    shape_name(e.shape[k * s + o]),
+                    2.0 * h[0],
+                    2.0 * h[1],
+                    2.0 * h[2],
+                    mass(o)
+                ));
+            }
+            out.push_str("Snapshots:\n");
+        }
+        _ => {
+            for (o, k) in objects(e, observe) {
+                out.push_str(&format!(
+                    "- object {o}: {}, half extents {}, mass {:.3} kg\n",
+                    shape_name(e.shape[k * s + o]),
+                    v3(half(e, k, o)),
+                    mass(o)
+                ));
+            }
+            out.push_str("Observed states (position; velocity) of the visible objects:\n");
+        }
+    }
     for f in frames {
         let objs: Vec<String> = (0..s)
             .filter(|&o| seen(e, f, o))
-            .map(|o| format!("object {o} {}; {}", v3(pos(e, f, o)), v3(vel(e, f, o))))
+            .map(|o| {
+                let (p, v) = (pos(e, f, o), vel(e, f, o));
+                if variant == 2 {
+                    format!(
+                        "body {o} x={:.2} y={:.2} z={:.2} vx={:.2} vy={:.2} vz={:.2}",
+                        p[0], p[1], p[2], v[0], v[1], v[2]
+                    )
+                } else {
+                    format!("object {o} {}; {}", v3(p), v3(v))
+                }
+            })
             .collect();
         let hidden = if objs.is_empty() { "nothing visible".to_string() } else { objs.join(" | ") };
         out.push_str(&format!("t={:.3}s: {hidden}\n", f as f64 * dt));
@@ -50,44 +120,82 @@ pub fn scene(e: &EpisodeFrames, meta: &EpisodeMeta, observe: usize, fps: u32, st
     out
 }
 
-/// The question of a choice item and its allowed answers.
-pub fn question(it: &Item, e: &EpisodeFrames, fps: u32) -> String {
+/// The question of a choice item (in `variant`'s wording; variant 2 says "body").
+pub fn question(it: &Item, e: &EpisodeFrames, fps: u32, variant: usize) -> String {
     let end = e.frames as f64 / fps.max(1) as f64;
-    match (it.task, it.question.as_str()) {
-        (TaskKind::Contact, _) => match it.objects[..] {
-            [a, b] => format!("Question: will object {a} touch object {b} at any time before t={end:.2}s?"),
-            [a] => format!("Question: will object {a} reach the marked goal zone at any time before t={end:.2}s?"),
-            _ => "Question: will the agent object touch its target?".into(),
+    let obj = if variant == 2 { "body" } else { "object" };
+    match (it.task, it.question.as_str(), variant) {
+        (TaskKind::Contact, _, 1) => match it.objects[..] {
+            [a, b] => format!("Will objects {a} and {b} come into contact before t={end:.2}s?"),
+            [a] => format!("Does object {a} enter the marked goal zone before t={end:.2}s?"),
+            _ => "Does the agent object touch its target?".into(),
         },
-        (_, "tower_falls") => format!("Question: will the stack of objects fall over before t={end:.2}s?"),
-        (_, "first_floor") => "Question: which of these objects will touch the floor (y = 0) first?".into(),
+        (TaskKind::Contact, _, _) => match it.objects[..] {
+            [a, b] => format!("Question: will {obj} {a} touch {obj} {b} at any time before t={end:.2}s?"),
+            [a] => format!("Question: will {obj} {a} reach the marked goal zone at any time before t={end:.2}s?"),
+            _ => format!("Question: will the agent {obj} touch its target?"),
+        },
+        (_, "tower_falls", 1) => format!("Does the stack topple before t={end:.2}s?"),
+        (_, "tower_falls", _) => format!("Question: will the stack of {obj}s fall over before t={end:.2}s?"),
+        (_, "first_floor", 1) => "Which of these objects lands on the ground (y = 0) first?".into(),
+        (_, "first_floor", _) => format!("Question: which of these {obj}s will touch the floor (y = 0) first?"),
         _ => "Question: is this trajectory physically possible?".into(),
     }
 }
 
-/// The system prompt.
+/// The system prompt of `variant`.
+pub fn system(variant: usize) -> &'static str {
+    match variant {
+        1 => {
+            "You are an expert in classical mechanics. Given measured states of objects in a short \
+              simulation, you predict what happens next. Give only one of the allowed answers."
+        }
+        2 => {
+            "Predict the outcome of a rigid-body physics simulation from its recorded states. Respond \
+              with exactly one of the allowed answers."
+        }
+        _ => SYSTEM,
+    }
+}
+
+/// The system prompt of variant 0.
 pub const SYSTEM: &str = "You are a careful physicist. You predict what happens in short rigid-body simulations \
 from the states you are given. Answer with one of the allowed answers only.";
 
+const REPLY: &str = "Reply as JSON {\"answer\": \"...\"} or end with a line `Answer: <answer>`.";
+
 /// The user message for a choice item.
-pub fn choice_prompt(it: &Item, e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32) -> String {
-    format!(
-        "{}\n{}\nAllowed answers: {}.\nReply as JSON {{\"answer\": \"...\"}} or end with a line `Answer: <answer>`.",
-        scene(e, meta, it.observe, fps, FRAME_STEP),
-        question(it, e, fps),
-        it.choices.join(", ")
-    )
+pub fn choice_prompt(it: &Item, e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usize) -> String {
+    let scene = scene(e, meta, it.observe, fps, FRAME_STEP, variant);
+    let q = question(it, e, fps, variant);
+    let allowed = it.choices.join(", ");
+    match variant {
+        1 => format!("{q}\n\n{scene}\n{q} Choose from: {allowed}.\n{REPLY}"),
+        2 => format!("{scene}\n{q}\nOptions: {allowed}.\n{REPLY}"),
+        _ => format!("{scene}\n{q}\nAllowed answers: {allowed}.\n{REPLY}"),
+    }
 }
 
 /// The user message asking whether one whole episode is physically possible.
-pub fn voe_prompt(e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32) -> String {
-    format!(
-        "{}\nObjects may pass behind an occluder and be hidden for a while.\nQuestion: is everything in this \
-         recording physically possible (objects do not vanish, appear, teleport, change shape, pass through \
-         solids or float)?\nAllowed answers: possible, impossible.\nReply as JSON {{\"answer\": \"...\"}} or end \
-         with a line `Answer: <answer>`.",
-        scene(e, meta, e.frames, fps, VOE_FRAME_STEP)
-    )
+pub fn voe_prompt(e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usize) -> String {
+    let scene = scene(e, meta, e.frames, fps, VOE_FRAME_STEP, variant);
+    match variant {
+        1 => format!(
+            "Is the following recording physically possible, or did something impossible happen (an object \
+             vanishing or appearing, teleporting, changing shape, passing through a solid, floating)? Objects \
+             may be hidden behind an occluder for a while.\n\n{scene}\nChoose from: possible, impossible.\n{REPLY}"
+        ),
+        2 => format!(
+            "{scene}\nNote: bodies can be temporarily occluded.\nCould this recording come from real physics \
+             (no vanishing, appearing, teleporting, shape changes, interpenetration or levitation)?\nOptions: \
+             possible, impossible.\n{REPLY}"
+        ),
+        _ => format!(
+            "{scene}\nObjects may pass behind an occluder and be hidden for a while.\nQuestion: is everything in this \
+             recording physically possible (objects do not vanish, appear, teleport, change shape, pass through \
+             solids or float)?\nAllowed answers: possible, impossible.\n{REPLY}"
+        ),
+    }
 }
 
 /// Parse a free-text or JSON reply into one of `choices` (case-insensitive): a JSON object
