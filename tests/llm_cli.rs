@@ -192,6 +192,17 @@ fn gguf_adapter_answers_in_process_and_replays_from_its_cache() {
     assert!(text(&o).contains("0 requests, 6 cache hits"), "{}", text(&o));
     assert_eq!(without_wall_time(&out1), without_wall_time(&out2));
 
+    // Forecasts: numbers under the positions grammar, every one valid.
+    let out4 = tmp.path().join("g4");
+    let o = bench(&data, &spec, &out4, &cache, "forecast", "2");
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = items(&out4);
+    assert_eq!(logs.len(), 2);
+    for l in &logs {
+        assert_eq!(l["invalid"], false, "{l}");
+        assert!(l["raw"][0]["exchange"]["request"]["grammar"]["positions"].as_u64().expect("n") >= 2, "{l}");
+    }
+
     // A file that is not a GGUF model is refused with a clear error.
     let junk = tmp.path().join("junk.gguf");
     std::fs::write(&junk, b"not a model").expect("write");
@@ -284,6 +295,19 @@ fn prompt_variants_seeds_and_shots_are_runs_reported_as_mean_and_spread() {
     let all = all_text(&out2);
     assert!(all.contains("readout split: 2 solved examples per question"), "labels_used recorded");
     assert!(all.contains("#2shot"), "the model id names the shots");
+
+    // Forecasts through json_schema: an array of exactly n triples of numbers.
+    let out3 = tmp.path().join("f");
+    let o = bench_args(&data, &out3, &cache, &["--model", &spec, "--tasks", "forecast", "--limit", "3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = items(&out3);
+    assert_eq!(logs.len(), 3);
+    for l in &logs {
+        let schema = &l["raw"][0]["exchange"]["request"]["response_format"]["json_schema"]["schema"];
+        assert_eq!(schema["properties"]["positions"]["items"]["maxItems"], 3, "{l}");
+    }
+    // Measured: 3 of 3 valid.
+    assert!(logs.iter().filter(|l| l["invalid"] == false).count() >= 2, "{logs:?}");
 
     // The flags are refused for models that are not LLMs.
     let o = bench_args(&data, &tmp.path().join("x"), &cache, &["--model", "oracle", "--shots", "2"]);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use physworld_benchmarks::llm::gguf::Gguf;
+use physworld_benchmarks::llm::grammar::Grammar;
 use physworld_benchmarks::llm::render::SYSTEM;
 use serde_json::{Value, json};
 
@@ -171,8 +172,22 @@ fn constrained_answers_are_always_one_of_the_choices() {
         ])
         .expect("renders");
     let tokens = m.encode_prompt(&prompt);
-    let g = m.generate(&tokens, 32, Some(&texts)).expect("generates");
+    let g = m.generate(&tokens, 32, Some(&Grammar::Choices(texts.clone()))).expect("generates");
     assert_eq!(g.finish, "stop");
     assert!(texts.contains(&g.text), "{:?}", g.text);
     assert!(physworld_benchmarks::llm::render::parse_answer(&g.text, &choices).is_some());
+}
+
+#[test]
+fn constrained_positions_are_exactly_n_triples() {
+    let mut m = model().lock().expect("model");
+    let user = "A ball is at (0.00, 2.00, 0.00) m at rest at t=0. Where is it at t=0.300s and at t=0.600s? \
+                Reply as JSON {\"positions\": [[x, y, z], ...]} with exactly 2 positions.";
+    let prompt = m.chat_prompt(&[("system", SYSTEM), ("user", user)]).expect("renders");
+    let tokens = m.encode_prompt(&prompt);
+    let g = m.generate(&tokens, 80, Some(&Grammar::Positions(2))).expect("generates");
+    assert_eq!(g.finish, "stop", "{:?}", g.text);
+    let p = physworld_benchmarks::llm::render::parse_positions(&g.text, 2);
+    assert!(p.is_some(), "{:?}", g.text);
+    eprintln!("positions: {}", g.text);
 }

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use physworld_benchmarks::llm::{Client, LlmConfig, Provider};
+use physworld_benchmarks::llm::{Client, LlmConfig, Provider, Turn};
 
 /// One scripted reply: raw bytes to write (or `None` to hang until the client gives up).
 type Script = Vec<Option<String>>;
@@ -96,14 +96,14 @@ fn retries_on_429_500_and_timeouts_then_answers_and_caches() {
         ok_answer("no"),
     ]);
     let c = client(&url, tmp.path());
-    let r = c.ask("sys", "Will it touch?", &choices()).expect("answers after retries");
+    let r = c.ask("sys", &[Turn::user("Will it touch?")], &choices()).expect("answers after retries");
     assert!(r.text.contains("no"), "{}", r.text);
     assert!(r.structured);
     let st = c.stats();
     assert_eq!((st.requests, st.retries, st.cache_hits), (4, 3, 0), "{st:?}");
     assert_eq!(seen.lock().map(|l| l.len()).unwrap_or(0), 4);
     // Asked again: from the cache, no request.
-    let again = c.ask("sys", "Will it touch?", &choices()).expect("cached");
+    let again = c.ask("sys", &[Turn::user("Will it touch?")], &choices()).expect("cached");
     assert_eq!(again.text, r.text);
     assert_eq!(c.stats().cache_hits, 1);
     assert_eq!(c.stats().requests, 4);
@@ -122,10 +122,10 @@ fn malformed_and_truncated_bodies_are_unusable_answers_not_crashes_and_are_not_c
     ]);
     let c = client(&url, tmp.path());
     // Malformed: a complete response that is not JSON: no retry, no text, not structured.
-    let r = c.ask("sys", "q1", &choices()).expect("a reply");
+    let r = c.ask("sys", &[Turn::user("q1")], &choices()).expect("a reply");
     assert!(r.text.is_empty() && !r.structured, "{r:?}");
     // Truncated every time: retried, then a clear error (the adapter counts it invalid).
-    let e = c.ask("sys", "q2", &choices()).expect_err("truncated bodies");
+    let e = c.ask("sys", &[Turn::user("q2")], &choices()).expect_err("truncated bodies");
     assert!(e.to_string().contains("after 4 attempts"), "{e}");
     // Nothing but real answers reaches the cache.
     let cached = walk(tmp.path());
@@ -141,13 +141,13 @@ fn a_spent_budget_stops_cleanly_and_offline_replays_only() {
     cfg.max_requests = Some(1);
     cfg.offline = false;
     let c = Client::new(cfg.clone());
-    c.ask("sys", "q1", &choices()).expect("first answer");
-    let e = c.ask("sys", "q2", &choices()).expect_err("budget");
+    c.ask("sys", &[Turn::user("q1")], &choices()).expect("first answer");
+    let e = c.ask("sys", &[Turn::user("q2")], &choices()).expect_err("budget");
     assert!(e.to_string().contains("budget of 1"), "{e}");
     // Offline: the cached answer replays, anything else is a clear error.
     let off = Client::new(LlmConfig { offline: true, max_requests: None, ..cfg });
-    assert!(off.ask("sys", "q1", &choices()).expect("replay").text.contains("yes"));
-    assert!(off.ask("sys", "q2", &choices()).expect_err("not cached").to_string().contains("--offline"));
+    assert!(off.ask("sys", &[Turn::user("q1")], &choices()).expect("replay").text.contains("yes"));
+    assert!(off.ask("sys", &[Turn::user("q2")], &choices()).expect_err("not cached").to_string().contains("--offline"));
     assert_eq!(off.stats().requests, 0);
 }
 
@@ -155,4 +155,26 @@ fn walk(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|r| r.filter_map(|e| e.ok()).map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
         .unwrap_or(0)
+}
+
+#[test]
+fn the_rate_limit_spaces_requests_across_threads() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (url, seen) = server((0..4).map(|_| ok_answer("yes")).collect());
+    let mut cfg = LlmConfig::from_spec(Provider::OpenAi, &format!("m@{url}"));
+    cfg.cache_dir = tmp.path().to_path_buf();
+    cfg.offline = false;
+    cfg.max_rps = Some(5.0);
+    let c = Client::new(cfg);
+    let t0 = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for q in ["q1", "q2", "q3", "q4"] {
+            let c = &c;
+            s.spawn(move || c.ask("sys", &[Turn::user(q)], &choices()).expect("answer"));
+        }
+    });
+    // Four requests at most 5 per second: the last starts at least 0.6 s after the first
+    // (a lower bound, which a slow machine cannot break).
+    assert!(t0.elapsed() >= Duration::from_millis(600), "{:?}", t0.elapsed());
+    assert_eq!(seen.lock().map(|l| l.len()).unwrap_or(0), 4);
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::gguf::Gguf;
+use super::grammar::Grammar;
 use crate::error::{BenchError, Result};
 
 /// Which API.
@@ -76,6 +77,9 @@ pub struct LlmConfig {
     pub offline: bool,
     /// Most requests this client may send (cache hits are free); `None` = unlimited.
     pub max_requests: Option<u64>,
+    /// Most requests started per second, retries included (`PHYSWORLD_LLM_RPS`); `None` =
+    /// unlimited.
+    pub max_rps: Option<f64>,
 }
 
 impl std::fmt::Debug for LlmConfig {
@@ -113,6 +117,7 @@ impl LlmConfig {
             cache_dir,
             offline: std::env::var_os("PHYSWORLD_LLM_OFFLINE").is_some(),
             max_requests: None,
+            max_rps: std::env::var("PHYSWORLD_LLM_RPS").ok().and_then(|v| v.parse().ok()).filter(|r: &f64| *r > 0.0),
         }
     }
 }
@@ -170,6 +175,7 @@ pub struct Client {
     stats: Mutex<Stats>,
     local: Option<Mutex<Gguf>>,
     local_sha: String,
+    next_slot: Mutex<Option<std::time::Instant>>,
 }
 
 /// The complete texts a grammar-constrained answer may take.
@@ -177,13 +183,51 @@ pub fn answer_texts(choices: &[String]) -> Vec<String> {
     choices.iter().map(|c| format!("{{\"answer\": {}}}", Value::from(c.as_str()))).collect()
 }
 
-fn schema(choices: &[String]) -> Value {
-    json!({
-        "type": "object",
-        "properties": { "answer": { "type": "string", "enum": choices } },
-        "required": ["answer"],
-        "additionalProperties": false
-    })
+/// What a reply must hold.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    /// One of these answers: `{"answer": "<choice>"}`.
+    Choice(Vec<String>),
+    /// `n` positions in metres: `{"positions": [[x, y, z], ...]}`.
+    Positions(usize),
+}
+
+impl Expect {
+    fn schema(&self) -> Value {
+        match self {
+            Expect::Choice(choices) => json!({
+                "type": "object",
+                "properties": { "answer": { "type": "string", "enum": choices } },
+                "required": ["answer"],
+                "additionalProperties": false
+            }),
+            Expect::Positions(n) => json!({
+                "type": "object",
+                "properties": { "positions": {
+                    "type": "array", "minItems": n, "maxItems": n,
+                    "items": { "type": "array", "minItems": 3, "maxItems": 3, "items": { "type": "number" } }
+                } },
+                "required": ["positions"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    /// The grammar of an in-process answer, as written in the request.
+    fn grammar(&self) -> Value {
+        match self {
+            Expect::Choice(choices) => json!(answer_texts(choices)),
+            Expect::Positions(n) => json!({ "positions": n }),
+        }
+    }
+
+    /// Tokens an answer may need: `max` for a choice, more for many numbers.
+    fn max_tokens(&self, max: u32) -> u32 {
+        match self {
+            Expect::Choice(_) => max,
+            Expect::Positions(n) => max.max(16 + 24 * *n as u32),
+        }
+    }
 }
 
 impl Client {
@@ -192,7 +236,15 @@ impl Client {
         let key = std::env::var(&cfg.key_env).ok().filter(|k| !k.is_empty());
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(cfg.timeout)).http_status_as_error(false).build().into();
-        Client { cfg, key, agent, stats: Mutex::new(Stats::default()), local: None, local_sha: String::new() }
+        Client {
+            cfg,
+            key,
+            agent,
+            stats: Mutex::new(Stats::default()),
+            local: None,
+            local_sha: String::new(),
+            next_slot: Mutex::new(None),
+        }
     }
 
     /// A client running the GGUF file `cfg.model` in-process (loads it now).
@@ -223,13 +275,28 @@ impl Client {
         self.stats.lock().map(|s| *s).unwrap_or_default()
     }
 
+    /// Wait for this request's slot under `max_rps` (slots are 1/rps apart, shared by every
+    /// thread of the client).
+    fn pace(&self) {
+        let Some(rps) = self.cfg.max_rps else { return };
+        let wait = {
+            let Ok(mut slot) = self.next_slot.lock() else { return };
+            let now = std::time::Instant::now();
+            let start = slot.map_or(now, |s| s.max(now));
+            *slot = Some(start + Duration::from_secs_f64(1.0 / rps));
+            start - now
+        };
+        std::thread::sleep(wait);
+    }
+
     fn bump(&self, f: impl FnOnce(&mut Stats)) {
         if let Ok(mut s) = self.stats.lock() {
             f(&mut s);
         }
     }
 
-    fn body(&self, system: &str, turns: &[Turn], choices: &[String], structured: &str) -> (String, Value) {
+    fn body(&self, system: &str, turns: &[Turn], expect: &Expect, structured: &str) -> (String, Value) {
+        let max_tokens = expect.max_tokens(self.cfg.max_tokens);
         let conversation: Vec<Value> = turns.iter().map(|t| json!({"role": t.role, "content": t.content})).collect();
         let mut with_system = vec![json!({"role": "system", "content": system})];
         with_system.extend(conversation.iter().cloned());
@@ -240,11 +307,11 @@ impl Client {
                     "messages": with_system,
                     "temperature": self.cfg.temperature,
                     "seed": self.cfg.seed,
-                    "max_tokens": self.cfg.max_tokens,
+                    "max_tokens": max_tokens,
                 });
                 match structured {
                     "json_schema" => {
-                        b["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "answer", "strict": true, "schema": schema(choices)}});
+                        b["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "answer", "strict": true, "schema": expect.schema()}});
                     }
                     "json_object" => b["response_format"] = json!({"type": "json_object"}),
                     _ => {}
@@ -257,10 +324,10 @@ impl Client {
                     "system": system,
                     "messages": conversation,
                     "temperature": self.cfg.temperature,
-                    "max_tokens": self.cfg.max_tokens,
+                    "max_tokens": max_tokens,
                 });
                 if structured == "tool" {
-                    b["tools"] = json!([{"name": "answer", "description": "Give your answer.", "input_schema": schema(choices)}]);
+                    b["tools"] = json!([{"name": "answer", "description": "Give your answer.", "input_schema": expect.schema()}]);
                     b["tool_choice"] = json!({"type": "tool", "name": "answer"});
                 }
                 ("/v1/messages".into(), b)
@@ -271,13 +338,13 @@ impl Client {
                     "model_sha256": self.local_sha,
                     "messages": with_system,
                     "temperature": self.cfg.temperature,
-                    "max_tokens": self.cfg.max_tokens,
+                    "max_tokens": max_tokens,
                 });
                 if self.cfg.temperature > 0.0 {
                     b["seed"] = json!(self.cfg.seed);
                 }
                 if structured == "grammar" {
-                    b["grammar"] = json!(answer_texts(choices));
+                    b["grammar"] = expect.grammar();
                 }
                 ("generate".into(), b)
             }
@@ -315,12 +382,15 @@ impl Client {
         let refs: Vec<(&str, &str)> = msgs.iter().map(|(r, c)| (r.as_str(), c.as_str())).collect();
         let prompt = model.chat_prompt(&refs)?;
         let tokens = model.encode_prompt(&prompt);
-        let grammar: Option<Vec<String>> =
-            body["grammar"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect());
+        let grammar = match &body["grammar"] {
+            Value::Array(a) => Some(Grammar::Choices(a.iter().filter_map(|s| s.as_str().map(String::from)).collect())),
+            Value::Object(o) => o.get("positions").and_then(Value::as_u64).map(|n| Grammar::Positions(n as usize)),
+            _ => None,
+        };
         let max = body["max_tokens"].as_u64().unwrap_or(64) as usize;
         let temperature = body["temperature"].as_f64().unwrap_or(0.0);
         let sampling = (temperature > 0.0).then(|| (temperature, body["seed"].as_u64().unwrap_or(0)));
-        let g = model.generate_with(&tokens, max, grammar.as_deref(), sampling)?;
+        let g = model.generate_with(&tokens, max, grammar.as_ref(), sampling)?;
         Ok((
             200,
             json!({
@@ -356,6 +426,7 @@ impl Client {
                     reason: format!("request budget of {max} spent; rerun to continue from the cache"),
                 });
             }
+            self.pace();
             self.bump(|s| s.requests += 1);
             let mut req = self.agent.post(&url).header("content-type", "application/json");
             if let Some(k) = &self.key {
@@ -427,6 +498,11 @@ impl Client {
     /// free-text parse otherwise. Served from the cache when the same request was answered
     /// before.
     pub fn ask(&self, system: &str, turns: &[Turn], choices: &[String]) -> Result<Reply> {
+        self.ask_for(system, turns, &Expect::Choice(choices.to_vec()))
+    }
+
+    /// [`Client::ask`] for any kind of answer ([`Expect`]).
+    pub fn ask_for(&self, system: &str, turns: &[Turn], expect: &Expect) -> Result<Reply> {
         let modes: &[&str] = match self.cfg.provider {
             Provider::OpenAi => &["json_schema", "json_object"],
             Provider::Anthropic => &["tool"],
@@ -434,7 +510,7 @@ impl Client {
         };
         let mut last = None;
         for (i, mode) in modes.iter().enumerate() {
-            let (path, body) = self.body(system, turns, choices, mode);
+            let (path, body) = self.body(system, turns, expect, mode);
             let key = self.cache_key(&path, &body);
             let file = self.cfg.cache_dir.join(&key[..2]).join(format!("{key}.json"));
             let response =

@@ -19,6 +19,7 @@ use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::grammar::{Grammar, Matcher};
 use super::tokenizer::Tokenizer;
 use crate::error::{BenchError, Result};
 
@@ -165,11 +166,11 @@ impl Gguf {
         self.tokenizer.encode(text, true, true)
     }
 
-    /// Greedy decoding of up to `max_new` tokens after `prompt`. With `answers`, only
-    /// continuations that stay a prefix of one of them are eligible, and decoding stops
-    /// when one is complete.
-    pub fn generate(&mut self, prompt: &[u32], max_new: usize, answers: Option<&[String]>) -> Result<Generation> {
-        self.generate_with(prompt, max_new, answers, None)
+    /// Greedy decoding of up to `max_new` tokens after `prompt`. With a `grammar`, only
+    /// continuations that keep the reply a prefix of a valid answer are eligible, and
+    /// decoding stops when the answer is complete.
+    pub fn generate(&mut self, prompt: &[u32], max_new: usize, grammar: Option<&Grammar>) -> Result<Generation> {
+        self.generate_with(prompt, max_new, grammar, None)
     }
 
     /// [`Gguf::generate`], sampling at `(temperature, seed)` instead of greedy when given:
@@ -179,7 +180,7 @@ impl Gguf {
         &mut self,
         prompt: &[u32],
         max_new: usize,
-        answers: Option<&[String]>,
+        grammar: Option<&Grammar>,
         sampling: Option<(f64, u64)>,
     ) -> Result<Generation> {
         let mut rng = sampling.map(|(_, seed)| {
@@ -222,22 +223,11 @@ impl Gguf {
             finish: "length",
         };
         let mut produced: Vec<u8> = Vec::new();
+        let mut matcher = grammar.map(Matcher::new);
         for _ in 0..max_new {
             let Some(l) = logits.take() else { break };
             let l: Vec<f32> = l.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
-            let eligible = |id: usize| match answers {
-                None => true,
-                Some(a) => {
-                    let p = &self.pieces[id];
-                    !p.is_empty()
-                        && a.iter().any(|s| {
-                            let s = s.as_bytes();
-                            s.len() >= produced.len() + p.len()
-                                && s.starts_with(&produced)
-                                && s[produced.len()..].starts_with(p)
-                        })
-                }
-            };
+            let eligible = |id: usize| matcher.as_ref().is_none_or(|m| m.allows(&self.pieces[id]));
             let (mut best, mut second) = (None::<(usize, f32)>, f32::NEG_INFINITY);
             for (id, &v) in l.iter().enumerate() {
                 if !eligible(id) {
@@ -274,14 +264,17 @@ impl Gguf {
                 }
             }
             let next = next as u32;
-            if answers.is_none() && (Some(next) == self.tokenizer.eos || self.tokenizer.is_control(next)) {
+            if matcher.is_none() && (Some(next) == self.tokenizer.eos || self.tokenizer.is_control(next)) {
                 out.finish = "stop";
                 break;
             }
             out.tokens.push(next);
             out.margins.push(top - second);
             produced.extend_from_slice(&self.pieces[next as usize]);
-            if answers.is_some_and(|a| a.iter().any(|s| s.as_bytes() == produced.as_slice())) {
+            if let Some(m) = matcher.as_mut() {
+                m.push(&self.pieces[next as usize]);
+            }
+            if matcher.as_ref().is_some_and(Matcher::complete) {
                 out.finish = "stop";
                 break;
             }

@@ -1,16 +1,24 @@
-//! LLM baselines: `openai:<model>[@<base_url>]` and `anthropic:<model>[@<base_url>]`
-//! answer the very items the world models answer, from a text rendering of the scene.
+//! LLM baselines: `openai:<model>[@<base_url>]`, `anthropic:<model>[@<base_url>]` and
+//! `gguf:<path>` (in-process, [`gguf`]) answer the very items the world models answer, from
+//! a text rendering of the scene ([`render`]).
 //!
-//! Zero-shot; temperature 0; structured output first, then a free-text parse; an
+//! Zero-shot by default (`--shots k` adds k solved `readout` examples as earlier turns);
+//! temperature 0 by default; structured output first (`json_schema`, then `json_object`; a
+//! forced tool call for Anthropic; a grammar in-process), then a free-text parse; an
 //! unparsable answer is scored wrong and counted invalid (IntPhys 2's rule). VoE items ask,
-//! per episode, whether the recording is physically possible ("impossible" is surprise 1).
+//! per episode, whether the recording is physically possible ("impossible" is surprise 1);
+//! forecasts ask for `{"positions": [[x, y, z], ...]}`. Three prompt variants
+//! ([`render::VARIANTS`]) and sampling seeds are separate runs ([`LlmRun`]) that the
+//! leaderboard reports as one row (mean and spread).
 //! Responses are cached on disk (`$PHYSWORLD_LLM_CACHE`, default
-//! `~/.cache/physworld/llm`) by provider, base URL, model, every sampling parameter and the
-//! full messages: a rerun sends no request; `PHYSWORLD_LLM_OFFLINE=1` replays only.
-//! `PHYSWORLD_LLM_CONCURRENCY=N` keeps up to N requests in flight (default 1).
+//! `~/.cache/physworld/llm`) by provider, base URL, model (a GGUF by its SHA-256), every
+//! sampling parameter and the full messages: a rerun sends no request;
+//! `PHYSWORLD_LLM_OFFLINE=1` replays only. `PHYSWORLD_LLM_CONCURRENCY=N` keeps up to N
+//! requests in flight (default 1); `PHYSWORLD_LLM_RPS=R` starts at most R per second.
 
 pub mod client;
 pub mod gguf;
+pub mod grammar;
 pub mod render;
 pub mod tokenizer;
 
@@ -18,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-pub use client::{Client, LlmConfig, Provider, Reply, Stats, Turn};
+pub use client::{Client, Expect, LlmConfig, Provider, Reply, Stats, Turn};
 
 use crate::adapters::{Adapter, Answer, Context, Surprise};
 use crate::error::Result;
@@ -75,7 +83,15 @@ pub struct Llm {
 }
 
 /// One question: the conversation (few-shot turns, then the question) and its choices.
-type Prompt = (Vec<Turn>, Vec<String>);
+type Prompt = (Vec<Turn>, Expect);
+
+/// A parsed reply.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+enum Parsed {
+    Choice(usize),
+    Positions(Vec<[f32; 3]>),
+}
 
 impl Llm {
     /// From a spec: `openai:<model>[@<base_url>]` or `anthropic:<model>[@<base_url>]`.
@@ -101,14 +117,14 @@ impl Llm {
         if run.variant >= render::VARIANTS {
             return Err(crate::error::BenchError::invalid(
                 "prompt variant",
-                &run.variant.to_string(),
-                &format!("0..{}", render::VARIANTS - 1),
+                run.variant.to_string(),
+                format!("0..{}", render::VARIANTS - 1),
             ));
         }
         if !(0.0..=2.0).contains(&run.temperature) {
             return Err(crate::error::BenchError::invalid(
                 "temperature",
-                &run.temperature.to_string(),
+                run.temperature.to_string(),
                 "a number in 0..=2",
             ));
         }
@@ -143,7 +159,7 @@ impl Llm {
         let system = render::system(self.run.variant);
         let workers = self.concurrency.max(1).min(prompts.len().max(1));
         if workers == 1 {
-            return prompts.iter().map(|(t, c)| self.client.ask(system, t, c)).collect();
+            return prompts.iter().map(|(t, x)| self.client.ask_for(system, t, x)).collect();
         }
         let mut slots: Vec<Option<Result<Reply>>> = (0..prompts.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
@@ -152,7 +168,7 @@ impl Llm {
                     scope.spawn(move || {
                         (w..prompts.len())
                             .step_by(workers)
-                            .map(|i| (i, self.client.ask(system, &prompts[i].0, &prompts[i].1)))
+                            .map(|i| (i, self.client.ask_for(system, &prompts[i].0, &prompts[i].1)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -173,7 +189,7 @@ impl Llm {
             .collect()
     }
 
-    fn record(&mut self, item: &str, reply: Result<Reply>, choices: &[String]) -> Result<Option<usize>> {
+    fn record(&mut self, item: &str, reply: Result<Reply>, expect: &Expect) -> Result<Option<Parsed>> {
         let reply = match reply {
             Ok(r) => r,
             // A spent budget stops the run (answers so far are cached: a rerun resumes).
@@ -189,7 +205,10 @@ impl Llm {
         if self.fingerprint.is_none() {
             self.fingerprint = reply.fingerprint.clone();
         }
-        let parsed = render::parse_answer(&reply.text, choices);
+        let parsed = match expect {
+            Expect::Choice(choices) => render::parse_answer(&reply.text, choices).map(Parsed::Choice),
+            Expect::Positions(n) => render::parse_positions(&reply.text, *n).map(Parsed::Positions),
+        };
         let entry = json!({ "exchange": reply.exchange, "structured": reply.structured, "parsed": parsed });
         match self.raw.get_mut(item) {
             Some(Value::Array(a)) => a.push(entry),
@@ -230,6 +249,11 @@ impl Llm {
                         by_answer.entry(verdict.into()).or_default().push((user, verdict.into()));
                     }
                 }
+                (crate::tasks::Target::Positions(p), TaskKind::Forecast) => {
+                    let e = ctx.readout_frames.get(it.episodes[0])?;
+                    let user = render::forecast_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v);
+                    by_answer.entry("forecast".into()).or_default().push((user, render::positions_json(p)));
+                }
                 (crate::tasks::Target::Choice(c), _) => {
                     let e = ctx.readout_frames.get(it.episodes[0])?;
                     let user = render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v);
@@ -264,7 +288,10 @@ impl Llm {
         rand::seq::SliceRandom::shuffle(picked.as_mut_slice(), &mut rng);
         Ok(picked
             .into_iter()
-            .flat_map(|(user, answer)| [Turn::user(user), Turn::assistant(client::answer_texts(&[answer]).remove(0))])
+            .flat_map(|(user, answer)| {
+                let reply = if task == TaskKind::Forecast { answer } else { client::answer_texts(&[answer]).remove(0) };
+                [Turn::user(user), Turn::assistant(reply)]
+            })
             .collect())
     }
 }
@@ -277,7 +304,7 @@ impl Adapter for Llm {
         "llm"
     }
     fn supports(&self, task: TaskKind) -> bool {
-        matches!(task, TaskKind::Contact | TaskKind::Outcome | TaskKind::Voe)
+        matches!(task, TaskKind::Forecast | TaskKind::Contact | TaskKind::Outcome | TaskKind::Voe)
     }
     fn describe(&self) -> ModelRef {
         let c = self.client.config();
@@ -323,10 +350,10 @@ impl Adapter for Llm {
         let v = self.run.variant;
         let verdicts = vec!["possible".to_string(), "impossible".to_string()];
         let shots = self.shots(ctx, task)?;
-        let ask = |user: String, choices: Vec<String>| -> Prompt {
+        let ask = |user: String, expect: Expect| -> Prompt {
             let mut turns = shots.clone();
             turns.push(Turn::user(user));
-            (turns, choices)
+            (turns, expect)
         };
         let mut out = Vec::with_capacity(items.len());
         for chunk in items.chunks(4 * self.concurrency.max(1)) {
@@ -337,14 +364,20 @@ impl Adapter for Llm {
                     for &ep in &it.episodes {
                         prompts.push(ask(
                             render::voe_prompt(ctx.frames.get(ep)?, ctx.ds.meta(ep)?, fps, v),
-                            verdicts.clone(),
+                            Expect::Choice(verdicts.clone()),
                         ));
                     }
+                } else if task == TaskKind::Forecast {
+                    let e = ctx.frames.get(it.episodes[0])?;
+                    prompts.push(ask(
+                        render::forecast_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v),
+                        Expect::Positions(it.horizons.len() * it.objects.len()),
+                    ));
                 } else {
                     let e = ctx.frames.get(it.episodes[0])?;
                     prompts.push(ask(
                         render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v),
-                        it.choices.clone(),
+                        Expect::Choice(it.choices.clone()),
                     ));
                 }
             }
@@ -360,7 +393,7 @@ impl Adapter for Llm {
                         Answer::Surprise(
                             s.iter()
                                 .map(|v| {
-                                    let x = if *v == Some(1) { 1.0 } else { 0.0 };
+                                    let x = if *v == Some(Parsed::Choice(1)) { 1.0 } else { 0.0 };
                                     Surprise { max: x, mean: x }
                                 })
                                 .collect(),
@@ -371,7 +404,11 @@ impl Adapter for Llm {
                 } else {
                     match replies.next() {
                         Some((r, (_, c))) => match self.record(&it.id, r, &c)? {
-                            Some(k) => Answer::Choice(k),
+                            Some(Parsed::Choice(k)) => Answer::Choice(k),
+                            Some(Parsed::Positions(p)) => {
+                                let n = it.objects.len().max(1);
+                                Answer::Positions(p.chunks(n).map(<[[f32; 3]]>::to_vec).collect())
+                            }
                             None => Answer::Invalid("unparsable answer".into()),
                         },
                         None => Answer::Invalid("no reply".into()),

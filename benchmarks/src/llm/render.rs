@@ -198,6 +198,63 @@ pub fn voe_prompt(e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usiz
     }
 }
 
+/// The user message for a forecast item: the scene, then the positions asked for, in
+/// order (every object at the first time, then at the next).
+pub fn forecast_prompt(it: &Item, e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usize) -> String {
+    let scene = scene(e, meta, it.observe, fps, FRAME_STEP, variant);
+    let obj = if variant == 2 { "body" } else { "object" };
+    let dt = 1.0 / fps.max(1) as f64;
+    let mut asked = Vec::new();
+    for h in &it.horizons {
+        for o in &it.objects {
+            asked.push(format!("{obj} {o} at t={:.3}s", (it.observe - 1 + h) as f64 * dt));
+        }
+    }
+    let list: String = asked.iter().enumerate().map(|(i, a)| format!("{}. {a}\n", i + 1)).collect();
+    let n = asked.len();
+    let reply = format!(
+        "Reply as JSON {{\"positions\": [[x, y, z], ...]}} with exactly {n} positions in metres, in this order."
+    );
+    match variant {
+        1 => format!("Where will these objects be?\n{list}\n{scene}\n{reply}"),
+        2 => format!("{scene}\nPredict the positions (x, y, z in metres) of:\n{list}{reply}"),
+        _ => format!(
+            "{scene}\nQuestion: where will each of these objects be (position x, y, z in metres)?\n{list}{reply}"
+        ),
+    }
+}
+
+/// Positions as the JSON a forecast reply holds (for solved examples), to the millimetre.
+pub fn positions_json(p: &[Vec<[f32; 3]>]) -> String {
+    let triples: Vec<String> = p.iter().flatten().map(|q| format!("[{:.3}, {:.3}, {:.3}]", q[0], q[1], q[2])).collect();
+    format!("{{\"positions\": [{}]}}", triples.join(", "))
+}
+
+/// Parse a forecast reply: a JSON object whose `positions` holds exactly `n` triples of
+/// finite numbers.
+pub fn parse_positions(text: &str, n: usize) -> Option<Vec<[f32; 3]>> {
+    let t = text.trim();
+    let j = &t[t.find('{')?..=t.rfind('}')?];
+    let v: serde_json::Value = serde_json::from_str(j).ok()?;
+    let list = v.get("positions")?.as_array()?;
+    if list.len() != n {
+        return None;
+    }
+    list.iter()
+        .map(|q| {
+            let a = q.as_array()?;
+            if a.len() != 3 {
+                return None;
+            }
+            let mut out = [0f32; 3];
+            for (o, x) in out.iter_mut().zip(a) {
+                *o = x.as_f64().filter(|x| x.is_finite())? as f32;
+            }
+            Some(out)
+        })
+        .collect()
+}
+
 /// Parse a free-text or JSON reply into one of `choices` (case-insensitive): a JSON object
 /// with `answer`, else the last `Answer: X` line, else a reply that is exactly a choice.
 pub fn parse_answer(text: &str, choices: &[String]) -> Option<usize> {
@@ -222,6 +279,19 @@ pub fn parse_answer(text: &str, choices: &[String]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::parse_answer;
+
+    #[test]
+    fn positions_parse_only_with_exactly_n_finite_triples() {
+        use super::{parse_positions, positions_json};
+        let p = parse_positions("```json\n{\"positions\": [[1, 2.5, -3], [0.1, 0.2, 0.3]]}\n```", 2);
+        assert_eq!(p, Some(vec![[1.0, 2.5, -3.0], [0.1, 0.2, 0.3]]));
+        assert_eq!(parse_positions("{\"positions\": [[1, 2, 3]]}", 2), None);
+        assert_eq!(parse_positions("{\"positions\": [[1, 2]]}", 1), None);
+        assert_eq!(parse_positions("{\"positions\": [[1, 2, \"x\"]]}", 1), None);
+        assert_eq!(parse_positions("no idea", 1), None);
+        let back = positions_json(&[vec![[1.0, 2.5, -3.0]], vec![[0.1, 0.2, 0.3]]]);
+        assert_eq!(parse_positions(&back, 2), Some(vec![[1.0, 2.5, -3.0], [0.1, 0.2, 0.3]]));
+    }
 
     #[test]
     fn answers_parse_from_json_answer_lines_and_bare_words() {
