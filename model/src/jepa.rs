@@ -44,8 +44,8 @@ impl Encoder {
         let times: Vec<f32> = (t0..t0 + t).map(|x| x as f32).collect();
         let te = sinusoidal(&times, self.dim, obs.device())?.reshape((1, t, 1, self.dim))?;
         let x = self.embed.forward(obs)?.broadcast_add(&te)?.reshape((b * t, s, self.dim))?;
-        // Key padding: [B*T, 1, 1, S].
-        let mask = ((valid.reshape((b * t, 1, 1, s))? - 1.0)? * (-(NEG as f64)))?.neg()?;
+        // Key padding: [B*T, 1, 1, S], 0 for valid keys and NEG for absent or hidden ones.
+        let mask = ((valid.reshape((b * t, 1, 1, s))? - 1.0)? * (-(NEG as f64)))?;
         let mut x = x;
         for blk in &self.blocks {
             x = blk.forward(&x, Some(&mask))?;

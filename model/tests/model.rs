@@ -321,3 +321,40 @@ fn cross_validated_ridge_picks_a_small_penalty_for_signal_and_a_large_one_for_no
     let r = RidgeProbe::fit_cv(&x[..60], &clean[..6], 10, 1, &[3.0, 5.0], 5).expect("fit");
     assert_eq!(r.lambda, 3.0);
 }
+
+#[test]
+fn absent_and_hidden_objects_do_not_change_the_representation_of_the_others() {
+    let b = batch();
+    let model = WorldModel::new(&tiny(Objective::Jepa), 3, &Device::Cpu).expect("model");
+    let base = model.encode(&b).expect("encode");
+    // Scribble over every token that is not valid (slot 3 absent, slot 2 hidden every
+    // other frame); the valid tokens must not notice.
+    let (bs, t, s, f) = b.obs.dims4().expect("dims");
+    let valid: Vec<f32> = b.valid.flatten_all().expect("flat").to_vec1().expect("vec");
+    let mut obs: Vec<f32> = b.obs.flatten_all().expect("flat").to_vec1().expect("vec");
+    for (k, v) in valid.iter().enumerate() {
+        if *v == 0.0 {
+            for (j, x) in obs[k * f..(k + 1) * f].iter_mut().enumerate() {
+                *x = 5.0 + j as f32;
+            }
+        }
+    }
+    assert!(valid.contains(&0.0) && valid.contains(&1.0));
+    let scribbled = Batch { obs: Tensor::from_vec(obs, (bs, t, s, f), &Device::Cpu).expect("obs"), ..b.clone() };
+    let after = model.encode(&scribbled).expect("encode");
+    let diff: Vec<f32> = (after - &base)
+        .expect("diff")
+        .abs()
+        .expect("abs")
+        .max_keepdim(3)
+        .expect("max")
+        .flatten_all()
+        .expect("flat")
+        .to_vec1()
+        .expect("vec");
+    for (k, (d, v)) in diff.iter().zip(&valid).enumerate() {
+        if *v == 1.0 {
+            assert!(*d < 1e-5, "valid token {k} moved by {d} when invalid tokens changed");
+        }
+    }
+}
