@@ -8,33 +8,7 @@ use std::time::Duration;
 
 use candle_core::Device;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use physworld_model::{AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel};
-use physworld_pipeline::EpisodeFrames;
-
-fn windows(n: usize, t: usize, s: usize) -> Vec<EpisodeFrames> {
-    (0..n)
-        .map(|w| {
-            let k = t * s;
-            let wave = |i: usize, c: f32| (i as f32 * 0.37 + w as f32 + c).sin();
-            EpisodeFrames {
-                episode_index: w as u64,
-                start: 0,
-                frames: t,
-                slots: s,
-                present: (0..k).map(|i| i % s < s - 3).collect(),
-                visible: (0..k).map(|i| i % 7 != 0).collect(),
-                position: (0..k * 3).map(|i| wave(i, 0.0)).collect(),
-                rotation: (0..k).flat_map(|_| [0.0, 0.0, 0.0, 1.0]).collect(),
-                linvel: (0..k * 3).map(|i| wave(i, 1.0)).collect(),
-                angvel: (0..k * 3).map(|i| wave(i, 2.0)).collect(),
-                size: vec![0.1; k * 3],
-                shape: (0..k).map(|i| (i % 4) as i8).collect(),
-                action: (0..t * 3).map(|i| wave(i, 3.0)).collect(),
-                has_action: vec![true; t],
-            }
-        })
-        .collect()
-}
+use physworld_model::{AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, synthetic_windows};
 
 fn bench(c: &mut Criterion) {
     let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
@@ -44,7 +18,7 @@ fn bench(c: &mut Criterion) {
         let cfg = ModelConfig::preset(preset).expect("preset");
         let model = WorldModel::new(&cfg, 0, &Device::Cpu).expect("model");
         let mut opt = AdamW::new(model.trainable(), &OptimConfig::default()).expect("adamw");
-        let batch = Batch::new(&windows(batch_size, 16, 12), &norm, &Device::Cpu).expect("batch");
+        let batch = Batch::new(&synthetic_windows(batch_size, 16, 12), &norm, &Device::Cpu).expect("batch");
         let loss_cfg = LossConfig::default();
         g.throughput(Throughput::Elements(batch_size as u64));
         g.bench_function(format!("train_step/{preset}"), |b| {

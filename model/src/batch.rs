@@ -114,3 +114,31 @@ impl Batch {
         })
     }
 }
+
+/// `n` deterministic synthetic windows of `t` frames × `s` slots (smooth waves, the last 3
+/// slots absent, every 7th token invisible, an action every frame): inputs for benchmarks
+/// and for cross-framework checks that need no dataset.
+pub fn synthetic_windows(n: usize, t: usize, s: usize) -> Vec<EpisodeFrames> {
+    (0..n)
+        .map(|w| {
+            let k = t * s;
+            let wave = |i: usize, c: f32| (i as f32 * 0.37 + w as f32 + c).sin();
+            EpisodeFrames {
+                episode_index: w as u64,
+                start: 0,
+                frames: t,
+                slots: s,
+                present: (0..k).map(|i| i % s < s.saturating_sub(3)).collect(),
+                visible: (0..k).map(|i| i % 7 != 0).collect(),
+                position: (0..k * 3).map(|i| wave(i, 0.0)).collect(),
+                rotation: (0..k).flat_map(|_| [0.0, 0.0, 0.0, 1.0]).collect(),
+                linvel: (0..k * 3).map(|i| wave(i, 1.0)).collect(),
+                angvel: (0..k * 3).map(|i| wave(i, 2.0)).collect(),
+                size: vec![0.1; k * 3],
+                shape: (0..k).map(|i| (i % 4) as i8).collect(),
+                action: (0..t * 3).map(|i| wave(i, 3.0)).collect(),
+                has_action: vec![true; t],
+            }
+        })
+        .collect()
+}

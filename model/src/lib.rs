@@ -26,7 +26,7 @@ mod probe;
 mod readout;
 mod trainer;
 
-pub use batch::{Batch, Normalizer};
+pub use batch::{Batch, Normalizer, synthetic_windows};
 pub use config::{
     ACTION_DIM, DataConfig, LossConfig, ModelConfig, OBS_DIM, Objective, OptimConfig, ScheduleConfig, TrainConfig,
 };
