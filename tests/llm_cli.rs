@@ -309,6 +309,36 @@ fn prompt_variants_seeds_and_shots_are_runs_reported_as_mean_and_spread() {
     // Measured: 3 of 3 valid.
     assert!(logs.iter().filter(|l| l["invalid"] == false).count() >= 2, "{logs:?}");
 
+    // A request budget stops the run cleanly; a rerun continues from the cache; --offline
+    // replays only. The key comes from the variable --api-key-env names, and leaks nowhere.
+    let (out6, cache6) = (tmp.path().join("b"), tmp.path().join("bc"));
+    let budget = |extra: &[&str]| {
+        let mut args =
+            vec!["--model", spec.as_str(), "--tasks", "contact", "--limit", "4", "--api-key-env", "PHYSWORLD_TEST_KEY"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_physworld"))
+            .args(["bench", "--suite", s(&data), "--out", s(&out6)])
+            .args(&args)
+            .env("PHYSWORLD_LLM_CACHE", &cache6)
+            .env("PHYSWORLD_TEST_KEY", "sk-physworld-budget-secret")
+            .output()
+            .expect("runs")
+    };
+    let o = budget(&["--max-requests", "2"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("budget of 2 spent") && text(&o).contains("rerun"), "{}", text(&o));
+    let o = budget(&["--offline"]);
+    assert!(!o.status.success() && text(&o).contains("offline"), "{}", text(&o));
+    let o = budget(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 requests, 2 cache hits"), "{}", text(&o));
+    let o = budget(&["--offline"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 requests, 4 cache hits"), "{}", text(&o));
+    for dir in [&out6, &cache6] {
+        assert!(!all_text(dir).contains("budget-secret"), "a key leaked into {}", dir.display());
+    }
+
     // The flags are refused for models that are not LLMs.
     let o = bench_args(&data, &tmp.path().join("x"), &cache, &["--model", "oracle", "--shots", "2"]);
     assert!(!o.status.success());

@@ -56,6 +56,18 @@ pub struct Args {
     /// (k-shot; recorded in the result's labels_used).
     #[arg(long, default_value_t = 0)]
     shots: usize,
+    /// LLM models: answer from the response cache only; an item not in it stops the run
+    /// (also `PHYSWORLD_LLM_OFFLINE=1`).
+    #[arg(long)]
+    offline: bool,
+    /// LLM models: most requests each model run may send (cache hits are free). A spent
+    /// budget stops the run cleanly; answers so far stay cached, so a rerun continues.
+    #[arg(long)]
+    max_requests: Option<u64>,
+    /// LLM models: environment variable holding the API key (default OPENAI_API_KEY or
+    /// ANTHROPIC_API_KEY; keys are never printed, logged, cached or written to results).
+    #[arg(long)]
+    api_key_env: Option<String>,
     /// Print a JSON summary instead of the table.
     #[arg(long)]
     json: bool,
@@ -63,11 +75,20 @@ pub struct Args {
 
 /// The LLM runs the flags ask for (one per prompt variant and seed).
 fn llm_runs(args: &Args) -> anyhow::Result<Vec<physworld_benchmarks::llm::LlmRun>> {
-    let default = args.prompt_variants == [0] && args.llm_seeds == [0] && args.temperature == 0.0 && args.shots == 0;
+    let default = args.prompt_variants == [0]
+        && args.llm_seeds == [0]
+        && args.temperature == 0.0
+        && args.shots == 0
+        && !args.offline
+        && args.max_requests.is_none()
+        && args.api_key_env.is_none();
     if !default && !args.models.iter().any(|m| adapters::is_llm(m)) {
         bail!(
-            "--prompt-variants, --llm-seeds, --temperature and --shots apply to LLM models (openai:, anthropic:, gguf:); none was given"
+            "--prompt-variants, --llm-seeds, --temperature, --shots, --offline, --max-requests and --api-key-env apply to LLM models (openai:, anthropic:, gguf:); none was given"
         );
+    }
+    if args.max_requests == Some(0) {
+        bail!("--max-requests 0: expected at least 1 (use --offline to send none)");
     }
     let mut runs = Vec::new();
     for &variant in &args.prompt_variants {
@@ -77,6 +98,9 @@ fn llm_runs(args: &Args) -> anyhow::Result<Vec<physworld_benchmarks::llm::LlmRun
                 seed,
                 shots: args.shots,
                 temperature: args.temperature,
+                offline: args.offline,
+                max_requests: args.max_requests,
+                key_env: args.api_key_env.clone(),
             });
         }
     }

@@ -150,11 +150,11 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         ("majority", None) => Ok(Box::new(Majority::default())),
         ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
         ("openai", Some(m)) if !m.is_empty() => {
-            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m).with_run(*run)?))
+            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m).with_run(run.clone())?))
         }
-        ("gguf", Some(p)) if !p.is_empty() => Ok(Box::new(crate::llm::Llm::gguf(spec, p)?.with_run(*run)?)),
+        ("gguf", Some(p)) if !p.is_empty() => Ok(Box::new(crate::llm::Llm::gguf(spec, p)?.with_run(run.clone())?)),
         ("anthropic", Some(m)) if !m.is_empty() => {
-            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::Anthropic, m).with_run(*run)?))
+            Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::Anthropic, m).with_run(run.clone())?))
         }
         ("process", Some(cmd)) if !cmd.trim().is_empty() => Ok(Box::new(Process::start(spec, cmd)?)),
         ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),

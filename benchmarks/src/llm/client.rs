@@ -265,6 +265,19 @@ impl Client {
         self.cfg.seed = seed;
     }
 
+    /// Replay only (`offline`, or as configured), stop after `max_requests` requests (as
+    /// configured when `None`), and read the key from `key_env` (as configured when `None`).
+    pub fn set_limits(&mut self, offline: bool, max_requests: Option<u64>, key_env: Option<&str>) {
+        self.cfg.offline |= offline;
+        if max_requests.is_some() {
+            self.cfg.max_requests = max_requests;
+        }
+        if let Some(k) = key_env {
+            self.cfg.key_env = k.to_string();
+            self.key = std::env::var(k).ok().filter(|v| !v.is_empty());
+        }
+    }
+
     /// Settings.
     pub fn config(&self) -> &LlmConfig {
         &self.cfg

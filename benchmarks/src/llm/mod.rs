@@ -40,7 +40,7 @@ pub const PROMPT_VERSION: &str = "physworld-prompt/2 (3 variants; scene with mas
 /// What varies between runs of one LLM: the prompt variant, the sampling seed and
 /// temperature, and the number of solved examples. Runs that differ only in variant and
 /// seed form one leaderboard row (mean and spread).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LlmRun {
     /// Prompt variant, `0..render::VARIANTS`.
     pub variant: usize,
@@ -50,6 +50,12 @@ pub struct LlmRun {
     pub shots: usize,
     /// Sampling temperature (0: greedy).
     pub temperature: f64,
+    /// Replay from the cache only (also `PHYSWORLD_LLM_OFFLINE=1`).
+    pub offline: bool,
+    /// Most requests (generations, for `gguf:`) this run may send; cache hits are free.
+    pub max_requests: Option<u64>,
+    /// Environment variable holding the API key, instead of the provider's default.
+    pub key_env: Option<String>,
 }
 
 impl LlmRun {
@@ -130,6 +136,7 @@ impl Llm {
         }
         self.id.push_str(&run.suffix());
         self.client.set_sampling(run.temperature, run.seed);
+        self.client.set_limits(run.offline, run.max_requests, run.key_env.as_deref());
         self.run = run;
         Ok(self)
     }
