@@ -58,6 +58,18 @@ fn without_wall_time(dir: &Path) -> Vec<(String, String)> {
     files
 }
 
+/// The built-in tiny suite generated under `dir`.
+fn tiny_dataset(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("tiny");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["generate", "--suite", s(&tiny), "--out", s(&data)])
+        .output()
+        .expect("generates");
+    assert!(o.status.success(), "{}", text(&o));
+    data
+}
+
 fn all_text(dir: &Path) -> String {
     let mut out = String::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -77,13 +89,7 @@ fn all_text(dir: &Path) -> String {
 fn openai_and_anthropic_adapters_answer_real_items_through_a_local_llama_cpp_server() {
     let url = base_url();
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("tiny");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
-        .args(["generate", "--suite", s(&tiny), "--out", s(&data)])
-        .output()
-        .expect("generates");
-    assert!(o.status.success(), "{}", text(&o));
+    let data = tiny_dataset(tmp.path());
 
     // OpenAI-compatible Chat Completions with json_schema structured output.
     let spec = format!("openai:smol@{url}");
@@ -157,13 +163,7 @@ fn gguf_adapter_answers_in_process_and_replays_from_its_cache() {
     let gguf = std::env::var("PHYSWORLD_GGUF")
         .unwrap_or_else(|_| panic!("PHYSWORLD_GGUF is not set: run the tests with `bash .ci/run`"));
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("tiny");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
-        .args(["generate", "--suite", s(&tiny), "--out", s(&data)])
-        .output()
-        .expect("generates");
-    assert!(o.status.success(), "{}", text(&o));
+    let data = tiny_dataset(tmp.path());
 
     let spec = format!("gguf:{gguf}");
     let (out1, cache) = (tmp.path().join("g1"), tmp.path().join("gc"));
@@ -224,13 +224,7 @@ fn bench_args(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Output {
 fn prompt_variants_seeds_and_shots_are_runs_reported_as_mean_and_spread() {
     let url = base_url();
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("tiny");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
-        .args(["generate", "--suite", s(&tiny), "--out", s(&data)])
-        .output()
-        .expect("generates");
-    assert!(o.status.success(), "{}", text(&o));
+    let data = tiny_dataset(tmp.path());
     let spec = format!("openai:smol@{url}");
     let (out, cache) = (tmp.path().join("v"), tmp.path().join("vc"));
 
