@@ -24,6 +24,7 @@ mod params;
 mod plot;
 mod probe;
 mod readout;
+pub mod reference;
 mod trainer;
 
 pub use batch::{Batch, Normalizer, synthetic_windows};
