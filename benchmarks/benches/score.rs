@@ -13,18 +13,13 @@ use physworld_benchmarks::adapters::{self, Adapter};
 use physworld_benchmarks::bench::{BenchOptions, Prepared};
 use physworld_benchmarks::tasks::TaskKind;
 use physworld_model::{TrainConfig, TrainOptions, train};
-use physworld_pipeline::{GenerateOptions, LocalStorage, Suite, WorkerShard, generate};
+use physworld_pipeline::{GenerateOptions, LocalStorage, Suite, generate};
 
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("tiny");
     let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/tiny.toml")).expect("suite");
-    generate(
-        &suite,
-        &LocalStorage::new(&data),
-        &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} },
-    )
-    .expect("generates");
+    generate(&suite, &LocalStorage::new(&data), &GenerateOptions::default()).expect("generates");
     let run = tmp.path().join("run");
     let mut cfg = TrainConfig::preset("tiny").expect("preset");
     cfg.schedule.steps = 2;

@@ -235,8 +235,8 @@ class Model:
         flat = x.reshape(-1, d)
         wt = valid.reshape(-1, 1)
         n = wt.sum() + 1e-6
-        mean = (flat * wt).sum(0, keepdims=True) if o.name == "numpy" else (flat * wt).sum(0, keepdim=True)
-        xc = (flat - mean / n) * wt
+        mean = (flat * wt).sum(0) / n  # [D], broadcast over the rows
+        xc = (flat - mean) * wt
         var = (xc**2).sum(0) / n
         hinge = o.relu(1.0 - o.sqrt(var + 1e-4)).mean()
         cov = o.swap_last(xc) @ xc / n

@@ -7,7 +7,7 @@ use physworld_benchmarks::adapters::{self, Answer};
 use physworld_benchmarks::bench::{BenchOptions, Prepared, run};
 use physworld_benchmarks::results::{self, ResultFile};
 use physworld_benchmarks::tasks::{self, Target, TaskKind, TaskOptions, pos};
-use physworld_pipeline::{Dataset, GenerateOptions, LocalStorage, Suite, WorkerShard, generate};
+use physworld_pipeline::{Dataset, GenerateOptions, LocalStorage, Suite, generate};
 
 /// The tiny suite, generated once per test binary.
 fn data() -> &'static Path {
@@ -16,12 +16,7 @@ fn data() -> &'static Path {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("tiny");
         let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/tiny.toml")).expect("suite");
-        generate(
-            &suite,
-            &LocalStorage::new(&dir),
-            &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} },
-        )
-        .expect("generates");
+        generate(&suite, &LocalStorage::new(&dir), &GenerateOptions::default()).expect("generates");
         (tmp, dir)
     });
     p

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::Device;
 use physworld_model::{ModelError, Objective, StepMetrics, TrainConfig, TrainOptions, WorldModel, load_run, train};
-use physworld_pipeline::{GenerateOptions, LocalStorage, Suite, WorkerShard, generate};
+use physworld_pipeline::{GenerateOptions, LocalStorage, Suite, generate};
 
 const SUITE: &str = r#"
 [suite]
@@ -31,12 +31,7 @@ params = { duration_s = 1.0 }
 
 fn dataset(dir: &Path) {
     let suite = Suite::parse(SUITE, Path::new("train-test.toml")).expect("suite");
-    generate(
-        &suite,
-        &LocalStorage::new(dir),
-        &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} },
-    )
-    .expect("generates");
+    generate(&suite, &LocalStorage::new(dir), &GenerateOptions::default()).expect("generates");
 }
 
 fn config(steps: u64) -> TrainConfig {
@@ -238,12 +233,7 @@ fn training_makes_future_positions_decodable_beyond_every_control() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("tiny");
     let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/tiny.toml")).expect("suite");
-    generate(
-        &suite,
-        &LocalStorage::new(&data),
-        &GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &|_| {} },
-    )
-    .expect("generates");
+    generate(&suite, &LocalStorage::new(&data), &GenerateOptions::default()).expect("generates");
     let run = tmp.path().join("run");
     let mut cfg = TrainConfig::preset("tiny").expect("preset");
     cfg.schedule.steps = 150;

@@ -115,6 +115,15 @@ pub struct GenerateOptions<'a> {
     pub progress: &'a (dyn Fn(Progress) + Sync),
 }
 
+impl Default for GenerateOptions<'static> {
+    /// The whole dataset, from scratch (no resume), without progress reports.
+    fn default() -> Self {
+        GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &no_progress }
+    }
+}
+
+fn no_progress(_: Progress) {}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GenerateReport {

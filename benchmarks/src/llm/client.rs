@@ -302,6 +302,21 @@ impl Client {
         std::thread::sleep(wait);
     }
 
+    /// Count one request (`what`: request or generation) against `max_requests`; a spent
+    /// budget halts the run.
+    fn spend(&self, what: &str) -> Result<()> {
+        if let Some(max) = self.cfg.max_requests
+            && self.stats().requests >= max
+        {
+            return Err(BenchError::Halt {
+                what: format!("LLM `{}`", self.cfg.model),
+                reason: format!("{what} budget of {max} spent; rerun to continue from the cache"),
+            });
+        }
+        self.bump(|s| s.requests += 1);
+        Ok(())
+    }
+
     fn bump(&self, f: impl FnOnce(&mut Stats)) {
         if let Ok(mut s) = self.stats.lock() {
             f(&mut s);
@@ -369,15 +384,7 @@ impl Client {
         let Some(local) = &self.local else {
             return Err(BenchError::Mismatch { what: "gguf client".into(), reason: "no model loaded".into() });
         };
-        if let Some(max) = self.cfg.max_requests
-            && self.stats().requests >= max
-        {
-            return Err(BenchError::Halt {
-                what: format!("LLM `{}`", self.cfg.model),
-                reason: format!("generation budget of {max} spent; rerun to continue from the cache"),
-            });
-        }
-        self.bump(|s| s.requests += 1);
+        self.spend("generation")?;
         let mut model = local.lock().map_err(|_| BenchError::Mismatch {
             what: "gguf model".into(),
             reason: "a previous generation panicked".into(),
@@ -431,16 +438,8 @@ impl Client {
         let unreachable = |why: String| BenchError::Mismatch { what: format!("LLM server {url}"), reason: why };
         let mut attempt = 0u32;
         loop {
-            if let Some(max) = self.cfg.max_requests
-                && self.stats().requests >= max
-            {
-                return Err(BenchError::Halt {
-                    what: format!("LLM `{}`", self.cfg.model),
-                    reason: format!("request budget of {max} spent; rerun to continue from the cache"),
-                });
-            }
+            self.spend("request")?;
             self.pace();
-            self.bump(|s| s.requests += 1);
             let mut req = self.agent.post(&url).header("content-type", "application/json");
             if let Some(k) = &self.key {
                 req = match self.cfg.provider {

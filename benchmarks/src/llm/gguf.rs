@@ -9,7 +9,7 @@
 //! decoding ([`Gguf::generate`] without a constraint) is what the tests compare with
 //! llama.cpp's own greedy output.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Content;
@@ -63,27 +63,17 @@ fn bad(path: &Path, reason: impl Into<String>) -> BenchError {
     BenchError::Mismatch { what: format!("GGUF model {}", path.display()), reason: reason.into() }
 }
 
-/// SHA-256 of a file, streamed.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| BenchError::file(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| BenchError::file(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+/// SHA-256 (hex) of a model file's bytes: the name the cache and the results give it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The same model with every weight dequantized to f32, as an in-memory GGUF: candle's CPU
 /// kernels for quantized blocks read a prompt at ~25 tokens/s on 2 cores, its f32 matrix
 /// multiply at ~160 (BENCHMARKS.md). Costs 4 bytes a weight (0.6 GB for 135M).
-fn dequantized(
+fn dequantized<R: Read + Seek>(
     ct: Content,
-    file: &mut std::fs::File,
+    file: &mut R,
     device: &Device,
 ) -> candle_core::Result<(Content, std::io::Cursor<Vec<u8>>)> {
     let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
@@ -112,8 +102,10 @@ fn dequantized(
 impl Gguf {
     /// Load `path` (a llama-architecture GGUF with a byte-level BPE tokenizer) on the CPU.
     pub fn load(path: &Path) -> Result<Gguf> {
-        let sha256 = file_sha256(path)?;
-        let mut file = std::fs::File::open(path).map_err(|e| BenchError::file(path, e))?;
+        // Read once: hashed, then parsed from memory.
+        let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
+        let sha256 = sha256_hex(&bytes);
+        let mut file = std::io::Cursor::new(bytes);
         let ct = Content::read(&mut file).map_err(|e| bad(path, format!("not a readable GGUF file: {e}")))?;
         let arch = ct.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned();
         if arch.as_deref() != Some("llama") {
@@ -227,12 +219,15 @@ impl Gguf {
         for _ in 0..max_new {
             let Some(l) = logits.take() else { break };
             let l: Vec<f32> = l.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
-            let eligible = |id: usize| matcher.as_ref().is_none_or(|m| m.allows(&self.pieces[id]));
+            // The tokens the grammar allows here (all without one), checked once per step.
+            let eligible: Vec<(usize, f32)> = l
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(id, _)| matcher.as_ref().is_none_or(|m| m.allows(&self.pieces[*id])))
+                .collect();
             let (mut best, mut second) = (None::<(usize, f32)>, f32::NEG_INFINITY);
-            for (id, &v) in l.iter().enumerate() {
-                if !eligible(id) {
-                    continue;
-                }
+            for &(id, v) in &eligible {
                 match best {
                     Some((_, b)) if v <= b => second = second.max(v),
                     _ => {
@@ -247,12 +242,8 @@ impl Gguf {
                 return Err(bad(&self.path, "no token continues any allowed answer"));
             };
             if let (Some((temperature, _)), Some(rng)) = (sampling, rng.as_mut()) {
-                let weights: Vec<(usize, f64)> = l
-                    .iter()
-                    .enumerate()
-                    .filter(|(id, _)| eligible(*id))
-                    .map(|(id, &v)| (id, (f64::from(v - top) / temperature).exp()))
-                    .collect();
+                let weights: Vec<(usize, f64)> =
+                    eligible.iter().map(|&(id, v)| (id, (f64::from(v - top) / temperature).exp())).collect();
                 let total: f64 = weights.iter().map(|w| w.1).sum();
                 let mut u = rand::Rng::random::<f64>(rng) * total;
                 for (id, w) in weights {

@@ -108,14 +108,11 @@ impl Llm {
     /// With explicit settings.
     pub fn with_config(spec: &str, cfg: LlmConfig) -> Llm {
         let concurrency = std::env::var("PHYSWORLD_LLM_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-        Llm {
-            id: spec.into(),
-            client: Client::new(cfg),
-            raw: BTreeMap::new(),
-            fingerprint: None,
-            concurrency,
-            run: LlmRun::default(),
-        }
+        Llm::from_client(spec, Client::new(cfg), concurrency)
+    }
+
+    fn from_client(spec: &str, client: Client, concurrency: usize) -> Llm {
+        Llm { id: spec.into(), client, raw: BTreeMap::new(), fingerprint: None, concurrency, run: LlmRun::default() }
     }
 
     /// With the run settings `run` (appends [`LlmRun::suffix`] to the id).
@@ -145,14 +142,7 @@ impl Llm {
     pub fn gguf(spec: &str, path: &str) -> Result<Llm> {
         let client = Client::new_local(LlmConfig::from_spec(Provider::Gguf, path))?;
         // One model, one generation at a time.
-        Ok(Llm {
-            id: spec.into(),
-            client,
-            raw: BTreeMap::new(),
-            fingerprint: None,
-            concurrency: 1,
-            run: LlmRun::default(),
-        })
+        Ok(Llm::from_client(spec, client, 1))
     }
 
     /// Requests, cache hits and retries so far.
@@ -244,28 +234,29 @@ impl Llm {
         };
         let fps = ctx.ds.info.fps;
         let v = self.run.variant;
-        // Candidate examples with their answer text, grouped by answer.
-        let mut by_answer: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        // Candidate examples (item, episode shown, reply), grouped by answer; only the
+        // picked ones are rendered.
+        let mut by_answer: BTreeMap<String, Vec<(&Item, u64, String)>> = BTreeMap::new();
         for it in &readout.items {
             match (&it.target, task) {
                 (crate::tasks::Target::Possible(p), TaskKind::Voe) => {
-                    for (ep, ok) in it.episodes.iter().zip(p) {
+                    for (&ep, ok) in it.episodes.iter().zip(p) {
                         let verdict = if *ok { "possible" } else { "impossible" };
-                        let e = ctx.readout_frames.get(*ep)?;
-                        let user = render::voe_prompt(e, ctx.ds.meta(*ep)?, fps, v);
-                        by_answer.entry(verdict.into()).or_default().push((user, verdict.into()));
+                        let reply = client::answer_texts(&[verdict.to_string()]).remove(0);
+                        by_answer.entry(verdict.into()).or_default().push((it, ep, reply));
                     }
                 }
                 (crate::tasks::Target::Positions(p), TaskKind::Forecast) => {
-                    let e = ctx.readout_frames.get(it.episodes[0])?;
-                    let user = render::forecast_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v);
-                    by_answer.entry("forecast".into()).or_default().push((user, render::positions_json(p)));
+                    by_answer.entry("forecast".into()).or_default().push((
+                        it,
+                        it.episodes[0],
+                        render::positions_json(p),
+                    ));
                 }
                 (crate::tasks::Target::Choice(c), _) => {
-                    let e = ctx.readout_frames.get(it.episodes[0])?;
-                    let user = render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v);
                     let answer = it.choices.get(*c).cloned().unwrap_or_default();
-                    by_answer.entry(format!("{}/{answer}", it.question)).or_default().push((user, answer));
+                    let reply = client::answer_texts(std::slice::from_ref(&answer)).remove(0);
+                    by_answer.entry(format!("{}/{answer}", it.question)).or_default().push((it, it.episodes[0], reply));
                 }
                 _ => {}
             }
@@ -293,13 +284,17 @@ impl Llm {
             });
         }
         rand::seq::SliceRandom::shuffle(picked.as_mut_slice(), &mut rng);
-        Ok(picked
-            .into_iter()
-            .flat_map(|(user, answer)| {
-                let reply = if task == TaskKind::Forecast { answer } else { client::answer_texts(&[answer]).remove(0) };
-                [Turn::user(user), Turn::assistant(reply)]
-            })
-            .collect())
+        let mut turns = Vec::with_capacity(2 * k);
+        for (it, ep, reply) in picked {
+            let (e, meta) = (ctx.readout_frames.get(ep)?, ctx.ds.meta(ep)?);
+            let user = match task {
+                TaskKind::Voe => render::voe_prompt(e, meta, fps, v),
+                TaskKind::Forecast => render::forecast_prompt(it, e, meta, fps, v),
+                _ => render::choice_prompt(it, e, meta, fps, v),
+            };
+            turns.extend([Turn::user(user), Turn::assistant(reply)]);
+        }
+        Ok(turns)
     }
 }
 
