@@ -69,8 +69,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The same model with every weight dequantized to f32, as an in-memory GGUF: candle's CPU
-/// kernels for quantized blocks read a prompt at ~25 tokens/s on 2 cores, its f32 matrix
-/// multiply at ~160 (BENCHMARKS.md). Costs 4 bytes a weight (0.6 GB for 135M).
+/// kernels for quantized blocks read a prompt at ~22 tokens/s on 2 cores, its f32 matrix
+/// multiply at ~130 (BENCHMARKS.md, `examples/gguf_prefill.rs`). Costs 4 bytes a weight (0.6 GB for 135M).
 fn dequantized<R: Read + Seek>(
     ct: Content,
     file: &mut R,
@@ -102,6 +102,12 @@ fn dequantized<R: Read + Seek>(
 impl Gguf {
     /// Load `path` (a llama-architecture GGUF with a byte-level BPE tokenizer) on the CPU.
     pub fn load(path: &Path) -> Result<Gguf> {
+        Gguf::load_with(path, true)
+    }
+
+    /// [`Gguf::load`], keeping the quantized weights when `dequantize` is false (candle's
+    /// quantized CPU kernels: less memory, much slower prompt reading; for comparisons).
+    pub fn load_with(path: &Path, dequantize: bool) -> Result<Gguf> {
         // Read once: hashed, then parsed from memory.
         let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
         let sha256 = sha256_hex(&bytes);
@@ -114,9 +120,13 @@ impl Gguf {
         let trained = ct.metadata.get("llama.context_length").and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize;
         let tokenizer = Tokenizer::from_gguf(&ct)?;
         let device = Device::Cpu;
-        let model = dequantized(ct, &mut file, &device)
-            .and_then(|(ct, mut f32_file)| ModelWeights::from_gguf(ct, &mut f32_file, &device))
-            .map_err(|e| bad(path, format!("cannot load the weights: {e}")))?;
+        let model = if dequantize {
+            dequantized(ct, &mut file, &device)
+                .and_then(|(ct, mut f32_file)| ModelWeights::from_gguf(ct, &mut f32_file, &device))
+        } else {
+            ModelWeights::from_gguf(ct, &mut file, &device)
+        }
+        .map_err(|e| bad(path, format!("cannot load the weights: {e}")))?;
         let pieces = (0..tokenizer.len() as u32).map(|i| tokenizer.token_bytes(i, false)).collect();
         Ok(Gguf {
             path: path.to_path_buf(),
