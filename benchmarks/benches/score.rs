@@ -15,6 +15,10 @@ use physworld_benchmarks::tasks::TaskKind;
 use physworld_model::{TrainConfig, TrainOptions, train};
 use physworld_pipeline::{GenerateOptions, LocalStorage, Suite, generate};
 
+/// The allocator the `physworld` binary uses (see src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("tiny");

@@ -1,14 +1,50 @@
 //! Train-step and inference throughput of the `tiny` and `small` presets on CPU.
 //!
 //! `cargo bench -p physworld-model --bench train_step`. Synthetic batches (no dataset
-//! needed): 8 + 8 frames × 12 slots, batch 32 (tiny) and 16 (small).
+//! needed): 8 + 8 frames × 12 slots, batch 32 (tiny) and 16 (small). The `ops` group
+//! times the fused layer norm and softmax against the composed ops, forward + backward, at
+//! the sizes of the tiny predictor.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor, Var};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use physworld_model::{AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, synthetic_windows};
+use physworld_model::{
+    AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, layer_norm_composed, layer_norm_plain,
+    softmax_composed, softmax_last, synthetic_windows,
+};
+
+/// The allocator the `physworld` binary uses (see src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type Op = fn(&Tensor) -> physworld_model::Result<Tensor>;
+
+fn ops(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ops");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    // The tiny predictor's attention scores (batch 32, 4 heads, 16 frames × 13 tokens) and
+    // its token activations.
+    let cases: [(&str, (usize, usize), Op, Op); 2] = [
+        ("softmax", (32 * 4 * 208, 208), softmax_last, softmax_composed),
+        ("layer_norm", (32 * 208, 48), layer_norm_plain, layer_norm_composed),
+    ];
+    for (name, shape, fused, composed) in cases {
+        let n = shape.0 * shape.1;
+        let data: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.618).sin() * 4.0).collect();
+        let x = Var::from_tensor(&Tensor::from_vec(data, shape, &Device::Cpu).expect("x")).expect("var");
+        for (label, op) in [("fused", fused), ("composed", composed)] {
+            g.bench_function(format!("{name}/{label}"), |b| {
+                b.iter(|| {
+                    let y = op(x.as_tensor()).expect("op");
+                    black_box(y.sum_all().and_then(|l| l.backward()).expect("backward"))
+                })
+            });
+        }
+    }
+    g.finish();
+}
 
 fn bench(c: &mut Criterion) {
     let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
@@ -37,5 +73,5 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, ops);
 criterion_main!(benches);

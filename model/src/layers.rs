@@ -2,8 +2,9 @@
 //!
 //! Candle's fused `layer_norm`, `softmax_last_dim` and `rms_norm` have no backward pass
 //! (candle issues #3011, #2168): gradients silently stop. Layer norm and the attention
-//! softmax here are written with plain tensor ops; `tests/gradients.rs` checks that every
-//! trainable variable receives a non-zero gradient.
+//! softmax here are our own fused ops with a backward on CPU f32 ([`crate::fused`]) and
+//! plain tensor ops elsewhere; the tests check that every trainable variable receives a
+//! non-zero gradient, and that both paths agree.
 
 use candle_core::{D, Tensor, Var};
 
@@ -51,8 +52,17 @@ pub struct LayerNorm {
 /// Epsilon of every layer norm.
 pub const LN_EPS: f64 = 1e-6;
 
-/// Normalise the last dimension to zero mean, unit variance (no affine).
+/// Normalise the last dimension to zero mean, unit variance (no affine): fused on CPU f32,
+/// composed otherwise.
 pub fn layer_norm_plain(x: &Tensor) -> Result<Tensor> {
+    if crate::fused::supported(x) {
+        return Ok(crate::fused::layer_norm(x, LN_EPS)?);
+    }
+    layer_norm_composed(x)
+}
+
+/// [`layer_norm_plain`] from differentiable elementwise ops, on any device and dtype.
+pub fn layer_norm_composed(x: &Tensor) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -83,8 +93,16 @@ impl LayerNorm {
     }
 }
 
-/// Softmax over the last dimension from differentiable ops (max-shifted).
+/// Softmax over the last dimension (max-shifted): fused on CPU f32, composed otherwise.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if crate::fused::supported(x) {
+        return Ok(crate::fused::softmax(x)?);
+    }
+    softmax_composed(x)
+}
+
+/// [`softmax_last`] from differentiable elementwise ops, on any device and dtype.
+pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
     let m = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&m)?.exp()?;
     Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)

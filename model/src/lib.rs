@@ -8,7 +8,8 @@
 //! non-JEPA baseline.
 //!
 //! Everything random is drawn on the host from seeded generators; norms and the attention
-//! softmax are built from differentiable ops (Candle's fused kernels have no backward).
+//! softmax have their own backward ([`fused`] on CPU, composed ops elsewhere: Candle's
+//! fused kernels have none).
 //! [`train`] runs the loop with a checkpointable [`AdamW`], and [`checkpoint`] writes
 //! safetensors plus JSON state atomically.
 
@@ -16,6 +17,7 @@ mod batch;
 pub mod checkpoint;
 mod config;
 mod error;
+pub mod fused;
 mod jepa;
 mod layers;
 pub mod linalg;
@@ -35,7 +37,10 @@ pub use error::{ModelError, Result};
 pub use jepa::{
     Encoder, InverseDynamics, LossParts, Predictor, WorldModel, WorldModelVars, pool_objects, variance_covariance,
 };
-pub use layers::{Attention, Block, LayerNorm, Linear, Mlp, layer_norm_plain, sinusoidal, softmax_last};
+pub use layers::{
+    Attention, Block, LayerNorm, Linear, Mlp, layer_norm_composed, layer_norm_plain, sinusoidal, softmax_composed,
+    softmax_last,
+};
 pub use optim::{AdamW, clip_scale};
 pub use params::Params;
 pub use plot::plot_metrics;

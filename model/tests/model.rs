@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 use physworld_model::{
-    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, layer_norm_plain, linalg,
-    softmax_last,
+    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, layer_norm_composed,
+    layer_norm_plain, linalg, softmax_composed, softmax_last,
 };
 use physworld_pipeline::EpisodeFrames;
 
@@ -114,6 +114,50 @@ fn differentiable_norm_and_softmax_match_their_formulas() {
     // [-1, 0, 1] has mean 0 and population std sqrt(2/3): [-1.2247, 0, 1.2247].
     for (a, b) in n[1].iter().zip([-1.224_744_9f32, 0.0, 1.224_744_9]) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
+
+/// The fused CPU kernels and the composed ops (the path of other devices) give the same
+/// values and the same gradients, on a non-contiguous input with masked (-1e9) entries.
+#[test]
+fn fused_norm_and_softmax_agree_with_the_composed_ops_values_and_gradients() {
+    use candle_core::Var;
+    let dev = Device::Cpu;
+    let (rows, d) = (6usize, 13usize);
+    let v: Vec<f32> = (0..rows * d).map(|i| ((i as f32 * 0.731).sin() * 3.0) + (i % 5) as f32).collect();
+    let mut masked = v.clone();
+    for r in 0..rows {
+        masked[r * d + (r % d)] = -1e9;
+    }
+    // Upstream gradient: arbitrary, so the backward's every term matters.
+    let up: Vec<f32> = (0..rows * d).map(|i| (i as f32 * 0.377).cos()).collect();
+    let up = Tensor::from_vec(up, (rows, d), &dev).expect("t");
+    type Op = fn(&Tensor) -> physworld_model::Result<Tensor>;
+    let cases: [(&str, &[f32], Op, Op); 2] = [
+        ("layer norm", &v, layer_norm_plain, layer_norm_composed),
+        ("softmax", &masked, softmax_last, softmax_composed),
+    ];
+    for (name, data, fused, composed) in cases {
+        // Stored transposed, read through `.t()`: a non-contiguous layout.
+        let mut tr = vec![0f32; rows * d];
+        for r in 0..rows {
+            for c in 0..d {
+                tr[c * rows + r] = data[r * d + c];
+            }
+        }
+        let run = |op: Op| -> (Vec<f32>, Vec<f32>) {
+            let x = Var::from_tensor(&Tensor::from_vec(tr.clone(), (d, rows), &dev).expect("t")).expect("var");
+            let y = op(&x.as_tensor().t().expect("t")).expect("op");
+            let grads = (&y * &up).and_then(|p| p.sum_all()).and_then(|l| l.backward()).expect("backward");
+            let g = grads.get(x.as_tensor()).expect("grad").flatten_all().and_then(|g| g.to_vec1()).expect("g");
+            (y.flatten_all().and_then(|y| y.to_vec1()).expect("y"), g)
+        };
+        let ((yf, gf), (yc, gc)) = (run(fused), run(composed));
+        for (what, a, b) in [("values", &yf, &yc), ("gradients", &gf, &gc)] {
+            let err = a.iter().zip(b.iter()).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(err < 2e-5, "{name} {what} differ by {err}");
+            assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} {what} are all ~0");
+        }
     }
 }
 

@@ -1,0 +1,178 @@
+//! Fused layer norm and softmax over the last dimension, with their backward passes, for
+//! CPU f32 tensors.
+//!
+//! Candle's own fused kernels (`candle_nn::ops::layer_norm`, `softmax_last_dim`) have no
+//! backward (candle issues #3011, #2168), so the layers would otherwise build both from
+//! 5–7 elementwise ops, each allocating its output, plus twice as many in the backward
+//! pass. These are one pass forward and one backward, written as candle custom ops whose
+//! `bwd` is itself a custom op. Other devices and dtypes take the composed path
+//! ([`crate::layers::layer_norm_plain`], [`crate::layers::softmax_last`]); the tests check
+//! that both agree, values and gradients.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows per parallel task: each row is computed independently, so results do not depend
+/// on the thread count.
+const ROWS_PER_TASK: usize = 64;
+
+/// `out[r] = f(a[r], b[r])` for every row of width `d`, rows in parallel.
+fn map_rows(a: &[f32], b: Option<&[f32]>, d: usize, f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    let step = d * ROWS_PER_TASK;
+    out.par_chunks_mut(step).enumerate().for_each(|(i, o)| {
+        let lo = i * step;
+        let ar = &a[lo..lo + o.len()];
+        let br = b.map_or(&[][..], |b| &b[lo..lo + o.len()]);
+        for (k, orow) in o.chunks_exact_mut(d).enumerate() {
+            let brow = if br.is_empty() { br } else { &br[k * d..(k + 1) * d] };
+            f(&ar[k * d..(k + 1) * d], brow, orow);
+        }
+    });
+    out
+}
+
+/// Whether `x` can take the fused path: an f32 tensor on the CPU with a last dimension.
+pub fn supported(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() >= 1 && x.dim(x.rank() - 1).is_ok_and(|d| d > 0)
+}
+
+/// `x` as a contiguous f32 slice of its layout.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &'static str) -> Result<&'a [f32]> {
+    let all = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&all[a..b]),
+        None => Err(candle_core::Error::RequiresContiguous { op }),
+    }
+}
+
+fn last_dim(l: &Layout) -> usize {
+    l.dims().last().copied().unwrap_or(1).max(1)
+}
+
+/// Row mean and `1 / sqrt(var + eps)`.
+#[inline]
+fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// `(x - mean) / sqrt(var + eps)` over the last dimension.
+struct LayerNormFwd {
+    eps: f32,
+}
+
+impl CustomOp1 for LayerNormFwd {
+    fn name(&self) -> &'static str {
+        "physworld-layer-norm"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, self.name())?;
+        let d = last_dim(l);
+        let eps = self.eps;
+        let y = map_rows(x, None, d, |xr, _, yr| {
+            let (mean, rstd) = row_stats(xr, eps);
+            for (o, v) in yr.iter_mut().zip(xr) {
+                *o = (v - mean) * rstd;
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&g.contiguous()?, &LayerNormBwd { eps: self.eps })?))
+    }
+}
+
+/// `dx = rstd (g - mean(g) - y mean(g y))`, recomputing `y` from `x`.
+struct LayerNormBwd {
+    eps: f32,
+}
+
+impl CustomOp2 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "physworld-layer-norm-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let d = last_dim(l1);
+        let eps = self.eps;
+        let dx = map_rows(x, Some(g), d, |xr, gr, dr| {
+            let (mean, rstd) = row_stats(xr, eps);
+            let (mut gm, mut gy) = (0f32, 0f32);
+            for (xv, gv) in xr.iter().zip(gr) {
+                gm += gv;
+                gy += gv * (xv - mean) * rstd;
+            }
+            let (gm, gy) = (gm / d as f32, gy / d as f32);
+            for ((o, xv), gv) in dr.iter_mut().zip(xr).zip(gr) {
+                *o = rstd * (gv - gm - (xv - mean) * rstd * gy);
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension (max-shifted).
+struct SoftmaxFwd;
+
+impl CustomOp1 for SoftmaxFwd {
+    fn name(&self) -> &'static str {
+        "physworld-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, self.name())?;
+        let d = last_dim(l);
+        let y = map_rows(x, None, d, |xr, _, yr| {
+            let m = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (o, v) in yr.iter_mut().zip(xr) {
+                *o = (v - m).exp();
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            yr.iter_mut().for_each(|o| *o *= inv);
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(y.apply_op2_no_bwd(&g.contiguous()?, &SoftmaxBwd)?))
+    }
+}
+
+/// `dx = y (g - sum(g y))`.
+struct SoftmaxBwd;
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "physworld-softmax-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let d = last_dim(l1);
+        let dx = map_rows(y, Some(g), d, |yr, gr, dr| {
+            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+            for ((o, yv), gv) in dr.iter_mut().zip(yr).zip(gr) {
+                *o = yv * (gv - dot);
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Fused layer norm (no affine) of a [`supported`] tensor.
+pub fn layer_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(LayerNormFwd { eps: eps as f32 })
+}
+
+/// Fused softmax over the last dimension of a [`supported`] tensor.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(SoftmaxFwd)
+}
