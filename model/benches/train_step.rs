@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p physworld-model --bench train_step`. Synthetic batches (no dataset
 //! needed): 8 + 8 frames × 12 slots, batch 32 (tiny) and 16 (small). The `ops` group
-//! times the fused layer norm and softmax against the composed ops, forward + backward, at
+//! times the fused layer norm, softmax and GELU against the composed ops, forward + backward, at
 //! the sizes of the tiny predictor.
 
 use std::hint::black_box;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use candle_core::{Device, Tensor, Var};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use physworld_model::{
-    AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, layer_norm_composed, layer_norm_plain,
-    softmax_composed, softmax_last, synthetic_windows,
+    AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, gelu, layer_norm_composed,
+    layer_norm_plain, softmax_composed, softmax_last, synthetic_windows,
 };
 
 /// The allocator the `physworld` binary uses (see src/main.rs).
@@ -26,9 +26,13 @@ fn ops(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     // The tiny predictor's attention scores (batch 32, 4 heads, 16 frames × 13 tokens) and
     // its token activations.
-    let cases: [(&str, (usize, usize), Op, Op); 2] = [
+    fn candle_gelu(x: &Tensor) -> physworld_model::Result<Tensor> {
+        Ok(x.gelu_erf()?)
+    }
+    let cases: [(&str, (usize, usize), Op, Op); 3] = [
         ("softmax", (32 * 4 * 208, 208), softmax_last, softmax_composed),
         ("layer_norm", (32 * 208, 48), layer_norm_plain, layer_norm_composed),
+        ("gelu", (32 * 208, 192), gelu, candle_gelu),
     ];
     for (name, shape, fused, composed) in cases {
         let n = shape.0 * shape.1;

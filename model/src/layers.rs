@@ -108,6 +108,14 @@ pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
     Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
 }
 
+/// GELU (exact, erf form): fused on CPU f32, candle's `gelu_erf` otherwise.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if crate::fused::supported(x) {
+        return Ok(crate::fused::gelu(x)?);
+    }
+    Ok(x.gelu_erf()?)
+}
+
 /// Two-layer MLP with GELU.
 #[derive(Clone)]
 pub struct Mlp {
@@ -125,7 +133,7 @@ impl Mlp {
 
     /// Apply.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2.forward(&gelu(&self.fc1.forward(x)?)?)
     }
 }
 

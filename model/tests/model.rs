@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 use physworld_model::{
-    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, layer_norm_composed,
+    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, gelu, layer_norm_composed,
     layer_norm_plain, linalg, softmax_composed, softmax_last,
 };
 use physworld_pipeline::EpisodeFrames;
@@ -117,8 +117,9 @@ fn differentiable_norm_and_softmax_match_their_formulas() {
     }
 }
 
-/// The fused CPU kernels and the composed ops (the path of other devices) give the same
-/// values and the same gradients, on a non-contiguous input with masked (-1e9) entries.
+/// The fused CPU kernels and the composed ops (the path of other devices; candle's own
+/// `gelu_erf`) give the same values and the same gradients, on a non-contiguous input
+/// (with masked -1e9 entries for the softmax).
 #[test]
 fn fused_norm_and_softmax_agree_with_the_composed_ops_values_and_gradients() {
     use candle_core::Var;
@@ -133,9 +134,14 @@ fn fused_norm_and_softmax_agree_with_the_composed_ops_values_and_gradients() {
     let up: Vec<f32> = (0..rows * d).map(|i| (i as f32 * 0.377).cos()).collect();
     let up = Tensor::from_vec(up, (rows, d), &dev).expect("t");
     type Op = fn(&Tensor) -> physworld_model::Result<Tensor>;
-    let cases: [(&str, &[f32], Op, Op); 2] = [
+    fn candle_gelu(x: &Tensor) -> physworld_model::Result<Tensor> {
+        Ok(x.gelu_erf()?)
+    }
+    let centred: Vec<f32> = v.iter().map(|x| x - 2.0).collect();
+    let cases: [(&str, &[f32], Op, Op); 3] = [
         ("layer norm", &v, layer_norm_plain, layer_norm_composed),
         ("softmax", &masked, softmax_last, softmax_composed),
+        ("gelu", &centred, gelu, candle_gelu),
     ];
     for (name, data, fused, composed) in cases {
         // Stored transposed, read through `.t()`: a non-contiguous layout.
