@@ -1,5 +1,6 @@
 //! End-to-end dataset commands: a real `kill -9` mid-run, resume, sharding through the
-//! environment variables clusters set, inspect's exit status.
+//! environment variables clusters set, inspect's exit status; training byte-identical
+//! whatever the thread count.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
