@@ -33,6 +33,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_physworld"))
 }
 
+/// The tiny suite generated through the binary into `root/ds`.
+fn tiny_dataset(root: &Path) -> PathBuf {
+    let dir = root.join("ds");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    ok(bin().args(["generate", "--suite"]).arg(&tiny).arg("--out").arg(&dir).output().expect("runs"));
+    dir
+}
+
 fn ok(o: Output) -> Output {
     assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
     o
@@ -164,9 +172,7 @@ fn cluster_index_variables_select_the_worker_and_finalize_merges() {
 #[test]
 fn inspect_reports_counts_and_fails_on_damage() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("ds");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
-    ok(bin().args(["generate", "--suite"]).arg(&tiny).arg("--out").arg(&dir).output().expect("runs"));
+    let dir = tiny_dataset(tmp.path());
     let o = ok(bin().args(["inspect", "--json"]).arg(&dir).output().expect("runs"));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(r["splits"]["train"]["files_found"], 3);
@@ -199,9 +205,7 @@ fn bad_suite_file_names_file_key_and_line() {
 #[test]
 fn training_gives_identical_bytes_with_one_and_two_threads() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("ds");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
-    ok(bin().args(["generate", "--suite"]).arg(&tiny).arg("--out").arg(&dir).output().expect("runs"));
+    let dir = tiny_dataset(tmp.path());
     let run = |threads: &str| -> (Vec<u8>, Vec<u8>, Vec<f64>) {
         let out = tmp.path().join(format!("run{threads}"));
         ok(bin()
