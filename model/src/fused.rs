@@ -261,6 +261,217 @@ impl CustomOp2 for GeluBwd {
     }
 }
 
+/// Multi-head attention over a fused `qkv` projection `[B, N, 3 D]` (laid out
+/// `[B, N, 3, H, hd]`) with an optional additive mask, to `[B, N, D]`:
+/// `softmax(q kᵀ / sqrt(hd) + mask) v` per head. The backward recomputes the attention
+/// weights (as flash attention does) instead of storing `[B, H, N, N]` of them. Work is
+/// split by batch element, each computed in a fixed order: the same bits whatever the
+/// thread count.
+#[derive(Clone)]
+struct AttentionFwd {
+    heads: usize,
+    /// Additive mask on the host, read as `mask[b * b_stride + i * q_stride + j]`.
+    mask: Option<std::sync::Arc<Vec<f32>>>,
+    b_stride: usize,
+    q_stride: usize,
+}
+
+/// One batch element's view of `qkv`, with `k` and `v` transposed per head (`hd × N`) so
+/// that the loops over keys run over contiguous memory.
+struct Heads {
+    n: usize,
+    hd: usize,
+    /// `[H][N][hd]`.
+    q: Vec<f32>,
+    /// `[H][hd][N]`.
+    kt: Vec<f32>,
+    vt: Vec<f32>,
+}
+
+impl Heads {
+    fn new(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Heads {
+        let d = heads * hd;
+        let mut q = vec![0f32; n * d];
+        let (mut kt, mut vt) = (vec![0f32; n * d], vec![0f32; n * d]);
+        for i in 0..n {
+            for h in 0..heads {
+                for c in 0..hd {
+                    let base = i * 3 * d + h * hd + c;
+                    q[(h * n + i) * hd + c] = qkv[base];
+                    kt[(h * hd + c) * n + i] = qkv[base + d];
+                    vt[(h * hd + c) * n + i] = qkv[base + 2 * d];
+                }
+            }
+        }
+        Heads { n, hd, q, kt, vt }
+    }
+
+    /// Attention weights of query `i` of head `h` into `p` (length `N`).
+    fn weights(&self, h: usize, i: usize, scale: f32, mask: Option<&[f32]>, p: &mut [f32]) {
+        let (n, hd) = (self.n, self.hd);
+        p.iter_mut().for_each(|x| *x = 0.0);
+        for c in 0..hd {
+            let qc = self.q[(h * n + i) * hd + c];
+            let kt = &self.kt[(h * hd + c) * n..(h * hd + c + 1) * n];
+            p.iter_mut().zip(kt).for_each(|(x, k)| *x += qc * k);
+        }
+        match mask {
+            Some(m) => p.iter_mut().zip(m).for_each(|(x, m)| *x = *x * scale + m),
+            None => p.iter_mut().for_each(|x| *x *= scale),
+        }
+        let mx = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        p.iter_mut().for_each(|x| *x = exp(*x - mx));
+        let inv = 1.0 / p.iter().sum::<f32>();
+        p.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
+/// `sum_j a[j] b[j]` in 8 fixed lanes (vectorisable, same order every time).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
+}
+
+impl AttentionFwd {
+    fn dims(&self, l: &Layout) -> Result<(usize, usize, usize, usize)> {
+        let (b, n, d3) = l.shape().dims3()?;
+        let d = d3 / 3;
+        Ok((b, n, d, d / self.heads.max(1)))
+    }
+
+    fn mask_row(&self, b: usize, i: usize, n: usize) -> Option<&[f32]> {
+        let m = self.mask.as_deref()?;
+        let at = b * self.b_stride + i * self.q_stride;
+        Some(&m[at..at + n])
+    }
+}
+
+impl CustomOp1 for AttentionFwd {
+    fn name(&self) -> &'static str {
+        "physworld-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = slice(s, l, self.name())?;
+        let (b, n, d, hd) = self.dims(l)?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut y = vec![0f32; b * n * d];
+        y.par_chunks_mut(n * d).enumerate().for_each(|(bi, yb)| {
+            let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, self.heads, hd);
+            let mut p = vec![0f32; n];
+            for h in 0..self.heads {
+                for i in 0..n {
+                    hs.weights(h, i, scale, self.mask_row(bi, i, n), &mut p);
+                    for c in 0..hd {
+                        yb[i * d + h * hd + c] = dot(&p, &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n]);
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((b, n, d))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(qkv.apply_op2_no_bwd(&g.contiguous()?, &AttentionBwd(self.clone()))?))
+    }
+}
+
+/// The gradient of [`AttentionFwd`] with respect to `qkv`, from `qkv` and the output's
+/// gradient `g` `[B, N, D]`.
+struct AttentionBwd(AttentionFwd);
+
+impl CustomOp2 for AttentionBwd {
+    fn name(&self) -> &'static str {
+        "physworld-attention-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (qkv, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let f = &self.0;
+        let (b, n, d, hd) = f.dims(l1)?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut dqkv = vec![0f32; b * n * 3 * d];
+        dqkv.par_chunks_mut(n * 3 * d).enumerate().for_each(|(bi, out)| {
+            let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, f.heads, hd);
+            let gb = &g[bi * n * d..(bi + 1) * n * d];
+            let (mut p, mut ds) = (vec![0f32; n], vec![0f32; n]);
+            // Per head: dk and dv accumulate over queries, `[hd][N]`.
+            let (mut dk, mut dv) = (vec![0f32; n * hd], vec![0f32; n * hd]);
+            for h in 0..f.heads {
+                dk.iter_mut().for_each(|x| *x = 0.0);
+                dv.iter_mut().for_each(|x| *x = 0.0);
+                for i in 0..n {
+                    hs.weights(h, i, scale, f.mask_row(bi, i, n), &mut p);
+                    let gi = &gb[i * d + h * hd..i * d + (h + 1) * hd];
+                    // dp_j = g_i · v_j
+                    ds.iter_mut().for_each(|x| *x = 0.0);
+                    for (c, gc) in gi.iter().enumerate() {
+                        let vt = &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n];
+                        ds.iter_mut().zip(vt).for_each(|(x, v)| *x += gc * v);
+                    }
+                    let c0 = dot(&p, &ds);
+                    ds.iter_mut().zip(&p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
+                    // dq_i = sum_j ds_j k_j
+                    for c in 0..hd {
+                        let kt = &hs.kt[(h * hd + c) * n..(h * hd + c + 1) * n];
+                        out[i * 3 * d + h * hd + c] = dot(&ds, kt);
+                    }
+                    // dk_j += ds_j q_i ; dv_j += p_j g_i (transposed: runs over keys)
+                    let qi = &hs.q[(h * n + i) * hd..(h * n + i + 1) * hd];
+                    for c in 0..hd {
+                        let (qc, gc) = (qi[c], gi[c]);
+                        dk[c * n..(c + 1) * n].iter_mut().zip(&ds).for_each(|(x, a)| *x += a * qc);
+                        dv[c * n..(c + 1) * n].iter_mut().zip(&p).for_each(|(x, pj)| *x += pj * gc);
+                    }
+                }
+                for j in 0..n {
+                    for c in 0..hd {
+                        out[j * 3 * d + d + h * hd + c] = dk[c * n + j];
+                        out[j * 3 * d + 2 * d + h * hd + c] = dv[c * n + j];
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dqkv), l1.shape().clone()))
+    }
+}
+
+/// Fused multi-head attention of a [`supported`] `qkv` `[B, N, 3 D]` (`[B, N, 3, H, hd]`)
+/// with an optional additive mask `[B, 1, N, N]` or `[B, 1, 1, N]` (key padding):
+/// `[B, N, D]`. `None` for other mask shapes (the caller composes the ops instead).
+pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Option<Tensor>> {
+    let (b, n, d3) = qkv.dims3()?;
+    if heads == 0 || d3 % (3 * heads) != 0 {
+        return Ok(None);
+    }
+    let (mask, b_stride, q_stride) = match mask {
+        None => (None, 0, 0),
+        Some(m) => {
+            let q_stride = match m.dims4() {
+                Ok((mb, 1, mq, mk)) if mb == b && mk == n && mq == n => n,
+                Ok((mb, 1, 1, mk)) if mb == b && mk == n => 0,
+                _ => return Ok(None),
+            };
+            let host: Vec<f32> = m.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+            (Some(std::sync::Arc::new(host)), if q_stride == 0 { n } else { n * n }, q_stride)
+        }
+    };
+    let op = AttentionFwd { heads, mask, b_stride, q_stride };
+    Ok(Some(qkv.contiguous()?.apply_op1(op)?))
+}
+
 /// Fused GELU (erf form) of a [`supported`] tensor.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(GeluFwd)

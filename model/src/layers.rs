@@ -159,21 +159,40 @@ impl Attention {
 
     /// `x`: `[B, N, D]`; `mask`: additive `[B, 1, N, N]` (0 keep, -1e9 drop) or `None`.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        let h = self.heads;
-        let hd = d / h;
-        // [B, N, 3, H, hd] -> [3, B, H, N, hd]
-        let qkv = self.qkv.forward(x)?.reshape((b, n, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
-        let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
-        let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?; // [B, H, N, N]
-        if let Some(m) = mask {
-            att = att.broadcast_add(m)?;
-        }
-        let att = softmax_last(&att)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?; // [B, N, D]
-        self.proj.forward(&y)
+        self.proj.forward(&attention(&self.qkv.forward(x)?, mask, self.heads)?)
     }
 }
+
+/// `softmax(q kᵀ / sqrt(hd) + mask) v` per head, from a fused projection `qkv`
+/// `[B, N, 3 D]` (laid out `[B, N, 3, H, hd]`) and an additive mask (`[B, 1, N, N]` or
+/// `[B, 1, 1, N]`, 0 keep, -1e9 drop): `[B, N, D]`. One fused op with its own backward
+/// on CPU f32 ([`crate::fused::attention`]), composed ops otherwise.
+pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Tensor> {
+    if crate::fused::supported(qkv)
+        && let Some(y) = crate::fused::attention(qkv, mask, heads)?
+    {
+        return Ok(y);
+    }
+    attention_composed(qkv, mask, heads)
+}
+
+/// [`attention`] from differentiable tensor ops, on any device and dtype.
+pub fn attention_composed(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Tensor> {
+    let (b, n, d3) = qkv.dims3()?;
+    let (d, h) = (d3 / 3, heads);
+    let hd = d / h;
+    // [B, N, 3, H, hd] -> [3, B, H, N, hd]
+    let qkv = qkv.reshape((b, n, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
+    let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+    let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?; // [B, H, N, N]
+    if let Some(m) = mask {
+        att = att.broadcast_add(m)?;
+    }
+    let att = softmax_last(&att)?;
+    Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?) // [B, N, D]
+}
+
+impl Attention {}
 
 /// Pre-norm transformer block.
 #[derive(Clone)]
