@@ -472,6 +472,109 @@ pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Op
     Ok(Some(qkv.contiguous()?.apply_op1(op)?))
 }
 
+/// Column sums of a `[rows, d]` matrix: fixed chunks of rows summed in parallel, the
+/// partial sums added in chunk order (the same bits whatever the thread count).
+fn column_sums(x: &[f32], d: usize) -> Vec<f32> {
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(d * ROWS_PER_TASK)
+        .map(|c| {
+            let mut acc = vec![0f32; d];
+            for row in c.chunks_exact(d) {
+                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![0f32; d];
+    for p in partials {
+        out.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+    }
+    out
+}
+
+/// `x (+|×) v` with a vector `v` `[d]` broadcast over the rows of `x` `[..., d]`.
+#[derive(Clone, Copy)]
+enum RowOp {
+    Add,
+    Mul,
+}
+
+impl CustomOp2 for RowOp {
+    fn name(&self) -> &'static str {
+        match self {
+            RowOp::Add => "physworld-add-row",
+            RowOp::Mul => "physworld-mul-row",
+        }
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, v) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let d = last_dim(l1);
+        if v.len() != d {
+            return Err(candle_core::Error::Msg(format!("{}: vector of {} for rows of {d}", self.name(), v.len())));
+        }
+        let op = *self;
+        let y = map_rows(x, None, d, |xr, _, yr| match op {
+            RowOp::Add => yr.iter_mut().zip(xr).zip(v).for_each(|((o, a), b)| *o = a + b),
+            RowOp::Mul => yr.iter_mut().zip(xr).zip(v).for_each(|((o, a), b)| *o = a * b),
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, v: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        match self {
+            // d/dx = g; d/dv = column sums of g.
+            RowOp::Add => Ok((Some(g.clone()), Some(g.apply_op1_no_bwd(&ColumnSums)?.reshape(v.shape())?))),
+            // d/dx = g v; d/dv = column sums of g x.
+            RowOp::Mul => {
+                let dx = g.apply_op2_no_bwd(v, &RowOp::Mul)?;
+                let gx = g.apply_op2_no_bwd(&x.contiguous()?, &ElemMul)?;
+                Ok((Some(dx), Some(gx.apply_op1_no_bwd(&ColumnSums)?.reshape(v.shape())?)))
+            }
+        }
+    }
+}
+
+/// Column sums over every leading dimension: `[..., d]` to `[d]`.
+struct ColumnSums;
+
+impl CustomOp1 for ColumnSums {
+    fn name(&self) -> &'static str {
+        "physworld-column-sums"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l);
+        Ok((CpuStorage::F32(column_sums(slice(s, l, self.name())?, d)), Shape::from(d)))
+    }
+}
+
+/// Elementwise product of two tensors of one shape (for backward passes).
+struct ElemMul;
+
+impl CustomOp2 for ElemMul {
+    fn name(&self) -> &'static str {
+        "physworld-elem-mul"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        Ok((CpuStorage::F32(map_elems(a, Some(b), |x, y| x * y)), l1.shape().clone()))
+    }
+}
+
+/// `x + v` for a [`supported`] `x` `[..., d]` and `v` `[d]`, with a backward whose vector
+/// gradient is a deterministic parallel column sum.
+pub fn add_row(x: &Tensor, v: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&v.contiguous()?, RowOp::Add)
+}
+
+/// `x × v` for a [`supported`] `x` `[..., d]` and `v` `[d]` (see [`add_row`]).
+pub fn mul_row(x: &Tensor, v: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&v.contiguous()?, RowOp::Mul)
+}
+
 /// Fused GELU (erf form) of a [`supported`] tensor.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(GeluFwd)

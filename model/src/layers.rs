@@ -36,10 +36,28 @@ impl Linear {
         dims.push(y.dim(1)?);
         let y = y.reshape(dims)?;
         Ok(match &self.b {
-            Some(b) => y.broadcast_add(b.as_tensor())?,
+            Some(b) => add_vec(&y, b.as_tensor())?,
             None => y,
         })
     }
+}
+
+/// `x + v`, a vector `v` `[d]` broadcast over the rows of `x` `[..., d]`: fused on CPU
+/// f32 (its vector gradient a parallel column sum; candle's reduction over the leading
+/// dimensions was a seventh of a training step), `broadcast_add` otherwise.
+pub fn add_vec(x: &Tensor, v: &Tensor) -> Result<Tensor> {
+    if crate::fused::supported(x) && v.dims() == [x.dim(candle_core::D::Minus1)?] {
+        return Ok(crate::fused::add_row(x, v)?);
+    }
+    Ok(x.broadcast_add(v)?)
+}
+
+/// `x × v`, as [`add_vec`].
+pub fn mul_vec(x: &Tensor, v: &Tensor) -> Result<Tensor> {
+    if crate::fused::supported(x) && v.dims() == [x.dim(candle_core::D::Minus1)?] {
+        return Ok(crate::fused::mul_row(x, v)?);
+    }
+    Ok(x.broadcast_mul(v)?)
 }
 
 /// Layer normalisation over the last dimension, from differentiable ops.
@@ -84,10 +102,10 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = layer_norm_plain(x)?;
         if let Some(g) = &self.gamma {
-            y = y.broadcast_mul(g.as_tensor())?;
+            y = mul_vec(&y, g.as_tensor())?;
         }
         if let Some(b) = &self.beta {
-            y = y.broadcast_add(b.as_tensor())?;
+            y = add_vec(&y, b.as_tensor())?;
         }
         Ok(y)
     }

@@ -38,8 +38,8 @@ pub use jepa::{
     Encoder, InverseDynamics, LossParts, Predictor, WorldModel, WorldModelVars, pool_objects, variance_covariance,
 };
 pub use layers::{
-    Attention, Block, LayerNorm, Linear, Mlp, attention, attention_composed, gelu, layer_norm_composed,
-    layer_norm_plain, sinusoidal, softmax_composed, softmax_last,
+    Attention, Block, LayerNorm, Linear, Mlp, add_vec, attention, attention_composed, gelu, layer_norm_composed,
+    layer_norm_plain, mul_vec, sinusoidal, softmax_composed, softmax_last,
 };
 pub use optim::{AdamW, clip_scale};
 pub use params::Params;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 use physworld_model::{
-    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, attention, attention_composed,
-    gelu, layer_norm_composed, layer_norm_plain, linalg, softmax_composed, softmax_last,
+    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, add_vec, attention,
+    attention_composed, gelu, layer_norm_composed, layer_norm_plain, linalg, mul_vec, softmax_composed, softmax_last,
 };
 use physworld_pipeline::EpisodeFrames;
 
@@ -210,6 +210,46 @@ fn fused_attention_agrees_with_the_composed_ops_values_and_gradients() {
                 .map(|r| gf[r * 3 * d + part * d..r * 3 * d + (part + 1) * d].iter().map(|g| g * g).sum::<f32>())
                 .sum();
             assert!(norm > 1e-6, "{name}: part {part} has no gradient");
+        }
+    }
+}
+
+/// Adding or multiplying a per-channel vector (biases, layer-norm gains) gives the same
+/// values and gradients, for the input and the vector, fused as through candle's
+/// broadcasting ops; the vector's gradient sums over more rows than one parallel task.
+#[test]
+fn fused_row_broadcasts_agree_with_candle_values_and_gradients() {
+    use candle_core::Var;
+    let dev = Device::Cpu;
+    let (rows, d) = (3usize * 97, 7usize);
+    let xs: Vec<f32> = (0..rows * d).map(|i| ((i as f32) * 0.53).sin()).collect();
+    let vs: Vec<f32> = (0..d).map(|i| 0.5 + i as f32 * 0.25).collect();
+    let up: Vec<f32> = (0..rows * d).map(|i| ((i as f32) * 0.19).cos()).collect();
+    let up = Tensor::from_vec(up, (3, 97, d), &dev).expect("t");
+    type Op = fn(&Tensor, &Tensor) -> physworld_model::Result<Tensor>;
+    fn badd(x: &Tensor, v: &Tensor) -> physworld_model::Result<Tensor> {
+        Ok(x.broadcast_add(v)?)
+    }
+    fn bmul(x: &Tensor, v: &Tensor) -> physworld_model::Result<Tensor> {
+        Ok(x.broadcast_mul(v)?)
+    }
+    let cases: [(&str, Op, Op); 2] = [("add", add_vec, badd), ("mul", mul_vec, bmul)];
+    for (name, fused, plain) in cases {
+        let run = |op: Op| -> Vec<Vec<f32>> {
+            let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), (3, 97, d), &dev).expect("t")).expect("var");
+            let v = Var::from_tensor(&Tensor::from_vec(vs.clone(), d, &dev).expect("t")).expect("var");
+            let y = op(x.as_tensor(), v.as_tensor()).expect("op");
+            let grads = (&y * &up).and_then(|p| p.sum_all()).and_then(|l| l.backward()).expect("backward");
+            let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("flat");
+            vec![flat(&y), flat(grads.get(x.as_tensor()).expect("dx")), flat(grads.get(v.as_tensor()).expect("dv"))]
+        };
+        let (f, p) = (run(fused), run(plain));
+        for (what, a, b) in
+            [("values", &f[0], &p[0]), ("input gradients", &f[1], &p[1]), ("vector gradients", &f[2], &p[2])]
+        {
+            let err = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-4, "{name}: {what} differ by {err}");
+            assert!(a.iter().any(|x| x.abs() > 1e-3), "{name}: {what} all ~0");
         }
     }
 }
