@@ -129,8 +129,12 @@ fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Round to nearest by the 1.5 * 2^23 trick (valid for |x log2 e| < 2^22).
     const ROUND: f32 = 12_582_912.0;
-    let xc = x.max(-87.0);
-    let k = (xc * LOG2E + ROUND) - ROUND;
+    let xc = if x < -87.0 { -87.0 } else { x };
+    let t = xc * LOG2E + ROUND;
+    let k = t - ROUND;
+    // The integer k sits in t's low mantissa bits: integer ops, no float-to-int cast
+    // (Rust's saturating `as` kept the loop from vectorising).
+    let ki = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = xc - k * LN2_HI - k * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -139,7 +143,7 @@ fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((ki + 127) as u32) << 23);
     if x < -87.0 { 0.0 } else { y * scale }
 }
 
@@ -222,6 +226,20 @@ fn erf(x: f32) -> f32 {
     if x < 0.0 { -y } else { y }
 }
 
+/// `0.5 x (1 + erf(x / sqrt 2))`.
+#[inline(always)]
+fn gelu_value(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `g (0.5 (1 + erf(x / sqrt 2)) + x phi(x))`, `phi` the standard normal density.
+#[inline(always)]
+fn gelu_grad(x: f32, g: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    g * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x))
+}
+
 /// GELU, exact (erf) form: `0.5 x (1 + erf(x / sqrt 2))`, as candle's `gelu_erf`.
 struct GeluFwd;
 
@@ -232,7 +250,12 @@ impl CustomOp1 for GeluFwd {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, self.name())?;
-        let y = map_elems(x, None, |x, _| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)));
+        let mut y = vec![0f32; x.len()];
+        // Explicit loops calling the inlined math (through a closure the compiler kept a
+        // call per element and did not vectorise).
+        y.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK)).for_each(|(o, x)| {
+            o.iter_mut().zip(x).for_each(|(o, x)| *o = gelu_value(*x));
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -251,12 +274,12 @@ impl CustomOp2 for GeluBwd {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
-        // 1 / sqrt(2 pi)
-        const INV_SQRT_2PI: f32 = 0.398_942_3;
-        let dx = map_elems(x, Some(g), |x, g| {
-            let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-            g * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x))
-        });
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK).zip(g.par_chunks(ELEMS_PER_TASK))).for_each(
+            |(o, (x, g))| {
+                o.iter_mut().zip(x).zip(g).for_each(|((o, x), g)| *o = gelu_grad(*x, *g));
+            },
+        );
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
