@@ -332,12 +332,7 @@ impl Heads {
     /// Attention weights of query `i` of head `h` into `p` (length `N`).
     fn weights(&self, h: usize, i: usize, scale: f32, mask: Option<&[f32]>, p: &mut [f32]) {
         let (n, hd) = (self.n, self.hd);
-        p.iter_mut().for_each(|x| *x = 0.0);
-        for c in 0..hd {
-            let qc = self.q[(h * n + i) * hd + c];
-            let kt = &self.kt[(h * hd + c) * n..(h * hd + c + 1) * n];
-            p.iter_mut().zip(kt).for_each(|(x, k)| *x += qc * k);
-        }
+        combine(&self.q[(h * n + i) * hd..(h * n + i + 1) * hd], &self.kt[h * hd * n..(h + 1) * hd * n], n, p);
         match mask {
             Some(m) => p.iter_mut().zip(m).for_each(|(x, m)| *x = *x * scale + m),
             None => p.iter_mut().for_each(|x| *x *= scale),
@@ -346,6 +341,32 @@ impl Heads {
         p.iter_mut().for_each(|x| *x = exp(*x - mx));
         let inv = 1.0 / p.iter().sum::<f32>();
         p.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
+/// `out[j] = sum_c coef[c] rows[c n + j]` (`rows` is `coef.len() × n`), summed over `c`
+/// in order, eight outputs at a time held in registers (one store per output instead of
+/// one per term).
+#[inline(always)]
+fn combine(coef: &[f32], rows: &[f32], n: usize, out: &mut [f32]) {
+    let mut j = 0;
+    while j + 8 <= n {
+        let mut acc = [0f32; 8];
+        for (c, &w) in coef.iter().enumerate() {
+            let r = &rows[c * n + j..c * n + j + 8];
+            for l in 0..8 {
+                acc[l] += w * r[l];
+            }
+        }
+        out[j..j + 8].copy_from_slice(&acc);
+        j += 8;
+    }
+    for (jj, o) in out.iter_mut().enumerate().skip(j) {
+        let mut acc = 0f32;
+        for (c, &w) in coef.iter().enumerate() {
+            acc += w * rows[c * n + jj];
+        }
+        *o = acc;
     }
 }
 
@@ -439,11 +460,7 @@ impl CustomOp2 for AttentionBwd {
                     hs.weights(h, i, scale, f.mask_row(bi, i, n), &mut p);
                     let gi = &gb[i * d + h * hd..i * d + (h + 1) * hd];
                     // dp_j = g_i · v_j
-                    ds.iter_mut().for_each(|x| *x = 0.0);
-                    for (c, gc) in gi.iter().enumerate() {
-                        let vt = &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n];
-                        ds.iter_mut().zip(vt).for_each(|(x, v)| *x += gc * v);
-                    }
+                    combine(gi, &hs.vt[h * hd * n..(h + 1) * hd * n], n, &mut ds);
                     let c0 = dot(&p, &ds);
                     ds.iter_mut().zip(&p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
                     // dq_i = sum_j ds_j k_j
