@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p physworld-model --bench train_step`. Synthetic batches (no dataset
 //! needed): 8 + 8 frames × 12 slots, batch 32 (tiny) and 16 (small). The `ops` group
-//! times the fused layer norm, softmax and GELU against the composed ops, forward + backward, at
+//! times the fused layer norm, softmax, GELU and attention against the composed ops, forward + backward, at
 //! the sizes of the tiny predictor.
 
 use std::hint::black_box;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use candle_core::{Device, Tensor, Var};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use physworld_model::{
-    AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, gelu, layer_norm_composed,
-    layer_norm_plain, softmax_composed, softmax_last, synthetic_windows,
+    AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, attention, attention_composed, gelu,
+    layer_norm_composed, layer_norm_plain, softmax_composed, softmax_last, synthetic_windows,
 };
 
 /// The allocator the `physworld` binary uses (see src/main.rs).
@@ -72,6 +72,22 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function(format!("predict/{preset}"), |b| {
             b.iter(|| black_box(model.predict(&batch, 8).expect("predict")))
+        });
+    }
+    // The tiny predictor's attention: batch 32, 16 frames × 13 tokens, 4 heads of 12, with
+    // its block-causal mask.
+    let (b, n, d) = (32usize, 208usize, 48usize);
+    let data: Vec<f32> = (0..b * n * 3 * d).map(|i| ((i as f32) * 0.618).sin()).collect();
+    let qkv = Var::from_tensor(&Tensor::from_vec(data, (b, n, 3 * d), &Device::Cpu).expect("qkv")).expect("var");
+    let mask: Vec<f32> = (0..b * n * n).map(|k| if (k % n) / 13 > ((k / n) % n) / 13 { -1e9 } else { 0.0 }).collect();
+    let mask = Tensor::from_vec(mask, (b, 1, n, n), &Device::Cpu).expect("mask");
+    type Attn = fn(&Tensor, Option<&Tensor>, usize) -> physworld_model::Result<Tensor>;
+    for (label, op) in [("fused", attention as Attn), ("composed", attention_composed as Attn)] {
+        g.bench_function(format!("attention/{label}"), |bch| {
+            bch.iter(|| {
+                let y = op(qkv.as_tensor(), Some(&mask), 4).expect("attention");
+                black_box(y.sum_all().and_then(|l| l.backward()).expect("backward"))
+            })
         });
     }
     g.finish();
