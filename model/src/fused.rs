@@ -1,13 +1,15 @@
-//! Fused layer norm and softmax over the last dimension, with their backward passes, for
-//! CPU f32 tensors.
+//! Fused CPU f32 kernels with their own backward passes: multi-head attention, layer
+//! norm, softmax, GELU and per-channel add/multiply.
 //!
 //! Candle's own fused kernels (`candle_nn::ops::layer_norm`, `softmax_last_dim`) have no
-//! backward (candle issues #3011, #2168), so the layers would otherwise build both from
-//! 5–7 elementwise ops, each allocating its output, plus twice as many in the backward
-//! pass. These are one pass forward and one backward, written as candle custom ops whose
-//! `bwd` is itself a custom op. Other devices and dtypes take the composed path
-//! ([`crate::layers::layer_norm_plain`], [`crate::layers::softmax_last`]); the tests check
-//! that both agree, values and gradients.
+//! backward (candle issues #3011, #2168), so the layers would otherwise build these from
+//! many elementwise ops, each allocating its output, and walk twice as many backward. Each
+//! op here is one pass forward and one backward, written as a candle custom op whose `bwd`
+//! is itself a custom op. Work is split by rows or batch elements in fixed chunks and
+//! partial sums are added in chunk order, so results do not depend on the thread count.
+//! Other devices and dtypes take the composed path ([`crate::layers::attention_composed`],
+//! [`crate::layers::layer_norm_composed`], [`crate::layers::softmax_composed`], candle's
+//! `gelu_erf` and broadcasting ops); the tests check that both agree, values and gradients.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
