@@ -495,7 +495,7 @@ impl CustomOp2 for AttentionBwd {
 /// `[B, N, D]`. `None` for other mask shapes (the caller composes the ops instead).
 pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Option<Tensor>> {
     let (b, n, d3) = qkv.dims3()?;
-    if heads == 0 || d3 % (3 * heads) != 0 {
+    if heads == 0 || d3 % (3 * heads) != 0 || b * n * d3 == 0 {
         return Ok(None);
     }
     let (mask, b_stride, q_stride) = match mask {
