@@ -10,6 +10,8 @@
 //! Other devices and dtypes take the composed path ([`crate::layers::attention_composed`],
 //! [`crate::layers::layer_norm_composed`], [`crate::layers::softmax_composed`], candle's
 //! `gelu_erf` and broadcasting ops); the tests check that both agree, values and gradients.
+//! The backward ops have no backward of their own: second-order gradients are not
+//! available through these kernels.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -500,6 +502,9 @@ pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Op
     }
     let (mask, b_stride, q_stride) = match mask {
         None => (None, 0, 0),
+        // A mask that needs a gradient (a learned bias) takes the composed path: here the
+        // mask is a host constant.
+        Some(m) if m.track_op() => return Ok(None),
         Some(m) => {
             let q_stride = match m.dims4() {
                 Ok((mb, 1, mq, mk)) if mb == b && mk == n && mq == n => n,
