@@ -117,6 +117,17 @@ fn differentiable_norm_and_softmax_match_their_formulas() {
     }
 }
 
+/// The values of `y` and the gradient of `sum(y * up)` with respect to `x`, flattened.
+fn values_and_gradient(y: &Tensor, x: &candle_core::Var, up: &Tensor) -> (Vec<f32>, Vec<f32>) {
+    let grads = (y * up).and_then(|p| p.sum_all()).and_then(|l| l.backward()).expect("backward");
+    let g = grads.get(x.as_tensor()).expect("grad").flatten_all().and_then(|g| g.to_vec1()).expect("g");
+    (y.flatten_all().and_then(|y| y.to_vec1()).expect("y"), g)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max)
+}
+
 /// The fused CPU kernels and the composed ops (the path of other devices; candle's own
 /// `gelu_erf`) give the same values and the same gradients, on a non-contiguous input
 /// (with masked -1e9 entries for the softmax).
@@ -154,14 +165,11 @@ fn fused_norm_and_softmax_agree_with_the_composed_ops_values_and_gradients() {
         }
         let run = |op: Op| -> (Vec<f32>, Vec<f32>) {
             let x = Var::from_tensor(&Tensor::from_vec(tr.clone(), (d, rows), &dev).expect("t")).expect("var");
-            let y = op(&x.as_tensor().t().expect("t")).expect("op");
-            let grads = (&y * &up).and_then(|p| p.sum_all()).and_then(|l| l.backward()).expect("backward");
-            let g = grads.get(x.as_tensor()).expect("grad").flatten_all().and_then(|g| g.to_vec1()).expect("g");
-            (y.flatten_all().and_then(|y| y.to_vec1()).expect("y"), g)
+            values_and_gradient(&op(&x.as_tensor().t().expect("t")).expect("op"), &x, &up)
         };
         let ((yf, gf), (yc, gc)) = (run(fused), run(composed));
         for (what, a, b) in [("values", &yf, &yc), ("gradients", &gf, &gc)] {
-            let err = a.iter().zip(b.iter()).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            let err = max_abs_diff(a, b);
             assert!(err < 2e-5, "{name} {what} differ by {err}");
             assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} {what} are all ~0");
         }
@@ -202,13 +210,11 @@ fn attention_case(b: usize, n: usize, heads: usize, hd: usize) {
             } else {
                 attention_composed(x.as_tensor(), mask.as_ref(), heads).expect("composed")
             };
-            let grads = (&y * &up).and_then(|p| p.sum_all()).and_then(|l| l.backward()).expect("backward");
-            let g = grads.get(x.as_tensor()).expect("grad").flatten_all().and_then(|g| g.to_vec1()).expect("g");
-            (y.flatten_all().and_then(|y| y.to_vec1()).expect("y"), g)
+            values_and_gradient(&y, &x, &up)
         };
         let ((yf, gf), (yc, gc)) = (run(true), run(false));
         for (what, a, c) in [("outputs", &yf, &yc), ("gradients", &gf, &gc)] {
-            let err = a.iter().zip(c.iter()).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            let err = max_abs_diff(a, c);
             assert!(err < 1e-5, "{name}: {what} differ by {err}");
         }
         // q, k and v each receive gradient (with one token the weights are constant).
@@ -260,7 +266,7 @@ fn fused_row_broadcasts_agree_with_candle_values_and_gradients() {
         for (what, a, b) in
             [("values", &f[0], &p[0]), ("input gradients", &f[1], &p[1]), ("vector gradients", &f[2], &p[2])]
         {
-            let err = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let err = max_abs_diff(a, b);
             assert!(err < 1e-4, "{name}: {what} differ by {err}");
             assert!(a.iter().any(|x| x.abs() > 1e-3), "{name}: {what} all ~0");
         }
