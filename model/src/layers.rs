@@ -1,10 +1,10 @@
 //! Layers built from differentiable Candle ops only.
 //!
 //! Candle's fused `layer_norm`, `softmax_last_dim` and `rms_norm` have no backward pass
-//! (candle issues #3011, #2168): gradients silently stop. Layer norm and the attention
-//! softmax here are our own fused ops with a backward on CPU f32 ([`crate::fused`]) and
-//! plain tensor ops elsewhere; the tests check that every trainable variable receives a
-//! non-zero gradient, and that both paths agree.
+//! (candle issues #3011, #2168): gradients silently stop. Attention, layer norm, softmax,
+//! GELU and the bias/gain ops here are our own fused ops with a backward on CPU f32
+//! ([`crate::fused`]) and plain tensor ops elsewhere; the tests check that every
+//! trainable variable receives a non-zero gradient, and that both paths agree.
 
 use candle_core::{D, Tensor, Var};
 
@@ -46,7 +46,7 @@ impl Linear {
 /// f32 (its vector gradient a parallel column sum; candle's reduction over the leading
 /// dimensions was a seventh of a training step), `broadcast_add` otherwise.
 pub fn add_vec(x: &Tensor, v: &Tensor) -> Result<Tensor> {
-    if crate::fused::supported(x) && v.dims() == [x.dim(candle_core::D::Minus1)?] {
+    if fused_row_vector(x, v)? {
         return Ok(crate::fused::add_row(x, v)?);
     }
     Ok(x.broadcast_add(v)?)
@@ -54,10 +54,16 @@ pub fn add_vec(x: &Tensor, v: &Tensor) -> Result<Tensor> {
 
 /// `x × v`, as [`add_vec`].
 pub fn mul_vec(x: &Tensor, v: &Tensor) -> Result<Tensor> {
-    if crate::fused::supported(x) && v.dims() == [x.dim(candle_core::D::Minus1)?] {
+    if fused_row_vector(x, v)? {
         return Ok(crate::fused::mul_row(x, v)?);
     }
     Ok(x.broadcast_mul(v)?)
+}
+
+/// Whether `x (op) v` can take the fused row-vector path: `x` on the fused path and `v`
+/// exactly one value per channel of `x`'s last dimension.
+fn fused_row_vector(x: &Tensor, v: &Tensor) -> Result<bool> {
+    Ok(crate::fused::supported(x) && v.dims() == [x.dim(D::Minus1)?])
 }
 
 /// Layer normalisation over the last dimension, from differentiable ops.
@@ -209,8 +215,6 @@ pub fn attention_composed(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> 
     let att = softmax_last(&att)?;
     Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?) // [B, N, D]
 }
-
-impl Attention {}
 
 /// Pre-norm transformer block.
 #[derive(Clone)]
