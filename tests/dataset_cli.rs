@@ -234,3 +234,37 @@ fn training_gives_identical_bytes_with_one_and_two_threads() {
     assert!(one.0 == two.0, "model weights differ between 1 and 2 threads");
     assert!(one.1 == two.1, "optimizer state differs between 1 and 2 threads");
 }
+
+/// `physworld probe` through the binary: the JSON report on chosen splits, and clear errors
+/// for a split the dataset lacks or probes scored on the split they were fit on.
+#[test]
+fn probe_reports_json_on_chosen_splits_and_rejects_bad_ones() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dataset(tmp.path());
+    let run = tmp.path().join("run");
+    ok(bin()
+        .args(["train", "--steps", "2", "--json", "--data"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .expect("runs"));
+    let probe = |extra: &[&str]| bin().args(["probe", "--data"]).arg(&dir).arg("--run").arg(&run).args(extra).output();
+    let out = ok(probe(&["--json", "--fit-split", "readout", "--eval-split", "val"]).expect("runs"));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert!(r["objects"].as_u64().expect("objects") > 0, "{r}");
+    assert!(r["fit_objects"].as_u64().expect("fit") > r["objects"].as_u64().expect("objects"), "{r}");
+    for k in ["trained", "random_init", "raw_state", "constant_velocity"] {
+        assert!(r["position"][k].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{k}: {r}");
+    }
+    // Scored on `test` (the default) the report counts other objects.
+    let default: serde_json::Value =
+        serde_json::from_slice(&ok(probe(&["--json"]).expect("runs")).stdout).expect("json report");
+    assert_ne!(default["objects"], r["objects"]);
+    let err = probe(&["--eval-split", "tset"]).expect("runs");
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success() && msg.contains("eval_split") && msg.contains("tset"), "{msg}");
+    let err = probe(&["--fit-split", "val", "--eval-split", "val"]).expect("runs");
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success() && msg.contains("--fit-split") && msg.contains("val"), "{msg}");
+}

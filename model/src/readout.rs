@@ -275,6 +275,17 @@ pub fn learning_report(
     if o.horizon == 0 {
         return Err(ModelError::config("horizon", 0, "at least 1 frame"));
     }
+    for (field, split) in [("fit_split", &o.fit_split), ("eval_split", &o.eval_split)] {
+        if ds.split(split).next().is_none() {
+            let mut names: Vec<&str> = Vec::new();
+            for e in ds.episodes() {
+                if !names.contains(&e.split.as_str()) {
+                    names.push(&e.split);
+                }
+            }
+            return Err(ModelError::config(field, split, format!("a split of this dataset: {}", names.join(", "))));
+        }
+    }
     let ctx = cfg.data.context;
     let random = WorldModel::new(&cfg.model, o.random_seed, &Device::Cpu)?;
     let fps = ds.info.fps.max(1) as f32;

@@ -220,6 +220,10 @@ fn the_learning_report_measures_every_control_on_real_episodes() {
     let long = ReadoutOptions { horizon: 1000, ..o };
     let e = learning_report(&ds, &model, &cfg, &state.normalizer, &long).expect_err("too long").to_string();
     assert!(e.contains("readout data"), "{e}");
+    // So is a split the dataset does not have, named with the splits it has.
+    let bad = ReadoutOptions { eval_split: "tset".into(), ..ReadoutOptions::default() };
+    let e = learning_report(&ds, &model, &cfg, &state.normalizer, &bad).expect_err("no such split").to_string();
+    assert!(e.contains("eval_split") && e.contains("tset") && e.contains("readout"), "{e}");
 }
 
 /// Learning is real, on positions: after 150 steps on the tiny suite, positions 0.5 s ahead

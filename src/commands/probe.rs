@@ -10,7 +10,8 @@ use physworld_pipeline::Dataset;
 /// Arguments of `probe`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder: probes are fit on its `readout` split and scored on `test`.
+    /// Dataset folder: probes are fit on its `readout` split and scored on `test` (change
+    /// with --fit-split / --eval-split).
     #[arg(long)]
     data: PathBuf,
     /// Run folder of a trained model (its latest checkpoint).
@@ -19,6 +20,13 @@ pub struct Args {
     /// Position horizon in frames (15 = 0.5 s at 30 fps).
     #[arg(long, default_value_t = 15)]
     horizon: usize,
+    /// Split the probes are fit on.
+    #[arg(long, default_value = "readout")]
+    fit_split: String,
+    /// Split the probes are scored on. `test` samples each family's held-out region (an
+    /// out-of-distribution score); `readout` or `val` score in distribution.
+    #[arg(long, default_value = "test")]
+    eval_split: String,
     /// Exit non-zero unless the trained model beats every control.
     #[arg(long)]
     require: bool,
@@ -30,17 +38,30 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let ds = Dataset::open(&args.data)?;
     let (model, cfg, state) = load_run(&args.run, &Device::Cpu)?;
-    let opts = ReadoutOptions { horizon: args.horizon, ..ReadoutOptions::default() };
+    if args.fit_split == args.eval_split {
+        bail!(
+            "--fit-split and --eval-split are both `{}`: score the probes on a split they were not fit on",
+            args.fit_split
+        );
+    }
+    let opts = ReadoutOptions {
+        horizon: args.horizon,
+        fit_split: args.fit_split,
+        eval_split: args.eval_split,
+        ..ReadoutOptions::default()
+    };
     let r = learning_report(&ds, &model, &cfg, &state.normalizer, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         let p = &r.position;
         println!(
-            "positions {:.2} s ahead (mean error, m; {} objects, probes fit on {}):",
+            "positions {:.2} s ahead (mean error, m; {} objects of `{}`, probes fit on {} of `{}`):",
             args.horizon as f64 / ds.info.fps.max(1) as f64,
             r.objects,
-            r.fit_objects
+            opts.eval_split,
+            r.fit_objects,
+            opts.fit_split
         );
         println!("  trained model (through the predictor) {:.4}", p.trained);
         println!("  randomly initialised model            {:.4}", p.random_init);
