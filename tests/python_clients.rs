@@ -69,3 +69,45 @@ fn pyarrow_polars_duckdb_and_datasets_read_what_rust_wrote() {
     }
     assert!(out.contains("all checks passed"), "{out}");
 }
+
+/// `benchmarks/compare/property_ceiling.py` (ridge only, NumPy + pyarrow) selects the same
+/// objects as `physworld probe` and reports finite R² for both properties.
+#[test]
+fn property_ceiling_script_scores_the_rows_probe_uses() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("tiny");
+    let run = tmp.path().join("run");
+    let bin = || Command::new(env!("CARGO_BIN_EXE_physworld"));
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    for args in [
+        vec!["generate".into(), "--suite".into(), tiny.into_os_string(), "--out".into(), dir.clone().into_os_string()],
+        vec![
+            "train".into(),
+            "--steps".into(),
+            "1".into(),
+            "--json".into(),
+            "--data".into(),
+            dir.clone().into_os_string(),
+            "--out".into(),
+            run.clone().into_os_string(),
+        ],
+    ] {
+        let o = bin().args(args).output().expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = bin().args(["probe", "--json", "--data"]).arg(&dir).arg("--run").arg(&run).output().expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report");
+
+    let python = std::env::var("PHYSWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benchmarks/compare/property_ceiling.py");
+    let o = Command::new(&python).arg(&script).arg(&dir).args(["--epochs", "0"]).output().expect("python runs");
+    assert!(o.status.success(), "{python} {}: {}", script.display(), String::from_utf8_lossy(&o.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(c["eval_rows"], report["moving_objects"], "{c}\n{report}");
+    assert!(c["fit_rows"].as_u64().expect("fit rows") > 10, "{c}");
+    for k in ["ridge_last_state", "ridge_context_frames_and_actions"] {
+        let r2: Vec<f64> = serde_json::from_value(c[k]["r2"].clone()).expect("r2");
+        assert!(r2.len() == 2 && r2.iter().all(|v| v.is_finite() && *v <= 1.0), "{k}: {c}");
+    }
+}
