@@ -281,13 +281,16 @@ impl CustomOp2 for GeluBwd {
 
 /// Multi-head attention over a fused `qkv` projection `[B, N, 3 D]` (laid out
 /// `[B, N, 3, H, hd]`) with an optional additive mask, to `[B, N, D]`:
-/// `softmax(q kᵀ / sqrt(hd) + mask) v` per head. The backward recomputes the attention
-/// weights (as flash attention does) instead of storing `[B, H, N, N]` of them. Work is
-/// split by batch element, each computed in a fixed order: the same bits whatever the
-/// thread count.
+/// `softmax(q kᵀ / sqrt(hd) + mask) v` per head. When the output needs a gradient, the
+/// forward keeps the attention weights (`[B, H, N, N]`, as PyTorch's attention does) for
+/// the backward, which otherwise recomputes them (as flash attention does); both give the
+/// same bits. Work is split by batch element, each computed in a fixed order: the same
+/// bits whatever the thread count.
 #[derive(Clone)]
 struct AttentionFwd {
     heads: usize,
+    /// Where the forward leaves its weights for the backward (`None`: not kept).
+    weights: Option<std::sync::Arc<std::sync::OnceLock<Vec<f32>>>>,
     /// Additive mask on the host, read as `mask[b * b_stride + i * q_stride + j]`.
     mask: Option<std::sync::Arc<Vec<f32>>>,
     b_stride: usize,
@@ -407,18 +410,35 @@ impl CustomOp1 for AttentionFwd {
         let (b, n, d, hd) = self.dims(l)?;
         let scale = 1.0 / (hd as f32).sqrt();
         let mut y = vec![0f32; b * n * d];
-        y.par_chunks_mut(n * d).enumerate().for_each(|(bi, yb)| {
+        // One batch element; its weights go to `kept` (`[H][N][N]`) when they are kept.
+        let element = |bi: usize, yb: &mut [f32], mut kept: Option<&mut [f32]>| {
             let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, self.heads, hd);
-            let mut p = vec![0f32; n];
+            let mut scratch = vec![0f32; if kept.is_some() { 0 } else { n }];
             for h in 0..self.heads {
                 for i in 0..n {
-                    hs.weights(h, i, scale, self.mask_row(bi, i, n), &mut p);
+                    let p = match kept.as_deref_mut() {
+                        Some(w) => &mut w[(h * n + i) * n..(h * n + i + 1) * n],
+                        None => &mut scratch[..],
+                    };
+                    hs.weights(h, i, scale, self.mask_row(bi, i, n), p);
                     for c in 0..hd {
-                        yb[i * d + h * hd + c] = dot(&p, &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n]);
+                        yb[i * d + h * hd + c] = dot(p, &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n]);
                     }
                 }
             }
-        });
+        };
+        match &self.weights {
+            Some(cell) => {
+                let mut w = vec![0f32; b * self.heads * n * n];
+                y.par_chunks_mut(n * d)
+                    .zip(w.par_chunks_mut(self.heads * n * n))
+                    .enumerate()
+                    .for_each(|(bi, (yb, wb))| element(bi, yb, Some(wb)));
+                // Set once: candle runs a forward once per op value.
+                let _ = cell.set(w);
+            }
+            None => y.par_chunks_mut(n * d).enumerate().for_each(|(bi, yb)| element(bi, yb, None)),
+        }
         Ok((CpuStorage::F32(y), Shape::from((b, n, d))))
     }
 
@@ -445,19 +465,26 @@ impl CustomOp2 for AttentionBwd {
         dqkv.par_chunks_mut(n * 3 * d).enumerate().for_each(|(bi, out)| {
             let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, f.heads, hd);
             let gb = &g[bi * n * d..(bi + 1) * n * d];
-            let (mut p, mut ds) = (vec![0f32; n], vec![0f32; n]);
+            let kept = f.weights.as_ref().and_then(|c| c.get()).map(|w| &w[bi * f.heads * n * n..][..f.heads * n * n]);
+            let (mut scratch, mut ds) = (vec![0f32; if kept.is_some() { 0 } else { n }], vec![0f32; n]);
             // Per head: dk and dv accumulate over queries, `[hd][N]`.
             let (mut dk, mut dv) = (vec![0f32; n * hd], vec![0f32; n * hd]);
             for h in 0..f.heads {
                 dk.iter_mut().for_each(|x| *x = 0.0);
                 dv.iter_mut().for_each(|x| *x = 0.0);
                 for i in 0..n {
-                    hs.weights(h, i, scale, f.mask_row(bi, i, n), &mut p);
+                    let p: &[f32] = match kept {
+                        Some(w) => &w[(h * n + i) * n..(h * n + i + 1) * n],
+                        None => {
+                            hs.weights(h, i, scale, f.mask_row(bi, i, n), &mut scratch);
+                            &scratch
+                        }
+                    };
                     let gi = &gb[i * d + h * hd..i * d + (h + 1) * hd];
                     // dp_j = g_i · v_j
                     combine(gi, &hs.vt[h * hd * n..(h + 1) * hd * n], n, &mut ds);
-                    let c0 = dot(&p, &ds);
-                    ds.iter_mut().zip(&p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
+                    let c0 = dot(p, &ds);
+                    ds.iter_mut().zip(p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
                     // dq_i = sum_j ds_j k_j
                     for c in 0..hd {
                         let kt = &hs.kt[(h * hd + c) * n..(h * hd + c + 1) * n];
@@ -468,7 +495,7 @@ impl CustomOp2 for AttentionBwd {
                     for c in 0..hd {
                         let (qc, gc) = (qi[c], gi[c]);
                         dk[c * n..(c + 1) * n].iter_mut().zip(&ds).for_each(|(x, a)| *x += a * qc);
-                        dv[c * n..(c + 1) * n].iter_mut().zip(&p).for_each(|(x, pj)| *x += pj * gc);
+                        dv[c * n..(c + 1) * n].iter_mut().zip(p).for_each(|(x, pj)| *x += pj * gc);
                     }
                 }
                 for j in 0..n {
@@ -506,7 +533,9 @@ pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Op
             (Some(std::sync::Arc::new(host)), if q_stride == 0 { n } else { n * n }, q_stride)
         }
     };
-    let op = AttentionFwd { heads, mask, b_stride, q_stride };
+    // Keep the weights for the backward only when there will be one.
+    let weights = qkv.track_op().then(|| std::sync::Arc::new(std::sync::OnceLock::new()));
+    let op = AttentionFwd { heads, weights, mask, b_stride, q_stride };
     Ok(Some(qkv.contiguous()?.apply_op1(op)?))
 }
 
@@ -634,6 +663,37 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    /// The backward from the weights the forward kept and from recomputed weights: the
+    /// same bits (the recomputing path serves a forward that did not keep them).
+    #[test]
+    fn attention_backward_from_kept_weights_equals_recomputing_them() {
+        let (b, n, d, heads) = (3usize, 13usize, 24usize, 4usize);
+        let v: Vec<f32> = (0..b * n * 3 * d).map(|i| ((i as f32) * 0.377).sin()).collect();
+        let qkv = Var::from_tensor(&Tensor::from_vec(v, (b, n, 3 * d), &Device::Cpu).expect("qkv")).expect("var");
+        let m: Vec<f32> = (0..b * n * n).map(|i| if (i * 7) % 5 == 0 { -1e9 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(m, (b, 1, n, n), &Device::Cpu).expect("mask");
+        let y = super::attention(qkv.as_tensor(), Some(&mask), heads).expect("attention").expect("fused");
+        let g = Tensor::from_vec((0..b * n * d).map(|i| ((i as f32) * 0.61).cos()).collect(), (b, n, d), &Device::Cpu)
+            .expect("g");
+        let kept = (y * &g).and_then(|l| l.sum_all()).and_then(|l| l.backward()).expect("backward");
+        let kept: Vec<f32> = kept.get(&qkv).expect("grad").flatten_all().and_then(|t| t.to_vec1()).expect("vec");
+        // The same op without kept weights, its backward applied by hand.
+        let host: Vec<f32> = mask.flatten_all().and_then(|t| t.to_vec1()).expect("host");
+        let op = super::AttentionFwd {
+            heads,
+            weights: None,
+            mask: Some(std::sync::Arc::new(host)),
+            b_stride: n * n,
+            q_stride: n,
+        };
+        let recomputed = qkv.as_tensor().apply_op2_no_bwd(&g, &super::AttentionBwd(op)).expect("bwd");
+        let recomputed: Vec<f32> = recomputed.flatten_all().and_then(|t| t.to_vec1()).expect("vec");
+        assert_eq!(kept, recomputed);
+        assert!(kept.iter().any(|x| *x != 0.0));
+    }
+
     #[test]
     fn the_vectorisable_exp_matches_libm_over_the_softmax_range() {
         let mut worst = 0f32;
