@@ -13,25 +13,45 @@
 //! The backward ops have no backward of their own: second-order gradients are not
 //! available through these kernels.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Rows per parallel task: each row is computed independently, so results do not depend
 /// on the thread count.
 const ROWS_PER_TASK: usize = 64;
 
+/// Set by a test to run every kernel compiled for the baseline instruction set.
+static BASELINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run `f` compiled for the best instruction set of this CPU (AVX2 + FMA where present,
+/// chosen at run time by pulp, as gemm does; the baseline build only assumes SSE2). The
+/// kernels' arithmetic is written out in a fixed order and Rust never fuses a multiply
+/// and an add, so every instruction set gives the same bits (a test checks it).
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
+        return pulp::Arch::Scalar.dispatch(f);
+    }
+    pulp::Arch::new().dispatch(f)
+}
+
 /// `out[r] = f(a[r], b[r])` for every row of width `d`, rows in parallel.
 fn map_rows(a: &[f32], b: Option<&[f32]>, d: usize, f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) -> Vec<f32> {
     let mut out = vec![0f32; a.len()];
     let step = d * ROWS_PER_TASK;
     out.par_chunks_mut(step).enumerate().for_each(|(i, o)| {
-        let lo = i * step;
-        let ar = &a[lo..lo + o.len()];
-        let br = b.map_or(&[][..], |b| &b[lo..lo + o.len()]);
-        for (k, orow) in o.chunks_exact_mut(d).enumerate() {
-            let brow = if br.is_empty() { br } else { &br[k * d..(k + 1) * d] };
-            f(&ar[k * d..(k + 1) * d], brow, orow);
-        }
+        simd(
+            #[inline(always)]
+            || {
+                let lo = i * step;
+                let ar = &a[lo..lo + o.len()];
+                let br = b.map_or(&[][..], |b| &b[lo..lo + o.len()]);
+                for (k, orow) in o.chunks_exact_mut(d).enumerate() {
+                    let brow = if br.is_empty() { br } else { &br[k * d..(k + 1) * d] };
+                    f(&ar[k * d..(k + 1) * d], brow, orow);
+                }
+            },
+        )
     });
     out
 }
@@ -55,7 +75,7 @@ fn last_dim(l: &Layout) -> usize {
 }
 
 /// Row mean and `1 / sqrt(var + eps)`.
-#[inline]
+#[inline(always)]
 fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
     let mean = row.iter().sum::<f32>() / n;
@@ -77,12 +97,18 @@ impl CustomOp1 for LayerNormFwd {
         let x = slice(s, l, self.name())?;
         let d = last_dim(l);
         let eps = self.eps;
-        let y = map_rows(x, None, d, |xr, _, yr| {
-            let (mean, rstd) = row_stats(xr, eps);
-            for (o, v) in yr.iter_mut().zip(xr) {
-                *o = (v - mean) * rstd;
-            }
-        });
+        let y = map_rows(
+            x,
+            None,
+            d,
+            #[inline(always)]
+            |xr, _, yr| {
+                let (mean, rstd) = row_stats(xr, eps);
+                for (o, v) in yr.iter_mut().zip(xr) {
+                    *o = (v - mean) * rstd;
+                }
+            },
+        );
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -105,19 +131,247 @@ impl CustomOp2 for LayerNormBwd {
         let (x, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let d = last_dim(l1);
         let eps = self.eps;
-        let dx = map_rows(x, Some(g), d, |xr, gr, dr| {
-            let (mean, rstd) = row_stats(xr, eps);
-            let (mut gm, mut gy) = (0f32, 0f32);
-            for (xv, gv) in xr.iter().zip(gr) {
-                gm += gv;
-                gy += gv * (xv - mean) * rstd;
-            }
-            let (gm, gy) = (gm / d as f32, gy / d as f32);
-            for ((o, xv), gv) in dr.iter_mut().zip(xr).zip(gr) {
-                *o = rstd * (gv - gm - (xv - mean) * rstd * gy);
-            }
-        });
+        let dx = map_rows(
+            x,
+            Some(g),
+            d,
+            #[inline(always)]
+            |xr, gr, dr| {
+                let (mean, rstd) = row_stats(xr, eps);
+                let (mut gm, mut gy) = (0f32, 0f32);
+                for (xv, gv) in xr.iter().zip(gr) {
+                    gm += gv;
+                    gy += gv * (xv - mean) * rstd;
+                }
+                let (gm, gy) = (gm / d as f32, gy / d as f32);
+                for ((o, xv), gv) in dr.iter_mut().zip(xr).zip(gr) {
+                    *o = rstd * (gv - gm - (xv - mean) * rstd * gy);
+                }
+            },
+        );
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Column sums of `f(row)` for every row of width `d`, with `f` also writing that row's
+/// output: rows in parallel chunks of [`ROWS_PER_TASK`], each chunk's sums added in row
+/// order and the chunks' sums in chunk order (as [`column_sums`]: the same bits whatever
+/// the thread count). `sums` column sums of `k` kinds are returned one after another.
+fn rows_with_sums(
+    rows: usize,
+    d: usize,
+    k: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut out = vec![0f32; rows * d];
+    let partials: Vec<Vec<f32>> = out
+        .par_chunks_mut(d * ROWS_PER_TASK)
+        .enumerate()
+        .map(|(ci, chunk)| {
+            simd(
+                #[inline(always)]
+                || {
+                    let mut acc = vec![0f32; k * d];
+                    for (r, o) in chunk.chunks_exact_mut(d).enumerate() {
+                        f(ci * ROWS_PER_TASK + r, o, &mut acc);
+                    }
+                    acc
+                },
+            )
+        })
+        .collect();
+    let mut sums = vec![0f32; k * d];
+    for p in partials {
+        sums.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+    }
+    (out, sums)
+}
+
+/// `layer_norm(x) × gamma + beta` over the last dimension, one pass. The same arithmetic,
+/// in the same order, as [`LayerNormFwd`] then [`RowOp::Mul`] then [`RowOp::Add`] (and
+/// their backward passes): the same bits, in one pass instead of three.
+struct LayerNormAffine {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormAffine {
+    fn name(&self) -> &'static str {
+        "physworld-layer-norm-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s1, l1, self.name())?;
+        let (gamma, beta) = (slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let d = last_dim(l1);
+        if gamma.len() != d || beta.len() != d {
+            return Err(candle_core::Error::Msg(format!("{}: gain and bias must have {d} values", self.name())));
+        }
+        let eps = self.eps;
+        let y = map_rows(
+            x,
+            None,
+            d,
+            #[inline(always)]
+            |xr, _, yr| {
+                let (mean, rstd) = row_stats(xr, eps);
+                for (((o, v), g), b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
+                    *o = (v - mean) * rstd * g + b;
+                }
+            },
+        );
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = gamma.elem_count();
+        let packed = x.apply_op3_no_bwd(gamma, &g.contiguous()?, &LayerNormAffineBwd { eps: self.eps })?;
+        let n = x.elem_count();
+        Ok((
+            Some(packed.narrow(0, 0, n)?.reshape(x.shape())?),
+            Some(packed.narrow(0, n, d)?.reshape(gamma.shape())?),
+            Some(packed.narrow(0, n + d, d)?.reshape(gamma.shape())?),
+        ))
+    }
+}
+
+/// The gradients of [`LayerNormAffine`] from `x`, `gamma` and the output's gradient `g`,
+/// packed as `[dx (all of x), dgamma (d), dbeta (d)]`.
+struct LayerNormAffineBwd {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormAffineBwd {
+    fn name(&self) -> &'static str {
+        "physworld-layer-norm-affine-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, gamma, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let d = last_dim(l1);
+        let eps = self.eps;
+        let (mut dx, sums) = rows_with_sums(
+            x.len() / d,
+            d,
+            2,
+            #[inline(always)]
+            |r, dr, acc| {
+                let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+                let (mean, rstd) = row_stats(xr, eps);
+                let (mut gm, mut gy) = (0f32, 0f32);
+                for (c, (xv, gv)) in xr.iter().zip(gr).enumerate() {
+                    let y0 = (xv - mean) * rstd;
+                    acc[c] += gv * y0; // dgamma
+                    acc[d + c] += gv; // dbeta
+                    let gn = gv * gamma[c];
+                    gm += gn;
+                    gy += gn * (xv - mean) * rstd;
+                }
+                let (gm, gy) = (gm / d as f32, gy / d as f32);
+                for (c, (o, xv)) in dr.iter_mut().zip(xr).enumerate() {
+                    *o = rstd * (gr[c] * gamma[c] - gm - (xv - mean) * rstd * gy);
+                }
+            },
+        );
+        dx.extend_from_slice(&sums);
+        let n = dx.len();
+        Ok((CpuStorage::F32(dx), Shape::from(n)))
+    }
+}
+
+/// `gelu(x + b)` with a vector `b` `[d]` broadcast over the rows of `x`: the same bits as
+/// [`RowOp::Add`] then [`GeluFwd`] (and their backward passes), in one pass.
+struct BiasGelu;
+
+impl CustomOp2 for BiasGelu {
+    fn name(&self) -> &'static str {
+        "physworld-bias-gelu"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let d = last_dim(l1);
+        if b.len() != d {
+            return Err(candle_core::Error::Msg(format!("{}: bias of {} for rows of {d}", self.name(), b.len())));
+        }
+        let y = map_rows(
+            x,
+            None,
+            d,
+            #[inline(always)]
+            |xr, _, yr| {
+                yr.iter_mut().zip(xr).zip(b).for_each(|((o, x), b)| *o = gelu_value(x + b));
+            },
+        );
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, b: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let packed = x.apply_op3_no_bwd(b, &g.contiguous()?, &BiasGeluBwd)?;
+        let n = x.elem_count();
+        Ok((Some(packed.narrow(0, 0, n)?.reshape(x.shape())?), Some(packed.narrow(0, n, b.elem_count())?)))
+    }
+}
+
+/// The gradients of [`BiasGelu`] from `x`, `b` and the output's gradient, packed as
+/// `[dx (all of x), db (d)]`.
+struct BiasGeluBwd;
+
+impl CustomOp3 for BiasGeluBwd {
+    fn name(&self) -> &'static str {
+        "physworld-bias-gelu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, b, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let d = last_dim(l1);
+        let (mut dx, sums) = rows_with_sums(
+            x.len() / d,
+            d,
+            1,
+            #[inline(always)]
+            |r, dr, acc| {
+                let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+                for c in 0..d {
+                    let dh = gelu_grad(xr[c] + b[c], gr[c]);
+                    dr[c] = dh;
+                    acc[c] += dh;
+                }
+            },
+        );
+        dx.extend_from_slice(&sums);
+        let n = dx.len();
+        Ok((CpuStorage::F32(dx), Shape::from(n)))
     }
 }
 
@@ -163,15 +417,21 @@ impl CustomOp1 for SoftmaxFwd {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, self.name())?;
         let d = last_dim(l);
-        let y = map_rows(x, None, d, |xr, _, yr| {
-            let m = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for (o, v) in yr.iter_mut().zip(xr) {
-                *o = exp(v - m);
-            }
-            let sum: f32 = yr.iter().sum();
-            let inv = 1.0 / sum;
-            yr.iter_mut().for_each(|o| *o *= inv);
-        });
+        let y = map_rows(
+            x,
+            None,
+            d,
+            #[inline(always)]
+            |xr, _, yr| {
+                let m = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for (o, v) in yr.iter_mut().zip(xr) {
+                    *o = exp(v - m);
+                }
+                let sum: f32 = yr.iter().sum();
+                let inv = 1.0 / sum;
+                yr.iter_mut().for_each(|o| *o *= inv);
+            },
+        );
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -191,12 +451,18 @@ impl CustomOp2 for SoftmaxBwd {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let d = last_dim(l1);
-        let dx = map_rows(y, Some(g), d, |yr, gr, dr| {
-            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for ((o, yv), gv) in dr.iter_mut().zip(yr).zip(gr) {
-                *o = yv * (gv - dot);
-            }
-        });
+        let dx = map_rows(
+            y,
+            Some(g),
+            d,
+            #[inline(always)]
+            |yr, gr, dr| {
+                let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                for ((o, yv), gv) in dr.iter_mut().zip(yr).zip(gr) {
+                    *o = yv * (gv - dot);
+                }
+            },
+        );
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -249,7 +515,10 @@ impl CustomOp1 for GeluFwd {
         // Explicit loops calling the inlined math (through a closure the compiler kept a
         // call per element and did not vectorise).
         y.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK)).for_each(|(o, x)| {
-            o.iter_mut().zip(x).for_each(|(o, x)| *o = gelu_value(*x));
+            simd(
+                #[inline(always)]
+                || o.iter_mut().zip(x).for_each(|(o, x)| *o = gelu_value(*x)),
+            )
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -272,7 +541,10 @@ impl CustomOp2 for GeluBwd {
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK).zip(g.par_chunks(ELEMS_PER_TASK))).for_each(
             |(o, (x, g))| {
-                o.iter_mut().zip(x).zip(g).for_each(|((o, x), g)| *o = gelu_grad(*x, *g));
+                simd(
+                    #[inline(always)]
+                    || o.iter_mut().zip(x).zip(g).for_each(|((o, x), g)| *o = gelu_grad(*x, *g)),
+                )
             },
         );
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
@@ -328,6 +600,7 @@ impl Heads {
     }
 
     /// Attention weights of query `i` of head `h` into `p` (length `N`).
+    #[inline(always)]
     fn weights(&self, h: usize, i: usize, scale: f32, mask: Option<&[f32]>, p: &mut [f32]) {
         let (n, hd) = (self.n, self.hd);
         combine(&self.q[(h * n + i) * hd..(h * n + i + 1) * hd], &self.kt[h * hd * n..(h + 1) * hd * n], n, p);
@@ -393,6 +666,34 @@ impl AttentionFwd {
         Ok((b, n, d, d / self.heads.max(1)))
     }
 
+    /// The forward of batch element `bi`; its weights go to `kept` (`[H][N][N]`) when they
+    /// are kept. Inlined into [`simd`]'s region, as are the helpers it calls.
+    #[inline(always)]
+    fn element(
+        &self,
+        qkv: &[f32],
+        bi: usize,
+        (n, d, hd): (usize, usize, usize),
+        yb: &mut [f32],
+        mut kept: Option<&mut [f32]>,
+    ) {
+        let scale = 1.0 / (hd as f32).sqrt();
+        let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, self.heads, hd);
+        let mut scratch = vec![0f32; if kept.is_some() { 0 } else { n }];
+        for h in 0..self.heads {
+            for i in 0..n {
+                let p = match kept.as_deref_mut() {
+                    Some(w) => &mut w[(h * n + i) * n..(h * n + i + 1) * n],
+                    None => &mut scratch[..],
+                };
+                hs.weights(h, i, scale, self.mask_row(bi, i, n), p);
+                for c in 0..hd {
+                    yb[i * d + h * hd + c] = dot(p, &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n]);
+                }
+            }
+        }
+    }
+
     fn mask_row(&self, b: usize, i: usize, n: usize) -> Option<&[f32]> {
         let m = self.mask.as_deref()?;
         let at = b * self.b_stride + i * self.q_stride;
@@ -408,36 +709,27 @@ impl CustomOp1 for AttentionFwd {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = slice(s, l, self.name())?;
         let (b, n, d, hd) = self.dims(l)?;
-        let scale = 1.0 / (hd as f32).sqrt();
         let mut y = vec![0f32; b * n * d];
-        // One batch element; its weights go to `kept` (`[H][N][N]`) when they are kept.
-        let element = |bi: usize, yb: &mut [f32], mut kept: Option<&mut [f32]>| {
-            let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, self.heads, hd);
-            let mut scratch = vec![0f32; if kept.is_some() { 0 } else { n }];
-            for h in 0..self.heads {
-                for i in 0..n {
-                    let p = match kept.as_deref_mut() {
-                        Some(w) => &mut w[(h * n + i) * n..(h * n + i + 1) * n],
-                        None => &mut scratch[..],
-                    };
-                    hs.weights(h, i, scale, self.mask_row(bi, i, n), p);
-                    for c in 0..hd {
-                        yb[i * d + h * hd + c] = dot(p, &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n]);
-                    }
-                }
-            }
-        };
         match &self.weights {
             Some(cell) => {
                 let mut w = vec![0f32; b * self.heads * n * n];
-                y.par_chunks_mut(n * d)
-                    .zip(w.par_chunks_mut(self.heads * n * n))
-                    .enumerate()
-                    .for_each(|(bi, (yb, wb))| element(bi, yb, Some(wb)));
+                y.par_chunks_mut(n * d).zip(w.par_chunks_mut(self.heads * n * n)).enumerate().for_each(
+                    |(bi, (yb, wb))| {
+                        simd(
+                            #[inline(always)]
+                            || self.element(qkv, bi, (n, d, hd), yb, Some(wb)),
+                        )
+                    },
+                );
                 // Set once: candle runs a forward once per op value.
                 let _ = cell.set(w);
             }
-            None => y.par_chunks_mut(n * d).enumerate().for_each(|(bi, yb)| element(bi, yb, None)),
+            None => y.par_chunks_mut(n * d).enumerate().for_each(|(bi, yb)| {
+                simd(
+                    #[inline(always)]
+                    || self.element(qkv, bi, (n, d, hd), yb, None),
+                )
+            }),
         }
         Ok((CpuStorage::F32(y), Shape::from((b, n, d))))
     }
@@ -463,48 +755,54 @@ impl CustomOp2 for AttentionBwd {
         let scale = 1.0 / (hd as f32).sqrt();
         let mut dqkv = vec![0f32; b * n * 3 * d];
         dqkv.par_chunks_mut(n * 3 * d).enumerate().for_each(|(bi, out)| {
-            let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, f.heads, hd);
-            let gb = &g[bi * n * d..(bi + 1) * n * d];
-            let kept = f.weights.as_ref().and_then(|c| c.get()).map(|w| &w[bi * f.heads * n * n..][..f.heads * n * n]);
-            let (mut scratch, mut ds) = (vec![0f32; if kept.is_some() { 0 } else { n }], vec![0f32; n]);
-            // Per head: dk and dv accumulate over queries, `[hd][N]`.
-            let (mut dk, mut dv) = (vec![0f32; n * hd], vec![0f32; n * hd]);
-            for h in 0..f.heads {
-                dk.iter_mut().for_each(|x| *x = 0.0);
-                dv.iter_mut().for_each(|x| *x = 0.0);
-                for i in 0..n {
-                    let p: &[f32] = match kept {
-                        Some(w) => &w[(h * n + i) * n..(h * n + i + 1) * n],
-                        None => {
-                            hs.weights(h, i, scale, f.mask_row(bi, i, n), &mut scratch);
-                            &scratch
+            simd(
+                #[inline(always)]
+                || {
+                    let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, f.heads, hd);
+                    let gb = &g[bi * n * d..(bi + 1) * n * d];
+                    let kept =
+                        f.weights.as_ref().and_then(|c| c.get()).map(|w| &w[bi * f.heads * n * n..][..f.heads * n * n]);
+                    let (mut scratch, mut ds) = (vec![0f32; if kept.is_some() { 0 } else { n }], vec![0f32; n]);
+                    // Per head: dk and dv accumulate over queries, `[hd][N]`.
+                    let (mut dk, mut dv) = (vec![0f32; n * hd], vec![0f32; n * hd]);
+                    for h in 0..f.heads {
+                        dk.iter_mut().for_each(|x| *x = 0.0);
+                        dv.iter_mut().for_each(|x| *x = 0.0);
+                        for i in 0..n {
+                            let p: &[f32] = match kept {
+                                Some(w) => &w[(h * n + i) * n..(h * n + i + 1) * n],
+                                None => {
+                                    hs.weights(h, i, scale, f.mask_row(bi, i, n), &mut scratch);
+                                    &scratch
+                                }
+                            };
+                            let gi = &gb[i * d + h * hd..i * d + (h + 1) * hd];
+                            // dp_j = g_i · v_j
+                            combine(gi, &hs.vt[h * hd * n..(h + 1) * hd * n], n, &mut ds);
+                            let c0 = dot(p, &ds);
+                            ds.iter_mut().zip(p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
+                            // dq_i = sum_j ds_j k_j
+                            for c in 0..hd {
+                                let kt = &hs.kt[(h * hd + c) * n..(h * hd + c + 1) * n];
+                                out[i * 3 * d + h * hd + c] = dot(&ds, kt);
+                            }
+                            // dk_j += ds_j q_i ; dv_j += p_j g_i (transposed: runs over keys)
+                            let qi = &hs.q[(h * n + i) * hd..(h * n + i + 1) * hd];
+                            for c in 0..hd {
+                                let (qc, gc) = (qi[c], gi[c]);
+                                dk[c * n..(c + 1) * n].iter_mut().zip(&ds).for_each(|(x, a)| *x += a * qc);
+                                dv[c * n..(c + 1) * n].iter_mut().zip(p).for_each(|(x, pj)| *x += pj * gc);
+                            }
                         }
-                    };
-                    let gi = &gb[i * d + h * hd..i * d + (h + 1) * hd];
-                    // dp_j = g_i · v_j
-                    combine(gi, &hs.vt[h * hd * n..(h + 1) * hd * n], n, &mut ds);
-                    let c0 = dot(p, &ds);
-                    ds.iter_mut().zip(p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
-                    // dq_i = sum_j ds_j k_j
-                    for c in 0..hd {
-                        let kt = &hs.kt[(h * hd + c) * n..(h * hd + c + 1) * n];
-                        out[i * 3 * d + h * hd + c] = dot(&ds, kt);
+                        for j in 0..n {
+                            for c in 0..hd {
+                                out[j * 3 * d + d + h * hd + c] = dk[c * n + j];
+                                out[j * 3 * d + 2 * d + h * hd + c] = dv[c * n + j];
+                            }
+                        }
                     }
-                    // dk_j += ds_j q_i ; dv_j += p_j g_i (transposed: runs over keys)
-                    let qi = &hs.q[(h * n + i) * hd..(h * n + i + 1) * hd];
-                    for c in 0..hd {
-                        let (qc, gc) = (qi[c], gi[c]);
-                        dk[c * n..(c + 1) * n].iter_mut().zip(&ds).for_each(|(x, a)| *x += a * qc);
-                        dv[c * n..(c + 1) * n].iter_mut().zip(p).for_each(|(x, pj)| *x += pj * gc);
-                    }
-                }
-                for j in 0..n {
-                    for c in 0..hd {
-                        out[j * 3 * d + d + h * hd + c] = dk[c * n + j];
-                        out[j * 3 * d + 2 * d + h * hd + c] = dv[c * n + j];
-                    }
-                }
-            }
+                },
+            )
         });
         Ok((CpuStorage::F32(dqkv), l1.shape().clone()))
     }
@@ -545,11 +843,16 @@ fn column_sums(x: &[f32], d: usize) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = x
         .par_chunks(d * ROWS_PER_TASK)
         .map(|c| {
-            let mut acc = vec![0f32; d];
-            for row in c.chunks_exact(d) {
-                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-            }
-            acc
+            simd(
+                #[inline(always)]
+                || {
+                    let mut acc = vec![0f32; d];
+                    for row in c.chunks_exact(d) {
+                        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                    }
+                    acc
+                },
+            )
         })
         .collect();
     let mut out = vec![0f32; d];
@@ -581,10 +884,16 @@ impl CustomOp2 for RowOp {
             return Err(candle_core::Error::Msg(format!("{}: vector of {} for rows of {d}", self.name(), v.len())));
         }
         let op = *self;
-        let y = map_rows(x, None, d, |xr, _, yr| match op {
-            RowOp::Add => yr.iter_mut().zip(xr).zip(v).for_each(|((o, a), b)| *o = a + b),
-            RowOp::Mul => yr.iter_mut().zip(xr).zip(v).for_each(|((o, a), b)| *o = a * b),
-        });
+        let y = map_rows(
+            x,
+            None,
+            d,
+            #[inline(always)]
+            |xr, _, yr| match op {
+                RowOp::Add => yr.iter_mut().zip(xr).zip(v).for_each(|((o, a), b)| *o = a + b),
+                RowOp::Mul => yr.iter_mut().zip(xr).zip(v).for_each(|((o, a), b)| *o = a * b),
+            },
+        );
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -630,7 +939,12 @@ impl CustomOp2 for ElemMul {
         let mut out = vec![0f32; a.len()];
         out.par_chunks_mut(ELEMS_PER_TASK)
             .zip(a.par_chunks(ELEMS_PER_TASK).zip(b.par_chunks(ELEMS_PER_TASK)))
-            .for_each(|(o, (a, b))| o.iter_mut().zip(a).zip(b).for_each(|((o, x), y)| *o = x * y));
+            .for_each(|(o, (a, b))| {
+                simd(
+                    #[inline(always)]
+                    || o.iter_mut().zip(a).zip(b).for_each(|((o, x), y)| *o = x * y),
+                )
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -651,6 +965,18 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(GeluFwd)
 }
 
+/// Fused `layer_norm(x) × gamma + beta` of a [`supported`] `x` `[..., d]` with `gamma`
+/// and `beta` `[d]`: the same bits as [`layer_norm`], [`mul_row`] and [`add_row`] in turn.
+pub fn layer_norm_affine(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, LayerNormAffine { eps: eps as f32 })
+}
+
+/// Fused `gelu(x + b)` of a [`supported`] `x` `[..., d]` and `b` `[d]`: the same bits as
+/// [`add_row`] then [`gelu`].
+pub fn bias_gelu(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&b.contiguous()?, BiasGelu)
+}
+
 /// Fused layer norm (no affine) of a [`supported`] tensor.
 pub fn layer_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
     x.contiguous()?.apply_op1(LayerNormFwd { eps: eps as f32 })
@@ -664,6 +990,74 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor, Var};
+
+    /// A `[rows, d]` variable, a `[d]` variable and a fixed upstream gradient.
+    fn inputs(rows: usize, d: usize) -> (Var, Var, Var, Tensor) {
+        let t = |n: usize, f: fn(usize) -> f32, shape: &[usize]| {
+            Var::from_tensor(&Tensor::from_vec((0..n).map(f).collect(), shape, &Device::Cpu).expect("t")).expect("var")
+        };
+        let x = t(rows * d, |i| ((i as f32) * 0.377).sin() * 3.0, &[rows, d]);
+        let g = t(d, |i| 1.0 + ((i as f32) * 1.3).cos() * 0.5, &[d]);
+        let b = t(d, |i| ((i as f32) * 0.7).sin(), &[d]);
+        let up = Tensor::from_vec((0..rows * d).map(|i| ((i as f32) * 0.61).cos()).collect(), (rows, d), &Device::Cpu)
+            .expect("up");
+        (x, g, b, up)
+    }
+
+    /// Output and gradients (for `vars`) of `f`, with the upstream gradient `up`.
+    fn run(f: impl Fn() -> candle_core::Result<Tensor>, vars: &[&Var], up: &Tensor) -> Vec<Vec<f32>> {
+        let y = f().expect("op");
+        let grads = (&y * up).and_then(|l| l.sum_all()).and_then(|l| l.backward()).expect("backward");
+        let mut out = vec![y.flatten_all().and_then(|t| t.to_vec1()).expect("y")];
+        for v in vars {
+            out.push(grads.get(v).expect("grad").flatten_all().and_then(|t| t.to_vec1()).expect("grad"));
+        }
+        out
+    }
+
+    /// The fused affine layer norm and bias + GELU give the same bits, values and
+    /// gradients, as the ops they replace (over several parallel row chunks).
+    #[test]
+    fn fused_affine_norm_and_bias_gelu_equal_the_ops_they_replace() {
+        use super::{add_row, bias_gelu, gelu, layer_norm, layer_norm_affine, mul_row};
+        let (x, g, b, up) = inputs(150, 20);
+        let (xt, gt, bt) = (x.as_tensor(), g.as_tensor(), b.as_tensor());
+        let fused = run(|| layer_norm_affine(xt, gt, bt, 1e-6), &[&x, &g, &b], &up);
+        let parts = run(|| add_row(&mul_row(&layer_norm(xt, 1e-6)?, gt)?, bt), &[&x, &g, &b], &up);
+        assert_eq!(fused, parts);
+        let fused = run(|| bias_gelu(xt, bt), &[&x, &b], &up);
+        let parts = run(|| gelu(&add_row(xt, bt)?), &[&x, &b], &up);
+        assert_eq!(fused, parts);
+        assert!(fused.iter().all(|v| v.iter().any(|x| *x != 0.0)));
+    }
+
+    /// Every kernel gives the same bits compiled for the baseline instruction set as for
+    /// the best one this CPU has (pulp's dispatch): outputs and gradients of attention,
+    /// layer norm (plain and affine), softmax, GELU, bias + GELU and the row ops.
+    #[test]
+    fn kernels_give_the_same_bits_on_every_instruction_set() {
+        use super::{add_row, attention, bias_gelu, gelu, layer_norm, layer_norm_affine, mul_row, softmax};
+        let (x, g, b, up) = inputs(150, 24);
+        let (xt, gt, bt) = (x.as_tensor(), g.as_tensor(), b.as_tensor());
+        let qkv = Var::from_tensor(&xt.reshape((2, 25, 72)).expect("qkv")).expect("var");
+        let up3 = up.reshape((2, 25, 72)).and_then(|u| u.narrow(2, 0, 24)).expect("up");
+        let all = || {
+            vec![
+                run(|| layer_norm_affine(xt, gt, bt, 1e-6), &[&x, &g, &b], &up),
+                run(|| mul_row(&layer_norm(xt, 1e-6)?, gt), &[&x, &g], &up),
+                run(|| softmax(xt), &[&x], &up),
+                run(|| gelu(xt), &[&x], &up),
+                run(|| bias_gelu(xt, bt), &[&x, &b], &up),
+                run(|| add_row(xt, bt), &[&x, &b], &up),
+                run(|| Ok(attention(qkv.as_tensor(), None, 4)?.expect("fused")), &[&qkv], &up3),
+            ]
+        };
+        let best = all();
+        super::BASELINE.store(true, std::sync::atomic::Ordering::Relaxed);
+        let baseline = all();
+        super::BASELINE.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(best, baseline);
+    }
 
     /// The backward from the weights the forward kept and from recomputed weights: the
     /// same bits (the recomputing path serves a forward that did not keep them).

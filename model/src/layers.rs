@@ -30,15 +30,31 @@ impl Linear {
 
     /// Apply to `[..., in]` (flattened to one matrix product).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut dims = x.dims().to_vec();
-        let input = dims.pop().unwrap_or(1);
-        let y = x.contiguous()?.reshape(((), input))?.matmul(&self.w.as_tensor().t()?)?;
-        dims.push(y.dim(1)?);
-        let y = y.reshape(dims)?;
+        let y = self.project(x)?;
         Ok(match &self.b {
             Some(b) => add_vec(&y, b.as_tensor())?,
             None => y,
         })
+    }
+
+    /// `x W^T` without the bias.
+    fn project(&self, x: &Tensor) -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let input = dims.pop().unwrap_or(1);
+        let y = x.contiguous()?.reshape(((), input))?.matmul(&self.w.as_tensor().t()?)?;
+        dims.push(y.dim(1)?);
+        Ok(y.reshape(dims)?)
+    }
+
+    /// `gelu(x W^T + b)`: the bias and GELU in one fused op on CPU f32 (the same bits as
+    /// [`Linear::forward`] then [`gelu`]).
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.project(x)?;
+        match &self.b {
+            Some(b) if fused_row_vector(&y, b.as_tensor())? => Ok(crate::fused::bias_gelu(&y, b.as_tensor())?),
+            Some(b) => gelu(&add_vec(&y, b.as_tensor())?),
+            None => gelu(&y),
+        }
     }
 }
 
@@ -104,8 +120,15 @@ impl LayerNorm {
         })
     }
 
-    /// Apply.
+    /// Apply: one fused op on CPU f32 (the same bits as the three steps below).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let (Some(g), Some(b)) = (&self.gamma, &self.beta)
+            && crate::fused::supported(x)
+            && fused_row_vector(x, g.as_tensor())?
+            && fused_row_vector(x, b.as_tensor())?
+        {
+            return Ok(crate::fused::layer_norm_affine(x, g.as_tensor(), b.as_tensor(), LN_EPS)?);
+        }
         let mut y = layer_norm_plain(x)?;
         if let Some(g) = &self.gamma {
             y = mul_vec(&y, g.as_tensor())?;
@@ -157,7 +180,7 @@ impl Mlp {
 
     /// Apply.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&gelu(&self.fc1.forward(x)?)?)
+        self.fc2.forward(&self.fc1.forward_gelu(x)?)
     }
 }
 
