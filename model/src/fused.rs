@@ -153,17 +153,14 @@ impl CustomOp2 for LayerNormBwd {
     }
 }
 
-/// Column sums of `f(row)` for every row of width `d`, with `f` also writing that row's
-/// output: rows in parallel chunks of [`ROWS_PER_TASK`], each chunk's sums added in row
-/// order and the chunks' sums in chunk order (as [`column_sums`]: the same bits whatever
-/// the thread count). `sums` column sums of `k` kinds are returned one after another.
-fn rows_with_sums(
-    rows: usize,
-    d: usize,
-    k: usize,
-    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
-) -> (Vec<f32>, Vec<f32>) {
-    let mut out = vec![0f32; rows * d];
+/// `f(row)` for every row of width `d`, `f` writing that row's output and adding into `k`
+/// column sums of width `d`: rows in parallel chunks of [`ROWS_PER_TASK`], each chunk's
+/// sums added in row order and the chunks' sums in chunk order (as [`column_sums`]: the
+/// same bits whatever the thread count). Returns the outputs followed by the `k` sums,
+/// packed in one buffer (a backward op's one output).
+fn rows_with_sums(rows: usize, d: usize, k: usize, f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let mut packed = vec![0f32; (rows + k) * d];
+    let (out, sums) = packed.split_at_mut(rows * d);
     let partials: Vec<Vec<f32>> = out
         .par_chunks_mut(d * ROWS_PER_TASK)
         .enumerate()
@@ -180,11 +177,10 @@ fn rows_with_sums(
             )
         })
         .collect();
-    let mut sums = vec![0f32; k * d];
     for p in partials {
         sums.iter_mut().zip(p).for_each(|(a, v)| *a += v);
     }
-    (out, sums)
+    packed
 }
 
 /// `layer_norm(x) × gamma + beta` over the last dimension, one pass. The same arithmetic,
@@ -272,7 +268,7 @@ impl CustomOp3 for LayerNormAffineBwd {
         let (x, gamma, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
         let d = last_dim(l1);
         let eps = self.eps;
-        let (mut dx, sums) = rows_with_sums(
+        let packed = rows_with_sums(
             x.len() / d,
             d,
             2,
@@ -295,9 +291,8 @@ impl CustomOp3 for LayerNormAffineBwd {
                 }
             },
         );
-        dx.extend_from_slice(&sums);
-        let n = dx.len();
-        Ok((CpuStorage::F32(dx), Shape::from(n)))
+        let n = packed.len();
+        Ok((CpuStorage::F32(packed), Shape::from(n)))
     }
 }
 
@@ -355,7 +350,7 @@ impl CustomOp3 for BiasGeluBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, b, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
         let d = last_dim(l1);
-        let (mut dx, sums) = rows_with_sums(
+        let packed = rows_with_sums(
             x.len() / d,
             d,
             1,
@@ -369,9 +364,8 @@ impl CustomOp3 for BiasGeluBwd {
                 }
             },
         );
-        dx.extend_from_slice(&sums);
-        let n = dx.len();
-        Ok((CpuStorage::F32(dx), Shape::from(n)))
+        let n = packed.len();
+        Ok((CpuStorage::F32(packed), Shape::from(n)))
     }
 }
 
@@ -470,6 +464,21 @@ impl CustomOp2 for SoftmaxBwd {
 /// Elements per parallel task of the elementwise kernels.
 const ELEMS_PER_TASK: usize = 16_384;
 
+/// `out[i] = f(a[i], b[i])` over two slices of one length, in parallel chunks, each inside
+/// [`simd`] (pass an `#[inline(always)]` closure so that the loop vectorises).
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(ELEMS_PER_TASK).zip(a.par_chunks(ELEMS_PER_TASK).zip(b.par_chunks(ELEMS_PER_TASK))).for_each(
+        |(o, (a, b))| {
+            simd(
+                #[inline(always)]
+                || o.iter_mut().zip(a).zip(b).for_each(|((o, x), y)| *o = f(*x, *y)),
+            )
+        },
+    );
+    out
+}
+
 /// `erf(x)`, Abramowitz & Stegun 7.1.26 (absolute error 1.5e-7 in exact arithmetic,
 /// under 1e-6 in f32), branch-free on top of [`exp`] so that loops calling it vectorise
 /// (libm's `erff` is a call per element).
@@ -538,15 +547,7 @@ impl CustomOp2 for GeluBwd {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK).zip(g.par_chunks(ELEMS_PER_TASK))).for_each(
-            |(o, (x, g))| {
-                simd(
-                    #[inline(always)]
-                    || o.iter_mut().zip(x).zip(g).for_each(|((o, x), g)| *o = gelu_grad(*x, *g)),
-                )
-            },
-        );
+        let dx = zip_map(x, g, gelu_grad);
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -936,15 +937,12 @@ impl CustomOp2 for ElemMul {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (a, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
-        let mut out = vec![0f32; a.len()];
-        out.par_chunks_mut(ELEMS_PER_TASK)
-            .zip(a.par_chunks(ELEMS_PER_TASK).zip(b.par_chunks(ELEMS_PER_TASK)))
-            .for_each(|(o, (a, b))| {
-                simd(
-                    #[inline(always)]
-                    || o.iter_mut().zip(a).zip(b).for_each(|((o, x), y)| *o = x * y),
-                )
-            });
+        let out = zip_map(
+            a,
+            b,
+            #[inline(always)]
+            |x, y| x * y,
+        );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

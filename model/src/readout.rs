@@ -276,13 +276,8 @@ pub fn learning_report(
         return Err(ModelError::config("horizon", 0, "at least 1 frame"));
     }
     for (field, split) in [("fit_split", &o.fit_split), ("eval_split", &o.eval_split)] {
-        if ds.split(split).next().is_none() {
-            let mut names: Vec<&str> = Vec::new();
-            for e in ds.episodes() {
-                if !names.contains(&e.split.as_str()) {
-                    names.push(&e.split);
-                }
-            }
+        if !ds.info.splits.contains_key(split) {
+            let names: Vec<&str> = ds.info.splits.keys().map(String::as_str).collect();
             return Err(ModelError::config(field, split, format!("a split of this dataset: {}", names.join(", "))));
         }
     }
