@@ -299,6 +299,14 @@ pub enum JointKind {
     },
     /// Rigid weld.
     Fixed,
+    /// An undamped linear spring pulling the anchors toward `rest_length` apart with force
+    /// `stiffness × (distance − rest_length)`; rotation is free. Nothing collides with it.
+    Spring {
+        /// Stiffness, N/m.
+        stiffness: f32,
+        /// Rest length, m.
+        rest_length: f32,
+    },
 }
 
 /// A joint between two ends.
@@ -517,6 +525,10 @@ impl Scene {
             }
             if !matches!(j.b, JointEnd::Object { .. }) {
                 return Err(SimError::invalid(format!("joints[{i}].b"), "world", "an object end"));
+            }
+            if let JointKind::Spring { stiffness, rest_length } = j.kind {
+                check_range(&format!("joints[{i}].stiffness"), stiffness, 0.0, 1e6)?;
+                check_range(&format!("joints[{i}].rest_length"), rest_length, 0.0, 100.0)?;
             }
         }
         if let Some(a) = &self.agent {

@@ -77,6 +77,15 @@ pub(crate) struct SceneWorld {
     zones: Vec<ColliderHandle>,
     /// Last known state of each slot (kept for absent slots too).
     last: Vec<ObjectState>,
+    /// Springs, for the elastic energy the health check counts.
+    springs: Vec<Spring>,
+}
+
+/// A spring joint: its two (body, local anchor) ends, stiffness and rest length.
+struct Spring {
+    ends: [(RigidBodyHandle, Vector); 2],
+    stiffness: f32,
+    rest_length: f32,
 }
 
 impl SceneWorld {
@@ -122,6 +131,7 @@ impl SceneWorld {
             statics,
             zones,
             last: Vec::with_capacity(scene.objects.len()),
+            springs: Vec::new(),
         };
         for (i, o) in scene.objects.iter().enumerate() {
             world.last.push(ObjectState {
@@ -178,6 +188,9 @@ impl SceneWorld {
             }
         };
         let (Some((b1, a1)), Some((b2, a2))) = (end(self, a), end(self, b)) else { return };
+        if let JointKind::Spring { stiffness, rest_length } = kind {
+            self.springs.push(Spring { ends: [(b1, a1), (b2, a2)], stiffness, rest_length });
+        }
         let joint: GenericJoint = match kind {
             JointKind::Spherical => {
                 SphericalJointBuilder::new().contacts_enabled(false).local_anchor1(a1).local_anchor2(a2).into()
@@ -190,6 +203,11 @@ impl SceneWorld {
             JointKind::Fixed => {
                 FixedJointBuilder::new().contacts_enabled(false).local_anchor1(a1).local_anchor2(a2).into()
             }
+            JointKind::Spring { stiffness, rest_length } => SpringJointBuilder::new(rest_length, stiffness, 0.0)
+                .contacts_enabled(false)
+                .local_anchor1(a1)
+                .local_anchor2(a2)
+                .into(),
         };
         self.pw.insert_impulse_joint(b1, b2, joint);
     }
@@ -310,25 +328,38 @@ impl SceneWorld {
     }
 
     /// Total mechanical energy (kinetic + gravitational, potential measured from `y = 0`)
-    /// of the present objects, J.
+    /// of the present objects, plus the elastic energy of the springs, J.
     pub(crate) fn energy(&self) -> f32 {
-        self.objects
+        let elastic: f32 = self
+            .springs
             .iter()
-            .flatten()
-            .map(|o| {
-                let rb = &self.pw.bodies[o.body];
-                // Rotational energy in the principal frame (rapier's `kinetic_energy` inverts
-                // the world inertia, which is singular for planar bodies).
-                let mp = &rb.mass_properties().local_mprops;
-                let frame = *rb.rotation() * mp.principal_inertia_local_frame;
-                let w = frame.inverse() * rb.angvel();
-                let i = mp.principal_inertia();
-                let rot = 0.5 * (i.x * w.x * w.x + i.y * w.y * w.y + i.z * w.z * w.z);
-                0.5 * rb.mass() * rb.linvel().length_squared()
-                    + rot
-                    + rb.mass() * rb.gravity_scale() * GRAVITY * rb.center_of_mass().y
+            .filter_map(|sp| {
+                let [(b1, a1), (b2, a2)] = sp.ends;
+                let (r1, r2) = (self.pw.bodies.get(b1)?, self.pw.bodies.get(b2)?);
+                let stretch =
+                    (r1.position().transform_point(a1) - r2.position().transform_point(a2)).length() - sp.rest_length;
+                Some(0.5 * sp.stiffness * stretch * stretch)
             })
-            .sum()
+            .sum();
+        elastic
+            + self
+                .objects
+                .iter()
+                .flatten()
+                .map(|o| {
+                    let rb = &self.pw.bodies[o.body];
+                    // Rotational energy in the principal frame (rapier's `kinetic_energy` inverts
+                    // the world inertia, which is singular for planar bodies).
+                    let mp = &rb.mass_properties().local_mprops;
+                    let frame = *rb.rotation() * mp.principal_inertia_local_frame;
+                    let w = frame.inverse() * rb.angvel();
+                    let i = mp.principal_inertia();
+                    let rot = 0.5 * (i.x * w.x * w.x + i.y * w.y * w.y + i.z * w.z * w.z);
+                    0.5 * rb.mass() * rb.linvel().length_squared()
+                        + rot
+                        + rb.mass() * rb.gravity_scale() * GRAVITY * rb.center_of_mass().y
+                })
+                .sum::<f32>()
     }
 
     fn body_of(&self, c: ColliderHandle) -> Option<Body> {

@@ -42,7 +42,7 @@ fn every_family_generates_for_every_split_with_its_labels() {
 
 #[test]
 fn contact_labels_agree_with_recorded_contacts_and_are_mixed() {
-    for name in ["drop", "dominoes", "collide", "roll", "link", "contain"] {
+    for name in ["drop", "dominoes", "collide", "roll", "link", "contain", "spring"] {
         let mut positives = 0;
         for i in 0..16 {
             let e = &sample(name, Split::Train, i)[0];
@@ -52,8 +52,47 @@ fn contact_labels_agree_with_recorded_contacts_and_are_mixed() {
             assert_eq!(c.occurred, recorded.is_some());
             positives += c.occurred as u32;
         }
-        // Neither label may be (nearly) absent: measured rates are 40-65% on 200 episodes.
+        // Neither label may be (nearly) absent: measured rates are 40-65% on 200 episodes
+        // (spring: 27% on 2000).
         assert!((2..=14).contains(&positives), "{name}: {positives}/16 positive");
+    }
+}
+
+#[test]
+fn spring_boxes_have_unknown_properties_and_references_known_ones() {
+    let (mut masses, mut moving) = (Vec::new(), 0);
+    for i in 0..12 {
+        let e = &sample("spring", Split::Train, i)[0];
+        assert_eq!(e.num_objects(), 4, "two boxes, two reference cylinders");
+        for (k, o) in e.objects.iter().enumerate() {
+            if k % 2 == 0 {
+                assert!((0.25..=4.0).contains(&o.mass) && (0.1..=0.9).contains(&o.friction), "{o:?}");
+                masses.push(o.mass.ln());
+            } else {
+                assert_eq!((o.mass, o.friction), (1.0, 0.5), "the reference is the same in every episode");
+            }
+        }
+        // The springs pull the boxes (a heavy box with high friction may stick), which stay
+        // on the floor, upright.
+        moving += e.frames[..15].iter().any(|f| math::norm(f.objects[0].linvel) > 0.05) as u32;
+        for fr in &e.frames {
+            let q = fr.objects[0].rotation;
+            assert!(1.0 - 2.0 * (q[0] * q[0] + q[2] * q[2]) > 0.9, "box 0 tipped in episode {i}");
+        }
+    }
+    assert!(moving >= 9, "{moving}/12 boxes move in the first 0.5 s");
+    // Log-uniform masses: both halves of [ln 0.25, ln 4] are drawn.
+    assert!(masses.iter().any(|m| *m < 0.0) && masses.iter().any(|m| *m > 0.0), "{masses:?}");
+    // Test draws the start offset from the held-out azimuth band [300, 360) degrees.
+    for (split, heldout) in [(Split::Test, true), (Split::Train, false)] {
+        for i in 0..6 {
+            let e = &sample("spring", split, i)[0];
+            for b in [0, 2] {
+                let (p, anchor_x) = (e.frames[0].objects[b].position, if b == 0 { -1.5 } else { 1.5 });
+                let az = p[2].atan2(p[0] - anchor_x).to_degrees().rem_euclid(360.0);
+                assert_eq!((300.0..360.0).contains(&az), heldout, "{split:?} {i}: azimuth {az}");
+            }
+        }
     }
 }
 

@@ -60,6 +60,16 @@ fn negative_mass_zero_size_and_nan_name_the_field() {
     let (field, value, allowed) = invalid(simulate(&s).expect_err("fps"));
     assert_eq!((field.as_str(), value.as_str()), ("sim.fps", "7"));
     assert!(allowed.contains("divisor of physics_hz (240)"));
+
+    let mut s = scene_with(ball([0.0, 1.0, 0.0]));
+    s.joints.push(physworld_sim::JointSpec {
+        kind: physworld_sim::JointKind::Spring { stiffness: -5.0, rest_length: 0.0 },
+        a: physworld_sim::JointEnd::World { anchor: [0.0, 1.0, 0.0] },
+        b: physworld_sim::JointEnd::Object { index: 0, anchor: [0.0; 3] },
+    });
+    let (field, value, allowed) = invalid(simulate(&s).expect_err("negative stiffness"));
+    assert_eq!((field.as_str(), value.as_str()), ("joints[0].stiffness", "-5"));
+    assert!(allowed.contains("[0, 1000000]"), "{allowed}");
 }
 
 #[test]
@@ -87,6 +97,11 @@ fn family_parameter_errors_name_family_key_value_and_allowed() {
         Family::with_overrides("launch", &overrides(&[("heldout_templates", json!([9]))])).expect_err("template"),
     );
     assert_eq!(field, "launch.heldout_templates[0]");
+
+    let (field, _, allowed) =
+        invalid(Family::with_overrides("spring", &overrides(&[("stiffness", json!(-60.0))])).expect_err("stiffness"));
+    assert_eq!(field, "spring.stiffness");
+    assert!(allowed.contains("[0.1, 10000]"), "{allowed}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! | kind | families |
 //! |---|---|
 //! | Physion analogues | `dominoes`, `support`, `collide`, `contain`, `drop`, `roll`, `link` |
+//! | hidden-property inference | `spring` (mass and friction identifiable from motion) |
 //! | planning | `push`, `launch` |
 //! | violation of expectation | `voe-permanence`, `voe-continuity`, `voe-shape`, `voe-solidity`, `voe-gravity` |
 
@@ -27,6 +28,7 @@ mod link;
 mod push;
 mod range;
 mod roll;
+mod spring;
 mod support;
 mod voe;
 
@@ -99,6 +101,8 @@ pub enum Family {
     Roll(roll::Params),
     /// A hinged chain swings.
     Link(link::Params),
+    /// A box on a spring of known stiffness slides on the floor.
+    Spring(spring::Params),
     /// An agent pushes a puck to a goal.
     Push(push::Params),
     /// PHYRE-style ball placement.
@@ -108,7 +112,7 @@ pub enum Family {
 }
 
 /// Every registered family name, in listing order.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "dominoes",
     "support",
     "collide",
@@ -116,6 +120,7 @@ pub const NAMES: [&str; 14] = [
     "drop",
     "roll",
     "link",
+    "spring",
     "push",
     "launch",
     "voe-permanence",
@@ -191,6 +196,7 @@ impl Family {
             "drop" => Family::Drop(build(name, overrides)?),
             "roll" => Family::Roll(build(name, overrides)?),
             "link" => Family::Link(build(name, overrides)?),
+            "spring" => Family::Spring(build(name, overrides)?),
             "push" => Family::Push(build(name, overrides)?),
             "launch" => Family::Launch(build(name, overrides)?),
             other => match voe_kind(other) {
@@ -214,6 +220,7 @@ impl Family {
             Family::Drop(_) => drop::INFO,
             Family::Roll(_) => roll::INFO,
             Family::Link(_) => link::INFO,
+            Family::Spring(_) => spring::INFO,
             Family::Push(_) => push::INFO,
             Family::Launch(_) => launch::INFO,
             Family::Voe(k, _) => voe::info(*k),
@@ -235,6 +242,7 @@ impl Family {
             Family::Drop(p) => serde_json::to_value(p),
             Family::Roll(p) => serde_json::to_value(p),
             Family::Link(p) => serde_json::to_value(p),
+            Family::Spring(p) => serde_json::to_value(p),
             Family::Push(p) => serde_json::to_value(p),
             Family::Launch(p) => serde_json::to_value(p),
             Family::Voe(_, p) => serde_json::to_value(p),
@@ -252,6 +260,7 @@ impl Family {
             Family::Drop(p) => p.validate(),
             Family::Roll(p) => p.validate(),
             Family::Link(p) => p.validate(),
+            Family::Spring(p) => p.validate(),
             Family::Push(p) => p.validate(),
             Family::Launch(p) => p.validate(),
             Family::Voe(_, p) => p.validate(),
@@ -269,6 +278,7 @@ impl Family {
             Family::Drop(p) => drop::sample(p, seed, split),
             Family::Roll(p) => roll::sample(p, seed, split),
             Family::Link(p) => link::sample(p, seed, split),
+            Family::Spring(p) => spring::sample(p, seed, split),
             Family::Push(p) => push::sample(p, seed, split),
             Family::Launch(p) => launch::sample(p, seed, split),
             Family::Voe(k, p) => voe::sample(*k, p, seed, split),
