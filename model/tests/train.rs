@@ -253,3 +253,42 @@ fn training_makes_future_positions_decodable_beyond_every_control() {
     assert!(r.position_margin() > 1.05, "positions: best control / trained = {:.3}: {r:?}", r.position_margin());
     assert!(r.effective_rank[0] > 8.0, "effective rank {:?}", r.effective_rank);
 }
+
+/// Learning is real, on a hidden property, where the data lets it be inferred: on the
+/// `properties` suite (boxes of unknown mass and friction on springs of known stiffness,
+/// `datasets/properties.toml`, splits shrunk), after 400 steps log mass read from the
+/// predicted representations (with the raw present state) beats the same probe on a
+/// random model, the raw state and the raw context frames, fit on `readout` and scored in
+/// distribution on `val`. Friction does not beat the controls yet, and positions need
+/// longer training on this suite (BENCHMARKS.md, "Hidden properties on the properties
+/// suite"), so neither is asserted here. Margins measured in BENCHMARKS.md.
+#[test]
+fn training_makes_mass_decodable_beyond_every_control_on_the_properties_suite() {
+    use physworld_model::{ReadoutOptions, learning_report};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("properties");
+    let mut suite =
+        Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/properties.toml")).expect("suite");
+    for s in &mut suite.splits {
+        s.samples = if s.name == "train" || s.name == "readout" { 400 } else { 40 };
+    }
+    generate(&suite, &LocalStorage::new(&data), &GenerateOptions::default()).expect("generates");
+    let run = tmp.path().join("run");
+    let mut cfg = TrainConfig::preset("tiny").expect("preset");
+    cfg.schedule.steps = 400;
+    cfg.schedule.warmup_steps = 30;
+    cfg.eval_every = 400;
+    cfg.checkpoint_every = 400;
+    train(&opts(&data, &run, cfg, false, None, &|_| {})).expect("trains");
+    let (model, cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
+    let ds = physworld_pipeline::Dataset::open(&data).expect("opens");
+    let o = ReadoutOptions { fit_split: "readout".into(), eval_split: "val".into(), ..ReadoutOptions::default() };
+    let r = learning_report(&ds, &model, &cfg, &state.normalizer, &o).expect("report");
+    eprintln!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    assert!(r.moving_objects > 100, "{r:?}");
+    let m = &r.log_mass;
+    let best_control = m.random_init.max(m.raw_state).max(m.raw_context);
+    // Measured: trained 0.137, best control 0.014 (random init); 300 steps on 300 samples
+    // gave 0.063 against 0.009.
+    assert!(m.trained > best_control + 0.06, "log mass R²: trained {:.3}, best control {best_control:.3}", m.trained);
+}
