@@ -84,6 +84,25 @@ impl Predictor {
     /// `ctx` `[B, Tc, S, D]`, `ctx_valid` `[B, Tc, S]`, `actions` `[B, Tc + Tf, A]` →
     /// predictions for the future frames' objects `[B, Tf, S, out]`.
     pub fn forward(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor, tf: usize) -> Result<Tensor> {
+        let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
+        let x = self.hidden(ctx, ctx_valid, actions, tf)?;
+        let fut = x.narrow(1, tc, tf)?.narrow(2, 0, s)?; // [B, Tf, S, P]
+        self.output.forward(&fut)
+    }
+
+    /// The predictor's own state of each object at the last context frame (after the final
+    /// norm, before the output projection): `[B, S, P]`. Block-causal attention has let it
+    /// read every context frame and action, so it can hold what the motion reveals and a
+    /// single frame does not (mass, friction); no future query can reach it.
+    pub fn context_state(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor) -> Result<Tensor> {
+        let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
+        let x = self.hidden(ctx, ctx_valid, &actions.narrow(1, 0, tc + 1)?, 1)?;
+        Ok(x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?)
+    }
+
+    /// Normed hidden states of every token, `[B, Tc + Tf, S + 1, P]` (objects, then the
+    /// frame's action token).
+    fn hidden(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor, tf: usize) -> Result<Tensor> {
         let (b, tc, s, _) = ctx.dims4()?;
         let dev = ctx.device();
         let t = tc + tf;
@@ -104,9 +123,7 @@ impl Predictor {
         for blk in &self.blocks {
             x = blk.forward(&x, Some(&mask))?;
         }
-        let x = self.norm.forward(&x)?.reshape((b, t, s + 1, p))?;
-        let fut = x.narrow(1, tc, tf)?.narrow(2, 0, s)?; // [B, Tf, S, P]
-        self.output.forward(&fut)
+        Ok(self.norm.forward(&x)?.reshape((b, t, s + 1, p))?)
     }
 
     /// Block-causal mask over frames with key padding for invalid context objects:
@@ -340,6 +357,37 @@ impl WorldModel {
             return Ok(Tensor::zeros((b, 0, s, out), DType::F32, dev)?);
         }
         Ok(Tensor::cat(&outs, 1)?)
+    }
+
+    /// The predictor's state of each object at frame `tc - 1` after reading the last
+    /// `context` frames up to it (the first chunk of [`WorldModel::rollout`]): `[B, S, P]`.
+    /// Where the target space holds single frames, this is where what the motion reveals
+    /// (mass, friction) can live; `physworld probe` reads hidden properties here too.
+    pub fn context_state(&self, batch: &Batch, tc: usize, context: usize) -> Result<Tensor> {
+        if tc == 0 || tc > batch.frames || context == 0 {
+            return Err(crate::error::ModelError::config(
+                "context_state",
+                format!("tc {tc}, context {context} over {} frames", batch.frames),
+                "1 <= tc <= frames, context >= 1",
+            ));
+        }
+        let (b, c) = (batch.size, context.min(tc));
+        let start = tc - c;
+        let ta = batch.actions.dim(1)?.saturating_sub(start).min(c + 1);
+        let mut actions = batch.actions.narrow(1, start, ta)?;
+        if ta < c + 1 {
+            let pad = Tensor::zeros((b, c + 1 - ta, ACTION_DIM), DType::F32, batch.obs.device())?;
+            actions = Tensor::cat(&[&actions, &pad], 1)?;
+        }
+        let obs = batch.obs.narrow(1, start, c)?;
+        let valid = batch.valid.narrow(1, start, c)?;
+        // Frame times as the rollout's first chunk gives them.
+        let t0 = match self.cfg.objective {
+            Objective::Jepa => start,
+            Objective::StateMse => 0,
+        };
+        let ctx = self.encoder.forward(&obs, &valid, t0)?;
+        self.predictor.context_state(&ctx, &valid, &actions)
     }
 
     /// Surprise per window and future frame (`[B][Tf]`): the mean L1 error between the

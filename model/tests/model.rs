@@ -373,6 +373,41 @@ fn ridge_probe_recovers_a_linear_map() {
 }
 
 #[test]
+fn the_predictor_context_state_reads_the_whole_context_and_nothing_after_it() {
+    let b = batch();
+    let values = |t: &Tensor| -> Vec<f32> { t.flatten_all().and_then(|x| x.to_vec1()).expect("values") };
+    // Add 1 to every observed feature of one frame.
+    let shifted = |b: &Batch, f: usize| -> Batch {
+        let mut c = b.clone();
+        let one = Tensor::ones(b.obs.narrow(1, f, 1).expect("frame").dims(), DType::F32, &Device::Cpu).expect("ones");
+        let parts: Vec<Tensor> = (0..b.frames)
+            .map(|k| {
+                let x = b.obs.narrow(1, k, 1).expect("frame");
+                if k == f { (x + &one).expect("add") } else { x }
+            })
+            .collect();
+        c.obs = Tensor::cat(&parts, 1).expect("cat");
+        c
+    };
+    for objective in [Objective::Jepa, Objective::StateMse] {
+        let cfg = tiny(objective);
+        let model = WorldModel::new(&cfg, 5, &Device::Cpu).expect("model");
+        let (tc, ctx) = (4, 3);
+        let s = model.context_state(&b, tc, ctx).expect("state");
+        assert_eq!(s.dims(), [3, 4, cfg.pred_dim]);
+        let base = values(&s);
+        assert!(base.iter().all(|x| x.is_finite()));
+        // Frames after the context and before its window change nothing; every context
+        // frame, not only the last, changes the state (block-causal attention reads them).
+        for (f, changes) in [(0, false), (1, true), (2, true), (3, true), (4, false), (5, false)] {
+            let other = values(&model.context_state(&shifted(&b, f), tc, ctx).expect("state"));
+            assert_eq!(other != base, changes, "{objective:?}: frame {f}");
+        }
+        assert!(model.context_state(&b, 0, ctx).is_err() && model.context_state(&b, 7, ctx).is_err());
+    }
+}
+
+#[test]
 fn rollout_of_one_chunk_is_the_prediction_and_longer_rollouts_chain_chunks() {
     let b = batch();
     for objective in [Objective::Jepa, Objective::StateMse] {

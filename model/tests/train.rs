@@ -212,6 +212,8 @@ fn the_learning_report_measures_every_control_on_real_episodes() {
     assert!(p.constant_velocity < 0.3, "{r:?}");
     for s in [&r.log_mass, &r.friction] {
         assert!(s.trained.is_finite() && s.raw_context.is_finite() && s.trained <= 1.0, "{r:?}");
+        assert!(s.trained_predictor_state.is_finite() && s.random_init_predictor_state.is_finite(), "{r:?}");
+        assert_eq!(s.best_trained(), s.trained.max(s.trained_predictor_state));
     }
     assert!(r.effective_rank[0] >= 1.0 && r.effective_rank[0] <= r.dim as f64, "{r:?}");
     // Deterministic.

@@ -72,8 +72,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("hidden properties of the {} objects that move during the context:", r.moving_objects);
         for (name, s) in [("log mass", &r.log_mass), ("friction", &r.friction)] {
             println!(
-                "  {name} (R², higher is better): trained {:.3}, random init {:.3}, raw state {:.3}, raw context frames {:.3}",
-                s.trained, s.random_init, s.raw_state, s.raw_context
+                "  {name} (R², higher is better): trained {:.3} (predictor state {:.3}), random init {:.3} ({:.3}), raw state {:.3}, raw context frames {:.3}",
+                s.trained,
+                s.trained_predictor_state,
+                s.random_init,
+                s.random_init_predictor_state,
+                s.raw_state,
+                s.raw_context
             );
         }
         println!(
