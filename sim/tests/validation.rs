@@ -102,6 +102,12 @@ fn family_parameter_errors_name_family_key_value_and_allowed() {
         invalid(Family::with_overrides("spring", &overrides(&[("stiffness", json!(-60.0))])).expect_err("stiffness"));
     assert_eq!(field, "spring.stiffness");
     assert!(allowed.contains("[0.1, 10000]"), "{allowed}");
+
+    let (field, _, allowed) = invalid(
+        Family::with_overrides("spring", &overrides(&[("heldout_sector", json!([0.0, 360.0]))])).expect_err("sector"),
+    );
+    assert_eq!(field, "spring.heldout_sector");
+    assert!(allowed.contains("narrower than 360"), "{allowed}");
 }
 
 #[test]

@@ -73,14 +73,7 @@ impl Params {
         self.distance.validate("collide.distance", 0.2, 5.0)?;
         self.speed.validate("collide.speed", 0.0, 15.0)?;
         self.aim_error.validate("collide.aim_error", 0.0, 90.0)?;
-        self.heldout_sector.validate("collide.heldout_sector", 0.0, 360.0)?;
-        if self.heldout_sector.max - self.heldout_sector.min >= 360.0 {
-            return Err(crate::SimError::invalid(
-                "collide.heldout_sector",
-                format!("{:?}", self.heldout_sector),
-                "a band narrower than 360 degrees",
-            ));
-        }
+        validate_sector("collide.heldout_sector", self.heldout_sector)?;
         self.size.validate("collide.size", 0.01, 0.5)?;
         self.mass.validate("collide.mass", 0.001, 100.0)?;
         self.friction.validate("collide.friction", 0.0, 2.0)?;
@@ -89,6 +82,15 @@ impl Params {
         }
         Range::new(self.duration_s, self.duration_s).validate("collide.duration_s", 0.1, 60.0)
     }
+}
+
+/// Check a held-out azimuth band: within [0, 360] degrees and narrower than the circle.
+pub(crate) fn validate_sector(field: &str, sector: Range) -> Result<()> {
+    sector.validate(field, 0.0, 360.0)?;
+    if sector.max - sector.min >= 360.0 {
+        return Err(crate::SimError::invalid(field, format!("{sector:?}"), "a band narrower than 360 degrees"));
+    }
+    Ok(())
 }
 
 /// An azimuth (degrees) in the held-out sector for test, outside it otherwise.

@@ -17,10 +17,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::collide::azimuth;
+use super::collide::{azimuth, validate_sector};
 use super::common::{self, AGENT_RED};
 use super::{FamilyInfo, FamilyKind, IntRange, Outcome, Range, single};
-use crate::error::{Result, SimError};
+use crate::error::Result;
 use crate::scene::{
     ContactQuery, ContactTarget, JointEnd, JointKind, JointSpec, Mass, ObjectSpec, Scene, Shape, SimConfig,
 };
@@ -110,14 +110,7 @@ impl Params {
         one("spring.stiffness", self.stiffness, 0.1, 10_000.0)?;
         self.offset.validate("spring.offset", 0.0, 1.2)?;
         self.speed.validate("spring.speed", 0.0, 10.0)?;
-        self.heldout_sector.validate("spring.heldout_sector", 0.0, 360.0)?;
-        if self.heldout_sector.max - self.heldout_sector.min >= 360.0 {
-            return Err(SimError::invalid(
-                "spring.heldout_sector",
-                format!("{:?}", self.heldout_sector),
-                "a band narrower than 360 degrees",
-            ));
-        }
+        validate_sector("spring.heldout_sector", self.heldout_sector)?;
         self.size.validate("spring.size", 0.01, 0.3)?;
         self.mass.validate("spring.mass", 0.001, 100.0)?;
         self.friction.validate("spring.friction", 0.0, 2.0)?;
