@@ -315,12 +315,7 @@ impl WorldModel {
             ));
         }
         let dev = batch.obs.device();
-        let total = tc + steps;
-        let ta = batch.actions.dim(1)?.min(total);
-        let mut actions = batch.actions.narrow(1, 0, ta)?;
-        if ta < total {
-            actions = Tensor::cat(&[&actions, &Tensor::zeros((b, total - ta, ACTION_DIM), DType::F32, dev)?], 1)?;
-        }
+        let actions = actions_upto(batch, tc + steps)?;
         let obs = batch.obs.narrow(1, 0, tc)?;
         let mut valid = batch.valid.narrow(1, 0, tc)?;
         let last_valid = valid.narrow(1, tc - 1, 1)?;
@@ -371,14 +366,9 @@ impl WorldModel {
                 "1 <= tc <= frames, context >= 1",
             ));
         }
-        let (b, c) = (batch.size, context.min(tc));
+        let c = context.min(tc);
         let start = tc - c;
-        let ta = batch.actions.dim(1)?.saturating_sub(start).min(c + 1);
-        let mut actions = batch.actions.narrow(1, start, ta)?;
-        if ta < c + 1 {
-            let pad = Tensor::zeros((b, c + 1 - ta, ACTION_DIM), DType::F32, batch.obs.device())?;
-            actions = Tensor::cat(&[&actions, &pad], 1)?;
-        }
+        let actions = actions_upto(batch, tc + 1)?.narrow(1, start, c + 1)?;
         let obs = batch.obs.narrow(1, start, c)?;
         let valid = batch.valid.narrow(1, start, c)?;
         // Frame times as the rollout's first chunk gives them.
@@ -490,4 +480,15 @@ pub fn variance_covariance(x: &Tensor, valid: &Tensor) -> Result<(Tensor, Tensor
     let off = (cov * (eye.neg()? + 1.0)?)?;
     let covariance = (off.sqr()?.sum_all()? / d as f64)?;
     Ok((hinge, covariance))
+}
+
+/// The batch's first `len` actions, zero-padded past its last frame: `[B, len, A]`.
+fn actions_upto(batch: &Batch, len: usize) -> Result<Tensor> {
+    let ta = batch.actions.dim(1)?.min(len);
+    let actions = batch.actions.narrow(1, 0, ta)?;
+    if ta == len {
+        return Ok(actions);
+    }
+    let pad = Tensor::zeros((batch.size, len - ta, ACTION_DIM), DType::F32, batch.obs.device())?;
+    Ok(Tensor::cat(&[&actions, &pad], 1)?)
 }
