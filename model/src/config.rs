@@ -101,11 +101,35 @@ pub struct LossConfig {
     /// context frames (needs `model.inverse_dynamics`; frames without actions are skipped).
     /// Default 0.
     pub inv_weight: f32,
+    /// Multi-step rollout loss (V-JEPA 2-AC): after the first `data.future` frames, predict
+    /// this many further chunks of `data.future` frames autoregressively, each from the last
+    /// `data.context` frames of observed and already predicted representations (the path
+    /// [`crate::WorldModel::rollout`] takes), gradients flowing through the whole rollout.
+    /// Training windows grow to `context + future * (1 + rollout_chunks)` frames. Default 0
+    /// (off).
+    pub rollout_chunks: usize,
+    /// Weight of the rollout term (the same error as the prediction term, on the later
+    /// chunks' frames). Default 1.
+    pub rollout_weight: f32,
 }
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { var_weight: 0.1, cov_weight: 0.01, smooth_weight: 0.0, inv_weight: 0.0 }
+        LossConfig {
+            var_weight: 0.1,
+            cov_weight: 0.01,
+            smooth_weight: 0.0,
+            inv_weight: 0.0,
+            rollout_chunks: 0,
+            rollout_weight: 1.0,
+        }
+    }
+}
+
+impl LossConfig {
+    /// Frames the loss needs after the context: the first chunk and the rollout's.
+    pub fn future_frames(&self, future: usize) -> usize {
+        future * (1 + self.rollout_chunks)
     }
 }
 
@@ -266,6 +290,13 @@ impl TrainConfig {
                 "at least 1 frame each",
             ));
         }
+        if self.loss.rollout_chunks > 64 {
+            return Err(ModelError::config(
+                "loss.rollout_chunks",
+                self.loss.rollout_chunks,
+                "0 (off) to 64 further chunks of data.future frames",
+            ));
+        }
         if self.data.batch_size == 0 {
             return Err(ModelError::config("data.batch_size", 0, "at least 1"));
         }
@@ -290,6 +321,7 @@ impl TrainConfig {
             ("loss.cov_weight", self.loss.cov_weight),
             ("loss.smooth_weight", self.loss.smooth_weight),
             ("loss.inv_weight", self.loss.inv_weight),
+            ("loss.rollout_weight", self.loss.rollout_weight),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(ModelError::config(f, v, "a finite weight >= 0"));

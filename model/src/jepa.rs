@@ -84,10 +84,24 @@ impl Predictor {
     /// `ctx` `[B, Tc, S, D]`, `ctx_valid` `[B, Tc, S]`, `actions` `[B, Tc + Tf, A]` →
     /// predictions for the future frames' objects `[B, Tf, S, out]`.
     pub fn forward(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor, tf: usize) -> Result<Tensor> {
+        Ok(self.forward_with_state(ctx, ctx_valid, actions, tf)?.0)
+    }
+
+    /// [`Predictor::forward`] and [`Predictor::context_state`] from one pass: block-causal
+    /// attention keeps the context tokens blind to the future queries, so the state at the
+    /// last context frame is the same whatever `tf` is.
+    pub fn forward_with_state(
+        &self,
+        ctx: &Tensor,
+        ctx_valid: &Tensor,
+        actions: &Tensor,
+        tf: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
         let x = self.hidden(ctx, ctx_valid, actions, tf)?;
         let fut = x.narrow(1, tc, tf)?.narrow(2, 0, s)?; // [B, Tf, S, P]
-        self.output.forward(&fut)
+        let state = x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?;
+        Ok((self.output.forward(&fut)?, state))
     }
 
     /// The predictor's own state of each object at the last context frame (after the final
@@ -205,6 +219,8 @@ pub struct LossParts {
     pub covariance: f32,
     /// Inverse-dynamics term (unweighted; 0 without the head or without actions).
     pub inverse: f32,
+    /// Rollout term (unweighted; 0 when `loss.rollout_chunks` is 0).
+    pub rollout: f32,
 }
 
 /// Encoder + EMA target encoder + predictor.
@@ -306,6 +322,20 @@ impl WorldModel {
     /// Returns `[B, steps, S, out]`: target-space representations (JEPA) or normalised
     /// states (state-mse).
     pub fn rollout(&self, batch: &Batch, tc: usize, steps: usize, context: usize, chunk: usize) -> Result<Tensor> {
+        Ok(self.rollout_with_state(batch, tc, steps, context, chunk)?.0)
+    }
+
+    /// [`WorldModel::rollout`] and [`WorldModel::context_state`] (`[B, S, P]`) together,
+    /// the state taken from the rollout's first chunk instead of a second encoder and
+    /// predictor pass. With `steps == 0` the state comes from [`WorldModel::context_state`].
+    pub fn rollout_with_state(
+        &self,
+        batch: &Batch,
+        tc: usize,
+        steps: usize,
+        context: usize,
+        chunk: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, s) = (batch.size, batch.slots);
         if tc == 0 || tc > batch.frames || context == 0 || chunk == 0 {
             return Err(crate::error::ModelError::config(
@@ -317,14 +347,44 @@ impl WorldModel {
         let dev = batch.obs.device();
         let actions = actions_upto(batch, tc + steps)?;
         let obs = batch.obs.narrow(1, 0, tc)?;
-        let mut valid = batch.valid.narrow(1, 0, tc)?;
-        let last_valid = valid.narrow(1, tc - 1, 1)?;
-        let mut frames = match self.cfg.objective {
+        let valid = batch.valid.narrow(1, 0, tc)?;
+        let frames = match self.cfg.objective {
             Objective::Jepa => self.encoder.forward(&obs, &valid, 0)?,
             Objective::StateMse => obs,
         };
+        let (outs, state) = self.roll(frames, valid, &actions, 0, steps, context, chunk)?;
+        let Some(state) = state else {
+            // No steps: nothing predicted.
+            let out = match self.cfg.objective {
+                Objective::Jepa => self.cfg.dim,
+                Objective::StateMse => OBS_DIM,
+            };
+            let state = self.context_state(batch, tc, context)?;
+            return Ok((Tensor::zeros((b, 0, s, out), DType::F32, dev)?, state));
+        };
+        Ok((Tensor::cat(&outs, 1)?, state))
+    }
+
+    /// The rollout loop: `frames` `[B, Tc + done, S, *]` holds the observed context
+    /// (encoded for JEPA, raw states for state-mse) followed by the `done` frames already
+    /// predicted, `valid` their masks; predicts frames `done..steps` after the context in
+    /// chunks of `chunk`, each from the last `context` frames. Returns the new chunks and,
+    /// when the first chunk is among them, the predictor's context state.
+    #[allow(clippy::too_many_arguments)]
+    fn roll(
+        &self,
+        mut frames: Tensor,
+        mut valid: Tensor,
+        actions: &Tensor,
+        mut done: usize,
+        steps: usize,
+        context: usize,
+        chunk: usize,
+    ) -> Result<(Vec<Tensor>, Option<Tensor>)> {
+        let tc = frames.dim(1)? - done;
+        let last_valid = valid.narrow(1, tc - 1, 1)?;
         let mut outs = Vec::new();
-        let mut done = 0;
+        let mut state = None;
         while done < steps {
             let n = chunk.min(steps - done);
             let have = tc + done;
@@ -336,7 +396,11 @@ impl WorldModel {
                 Objective::Jepa => ctx_in,
                 Objective::StateMse => self.encoder.forward(&ctx_in, &ctx_valid, 0)?,
             };
-            let pred = self.predictor.forward(&ctx, &ctx_valid, &actions.narrow(1, start, c + n)?, n)?;
+            let (pred, st) =
+                self.predictor.forward_with_state(&ctx, &ctx_valid, &actions.narrow(1, start, c + n)?, n)?;
+            if done == 0 {
+                state = Some(st);
+            }
             let pv = last_valid.repeat((1, n, 1))?;
             let pred = pred.broadcast_mul(&pv.unsqueeze(3)?)?;
             frames = Tensor::cat(&[&frames, &pred], 1)?;
@@ -344,14 +408,7 @@ impl WorldModel {
             outs.push(pred);
             done += n;
         }
-        if outs.is_empty() {
-            let out = match self.cfg.objective {
-                Objective::Jepa => self.cfg.dim,
-                Objective::StateMse => OBS_DIM,
-            };
-            return Ok(Tensor::zeros((b, 0, s, out), DType::F32, dev)?);
-        }
-        Ok(Tensor::cat(&outs, 1)?)
+        Ok((outs, state))
     }
 
     /// The predictor's state of each object at frame `tc - 1` after reading the last
@@ -404,32 +461,66 @@ impl WorldModel {
             .collect())
     }
 
-    /// Training loss on a batch whose last `tf` frames are the future.
+    /// Training loss on a batch whose last `tf * (1 + w.rollout_chunks)` frames are the
+    /// future: the prediction term on the first `tf` of them, predicted in one pass from the
+    /// frames before; the rollout term on the rest, predicted autoregressively.
     pub fn loss(&self, batch: &Batch, tf: usize, w: &crate::config::LossConfig) -> Result<LossParts> {
-        let tc = batch.frames - tf;
+        let after = w.future_frames(tf);
+        if tf == 0 || after >= batch.frames {
+            return Err(crate::error::ModelError::config(
+                "loss window",
+                format!("{} frames for {tf} future frames and {} rollout chunks", batch.frames, w.rollout_chunks),
+                "at least one context frame before future * (1 + rollout_chunks) frames",
+            ));
+        }
+        let tc = batch.frames - after;
         let ctx_obs = batch.obs.narrow(1, 0, tc)?;
         let ctx_valid = batch.valid.narrow(1, 0, tc)?;
         let ctx = self.encoder.forward(&ctx_obs, &ctx_valid, 0)?;
-        let pred = self.predictor.forward(&ctx, &ctx_valid, &batch.actions, tf)?;
-        let fut_valid = batch.valid.narrow(1, tc, tf)?.unsqueeze(3)?; // [B, Tf, S, 1]
-        let denom = (fut_valid.sum_all()? + 1.0)?;
-        let prediction = match self.cfg.objective {
-            Objective::Jepa => {
-                // V-JEPA: L1 to the layer-normed target representations, under stop-gradient.
-                let target = self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, tf)?.detach();
-                let target = layer_norm_plain(&target)?;
-                let d = self.cfg.dim as f64;
-                ((pred - target)?.abs()?.broadcast_mul(&fut_valid)?.sum_all()? / d)?.broadcast_div(&denom)?
-            }
-            Objective::StateMse => {
-                let target = batch.obs.narrow(1, tc, tf)?;
-                ((pred - target)?.sqr()?.broadcast_mul(&fut_valid)?.sum_all()? / OBS_DIM as f64)?
-                    .broadcast_div(&denom)?
-            }
+        let pred = self.predictor.forward(&ctx, &ctx_valid, &batch.actions.narrow(1, 0, tc + tf)?, tf)?;
+        // V-JEPA: L1 to the layer-normed target representations, under stop-gradient;
+        // state-mse: squared error to the observed states.
+        let target = match self.cfg.objective {
+            Objective::Jepa => Some(layer_norm_plain(&self.target.forward(&batch.obs, &batch.valid, 0)?.detach())?),
+            Objective::StateMse => None,
         };
+        let error = |pred: &Tensor, t0: usize| -> Result<Tensor> {
+            let n = pred.dim(1)?;
+            let valid = batch.valid.narrow(1, t0, n)?.unsqueeze(3)?; // [B, n, S, 1]
+            let denom = (valid.sum_all()? + 1.0)?;
+            let err = match &target {
+                Some(target) => (pred - target.narrow(1, t0, n)?)?.abs()?,
+                None => (pred - batch.obs.narrow(1, t0, n)?)?.sqr()?,
+            };
+            let width = match self.cfg.objective {
+                Objective::Jepa => self.cfg.dim,
+                Objective::StateMse => OBS_DIM,
+            };
+            Ok((err.broadcast_mul(&valid)?.sum_all()? / width as f64)?.broadcast_div(&denom)?)
+        };
+        let prediction = error(&pred, tc)?;
+        let mut total = prediction.clone();
+        let mut rollout = 0.0f32;
+        if w.rollout_chunks > 0 {
+            // The later chunks, from the first chunk's (masked) predictions onwards.
+            let pv = batch.valid.narrow(1, tc - 1, 1)?.repeat((1, tf, 1))?;
+            let first = pred.broadcast_mul(&pv.unsqueeze(3)?)?;
+            let observed = match self.cfg.objective {
+                Objective::Jepa => ctx.clone(),
+                Objective::StateMse => ctx_obs.clone(),
+            };
+            let frames = Tensor::cat(&[&observed, &first], 1)?;
+            let valid = Tensor::cat(&[&ctx_valid, &pv], 1)?;
+            let actions = actions_upto(batch, tc + after)?;
+            let (later, _) = self.roll(frames, valid, &actions, tf, after, tc, tf)?;
+            let term = error(&Tensor::cat(&later, 1)?, tc + tf)?;
+            rollout = term.to_scalar()?;
+            if w.rollout_weight > 0.0 {
+                total = (total + (term * w.rollout_weight as f64)?)?;
+            }
+        }
         // Anti-collapse terms on the valid context tokens.
         let (variance, covariance) = variance_covariance(&ctx, &ctx_valid)?;
-        let mut total = prediction.clone();
         if w.var_weight > 0.0 {
             total = (total + (&variance * w.var_weight as f64)?)?;
         }
@@ -458,6 +549,7 @@ impl WorldModel {
             variance: variance.to_scalar()?,
             covariance: covariance.to_scalar()?,
             inverse,
+            rollout,
             total,
         })
     }

@@ -33,6 +33,11 @@ pub struct ReadoutOptions {
     pub eval_split: String,
     /// Seed of the randomly initialised comparison model. Default 1000.
     pub random_seed: u64,
+    /// Where to write the probes' inputs and targets (one safetensors file per split,
+    /// `<fit_split>.safetensors` and `<eval_split>.safetensors`), to fit other probes
+    /// outside physworld. Default none.
+    #[serde(default)]
+    pub features_out: Option<std::path::PathBuf>,
 }
 
 impl Default for ReadoutOptions {
@@ -44,6 +49,7 @@ impl Default for ReadoutOptions {
             fit_split: "readout".into(),
             eval_split: "test".into(),
             random_seed: 1000,
+            features_out: None,
         }
     }
 }
@@ -206,7 +212,8 @@ fn rows(
         let s = batch.slots;
         type Feats = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
         let feats = |m: &WorldModel| -> Result<Feats> {
-            let roll = m.rollout(&batch, ctx, h, cfg.data.context, cfg.data.future)?; // [B, H, S, out]
+            // [B, H, S, out] and the predictor's context state [B, S, P]
+            let (roll, state) = m.rollout_with_state(&batch, ctx, h, cfg.data.context, cfg.data.future)?;
             let at: Vec<f32> = roll.narrow(1, h - 1, 1)?.flatten_all()?.to_vec1()?;
             let mean: Vec<f32> = roll.mean(1)?.flatten_all()?.to_vec1()?;
             let enc = m.encoder.forward(
@@ -214,7 +221,6 @@ fn rows(
                 &batch.valid.narrow(1, ctx - 1, 1)?.contiguous()?,
                 ctx - 1,
             )?;
-            let state = m.context_state(&batch, ctx, cfg.data.context)?; // [B, S, P]
             Ok((at, mean, enc.flatten_all()?.to_vec1()?, state.flatten_all()?.to_vec1()?))
         };
         let (t_at, t_mean, t_enc, t_state) = feats(trained)?;
@@ -268,6 +274,55 @@ fn rows(
     Ok(r)
 }
 
+/// Row widths of the features.
+struct Dims {
+    out: usize,
+    enc: usize,
+    pred: usize,
+    ctx: usize,
+}
+
+/// One split's rows as named `[rows, width]` tensors in a safetensors file, written
+/// atomically: `trained` (predicted representation at the horizon), `trained_mean` (mean
+/// over the horizon), `trained_predictor_state`, their `random_*` counterparts, `encoder`,
+/// `future_target`, `raw_state`, `raw_context` (every context frame, normalised), `last`
+/// and `target` positions (m), `constant_velocity`, `log_mass_friction` and `moving` (1
+/// for objects that move during the context).
+fn write_features(path: &std::path::Path, r: &Rows, d: &Dims) -> Result<()> {
+    let n = r.moving.len();
+    let moving: Vec<f32> = r.moving.iter().map(|m| f32::from(u8::from(*m))).collect();
+    let named: [(&str, &[f32], usize); 17] = [
+        ("trained", &r.trained, d.out),
+        ("trained_mean", &r.trained_mean, d.out),
+        ("trained_predictor_state", &r.state, d.pred),
+        ("random_init", &r.random, d.out),
+        ("random_init_mean", &r.random_mean, d.out),
+        ("random_init_predictor_state", &r.state_random, d.pred),
+        ("encoder", &r.enc, d.enc),
+        ("random_init_encoder", &r.enc_random, d.enc),
+        ("future_target", &r.future_target, d.enc),
+        ("raw_state", &r.raw, OBS_DIM),
+        ("raw_context", &r.raw_ctx, OBS_DIM * d.ctx),
+        ("constant_velocity", &r.cv, 3),
+        ("last", &r.last, 3),
+        ("target", &r.target, 3),
+        ("log_mass_friction", &r.props, 2),
+        ("moving", &moving, 1),
+        ("row", &(0..n).map(|i| i as f32).collect::<Vec<_>>(), 1),
+    ];
+    let mut tensors = std::collections::HashMap::new();
+    for (name, v, w) in named {
+        tensors.insert(name.to_string(), candle_core::Tensor::from_slice(v, (n, w), &Device::Cpu)?);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(crate::checkpoint::io(dir))?;
+    }
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(&tensors, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(crate::checkpoint::io(path))?;
+    Ok(())
+}
+
 /// Mean distance between `base + delta` and `target` (rows of 3).
 fn position_error(pred_delta: &[f32], last: &[f32], target: &[f32]) -> f64 {
     let n = target.len() / 3;
@@ -315,6 +370,12 @@ pub fn learning_report(
     let eval_w = windows(ds, &o.eval_split, ctx, o)?;
     let fit = rows(model, &random, cfg, norm, &fit_w, ctx, o.horizon, fps)?;
     let ev = rows(model, &random, cfg, norm, &eval_w, ctx, o.horizon, fps)?;
+    if let Some(dir) = &o.features_out {
+        let dims = Dims { out: model.predictor_output(), enc: cfg.model.dim, pred: cfg.model.pred_dim, ctx };
+        for (split, r) in [(&o.fit_split, &fit), (&o.eval_split, &ev)] {
+            write_features(&dir.join(format!("{split}.safetensors")), r, &dims)?;
+        }
+    }
     let (nf, ne) = (fit.target.len() / 3, ev.target.len() / 3);
     if nf < 2 || ne < 1 {
         return Err(ModelError::config(

@@ -35,6 +35,9 @@ pub struct StepMetrics {
     /// Inverse dynamics (unweighted; 0 without the head).
     #[serde(default)]
     pub inverse: f32,
+    /// Rollout term (unweighted; 0 without `loss.rollout_chunks`).
+    #[serde(default)]
+    pub rollout: f32,
     /// Gradient norm before clipping.
     pub grad_norm: f32,
     /// Learning rate used.
@@ -187,7 +190,7 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
     let tf = cfg.data.future;
     let spec = WindowSpec {
         context: cfg.data.context,
-        future: cfg.data.future,
+        future: cfg.loss.future_frames(cfg.data.future),
         stride: cfg.data.stride,
         shuffle_buffer: cfg.data.shuffle_buffer,
         prefetch: cfg.data.batch_size * 2,
@@ -281,6 +284,7 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
             variance: parts.variance,
             covariance: parts.covariance,
             inverse: parts.inverse,
+            rollout: parts.rollout,
             grad_norm,
             lr,
             ema,

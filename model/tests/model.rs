@@ -103,6 +103,67 @@ fn the_inverse_dynamics_head_trains_and_feeds_the_encoder() {
 }
 
 #[test]
+fn the_rollout_loss_scores_the_rollout_path_and_its_gradient_flows_through_it() {
+    // 6 frames: 2 context, a first chunk of 2, one rollout chunk of 2.
+    let b = batch();
+    let w = LossConfig { rollout_chunks: 1, ..LossConfig::default() };
+    for objective in [Objective::Jepa, Objective::StateMse] {
+        let model = WorldModel::new(&tiny(objective), 3, &Device::Cpu).expect("model");
+        model.ema_update(0.0).expect("ema");
+        let parts = model.loss(&b, 2, &w).expect("loss");
+        // The term is the prediction error of frames 4..6 as `rollout` predicts them from
+        // the first 2 frames in chunks of 2 (context 2).
+        let roll = model.rollout(&b, 2, 4, 2, 2).expect("rollout").narrow(1, 2, 2).expect("later");
+        let target = match objective {
+            Objective::Jepa => layer_norm_plain(&model.target.forward(&b.obs, &b.valid, 0).expect("target"))
+                .expect("ln")
+                .narrow(1, 4, 2)
+                .expect("narrow"),
+            Objective::StateMse => b.obs.narrow(1, 4, 2).expect("narrow"),
+        };
+        let valid: Vec<f32> =
+            b.valid.narrow(1, 4, 2).and_then(|v| v.flatten_all()).and_then(|v| v.to_vec1()).expect("v");
+        let width = roll.dim(3).expect("dim");
+        let err: Vec<f32> = (roll - target).and_then(|d| d.flatten_all()).and_then(|d| d.to_vec1()).expect("v");
+        let per: f32 = err
+            .chunks(width)
+            .zip(&valid)
+            .map(|(e, v)| v * e.iter().map(|x| if objective == Objective::Jepa { x.abs() } else { x * x }).sum::<f32>())
+            .sum();
+        let want = per / width as f32 / (valid.iter().sum::<f32>() + 1.0);
+        assert!(
+            (parts.rollout - want).abs() < 1e-5 * want.max(1.0),
+            "{objective:?}: rollout term {} vs {want}",
+            parts.rollout
+        );
+        assert!(parts.rollout > 0.0);
+        // The first chunk's term is that of a batch without the rollout frames.
+        let short = model.loss(&b, 2, &LossConfig::default()).expect("loss");
+        assert!(short.rollout == 0.0);
+        let weighted = model.loss(&b, 2, &LossConfig { rollout_weight: 3.0, ..w.clone() }).expect("loss");
+        let total = |p: &physworld_model::LossParts| p.total.to_scalar::<f32>().expect("scalar");
+        assert!((total(&weighted) - total(&parts) - 2.0 * parts.rollout).abs() < 1e-5, "weight scales the term");
+        // The rollout term alone (the difference of the two totals) moves every variable:
+        // its gradient flows back through the fed-back first chunk to the encoder.
+        let term = (weighted.total - &parts.total).expect("difference");
+        let grads = term.backward().expect("backward");
+        for (name, var) in model.trainable() {
+            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{objective:?}: no gradient for {name}"));
+            let norm: f32 = g.sqr().and_then(|x| x.sum_all()).and_then(|x| x.to_scalar()).expect("norm");
+            assert!(norm > 0.0 && norm.is_finite(), "{objective:?}: zero gradient for {name}");
+        }
+    }
+    // A window too short for the chunks is an error naming what it needs.
+    let model = WorldModel::new(&tiny(Objective::Jepa), 3, &Device::Cpu).expect("model");
+    let e = model.loss(&b, 3, &w).err().expect("6 frames cannot hold 3 + 3 + 3").to_string();
+    assert!(e.contains("rollout chunks") && e.contains("6 frames"), "{e}");
+    let mut tc = TrainConfig::preset("tiny").expect("preset");
+    tc.loss.rollout_weight = -1.0;
+    let e = tc.validate().expect_err("negative").to_string();
+    assert!(e.contains("loss.rollout_weight"), "{e}");
+}
+
+#[test]
 fn differentiable_norm_and_softmax_match_their_formulas() {
     let x = Tensor::new(&[[1f32, 2.0, 4.0], [-1.0, 0.0, 1.0]], &Device::Cpu).expect("t");
     let s: Vec<Vec<f32>> = softmax_last(&x).expect("softmax").to_vec2().expect("v");
@@ -354,7 +415,17 @@ fn surprise_is_per_frame_and_zero_where_nothing_is_valid() {
     // The same prediction error averaged the way the loss does it (all frames valid
     // counts differ per frame, so compare orders of magnitude only).
     let l = model
-        .loss(&b, 3, &LossConfig { var_weight: 0.0, cov_weight: 0.0, smooth_weight: 0.0, inv_weight: 0.0 })
+        .loss(
+            &b,
+            3,
+            &LossConfig {
+                var_weight: 0.0,
+                cov_weight: 0.0,
+                smooth_weight: 0.0,
+                inv_weight: 0.0,
+                ..LossConfig::default()
+            },
+        )
         .expect("loss");
     let mean: f32 = s.iter().flatten().sum::<f32>() / 9.0;
     assert!((mean - l.prediction).abs() < 0.5 * l.prediction, "{mean} vs {}", l.prediction);
@@ -404,6 +475,12 @@ fn the_predictor_context_state_reads_the_whole_context_and_nothing_after_it() {
             assert_eq!(other != base, changes, "{objective:?}: frame {f}");
         }
         assert!(model.context_state(&b, 0, ctx).is_err() && model.context_state(&b, 7, ctx).is_err());
+        // The rollout hands back the same state from its first chunk, whatever its length.
+        for steps in [0, 1, 2, 5] {
+            let (_, st) = model.rollout_with_state(&b, tc, steps, ctx, 2).expect("rollout");
+            let worst = values(&st).iter().zip(&base).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{objective:?}, {steps} steps: state differs by {worst}");
+        }
     }
 }
 

@@ -104,6 +104,20 @@ fn resumed_run_has_the_same_loss_at_every_later_step() {
     train(&opts(&data, &d, only_drop, true, None, &|_| {})).expect("resumes");
     assert_eq!(losses(&c), losses(&d), "filtered run resumes exactly");
     assert_ne!(losses(&c), la, "the filter changes the data");
+    // The same with the rollout loss, whose windows are a chunk longer.
+    let (e, f) = (tmp.path().join("e"), tmp.path().join("f"));
+    let mut rolled = config(6);
+    rolled.loss.rollout_chunks = 1;
+    train(&opts(&data, &e, rolled.clone(), false, None, &|_| {})).expect("trains");
+    train(&opts(&data, &f, rolled.clone(), false, Some(3), &|_| {})).expect("first part");
+    train(&opts(&data, &f, rolled, true, None, &|_| {})).expect("resumes");
+    assert_eq!(losses(&e), losses(&f), "a run with the rollout loss resumes exactly");
+    let rollout_terms: Vec<f32> = std::fs::read_to_string(e.join("metrics.jsonl"))
+        .expect("metrics")
+        .lines()
+        .map(|l| serde_json::from_str::<StepMetrics>(l).expect("line").rollout)
+        .collect();
+    assert!(rollout_terms.len() == 6 && rollout_terms.iter().all(|r| *r > 0.0), "{rollout_terms:?}");
     // Resuming with another configuration is refused.
     let mut other = config(8);
     other.seed = 99;

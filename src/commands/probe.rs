@@ -33,6 +33,12 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write every probe's inputs and targets to this folder, one safetensors file
+    /// per split (`<split>.safetensors`: `[rows, width]` tensors named `trained`,
+    /// `trained_predictor_state`, `raw_context`, `log_mass_friction`, `moving`, ...), to fit
+    /// other probes (e.g. nonlinear ones) outside physworld.
+    #[arg(long, value_name = "DIR")]
+    features_out: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -48,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         horizon: args.horizon,
         fit_split: args.fit_split,
         eval_split: args.eval_split,
+        features_out: args.features_out,
         ..ReadoutOptions::default()
     };
     let r = learning_report(&ds, &model, &cfg, &state.normalizer, &opts)?;

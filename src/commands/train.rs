@@ -34,6 +34,12 @@ pub struct Args {
     /// the action between consecutive frames; PLDM / EB-JEPA).
     #[arg(long, value_name = "WEIGHT")]
     inverse_dynamics: Option<f32>,
+    /// Add the multi-step rollout loss (V-JEPA 2-AC): predict this many further chunks of
+    /// `data.future` frames autoregressively after the first, from the model's own
+    /// predictions, weighted like the prediction term (set `loss.rollout_weight` in a
+    /// --config to change that). Windows grow by as many chunks.
+    #[arg(long, value_name = "CHUNKS")]
+    rollout_chunks: Option<usize>,
     /// Train only on these families (comma-separated; Physion's pretraining protocols).
     #[arg(long, value_delimiter = ',')]
     families: Vec<String>,
@@ -73,6 +79,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(w) = args.inverse_dynamics {
         cfg.model.inverse_dynamics = w > 0.0;
         cfg.loss.inv_weight = w;
+    }
+    if let Some(n) = args.rollout_chunks {
+        cfg.loss.rollout_chunks = n;
     }
     if !args.families.is_empty() {
         cfg.data.families = args.families.clone();
