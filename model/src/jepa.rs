@@ -17,6 +17,23 @@ use crate::params::Params;
 /// Additive mask value for dropped attention entries.
 const NEG: f32 = -1e9;
 
+/// What turns observed frames into per-frame token representations: the slot where
+/// encoders plug into the world model. The object-token [`Encoder`] is the one built in;
+/// a pixel encoder (a ViT over rendered frames, whose tokens are patches instead of
+/// objects) implements the same trait and is handed to [`WorldModel::with_encoder`], which
+/// builds the online copy and the EMA target copy from the same draws, so that the
+/// predictor, the losses, EMA, checkpoints, rollout and probes work unchanged.
+pub trait FrameEncoder: Send + Sync {
+    /// `obs` `[B, T, ...]` (for objects `[B, T, S, F]`), `valid` `[B, T, N]` per output
+    /// token, frame times `t0..t0+T` → `[B, T, N, D]` with `D` = [`FrameEncoder::width`].
+    fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor>;
+    /// Representation width `D`.
+    fn width(&self) -> usize;
+}
+
+/// Builds an encoder's variables under a [`Params`] scope (called twice: online, target).
+pub type EncoderBuilder<'a> = &'a dyn Fn(&mut Params, &ModelConfig) -> Result<Box<dyn FrameEncoder>>;
+
 /// The object-token encoder: embeds each object of a frame, adds a time encoding and
 /// attends across the frame's objects. Invalid (absent or invisible) objects are masked
 /// as keys.
@@ -40,6 +57,10 @@ impl Encoder {
 
     /// `obs` `[B, T, S, F]`, `valid` `[B, T, S]`, frame times `t0..t0+T` → `[B, T, S, D]`.
     pub fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
+        self.encode(obs, valid, t0)
+    }
+
+    fn encode(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
         let (b, t, s, _) = obs.dims4()?;
         let times: Vec<f32> = (t0..t0 + t).map(|x| x as f32).collect();
         let te = sinusoidal(&times, self.dim, obs.device())?.reshape((1, t, 1, self.dim))?;
@@ -51,6 +72,16 @@ impl Encoder {
             x = blk.forward(&x, Some(&mask))?;
         }
         Ok(self.norm.forward(&x)?.reshape((b, t, s, self.dim))?)
+    }
+}
+
+impl FrameEncoder for Encoder {
+    fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
+        self.encode(obs, valid, t0)
+    }
+
+    fn width(&self) -> usize {
+        self.dim
     }
 }
 
@@ -228,9 +259,9 @@ pub struct WorldModel {
     /// Configuration.
     pub cfg: ModelConfig,
     /// Online encoder.
-    pub encoder: Encoder,
+    pub encoder: Box<dyn FrameEncoder>,
     /// EMA target encoder.
-    pub target: Encoder,
+    pub target: Box<dyn FrameEncoder>,
     /// Predictor.
     pub predictor: Predictor,
     /// Inverse-dynamics head (with `ModelConfig::inverse_dynamics`; its variables are in
@@ -243,11 +274,23 @@ pub struct WorldModel {
 impl WorldModel {
     /// A freshly initialised model; the target encoder starts as a copy of the online one.
     pub fn new(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<WorldModel> {
+        Self::with_encoder(cfg, seed, device, &|p, cfg| Ok(Box::new(Encoder::new(p, cfg)?)))
+    }
+
+    /// The same with another [`FrameEncoder`]; its width must be `cfg.dim`.
+    pub fn with_encoder(cfg: &ModelConfig, seed: u64, device: &Device, build: EncoderBuilder) -> Result<WorldModel> {
         cfg.validate()?;
         let mut po = Params::new(seed, device);
-        let encoder = Encoder::new(&mut po, cfg)?;
+        let encoder = build(&mut po, cfg)?;
+        if encoder.width() != cfg.dim {
+            return Err(crate::error::ModelError::config(
+                "encoder width",
+                encoder.width(),
+                format!("model.dim ({}), the width the predictor reads", cfg.dim),
+            ));
+        }
         let mut pt = Params::new(seed, device); // same draws: an exact copy
-        let target = Encoder::new(&mut pt, cfg)?;
+        let target = build(&mut pt, cfg)?;
         let mut pp = Params::new(seed ^ 0x9e37_79b9_7f4a_7c15, device);
         let out = match cfg.objective {
             Objective::Jepa => cfg.dim,

@@ -35,7 +35,8 @@ pub use config::{
 };
 pub use error::{ModelError, Result};
 pub use jepa::{
-    Encoder, InverseDynamics, LossParts, Predictor, WorldModel, WorldModelVars, pool_objects, variance_covariance,
+    Encoder, EncoderBuilder, FrameEncoder, InverseDynamics, LossParts, Predictor, WorldModel, WorldModelVars,
+    pool_objects, variance_covariance,
 };
 pub use layers::{
     Attention, Block, LayerNorm, Linear, Mlp, add_vec, attention, attention_composed, gelu, layer_norm_composed,

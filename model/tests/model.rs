@@ -155,12 +155,61 @@ fn the_rollout_loss_scores_the_rollout_path_and_its_gradient_flows_through_it() 
     }
     // A window too short for the chunks is an error naming what it needs.
     let model = WorldModel::new(&tiny(Objective::Jepa), 3, &Device::Cpu).expect("model");
-    let e = model.loss(&b, 3, &w).err().expect("6 frames cannot hold 3 + 3 + 3").to_string();
+    let Err(e) = model.loss(&b, 3, &w) else { panic!("6 frames cannot hold 3 + 3 + 3") };
+    let e = e.to_string();
     assert!(e.contains("rollout chunks") && e.contains("6 frames"), "{e}");
     let mut tc = TrainConfig::preset("tiny").expect("preset");
     tc.loss.rollout_weight = -1.0;
     let e = tc.validate().expect_err("negative").to_string();
     assert!(e.contains("loss.rollout_weight"), "{e}");
+}
+
+/// A stand-in for another encoder kind (a pixel ViT would be one): a per-token projection
+/// without attention or time encoding.
+struct PerToken(physworld_model::Linear, usize);
+
+impl physworld_model::FrameEncoder for PerToken {
+    fn forward(&self, obs: &Tensor, _valid: &Tensor, _t0: usize) -> physworld_model::Result<Tensor> {
+        self.0.forward(obs)
+    }
+    fn width(&self) -> usize {
+        self.1
+    }
+}
+
+#[test]
+fn another_encoder_slots_in_behind_the_frame_encoder_trait() {
+    let cfg = tiny(Objective::Jepa);
+    let build = |p: &mut physworld_model::Params,
+                 c: &ModelConfig|
+     -> physworld_model::Result<Box<dyn physworld_model::FrameEncoder>> {
+        Ok(Box::new(PerToken(physworld_model::Linear::new(p, "proj", physworld_model::OBS_DIM, c.dim, true)?, c.dim)))
+    };
+    let model = WorldModel::with_encoder(&cfg, 4, &Device::Cpu, &build).expect("model");
+    // Its variables are the encoder's, in both copies, equal at the start.
+    let names: Vec<&String> = model.vars.online.keys().collect();
+    assert_eq!(names, ["proj.bias", "proj.weight"]);
+    let flat = |v: &candle_core::Var| -> Vec<f32> { v.as_tensor().flatten_all().and_then(|x| x.to_vec1()).expect("v") };
+    assert_eq!(flat(&model.vars.online["proj.weight"]), flat(&model.vars.target["proj.weight"]));
+    // Loss, gradients, EMA and rollout work through it.
+    model.ema_update(0.0).expect("ema");
+    let parts = model.loss(&batch(), 3, &LossConfig::default()).expect("loss");
+    let grads = parts.total.backward().expect("backward");
+    for (name, var) in model.trainable() {
+        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+        assert!(g.abs().and_then(|x| x.sum_all()).and_then(|x| x.to_scalar::<f32>()).expect("sum") > 0.0, "{name}");
+    }
+    let roll = model.rollout(&batch(), 3, 5, 3, 3).expect("rollout");
+    assert_eq!(roll.dims(), [3, 5, 4, cfg.dim]);
+    // A width other than model.dim is refused, naming it.
+    let narrow = |p: &mut physworld_model::Params,
+                  _: &ModelConfig|
+     -> physworld_model::Result<Box<dyn physworld_model::FrameEncoder>> {
+        Ok(Box::new(PerToken(physworld_model::Linear::new(p, "proj", physworld_model::OBS_DIM, 8, true)?, 8)))
+    };
+    let Err(e) = WorldModel::with_encoder(&cfg, 4, &Device::Cpu, &narrow) else { panic!("width 8 accepted") };
+    let e = e.to_string();
+    assert!(e.contains("encoder width") && e.contains("model.dim"), "{e}");
 }
 
 #[test]
