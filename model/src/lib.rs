@@ -5,7 +5,10 @@
 //! stop-gradient, and a narrower [`Predictor`] that predicts the target representations of
 //! future frames from context frames (conditioned on actions, block-causal in time). The
 //! same backbone trained with [`Objective::StateMse`] predicts future observed states: the
-//! non-JEPA baseline.
+//! non-JEPA baseline. Encoders plug in behind [`FrameEncoder`]
+//! ([`WorldModel::with_encoder`]): a pixel ViT slots in there. The loss is V-JEPA's L1,
+//! optionally with V-JEPA 2-AC's multi-step rollout term ([`LossConfig::rollout_chunks`])
+//! and the PLDM / EB-JEPA anti-collapse terms.
 //!
 //! Everything random is drawn on the host from seeded generators; norms and the attention
 //! softmax have their own backward ([`fused`] on CPU, composed ops elsewhere: Candle's
