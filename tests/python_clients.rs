@@ -95,7 +95,16 @@ fn property_ceiling_script_scores_the_rows_probe_uses() {
         let o = bin().args(args).output().expect("runs");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let o = bin().args(["probe", "--json", "--data"]).arg(&dir).arg("--run").arg(&run).output().expect("runs");
+    let feats = tmp.path().join("feats");
+    let o = bin()
+        .args(["probe", "--json", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .arg("--features-out")
+        .arg(&feats)
+        .output()
+        .expect("runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report");
 
@@ -110,4 +119,32 @@ fn property_ceiling_script_scores_the_rows_probe_uses() {
         let r2: Vec<f64> = serde_json::from_value(c[k]["r2"].clone()).expect("r2");
         assert!(r2.len() == 2 && r2.iter().all(|v| v.is_finite() && *v <= 1.0), "{k}: {c}");
     }
+    // The exported probe features read back in Python: the same moving rows, and ridge
+    // probes on them (no torch needed with --epochs 0).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benchmarks/compare/probe_features.py");
+    let o = Command::new(&python)
+        .arg(&script)
+        .arg(&feats)
+        .args([
+            "--fit",
+            "readout",
+            "--eval",
+            "test",
+            "--epochs",
+            "0",
+            "--features",
+            "trained_predictor_state,raw_context",
+        ])
+        .output()
+        .expect("python runs");
+    assert!(o.status.success(), "{python} {}: {}", script.display(), String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines[0]["moving_rows"]["eval"], report["moving_objects"], "{lines:?}");
+    assert_eq!(lines[0]["moving_rows"]["fit"], c["fit_rows"], "{lines:?}");
+    for (line, k) in lines[1..].iter().zip(["trained_predictor_state", "raw_context"]) {
+        let r2: Vec<f64> = serde_json::from_value(line[k]["ridge"].clone()).expect("r2");
+        assert!(r2.len() == 2 && r2.iter().all(|v| v.is_finite() && *v <= 1.0), "{k}: {line}");
+    }
+    assert_eq!(lines.len(), 3);
 }

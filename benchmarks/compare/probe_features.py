@@ -15,7 +15,7 @@ asks for). This script asks two further questions of the same rows:
     physworld probe --data /tmp/propds --run /tmp/pj5k --fit-split readout --eval-split val --features-out /tmp/feat5k
     python benchmarks/compare/probe_features.py /tmp/feat5k --fit readout --eval val --usefulness
 
-Needs numpy, safetensors, pyarrow and (for the MLPs) torch.
+Needs numpy and pyarrow (property_ceiling.py's imports), and torch for the MLPs.
 """
 
 import argparse
@@ -24,10 +24,26 @@ import os
 import sys
 
 import numpy as np
-from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from property_ceiling import mlp, r2, ridge_cv  # noqa: E402
+
+
+def load_file(path):
+    """The float32 tensors of a safetensors file (8-byte header length, JSON header, data)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if t["dtype"] != "F32":
+            raise SystemExit(f"{path}: tensor {name} is {t['dtype']}, expected F32")
+        a, b = t["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype="<f4").reshape(t["shape"])
+    return out
 
 
 def moving_rows(feats):
@@ -122,6 +138,8 @@ def main():
             raise SystemExit("MLP probes need torch (pip install torch safetensors), or pass --epochs 0")
     fit = load_file(os.path.join(a.features, f"{a.fit}.safetensors"))
     ev = load_file(os.path.join(a.features, f"{a.eval}.safetensors"))
+    rows = {"fit": int(moving_rows(fit).sum()), "eval": int(moving_rows(ev).sum())}
+    print(json.dumps({"moving_rows": rows}), flush=True)
     property_probes(fit, ev, [n for n in a.names.split(",") if n], a.epochs, a.seed)
     if a.usefulness:
         usefulness(fit, ev, a.usefulness_epochs, a.seed)
