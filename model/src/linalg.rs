@@ -77,21 +77,74 @@ pub fn effective_rank(x: &[f32], n: usize, d: usize) -> f64 {
 /// Ridge regression `W = (XᵀX + λI)⁻¹ XᵀY` for `x` `n × d`, `y` `n × k` (row-major, with a
 /// bias column appended internally); returns `(d + 1) × k` weights, bias last.
 pub fn ridge(x: &[f32], y: &[f32], n: usize, d: usize, k: usize, lambda: f64) -> Vec<f64> {
-    let dd = d + 1;
-    let row = |r: usize, c: usize| if c == d { 1.0 } else { x[r * d + c] as f64 };
-    let mut a = vec![0f64; dd * dd];
-    let mut b = vec![0f64; dd * k];
-    for r in 0..n {
-        for i in 0..dd {
-            let xi = row(r, i);
-            for j in 0..dd {
-                a[i * dd + j] += xi * row(r, j);
+    let g = Gram::of(x, y, d, k, 0..n);
+    ridge_solve(g.xx, &g.xy, d, k, lambda)
+}
+
+/// Sufficient statistics of rows `[x, 1]` and targets `y`: the `(d + 1)²` Gram matrix
+/// `Σ [x, 1][x, 1]ᵀ` and the `(d + 1) × k` cross products `Σ [x, 1] yᵀ` (row-major, in
+/// f64). Row sums, counts and squares are their last row and diagonal, so statistics of
+/// row subsets subtract: cross-validation folds cost one pass over the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gram {
+    /// Input width `d` (without the bias column).
+    pub d: usize,
+    /// Output width `k`.
+    pub k: usize,
+    /// `Σ [x, 1][x, 1]ᵀ`.
+    pub xx: Vec<f64>,
+    /// `Σ [x, 1] yᵀ`.
+    pub xy: Vec<f64>,
+}
+
+impl Gram {
+    /// Over `rows` of `x` (`· × d`) and `y` (`· × k`).
+    pub fn of(x: &[f32], y: &[f32], d: usize, k: usize, rows: std::ops::Range<usize>) -> Gram {
+        let dd = d + 1;
+        let mut xx = vec![0f64; dd * dd];
+        let mut xy = vec![0f64; dd * k];
+        let mut row = vec![1f64; dd];
+        for r in rows {
+            for (c, v) in row[..d].iter_mut().zip(&x[r * d..(r + 1) * d]) {
+                *c = *v as f64;
             }
-            for c in 0..k {
-                b[i * k + c] += xi * y[r * k + c] as f64;
+            let yr = &y[r * k..(r + 1) * k];
+            // Upper triangle only; mirrored below.
+            for i in 0..dd {
+                let xi = row[i];
+                for (a, xj) in xx[i * dd + i..(i + 1) * dd].iter_mut().zip(&row[i..]) {
+                    *a += xi * xj;
+                }
+                for (b, yc) in xy[i * k..(i + 1) * k].iter_mut().zip(yr) {
+                    *b += xi * *yc as f64;
+                }
             }
         }
+        for i in 0..dd {
+            for j in 0..i {
+                xx[i * dd + j] = xx[j * dd + i];
+            }
+        }
+        Gram { d, k, xx, xy }
     }
+
+    /// Rows counted.
+    pub fn rows(&self) -> f64 {
+        let dd = self.d + 1;
+        self.xx[dd * dd - 1]
+    }
+
+    /// The statistics of the rows of `self` that are not in `part`.
+    pub fn minus(&self, part: &Gram) -> Gram {
+        let sub = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x - y).collect();
+        Gram { d: self.d, k: self.k, xx: sub(&self.xx, &part.xx), xy: sub(&self.xy, &part.xy) }
+    }
+}
+
+/// Solve `(A + λI) W = B` for the `(d + 1)²` Gram `a` of rows with a bias column last (the
+/// bias is not penalised) by Cholesky; returns `(d + 1) × k` weights, bias last.
+pub fn ridge_solve(mut a: Vec<f64>, b: &[f64], d: usize, k: usize, lambda: f64) -> Vec<f64> {
+    let dd = d + 1;
     for i in 0..d {
         a[i * dd + i] += lambda;
     }

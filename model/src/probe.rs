@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::linalg::ridge;
+use crate::linalg::{Gram, ridge_solve};
 
 /// A fitted ridge probe `y = W x + b`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,12 @@ impl RidgeProbe {
     /// Fit on `n` rows of `x` (`n × input`) and `y` (`n × output`), row-major; inputs are
     /// standardised with their own mean and std first.
     pub fn fit(x: &[f32], y: &[f32], input: usize, output: usize, lambda: f64) -> Result<RidgeProbe> {
+        let n = Self::rows(x, y, input, output)?;
+        Ok(RidgeProbe::from_gram(&Gram::of(x, y, input, output, 0..n), lambda))
+    }
+
+    /// Row count of matching `x` and `y`, at least 2.
+    fn rows(x: &[f32], y: &[f32], input: usize, output: usize) -> Result<usize> {
         if input == 0
             || output == 0
             || !x.len().is_multiple_of(input)
@@ -43,22 +49,37 @@ impl RidgeProbe {
         if n < 2 {
             return Err(ModelError::config("probe rows", n, "at least 2"));
         }
-        let mut mean = vec![0f64; input];
-        let mut std = vec![0f64; input];
-        for r in 0..n {
-            for c in 0..input {
-                mean[c] += x[r * input + c] as f64 / n as f64;
+        Ok(n)
+    }
+
+    /// Fit from the sufficient statistics of the rows (at least 2): inputs standardised with
+    /// the rows' mean and std, as [`RidgeProbe::fit`] does.
+    fn from_gram(g: &Gram, lambda: f64) -> RidgeProbe {
+        let (d, k, dd) = (g.d, g.k, g.d + 1);
+        let n = g.rows();
+        let mean: Vec<f64> = (0..d).map(|c| g.xx[d * dd + c] / n).collect();
+        let var: Vec<f64> = (0..d).map(|c| (g.xx[c * dd + c] / n - mean[c] * mean[c]).max(0.0)).collect();
+        let std: Vec<f64> = var.iter().map(|v| v.sqrt().max(1e-6)).collect();
+        // A feature constant over the rows (up to rounding in the sums) carries nothing:
+        // its standardised column is zero, as two passes over the data would give.
+        let live: Vec<bool> = (0..d).map(|c| var[c] > 1e-12 * (1.0 + mean[c] * mean[c])).collect();
+        let mut a = vec![0f64; dd * dd];
+        for i in (0..d).filter(|i| live[*i]) {
+            for j in (0..d).filter(|j| live[*j]) {
+                a[i * dd + j] = (g.xx[i * dd + j] - n * mean[i] * mean[j]) / (std[i] * std[j]);
             }
         }
-        for r in 0..n {
-            for c in 0..input {
-                std[c] += (x[r * input + c] as f64 - mean[c]).powi(2) / n as f64;
+        a[d * dd + d] = n; // standardised columns sum to zero: no bias cross terms
+        let mut b = vec![0f64; dd * k];
+        for c in 0..k {
+            let sy = g.xy[d * k + c];
+            for i in (0..d).filter(|i| live[*i]) {
+                b[i * k + c] = (g.xy[i * k + c] - mean[i] * sy) / std[i];
             }
+            b[d * k + c] = sy;
         }
-        let std: Vec<f64> = std.into_iter().map(|v| v.sqrt().max(1e-6)).collect();
-        let xs: Vec<f32> = (0..n * input).map(|i| ((x[i] as f64 - mean[i % input]) / std[i % input]) as f32).collect();
-        let weights = ridge(&xs, y, n, input, output, lambda);
-        Ok(RidgeProbe { input, output, lambda, weights, mean, std })
+        let weights = ridge_solve(a, &b, d, k, lambda);
+        RidgeProbe { input: d, output: k, lambda, weights, mean, std }
     }
 
     /// Ridge penalties [`RidgeProbe::fit_cv`] chooses from by default.
@@ -83,15 +104,18 @@ impl RidgeProbe {
         if folds < 2 || n < 2 * folds || lambdas.len() < 2 {
             return RidgeProbe::fit(x, y, input, output, first);
         }
+        Self::rows(x, y, input, output)?;
+        // One pass for the statistics of every fold; each training set is all rows minus
+        // its fold, for every penalty.
+        let all = Gram::of(x, y, input, output, 0..n);
+        let bounds: Vec<(usize, usize)> = (0..folds).map(|k| (k * n / folds, (k + 1) * n / folds)).collect();
+        let kept: Vec<Gram> =
+            bounds.iter().map(|&(lo, hi)| all.minus(&Gram::of(x, y, input, output, lo..hi))).collect();
         let mut best = (f64::INFINITY, first);
         for &lambda in lambdas {
             let mut sse = 0.0f64;
-            for k in 0..folds {
-                let (lo, hi) = (k * n / folds, (k + 1) * n / folds);
-                let keep =
-                    |v: &[f32], w: usize| -> Vec<f32> { v[..lo * w].iter().chain(&v[hi * w..]).copied().collect() };
-                let p = RidgeProbe::fit(&keep(x, input), &keep(y, output), input, output, lambda)?;
-                let pred = p.predict(&x[lo * input..hi * input]);
+            for (g, &(lo, hi)) in kept.iter().zip(&bounds) {
+                let pred = RidgeProbe::from_gram(g, lambda).predict(&x[lo * input..hi * input]);
                 sse +=
                     pred.iter().zip(&y[lo * output..hi * output]).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
             }
@@ -99,7 +123,7 @@ impl RidgeProbe {
                 best = (sse, lambda);
             }
         }
-        RidgeProbe::fit(x, y, input, output, best.1)
+        Ok(RidgeProbe::from_gram(&all, best.1))
     }
 
     /// Predict for rows of `x` (`m × input`): `m × output`.

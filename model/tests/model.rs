@@ -640,6 +640,67 @@ fn cross_validated_ridge_picks_a_small_penalty_for_signal_and_a_large_one_for_no
 }
 
 #[test]
+fn ridge_from_fold_statistics_matches_refitting_each_fold_on_standardised_rows() {
+    use physworld_model::RidgeProbe;
+    // 300 rows of 6 features: one constant, one with a large offset, two informative.
+    let (n, d) = (300usize, 6usize);
+    let u = |i: usize, m: usize| (((i * m) % 1009) as f32 / 504.5) - 1.0;
+    let mut x = Vec::new();
+    for r in 0..n {
+        x.extend([u(r, 7919), 2.5, 1000.0 + 0.01 * u(r, 104_729), u(r, 15_485_863), u(r, 3571), u(r, 6007)]);
+    }
+    let y: Vec<f32> = x.chunks(d).flat_map(|r| [r[0] - 2.0 * r[3] + 0.3 * (7.0 * r[5]).sin(), 0.5 * r[4]]).collect();
+    // The reference: standardise with two passes in f64, then the closed form.
+    let reference = |rows: &[usize], lambda: f64| -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let m = rows.len() as f64;
+        let mean: Vec<f64> = (0..d).map(|c| rows.iter().map(|r| x[r * d + c] as f64).sum::<f64>() / m).collect();
+        let std: Vec<f64> = (0..d)
+            .map(|c| (rows.iter().map(|r| (x[r * d + c] as f64 - mean[c]).powi(2)).sum::<f64>() / m).sqrt().max(1e-6))
+            .collect();
+        let mut xs = Vec::new();
+        for r in rows {
+            xs.extend((0..d).map(|c| ((x[r * d + c] as f64 - mean[c]) / std[c]) as f32));
+        }
+        let ys: Vec<f32> = rows.iter().flat_map(|r| [y[r * 2], y[r * 2 + 1]]).collect();
+        (linalg::ridge(&xs, &ys, rows.len(), d, 2, lambda), mean, std)
+    };
+    let all: Vec<usize> = (0..n).collect();
+    let p = RidgeProbe::fit(&x, &y, d, 2, 1.0).expect("fit");
+    let (w, mean, _) = reference(&all, 1.0);
+    for (c, (a, b)) in p.weights.iter().zip(&w).enumerate() {
+        // The constant feature (1) gets no weight either way.
+        let tol = if c / 2 == 1 { 1e-3 } else { 1e-4 * b.abs().max(1.0) };
+        assert!((a - b).abs() < tol, "weight {c}: {a} vs {b}");
+    }
+    assert!((p.mean[2] - mean[2]).abs() < 1e-9);
+    // Cross-validation: the penalty refitting every fold from scratch picks, and its weights.
+    let lambdas = [1e-3, 0.1, 10.0, 1000.0];
+    let sse = |lambda: f64| -> f64 {
+        (0..5)
+            .map(|k| {
+                let (lo, hi) = (k * n / 5, (k + 1) * n / 5);
+                let kept: Vec<usize> = (0..n).filter(|r| *r < lo || *r >= hi).collect();
+                let xk: Vec<f32> = kept.iter().flat_map(|r| x[r * d..(r + 1) * d].to_vec()).collect();
+                let yk: Vec<f32> = kept.iter().flat_map(|r| [y[r * 2], y[r * 2 + 1]]).collect();
+                let q = RidgeProbe::fit(&xk, &yk, d, 2, lambda).expect("fold fit");
+                q.predict(&x[lo * d..hi * d])
+                    .iter()
+                    .zip(&y[lo * 2..hi * 2])
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let best = lambdas.iter().copied().min_by(|a, b| sse(*a).total_cmp(&sse(*b))).expect("best");
+    let cv = RidgeProbe::fit_cv(&x, &y, d, 2, &lambdas, 5).expect("cv");
+    assert_eq!(cv.lambda, best);
+    let plain = RidgeProbe::fit(&x, &y, d, 2, best).expect("fit");
+    for (a, b) in cv.weights.iter().zip(&plain.weights) {
+        assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+#[test]
 fn absent_and_hidden_objects_do_not_change_the_representation_of_the_others() {
     let b = batch();
     let model = WorldModel::new(&tiny(Objective::Jepa), 3, &Device::Cpu).expect("model");
