@@ -3,7 +3,8 @@
 //! `cargo bench -p physworld-model --bench train_step`. Synthetic batches (no dataset
 //! needed): 8 + 8 frames × 12 slots, batch 32 (tiny) and 16 (small). The `ops` group
 //! times the fused layer norm, softmax, GELU and attention against the composed ops, forward + backward, at
-//! the sizes of the tiny predictor.
+//! the sizes of the tiny predictor. The `probe` group times a cross-validated ridge probe
+//! (5 folds, 6 penalties) at the sizes `physworld probe` fits on the properties suite.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -11,8 +12,8 @@ use std::time::Duration;
 use candle_core::{Device, Tensor, Var};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use physworld_model::{
-    AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, attention, attention_composed, gelu,
-    layer_norm_composed, layer_norm_plain, softmax_composed, softmax_last, synthetic_windows,
+    AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, RidgeProbe, WorldModel, attention,
+    attention_composed, gelu, layer_norm_composed, layer_norm_plain, softmax_composed, softmax_last, synthetic_windows,
 };
 
 /// The allocator the `physworld` binary uses (see src/main.rs).
@@ -93,5 +94,37 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, ops);
+fn probe(c: &mut Criterion) {
+    let mut g = c.benchmark_group("probe");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    // 20 000 rows (the readout split's objects), 2 targets; features of the tiny (64 + 16)
+    // and small (192 + 16) models with the raw state.
+    let n = 20_000usize;
+    for d in [80usize, 208] {
+        let x: Vec<f32> = (0..n * d).map(|i| ((i as f32) * 0.618).sin()).collect();
+        let y: Vec<f32> = (0..n * 2).map(|i| ((i as f32) * 0.377).cos()).collect();
+        g.bench_function(format!("ridge_cv/{n}x{d}"), |b| {
+            b.iter(|| black_box(RidgeProbe::fit_cv(&x, &y, d, 2, &RidgeProbe::LAMBDAS, 5).expect("fit")))
+        });
+        // What fit_cv did before it shared statistics: a fresh fit per penalty and fold.
+        g.bench_function(format!("ridge_refit_each_fold/{n}x{d}"), |b| {
+            b.iter(|| {
+                for &lambda in &RidgeProbe::LAMBDAS {
+                    for k in 0..5 {
+                        let (lo, hi) = (k * n / 5, (k + 1) * n / 5);
+                        let keep = |v: &[f32], w: usize| -> Vec<f32> {
+                            v[..lo * w].iter().chain(&v[hi * w..]).copied().collect()
+                        };
+                        let p = RidgeProbe::fit(&keep(&x, d), &keep(&y, 2), d, 2, lambda).expect("fit");
+                        black_box(p.predict(&x[lo * d..hi * d]));
+                    }
+                }
+                black_box(RidgeProbe::fit(&x, &y, d, 2, 1.0).expect("fit"))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, ops, probe);
 criterion_main!(benches);
