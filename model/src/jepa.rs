@@ -18,11 +18,14 @@ use crate::params::Params;
 const NEG: f32 = -1e9;
 
 /// What turns observed frames into per-frame token representations: the slot where
-/// encoders plug into the world model. The object-token [`Encoder`] is the one built in;
-/// a pixel encoder (a ViT over rendered frames, whose tokens are patches instead of
-/// objects) implements the same trait and is handed to [`WorldModel::with_encoder`], which
-/// builds the online copy and the EMA target copy from the same draws, so that the
-/// predictor, the losses, EMA, checkpoints, rollout and probes work unchanged.
+/// encoders plug into the world model. The object-token [`Encoder`] is the one built in.
+/// Another implementation is handed to [`WorldModel::with_encoder`], which builds the
+/// online copy and the EMA target copy from the same draws; the predictor, the losses,
+/// EMA and rollout then work through it. What still assumes one token per object slot:
+/// the batch's validity mask `[B, T, S]` (used by the loss, the predictor's mask and the
+/// probes) and [`crate::load_run`], which rebuilds the object-token encoder. A pixel ViT,
+/// whose tokens are patches, needs a token mask of its own and a config field naming the
+/// encoder kind; both belong to the change that adds it.
 pub trait FrameEncoder: Send + Sync {
     /// `obs` `[B, T, ...]` (for objects `[B, T, S, F]`), `valid` `[B, T, N]` per output
     /// token, frame times `t0..t0+T` → `[B, T, N, D]` with `D` = [`FrameEncoder::width`].
@@ -291,6 +294,16 @@ impl WorldModel {
         }
         let mut pt = Params::new(seed, device); // same draws: an exact copy
         let target = build(&mut pt, cfg)?;
+        // Variables kept outside `Params` would be neither trained nor EMA-updated.
+        let (online_names, target_names): (Vec<&String>, Vec<&String>) =
+            (po.vars().keys().collect(), pt.vars().keys().collect());
+        if online_names.is_empty() || online_names != target_names {
+            return Err(crate::error::ModelError::config(
+                "encoder variables",
+                format!("{} online, {} target", online_names.len(), target_names.len()),
+                "the same non-empty set in both copies, created through the Params the builder is given",
+            ));
+        }
         let mut pp = Params::new(seed ^ 0x9e37_79b9_7f4a_7c15, device);
         let out = match cfg.objective {
             Objective::Jepa => cfg.dim,

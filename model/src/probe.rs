@@ -60,8 +60,9 @@ impl RidgeProbe {
         let mean: Vec<f64> = (0..d).map(|c| g.xx[d * dd + c] / n).collect();
         let var: Vec<f64> = (0..d).map(|c| (g.xx[c * dd + c] / n - mean[c] * mean[c]).max(0.0)).collect();
         let std: Vec<f64> = var.iter().map(|v| v.sqrt().max(1e-6)).collect();
-        // A feature constant over the rows (up to rounding in the sums) carries nothing:
-        // its standardised column is zero, as two passes over the data would give.
+        // A feature constant over the rows up to the rounding of the sums (variance below
+        // 1e-12 of its squared mean) carries nothing: its standardised column is set to zero
+        // (two passes would leave rounding noise divided by the 1e-6 std floor).
         let live: Vec<bool> = (0..d).map(|c| var[c] > 1e-12 * (1.0 + mean[c] * mean[c])).collect();
         let mut a = vec![0f64; dd * dd];
         for i in (0..d).filter(|i| live[*i]) {

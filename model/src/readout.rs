@@ -286,8 +286,9 @@ struct Dims {
 /// atomically: `trained` (predicted representation at the horizon), `trained_mean` (mean
 /// over the horizon), `trained_predictor_state`, their `random_*` counterparts, `encoder`,
 /// `future_target`, `raw_state`, `raw_context` (every context frame, normalised), `last`
-/// and `target` positions (m), `constant_velocity`, `log_mass_friction` and `moving` (1
-/// for objects that move during the context).
+/// and `target` positions (m), `constant_velocity` (the ballistic position at the
+/// horizon), `log_mass_friction` (ln of the mass in kg, and the friction coefficient
+/// itself), `moving` (1 for objects that move during the context) and `row` (0, 1, ...).
 fn write_features(path: &std::path::Path, r: &Rows, d: &Dims) -> Result<()> {
     let n = r.moving.len();
     let moving: Vec<f32> = r.moving.iter().map(|m| f32::from(u8::from(*m))).collect();
@@ -370,12 +371,6 @@ pub fn learning_report(
     let eval_w = windows(ds, &o.eval_split, ctx, o)?;
     let fit = rows(model, &random, cfg, norm, &fit_w, ctx, o.horizon, fps)?;
     let ev = rows(model, &random, cfg, norm, &eval_w, ctx, o.horizon, fps)?;
-    if let Some(dir) = &o.features_out {
-        let dims = Dims { out: model.predictor_output(), enc: cfg.model.dim, pred: cfg.model.pred_dim, ctx };
-        for (split, r) in [(&o.fit_split, &fit), (&o.eval_split, &ev)] {
-            write_features(&dir.join(format!("{split}.safetensors")), r, &dims)?;
-        }
-    }
     let (nf, ne) = (fit.target.len() / 3, ev.target.len() / 3);
     if nf < 2 || ne < 1 {
         return Err(ModelError::config(
@@ -383,6 +378,12 @@ pub fn learning_report(
             format!("{nf} fit and {ne} evaluation objects"),
             format!("episodes of at least {} frames in splits {} and {}", ctx + o.horizon, o.fit_split, o.eval_split),
         ));
+    }
+    if let Some(dir) = &o.features_out {
+        let dims = Dims { out: model.predictor_output(), enc: cfg.model.dim, pred: cfg.model.pred_dim, ctx };
+        for (split, r) in [(&o.fit_split, &fit), (&o.eval_split, &ev)] {
+            write_features(&dir.join(format!("{split}.safetensors")), r, &dims)?;
+        }
     }
     // Position probes predict the displacement over the horizon from the raw observed state
     // of the last context frame plus a representation: the representation must add what

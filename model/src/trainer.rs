@@ -159,7 +159,7 @@ impl<'a> BatchSource<'a> {
                         return Err(ModelError::config(
                             "data",
                             "train split",
-                            "at least one window of context + future frames",
+                            "at least one window of context + future * (1 + loss.rollout_chunks) frames",
                         ));
                     }
                     restarted = true;

@@ -210,6 +210,18 @@ fn another_encoder_slots_in_behind_the_frame_encoder_trait() {
     let Err(e) = WorldModel::with_encoder(&cfg, 4, &Device::Cpu, &narrow) else { panic!("width 8 accepted") };
     let e = e.to_string();
     assert!(e.contains("encoder width") && e.contains("model.dim"), "{e}");
+    // An encoder whose variables bypass Params would be neither trained nor EMA-updated.
+    let hidden = |_: &mut physworld_model::Params,
+                  c: &ModelConfig|
+     -> physworld_model::Result<Box<dyn physworld_model::FrameEncoder>> {
+        let mut own = physworld_model::Params::new(9, &Device::Cpu);
+        Ok(Box::new(PerToken(
+            physworld_model::Linear::new(&mut own, "proj", physworld_model::OBS_DIM, c.dim, true)?,
+            c.dim,
+        )))
+    };
+    let Err(e) = WorldModel::with_encoder(&cfg, 4, &Device::Cpu, &hidden) else { panic!("hidden variables accepted") };
+    assert!(e.to_string().contains("encoder variables"), "{e}");
 }
 
 #[test]
