@@ -60,10 +60,6 @@ impl Encoder {
 
     /// `obs` `[B, T, S, F]`, `valid` `[B, T, S]`, frame times `t0..t0+T` → `[B, T, S, D]`.
     pub fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
-        self.encode(obs, valid, t0)
-    }
-
-    fn encode(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
         let (b, t, s, _) = obs.dims4()?;
         let times: Vec<f32> = (t0..t0 + t).map(|x| x as f32).collect();
         let te = sinusoidal(&times, self.dim, obs.device())?.reshape((1, t, 1, self.dim))?;
@@ -80,7 +76,7 @@ impl Encoder {
 
 impl FrameEncoder for Encoder {
     fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
-        self.encode(obs, valid, t0)
+        Encoder::forward(self, obs, valid, t0) // the inherent method
     }
 
     fn width(&self) -> usize {
@@ -411,12 +407,8 @@ impl WorldModel {
         let (outs, state) = self.roll(frames, valid, &actions, 0, steps, context, chunk)?;
         let Some(state) = state else {
             // No steps: nothing predicted.
-            let out = match self.cfg.objective {
-                Objective::Jepa => self.cfg.dim,
-                Objective::StateMse => OBS_DIM,
-            };
             let state = self.context_state(batch, tc, context)?;
-            return Ok((Tensor::zeros((b, 0, s, out), DType::F32, dev)?, state));
+            return Ok((Tensor::zeros((b, 0, s, self.predictor_output()), DType::F32, dev)?, state));
         };
         Ok((Tensor::cat(&outs, 1)?, state))
     }
@@ -536,23 +528,23 @@ impl WorldModel {
         let pred = self.predictor.forward(&ctx, &ctx_valid, &batch.actions.narrow(1, 0, tc + tf)?, tf)?;
         // V-JEPA: L1 to the layer-normed target representations, under stop-gradient;
         // state-mse: squared error to the observed states.
+        // Targets of the frames after the context (window frames tc..).
         let target = match self.cfg.objective {
-            Objective::Jepa => Some(layer_norm_plain(&self.target.forward(&batch.obs, &batch.valid, 0)?.detach())?),
+            Objective::Jepa => Some(layer_norm_plain(
+                &self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, after)?.detach(),
+            )?),
             Objective::StateMse => None,
         };
+        let width = self.predictor_output() as f64;
         let error = |pred: &Tensor, t0: usize| -> Result<Tensor> {
             let n = pred.dim(1)?;
             let valid = batch.valid.narrow(1, t0, n)?.unsqueeze(3)?; // [B, n, S, 1]
             let denom = (valid.sum_all()? + 1.0)?;
             let err = match &target {
-                Some(target) => (pred - target.narrow(1, t0, n)?)?.abs()?,
+                Some(target) => (pred - target.narrow(1, t0 - tc, n)?)?.abs()?,
                 None => (pred - batch.obs.narrow(1, t0, n)?)?.sqr()?,
             };
-            let width = match self.cfg.objective {
-                Objective::Jepa => self.cfg.dim,
-                Objective::StateMse => OBS_DIM,
-            };
-            Ok((err.broadcast_mul(&valid)?.sum_all()? / width as f64)?.broadcast_div(&denom)?)
+            Ok((err.broadcast_mul(&valid)?.sum_all()? / width)?.broadcast_div(&denom)?)
         };
         let prediction = error(&pred, tc)?;
         let mut total = prediction.clone();
