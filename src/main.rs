@@ -52,6 +52,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Candle's and mimalloc's start-up settings for the CPU path (one Candle thread pool
+    // fewer spinning, freed pages kept): re-executes once with them set unless the
+    // environment sets them.
+    physworld_model::runtime::exec_with_runtime_env();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scenarios(a) => commands::scenarios::run(a),

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use candle_core::{Device, Tensor, Var};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use physworld_model::{
     AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, RidgeProbe, WorldModel, attention,
     attention_composed, gelu, layer_norm_composed, layer_norm_plain, softmax_composed, softmax_last, synthetic_windows,
@@ -127,4 +127,11 @@ fn probe(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench, ops, probe);
-criterion_main!(benches);
+
+/// `criterion_main!`, after re-executing with the runtime settings the `physworld`
+/// binary runs with (`physworld_model::runtime`), so that the figures are the binary's.
+fn main() {
+    physworld_model::runtime::exec_with_runtime_env();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

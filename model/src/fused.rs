@@ -600,7 +600,8 @@ impl Heads {
         Heads { n, hd, q, kt, vt }
     }
 
-    /// Attention weights of query `i` of head `h` into `p` (length `N`).
+    /// Attention weights of query `i` of head `h` over the first `p.len()` keys (see
+    /// [`live_keys`]; the weights of the others are exactly 0) into `p`.
     #[inline(always)]
     fn weights(&self, h: usize, i: usize, scale: f32, mask: Option<&[f32]>, p: &mut [f32]) {
         let (n, hd) = (self.n, self.hd);
@@ -609,20 +610,53 @@ impl Heads {
             Some(m) => p.iter_mut().zip(m).for_each(|(x, m)| *x = *x * scale + m),
             None => p.iter_mut().for_each(|x| *x *= scale),
         }
-        let mx = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mx = max(p);
         p.iter_mut().for_each(|x| *x = exp(*x - mx));
         let inv = 1.0 / p.iter().sum::<f32>();
         p.iter_mut().for_each(|x| *x *= inv);
     }
 }
 
-/// `out[j] = sum_c coef[c] rows[c n + j]` (`rows` is `coef.len() × n`), summed over `c`
-/// in order, eight outputs at a time held in registers (one store per output instead of
-/// one per term).
+/// Masks at or below this drop a key: its weight underflows to exactly 0.
+const DROPPED: f32 = -1e8;
+
+/// How many leading keys of a query's mask row can have a non-zero weight: up to the last
+/// kept key, rounded up to a multiple of 8 (or `n`). The keys past it are dropped, so
+/// their weights are exactly 0 and every sum over keys gets exact zeros from them;
+/// leaving them out changes no bit as long as [`dot`]'s lanes see the same elements,
+/// hence the rounding. A row that drops every key keeps them all (uniform weights, as
+/// the composed ops give).
+#[inline(always)]
+fn live_keys(mask: Option<&[f32]>, n: usize) -> usize {
+    let Some(m) = mask else { return n };
+    match m.iter().rposition(|v| *v > DROPPED) {
+        Some(last) => (last + 1).div_ceil(8).saturating_mul(8).min(n),
+        None => n,
+    }
+}
+
+/// The largest element (`-inf` for none), in 8 lanes: the maximum does not depend on the
+/// order, and a serial fold is one dependent compare per element.
+#[inline(always)]
+fn max(p: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = p.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] = acc[l].max(c[l]);
+        }
+    }
+    rest.iter().chain(&acc).copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `out[j] = sum_c coef[c] rows[c n + j]` for `j < out.len()` (`rows` is `coef.len() × n`),
+/// summed over `c` in order, eight outputs at a time held in registers (one store per
+/// output instead of one per term).
 #[inline(always)]
 fn combine(coef: &[f32], rows: &[f32], n: usize, out: &mut [f32]) {
     let mut j = 0;
-    while j + 8 <= n {
+    while j + 8 <= out.len() {
         let mut acc = [0f32; 8];
         for (c, &w) in coef.iter().enumerate() {
             let r = &rows[c * n + j..c * n + j + 8];
@@ -660,6 +694,53 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// `out[r] = dot(a, rows[r * stride..r * stride + a.len()])` for every `r < out.len()`:
+/// the same bits as [`dot`] row by row, computed for up to 8 rows at once so that their
+/// sums run as independent chains (one dot is a chain of dependent additions).
+#[inline(always)]
+fn dots(a: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+    let mut r = 0;
+    while r < out.len() {
+        let left = out.len() - r;
+        if left >= 8 {
+            dots_block::<8>(a, &rows[r * stride..], stride, &mut out[r..r + 8]);
+            r += 8;
+        } else if left >= 4 {
+            dots_block::<4>(a, &rows[r * stride..], stride, &mut out[r..r + 4]);
+            r += 4;
+        } else {
+            out[r] = dot(a, &rows[r * stride..r * stride + a.len()]);
+            r += 1;
+        }
+    }
+}
+
+/// [`dots`] for `R` rows.
+#[inline(always)]
+fn dots_block<const R: usize>(a: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+    let n = a.len();
+    let whole = n - n % 8;
+    let mut acc = [[0f32; 8]; R];
+    let mut j = 0;
+    while j < whole {
+        let x = &a[j..j + 8];
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let y = &rows[k * stride + j..k * stride + j + 8];
+            for l in 0..8 {
+                acc[l] += x[l] * y[l];
+            }
+        }
+        j += 8;
+    }
+    for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
+        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (x, y) in a[whole..].iter().zip(&rows[k * stride + whole..k * stride + n]) {
+            s += x * y;
+        }
+        *o = s;
+    }
+}
+
 impl AttentionFwd {
     fn dims(&self, l: &Layout) -> Result<(usize, usize, usize, usize)> {
         let (b, n, d3) = l.shape().dims3()?;
@@ -683,14 +764,14 @@ impl AttentionFwd {
         let mut scratch = vec![0f32; if kept.is_some() { 0 } else { n }];
         for h in 0..self.heads {
             for i in 0..n {
+                let mask = self.mask_row(bi, i, n);
+                let live = live_keys(mask, n);
                 let p = match kept.as_deref_mut() {
-                    Some(w) => &mut w[(h * n + i) * n..(h * n + i + 1) * n],
-                    None => &mut scratch[..],
+                    Some(w) => &mut w[(h * n + i) * n..(h * n + i) * n + live],
+                    None => &mut scratch[..live],
                 };
-                hs.weights(h, i, scale, self.mask_row(bi, i, n), p);
-                for c in 0..hd {
-                    yb[i * d + h * hd + c] = dot(p, &hs.vt[(h * hd + c) * n..(h * hd + c + 1) * n]);
-                }
+                hs.weights(h, i, scale, mask.map(|m| &m[..live]), p);
+                dots(p, &hs.vt[h * hd * n..], n, &mut yb[i * d + h * hd..i * d + (h + 1) * hd]);
             }
         }
     }
@@ -770,29 +851,31 @@ impl CustomOp2 for AttentionBwd {
                         dk.iter_mut().for_each(|x| *x = 0.0);
                         dv.iter_mut().for_each(|x| *x = 0.0);
                         for i in 0..n {
+                            // Only the live keys: the others have weight 0 and add exact
+                            // zeros to every sum below.
+                            let mask = f.mask_row(bi, i, n);
+                            let live = live_keys(mask, n);
                             let p: &[f32] = match kept {
-                                Some(w) => &w[(h * n + i) * n..(h * n + i + 1) * n],
+                                Some(w) => &w[(h * n + i) * n..(h * n + i) * n + live],
                                 None => {
-                                    hs.weights(h, i, scale, f.mask_row(bi, i, n), &mut scratch);
-                                    &scratch
+                                    hs.weights(h, i, scale, mask.map(|m| &m[..live]), &mut scratch[..live]);
+                                    &scratch[..live]
                                 }
                             };
+                            let ds = &mut ds[..live];
                             let gi = &gb[i * d + h * hd..i * d + (h + 1) * hd];
                             // dp_j = g_i · v_j
-                            combine(gi, &hs.vt[h * hd * n..(h + 1) * hd * n], n, &mut ds);
-                            let c0 = dot(p, &ds);
+                            combine(gi, &hs.vt[h * hd * n..(h + 1) * hd * n], n, ds);
+                            let c0 = dot(p, ds);
                             ds.iter_mut().zip(p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
                             // dq_i = sum_j ds_j k_j
-                            for c in 0..hd {
-                                let kt = &hs.kt[(h * hd + c) * n..(h * hd + c + 1) * n];
-                                out[i * 3 * d + h * hd + c] = dot(&ds, kt);
-                            }
+                            dots(ds, &hs.kt[h * hd * n..], n, &mut out[i * 3 * d + h * hd..i * 3 * d + (h + 1) * hd]);
                             // dk_j += ds_j q_i ; dv_j += p_j g_i (transposed: runs over keys)
                             let qi = &hs.q[(h * n + i) * hd..(h * n + i + 1) * hd];
                             for c in 0..hd {
                                 let (qc, gc) = (qi[c], gi[c]);
-                                dk[c * n..(c + 1) * n].iter_mut().zip(&ds).for_each(|(x, a)| *x += a * qc);
-                                dv[c * n..(c + 1) * n].iter_mut().zip(p).for_each(|(x, pj)| *x += pj * gc);
+                                dk[c * n..c * n + live].iter_mut().zip(&*ds).for_each(|(x, a)| *x += a * qc);
+                                dv[c * n..c * n + live].iter_mut().zip(p).for_each(|(x, pj)| *x += pj * gc);
                             }
                         }
                         for j in 0..n {
@@ -1084,6 +1167,59 @@ mod tests {
         let recomputed: Vec<f32> = recomputed.flatten_all().and_then(|t| t.to_vec1()).expect("vec");
         assert_eq!(kept, recomputed);
         assert!(kept.iter().any(|x| *x != 0.0));
+    }
+
+    /// Keys dropped at the end of a mask row are skipped (their weights are exactly 0):
+    /// the same bits, values and gradients, as computing them with a mask that drops
+    /// them without being skipped (-1e7 also underflows the weight to 0). Rows of 37
+    /// keys (not a multiple of the 8 lanes), block-causal, with keys dropped in the middle
+    /// and one row that drops every key.
+    #[test]
+    fn skipping_dropped_trailing_keys_changes_no_bit() {
+        let (b, n, d, heads) = (2usize, 37usize, 24usize, 4usize);
+        let v: Vec<f32> = (0..b * n * 3 * d).map(|i| ((i as f32) * 0.377).sin() * 2.0).collect();
+        let qkv = Var::from_tensor(&Tensor::from_vec(v, (b, n, 3 * d), &Device::Cpu).expect("qkv")).expect("var");
+        let up = Tensor::from_vec((0..b * n * d).map(|i| ((i as f32) * 0.61).cos()).collect(), (b, n, d), &Device::Cpu)
+            .expect("up");
+        let mask = |dropped: f32| {
+            let mut m = vec![0f32; b * n * n];
+            for bi in 0..b {
+                for i in 0..n {
+                    for j in 0..n {
+                        let row = &mut m[(bi * n + i) * n..(bi * n + i + 1) * n];
+                        if bi == 1 && i == 5 {
+                            row[j] = -1e9; // every key dropped, in both masks
+                        } else if j / 4 > i / 4 {
+                            row[j] = dropped; // block-causal: later blocks
+                        } else if (i + j) % 7 == 3 {
+                            row[j] = -1e9; // dropped in the middle, never skipped
+                        }
+                    }
+                }
+            }
+            Tensor::from_vec(m, (b, 1, n, n), &Device::Cpu).expect("mask")
+        };
+        let (skipped, computed) = (mask(-1e9), mask(-1e7));
+        let a = run(|| Ok(super::attention(qkv.as_tensor(), Some(&skipped), heads)?.expect("fused")), &[&qkv], &up);
+        let c = run(|| Ok(super::attention(qkv.as_tensor(), Some(&computed), heads)?.expect("fused")), &[&qkv], &up);
+        assert_eq!(a, c);
+        assert!(a.iter().all(|v| v.iter().any(|x| *x != 0.0)));
+        assert_eq!(super::live_keys(Some(&[0.0, -1e9, 0.0, -1e9, -1e9]), 5), 5);
+        assert_eq!(super::live_keys(Some(&[0.0; 3].iter().chain(&[-1e9; 17]).copied().collect::<Vec<_>>()), 20), 8);
+        assert_eq!(super::live_keys(Some(&[-1e9; 20]), 20), 20);
+    }
+
+    /// `dots` (up to 8 rows at once) gives each row the bits `dot` gives it.
+    #[test]
+    fn dots_equal_dot_row_by_row() {
+        for (n, rows) in [(37usize, 13usize), (208, 12), (5, 3), (64, 32)] {
+            let a: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.377).sin()).collect();
+            let m: Vec<f32> = (0..n * rows).map(|i| ((i as f32) * 0.61).cos() * 3.0).collect();
+            let mut out = vec![0f32; rows];
+            super::dots(&a, &m, n, &mut out);
+            let each: Vec<f32> = (0..rows).map(|r| super::dot(&a, &m[r * n..(r + 1) * n])).collect();
+            assert_eq!(out, each, "n {n}, rows {rows}");
+        }
     }
 
     #[test]

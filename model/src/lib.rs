@@ -30,6 +30,7 @@ mod plot;
 mod probe;
 mod readout;
 pub mod reference;
+pub mod runtime;
 mod trainer;
 
 pub use batch::{Batch, Normalizer, synthetic_windows};

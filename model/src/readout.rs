@@ -227,7 +227,7 @@ fn rows(
         let fut = crate::layers::layer_norm_plain(&trained.target.forward(
             &batch.obs.narrow(1, ctx - 1 + h, 1)?.contiguous()?,
             &batch.valid.narrow(1, ctx - 1 + h, 1)?.contiguous()?,
-            ctx,
+            ctx - 1 + h,
         )?)?;
         let t_fut: Vec<f32> = fut.flatten_all()?.to_vec1()?;
         let (r_at, r_mean, r_enc, r_state) = feats(random)?;

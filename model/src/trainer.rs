@@ -55,6 +55,9 @@ pub struct StepMetrics {
 pub struct EvalMetrics {
     /// Mean prediction loss on the validation batches.
     pub val_loss: f32,
+    /// Mean rollout term (`loss.rollout_chunks > 0`) on the same batches; 0 without it.
+    #[serde(default)]
+    pub val_rollout: f32,
     /// Mean over dimensions of the per-dimension std of target representations.
     pub target_std: f32,
     /// Effective rank of target representations (of at most `dim`).
@@ -339,11 +342,13 @@ fn validation_batches(
 
 /// Validation loss, per-dimension std and effective rank of target representations.
 pub fn evaluate(model: &WorldModel, val: &[Batch], tf: usize, cfg: &TrainConfig) -> Result<EvalMetrics> {
-    let (mut loss, mut n) = (0f32, 0usize);
+    let (mut loss, mut rollout, mut n) = (0f32, 0f32, 0usize);
     let mut reps: Vec<f32> = Vec::new();
     let d = cfg.model.dim;
     for b in val {
-        loss += model.loss(b, tf, &cfg.loss)?.prediction;
+        let parts = model.loss(b, tf, &cfg.loss)?;
+        loss += parts.prediction;
+        rollout += parts.rollout;
         n += 1;
         if reps.len() < 2048 * d {
             let r = model.target.forward(&b.obs, &b.valid, 0)?; // [B, T, S, D]
@@ -367,6 +372,7 @@ pub fn evaluate(model: &WorldModel, val: &[Batch], tf: usize, cfg: &TrainConfig)
     }
     Ok(EvalMetrics {
         val_loss: if n > 0 { loss / n as f32 } else { f32::NAN },
+        val_rollout: if n > 0 { rollout / n as f32 } else { f32::NAN },
         target_std: std as f32,
         effective_rank: effective_rank(&reps, rows, d),
     })

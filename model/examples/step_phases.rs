@@ -1,0 +1,56 @@
+//! Where a training step's time goes: forward (loss), backward, gradient norm, AdamW and
+//! EMA, timed separately on synthetic batches (8 + 8 frames × 12 slots), mean over the
+//! iterations after 3 warm-up steps. Runs with the `physworld` binary's runtime settings
+//! (`physworld_model::runtime`).
+//!
+//! `cargo run --release -p physworld-model --example step_phases -- [tiny|small] [batch] [iterations]`
+
+use std::time::Instant;
+
+use candle_core::Device;
+use physworld_model::{AdamW, Batch, LossConfig, ModelConfig, Normalizer, OptimConfig, WorldModel, synthetic_windows};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> physworld_model::Result<()> {
+    physworld_model::runtime::exec_with_runtime_env();
+    let args: Vec<String> = std::env::args().collect();
+    let preset = args.get(1).map_or("tiny", |s| s.as_str());
+    let batch_size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let iters: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20).max(1);
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let model = WorldModel::new(&ModelConfig::preset(preset)?, 0, &Device::Cpu)?;
+    let mut opt = AdamW::new(model.trainable(), &OptimConfig::default())?;
+    let batch = Batch::new(&synthetic_windows(batch_size, 16, 12), &norm, &Device::Cpu)?;
+    let loss_cfg = LossConfig::default();
+    let mut ms = [0f64; 5];
+    for i in 0..iters + 3 {
+        let t0 = Instant::now();
+        let parts = model.loss(&batch, 8, &loss_cfg)?;
+        let t1 = Instant::now();
+        let grads = parts.total.backward()?;
+        let t2 = Instant::now();
+        std::hint::black_box(opt.grad_norm(&grads)?);
+        let t3 = Instant::now();
+        opt.step(&grads, 1e-4, 1.0)?;
+        let t4 = Instant::now();
+        model.ema_update(0.996)?;
+        let t5 = Instant::now();
+        if i >= 3 {
+            for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5)].iter().enumerate() {
+                ms[k] += (*b - *a).as_secs_f64() * 1000.0 / iters as f64;
+            }
+        }
+    }
+    println!(
+        "{preset}, batch {batch_size}: forward {:.1} ms, backward {:.1}, grad norm {:.1}, AdamW {:.1}, EMA {:.1}; step {:.1} ms",
+        ms[0],
+        ms[1],
+        ms[2],
+        ms[3],
+        ms[4],
+        ms.iter().sum::<f64>()
+    );
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Process-wide settings of the CPU runtime. Both are read from the environment once, at
+//! start-up (mimalloc's before the first allocation, Candle's at its first parallel op),
+//! and the workspace forbids the `unsafe` that setting an environment variable from a
+//! running Rust program takes; so a program that wants them re-executes itself with them
+//! set ([`exec_with_runtime_env`]): the `physworld` binary and the benches do.
+
+/// The settings, each applied only where the environment does not already set it:
+/// - `CANDLE_NUM_THREADS=1`: Candle's elementwise ops over 64 Ki elements (residual adds,
+///   the sum into every gradient buffer during backward) hand their work to Candle's own
+///   thread pool, whose workers then spin for about a millisecond waiting for the next op,
+///   on the same cores as the rayon threads that run the matrix products and our fused
+///   kernels. With one thread those ops run on the calling thread and nothing spins.
+/// - `MIMALLOC_PURGE_DELAY=-1`: mimalloc keeps the pages a step freed for the next step
+///   instead of returning them to the kernel after its purge delay (1 s), which would then
+///   zero them again on first touch. The resident set stays at its peak.
+///
+/// Measured in BENCHMARKS.md (train step on 2 cores: tiny −8%, small −27% together).
+pub const RUNTIME_ENV: [(&str, &str); 2] = [("CANDLE_NUM_THREADS", "1"), ("MIMALLOC_PURGE_DELAY", "-1")];
+
+/// The [`RUNTIME_ENV`] variables the environment does not set.
+pub fn missing_runtime_env() -> Vec<(&'static str, &'static str)> {
+    RUNTIME_ENV.iter().copied().filter(|(k, _)| std::env::var_os(k).is_none()).collect()
+}
+
+/// Replace this process by the same program, arguments and environment plus the
+/// [`RUNTIME_ENV`] variables it lacks (Unix `exec`: same process id, stdio, exit status
+/// and signals). Returns only when nothing was missing, on other platforms, or when the
+/// `exec` failed (the program then runs on as it is: slower, not wrong). Call it first
+/// thing in `main`.
+pub fn exec_with_runtime_env() {
+    let missing = missing_runtime_env();
+    if missing.is_empty() {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let Ok(exe) = std::env::current_exe() else { return };
+        let mut args = std::env::args_os();
+        let mut cmd = std::process::Command::new(exe);
+        if let Some(arg0) = args.next() {
+            cmd.arg0(arg0);
+        }
+        cmd.args(args).envs(missing);
+        // Returns only on failure.
+        let _ = cmd.exec();
+    }
+}
