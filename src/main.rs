@@ -52,11 +52,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Candle's and mimalloc's start-up settings for the CPU path (one Candle thread pool
-    // fewer spinning, freed pages kept): re-executes once with them set unless the
-    // environment sets them.
-    physworld_model::runtime::exec_with_runtime_env();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Demo(_)) {
+        // Candle's and mimalloc's start-up settings for running models on the CPU (one
+        // spinning thread pool fewer, freed pages kept): re-executes once with them set,
+        // unless the environment sets them (physworld_model::runtime).
+        physworld_model::runtime::exec_with_runtime_env();
+    }
     let result = match cli.command {
         Command::Scenarios(a) => commands::scenarios::run(a),
         Command::Simulate(a) => commands::simulate::run(a),

@@ -119,6 +119,32 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let o = physworld(&["bench", "--suite", s(&data), "--model", "process:exit 3", "--out", s(&r)]);
     assert!(!o.status.success());
     assert!(text(&o).contains("closed its output"), "{}", text(&o));
+    // The model process gets the user's environment, not the runtime settings `physworld`
+    // re-executed itself with (model/src/runtime.rs): one the user set passes through,
+    // one it added does not.
+    let (env_file, parent_file) = (tmp.path().join("model-env.txt"), tmp.path().join("physworld-env.txt"));
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["bench", "--suite", s(&data), "--out", s(&r), "--model"])
+        .arg(format!(
+            "process:env > {}; tr '\\0' '\\n' < /proc/$PPID/environ > {}; exit 3",
+            s(&env_file),
+            s(&parent_file)
+        ))
+        .env_remove("CANDLE_NUM_THREADS")
+        .env("MIMALLOC_PURGE_DELAY", "250")
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    let env = std::fs::read_to_string(&env_file).expect("the model process ran");
+    assert!(env.lines().any(|l| l == "MIMALLOC_PURGE_DELAY=250"), "{env}");
+    assert!(!env.contains("CANDLE_NUM_THREADS") && !env.contains("PHYSWORLD_RUNTIME_ENV"), "{env}");
+    // While `physworld` itself (the shell's parent) did run with the setting it added.
+    if cfg!(target_os = "linux") {
+        let parent = std::fs::read_to_string(&parent_file).expect("parent environment");
+        assert!(parent.lines().any(|l| l == "CANDLE_NUM_THREADS=1"), "{parent}");
+        assert!(parent.lines().any(|l| l == "PHYSWORLD_RUNTIME_ENV=CANDLE_NUM_THREADS"), "{parent}");
+        assert!(parent.lines().any(|l| l == "MIMALLOC_PURGE_DELAY=250"), "{parent}");
+    }
 
     // Rerunning the demo reuses the dataset and the trained model.
     let o = physworld(&["demo", "--out", s(&out), "--steps", "3", "--resamples", "100"]);

@@ -617,7 +617,9 @@ impl Heads {
     }
 }
 
-/// Masks at or below this drop a key: its weight underflows to exactly 0.
+/// Masks at or below this drop a key: its weight underflows to exactly 0 as long as the
+/// scores and the kept keys' masks are far above it (the model's masks are 0 or -1e9; a
+/// kept key's mask must stay above about -1e7).
 const DROPPED: f32 = -1e8;
 
 /// How many leading keys of a query's mask row can have a non-zero weight: up to the last
@@ -629,7 +631,8 @@ const DROPPED: f32 = -1e8;
 #[inline(always)]
 fn live_keys(mask: Option<&[f32]>, n: usize) -> usize {
     let Some(m) = mask else { return n };
-    match m.iter().rposition(|v| *v > DROPPED) {
+    // A NaN mask is not a dropped key: it reaches the weights, as it did before skipping.
+    match m.iter().rposition(|v| v.is_nan() || *v > DROPPED) {
         Some(last) => (last + 1).div_ceil(8).saturating_mul(8).min(n),
         None => n,
     }
@@ -762,10 +765,10 @@ impl AttentionFwd {
         let scale = 1.0 / (hd as f32).sqrt();
         let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, self.heads, hd);
         let mut scratch = vec![0f32; if kept.is_some() { 0 } else { n }];
+        let lives: Vec<usize> = (0..n).map(|i| live_keys(self.mask_row(bi, i, n), n)).collect();
         for h in 0..self.heads {
-            for i in 0..n {
+            for (i, &live) in lives.iter().enumerate() {
                 let mask = self.mask_row(bi, i, n);
-                let live = live_keys(mask, n);
                 let p = match kept.as_deref_mut() {
                     Some(w) => &mut w[(h * n + i) * n..(h * n + i) * n + live],
                     None => &mut scratch[..live],
@@ -847,14 +850,14 @@ impl CustomOp2 for AttentionBwd {
                     let (mut scratch, mut ds) = (vec![0f32; if kept.is_some() { 0 } else { n }], vec![0f32; n]);
                     // Per head: dk and dv accumulate over queries, `[hd][N]`.
                     let (mut dk, mut dv) = (vec![0f32; n * hd], vec![0f32; n * hd]);
+                    let lives: Vec<usize> = (0..n).map(|i| live_keys(f.mask_row(bi, i, n), n)).collect();
                     for h in 0..f.heads {
                         dk.iter_mut().for_each(|x| *x = 0.0);
                         dv.iter_mut().for_each(|x| *x = 0.0);
-                        for i in 0..n {
+                        for (i, &live) in lives.iter().enumerate() {
                             // Only the live keys: the others have weight 0 and add exact
                             // zeros to every sum below.
                             let mask = f.mask_row(bi, i, n);
-                            let live = live_keys(mask, n);
                             let p: &[f32] = match kept {
                                 Some(w) => &w[(h * n + i) * n..(h * n + i) * n + live],
                                 None => {
@@ -1172,8 +1175,10 @@ mod tests {
     /// Keys dropped at the end of a mask row are skipped (their weights are exactly 0):
     /// the same bits, values and gradients, as computing them with a mask that drops
     /// them without being skipped (-1e7 also underflows the weight to 0). Rows of 37
-    /// keys (not a multiple of the 8 lanes), block-causal, with keys dropped in the middle
-    /// and one row that drops every key.
+    /// keys (not a multiple of the 8 lanes); a block-causal `[B, 1, N, N]` mask with keys
+    /// dropped in the middle and one row that drops every key, and a key-padding
+    /// `[B, 1, 1, N]` mask; the backward from kept weights and from recomputed ones, and
+    /// the forward without a gradient (which keeps nothing).
     #[test]
     fn skipping_dropped_trailing_keys_changes_no_bit() {
         let (b, n, d, heads) = (2usize, 37usize, 24usize, 4usize);
@@ -1181,32 +1186,74 @@ mod tests {
         let qkv = Var::from_tensor(&Tensor::from_vec(v, (b, n, 3 * d), &Device::Cpu).expect("qkv")).expect("var");
         let up = Tensor::from_vec((0..b * n * d).map(|i| ((i as f32) * 0.61).cos()).collect(), (b, n, d), &Device::Cpu)
             .expect("up");
-        let mask = |dropped: f32| {
+        let causal = |dropped: f32| {
             let mut m = vec![0f32; b * n * n];
             for bi in 0..b {
                 for i in 0..n {
-                    for j in 0..n {
-                        let row = &mut m[(bi * n + i) * n..(bi * n + i + 1) * n];
+                    let row = &mut m[(bi * n + i) * n..(bi * n + i + 1) * n];
+                    for (j, x) in row.iter_mut().enumerate() {
                         if bi == 1 && i == 5 {
-                            row[j] = -1e9; // every key dropped, in both masks
+                            *x = -1e9; // every key dropped, in both masks
                         } else if j / 4 > i / 4 {
-                            row[j] = dropped; // block-causal: later blocks
+                            *x = dropped; // block-causal: later blocks
                         } else if (i + j) % 7 == 3 {
-                            row[j] = -1e9; // dropped in the middle, never skipped
+                            *x = -1e9; // dropped in the middle, never skipped
                         }
                     }
                 }
             }
             Tensor::from_vec(m, (b, 1, n, n), &Device::Cpu).expect("mask")
         };
-        let (skipped, computed) = (mask(-1e9), mask(-1e7));
-        let a = run(|| Ok(super::attention(qkv.as_tensor(), Some(&skipped), heads)?.expect("fused")), &[&qkv], &up);
-        let c = run(|| Ok(super::attention(qkv.as_tensor(), Some(&computed), heads)?.expect("fused")), &[&qkv], &up);
-        assert_eq!(a, c);
-        assert!(a.iter().all(|v| v.iter().any(|x| *x != 0.0)));
+        // Key padding: batch element 0 drops its last 20 keys, element 1 its last 3.
+        let padding = |dropped: f32| {
+            let m: Vec<f32> = (0..b * n).map(|k| if k % n >= [17, 34][k / n] { dropped } else { 0.0 }).collect();
+            Tensor::from_vec(m, (b, 1, 1, n), &Device::Cpu).expect("mask")
+        };
+        for (mask, (b_stride, q_stride)) in [(&causal as &dyn Fn(f32) -> Tensor, (n * n, n)), (&padding, (n, 0))] {
+            let (skipped, computed) = (mask(-1e9), mask(-1e7));
+            assert!(super::live_keys(Some(&skipped.flatten_all().and_then(|t| t.to_vec1()).expect("m")[..n]), n) < n);
+            let with = |m: &Tensor| {
+                run(|| Ok(super::attention(qkv.as_tensor(), Some(m), heads)?.expect("fused")), &[&qkv], &up)
+            };
+            let a = with(&skipped);
+            assert_eq!(a, with(&computed));
+            assert!(a.iter().all(|v| v.iter().any(|x| *x != 0.0)));
+            // No gradient: nothing kept, the scratch row reused across queries.
+            let plain = qkv.as_tensor().detach();
+            let fwd = |m: &Tensor| -> Vec<f32> {
+                super::attention(&plain, Some(m), heads)
+                    .expect("attention")
+                    .expect("fused")
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1())
+                    .expect("y")
+            };
+            assert_eq!(fwd(&skipped), fwd(&computed));
+            assert_eq!(fwd(&skipped), a[0]);
+            // The backward that recomputes the weights.
+            let recompute = |m: &Tensor| -> Vec<f32> {
+                let host: Vec<f32> = m.flatten_all().and_then(|t| t.to_vec1()).expect("host");
+                let op = super::AttentionFwd {
+                    heads,
+                    weights: None,
+                    mask: Some(std::sync::Arc::new(host)),
+                    b_stride,
+                    q_stride,
+                };
+                plain
+                    .apply_op2_no_bwd(&up, &super::AttentionBwd(op))
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1())
+                    .expect("bwd")
+            };
+            assert_eq!(recompute(&skipped), recompute(&computed));
+            assert_eq!(recompute(&skipped), a[1]);
+        }
         assert_eq!(super::live_keys(Some(&[0.0, -1e9, 0.0, -1e9, -1e9]), 5), 5);
         assert_eq!(super::live_keys(Some(&[0.0; 3].iter().chain(&[-1e9; 17]).copied().collect::<Vec<_>>()), 20), 8);
         assert_eq!(super::live_keys(Some(&[-1e9; 20]), 20), 20);
+        assert_eq!(super::live_keys(Some(&[0.0, f32::NAN, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9]), 10), 8);
+        assert_eq!(super::live_keys(Some(&[-1e9; 9].iter().chain(&[f32::NAN]).copied().collect::<Vec<_>>()), 10), 10);
     }
 
     /// `dots` (up to 8 rows at once) gives each row the bits `dot` gives it.

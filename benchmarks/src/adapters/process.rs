@@ -89,7 +89,11 @@ impl Process {
         let bad = |why: String| {
             BenchError::invalid("model", spec, format!("process:<command> that speaks {PROCESS_PROTOCOL} ({why})"))
         };
-        let mut child = Command::new("sh")
+        let mut cmd = Command::new("sh");
+        // Not the runtime settings `physworld` re-executed itself with: the model under
+        // test runs with the environment the user gave.
+        physworld_model::runtime::remove_injected_env(&mut cmd);
+        let mut child = cmd
             .arg("-c")
             .arg(command)
             .stdin(Stdio::piped())
