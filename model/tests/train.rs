@@ -242,6 +242,36 @@ fn the_learning_report_measures_every_control_on_real_episodes() {
     assert!(e.contains("eval_split") && e.contains("tset") && e.contains("readout"), "{e}");
 }
 
+/// Generate `suite` (a file under `datasets/`, its splits' sample counts changed by
+/// `samples`), train the tiny preset on it for `steps` steps in a fresh folder, and score
+/// the learning report with `readout`: the report, printed for the record.
+fn train_tiny_and_report(
+    suite: &str,
+    samples: impl Fn(&str, u64) -> u64,
+    steps: u64,
+    readout: physworld_model::ReadoutOptions,
+) -> physworld_model::LearningReport {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let mut suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets").join(suite)).expect("suite");
+    for s in &mut suite.splits {
+        s.samples = samples(&s.name, s.samples);
+    }
+    generate(&suite, &LocalStorage::new(&data), &GenerateOptions::default()).expect("generates");
+    let run = tmp.path().join("run");
+    let mut cfg = TrainConfig::preset("tiny").expect("preset");
+    cfg.schedule.steps = steps;
+    cfg.schedule.warmup_steps = 30;
+    cfg.eval_every = steps;
+    cfg.checkpoint_every = steps;
+    train(&opts(&data, &run, cfg, false, None, &|_| {})).expect("trains");
+    let (model, cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
+    let ds = physworld_pipeline::Dataset::open(&data).expect("opens");
+    let r = physworld_model::learning_report(&ds, &model, &cfg, &state.normalizer, &readout).expect("report");
+    eprintln!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    r
+}
+
 /// Learning is real, on positions: after 150 steps on the tiny suite, positions 0.5 s ahead
 /// read from the predictor's rollout (with the raw present state) beat the same probe on a
 /// randomly initialised model, the raw state alone and ballistic extrapolation, and the
@@ -249,22 +279,7 @@ fn the_learning_report_measures_every_control_on_real_episodes() {
 /// hidden properties do not beat the controls yet, see the README.)
 #[test]
 fn training_makes_future_positions_decodable_beyond_every_control() {
-    use physworld_model::{ReadoutOptions, learning_report};
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("tiny");
-    let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/tiny.toml")).expect("suite");
-    generate(&suite, &LocalStorage::new(&data), &GenerateOptions::default()).expect("generates");
-    let run = tmp.path().join("run");
-    let mut cfg = TrainConfig::preset("tiny").expect("preset");
-    cfg.schedule.steps = 150;
-    cfg.schedule.warmup_steps = 30;
-    cfg.eval_every = 150;
-    cfg.checkpoint_every = 150;
-    train(&opts(&data, &run, cfg, false, None, &|_| {})).expect("trains");
-    let (model, cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
-    let ds = physworld_pipeline::Dataset::open(&data).expect("opens");
-    let r = learning_report(&ds, &model, &cfg, &state.normalizer, &ReadoutOptions::default()).expect("report");
-    eprintln!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    let r = train_tiny_and_report("tiny.toml", |_, n| n, 150, physworld_model::ReadoutOptions::default());
     assert!(r.objects > 300, "{r:?}");
     assert!(r.position_margin() > 1.05, "positions: best control / trained = {:.3}: {r:?}", r.position_margin());
     assert!(r.effective_rank[0] > 8.0, "effective rank {:?}", r.effective_rank);
@@ -280,27 +295,13 @@ fn training_makes_future_positions_decodable_beyond_every_control() {
 /// suite"), so neither is asserted here. Margins measured in BENCHMARKS.md.
 #[test]
 fn training_makes_mass_decodable_beyond_every_control_on_the_properties_suite() {
-    use physworld_model::{ReadoutOptions, learning_report};
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("properties");
-    let mut suite =
-        Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/properties.toml")).expect("suite");
-    for s in &mut suite.splits {
-        s.samples = if s.name == "train" || s.name == "readout" { 400 } else { 40 };
-    }
-    generate(&suite, &LocalStorage::new(&data), &GenerateOptions::default()).expect("generates");
-    let run = tmp.path().join("run");
-    let mut cfg = TrainConfig::preset("tiny").expect("preset");
-    cfg.schedule.steps = 400;
-    cfg.schedule.warmup_steps = 30;
-    cfg.eval_every = 400;
-    cfg.checkpoint_every = 400;
-    train(&opts(&data, &run, cfg, false, None, &|_| {})).expect("trains");
-    let (model, cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
-    let ds = physworld_pipeline::Dataset::open(&data).expect("opens");
-    let o = ReadoutOptions { fit_split: "readout".into(), eval_split: "val".into(), ..ReadoutOptions::default() };
-    let r = learning_report(&ds, &model, &cfg, &state.normalizer, &o).expect("report");
-    eprintln!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    let readout = physworld_model::ReadoutOptions {
+        fit_split: "readout".into(),
+        eval_split: "val".into(),
+        ..physworld_model::ReadoutOptions::default()
+    };
+    let shrink = |split: &str, _| if split == "train" || split == "readout" { 400 } else { 40 };
+    let r = train_tiny_and_report("properties.toml", shrink, 400, readout);
     assert!(r.moving_objects > 100, "{r:?}");
     let m = &r.log_mass;
     let best_control = m.best_control();
