@@ -251,7 +251,8 @@ class Model:
         fut_valid = valid[:, tc:].reshape(*valid[:, tc:].shape, 1)
         denom = fut_valid.sum() + 1.0
         if target is None:
-            target = o.layer_norm(self.encoder("target", obs, valid)[:, tc:])
+            # Frames are encoded independently: only the target frames are needed.
+            target = o.layer_norm(self.encoder("target", obs[:, tc:], valid[:, tc:], t0=tc))
         prediction = (o.abs(pred - target) * fut_valid).sum() / self.cfg["dim"] / denom
         variance, covariance = self.variance_covariance(ctx, valid[:, :tc])
         total = prediction + lcfg["var_weight"] * variance + lcfg["cov_weight"] * covariance
@@ -292,7 +293,7 @@ def time_torch(flat, cfg, lcfg, batch, tf, steps):
     for i in range(steps + 2):
         t0 = time.perf_counter()
         with torch.no_grad():
-            target = ops.layer_norm(model.encoder("target", obs, valid)[:, tc:])
+            target = ops.layer_norm(model.encoder("target", obs[:, tc:], valid[:, tc:], t0=tc))
         total, *_ = model.loss(obs, valid, actions, tf, lcfg, target=target)
         opt.zero_grad(set_to_none=True)
         total.backward()

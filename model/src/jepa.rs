@@ -29,6 +29,8 @@ const NEG: f32 = -1e9;
 pub trait FrameEncoder: Send + Sync {
     /// `obs` `[B, T, ...]` (for objects `[B, T, S, F]`), `valid` `[B, T, N]` per output
     /// token, frame times `t0..t0+T` → `[B, T, N, D]` with `D` = [`FrameEncoder::width`].
+    /// A frame's representation depends on that frame and its time only, so callers
+    /// encode just the frames they need (the loss, the target frames; the probes, one).
     fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor>;
     /// Representation width `D`.
     fn width(&self) -> usize;
@@ -531,7 +533,10 @@ impl WorldModel {
         // Targets of the frames after the context (window frames tc..).
         let target = match self.cfg.objective {
             Objective::Jepa => Some(layer_norm_plain(
-                &self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, after)?.detach(),
+                &self
+                    .target
+                    .forward(&batch.obs.narrow(1, tc, after)?, &batch.valid.narrow(1, tc, after)?, tc)?
+                    .detach(),
             )?),
             Objective::StateMse => None,
         };
