@@ -690,8 +690,16 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[l] += x[l] * y[l];
         }
     }
+    finish_dot(&acc, ar, br)
+}
+
+/// The end of [`dot`] (and of each row of [`dots`]): the 8 lane sums combined pairwise,
+/// then the elements past the last whole chunk of 8 added in order. One function, so that
+/// both give the same bits.
+#[inline(always)]
+fn finish_dot(acc: &[f32; 8], a_rest: &[f32], b_rest: &[f32]) -> f32 {
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ar.iter().zip(br) {
+    for (x, y) in a_rest.iter().zip(b_rest) {
         s += x * y;
     }
     s
@@ -736,11 +744,7 @@ fn dots_block<const R: usize>(a: &[f32], rows: &[f32], stride: usize, out: &mut 
         j += 8;
     }
     for (k, (acc, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
-        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for (x, y) in a[whole..].iter().zip(&rows[k * stride + whole..k * stride + n]) {
-            s += x * y;
-        }
-        *o = s;
+        *o = finish_dot(acc, &a[whole..], &rows[k * stride + whole..k * stride + n]);
     }
 }
 
