@@ -25,8 +25,10 @@ static BASELINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 
 /// Run `f` compiled for the best instruction set of this CPU (AVX2 + FMA where present,
 /// chosen at run time by pulp, as gemm does; the baseline build only assumes SSE2). The
-/// kernels' arithmetic is written out in a fixed order and Rust never fuses a multiply
-/// and an add, so every instruction set gives the same bits (a test checks it).
+/// kernels' arithmetic is written out in a fixed order, Rust never fuses a multiply and
+/// an add on its own, and the fused multiply-adds they ask for (`mul_add`) are exactly
+/// rounded everywhere (one instruction with FMA, libm's `fmaf` without), so every
+/// instruction set gives the same bits (a test checks it).
 #[inline(always)]
 fn simd<R>(f: impl FnOnce() -> R) -> R {
     if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
@@ -78,9 +80,34 @@ fn last_dim(l: &Layout) -> usize {
 #[inline(always)]
 fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum_map(row, row, |v, _| v) / n;
+    let var = sum_map(row, row, |v, _| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// `sum_j f(a[j], b[j])` in 8 fixed lanes, finished as [`dot`] is: vectorisable (a serial
+/// sum is one dependent addition per element), the same order every time.
+#[inline(always)]
+fn sum_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    let mut s = lane_sum(&acc);
+    for (x, y) in ar.iter().zip(br) {
+        s += f(*x, *y);
+    }
+    s
+}
+
+/// The 8 lane sums of [`dot`] and [`sum_map`] combined pairwise.
+#[inline(always)]
+fn lane_sum(acc: &[f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 /// `(x - mean) / sqrt(var + eps)` over the last dimension.
@@ -138,12 +165,8 @@ impl CustomOp2 for LayerNormBwd {
             #[inline(always)]
             |xr, gr, dr| {
                 let (mean, rstd) = row_stats(xr, eps);
-                let (mut gm, mut gy) = (0f32, 0f32);
-                for (xv, gv) in xr.iter().zip(gr) {
-                    gm += gv;
-                    gy += gv * (xv - mean) * rstd;
-                }
-                let (gm, gy) = (gm / d as f32, gy / d as f32);
+                let gm = sum_map(gr, gr, |gv, _| gv) / d as f32;
+                let gy = sum_map(gr, xr, |gv, xv| gv * (xv - mean) * rstd) / d as f32;
                 for ((o, xv), gv) in dr.iter_mut().zip(xr).zip(gr) {
                     *o = rstd * (gv - gm - (xv - mean) * rstd * gy);
                 }
@@ -276,18 +299,16 @@ impl CustomOp3 for LayerNormAffineBwd {
             |r, dr, acc| {
                 let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
                 let (mean, rstd) = row_stats(xr, eps);
-                let (mut gm, mut gy) = (0f32, 0f32);
                 for (c, (xv, gv)) in xr.iter().zip(gr).enumerate() {
                     let y0 = (xv - mean) * rstd;
                     acc[c] += gv * y0; // dgamma
                     acc[d + c] += gv; // dbeta
-                    let gn = gv * gamma[c];
-                    gm += gn;
-                    gy += gn * (xv - mean) * rstd;
+                    dr[c] = gv * gamma[c]; // the normalised output's gradient, for now
                 }
-                let (gm, gy) = (gm / d as f32, gy / d as f32);
-                for (c, (o, xv)) in dr.iter_mut().zip(xr).enumerate() {
-                    *o = rstd * (gr[c] * gamma[c] - gm - (xv - mean) * rstd * gy);
+                let gm = sum_map(dr, dr, |gn, _| gn) / d as f32;
+                let gy = sum_map(dr, xr, |gn, xv| gn * (xv - mean) * rstd) / d as f32;
+                for (o, xv) in dr.iter_mut().zip(xr) {
+                    *o = rstd * (*o - gm - (xv - mean) * rstd * gy);
                 }
             },
         );
@@ -388,14 +409,14 @@ fn exp(x: f32) -> f32 {
     // The integer k sits in t's low mantissa bits: integer ops, no float-to-int cast
     // (Rust's saturating `as` kept the loop from vectorising).
     let ki = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = xc - k * LN2_HI - k * LN2_LO;
+    let r = k.mul_add(-LN2_LO, k.mul_add(-LN2_HI, xc));
     let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5);
+    let y = (p * r).mul_add(r, r) + 1.0;
     let scale = f32::from_bits(((ki + 127) as u32) << 23);
     if x < -87.0 { 0.0 } else { y * scale }
 }
@@ -421,8 +442,7 @@ impl CustomOp1 for SoftmaxFwd {
                 for (o, v) in yr.iter_mut().zip(xr) {
                     *o = exp(v - m);
                 }
-                let sum: f32 = yr.iter().sum();
-                let inv = 1.0 / sum;
+                let inv = 1.0 / sum_map(yr, yr, |v, _| v);
                 yr.iter_mut().for_each(|o| *o *= inv);
             },
         );
@@ -451,7 +471,7 @@ impl CustomOp2 for SoftmaxBwd {
             d,
             #[inline(always)]
             |yr, gr, dr| {
-                let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                let dot = dot(yr, gr);
                 for ((o, yv), gv) in dr.iter_mut().zip(yr).zip(gr) {
                     *o = yv * (gv - dot);
                 }
@@ -484,11 +504,23 @@ fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32>
 /// (libm's `erff` is a call per element).
 #[inline(always)]
 fn erf(x: f32) -> f32 {
+    erf_and_gauss(x).0
+}
+
+/// `(erf(x), e^(-x^2))`: the Gaussian factor [`erf`] computes on the way, which the GELU
+/// gradient needs too (one `exp` instead of two).
+#[inline(always)]
+fn erf_and_gauss(x: f32) -> (f32, f32) {
     let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    let y = 1.0 - poly * exp(-a * a);
-    if x < 0.0 { -y } else { y }
+    let t = 1.0 / 0.327_591_1f32.mul_add(a, 1.0);
+    let mut poly = 1.061_405_4f32;
+    poly = poly.mul_add(t, -1.453_152_1);
+    poly = poly.mul_add(t, 1.421_413_7);
+    poly = poly.mul_add(t, -0.284_496_74);
+    poly = poly.mul_add(t, 0.254_829_6);
+    let gauss = exp(-a * a);
+    let y = (-poly * t).mul_add(gauss, 1.0);
+    (if x < 0.0 { -y } else { y }, gauss)
 }
 
 /// The standard normal CDF, `0.5 (1 + erf(x / sqrt 2))`.
@@ -507,7 +539,9 @@ fn gelu_value(x: f32) -> f32 {
 #[inline(always)]
 fn gelu_grad(x: f32, g: f32) -> f32 {
     const INV_SQRT_2PI: f32 = 0.398_942_3;
-    g * (normal_cdf(x) + x * INV_SQRT_2PI * exp(-0.5 * x * x))
+    // phi(x) = e^(-(x / sqrt 2)^2) / sqrt(2 pi): the factor erf(x / sqrt 2) computed.
+    let (e, gauss) = erf_and_gauss(x * std::f32::consts::FRAC_1_SQRT_2);
+    g * (0.5 * (1.0 + e) + x * INV_SQRT_2PI * gauss)
 }
 
 /// GELU, exact (erf) form: `0.5 x (1 + erf(x / sqrt 2))`, as candle's `gelu_erf`.
@@ -568,6 +602,9 @@ struct AttentionFwd {
     mask: Option<std::sync::Arc<Vec<f32>>>,
     b_stride: usize,
     q_stride: usize,
+    /// [`live_keys`] of every mask row, in the mask's row order (computed once, for the
+    /// forward and the backward).
+    lives: std::sync::Arc<Vec<usize>>,
 }
 
 /// One batch element's view of `qkv`, with `k` and `v` transposed per head (`hd × N`) so
@@ -607,12 +644,12 @@ impl Heads {
         let (n, hd) = (self.n, self.hd);
         combine(&self.q[(h * n + i) * hd..(h * n + i + 1) * hd], &self.kt[h * hd * n..(h + 1) * hd * n], n, p);
         match mask {
-            Some(m) => p.iter_mut().zip(m).for_each(|(x, m)| *x = *x * scale + m),
+            Some(m) => p.iter_mut().zip(m).for_each(|(x, m)| *x = x.mul_add(scale, *m)),
             None => p.iter_mut().for_each(|x| *x *= scale),
         }
         let mx = max(p);
         p.iter_mut().for_each(|x| *x = exp(*x - mx));
-        let inv = 1.0 / p.iter().sum::<f32>();
+        let inv = 1.0 / sum_map(p, p, |v, _| v);
         p.iter_mut().for_each(|x| *x *= inv);
     }
 }
@@ -632,8 +669,11 @@ const DROPPED: f32 = -1e8;
 fn live_keys(mask: Option<&[f32]>, n: usize) -> usize {
     let Some(m) = mask else { return n };
     // A NaN mask is not a dropped key: it reaches the weights, as it did before skipping.
-    match m.iter().rposition(|v| v.is_nan() || *v > DROPPED) {
-        Some(last) => (last + 1).div_ceil(8).saturating_mul(8).min(n),
+    // Whole chunks of 8 from the start, so the end of the last one holding a kept key is
+    // the rounded count.
+    let kept = |c: &[f32]| c.iter().fold(false, |k, v| k | !(*v <= DROPPED));
+    match m.chunks(8).rposition(kept) {
+        Some(last) => ((last + 1) * 8).min(n),
         None => n,
     }
 }
@@ -655,42 +695,52 @@ fn max(p: &[f32]) -> f32 {
 
 /// `out[j] = sum_c coef[c] rows[c n + j]` for `j < out.len()` (`rows` is `coef.len() × n`),
 /// summed over `c` in order, eight outputs at a time held in registers (one store per
-/// output instead of one per term).
+/// output instead of one per term), 32 at a time where there are as many: four
+/// independent chains of multiply-adds (one chain waits on each addition's latency).
 #[inline(always)]
 fn combine(coef: &[f32], rows: &[f32], n: usize, out: &mut [f32]) {
     let mut j = 0;
+    while j + 32 <= out.len() {
+        combine_block::<4>(coef, rows, n, j, out);
+        j += 32;
+    }
     while j + 8 <= out.len() {
-        let mut acc = [0f32; 8];
-        for (c, &w) in coef.iter().enumerate() {
-            let r = &rows[c * n + j..c * n + j + 8];
-            for l in 0..8 {
-                acc[l] += w * r[l];
-            }
-        }
-        out[j..j + 8].copy_from_slice(&acc);
+        combine_block::<1>(coef, rows, n, j, out);
         j += 8;
     }
     for (jj, o) in out.iter_mut().enumerate().skip(j) {
         let mut acc = 0f32;
         for (c, &w) in coef.iter().enumerate() {
-            acc += w * rows[c * n + jj];
+            acc = w.mul_add(rows[c * n + jj], acc);
         }
         *o = acc;
+    }
+}
+
+/// [`combine`] for the `8 B` outputs from `j`: each output's terms in the same order
+/// whatever `B`, so the same bits.
+#[inline(always)]
+fn combine_block<const B: usize>(coef: &[f32], rows: &[f32], n: usize, j: usize, out: &mut [f32]) {
+    let mut acc = [[0f32; 8]; B];
+    for (c, &w) in coef.iter().enumerate() {
+        let r = &rows[c * n + j..c * n + j + 8 * B];
+        for (b, acc) in acc.iter_mut().enumerate() {
+            for l in 0..8 {
+                acc[l] = w.mul_add(r[8 * b + l], acc[l]);
+            }
+        }
+    }
+    for (b, acc) in acc.iter().enumerate() {
+        out[j + 8 * b..j + 8 * b + 8].copy_from_slice(acc);
     }
 }
 
 /// `sum_j a[j] b[j]` in 8 fixed lanes (vectorisable, same order every time).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    finish_dot(&acc, ar, br)
+    let mut out = [0f32];
+    dots_block::<1>(a, b, 0, &mut out);
+    out[0]
 }
 
 /// The end of [`dot`] (and of each row of [`dots`]): the 8 lane sums combined pairwise,
@@ -698,9 +748,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// both give the same bits.
 #[inline(always)]
 fn finish_dot(acc: &[f32; 8], a_rest: &[f32], b_rest: &[f32]) -> f32 {
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    let mut s = lane_sum(acc);
     for (x, y) in a_rest.iter().zip(b_rest) {
-        s += x * y;
+        s = x.mul_add(*y, s);
     }
     s
 }
@@ -738,7 +788,7 @@ fn dots_block<const R: usize>(a: &[f32], rows: &[f32], stride: usize, out: &mut 
         for (k, acc) in acc.iter_mut().enumerate() {
             let y = &rows[k * stride + j..k * stride + j + 8];
             for l in 0..8 {
-                acc[l] += x[l] * y[l];
+                acc[l] = x[l].mul_add(y[l], acc[l]);
             }
         }
         j += 8;
@@ -749,6 +799,30 @@ fn dots_block<const R: usize>(a: &[f32], rows: &[f32], stride: usize, out: &mut 
 }
 
 impl AttentionFwd {
+    /// The op over rows of `n` keys, with the live key counts of `mask`'s rows.
+    fn new(
+        heads: usize,
+        keep_weights: bool,
+        mask: Option<Vec<f32>>,
+        b_stride: usize,
+        q_stride: usize,
+        n: usize,
+    ) -> Self {
+        let lives = match &mask {
+            Some(m) => m.par_chunks(n).map(|row| live_keys(Some(row), n)).collect(),
+            None => Vec::new(),
+        };
+        AttentionFwd {
+            heads,
+            // Where the forward leaves its weights, when the backward will read them.
+            weights: keep_weights.then(|| std::sync::Arc::new(std::sync::OnceLock::new())),
+            mask: mask.map(std::sync::Arc::new),
+            b_stride,
+            q_stride,
+            lives: std::sync::Arc::new(lives),
+        }
+    }
+
     fn dims(&self, l: &Layout) -> Result<(usize, usize, usize, usize)> {
         let (b, n, d3) = l.shape().dims3()?;
         let d = d3 / 3;
@@ -769,9 +843,9 @@ impl AttentionFwd {
         let scale = 1.0 / (hd as f32).sqrt();
         let hs = Heads::new(&qkv[bi * n * 3 * d..(bi + 1) * n * 3 * d], n, self.heads, hd);
         let mut scratch = vec![0f32; if kept.is_some() { 0 } else { n }];
-        let lives: Vec<usize> = (0..n).map(|i| live_keys(self.mask_row(bi, i, n), n)).collect();
         for h in 0..self.heads {
-            for (i, &live) in lives.iter().enumerate() {
+            for i in 0..n {
+                let live = self.live(bi, i, n);
                 let mask = self.mask_row(bi, i, n);
                 let p = match kept.as_deref_mut() {
                     Some(w) => &mut w[(h * n + i) * n..(h * n + i) * n + live],
@@ -780,6 +854,15 @@ impl AttentionFwd {
                 hs.weights(h, i, scale, mask.map(|m| &m[..live]), p);
                 dots(p, &hs.vt[h * hd * n..], n, &mut yb[i * d + h * hd..i * d + (h + 1) * hd]);
             }
+        }
+    }
+
+    /// [`live_keys`] of query `i` of batch element `b`.
+    #[inline(always)]
+    fn live(&self, b: usize, i: usize, n: usize) -> usize {
+        match self.mask {
+            None => n,
+            Some(_) => self.lives[(b * self.b_stride + i * self.q_stride) / n],
         }
     }
 
@@ -854,11 +937,11 @@ impl CustomOp2 for AttentionBwd {
                     let (mut scratch, mut ds) = (vec![0f32; if kept.is_some() { 0 } else { n }], vec![0f32; n]);
                     // Per head: dk and dv accumulate over queries, `[hd][N]`.
                     let (mut dk, mut dv) = (vec![0f32; n * hd], vec![0f32; n * hd]);
-                    let lives: Vec<usize> = (0..n).map(|i| live_keys(f.mask_row(bi, i, n), n)).collect();
                     for h in 0..f.heads {
                         dk.iter_mut().for_each(|x| *x = 0.0);
                         dv.iter_mut().for_each(|x| *x = 0.0);
-                        for (i, &live) in lives.iter().enumerate() {
+                        for i in 0..n {
+                            let live = f.live(bi, i, n);
                             // Only the live keys: the others have weight 0 and add exact
                             // zeros to every sum below.
                             let mask = f.mask_row(bi, i, n);
@@ -881,8 +964,8 @@ impl CustomOp2 for AttentionBwd {
                             let qi = &hs.q[(h * n + i) * hd..(h * n + i + 1) * hd];
                             for c in 0..hd {
                                 let (qc, gc) = (qi[c], gi[c]);
-                                dk[c * n..c * n + live].iter_mut().zip(&*ds).for_each(|(x, a)| *x += a * qc);
-                                dv[c * n..c * n + live].iter_mut().zip(p).for_each(|(x, pj)| *x += pj * gc);
+                                dk[c * n..c * n + live].iter_mut().zip(&*ds).for_each(|(x, a)| *x = a.mul_add(qc, *x));
+                                dv[c * n..c * n + live].iter_mut().zip(p).for_each(|(x, pj)| *x = pj.mul_add(gc, *x));
                             }
                         }
                         for j in 0..n {
@@ -919,12 +1002,11 @@ pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Op
                 _ => return Ok(None),
             };
             let host: Vec<f32> = m.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-            (Some(std::sync::Arc::new(host)), if q_stride == 0 { n } else { n * n }, q_stride)
+            (Some(host), if q_stride == 0 { n } else { n * n }, q_stride)
         }
     };
     // Keep the weights for the backward only when there will be one.
-    let weights = qkv.track_op().then(|| std::sync::Arc::new(std::sync::OnceLock::new()));
-    let op = AttentionFwd { heads, weights, mask, b_stride, q_stride };
+    let op = AttentionFwd::new(heads, qkv.track_op(), mask, b_stride, q_stride, n);
     Ok(Some(qkv.contiguous()?.apply_op1(op)?))
 }
 
@@ -1163,13 +1245,7 @@ mod tests {
         let kept: Vec<f32> = kept.get(&qkv).expect("grad").flatten_all().and_then(|t| t.to_vec1()).expect("vec");
         // The same op without kept weights, its backward applied by hand.
         let host: Vec<f32> = mask.flatten_all().and_then(|t| t.to_vec1()).expect("host");
-        let op = super::AttentionFwd {
-            heads,
-            weights: None,
-            mask: Some(std::sync::Arc::new(host)),
-            b_stride: n * n,
-            q_stride: n,
-        };
+        let op = super::AttentionFwd::new(heads, false, Some(host), n * n, n, n);
         let recomputed = qkv.as_tensor().apply_op2_no_bwd(&g, &super::AttentionBwd(op)).expect("bwd");
         let recomputed: Vec<f32> = recomputed.flatten_all().and_then(|t| t.to_vec1()).expect("vec");
         assert_eq!(kept, recomputed);
@@ -1237,13 +1313,7 @@ mod tests {
             // The backward that recomputes the weights.
             let recompute = |m: &Tensor| -> Vec<f32> {
                 let host: Vec<f32> = m.flatten_all().and_then(|t| t.to_vec1()).expect("host");
-                let op = super::AttentionFwd {
-                    heads,
-                    weights: None,
-                    mask: Some(std::sync::Arc::new(host)),
-                    b_stride,
-                    q_stride,
-                };
+                let op = super::AttentionFwd::new(heads, false, Some(host), b_stride, q_stride, n);
                 plain
                     .apply_op2_no_bwd(&up, &super::AttentionBwd(op))
                     .and_then(|t| t.flatten_all())
@@ -1270,6 +1340,22 @@ mod tests {
             super::dots(&a, &m, n, &mut out);
             let each: Vec<f32> = (0..rows).map(|r| super::dot(&a, &m[r * n..(r + 1) * n])).collect();
             assert_eq!(out, each, "n {n}, rows {rows}");
+        }
+    }
+
+    /// `combine` (32 outputs at once where it can, then 8, then one) gives every output
+    /// the bits of its terms added one by one in order.
+    #[test]
+    fn combine_gives_every_output_its_in_order_sum() {
+        for (n, k, len) in [(45usize, 12usize, 45usize), (208, 12, 120), (7, 16, 7), (64, 3, 64)] {
+            let coef: Vec<f32> = (0..k).map(|i| ((i as f32) * 0.377).sin()).collect();
+            let rows: Vec<f32> = (0..k * n).map(|i| ((i as f32) * 0.61).cos() * 3.0).collect();
+            let mut out = vec![0f32; len];
+            super::simd(|| super::combine(&coef, &rows, n, &mut out));
+            let each: Vec<f32> = (0..len)
+                .map(|j| coef.iter().enumerate().fold(0f32, |acc, (c, w)| w.mul_add(rows[c * n + j], acc)))
+                .collect();
+            assert_eq!(out, each, "n {n}, k {k}, len {len}");
         }
     }
 

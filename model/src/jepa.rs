@@ -179,15 +179,18 @@ impl Predictor {
         let n = t * (s + 1);
         let valid: Vec<f32> = ctx_valid.flatten_all()?.to_vec1()?;
         let mut m = vec![0f32; b * n * n];
+        // A query's row depends only on its batch element and frame: built once per frame,
+        // copied to the frame's s + 1 tokens.
+        let mut row = vec![0f32; n];
         for bi in 0..b {
-            for qi in 0..n {
-                let qf = qi / (s + 1);
-                for ki in 0..n {
+            for qf in 0..t {
+                for (ki, r) in row.iter_mut().enumerate() {
                     let (kf, ks) = (ki / (s + 1), ki % (s + 1));
                     let dropped = kf > qf || (kf < tc && ks < s && valid[(bi * tc + kf) * s + ks] == 0.0);
-                    if dropped {
-                        m[(bi * n + qi) * n + ki] = NEG;
-                    }
+                    *r = if dropped { NEG } else { 0.0 };
+                }
+                for qi in qf * (s + 1)..(qf + 1) * (s + 1) {
+                    m[(bi * n + qi) * n..(bi * n + qi + 1) * n].copy_from_slice(&row);
                 }
             }
         }
