@@ -700,6 +700,10 @@ fn max(p: &[f32]) -> f32 {
 #[inline(always)]
 fn combine(coef: &[f32], rows: &[f32], n: usize, out: &mut [f32]) {
     let mut j = 0;
+    while j + 64 <= out.len() {
+        combine_block::<8>(coef, rows, n, j, out);
+        j += 64;
+    }
     while j + 32 <= out.len() {
         combine_block::<4>(coef, rows, n, j, out);
         j += 32;
@@ -756,23 +760,24 @@ fn finish_dot(acc: &[f32; 8], a_rest: &[f32], b_rest: &[f32]) -> f32 {
 }
 
 /// `out[r] = dot(a, rows[r * stride..r * stride + a.len()])` for every `r < out.len()`:
-/// the same bits as [`dot`] row by row, computed for up to 8 rows at once so that their
-/// sums run as independent chains (one dot is a chain of dependent additions).
+/// the same bits as [`dot`] row by row, computed 8 rows at once so that their sums run as
+/// independent chains (one dot is a chain of dependent additions). A remainder of fewer
+/// than 8 rows is done as the last 8 rows again (the overlap is written twice with the
+/// same bits): LLVM vectorised a 4-row block across rows, with shuffles and spills.
 #[inline(always)]
 fn dots(a: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
-    let mut r = 0;
-    while r < out.len() {
-        let left = out.len() - r;
-        if left >= 8 {
-            dots_block::<8>(a, &rows[r * stride..], stride, &mut out[r..r + 8]);
-            r += 8;
-        } else if left >= 4 {
-            dots_block::<4>(a, &rows[r * stride..], stride, &mut out[r..r + 4]);
-            r += 4;
-        } else {
-            out[r] = dot(a, &rows[r * stride..r * stride + a.len()]);
-            r += 1;
+    let len = out.len();
+    if len < 8 {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = dot(a, &rows[r * stride..r * stride + a.len()]);
         }
+        return;
+    }
+    let mut r = 0;
+    while r < len {
+        let at = r.min(len - 8);
+        dots_block::<8>(a, &rows[at * stride..], stride, &mut out[at..at + 8]);
+        r = at + 8;
     }
 }
 
