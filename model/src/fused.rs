@@ -671,7 +671,7 @@ fn live_keys(mask: Option<&[f32]>, n: usize) -> usize {
     // A NaN mask is not a dropped key: it reaches the weights, as it did before skipping.
     // Whole chunks of 8 from the start, so the end of the last one holding a kept key is
     // the rounded count.
-    let kept = |c: &[f32]| c.iter().fold(false, |k, v| k | !(*v <= DROPPED));
+    let kept = |c: &[f32]| c.iter().fold(false, |k, v| k | v.is_nan() | (*v > DROPPED));
     match m.chunks(8).rposition(kept) {
         Some(last) => ((last + 1) * 8).min(n),
         None => n,
