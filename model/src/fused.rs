@@ -916,6 +916,83 @@ impl CustomOp1 for AttentionFwd {
     }
 }
 
+/// `out(j, c) = sum_i rows[i n + j] coef[i stride + c]` for every key `j < n` and
+/// `c < width`, over the queries `i` with `j < lives[i]` (`rows` is `[N][N]`, row `i`
+/// read up to `lives[i]`, which is a multiple of 8 or `n`), added in query order with
+/// one multiply-add per term: the keys' gradients of attention. Blocks of 8 keys × 8
+/// columns are held in registers over all queries (the per-query alternative loads and
+/// stores a row of the result for every multiply-add).
+#[inline(always)]
+fn accumulate_keys(
+    rows: &[f32],
+    lives: &[usize],
+    (coef, stride): (&[f32], usize),
+    width: usize,
+    mut out: impl FnMut(usize, usize, f32),
+) {
+    let n = lives.len();
+    let mut jb = 0;
+    while jb < n {
+        let keys = (n - jb).min(8);
+        if width >= 8 {
+            // Column blocks of 8; a remainder overlaps the last 8 (same bits, written twice).
+            let mut cb = 0;
+            while cb < width {
+                let at = cb.min(width - 8);
+                let acc = accumulate_block::<8>(rows, lives, coef, stride, jb, keys, at);
+                for (c, acc) in acc.iter().enumerate() {
+                    for (l, v) in acc.iter().take(keys).enumerate() {
+                        out(jb + l, at + c, *v);
+                    }
+                }
+                cb = at + 8;
+            }
+        } else {
+            for c in 0..width {
+                let acc = accumulate_block::<1>(rows, lives, coef, stride, jb, keys, c);
+                for (l, v) in acc[0].iter().take(keys).enumerate() {
+                    out(jb + l, c, *v);
+                }
+            }
+        }
+        jb += 8;
+    }
+}
+
+/// [`accumulate_keys`] for keys `jb..jb + keys` (`keys <= 8`) and columns `at..at + G`.
+#[inline(always)]
+fn accumulate_block<const G: usize>(
+    rows: &[f32],
+    lives: &[usize],
+    coef: &[f32],
+    stride: usize,
+    jb: usize,
+    keys: usize,
+    at: usize,
+) -> [[f32; 8]; G] {
+    let n = lives.len();
+    let mut acc = [[0f32; 8]; G];
+    let mut tail = [0f32; 8];
+    for (i, &live) in lives.iter().enumerate() {
+        if live <= jb {
+            continue;
+        }
+        let r: &[f32] = if keys == 8 {
+            &rows[i * n + jb..i * n + jb + 8]
+        } else {
+            tail[..keys].copy_from_slice(&rows[i * n + jb..i * n + jb + keys]);
+            &tail
+        };
+        let w = &coef[i * stride + at..i * stride + at + G];
+        for (acc, &wc) in acc.iter_mut().zip(w) {
+            for l in 0..8 {
+                acc[l] = r[l].mul_add(wc, acc[l]);
+            }
+        }
+    }
+    acc
+}
+
 /// The gradient of [`AttentionFwd`] with respect to `qkv`, from `qkv` and the output's
 /// gradient `g` `[B, N, D]`.
 struct AttentionBwd(AttentionFwd);
@@ -939,25 +1016,25 @@ impl CustomOp2 for AttentionBwd {
                     let gb = &g[bi * n * d..(bi + 1) * n * d];
                     let kept =
                         f.weights.as_ref().and_then(|c| c.get()).map(|w| &w[bi * f.heads * n * n..][..f.heads * n * n]);
-                    let (mut scratch, mut ds) = (vec![0f32; if kept.is_some() { 0 } else { n }], vec![0f32; n]);
-                    // Per head: dk and dv accumulate over queries, `[hd][N]`.
-                    let (mut dk, mut dv) = (vec![0f32; n * hd], vec![0f32; n * hd]);
+                    // Per head: the weights (kept, or recomputed here) and the scores'
+                    // gradients of every query, `[N][N]`, row `i` up to its live keys.
+                    let mut ps = vec![0f32; if kept.is_some() { 0 } else { n * n }];
+                    let mut dss = vec![0f32; n * n];
+                    let lives: Vec<usize> = (0..n).map(|i| f.live(bi, i, n)).collect();
                     for h in 0..f.heads {
-                        dk.iter_mut().for_each(|x| *x = 0.0);
-                        dv.iter_mut().for_each(|x| *x = 0.0);
-                        for i in 0..n {
-                            let live = f.live(bi, i, n);
+                        for (i, &live) in lives.iter().enumerate() {
                             // Only the live keys: the others have weight 0 and add exact
                             // zeros to every sum below.
-                            let mask = f.mask_row(bi, i, n);
                             let p: &[f32] = match kept {
                                 Some(w) => &w[(h * n + i) * n..(h * n + i) * n + live],
                                 None => {
-                                    hs.weights(h, i, scale, mask.map(|m| &m[..live]), &mut scratch[..live]);
-                                    &scratch[..live]
+                                    let mask = f.mask_row(bi, i, n);
+                                    let p = &mut ps[i * n..i * n + live];
+                                    hs.weights(h, i, scale, mask.map(|m| &m[..live]), p);
+                                    p
                                 }
                             };
-                            let ds = &mut ds[..live];
+                            let ds = &mut dss[i * n..i * n + live];
                             let gi = &gb[i * d + h * hd..i * d + (h + 1) * hd];
                             // dp_j = g_i · v_j
                             combine(gi, &hs.vt[h * hd * n..(h + 1) * hd * n], n, ds);
@@ -965,20 +1042,14 @@ impl CustomOp2 for AttentionBwd {
                             ds.iter_mut().zip(p).for_each(|(x, pj)| *x = pj * (*x - c0) * scale);
                             // dq_i = sum_j ds_j k_j
                             dots(ds, &hs.kt[h * hd * n..], n, &mut out[i * 3 * d + h * hd..i * 3 * d + (h + 1) * hd]);
-                            // dk_j += ds_j q_i ; dv_j += p_j g_i (transposed: runs over keys)
-                            let qi = &hs.q[(h * n + i) * hd..(h * n + i + 1) * hd];
-                            for c in 0..hd {
-                                let (qc, gc) = (qi[c], gi[c]);
-                                dk[c * n..c * n + live].iter_mut().zip(&*ds).for_each(|(x, a)| *x = a.mul_add(qc, *x));
-                                dv[c * n..c * n + live].iter_mut().zip(p).for_each(|(x, pj)| *x = pj.mul_add(gc, *x));
-                            }
                         }
-                        for j in 0..n {
-                            for c in 0..hd {
-                                out[j * 3 * d + d + h * hd + c] = dk[c * n + j];
-                                out[j * 3 * d + 2 * d + h * hd + c] = dv[c * n + j];
-                            }
-                        }
+                        // dk_j = sum_i ds_ij q_i and dv_j = sum_i p_ij g_i, over the queries
+                        // that see key j, in query order.
+                        let q = &hs.q[h * n * hd..(h + 1) * n * hd];
+                        accumulate_keys(&dss, &lives, (q, hd), hd, |j, c, v| out[j * 3 * d + d + h * hd + c] = v);
+                        let p = kept.map_or(&ps[..], |w| &w[h * n * n..(h + 1) * n * n]);
+                        let g = &gb[h * hd..];
+                        accumulate_keys(p, &lives, (g, d), hd, |j, c, v| out[j * 3 * d + 2 * d + h * hd + c] = v);
                     }
                 },
             )
@@ -1345,6 +1416,31 @@ mod tests {
             super::dots(&a, &m, n, &mut out);
             let each: Vec<f32> = (0..rows).map(|r| super::dot(&a, &m[r * n..(r + 1) * n])).collect();
             assert_eq!(out, each, "n {n}, rows {rows}");
+        }
+    }
+
+    /// `accumulate_keys` (blocks of 8 keys × 8 columns over all queries) gives the bits of
+    /// adding each query's row into the result one query at a time, over its live keys.
+    #[test]
+    fn accumulate_keys_equals_adding_query_by_query() {
+        for (n, width, stride) in [(37usize, 12usize, 12usize), (208, 12, 48), (12, 16, 16), (20, 4, 6), (9, 8, 8)] {
+            let rows: Vec<f32> = (0..n * n).map(|i| ((i as f32) * 0.377).sin()).collect();
+            let coef: Vec<f32> = (0..n * stride).map(|i| ((i as f32) * 0.61).cos() * 3.0).collect();
+            // Block-causal lives in frames of 5 queries, rounded up to 8 (or n).
+            let lives: Vec<usize> = (0..n).map(|i| ((i / 5 + 1) * 5).div_ceil(8).saturating_mul(8).min(n)).collect();
+            let mut blocked = vec![f32::NAN; n * width];
+            super::simd(|| {
+                super::accumulate_keys(&rows, &lives, (&coef, stride), width, |j, c, v| blocked[j * width + c] = v)
+            });
+            let mut each = vec![0f32; n * width];
+            for (i, &live) in lives.iter().enumerate() {
+                for j in 0..live {
+                    for c in 0..width {
+                        each[j * width + c] = rows[i * n + j].mul_add(coef[i * stride + c], each[j * width + c]);
+                    }
+                }
+            }
+            assert_eq!(blocked, each, "n {n}, width {width}");
         }
     }
 
