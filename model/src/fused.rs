@@ -659,15 +659,15 @@ impl Heads {
 /// kept key's mask must stay above about -1e7).
 const DROPPED: f32 = -1e8;
 
-/// How many leading keys of a query's mask row can have a non-zero weight: up to the last
-/// kept key, rounded up to a multiple of 8 (or `n`). The keys past it are dropped, so
+/// How many leading keys of a query's mask row (`n` keys) can have a non-zero weight: up
+/// to the last kept key, rounded up to a multiple of 8 (or `n`). The keys past it are dropped, so
 /// their weights are exactly 0 and every sum over keys gets exact zeros from them;
 /// leaving them out changes no bit as long as [`dot`]'s lanes see the same elements,
 /// hence the rounding. A row that drops every key keeps them all (uniform weights, as
 /// the composed ops give).
 #[inline(always)]
-fn live_keys(mask: Option<&[f32]>, n: usize) -> usize {
-    let Some(m) = mask else { return n };
+fn live_keys(m: &[f32]) -> usize {
+    let n = m.len();
     // A NaN mask is not a dropped key: it reaches the weights, as it did before skipping.
     // Whole chunks of 8 from the start, so the end of the last one holding a kept key is
     // the rounded count.
@@ -814,7 +814,7 @@ impl AttentionFwd {
         n: usize,
     ) -> Self {
         let lives = match &mask {
-            Some(m) => m.par_chunks(n).map(|row| live_keys(Some(row), n)).collect(),
+            Some(m) => m.par_chunks(n).map(live_keys).collect(),
             None => Vec::new(),
         };
         AttentionFwd {
@@ -1367,7 +1367,7 @@ mod tests {
         };
         for (mask, (b_stride, q_stride)) in [(&causal as &dyn Fn(f32) -> Tensor, (n * n, n)), (&padding, (n, 0))] {
             let (skipped, computed) = (mask(-1e9), mask(-1e7));
-            assert!(super::live_keys(Some(&skipped.flatten_all().and_then(|t| t.to_vec1()).expect("m")[..n]), n) < n);
+            assert!(super::live_keys(&skipped.flatten_all().and_then(|t| t.to_vec1()).expect("m")[..n]) < n);
             let with = |m: &Tensor| {
                 run(|| Ok(super::attention(qkv.as_tensor(), Some(m), heads)?.expect("fused")), &[&qkv], &up)
             };
@@ -1399,11 +1399,11 @@ mod tests {
             assert_eq!(recompute(&skipped), recompute(&computed));
             assert_eq!(recompute(&skipped), a[1]);
         }
-        assert_eq!(super::live_keys(Some(&[0.0, -1e9, 0.0, -1e9, -1e9]), 5), 5);
-        assert_eq!(super::live_keys(Some(&[0.0; 3].iter().chain(&[-1e9; 17]).copied().collect::<Vec<_>>()), 20), 8);
-        assert_eq!(super::live_keys(Some(&[-1e9; 20]), 20), 20);
-        assert_eq!(super::live_keys(Some(&[0.0, f32::NAN, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9]), 10), 8);
-        assert_eq!(super::live_keys(Some(&[-1e9; 9].iter().chain(&[f32::NAN]).copied().collect::<Vec<_>>()), 10), 10);
+        assert_eq!(super::live_keys(&[0.0, -1e9, 0.0, -1e9, -1e9]), 5);
+        assert_eq!(super::live_keys(&[0.0; 3].iter().chain(&[-1e9; 17]).copied().collect::<Vec<_>>()), 8);
+        assert_eq!(super::live_keys(&[-1e9; 20]), 20);
+        assert_eq!(super::live_keys(&[0.0, f32::NAN, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9, -1e9]), 8);
+        assert_eq!(super::live_keys(&[-1e9; 9].iter().chain(&[f32::NAN]).copied().collect::<Vec<_>>()), 10);
     }
 
     /// `dots` (up to 8 rows at once) gives each row the bits `dot` gives it.
