@@ -63,12 +63,15 @@ fn bench(c: &mut Criterion) {
         let loss_cfg = LossConfig::default();
         g.throughput(Throughput::Elements(batch_size as u64));
         g.bench_function(format!("train_step/{preset}"), |b| {
+            // As the trainer runs a step: with rayon's workers kept spinning.
             b.iter(|| {
-                let parts = model.loss(&batch, 8, &loss_cfg).expect("loss");
-                let grads = parts.total.backward().expect("backward");
-                opt.step(&grads, 1e-4, 1.0).expect("step");
-                model.ema_update(0.996).expect("ema");
-                black_box(parts.prediction)
+                physworld_model::runtime::with_warm_workers(|| {
+                    let parts = model.loss(&batch, 8, &loss_cfg).expect("loss");
+                    let grads = parts.total.backward().expect("backward");
+                    opt.step(&grads, 1e-4, 1.0).expect("step");
+                    model.ema_update(0.996).expect("ema");
+                    black_box(parts.prediction)
+                })
             })
         });
         g.bench_function(format!("predict/{preset}"), |b| {

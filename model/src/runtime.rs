@@ -65,3 +65,73 @@ pub fn remove_injected_env(cmd: &mut std::process::Command) {
     }
     cmd.env_remove(INJECTED_VAR);
 }
+
+/// Run `f` on the calling thread while rayon's worker threads wait for its parallel work
+/// spinning rather than asleep.
+///
+/// Between two parallel operations of a training step the calling thread runs Candle's
+/// serial work (allocations, residual adds, graph bookkeeping). Rayon's idle workers
+/// yield 32 times and then sleep, and waking a sleeping thread costs 20-90 µs on a VM
+/// (BENCHMARKS.md, "Fifth round"), at each of the step's hundreds of fork-joins. Here
+/// one job per worker ([`rayon::spawn_broadcast`]) takes the pool's work as it comes
+/// ([`rayon::yield_now`]) and yields the core to the operating system when there is
+/// none, until `f` returns (or unwinds). Nothing about the results changes: the work
+/// is split the same way, only picked up sooner.
+///
+/// From inside the pool `f` just runs: a spinner queued behind the caller's own work
+/// could be taken by the caller and never let it resume.
+pub fn with_warm_workers<R>(f: impl FnOnce() -> R) -> R {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    if rayon::current_thread_index().is_some() || rayon::current_num_threads() < 2 {
+        return f();
+    }
+    let stop = Stop(Arc::new(AtomicBool::new(false)));
+    let flag = Arc::clone(&stop.0);
+    rayon::spawn_broadcast(move |_| {
+        while !flag.load(Ordering::Acquire) {
+            if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+                std::thread::yield_now();
+            }
+        }
+    });
+    f()
+}
+
+#[cfg(test)]
+mod tests {
+    use rayon::prelude::*;
+
+    use super::with_warm_workers;
+
+    fn par_sum(n: u64) -> u64 {
+        (0..n).into_par_iter().map(|i| i * i).sum()
+    }
+
+    /// The parallel work inside runs and gives the plain result, from outside the pool,
+    /// again right after (the previous spinners stopping), and from inside the pool,
+    /// where it must not wait on a spinner queued behind the caller.
+    #[test]
+    fn warm_workers_run_the_work_from_outside_and_inside_the_pool() {
+        let want = par_sum(100_000);
+        for _ in 0..3 {
+            assert_eq!(with_warm_workers(|| par_sum(100_000)), want);
+        }
+        let inside: Vec<u64> = (0..4u64).into_par_iter().map(|_| with_warm_workers(|| par_sum(100_000))).collect();
+        assert_eq!(inside, vec![want; 4]);
+    }
+
+    /// A panic in the step reaches the caller, and the pool still serves work after it.
+    #[test]
+    fn warm_workers_let_a_panic_through() {
+        let caught = std::panic::catch_unwind(|| with_warm_workers(|| -> u64 { panic!("step failed") }));
+        assert!(caught.is_err());
+        assert_eq!(with_warm_workers(|| par_sum(1000)), par_sum(1000));
+    }
+}

@@ -108,9 +108,38 @@ pub fn device(spec: &str) -> Result<Device> {
                 "this build has no CUDA support; rebuild with `--features cuda` (needs the CUDA toolkit)".into(),
             ));
         }
-        return Device::new_cuda(n).map_err(|e| ModelError::Device(spec.into(), e.to_string()));
+        return open_cuda(spec, n);
     }
     Err(ModelError::config("--device", spec, "cpu or cuda:N"))
+}
+
+/// Open CUDA device `n` and run one matrix product on it. The CUDA build loads the
+/// driver, cuBLAS and cuRAND at run time (cudarc's `dynamic-loading`, so that the binary
+/// runs wherever the libraries are, whatever their install path), and cudarc panics when
+/// one is missing: that panic is caught here, with its message kept, as the device
+/// being unavailable; the product loads cuBLAS now rather than at the first step.
+fn open_cuda(spec: &str, n: usize) -> Result<Device> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| -> candle_core::Result<Device> {
+        let dev = Device::new_cuda(n)?;
+        let x = candle_core::Tensor::ones((2, 2), candle_core::DType::F32, &dev)?;
+        x.matmul(&x)?.to_vec2::<f32>()?;
+        Ok(dev)
+    });
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(Ok(dev)) => Ok(dev),
+        Ok(Err(e)) => Err(ModelError::Device(spec.into(), e.to_string())),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the CUDA runtime panicked".into());
+            Err(ModelError::Device(spec.into(), msg))
+        }
+    }
 }
 
 /// Yields batches of training windows in a seeded order, epoch after epoch, and can be
@@ -258,22 +287,25 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         let t0 = Instant::now();
         let windows = source.next_batch(cfg.data.batch_size)?;
         let batch = Batch::new(&windows, &norm, &opts.device)?;
-        let parts = model.loss(&batch, tf, &cfg.loss)?;
-        let loss: f32 = parts.total.to_scalar()?;
-        if !loss.is_finite() {
-            return Err(ModelError::Diverged { step: step + 1, what: "loss".into(), value: loss });
-        }
-        let grads = parts.total.backward()?;
-        let grad_norm = opt.grad_norm(&grads)?;
-        if !grad_norm.is_finite() {
-            return Err(ModelError::Diverged { step: step + 1, what: "gradient norm".into(), value: grad_norm });
-        }
         let lr = cfg.schedule.lr(step, cfg.optim.lr);
-        opt.step(&grads, lr, clip_scale(grad_norm, cfg.optim.clip_grad_norm))?;
         let ema = cfg.schedule.ema(step);
-        if cfg.model.objective == Objective::Jepa {
-            model.ema_update(ema)?;
-        }
+        let (parts, loss, grad_norm) = crate::runtime::with_warm_workers(|| -> Result<_> {
+            let parts = model.loss(&batch, tf, &cfg.loss)?;
+            let loss: f32 = parts.total.to_scalar()?;
+            if !loss.is_finite() {
+                return Err(ModelError::Diverged { step: step + 1, what: "loss".into(), value: loss });
+            }
+            let grads = parts.total.backward()?;
+            let grad_norm = opt.grad_norm(&grads)?;
+            if !grad_norm.is_finite() {
+                return Err(ModelError::Diverged { step: step + 1, what: "gradient norm".into(), value: grad_norm });
+            }
+            opt.step(&grads, lr, clip_scale(grad_norm, cfg.optim.clip_grad_norm))?;
+            if cfg.model.objective == Objective::Jepa {
+                model.ema_update(ema)?;
+            }
+            Ok((parts, loss, grad_norm))
+        })?;
         step += 1;
         let eval = if cfg.eval_every > 0 && (step % cfg.eval_every == 0 || step == total) {
             Some(evaluate(&model, &val, tf, cfg)?)
