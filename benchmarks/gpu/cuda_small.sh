@@ -4,11 +4,15 @@
 # on the GPU agree with the CPU's (the CUDA path takes the composed ops; the CPU takes
 # the fused kernels, so they agree to float tolerance, not bit for bit).
 #
-# Build the binary where nvcc is (BENCHMARKS.md, "The CUDA path"):
-#   CUDA_COMPUTE_CAP=80 cargo build --release --features cuda
-#   mkdir -p .gpu && strip -o .gpu/physworld target/release/physworld   # .gpu: git-ignored, carried
-# Run on the GPU machine, in the repository root:
-#   PHYSWORLD_BIN=.gpu/physworld OUT=$OUT bash benchmarks/gpu/cuda_small.sh
+# Build the binary where nvcc is (BENCHMARKS.md, "The CUDA path"). It loads the CUDA
+# libraries at run time (no link-time dependency on them); CUDARC_CUDA_VERSION names the
+# CUDA version of the machine it will run on (13.0 on the lent H200s):
+#   CUDA_COMPUTE_CAP=80 CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda
+#   mkdir -p .gpu && strip -o .gpu/physworld target/release/physworld && xz -9 .gpu/physworld  # 79 MB -> 12 MB
+#   cp -L $CUDA_LIB_DIR/libcudart.so.11.0 .gpu/   # candle-kernels links the build's CUDA runtime
+# (.gpu is git-ignored; a device call carries it: 64 MiB at most.) Run on the GPU machine,
+# in the repository root:
+#   PHYSWORLD_BIN=.gpu/physworld.xz OUT=$OUT bash benchmarks/gpu/cuda_small.sh
 # Check the script itself on a CPU (no GPU needed):
 #   DEVICE=cpu STEPS=4 COMPARE_STEPS=2 EPISODES=40 bash benchmarks/gpu/cuda_small.sh
 set -euo pipefail
@@ -23,6 +27,37 @@ COMPARE_STEPS="${COMPARE_STEPS:-5}"  # GPU vs CPU losses
 EPISODES="${EPISODES:-1000}"     # train samples of the properties suite
 mkdir -p "$OUT" "$WORK"
 rm -rf "$WORK/data" "$WORK"/run-*
+
+# A compressed binary is unpacked with Python's lzma (xz may be missing there); the
+# libraries carried beside it (the CUDA runtime it was linked with) come first.
+case "$BIN" in
+    *.xz)
+        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$BIN" "$WORK/physworld"
+        chmod +x "$WORK/physworld"
+        export LD_LIBRARY_PATH="$(cd "$(dirname "$BIN")" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        BIN="$WORK/physworld"
+        ;;
+esac
+
+# Where the driver, cuBLAS(Lt) and cuRAND are: the driver's and the toolkit's folders, and
+# the NVIDIA wheels beside PyTorch, those that exist, ahead of LD_LIBRARY_PATH.
+LIBDIRS=$(python3 - <<'PY' 2>/dev/null || true
+import glob, os, site, sys
+roots = ["/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/local/cuda/lib64"]
+for sp in site.getsitepackages() + [site.getusersitepackages()]:
+    for f in glob.glob(os.path.join(sp, "nvidia", "**", "lib*.so*"), recursive=True):
+        if any(n in os.path.basename(f) for n in ("cublas", "curand", "nvrtc")):
+            roots.append(os.path.dirname(f))
+seen = []
+for r in roots:
+    if os.path.isdir(r) and r not in seen:
+        seen.append(r)
+print(":".join(seen))
+PY
+)
+if [ -n "$LIBDIRS" ]; then export LD_LIBRARY_PATH="$LIBDIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" | tee "$OUT/libs.txt"
+(ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libcublas|libcurand|libnvrtc' || true) >> "$OUT/libs.txt"
 
 "$BIN" --version | tee "$OUT/version.txt"
 if command -v nvidia-smi > /dev/null; then
