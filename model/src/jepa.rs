@@ -141,9 +141,11 @@ impl Predictor {
     /// read every context frame and action, so it can hold what the motion reveals and a
     /// single frame does not (mass, friction); no future query can reach it.
     pub fn context_state(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor) -> Result<Tensor> {
-        let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
-        let x = self.hidden(ctx, ctx_valid, &actions.narrow(1, 0, tc + 1)?, 1)?;
-        Ok(x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?)
+        warm(|| {
+            let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
+            let x = self.hidden(ctx, ctx_valid, &actions.narrow(1, 0, tc + 1)?, 1)?;
+            Ok(x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?)
+        })
     }
 
     /// Normed hidden states of every token, `[B, Tc + Tf, S + 1, P]` (objects, then the
@@ -359,15 +361,17 @@ impl WorldModel {
 
     /// Representations of every frame of a batch by the online encoder `[B, T, S, D]`.
     pub fn encode(&self, batch: &Batch) -> Result<Tensor> {
-        self.encoder.forward(&batch.obs, &batch.valid, 0)
+        warm(|| self.encoder.forward(&batch.obs, &batch.valid, 0))
     }
 
     /// Predicted representations (or states, for state-mse) of the last `tf` frames of
     /// `batch` from its first `T - tf` frames: `[B, Tf, S, out]`.
     pub fn predict(&self, batch: &Batch, tf: usize) -> Result<Tensor> {
-        let tc = batch.frames - tf;
-        let ctx = self.encoder.forward(&batch.obs.narrow(1, 0, tc)?, &batch.valid.narrow(1, 0, tc)?, 0)?;
-        self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, tf)
+        warm(|| {
+            let tc = batch.frames - tf;
+            let ctx = self.encoder.forward(&batch.obs.narrow(1, 0, tc)?, &batch.valid.narrow(1, 0, tc)?, 0)?;
+            self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, tf)
+        })
     }
 
     /// Roll the predictor forward `steps` frames from the first `tc` frames of `batch`,
@@ -393,29 +397,31 @@ impl WorldModel {
         context: usize,
         chunk: usize,
     ) -> Result<(Tensor, Tensor)> {
-        let (b, s) = (batch.size, batch.slots);
-        if tc == 0 || tc > batch.frames || context == 0 || chunk == 0 {
-            return Err(crate::error::ModelError::config(
-                "rollout",
-                format!("tc {tc}, context {context}, chunk {chunk} over {} frames", batch.frames),
-                "1 <= tc <= frames, context >= 1, chunk >= 1",
-            ));
-        }
-        let dev = batch.obs.device();
-        let actions = actions_upto(batch, tc + steps)?;
-        let obs = batch.obs.narrow(1, 0, tc)?;
-        let valid = batch.valid.narrow(1, 0, tc)?;
-        let frames = match self.cfg.objective {
-            Objective::Jepa => self.encoder.forward(&obs, &valid, 0)?,
-            Objective::StateMse => obs,
-        };
-        let (outs, state) = self.roll(frames, valid, &actions, 0, steps, context, chunk)?;
-        let Some(state) = state else {
-            // No steps: nothing predicted.
-            let state = self.context_state(batch, tc, context)?;
-            return Ok((Tensor::zeros((b, 0, s, self.predictor_output()), DType::F32, dev)?, state));
-        };
-        Ok((Tensor::cat(&outs, 1)?, state))
+        warm(|| {
+            let (b, s) = (batch.size, batch.slots);
+            if tc == 0 || tc > batch.frames || context == 0 || chunk == 0 {
+                return Err(crate::error::ModelError::config(
+                    "rollout",
+                    format!("tc {tc}, context {context}, chunk {chunk} over {} frames", batch.frames),
+                    "1 <= tc <= frames, context >= 1, chunk >= 1",
+                ));
+            }
+            let dev = batch.obs.device();
+            let actions = actions_upto(batch, tc + steps)?;
+            let obs = batch.obs.narrow(1, 0, tc)?;
+            let valid = batch.valid.narrow(1, 0, tc)?;
+            let frames = match self.cfg.objective {
+                Objective::Jepa => self.encoder.forward(&obs, &valid, 0)?,
+                Objective::StateMse => obs,
+            };
+            let (outs, state) = self.roll(frames, valid, &actions, 0, steps, context, chunk)?;
+            let Some(state) = state else {
+                // No steps: nothing predicted.
+                let state = self.context_state(batch, tc, context)?;
+                return Ok((Tensor::zeros((b, 0, s, self.predictor_output()), DType::F32, dev)?, state));
+            };
+            Ok((Tensor::cat(&outs, 1)?, state))
+        })
     }
 
     /// The rollout loop: `frames` `[B, Tc + done, S, *]` holds the observed context
@@ -495,23 +501,26 @@ impl WorldModel {
     /// (for state-mse: the mean squared error in normalised state space), as in Garrido et
     /// al. 2025's violation-of-expectation evaluation. Frames without a valid object get 0.
     pub fn surprise(&self, batch: &Batch, tf: usize) -> Result<Vec<Vec<f32>>> {
-        let tc = batch.frames - tf;
-        let pred = self.predict(batch, tf)?;
-        let err = match self.cfg.objective {
-            Objective::Jepa => {
-                let target = layer_norm_plain(&self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, tf)?)?;
-                (pred - target)?.abs()?.mean(D::Minus1)?
-            }
-            Objective::StateMse => (pred - batch.obs.narrow(1, tc, tf)?)?.sqr()?.mean(D::Minus1)?,
-        }; // [B, Tf, S]
-        let valid = batch.valid.narrow(1, tc, tf)?;
-        let num: Vec<Vec<f32>> = (err * &valid)?.sum(D::Minus1)?.to_vec2()?;
-        let den: Vec<Vec<f32>> = valid.sum(D::Minus1)?.to_vec2()?;
-        Ok(num
-            .iter()
-            .zip(&den)
-            .map(|(n, d)| n.iter().zip(d).map(|(a, b)| if *b > 0.0 { a / b } else { 0.0 }).collect())
-            .collect())
+        warm(|| {
+            let tc = batch.frames - tf;
+            let pred = self.predict(batch, tf)?;
+            let err = match self.cfg.objective {
+                Objective::Jepa => {
+                    let target =
+                        layer_norm_plain(&self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, tf)?)?;
+                    (pred - target)?.abs()?.mean(D::Minus1)?
+                }
+                Objective::StateMse => (pred - batch.obs.narrow(1, tc, tf)?)?.sqr()?.mean(D::Minus1)?,
+            }; // [B, Tf, S]
+            let valid = batch.valid.narrow(1, tc, tf)?;
+            let num: Vec<Vec<f32>> = (err * &valid)?.sum(D::Minus1)?.to_vec2()?;
+            let den: Vec<Vec<f32>> = valid.sum(D::Minus1)?.to_vec2()?;
+            Ok(num
+                .iter()
+                .zip(&den)
+                .map(|(n, d)| n.iter().zip(d).map(|(a, b)| if *b > 0.0 { a / b } else { 0.0 }).collect())
+                .collect())
+        })
     }
 
     /// Training loss on a batch whose last `tf * (1 + w.rollout_chunks)` frames are the
@@ -631,6 +640,11 @@ pub fn variance_covariance(x: &Tensor, valid: &Tensor) -> Result<(Tensor, Tensor
 }
 
 /// The batch's first `len` actions, zero-padded past its last frame: `[B, len, A]`.
+/// Run inference with rayon's workers kept warm ([`crate::runtime::with_warm_workers`]).
+fn warm<R>(f: impl FnOnce() -> R) -> R {
+    crate::runtime::with_warm_workers(f)
+}
+
 fn actions_upto(batch: &Batch, len: usize) -> Result<Tensor> {
     let ta = batch.actions.dim(1)?.min(len);
     let actions = batch.actions.narrow(1, 0, ta)?;

@@ -79,19 +79,27 @@ pub fn remove_injected_env(cmd: &mut std::process::Command) {
 /// is split the same way, only picked up sooner.
 ///
 /// From inside the pool `f` just runs: a spinner queued behind the caller's own work
-/// could be taken by the caller and never let it resume.
+/// could be taken by the caller and never let it resume. So it does when the calling
+/// thread is already inside `with_warm_workers` (the model's inference methods use it,
+/// and call one another): the workers are already spinning for it.
 pub fn with_warm_workers<R>(f: impl FnOnce() -> R) -> R {
+    use std::cell::Cell;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+    thread_local! {
+        static WARM: Cell<bool> = const { Cell::new(false) };
+    }
     struct Stop(Arc<AtomicBool>);
     impl Drop for Stop {
         fn drop(&mut self) {
             self.0.store(true, Ordering::Release);
+            WARM.with(|w| w.set(false));
         }
     }
-    if rayon::current_thread_index().is_some() || rayon::current_num_threads() < 2 {
+    if WARM.with(Cell::get) || rayon::current_thread_index().is_some() || rayon::current_num_threads() < 2 {
         return f();
     }
+    WARM.with(|w| w.set(true));
     let stop = Stop(Arc::new(AtomicBool::new(false)));
     let flag = Arc::clone(&stop.0);
     rayon::spawn_broadcast(move |_| {
@@ -125,6 +133,8 @@ mod tests {
         }
         let inside: Vec<u64> = (0..4u64).into_par_iter().map(|_| with_warm_workers(|| par_sum(100_000))).collect();
         assert_eq!(inside, vec![want; 4]);
+        // Nested on the calling thread: the inner call runs under the outer one's spinners.
+        assert_eq!(with_warm_workers(|| with_warm_workers(|| par_sum(100_000)) + par_sum(10)), want + par_sum(10));
     }
 
     /// A panic in the step reaches the caller, and the pool still serves work after it.

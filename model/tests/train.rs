@@ -243,12 +243,14 @@ fn the_learning_report_measures_every_control_on_real_episodes() {
 }
 
 /// Generate `suite` (a file under `datasets/`, its splits' sample counts changed by
-/// `samples`), train the tiny preset on it for `steps` steps in a fresh folder, and score
-/// the learning report with `readout`: the report, printed for the record.
+/// `samples`), train the tiny preset (warm-up 30 steps, then changed by `configure`) on it
+/// for `steps` steps in a fresh folder, and score the learning report with `readout`: the
+/// report, printed for the record.
 fn train_tiny_and_report(
     suite: &str,
     samples: impl Fn(&str, u64) -> u64,
     steps: u64,
+    configure: impl Fn(&mut TrainConfig),
     readout: physworld_model::ReadoutOptions,
 ) -> physworld_model::LearningReport {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -264,6 +266,7 @@ fn train_tiny_and_report(
     cfg.schedule.warmup_steps = 30;
     cfg.eval_every = steps;
     cfg.checkpoint_every = steps;
+    configure(&mut cfg);
     train(&opts(&data, &run, cfg, false, None, &|_| {})).expect("trains");
     let (model, cfg, state) = load_run(&run, &Device::Cpu).expect("loads");
     let ds = physworld_pipeline::Dataset::open(&data).expect("opens");
@@ -276,52 +279,70 @@ fn train_tiny_and_report(
 /// read from the predictor's rollout (with the raw present state) beat the same probe on a
 /// randomly initialised model, the raw state alone and ballistic extrapolation, and the
 /// representations keep an effective rank above 8 of 64. (Measured margins in BENCHMARKS.md;
-/// hidden properties do not beat the controls yet, see the README.)
+/// the tiny suite's episodes do not reveal hidden properties: the next test reads them.)
 #[test]
 fn training_makes_future_positions_decodable_beyond_every_control() {
-    let r = train_tiny_and_report("tiny.toml", |_, n| n, 150, physworld_model::ReadoutOptions::default());
+    let r = train_tiny_and_report("tiny.toml", |_, n| n, 150, |_| {}, physworld_model::ReadoutOptions::default());
     assert!(r.objects > 300, "{r:?}");
     assert!(r.position_margin() > 1.05, "positions: best control / trained = {:.3}: {r:?}", r.position_margin());
     assert!(r.effective_rank[0] > 8.0, "effective rank {:?}", r.effective_rank);
 }
 
-/// Learning is real, on a hidden property, where the data lets it be inferred: on the
-/// `properties` suite (boxes of unknown mass and friction on springs of known stiffness,
-/// `datasets/properties.toml`, splits shrunk), after 400 steps log mass read from the
-/// model (its best readout: predicted representations or predictor state, each with the
-/// raw present state) beats the same probes on a random model, the raw state and the raw
-/// context frames by a measured margin, and the predicted representations alone beat
-/// them too; fit on `readout`, scored in distribution on `val`. Friction does not beat
-/// the controls yet, and positions need longer training on this suite (BENCHMARKS.md,
-/// "Hidden properties on the properties suite"), so neither is asserted here.
+/// Learning is real, on both hidden properties, where the data lets them be inferred: on
+/// the `properties` suite (boxes of unknown mass and friction on springs of known
+/// stiffness, `datasets/properties.toml`, 1000 train samples instead of 3000), the tiny
+/// JEPA with a 16-frame context trained for 1500 steps. Log mass and friction read from
+/// the model (its best readout: predicted representations or predictor state, each with
+/// the raw present state) beat the same probes on a random model, the raw state and the
+/// raw context frames by measured margins, and the predicted representations alone beat
+/// them too; fit on `readout`, scored in distribution on `val` (its 300 episodes as in
+/// the suite). Friction is the harder of the two: it shows only in how fast a box's
+/// swing dies away, and an 8-frame context or a few hundred steps do not reveal it
+/// (BENCHMARKS.md, "Hidden properties on the properties suite" and "Towards a CI-sized
+/// friction test").
 #[test]
-fn training_makes_mass_decodable_beyond_every_control_on_the_properties_suite() {
+fn training_makes_mass_and_friction_decodable_beyond_every_control_on_the_properties_suite() {
     let readout = physworld_model::ReadoutOptions {
         fit_split: "readout".into(),
         eval_split: "val".into(),
         ..physworld_model::ReadoutOptions::default()
     };
-    let shrink = |split: &str, _| if split == "train" || split == "readout" { 400 } else { 40 };
-    let r = train_tiny_and_report("properties.toml", shrink, 400, readout);
-    assert!(r.moving_objects > 100, "{r:?}");
-    let m = &r.log_mass;
-    let best_control = m.best_control();
-    // Measured in CI's build (the bitwise-deterministic simulator): predicted
-    // representations 0.071, predictor state 0.145, best control 0.017 (the random
-    // model's predictor state). On the fast-mode simulator's episodes the same training
-    // read 0.138 / 0.118: which readout leads moves with the data at this scale, so the
-    // margin is asserted on the best readout (as `physworld probe`'s verdict reads it),
-    // and the representations must beat every control on their own.
-    assert!(
-        m.best_trained() > best_control + 0.06,
-        "log mass R²: best trained {:.3} (representations {:.3}, predictor state {:.3}), best control {best_control:.3}",
-        m.best_trained(),
-        m.trained,
-        m.trained_predictor_state
-    );
-    assert!(
-        m.trained > best_control + 0.03,
-        "log mass R²: representations {:.3}, best control {best_control:.3}",
-        m.trained
-    );
+    // The held-out test split is not read here: one sample, for the suite to be whole.
+    let shrink = |split: &str, n| match split {
+        "train" => 1000,
+        "test" => 1,
+        _ => n,
+    };
+    let configure = |c: &mut TrainConfig| {
+        c.data.context = 16;
+        c.schedule.warmup_steps = 100;
+    };
+    let r = train_tiny_and_report("properties.toml", shrink, 1500, configure, readout);
+    assert!(r.moving_objects > 1000, "{r:?}");
+    // Measured in CI's build, which gives the same bits as the release build behind
+    // BENCHMARKS.md's figures (seed 0): positions 0.5 s ahead 0.0474 m against 0.0538 m
+    // for the raw state (1.135x); effective rank 14.9 of 64 (the random model's 7.6).
+    assert!(r.position_margin() > 1.05, "positions: best control / trained = {:.3}: {r:?}", r.position_margin());
+    assert!(r.effective_rank[0] > 10.0, "effective rank {:?}", r.effective_rank);
+    // Log mass: representations 0.225, predictor state 0.228, best control 0.020 (the
+    // random model's representations). Friction: representations 0.033, predictor state
+    // 0.039, best control 0.005 (the random model's predictor state); seed 1 read 0.039 /
+    // 0.042 against 0.005. The asserted margins are about two thirds of those measured.
+    for (name, s, best_margin, repr_margin) in
+        [("log mass", &r.log_mass, 0.15, 0.15), ("friction", &r.friction, 0.02, 0.015)]
+    {
+        let best_control = s.best_control();
+        assert!(
+            s.best_trained() > best_control + best_margin,
+            "{name} R²: best trained {:.3} (representations {:.3}, predictor state {:.3}), best control {best_control:.3}",
+            s.best_trained(),
+            s.trained,
+            s.trained_predictor_state
+        );
+        assert!(
+            s.trained > best_control + repr_margin,
+            "{name} R²: representations {:.3}, best control {best_control:.3}",
+            s.trained
+        );
+    }
 }
