@@ -141,11 +141,9 @@ impl Predictor {
     /// read every context frame and action, so it can hold what the motion reveals and a
     /// single frame does not (mass, friction); no future query can reach it.
     pub fn context_state(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor) -> Result<Tensor> {
-        warm(|| {
-            let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
-            let x = self.hidden(ctx, ctx_valid, &actions.narrow(1, 0, tc + 1)?, 1)?;
-            Ok(x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?)
-        })
+        let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
+        let x = self.hidden(ctx, ctx_valid, &actions.narrow(1, 0, tc + 1)?, 1)?;
+        Ok(x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?)
     }
 
     /// Normed hidden states of every token, `[B, Tc + Tf, S + 1, P]` (objects, then the
@@ -475,25 +473,27 @@ impl WorldModel {
     /// Where the target space holds single frames, this is where what the motion reveals
     /// (mass, friction) can live; `physworld probe` reads hidden properties here too.
     pub fn context_state(&self, batch: &Batch, tc: usize, context: usize) -> Result<Tensor> {
-        if tc == 0 || tc > batch.frames || context == 0 {
-            return Err(crate::error::ModelError::config(
-                "context_state",
-                format!("tc {tc}, context {context} over {} frames", batch.frames),
-                "1 <= tc <= frames, context >= 1",
-            ));
-        }
-        let c = context.min(tc);
-        let start = tc - c;
-        let actions = actions_upto(batch, tc + 1)?.narrow(1, start, c + 1)?;
-        let obs = batch.obs.narrow(1, start, c)?;
-        let valid = batch.valid.narrow(1, start, c)?;
-        // Frame times as the rollout's first chunk gives them.
-        let t0 = match self.cfg.objective {
-            Objective::Jepa => start,
-            Objective::StateMse => 0,
-        };
-        let ctx = self.encoder.forward(&obs, &valid, t0)?;
-        self.predictor.context_state(&ctx, &valid, &actions)
+        warm(|| {
+            if tc == 0 || tc > batch.frames || context == 0 {
+                return Err(crate::error::ModelError::config(
+                    "context_state",
+                    format!("tc {tc}, context {context} over {} frames", batch.frames),
+                    "1 <= tc <= frames, context >= 1",
+                ));
+            }
+            let c = context.min(tc);
+            let start = tc - c;
+            let actions = actions_upto(batch, tc + 1)?.narrow(1, start, c + 1)?;
+            let obs = batch.obs.narrow(1, start, c)?;
+            let valid = batch.valid.narrow(1, start, c)?;
+            // Frame times as the rollout's first chunk gives them.
+            let t0 = match self.cfg.objective {
+                Objective::Jepa => start,
+                Objective::StateMse => 0,
+            };
+            let ctx = self.encoder.forward(&obs, &valid, t0)?;
+            self.predictor.context_state(&ctx, &valid, &actions)
+        })
     }
 
     /// Surprise per window and future frame (`[B][Tf]`): the mean L1 error between the
@@ -639,12 +639,12 @@ pub fn variance_covariance(x: &Tensor, valid: &Tensor) -> Result<(Tensor, Tensor
     Ok((hinge, covariance))
 }
 
-/// The batch's first `len` actions, zero-padded past its last frame: `[B, len, A]`.
 /// Run inference with rayon's workers kept warm ([`crate::runtime::with_warm_workers`]).
 fn warm<R>(f: impl FnOnce() -> R) -> R {
     crate::runtime::with_warm_workers(f)
 }
 
+/// The batch's first `len` actions, zero-padded past its last frame: `[B, len, A]`.
 fn actions_upto(batch: &Batch, len: usize) -> Result<Tensor> {
     let ta = batch.actions.dim(1)?.min(len);
     let actions = batch.actions.narrow(1, 0, ta)?;
