@@ -280,7 +280,11 @@ def check(model, batch, lcfg, tf):
     return report
 
 
-def time_torch(flat, cfg, lcfg, batch, tf, steps):
+def torch_training(flat, cfg, lcfg, batch, tf):
+    """The PyTorch training step of the reference model on `batch`, as Candle's trainer
+    takes it (loss against the target encoder's layer-normed future, backward, AdamW,
+    EMA update of the target): returns `(model, step, (obs, valid, actions))`, `step()`
+    running one step. Timed by `--time`, profiled by `profile_reference.py`."""
     ops = TorchOps()
     torch = ops.torch
     params = {k: ops.tensor(v).requires_grad_(not k.startswith("target.")) for k, v in flat.items()}
@@ -289,9 +293,8 @@ def time_torch(flat, cfg, lcfg, batch, tf, steps):
     opt = torch.optim.AdamW(trainable, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.04)
     obs, valid, actions = (ops.tensor(batch[k]) for k in ("obs", "valid", "actions"))
     tc = obs.shape[1] - tf
-    step_times, predict_times = [], []
-    for i in range(steps + 2):
-        t0 = time.perf_counter()
+
+    def step():
         with torch.no_grad():
             target = ops.layer_norm(model.encoder("target", obs[:, tc:], valid[:, tc:], t0=tc))
         total, *_ = model.loss(obs, valid, actions, tf, lcfg, target=target)
@@ -302,6 +305,17 @@ def time_torch(flat, cfg, lcfg, batch, tf, steps):
             for k, v in params.items():
                 if k.startswith("target."):
                     v.mul_(0.996).add_(params["online." + k[len("target.") :]], alpha=0.004)
+
+    return model, step, (obs, valid, actions)
+
+
+def time_torch(flat, cfg, lcfg, batch, tf, steps):
+    model, step, (obs, valid, actions) = torch_training(flat, cfg, lcfg, batch, tf)
+    torch = model.ops.torch
+    step_times, predict_times = [], []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        step()
         if i >= 2:  # two warm-up steps
             step_times.append(time.perf_counter() - t0)
     with torch.no_grad():

@@ -29,21 +29,7 @@ def main():
     cfg, lcfg, tf = conf["model"], conf["loss"], conf["future_frames"]
     flat = jr.load_safetensors(f"{a.dir}/model.safetensors")
     batch = jr.load_safetensors(f"{a.dir}/batch.safetensors")
-    ops = jr.TorchOps()
-    params = {k: ops.tensor(v).requires_grad_(not k.startswith("target.")) for k, v in flat.items()}
-    model = jr.Model(ops, params, cfg)
-    opt = torch.optim.AdamW([v for k, v in params.items() if not k.startswith("target.")], lr=1e-4,
-                            weight_decay=0.04)
-    obs, valid, actions = (ops.tensor(batch[k]) for k in ("obs", "valid", "actions"))
-    tc = obs.shape[1] - tf
-
-    def step():
-        with torch.no_grad():
-            target = ops.layer_norm(model.encoder("target", obs[:, tc:], valid[:, tc:], t0=tc))
-        total, *_ = model.loss(obs, valid, actions, tf, lcfg, target=target)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+    _, step, _ = jr.torch_training(flat, cfg, lcfg, batch, tf)
 
     for _ in range(3):
         step()
