@@ -160,28 +160,35 @@ pub(crate) fn load_manifest(storage: &dyn Storage, shard: &ShardId) -> Result<Op
 /// Verify a finished shard's files against its manifest.
 pub fn verify_shard(storage: &dyn Storage, m: &ShardManifest) -> Result<()> {
     for f in [&m.data, &m.episodes_file] {
-        if !storage.exists(&f.path) {
-            return Err(PipelineError::Corrupt {
-                path: f.path.clone().into(),
-                reason: "missing (listed in its shard manifest)".into(),
-            });
-        }
-        let bytes = storage.get(&f.path)?;
-        if bytes.len() as u64 != f.bytes {
-            return Err(PipelineError::Corrupt {
-                path: f.path.clone().into(),
-                reason: format!("{} bytes, manifest says {} (truncated?)", bytes.len(), f.bytes),
-            });
-        }
-        let h = sha256_hex(&bytes);
-        if h != f.sha256 {
-            return Err(PipelineError::Corrupt {
-                path: f.path.clone().into(),
-                reason: format!("sha256 {h} does not match the manifest's {}", f.sha256),
-            });
-        }
+        verified_get(storage, f)?;
     }
     Ok(())
+}
+
+/// The bytes of `f`, checked against its manifest entry (size and SHA-256); a mismatch is
+/// [`PipelineError::Corrupt`] naming the file.
+pub fn verified_get(storage: &dyn Storage, f: &FileEntry) -> Result<Vec<u8>> {
+    if !storage.exists(&f.path) {
+        return Err(PipelineError::Corrupt {
+            path: f.path.clone().into(),
+            reason: "missing (listed in its shard manifest)".into(),
+        });
+    }
+    let bytes = storage.get(&f.path)?;
+    if bytes.len() as u64 != f.bytes {
+        return Err(PipelineError::Corrupt {
+            path: f.path.clone().into(),
+            reason: format!("{} bytes, manifest says {} (truncated?)", bytes.len(), f.bytes),
+        });
+    }
+    let h = sha256_hex(&bytes);
+    if h != f.sha256 {
+        return Err(PipelineError::Corrupt {
+            path: f.path.clone().into(),
+            reason: format!("sha256 {h} does not match the manifest's {}: the file is corrupt", f.sha256),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Check (or record) which suite the folder holds: a folder never mixes two suites.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
 use crate::finalize::{INFO_PATH, Info, STATS_PATH};
-use crate::generate::{SUITE_PATH, ShardManifest};
+use crate::generate::{FileEntry, SUITE_PATH, ShardManifest, verified_get};
 use crate::layout::Layout;
 use crate::parquet_io::decode;
 use crate::stats::FeatureStats;
@@ -145,6 +145,8 @@ pub struct Dataset {
     pub suite: Suite,
     episodes: Vec<EpisodeMeta>,
     slots: usize,
+    /// Every data file's manifest entry, by path: each read is checked against it.
+    files: Arc<BTreeMap<String, FileEntry>>,
 }
 
 fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str, file: &str) -> Result<&'a T> {
@@ -173,8 +175,26 @@ fn fsl_bool(b: &RecordBatch, name: &str, file: &str) -> Result<Vec<bool>> {
 }
 
 impl Dataset {
-    /// Open a finalised dataset folder.
+    /// Open a finalised dataset folder. Every file read from it is checked against the
+    /// SHA-256 in its shard manifest: a corrupt file is an error naming it, never data.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Dataset> {
+        let dir = dir.into();
+        if dir.is_file() {
+            let hint = if dir.extension().is_some_and(|e| e == "toml") {
+                format!(
+                    "a dataset folder; {} is a suite file: generate it first with `physworld generate --suite {} --out DIR`",
+                    dir.display(),
+                    dir.display()
+                )
+            } else {
+                "a dataset folder (from `physworld generate --suite FILE --out DIR`), not a file".into()
+            };
+            return Err(PipelineError::InvalidArgument {
+                field: "dataset".into(),
+                value: dir.display().to_string(),
+                allowed: hint,
+            });
+        }
         Dataset::open_storage(Arc::new(LocalStorage::new(dir)))
     }
 
@@ -197,16 +217,18 @@ impl Dataset {
         let layout = Layout::new(&suite)?;
         let slots = layout.max_objects as usize;
         let mut episodes = Vec::new();
+        let mut files = BTreeMap::new();
         for shard in layout.shards() {
             let m: ShardManifest = serde_json::from_slice(&storage.get(&shard.manifest_path())?)
                 .map_err(|e| PipelineError::Corrupt { path: shard.manifest_path().into(), reason: e.to_string() })?;
             let path = m.episodes_file.path.clone();
-            for b in decode(storage.get(&path)?, &path)? {
+            for b in decode(verified_get(storage.as_ref(), &m.episodes_file)?, &path)? {
                 read_meta(&b, &path, &m.data.path, slots, &mut episodes)?;
             }
+            files.insert(m.data.path.clone(), m.data);
         }
         episodes.sort_by_key(|e| e.episode_index);
-        Ok(Dataset { storage, info, stats, suite, episodes, slots })
+        Ok(Dataset { storage, info, stats, suite, episodes, slots, files: Arc::new(files) })
     }
 
     /// Object slots per frame.
@@ -238,13 +260,10 @@ impl Dataset {
     /// The frames of episode `index` (decodes its data file).
     pub fn episode(&self, index: u64) -> Result<EpisodeFrames> {
         let meta = self.meta(index)?;
-        load_file(self.storage.as_ref(), &meta.file, self.slots)?
-            .into_iter()
-            .find(|e| e.episode_index == index)
-            .ok_or_else(|| PipelineError::Corrupt {
-                path: meta.file.clone().into(),
-                reason: format!("episode {index} not found"),
-            })
+        self.load(&meta.file)?.into_iter().find(|e| e.episode_index == index).ok_or_else(|| PipelineError::Corrupt {
+            path: meta.file.clone().into(),
+            reason: format!("episode {index} not found"),
+        })
     }
 
     /// Re-simulate sample `sample_index` of split `split` from t=0 with the true scenes,
@@ -276,9 +295,7 @@ impl Dataset {
         let mut out = Vec::new();
         for f in files {
             out.extend(
-                load_file(self.storage.as_ref(), &f, self.slots)?
-                    .into_iter()
-                    .filter(|e| self.meta(e.episode_index).is_ok_and(|m| m.split == split)),
+                self.load(&f)?.into_iter().filter(|e| self.meta(e.episode_index).is_ok_and(|m| m.split == split)),
             );
         }
         out.sort_by_key(|e| e.episode_index);
@@ -289,7 +306,12 @@ impl Dataset {
     pub fn windows(&self, split: &str, spec: WindowSpec, seed: u64) -> WindowStream {
         let mut files: Vec<String> = self.split(split).map(|e| e.file.clone()).collect();
         files.dedup();
-        WindowStream::start(self.storage.clone(), files, self.slots, spec, seed)
+        WindowStream::start(self.storage.clone(), self.files.clone(), files, self.slots, spec, seed)
+    }
+
+    /// The episodes of data file `path`, checked against its manifest entry.
+    fn load(&self, path: &str) -> Result<Vec<EpisodeFrames>> {
+        load_checked(self.storage.as_ref(), &self.files, path, self.slots)
     }
 }
 
@@ -361,9 +383,30 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
 }
 
 /// Decode every episode of a data file.
+/// The episodes of data file `path`, its bytes checked against its manifest entry in
+/// `entries` (a file without one is an error, not unchecked data).
+fn load_checked(
+    storage: &dyn Storage,
+    entries: &BTreeMap<String, FileEntry>,
+    path: &str,
+    slots: usize,
+) -> Result<Vec<EpisodeFrames>> {
+    let entry = entries.get(path).ok_or_else(|| PipelineError::Corrupt {
+        path: path.into(),
+        reason: "not listed in any shard manifest".into(),
+    })?;
+    decode_frames(verified_get(storage, entry)?, path, slots)
+}
+
+/// The episodes of data file `path` (unchecked: [`Dataset`] checks every file it reads
+/// against its manifest).
 pub fn load_file(storage: &dyn Storage, path: &str, slots: usize) -> Result<Vec<EpisodeFrames>> {
+    decode_frames(storage.get(path)?, path, slots)
+}
+
+fn decode_frames(bytes: Vec<u8>, path: &str, slots: usize) -> Result<Vec<EpisodeFrames>> {
     let mut out: Vec<EpisodeFrames> = Vec::new();
-    for b in decode(storage.get(path)?, path)? {
+    for b in decode(bytes, path)? {
         let ep: &Int64Array = col(&b, "episode_index", path)?;
         let present = fsl_bool(&b, "object.present", path)?;
         let visible = fsl_bool(&b, "object.visible", path)?;
@@ -446,7 +489,14 @@ pub struct WindowStream {
 }
 
 impl WindowStream {
-    fn start(storage: Arc<dyn Storage>, mut files: Vec<String>, slots: usize, spec: WindowSpec, seed: u64) -> Self {
+    fn start(
+        storage: Arc<dyn Storage>,
+        entries: Arc<BTreeMap<String, FileEntry>>,
+        mut files: Vec<String>,
+        slots: usize,
+        spec: WindowSpec,
+        seed: u64,
+    ) -> Self {
         let (tx, rx) = sync_channel(spec.prefetch.max(1));
         let handle = std::thread::spawn(move || {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -457,7 +507,7 @@ impl WindowStream {
             let len = spec.context + spec.future;
             let mut buffer: Vec<EpisodeFrames> = Vec::new();
             for f in &files {
-                let eps = match load_file(storage.as_ref(), f, slots) {
+                let eps = match load_checked(storage.as_ref(), &entries, f, slots) {
                     Ok(e) => e,
                     Err(e) => {
                         let _ = tx.send(Err(e));
