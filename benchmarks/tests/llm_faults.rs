@@ -178,3 +178,19 @@ fn the_rate_limit_spaces_requests_across_threads() {
     assert!(t0.elapsed() >= Duration::from_millis(600), "{:?}", t0.elapsed());
     assert_eq!(seen.lock().map(|l| l.len()).unwrap_or(0), 4);
 }
+
+#[test]
+fn a_401_stops_at_once_with_the_providers_message() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let body = r#"{"error": {"message": "Incorrect API key provided: sk-wr***", "type": "invalid_request_error"}}"#;
+    let (url, seen) = server(vec![http("401 Unauthorized", "", body), ok_answer("yes")]);
+    let c = client(&url, tmp.path());
+    let e = c.ask("sys", &[Turn::user("q1")], &choices()).expect_err("401");
+    assert!(matches!(e, physworld_benchmarks::BenchError::Halt { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("HTTP 401") && msg.contains("Incorrect API key"), "{msg}");
+    // Neither retried nor asked again in the next structured-output mode.
+    assert_eq!((c.stats().requests, c.stats().retries), (1, 0));
+    assert_eq!(seen.lock().map(|l| l.len()).unwrap_or(0), 1);
+    assert_eq!(walk(tmp.path()), 0, "an error was cached");
+}

@@ -14,6 +14,10 @@ use super::gguf::Gguf;
 use super::grammar::Grammar;
 use crate::error::{BenchError, Result};
 
+/// HTTP statuses that stop a run at once (401 unauthorised, 403 forbidden, 404 unknown model
+/// or route): retrying them, or moving on to the next item, cannot succeed.
+pub const FATAL_STATUS: [u16; 3] = [401, 403, 404];
+
 /// Which API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -433,6 +437,8 @@ impl Client {
         hex::encode(h.finalize())
     }
 
+    /// Sends `body`; retries what may heal (no answer, 429, 5xx) and stops the run on a
+    /// [`FATAL_STATUS`].
     fn post(&self, path: &str, body: &Value, key: &str) -> Result<(u16, Value)> {
         let url = format!("{}{path}", self.cfg.base_url);
         let unreachable = |why: String| BenchError::Mismatch { what: format!("LLM server {url}"), reason: why };
@@ -464,6 +470,20 @@ impl Client {
             };
             let retryable = status == 0 || status == 429 || status >= 500 || text.is_err();
             let parsed = text.as_ref().ok().and_then(|t| serde_json::from_str::<Value>(t).ok());
+            if FATAL_STATUS.contains(&status) {
+                // A wrong key, a forbidden model or an unknown model or route does not heal:
+                // stop the run at once with the provider's own words.
+                let said = parsed
+                    .as_ref()
+                    .and_then(|v| v.pointer("/error/message").or_else(|| v.get("message")).or_else(|| v.get("error")))
+                    .map(|m| m.as_str().map_or_else(|| m.to_string(), String::from))
+                    .or_else(|| text.as_ref().ok().map(|t| t.chars().take(300).collect()))
+                    .unwrap_or_default();
+                return Err(BenchError::Halt {
+                    what: format!("LLM server {url}"),
+                    reason: format!("HTTP {status}: {said}"),
+                });
+            }
             match (retryable, parsed) {
                 (false, Some(v)) => return Ok((status, v)),
                 (false, None) => {
