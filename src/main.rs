@@ -44,7 +44,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
     Leaderboard(commands::leaderboard::Args),
-    /// Check that cheap heuristics stay at chance on a dataset's VoE and contact items.
+    /// Check that cheap tricks stay at chance on a dataset's VoE, contact and outcome items,
+    /// with the power to show it.
     ValidateSuite(commands::validate_suite::Args),
     /// Generate the tiny suite, train a tiny JEPA, bench it against the baselines and print
     /// the leaderboard (a few minutes on 2 CPU cores).

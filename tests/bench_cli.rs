@@ -63,14 +63,22 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let t = text(&o);
     assert!(t.contains("REGRESSION chance contact"), "{t}");
 
-    // The tiny suite passes validation: every heuristic stays at chance.
+    // The tiny suite is too small to show anything at chance (16 quadruplets a family,
+    // against 215 needed for ±0.1 at power 0.8): validate-suite says so and exits non-zero,
+    // while no trick is off chance.
     let data = out.join("data");
     let o = physworld(&["validate-suite", s(&data), "--json"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("lacks the power") && text(&o).contains("215 units"), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["status"], "underpowered", "{v}");
     let checks = v["checks"].as_array().expect("checks");
     assert!(checks.len() >= 14, "{v}");
     assert!(checks.iter().any(|c| c["heuristic"] == "largest-jump" && c["family"] == "voe-continuity"));
+    for trick in ["movie-position", "cross-movie-match", "first-choice", "last-choice"] {
+        assert!(checks.iter().any(|c| c["heuristic"] == trick), "{trick} missing: {v}");
+    }
+    assert!(checks.iter().all(|c| c["verdict"] != "off-chance"), "{v}");
 
     // An external model over the JSON Lines protocol: the Python constant-velocity example
     // forecasts what the Rust one does.
@@ -100,7 +108,8 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     assert_eq!(v[0]["tasks"][0]["invalid"], 0);
     assert_eq!(v[0]["tasks"][1]["invalid"], 0);
     // A process that answers nonsense (`cat` echoes the requests back) gets every item
-    // counted invalid, without a crash; one that dies at once is a clear error.
+    // counted invalid, without a crash, and the run fails (its result file is kept to
+    // read); one that dies at once is a clear error.
     let o = physworld(&[
         "bench",
         "--suite",
@@ -113,7 +122,8 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
         "contact",
         "--json",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(!o.status.success(), "every answer invalid must fail the run: {}", text(&o));
+    assert!(text(&o).contains("every answer was invalid"), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v[0]["tasks"][0]["invalid"], v[0]["tasks"][0]["n_items"]);
     let o = physworld(&["bench", "--suite", s(&data), "--model", "process:exit 3", "--out", s(&r)]);
@@ -171,6 +181,9 @@ fn bench_bad_input_is_a_clear_error() {
     let o = physworld(&["bench", "--suite", "datasets/tiny.toml", "--model", "oracle", "--out", s(&r)]);
     assert!(!o.status.success());
     assert!(text(&o).contains("generate it first"), "{}", text(&o));
+    let o = physworld(&["validate-suite", "datasets/tiny.toml"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("is a suite file") && text(&o).contains("physworld generate"), "{}", text(&o));
     let o = physworld(&["bench", "--suite", s(tmp.path()), "--model", "llama", "--out", s(&r)]);
     assert!(!o.status.success());
     assert!(text(&o).contains("invalid model `llama`"), "{}", text(&o));

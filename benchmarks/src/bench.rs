@@ -7,9 +7,12 @@ use std::time::Instant;
 
 use physworld_pipeline::Dataset;
 
-use crate::adapters::{Adapter, Context};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::adapters::{Adapter, Answer, Context};
 use crate::error::{BenchError, Result};
 use crate::metrics::DEFAULT_RESAMPLES;
+use crate::present::Presentation;
 use crate::results::{self, ItemLog, RESULTS_SCHEMA, ResultFile, SuiteRef};
 use crate::score::{Bootstrap, score};
 use crate::tasks::{self, Frames, TaskItems, TaskKind, TaskOptions};
@@ -28,7 +31,8 @@ pub struct BenchOptions {
     pub tasks: Vec<TaskKind>,
     /// How items are cut.
     pub items: TaskOptions,
-    /// Bootstrap seed. Default 0.
+    /// Seed of the bootstrap intervals and of how items are presented (choice order, VoE
+    /// movie order: [`crate::present`]). Default 0.
     pub bootstrap_seed: u64,
     /// Bootstrap resamples. Default [`DEFAULT_RESAMPLES`].
     pub resamples: u32,
@@ -71,6 +75,16 @@ impl Prepared {
     /// Open the dataset at `dir` and build the items.
     pub fn new(dir: &Path, opts: BenchOptions) -> Result<Prepared> {
         opts.items.validate()?;
+        if opts.split == opts.readout_split {
+            return Err(BenchError::invalid(
+                "split",
+                &opts.split,
+                format!(
+                    "a split other than `{}`, which probes and k-shot examples are fit on (scoring there would grade a model on its own training labels)",
+                    opts.readout_split
+                ),
+            ));
+        }
         let ds = Dataset::open(dir)?;
         for (flag, s) in [("split", &opts.split), ("readout split", &opts.readout_split)] {
             if !ds.info.splits.contains_key(s) {
@@ -143,6 +157,47 @@ pub enum Event<'a> {
     Item,
 }
 
+/// Let `adapter` answer `task`'s items as [`Presentation`] shows them under `seed`, once per
+/// readout protocol it scores the task under (the first is primary); returns the
+/// presentation and the answers mapped back to the original items. Calls `tick` once per
+/// original item answered.
+#[allow(clippy::type_complexity)]
+pub fn answer_shown(
+    adapter: &mut dyn Adapter,
+    ctx: &Context<'_>,
+    task: &TaskItems,
+    seed: u64,
+    tick: &(dyn Fn() + Sync),
+) -> Result<(Presentation, Vec<(Option<&'static str>, Vec<Answer>)>)> {
+    let kind = task.kind;
+    let shown = Presentation::new(task, seed);
+    // VoE shows four movies per item: tick once per item, not per movie.
+    let per_item = (shown.shown.len() / task.items.len().max(1)).max(1);
+    let count = AtomicUsize::new(0);
+    let tick_shown = || {
+        if (count.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(per_item) {
+            tick();
+        }
+    };
+    let quiet = || {};
+    let protocols = adapter.protocols(kind);
+    let protocols: Vec<Option<&'static str>> =
+        if protocols.is_empty() { vec![None] } else { protocols.into_iter().map(Some).collect() };
+    let mut answers = Vec::with_capacity(protocols.len());
+    for (i, p) in protocols.into_iter().enumerate() {
+        let t: &(dyn Fn() + Sync) = if i == 0 { &tick_shown } else { &quiet };
+        let a = adapter.answer(ctx, kind, &shown.shown, p, t)?;
+        if a.len() != shown.shown.len() {
+            return Err(BenchError::Mismatch {
+                what: format!("model `{}` on task {}", adapter.id(), kind.as_str()),
+                reason: format!("{} answers for {} items", a.len(), shown.shown.len()),
+            });
+        }
+        answers.push((p, shown.gather(&a)));
+    }
+    Ok((shown, answers))
+}
+
 /// Score `adapter` on `prep` and write its result file and item log into `out`.
 pub fn run(
     prep: &Prepared,
@@ -157,35 +212,38 @@ pub fn run(
     let mut unsupported = Vec::new();
     let mut logs: Vec<ItemLog> = Vec::new();
     let id = adapter.id().to_string();
+    let mut no_items = Vec::new();
     for (&kind, items) in &prep.items {
         if !adapter.supports(kind) {
             unsupported.push(kind.as_str().to_string());
             continue;
         }
+        if items.items.is_empty() {
+            no_items.push(kind.as_str().to_string());
+            continue;
+        }
         progress(Event::Task(&id, kind, items.items.len()));
-        let protocols = adapter.protocols(kind);
-        let mut answers = Vec::new();
         let tick = || progress(Event::Item);
-        let quiet = || {};
-        if protocols.is_empty() {
-            answers.push((None, adapter.answer(&ctx, kind, &items.items, None, &tick)?));
-        } else {
-            for (i, p) in protocols.iter().enumerate() {
-                let t: &(dyn Fn() + Sync) = if i == 0 { &tick } else { &quiet };
-                answers.push((Some(*p), adapter.answer(&ctx, kind, &items.items, Some(p), t)?));
-            }
-        }
-        for (_, a) in &answers {
-            if a.len() != items.items.len() {
-                return Err(BenchError::Mismatch {
-                    what: format!("model `{id}` on task {}", kind.as_str()),
-                    reason: format!("{} answers for {} items", a.len(), items.items.len()),
-                });
-            }
-        }
-        let (r, mut l) = score(items, &answers, &prep.opts.items, b);
-        for log in &mut l {
-            log.raw = adapter.raw_log(&log.item);
+        let (shown, answers) = answer_shown(adapter, &ctx, items, b.seed, &tick)?;
+        let (r, mut l) = score(items, &answers, &prep.frames, &prep.opts.items, b);
+        for (i, log) in l.iter_mut().enumerate() {
+            let record = shown.record(i);
+            log.presentation = (!record.is_null()).then_some(record);
+            let raw: Vec<serde_json::Value> =
+                shown.shown_ids(i).into_iter().filter_map(|s| adapter.raw_log(s)).collect();
+            // One item's exchanges: a VoE quadruplet's are its movies', in member order.
+            log.raw = match raw.len() {
+                0 => None,
+                1 => raw.into_iter().next(),
+                _ => Some(serde_json::Value::Array(
+                    raw.into_iter()
+                        .flat_map(|v| match v {
+                            serde_json::Value::Array(a) => a,
+                            other => vec![other],
+                        })
+                        .collect(),
+                )),
+            };
         }
         tasks_out.push(r);
         logs.extend(l);
@@ -200,6 +258,7 @@ pub fn run(
         bootstrap_resamples: b.resamples,
         tasks: tasks_out,
         unsupported,
+        no_items,
         items_file: String::new(),
         wall_time_s: start.elapsed().as_secs_f64(),
     };

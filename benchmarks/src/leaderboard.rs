@@ -98,6 +98,9 @@ pub struct Cell {
     pub ci: [f64; 2],
     /// Units scored (in a seed group, of its first member: every member scored these items).
     pub n: u64,
+    /// Units among them answered invalidly (scored as failures); in a seed group, the sum
+    /// over its members.
+    pub invalid: u64,
     /// Per-item scores ([`ItemLog::score`], higher is better) by item hash; in a seed group,
     /// the mean over the seeds of each item that every seed scored.
     pub items: BTreeMap<String, f64>,
@@ -269,7 +272,8 @@ fn load_row(
         }
     }
     let mut cells = BTreeMap::new();
-    for t in &file.tasks {
+    // A task without items (a suite with no VoE families, say) has nothing to show.
+    for t in file.tasks.iter().filter(|t| t.n_items > 0) {
         let m = t.primary_metric().ok_or_else(|| {
             BenchError::file(path, format!("task `{}` has no metric `{}` over group `all`", t.id, t.primary))
         })?;
@@ -293,7 +297,8 @@ fn load_row(
         }
         col.chance = col.chance.or(m.chance);
         let items = scores.get(t.id.as_str()).cloned().unwrap_or_default();
-        cells.insert(col.key(), Cell { value: m.value, ci: m.ci, n: m.n, items, seeds: 1, seed_std: None });
+        let cell = Cell { value: m.value, ci: m.ci, n: m.n, invalid: m.invalid, items, seeds: 1, seed_std: None };
+        cells.insert(col.key(), cell);
     }
     let pretraining = is_learned(&file.model.kind)
         .then(|| file.model.config.pointer("/data/families").and_then(Value::as_array))
@@ -427,7 +432,15 @@ fn mean_over_seeds(cells: &[&Cell]) -> Cell {
             scores.map(|s| (h.clone(), s.iter().sum::<f64>() / k))
         })
         .collect();
-    Cell { value, ci: [mean(&|c| c.ci[0]), mean(&|c| c.ci[1])], n: cells[0].n, items, seeds: cells.len(), seed_std }
+    Cell {
+        value,
+        ci: [mean(&|c| c.ci[0]), mean(&|c| c.ci[1])],
+        n: cells[0].n,
+        invalid: cells.iter().map(|c| c.invalid).sum(),
+        items,
+        seeds: cells.len(),
+        seed_std,
+    }
 }
 
 impl Board {
@@ -655,7 +668,8 @@ impl Board {
                     .cells
                     .iter()
                     .map(|(k, x)| {
-                        let mut cell = json!({"value": x.value, "ci": x.ci, "n": x.n, "items": x.items});
+                        let mut cell =
+                            json!({"value": x.value, "ci": x.ci, "n": x.n, "invalid": x.invalid, "items": x.items});
                         if r.is_seed_group() {
                             cell["seed_std"] = json!(x.seed_std);
                             cell["seeds"] = json!(x.seeds);
@@ -920,13 +934,15 @@ fn format_cell(x: &Cell) -> String {
     format!("{:.3} {}", x.value, cell_detail(x))
 }
 
-/// A cell after its value: `[0.750, 0.870] n=120`, after `± 0.031 (3 seeds) ` for a seed group.
+/// A cell after its value: `[0.750, 0.870] n=120`, after `± 0.031 (3 seeds) ` for a seed
+/// group, and ` invalid=3` where answers were invalid.
 fn cell_detail(x: &Cell) -> String {
     let spread = match x.seed_std {
         Some(sd) => format!("± {sd:.3} ({} seeds) ", x.seeds),
         None => String::new(),
     };
-    format!("{spread}[{:.3}, {:.3}] n={}", x.ci[0], x.ci[1], x.n)
+    let invalid = if x.invalid > 0 { format!(" invalid={}", x.invalid) } else { String::new() };
+    format!("{spread}[{:.3}, {:.3}] n={}{invalid}", x.ci[0], x.ci[1], x.n)
 }
 
 /// A p-value: four decimals, or scientific notation below 0.0001.

@@ -9,6 +9,8 @@
 //!   violation of expectation on matched quadruplets).
 //! - [`adapters`]: one [`Adapter`](adapters::Adapter) trait for every model: `oracle`,
 //!   `constant-velocity`, `chance`, `majority`, `raw-state` and `jepa:<run>`.
+//! - [`present`]: how items are shown (seeded choice order, VoE movies one at a time,
+//!   interleaved), so that nothing in an item's presentation depends on its answer.
 //! - [`metrics`]: accuracy, ADE/FDE, relative accuracy, AUROC, seeded bootstrap intervals
 //!   and paired tests.
 //! - [`results`]: one JSON file per (model, suite) and a per-item log; [`leaderboard`]
@@ -20,6 +22,7 @@ mod error;
 pub mod leaderboard;
 pub mod llm;
 pub mod metrics;
+pub mod present;
 pub mod probe;
 pub mod results;
 pub mod score;

@@ -76,6 +76,9 @@ pub struct Metric {
     pub ci: [f64; 2],
     /// Units scored (items, or quadruplets for relative accuracy).
     pub n: u64,
+    /// Units among them whose answer was invalid (scored as failures, never skipped).
+    #[serde(default)]
+    pub invalid: u64,
     /// Whether larger is better.
     pub higher_is_better: bool,
     /// The value a chance scorer gets, where defined.
@@ -133,6 +136,10 @@ pub struct ResultFile {
     pub tasks: Vec<TaskResult>,
     /// Tasks of the suite the model does not support.
     pub unsupported: Vec<String>,
+    /// Tasks asked for that have no items in the scored split (e.g. a suite without VoE
+    /// families): not scored, not shown.
+    #[serde(default)]
+    pub no_items: Vec<String>,
     /// The per-item log, relative to this file.
     pub items_file: String,
     /// Wall time of scoring, s.
@@ -161,6 +168,10 @@ pub struct ItemLog {
     pub score: f64,
     /// Whether the answer was invalid (unparsable or missing).
     pub invalid: bool,
+    /// How the item was shown ([`crate::present::Presentation::record`]): its choices in the
+    /// order shown, or the opaque ids and positions of its VoE movies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presentation: Option<serde_json::Value>,
     /// The raw exchange behind the answer (LLM requests and responses, without keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<serde_json::Value>,
@@ -174,11 +185,17 @@ pub fn slug(s: &str) -> String {
     if out.is_empty() { "model".into() } else { out }
 }
 
+/// The stem of a result file's name: `<model>__<suite>__<split>`, so that runs on
+/// different splits never overwrite each other.
+pub fn stem(model: &str, suite: &str, split: &str) -> String {
+    format!("{}__{}__{}", slug(model), slug(suite), slug(split))
+}
+
 /// Write `file` and its item log into `dir` atomically (temporary file, then rename):
-/// `<model>__<suite>.json` and `.items.jsonl`. Returns the JSON path.
+/// `<model>__<suite>__<split>.json` and `.items.jsonl` ([`stem`]). Returns the JSON path.
 pub fn write(dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| BenchError::file(dir, e))?;
-    let stem = format!("{}__{}", slug(&file.model.id), slug(&file.suite.name));
+    let stem = stem(&file.model.id, &file.suite.name, &file.suite.split);
     let items_name = format!("{stem}.items.jsonl");
     file.items_file = items_name.clone();
     let mut lines = String::new();

@@ -8,7 +8,13 @@ use serde_json::{Value, json};
 use crate::adapters::{Answer, Surprise};
 use crate::metrics::{ade_fde, auroc, bootstrap_auroc, bootstrap_mean, mean, relative_score};
 use crate::results::{ItemLog, Metric, TaskResult};
-use crate::tasks::{Item, Target, TaskItems, TaskKind, TaskOptions};
+use crate::tasks::{Frames, Item, Target, TaskItems, TaskKind, TaskOptions, pos};
+
+/// The least error, m, an invalid forecast is scored at: an invalid forecast scores the
+/// error of predicting no motion (every object held where it was last observed) or this,
+/// whichever is larger, so that failing to answer is never better than the trivial answer
+/// and never close to perfect.
+pub const INVALID_FORECAST_ERROR_M: f64 = 1.0;
 
 /// Bootstrap settings.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +30,7 @@ fn metric(
     name: &str,
     group: &str,
     values: &[f64],
+    invalid: u64,
     higher: bool,
     chance: Option<f64>,
     best: Option<f64>,
@@ -40,6 +47,7 @@ fn metric(
         value,
         ci,
         n: values.len() as u64,
+        invalid,
         higher_is_better: higher,
         chance,
         normalised: chance.zip(best).and_then(|(c, b)| ((b - c).abs() > 0.0).then(|| (value - c) / (b - c))),
@@ -64,22 +72,37 @@ fn groups(it: &Item) -> Vec<String> {
     g
 }
 
-fn by_group<'a>(items: &'a [Item], values: &'a [f64]) -> BTreeMap<String, Vec<f64>> {
-    let mut m: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (it, v) in items.iter().zip(values) {
-        m.entry("all".into()).or_default().push(*v);
-        for g in groups(it) {
-            m.entry(g).or_default().push(*v);
+/// Values and invalid answers per group (`all` and [`groups`]).
+fn by_group(items: &[Item], values: &[f64], invalid: &[bool]) -> BTreeMap<String, (Vec<f64>, u64)> {
+    let mut m: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
+    for ((it, v), bad) in items.iter().zip(values).zip(invalid) {
+        for g in std::iter::once("all".to_string()).chain(groups(it)) {
+            let e = m.entry(g).or_default();
+            e.0.push(*v);
+            e.1 += *bad as u64;
         }
     }
     m
 }
 
+/// The no-motion forecast of `it`: each scored object held at its last observed position.
+fn no_motion(it: &Item, frames: &Frames) -> Option<Vec<Vec<[f32; 3]>>> {
+    let e = frames.get(it.episodes[0]).ok()?;
+    let r = it.observe.checked_sub(1)?;
+    let held: Vec<[f32; 3]> = it.objects.iter().map(|&o| pos(e, r, o as usize)).collect();
+    Some(vec![held; it.horizons.len()])
+}
+
 /// Score `answers` (per readout protocol, the first primary; a single unnamed entry for
-/// models without probes) to `task`'s items.
+/// models without probes) to `task`'s items, whose episodes are in `frames`.
+///
+/// An invalid answer is never scored as a success: a wrong choice, a VoE tie (0.5), or for
+/// a forecast the no-motion error with a floor of [`INVALID_FORECAST_ERROR_M`]; every
+/// metric counts the invalid answers it contains.
 pub fn score(
     task: &TaskItems,
     answers: &[(Option<&str>, Vec<Answer>)],
+    frames: &Frames,
     opts: &TaskOptions,
     b: Bootstrap,
 ) -> (TaskResult, Vec<ItemLog>) {
@@ -93,23 +116,25 @@ pub fn score(
     };
     match kind {
         TaskKind::Forecast => {
-            let (mut ade, mut fde, mut ok) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut ade, mut fde, mut ok, mut bad_items) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (it, a) in items.iter().zip(primary) {
                 let Target::Positions(t) = &it.target else { continue };
-                let (pred, bad) = match a {
+                let valid = match a {
                     Answer::Positions(p) if p.len() == t.len() && p.iter().zip(t).all(|(x, y)| x.len() == y.len()) => {
-                        (p.clone(), false)
+                        ade_fde(p, t).filter(|(a, f)| a.is_finite() && f.is_finite())
                     }
-                    _ => (Vec::new(), true),
+                    _ => None,
                 };
-                let (a_err, f_err) =
-                    if bad { (f64::NAN, f64::NAN) } else { ade_fde(&pred, t).unwrap_or((f64::NAN, f64::NAN)) };
-                let invalid_item = bad || !a_err.is_finite();
+                let (a_err, f_err) = valid.unwrap_or_else(|| {
+                    let (a, f) = no_motion(it, frames).and_then(|p| ade_fde(&p, t)).unwrap_or((0.0, 0.0));
+                    (a.max(INVALID_FORECAST_ERROR_M), f.max(INVALID_FORECAST_ERROR_M))
+                });
+                let invalid_item = valid.is_none();
                 invalid += invalid_item as u64;
-                // An invalid forecast counts as a miss, at the worst error seen (below).
                 ade.push(a_err);
                 fde.push(f_err);
                 ok.push(!invalid_item && f_err < opts.tolerance);
+                bad_items.push(invalid_item);
                 logs.push(ItemLog {
                     task: kind.as_str().into(),
                     item: it.id.clone(),
@@ -117,42 +142,31 @@ pub fn score(
                     family: it.family.clone(),
                     prediction: serde_json::to_value(a).unwrap_or(Value::Null),
                     target: json!(t),
-                    correct: Some(*ok.last().unwrap_or(&false)),
-                    score: 0.0,
+                    correct: Some(!invalid_item && f_err < opts.tolerance),
+                    score: -a_err,
                     invalid: invalid_item,
+                    presentation: None,
                     raw: None,
                 });
             }
-            let worst = ade.iter().chain(&fde).copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
-            for v in ade.iter_mut().chain(fde.iter_mut()) {
-                if !v.is_finite() {
-                    *v = worst;
-                }
-            }
-            for (l, a) in logs.iter_mut().zip(&ade) {
-                l.score = -a;
-            }
             let okf: Vec<f64> = ok.iter().map(|o| *o as u8 as f64).collect();
-            for (g, v) in by_group(items, &ade) {
-                metrics.extend(metric("ade", &g, &v, false, None, None, b));
-            }
-            for (g, v) in by_group(items, &fde) {
-                metrics.extend(metric("fde", &g, &v, false, None, None, b));
-            }
-            for (g, v) in by_group(items, &okf) {
-                metrics.extend(metric("success", &g, &v, true, None, None, b));
+            for (name, values, higher) in [("ade", &ade, false), ("fde", &fde, false), ("success", &okf, true)] {
+                for (g, (v, bad)) in by_group(items, values, &bad_items) {
+                    metrics.extend(metric(name, &g, &v, bad, higher, None, None, b));
+                }
             }
         }
         TaskKind::Contact | TaskKind::Outcome => {
             let chance: Vec<f64> = items.iter().map(|i| 1.0 / i.choices.len().max(1) as f64).collect();
             for (pi, (proto, ans)) in answers.iter().enumerate() {
-                let mut correct = Vec::new();
+                let (mut correct, mut bad_items) = (Vec::new(), Vec::new());
                 for (it, a) in items.iter().zip(ans) {
                     let (c, bad) = match a {
                         Answer::Choice(k) if *k < it.choices.len() => (Some(*k) == it.answer_index(), false),
                         _ => (false, true),
                     };
                     correct.push(c as u8 as f64);
+                    bad_items.push(bad);
                     if pi == 0 {
                         invalid += bad as u64;
                         logs.push(ItemLog {
@@ -168,19 +182,20 @@ pub fn score(
                             correct: Some(c),
                             score: c as u8 as f64,
                             invalid: bad,
+                            presentation: None,
                             raw: None,
                         });
                     }
                 }
                 if pi == 0 {
-                    for (g, v) in by_group(items, &correct) {
+                    for (g, (v, bad)) in by_group(items, &correct, &bad_items) {
                         let ch: Vec<f64> = items
                             .iter()
                             .zip(&chance)
                             .filter(|(it, _)| g == "all" || groups(it).contains(&g))
                             .map(|(_, c)| *c)
                             .collect();
-                        metrics.extend(metric("accuracy", &g, &v, true, Some(mean(&ch)), Some(1.0), b));
+                        metrics.extend(metric("accuracy", &g, &v, bad, true, Some(mean(&ch)), Some(1.0), b));
                     }
                 }
                 if let Some(p) = proto {
@@ -188,6 +203,7 @@ pub fn score(
                         "accuracy",
                         &format!("readout={p}"),
                         &correct,
+                        bad_items.iter().filter(|b| **b).count() as u64,
                         true,
                         Some(mean(&chance)),
                         Some(1.0),
@@ -197,32 +213,35 @@ pub fn score(
             }
         }
         TaskKind::Voe => {
-            let (mut rel_max, mut rel_mean) = (Vec::new(), Vec::new());
-            let (mut s_max, mut s_mean, mut pos) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut rel_max, mut rel_mean, mut bad_items) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut s_max, mut s_mean, mut impossible, mut bad_eps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (it, a) in items.iter().zip(primary) {
                 let Target::Possible(p) = &it.target else { continue };
-                let s: Vec<Surprise> = match a {
+                let valid = match a {
                     Answer::Surprise(s)
                         if s.len() == p.len() && s.iter().all(|x| x.max.is_finite() && x.mean.is_finite()) =>
                     {
-                        s.clone()
+                        Some(s.clone())
                     }
-                    _ => {
-                        invalid += 1;
-                        vec![Surprise { max: 0.0, mean: 0.0 }; p.len()]
-                    }
+                    _ => None,
                 };
+                let bad = valid.is_none();
+                invalid += bad as u64;
+                // An invalid answer is a constant surprise: a tie (0.5), never a success.
+                let s = valid.unwrap_or_else(|| vec![Surprise { max: 0.0, mean: 0.0 }; p.len()]);
                 let pick = |f: fn(&Surprise) -> f64, want: bool| -> [f64; 2] {
                     let v: Vec<f64> = s.iter().zip(p).filter(|(_, q)| **q == want).map(|(x, _)| f(x)).collect();
                     [v.first().copied().unwrap_or(0.0), v.get(1).copied().unwrap_or(0.0)]
                 };
-                let r = relative_score(pick(|x| x.max, true), pick(|x| x.max, false));
-                rel_max.push(r);
-                rel_mean.push(relative_score(pick(|x| x.mean, true), pick(|x| x.mean, false)));
+                let r = relative_score(pick(|x| x.mean, true), pick(|x| x.mean, false));
+                rel_mean.push(r);
+                rel_max.push(relative_score(pick(|x| x.max, true), pick(|x| x.max, false)));
+                bad_items.push(bad);
                 for (x, q) in s.iter().zip(p) {
                     s_max.push(x.max);
                     s_mean.push(x.mean);
-                    pos.push(!q);
+                    impossible.push(!q);
+                    bad_eps.push(bad);
                 }
                 logs.push(ItemLog {
                     task: kind.as_str().into(),
@@ -233,15 +252,18 @@ pub fn score(
                     target: json!(p),
                     correct: (r != 0.5).then_some(r == 1.0),
                     score: r,
-                    invalid: !matches!(a, Answer::Surprise(_)),
+                    invalid: bad,
+                    presentation: None,
                     raw: None,
                 });
             }
-            for (g, v) in by_group(items, &rel_max) {
-                metrics.extend(metric("relative_accuracy", &g, &v, true, Some(0.5), Some(1.0), b));
-            }
-            for (g, v) in by_group(items, &rel_mean) {
-                metrics.extend(metric("relative_accuracy_mean_surprise", &g, &v, true, Some(0.5), Some(1.0), b));
+            // Primary: frame-averaged surprise, which IntPhys' frame-matched quadruplets protect
+            // (any per-frame statistic cancels in the sum). Max over frames is not protected
+            // by the design: reported, labelled.
+            for (name, values) in [("relative_accuracy", &rel_mean), ("relative_accuracy_max_surprise", &rel_max)] {
+                for (g, (v, bad)) in by_group(items, values, &bad_items) {
+                    metrics.extend(metric(name, &g, &v, bad, true, Some(0.5), Some(1.0), b));
+                }
             }
             // Absolute AUROC over all episodes (impossible = positive), per violation too.
             let mut groups_ep: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -256,10 +278,10 @@ pub fn score(
                 }
                 k += n;
             }
-            for (name, scores) in [("auroc", &s_max), ("auroc_mean_surprise", &s_mean)] {
+            for (name, scores) in [("auroc", &s_mean), ("auroc_max_surprise", &s_max)] {
                 for (g, idx) in &groups_ep {
                     let s: Vec<f64> = idx.iter().map(|&j| scores[j]).collect();
-                    let p: Vec<bool> = idx.iter().map(|&j| pos[j]).collect();
+                    let p: Vec<bool> = idx.iter().map(|&j| impossible[j]).collect();
                     if let Some(value) = auroc(&s, &p) {
                         let ci = finite_or(bootstrap_auroc(&s, &p, b.seed, b.resamples), value);
                         metrics.push(Metric {
@@ -268,6 +290,7 @@ pub fn score(
                             value,
                             ci,
                             n: s.len() as u64,
+                            invalid: idx.iter().filter(|&&j| bad_eps[j]).count() as u64,
                             higher_is_better: true,
                             chance: Some(0.5),
                             normalised: Some((value - 0.5) / 0.5),

@@ -40,9 +40,12 @@ impl TaskKind {
         }
     }
 
-    /// Version of the task's items and scoring.
+    /// Version of the task's items, presentation and scoring: 2 since choices are shown in
+    /// a seeded order, VoE movies one at a time, invalid forecasts scored at the no-motion
+    /// error (at least [`crate::score::INVALID_FORECAST_ERROR_M`]), and VoE's primary metric
+    /// is frame-averaged.
     pub fn version(self) -> u32 {
-        1
+        2
     }
 
     /// The metric leaderboards show.
@@ -177,6 +180,12 @@ impl Item {
         h.update(&body);
         self.hash = hex::encode(h.finalize());
         self
+    }
+
+    /// Whether the choices name the item's `objects`, one each in the same order
+    /// (first_floor's candidates), so that reordering one reorders the other.
+    pub fn choices_are_objects(&self) -> bool {
+        self.question == "first_floor"
     }
 
     /// The correct choice, for choice tasks.

@@ -1,24 +1,107 @@
-//! `validate-suite`: a task is only meaningful if cheap tricks fail on it. Every heuristic
-//! adapter is scored per family on the VoE and contact items; a family where one beats
-//! chance (the lower end of its 95% interval above 50%) fails the suite unless the suite
-//! file tags the family `visible_in_single_frames = true`.
+//! `validate-suite`: a task is only meaningful if cheap tricks fail on it, and a suite only
+//! proves that when it has the items to.
 //!
-//! VoE heuristics are judged on relative accuracy with frame-averaged scores: a matched
-//! quadruplet shows the same frames in its possible and its impossible pair, so a statistic
-//! of single frames ties exactly, and one of consecutive frames beats chance only when the
-//! switch itself is visible. With max-over-frames scores the design leaks presence: an
-//! object that exists in one possible movie exists in both impossible ones, so "most objects
-//! in a frame" beats chance on permanence. Those figures are reported (`max_aggregated`)
-//! but do not fail the suite; models should be compared on both VoE metrics.
+//! Every [`Heuristic`] — physical ones (object count, largest jump, ...) and structural ones
+//! that read only the presentation (movie position, fixed choice, cross-movie matches, ...)
+//! — answers the scored split's VoE, contact and outcome items exactly as a model would
+//! (through [`crate::present`]), and is judged per family on the task's primary per-unit
+//! score (VoE: the frame-averaged relative score per quadruplet; contact and outcome:
+//! right or wrong):
+//!
+//! - **Off chance (fails the suite)**: a two-sided test of "mean = chance" rejects at level
+//!   α after Holm's correction across every check, so dozens of honest checks do not flag a
+//!   suite by chance (a trick far *below* chance leaks as much as one above: invert it).
+//! - **At chance**: an equivalence test (two one-sided tests) shows the mean within ±δ of
+//!   chance at level α. The suite claims that of every check at once, which the
+//!   intersection–union principle allows at level α without a correction.
+//! - **Underpowered**: the family has fewer units than [`Criteria::units_needed`], the
+//!   number with which a trick truly at chance is shown at chance with probability `power`
+//!   (worst-case spread: a fair coin, sd 0.5). The suite then says it lacks power instead
+//!   of passing.
+//! - **Inconclusive**: enough units, but neither verdict.
+//!
+//! A family tagged `visible_in_single_frames = true` in the suite file is reported, not
+//! judged. Tests use the normal approximation to the mean, sound at the unit counts power
+//! asks for.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::adapters::{Adapter, Heuristic, HeuristicAdapter};
-use crate::bench::Prepared;
-use crate::error::Result;
+use crate::adapters::{Heuristic, HeuristicAdapter};
+use crate::bench::{Prepared, answer_shown};
+use crate::error::{BenchError, Result};
 use crate::score::{Bootstrap, score};
 
-/// One heuristic on one family.
+/// Default equivalence margin and minimum detectable effect: 0.1 from chance.
+pub const DEFAULT_DELTA: f64 = 0.1;
+/// Default significance level.
+pub const DEFAULT_ALPHA: f64 = 0.05;
+/// Default power.
+pub const DEFAULT_POWER: f64 = 0.8;
+/// Worst-case standard deviation of a per-unit score in `[0, 1]` at chance 0.5.
+const WORST_SD: f64 = 0.5;
+
+/// What a suite must show.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Criteria {
+    /// Equivalence margin around chance, and the effect a group must be able to detect.
+    /// Default [`DEFAULT_DELTA`].
+    pub delta: f64,
+    /// Significance level of every test. Default [`DEFAULT_ALPHA`].
+    pub alpha: f64,
+    /// Probability that a trick truly at chance is shown at chance. Default
+    /// [`DEFAULT_POWER`].
+    pub power: f64,
+}
+
+impl Default for Criteria {
+    fn default() -> Self {
+        Criteria { delta: DEFAULT_DELTA, alpha: DEFAULT_ALPHA, power: DEFAULT_POWER }
+    }
+}
+
+impl Criteria {
+    /// Check the fields.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.delta > 0.0 && self.delta < 0.5) {
+            return Err(BenchError::invalid("delta", self.delta, "a margin in (0, 0.5)"));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 0.5) {
+            return Err(BenchError::invalid("alpha", self.alpha, "a level in (0, 0.5)"));
+        }
+        if !(self.power > 0.0 && self.power < 1.0) {
+            return Err(BenchError::invalid("power", self.power, "a probability in (0, 1)"));
+        }
+        Ok(())
+    }
+
+    /// Units a group needs: `n ≥ (σ (z₁₋α + z₍₁₊power₎/₂) / δ)²` with σ = 0.5. A trick at
+    /// chance passes the equivalence test when `|mean − chance| ≤ δ − z₁₋α·σ/√n`, which
+    /// happens with probability `power` at this `n`.
+    pub fn units_needed(&self) -> u64 {
+        let z = normal_quantile(1.0 - self.alpha) + normal_quantile((1.0 + self.power) / 2.0);
+        (WORST_SD * z / self.delta).powi(2).ceil() as u64
+    }
+}
+
+/// The verdict on one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Shown within ±δ of chance.
+    AtChance,
+    /// Significantly off chance (after Holm): the suite fails.
+    OffChance,
+    /// Too few units to show anything.
+    Underpowered,
+    /// Enough units, neither shown at chance nor off it.
+    Inconclusive,
+    /// The family is tagged as meant to be visible in single frames: reported only.
+    TaggedVisible,
+}
+
+/// One trick on one family.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Heuristic name.
@@ -27,20 +110,27 @@ pub struct Check {
     pub task: String,
     /// Family.
     pub family: String,
-    /// Metric (relative accuracy for VoE, accuracy for contact).
+    /// Metric (the task's primary).
     pub metric: String,
-    /// Value.
+    /// Mean per-unit score.
     pub value: f64,
     /// Bootstrap 95% interval.
     pub ci: [f64; 2],
     /// Units scored.
     pub n: u64,
-    /// VoE: relative accuracy with max-over-frames scores (reported, not judged).
+    /// What a chance scorer gets.
+    pub chance: f64,
+    /// Two-sided p-value of "mean = chance", Holm-adjusted across every check.
+    pub p_off_chance: f64,
+    /// p-value of the equivalence test (within ±δ of chance).
+    pub p_equivalent: f64,
+    /// Effect this group detects with the stated power (two-sided, at α).
+    pub detectable: f64,
+    /// VoE: relative accuracy with max-over-frames surprise (not protected by the design;
+    /// reported, not judged).
     pub max_aggregated: Option<f64>,
-    /// Whether the suite tags the family as meant to be visible in single frames.
-    pub visible: bool,
-    /// Above chance and not tagged visible.
-    pub failed: bool,
+    /// Verdict.
+    pub verdict: Verdict,
 }
 
 /// The outcome of validating a suite.
@@ -48,32 +138,38 @@ pub struct Check {
 pub struct SuiteValidation {
     /// Suite name.
     pub suite: String,
+    /// Criteria.
+    pub criteria: Criteria,
+    /// Units each family needs ([`Criteria::units_needed`]).
+    pub units_needed: u64,
+    /// `passed`, `failed` or `underpowered`.
+    pub status: &'static str,
     /// Every check.
     pub checks: Vec<Check>,
 }
 
 impl SuiteValidation {
-    /// Whether no check failed.
+    /// Whether every judged check is shown at chance.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| !c.failed)
+        self.status == "passed"
     }
 
     /// A table of every check and a verdict line.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "{:<32} {:<8} {:<18} {:>6}  {:<16} {:>4}  {:>7}  verdict\n",
-            "heuristic", "task", "family", "value", "95% CI", "n", "max-agg"
+            "{:<30} {:<8} {:<16} {:>6}  {:<16} {:>5}  {:>7}  {:>8}  {:>7}  verdict\n",
+            "heuristic", "task", "family", "value", "95% CI", "n", "p(off)", "p(equiv)", "max-agg"
         );
         for c in &self.checks {
-            let verdict = if c.failed {
-                "FAIL: above chance"
-            } else if c.ci[0] > 0.5 {
-                "above chance (tagged visible)"
-            } else {
-                "at chance"
+            let verdict = match c.verdict {
+                Verdict::AtChance => "at chance",
+                Verdict::OffChance => "FAIL: off chance",
+                Verdict::Underpowered => "underpowered",
+                Verdict::Inconclusive => "inconclusive",
+                Verdict::TaggedVisible => "tagged visible",
             };
             s.push_str(&format!(
-                "{:<32} {:<8} {:<18} {:>6.3}  [{:.3}, {:.3}]  {:>4}  {:>7}  {verdict}\n",
+                "{:<30} {:<8} {:<16} {:>6.3}  [{:.3}, {:.3}]  {:>5}  {:>7.4}  {:>8.4}  {:>7}  {verdict}\n",
                 c.heuristic,
                 c.task,
                 c.family,
@@ -81,54 +177,216 @@ impl SuiteValidation {
                 c.ci[0],
                 c.ci[1],
                 c.n,
+                c.p_off_chance,
+                c.p_equivalent,
                 c.max_aggregated.map_or("-".into(), |v| format!("{v:.3}"))
             ));
         }
-        let failed = self.checks.iter().filter(|c| c.failed).count();
-        if failed == 0 {
-            s.push_str(&format!("OK: suite `{}`: every heuristic is at chance where it must be\n", self.suite));
-        } else {
-            s.push_str(&format!("FAILED: suite `{}`: {failed} heuristic/family pair(s) above chance\n", self.suite));
-        }
+        let cr = &self.criteria;
+        s.push_str(&format!(
+            "criteria: within ±{} of chance at α = {}, power {} (needs {} units per family); off chance: two-sided, Holm over {} checks\n",
+            cr.delta,
+            cr.alpha,
+            cr.power,
+            self.units_needed,
+            self.checks.len()
+        ));
+        let count = |v: Verdict| self.checks.iter().filter(|c| c.verdict == v).count();
+        s.push_str(&match self.status {
+            "passed" => format!("OK: suite `{}`: every trick is shown at chance\n", self.suite),
+            "failed" => format!(
+                "FAILED: suite `{}`: {} trick/family pair(s) off chance\n",
+                self.suite,
+                count(Verdict::OffChance)
+            ),
+            _ => format!(
+                "INSUFFICIENT POWER: suite `{}`: {} check(s) underpowered, {} inconclusive; a family needs {} units to show ±{} at power {}\n",
+                self.suite,
+                count(Verdict::Underpowered),
+                count(Verdict::Inconclusive),
+                self.units_needed,
+                cr.delta,
+                cr.power
+            ),
+        });
         s
     }
 }
 
-/// Run every heuristic on `prep`'s VoE and contact items.
-pub fn validate_suite(prep: &Prepared, b: Bootstrap) -> Result<SuiteValidation> {
-    let ctx = prep.context();
-    let visible = |f: &str| prep.ds.suite.families.iter().any(|x| x.name == f && x.visible_in_single_frames);
-    let mut checks = Vec::new();
-    for h in Heuristic::ALL {
-        let Some(items) = prep.items.get(&h.task()) else { continue };
-        if items.items.is_empty() {
-            continue;
-        }
-        let mut a = HeuristicAdapter::new(h);
-        let answers = a.answer(&ctx, h.task(), &items.items, None, &|| {})?;
-        let (r, _) = score(items, &[(None, answers)], &prep.opts.items, b);
-        let judged =
-            if h.task() == crate::tasks::TaskKind::Voe { "relative_accuracy_mean_surprise" } else { "accuracy" };
-        for m in r.metrics.iter().filter(|m| m.name == judged) {
-            let Some(family) = m.group.strip_prefix("family=") else { continue };
-            let vis = visible(family);
-            checks.push(Check {
-                heuristic: h.name().into(),
-                task: r.id.clone(),
-                family: family.into(),
-                metric: m.name.clone(),
-                value: m.value,
-                ci: m.ci,
-                n: m.n,
-                max_aggregated: r
-                    .metrics
-                    .iter()
-                    .find(|x| x.name == "relative_accuracy" && x.group == m.group)
-                    .map(|x| x.value),
-                visible: vis,
-                failed: m.ci[0] > 0.5 && !vis,
-            });
+/// Standard normal CDF (Abramowitz & Stegun 7.1.26 through erf; absolute error < 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    if x >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
+}
+
+/// Standard normal quantile, by bisection on [`normal_cdf`].
+pub fn normal_quantile(p: f64) -> f64 {
+    let (mut lo, mut hi) = (-40.0f64, 40.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if normal_cdf(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
         }
     }
-    Ok(SuiteValidation { suite: prep.ds.suite.suite.name.clone(), checks })
+    0.5 * (lo + hi)
+}
+
+/// Holm's step-down adjustment of `p` (same order back).
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut idx: Vec<usize> = (0..m).collect();
+    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut out = vec![1.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in idx.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        out[i] = running;
+    }
+    out
+}
+
+/// Two-sided p of "mean = chance" and the equivalence p of "within ±δ", for units `x`.
+fn tests(x: &[f64], chance: f64, delta: f64) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = if n > 1.0 { x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let se = (var / n).sqrt();
+    let d = mean - chance;
+    if se == 0.0 {
+        // Every unit scored alike: the mean is exact.
+        let off = if d == 0.0 { 1.0 } else { 0.0 };
+        return (off, if d.abs() < delta { 0.0 } else { 1.0 });
+    }
+    let off = 2.0 * (1.0 - normal_cdf(d.abs() / se));
+    let equivalent = normal_cdf((d - delta) / se).max(1.0 - normal_cdf((d + delta) / se));
+    (off.min(1.0), equivalent)
+}
+
+/// Run every heuristic on `prep`'s VoE, contact and outcome items and judge them by
+/// `criteria`.
+pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Result<SuiteValidation> {
+    criteria.validate()?;
+    let ctx = prep.context();
+    let visible = |f: &str| prep.ds.suite.families.iter().any(|x| x.name == f && x.visible_in_single_frames);
+    let needed = criteria.units_needed();
+    let mut checks = Vec::new();
+    for h in Heuristic::ALL {
+        for &kind in h.tasks() {
+            let Some(items) = prep.items.get(&kind) else { continue };
+            if items.items.is_empty() {
+                continue;
+            }
+            let mut a = HeuristicAdapter::new(h);
+            let (_, answers) = answer_shown(&mut a, &ctx, items, b.seed, &|| {})?;
+            let (r, logs) = score(items, &answers, &prep.frames, &prep.opts.items, b);
+            let mut by_family: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+            for l in &logs {
+                by_family.entry(l.family.as_str()).or_default().push(l.score);
+            }
+            for m in r.metrics.iter().filter(|m| m.name == r.primary) {
+                let Some(family) = m.group.strip_prefix("family=") else { continue };
+                let x = by_family.remove(family).unwrap_or_default();
+                let chance = m.chance.unwrap_or(0.5);
+                let (p_off, p_eq) = tests(&x, chance, criteria.delta);
+                let z = normal_quantile(1.0 - criteria.alpha / 2.0) + normal_quantile(criteria.power);
+                checks.push(Check {
+                    heuristic: h.name().into(),
+                    task: r.id.clone(),
+                    family: family.into(),
+                    metric: m.name.clone(),
+                    value: m.value,
+                    ci: m.ci,
+                    n: m.n,
+                    chance,
+                    p_off_chance: p_off,
+                    p_equivalent: p_eq,
+                    detectable: z * WORST_SD / (m.n.max(1) as f64).sqrt(),
+                    max_aggregated: r
+                        .metrics
+                        .iter()
+                        .find(|x| x.name == "relative_accuracy_max_surprise" && x.group == m.group)
+                        .map(|x| x.value),
+                    verdict: if visible(family) { Verdict::TaggedVisible } else { Verdict::Inconclusive },
+                });
+            }
+        }
+    }
+    let adjusted = holm(&checks.iter().map(|c| c.p_off_chance).collect::<Vec<_>>());
+    for (c, p) in checks.iter_mut().zip(adjusted) {
+        c.p_off_chance = p;
+        if c.verdict == Verdict::TaggedVisible {
+            continue;
+        }
+        c.verdict = if p < criteria.alpha {
+            Verdict::OffChance
+        } else if c.n < needed {
+            Verdict::Underpowered
+        } else if c.p_equivalent < criteria.alpha {
+            Verdict::AtChance
+        } else {
+            Verdict::Inconclusive
+        };
+    }
+    let status = if checks.iter().any(|c| c.verdict == Verdict::OffChance) {
+        "failed"
+    } else if checks.iter().any(|c| matches!(c.verdict, Verdict::Underpowered | Verdict::Inconclusive)) {
+        "underpowered"
+    } else {
+        "passed"
+    };
+    Ok(SuiteValidation { suite: prep.ds.suite.suite.name.clone(), criteria, units_needed: needed, status, checks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_cdf_and_quantile_match_tables() {
+        // Standard normal table values.
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.96) - 0.975_002).abs() < 1e-6);
+        assert!((normal_cdf(-1.644_854) - 0.05).abs() < 1e-6);
+        assert!((normal_quantile(0.95) - 1.644_854).abs() < 1e-5);
+        assert!((normal_quantile(0.9) - 1.281_552).abs() < 1e-5);
+    }
+
+    #[test]
+    fn units_needed_follows_the_formula() {
+        // (0.5 * (1.644854 + 1.281552) / 0.1)^2 = 214.06 -> 215.
+        assert_eq!(Criteria::default().units_needed(), 215);
+        // Halving δ quadruples n: (0.5 * 2.926406 / 0.05)^2 = 856.2 -> 857.
+        assert_eq!(Criteria { delta: 0.05, ..Criteria::default() }.units_needed(), 857);
+        assert!(Criteria { delta: 0.7, ..Criteria::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn holm_adjusts_step_down() {
+        // p = (0.01, 0.04, 0.03): sorted 0.01*3, 0.03*2, max(0.06, 0.04*1).
+        let a = holm(&[0.01, 0.04, 0.03]);
+        assert!((a[0] - 0.03).abs() < 1e-12 && (a[2] - 0.06).abs() < 1e-12 && (a[1] - 0.06).abs() < 1e-12, "{a:?}");
+    }
+
+    #[test]
+    fn tests_separate_at_chance_from_off_chance() {
+        // 400 fair-coin-like units at exactly 0.5: equivalent, not off.
+        let fair: Vec<f64> = (0..400).map(|i| (i % 2) as f64).collect();
+        let (off, eq) = tests(&fair, 0.5, 0.1);
+        assert!(off > 0.9 && eq < 1e-3, "{off} {eq}");
+        // 70% right: off chance, not equivalent.
+        let leak: Vec<f64> = (0..400).map(|i| (i % 10 < 7) as u8 as f64).collect();
+        let (off, eq) = tests(&leak, 0.5, 0.1);
+        assert!(off < 1e-6 && eq > 0.5, "{off} {eq}");
+        // All ties: exactly chance.
+        assert_eq!(tests(&[0.5; 30], 0.5, 0.1), (1.0, 0.0));
+    }
 }

@@ -139,15 +139,15 @@ fn result_files_are_valid_deterministic_and_logged_per_item() {
     r1.wall_time_s = 0.0;
     r2.wall_time_s = 0.0;
     assert_eq!(r1, r2, "same items, same model, same seed: same results");
-    let json = a.path().join("constant-velocity__tiny.json");
+    let json = a.path().join("constant-velocity__tiny__test.json");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("read")).expect("json");
     results::validate(&v).expect("schema");
     let logs = results::read_items(&json, &r1).expect("items");
     let n: u64 = r1.tasks.iter().map(|t| t.n_items).sum();
     assert_eq!(logs.len() as u64, n);
     assert_eq!(
-        std::fs::read(a.path().join("constant-velocity__tiny.items.jsonl")).expect("a"),
-        std::fs::read(b.path().join("constant-velocity__tiny.items.jsonl")).expect("b")
+        std::fs::read(a.path().join("constant-velocity__tiny__test.items.jsonl")).expect("a"),
+        std::fs::read(b.path().join("constant-velocity__tiny__test.items.jsonl")).expect("b")
     );
     assert_eq!(r1.suite.name, "tiny");
     assert_eq!(r1.suite.content_hash, prepared().content_hash());
@@ -178,10 +178,224 @@ fn answers_of_the_wrong_shape_count_as_invalid() {
     let task = &p.items[&TaskKind::Contact];
     let answers: Vec<Answer> = task.items.iter().map(|_| Answer::Choice(7)).collect();
     let b = physworld_benchmarks::score::Bootstrap { seed: 0, resamples: 50 };
-    let (r, logs) = physworld_benchmarks::score::score(task, &[(None, answers)], &TaskOptions::default(), b);
+    let (r, logs) = physworld_benchmarks::score::score(task, &[(None, answers)], &p.frames, &TaskOptions::default(), b);
     assert_eq!(r.invalid, task.items.len() as u64);
-    assert_eq!(r.primary_metric().expect("accuracy").value, 0.0);
+    let m = r.primary_metric().expect("accuracy");
+    assert_eq!((m.value, m.invalid), (0.0, task.items.len() as u64));
     assert!(logs.iter().all(|l| l.invalid && l.correct == Some(false)));
+}
+
+#[test]
+fn an_invalid_forecast_scores_no_better_than_standing_still_and_never_zero() {
+    let p = prepared();
+    let task = &p.items[&TaskKind::Forecast];
+    let b = physworld_benchmarks::score::Bootstrap { seed: 0, resamples: 50 };
+    let score = |answers: Vec<Answer>| {
+        physworld_benchmarks::score::score(task, &[(None, answers)], &p.frames, &TaskOptions::default(), b)
+    };
+    // Every answer invalid (what a server answering 401 used to produce): the worst score,
+    // not the oracle's 0.
+    let (r, logs) = score(task.items.iter().map(|_| Answer::Invalid("HTTP 401".into())).collect());
+    let ade = r.primary_metric().expect("ade");
+    assert_eq!((r.invalid, ade.invalid), (task.items.len() as u64, task.items.len() as u64));
+    assert!(ade.value >= physworld_benchmarks::score::INVALID_FORECAST_ERROR_M, "{ade:?}");
+    assert!(logs.iter().all(|l| l.invalid && l.correct == Some(false) && l.score <= -1.0));
+    let success = r.metrics.iter().find(|m| m.name == "success" && m.group == "all").expect("success");
+    assert_eq!(success.value, 0.0);
+    // The no-motion forecast answered validly scores at least as well, item by item.
+    let still: Vec<Answer> = task
+        .items
+        .iter()
+        .map(|it| {
+            let e = p.frames.get(it.episodes[0]).expect("frames");
+            let held: Vec<[f32; 3]> = it.objects.iter().map(|&o| pos(e, it.observe - 1, o as usize)).collect();
+            Answer::Positions(vec![held; it.horizons.len()])
+        })
+        .collect();
+    let (r2, logs2) = score(still);
+    assert_eq!(r2.invalid, 0);
+    assert!(r2.primary_metric().expect("ade").value < ade.value);
+    for (a, b) in logs.iter().zip(&logs2) {
+        assert!(a.score <= b.score, "{}: invalid {} vs still {}", a.item, a.score, b.score);
+    }
+    // One invalid answer among valid ones is counted where it falls.
+    let mut mixed: Vec<Answer> = (0..task.items.len()).map(|_| Answer::Positions(vec![])).collect();
+    mixed.truncate(1);
+    mixed.extend(logs2.iter().skip(1).map(|l| serde_json::from_value(l.prediction.clone()).expect("answer")));
+    let (r3, _) = score(mixed);
+    assert_eq!(r3.invalid, 1);
+    let fam = format!("family={}", task.items[0].family);
+    let m = r3.metrics.iter().find(|m| m.name == "ade" && m.group == fam).expect("family group");
+    assert_eq!(m.invalid, 1);
+}
+
+/// A model that looks only at how items are presented: VoE surprise from a movie's place in
+/// the stream or in its item, a fixed choice position.
+struct Structural {
+    trick: &'static str,
+}
+
+impl adapters::Adapter for Structural {
+    fn id(&self) -> &str {
+        self.trick
+    }
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+    fn supports(&self, task: TaskKind) -> bool {
+        task != TaskKind::Forecast
+    }
+    fn describe(&self) -> results::ModelRef {
+        results::ModelRef::new(self.trick, "process")
+    }
+    fn answer(
+        &mut self,
+        _ctx: &adapters::Context<'_>,
+        _task: TaskKind,
+        items: &[tasks::Item],
+        _protocol: Option<&str>,
+        _tick: &(dyn Fn() + Sync),
+    ) -> physworld_benchmarks::Result<Vec<Answer>> {
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(k, it)| match (self.trick, it.task) {
+                (trick, TaskKind::Voe) => Answer::Surprise(
+                    (0..it.episodes.len())
+                        .map(|j| {
+                            let x = match trick {
+                                "stream-position" => k as f64,
+                                "stream-parity" => (k % 2) as f64,
+                                // The episode's place in its item: the last used to be impossible.
+                                _ => j as f64,
+                            };
+                            adapters::Surprise { max: x, mean: x }
+                        })
+                        .collect(),
+                ),
+                ("first-choice", _) => Answer::Choice(0),
+                _ => Answer::Choice(it.choices.len() - 1),
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn models_that_read_the_presentation_score_chance() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = prepared();
+    for trick in ["item-position", "stream-position", "stream-parity", "first-choice", "last-choice"] {
+        let path = run(p, &mut Structural { trick }, tmp.path(), &|_| {}).expect("runs");
+        let r = results::read(&path).expect("result");
+        let voe = primary(&r, "voe");
+        let n_voe = p.items[&TaskKind::Voe].items.len() as f64;
+        // Relative accuracy of a coin per quadruplet: sd 0.5/sqrt(n); 3.3 sd is a 0.1% band.
+        let band = 3.3 * 0.5 / n_voe.sqrt();
+        if trick == "item-position" {
+            // Every movie is shown alone: its place in its item says nothing, every pair ties.
+            assert_eq!(voe, 0.5, "{trick}");
+        }
+        assert!((voe - 0.5).abs() <= band, "{trick}: voe {voe} (band ±{band:.3}, n {n_voe})");
+        // Counterbalanced choices: a fixed position is right exactly as often as chance has
+        // it, to one item per family.
+        let contact = primary(&r, "contact");
+        let n_contact = p.items[&TaskKind::Contact].items.len() as f64;
+        if trick.ends_with("-choice") {
+            assert!((contact - 0.5).abs() <= 5.0 / n_contact, "{trick}: contact {contact}");
+        }
+        for t in ["contact", "outcome"] {
+            let v = primary(&r, t);
+            let n = p.items[&TaskKind::parse(t).expect("task")].items.len() as f64;
+            let chance = r
+                .tasks
+                .iter()
+                .find(|x| x.id == t)
+                .and_then(|x| x.primary_metric())
+                .and_then(|m| m.chance)
+                .expect("chance");
+            let band = 3.3 * (chance * (1.0 - chance) / n).sqrt();
+            assert!((v - chance).abs() <= band, "{trick}: {t} {v} vs chance {chance:.3} (band ±{band:.3}, n {n})");
+        }
+    }
+}
+
+#[test]
+fn the_item_log_records_how_each_item_was_shown() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = bench("oracle", tmp.path());
+    let path = tmp.path().join("oracle__tiny__test.json");
+    let logs = results::read_items(&path, &r).expect("items");
+    let voe: Vec<_> = logs.iter().filter(|l| l.task == "voe").collect();
+    assert!(!voe.is_empty());
+    let mut positions = Vec::new();
+    for l in &voe {
+        let movies = l.presentation.as_ref().and_then(|p| p["movies"].as_array()).expect("movies");
+        assert_eq!(movies.len(), 4, "{}", l.item);
+        for m in movies {
+            let id = m["id"].as_str().expect("id");
+            // Opaque: nothing of the quadruplet's id (family, sample) in a movie's id.
+            assert!(!id.contains(&l.item) && id.starts_with("voe/test/movie/"), "{id}");
+            positions.push(m["position"].as_u64().expect("position"));
+        }
+    }
+    // Every movie shown once, interleaved across quadruplets.
+    positions.sort_unstable();
+    assert_eq!(positions, (0..4 * voe.len() as u64).collect::<Vec<_>>());
+    let first = voe[0].presentation.as_ref().expect("presentation")["movies"].clone();
+    let spread =
+        first.as_array().expect("movies").iter().map(|m| m["position"].as_u64().expect("p")).max().expect("max");
+    assert!(spread > 3, "quadruplet 0's movies are shown together: {first}");
+    // Choice items record the order their choices were shown in; the oracle is still right.
+    for l in logs.iter().filter(|l| l.task == "contact" || l.task == "outcome") {
+        let p = l.presentation.as_ref().expect("presentation");
+        assert!(p["order"].is_array() && p["choices"].is_array(), "{p}");
+        assert_eq!(l.correct, Some(true), "{}", l.item);
+    }
+}
+
+#[test]
+fn the_fit_split_is_never_scored() {
+    let e = Prepared::new(data(), BenchOptions { split: "readout".into(), ..BenchOptions::default() })
+        .err()
+        .expect("readout refused")
+        .to_string();
+    assert!(e.contains("readout") && e.contains("probes"), "{e}");
+}
+
+#[test]
+fn a_flipped_byte_in_a_test_shard_is_refused_naming_the_file() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let copy = tmp.path().join("tiny");
+    copy_dir(data(), &copy);
+    let shard = std::fs::read_dir(copy.join("data"))
+        .expect("data")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test-")))
+        .min()
+        .expect("a test shard");
+    let mut bytes = std::fs::read(&shard).expect("read");
+    let k = bytes.len() / 2;
+    bytes[k] ^= 0x10;
+    std::fs::write(&shard, bytes).expect("write");
+    let e = Prepared::new(&copy, BenchOptions::default()).err().expect("corrupt").to_string();
+    let name = shard.file_name().expect("name").to_string_lossy().to_string();
+    assert!(e.contains(&name) && e.contains("sha256"), "{e}");
+    // Given a suite file instead of a dataset: said so, with the command that makes one.
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/tiny.toml");
+    let e = Prepared::new(&suite, BenchOptions::default()).err().expect("suite file").to_string();
+    assert!(e.contains("suite file") && e.contains("physworld generate"), "{e}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").filter_map(|e| e.ok()) {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
 }
 
 #[test]

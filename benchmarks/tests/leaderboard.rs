@@ -19,6 +19,7 @@ fn metric(name: &str, value: f64, ci: [f64; 2], n: u64, higher_is_better: bool, 
         value,
         ci,
         n,
+        invalid: 0,
         higher_is_better,
         chance,
         normalised: chance.map(|c| (value - c) / (1.0 - c)),
@@ -64,6 +65,7 @@ fn result_file(model: &str, kind: &str, suite: &str, tasks: Vec<TaskResult>) -> 
         bootstrap_resamples: metrics::DEFAULT_RESAMPLES,
         tasks,
         unsupported: vec![],
+        no_items: vec![],
         items_file: String::new(),
         wall_time_s: 1.0,
     }
@@ -84,6 +86,7 @@ fn items(task: &str, scores: &[f64]) -> Vec<ItemLog> {
             correct: (task != "forecast").then_some(*s == 1.0),
             score: *s,
             invalid: false,
+            presentation: None,
             raw: None,
         })
         .collect()
@@ -276,7 +279,7 @@ fn a_malformed_result_file_is_named_with_its_missing_field() {
     v.as_object_mut().expect("object").remove("suite");
     std::fs::write(&path, serde_json::to_vec(&v).expect("bytes")).expect("write");
     let msg = leaderboard::load(dir.path()).expect_err("no suite").to_string();
-    assert!(msg.contains("oracle__tiny.json") && msg.contains("missing `suite`"), "{msg}");
+    assert!(msg.contains("oracle__tiny__test.json") && msg.contains("missing `suite`"), "{msg}");
 }
 
 #[test]
@@ -296,7 +299,7 @@ fn duplicate_rows_and_empty_folders_are_errors() {
     let mut copy = result_file("oracle", "oracle", "tiny-copy", vec![task("contact", 1, CONTACT_HASH, m)]);
     results::write(dir.path(), &mut copy, &items("contact", &binary(10, 10))).expect("write");
     let msg = leaderboard::load(dir.path()).expect_err("duplicate").to_string();
-    assert!(msg.contains("oracle__tiny.json") && msg.contains("oracle__tiny-copy.json"), "{msg}");
+    assert!(msg.contains("oracle__tiny__test.json") && msg.contains("oracle__tiny-copy__test.json"), "{msg}");
     assert!(msg.contains("duplicate row"), "{msg}");
 }
 
@@ -470,4 +473,34 @@ fn models_that_are_not_learned_are_never_grouped() {
         board.markdown()
     );
     assert!(board.json()["rows"].as_array().expect("rows").iter().all(|r| r.get("pretraining").is_none()));
+}
+
+#[test]
+fn invalid_answers_show_beside_the_score_and_tasks_without_items_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Three of ten contact answers invalid; a VoE task with no items (a suite without VoE
+    // families): it has no metrics at all, and must not break the board.
+    let mut m = metric("accuracy", 0.6, [0.3, 0.9], 10, true, Some(0.5));
+    m.invalid = 3;
+    let mut contact = task("contact", 2, CONTACT_HASH, m);
+    contact.invalid = 3;
+    let empty = TaskResult {
+        id: "voe".into(),
+        version: 2,
+        kind: "voe".into(),
+        primary: "relative_accuracy".into(),
+        content_hash: "e".repeat(64),
+        n_items: 0,
+        invalid: 0,
+        metrics: vec![],
+    };
+    let mut file = result_file("openai:m", "llm", "physion", vec![contact, empty]);
+    results::write(dir.path(), &mut file, &items("contact", &binary(10, 6))).expect("write");
+    let board = leaderboard::load(dir.path()).expect("a task without items is skipped, not an error");
+    assert_eq!(board.columns().len(), 1, "{:?}", board.columns());
+    let md = board.markdown();
+    assert!(md.contains("0.600 [0.300, 0.900] n=10 invalid=3"), "{md}");
+    let cell = &board.json()["rows"][0]["cells"];
+    let cell = cell.as_object().expect("cells").values().next().expect("one cell");
+    assert_eq!(cell["invalid"], 3);
 }

@@ -13,7 +13,8 @@ use physworld_benchmarks::tasks::TaskKind;
 #[derive(clap::Args)]
 pub struct Args {
     /// Dataset folder to draw the items from (from `physworld generate`): items come from
-    /// its `test` split, probes are fit on its `readout` split.
+    /// its `test` split, probes are fit on its `readout` split. Every file read is checked
+    /// against the SHA-256 in its shard manifest.
     #[arg(long)]
     suite: PathBuf,
     /// Model to score (repeatable): oracle, constant-velocity, chance[:SEED], majority,
@@ -22,19 +23,20 @@ pub struct Args {
     /// url>], gguf:<path to a .gguf chat model> (in-process, no server).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
-    /// Folder for the result files (`<model>__<suite>.json` and `.items.jsonl`).
+    /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`).
     #[arg(long)]
     out: PathBuf,
     /// Tasks (comma-separated): forecast, contact, outcome, voe. Default all.
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
-    /// Split to score.
+    /// Split to score (never `readout`, which probes and k-shot examples are fit on).
     #[arg(long, default_value = "test")]
     split: String,
     /// Score only the first N items of each task (quick or costly runs, e.g. paid LLMs).
     #[arg(long)]
     limit: Option<usize>,
-    /// Bootstrap seed for the confidence intervals.
+    /// Seed of the confidence intervals and of how items are presented (the order of each
+    /// item's choices, the interleaved order of VoE movies).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Bootstrap resamples.
@@ -133,13 +135,6 @@ pub fn bench(
     runs: &[physworld_benchmarks::llm::LlmRun],
     quiet: bool,
 ) -> anyhow::Result<Vec<(PathBuf, ResultFile)>> {
-    if suite.extension().is_some_and(|e| e == "toml") {
-        bail!(
-            "--suite {}: expected a dataset folder; generate it first with `physworld generate --suite {} --out DIR`",
-            suite.display(),
-            suite.display()
-        );
-    }
     // Parse every spec before any work, so that a typo fails fast.
     // An LLM spec is one model per run (prompt variant x seed).
     let default_run = [physworld_benchmarks::llm::LlmRun::default()];
@@ -203,11 +198,24 @@ pub fn summary(file: &ResultFile) -> String {
     s
 }
 
+/// Result files whose every scored answer was invalid (a model that answered nothing).
+pub fn all_invalid(written: &[(PathBuf, ResultFile)]) -> Vec<&Path> {
+    written
+        .iter()
+        .filter(|(_, f)| {
+            let n: u64 = f.tasks.iter().map(|t| t.n_items).sum();
+            n > 0 && f.tasks.iter().all(|t| t.invalid == t.n_items)
+        })
+        .map(|(p, _)| p.as_path())
+        .collect()
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = options(&args)?;
     let _ = SPECS;
     let runs = llm_runs(&args)?;
     let written = bench(&args.suite, &args.models, &args.out, opts, &runs, args.json)?;
+    let failed = all_invalid(&written);
     if args.json {
         let v: Vec<serde_json::Value> = written
             .iter()
@@ -219,6 +227,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             print!("{}", summary(f));
             println!("  -> {}", p.display());
         }
+    }
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "every answer was invalid in {} (see each item's `prediction` in its .items.jsonl for why)",
+            list.join(", ")
+        );
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{Adapter, Answer, Context, Surprise};
+use super::{Adapter, Answer, Context, Surprise, choose, yes_no};
 use crate::error::Result;
 use crate::metrics::dist;
 use crate::results::ModelRef;
@@ -119,10 +119,10 @@ impl Adapter for Oracle {
                     }
                     TaskKind::Contact => {
                         let occurred = e.labels.contact.is_some_and(|c| c.occurred);
-                        Answer::Choice(if occurred { 0 } else { 1 })
+                        yes_no(it, occurred)
                     }
                     TaskKind::Outcome => match it.question.as_str() {
-                        "tower_falls" => Answer::Choice(if e.labels.tower_fell == Some(true) { 0 } else { 1 }),
+                        "tower_falls" => yes_no(it, e.labels.tower_fell == Some(true)),
                         _ => match e
                             .labels
                             .first_floor_contact
@@ -230,12 +230,12 @@ impl Adapter for ConstantVelocity {
                             }
                             _ => false, // a zone patient: its extent is not observed
                         };
-                        Answer::Choice(if hit { 0 } else { 1 })
+                        yes_no(it, hit)
                     }
                     TaskKind::Outcome => match it.question.as_str() {
                         "tower_falls" => {
                             let moving = (0..e.slots).any(|o| seen(e, r, o) && norm(vel(e, r, o)) > 0.05);
-                            Answer::Choice(if moving { 0 } else { 1 })
+                            yes_no(it, moving)
                         }
                         _ => {
                             let t_floor = |o: usize| {
@@ -380,11 +380,12 @@ impl Adapter for Majority {
         _protocol: Option<&str>,
         tick: &(dyn Fn() + Sync),
     ) -> Result<Vec<Answer>> {
-        let mut freq: BTreeMap<String, BTreeMap<usize, u64>> = BTreeMap::new();
+        // Answers counted by label (choices are shown in a seeded order per item).
+        let mut freq: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         if let Some(r) = ctx.readout.get(&task) {
             for it in &r.items {
-                if let Some(a) = it.answer_index() {
-                    *freq.entry(it.question.clone()).or_default().entry(a).or_default() += 1;
+                if let Some(a) = it.answer_index().and_then(|a| it.choices.get(a)) {
+                    *freq.entry(it.question.clone()).or_default().entry(a.clone()).or_default() += 1;
                 }
             }
             self.counts.insert(task.as_str().into(), r.items.len() as u64);
@@ -396,11 +397,15 @@ impl Adapter for Majority {
                 match task {
                     TaskKind::Voe => Answer::Surprise(vec![Surprise { max: 0.0, mean: 0.0 }; it.episodes.len()]),
                     _ => {
-                        let best = freq
-                            .get(&it.question)
-                            .and_then(|m| m.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(k, _)| *k))
-                            .unwrap_or(0);
-                        Answer::Choice(best.min(it.choices.len().saturating_sub(1)))
+                        // The most frequent readout answer among this item's choices (ties: the
+                        // first label in sort order).
+                        let mut ranked: Vec<(&String, &u64)> =
+                            freq.get(&it.question).map(|m| m.iter().collect()).unwrap_or_default();
+                        ranked.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                        match ranked.iter().find(|(l, _)| it.choices.contains(l)) {
+                            Some((l, _)) => choose(it, l),
+                            None => Answer::Choice(0),
+                        }
                     }
                 }
             })

@@ -1,10 +1,12 @@
 //! Heuristic adapters: cheap tricks a meaningful task must defeat (`physworld
 //! validate-suite` runs them). VoE heuristics compute one statistic per frame (or pair of
 //! consecutive frames) and report its maximum and mean over the episode; contact heuristics
-//! answer from the observed frames alone.
+//! answer from the observed frames alone; [`Structural`] tricks read only how items are
+//! presented.
 
 use serde_json::json;
 
+use super::structural::Structural;
 use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
 use crate::metrics::dist;
@@ -32,11 +34,14 @@ pub enum Heuristic {
     AlreadyTouching,
     /// Contact: "yes" when their bounding boxes came within 5 cm in the observed frames.
     ClosestApproach,
+    /// A trick that reads only the presentation (episode index, movie position and length,
+    /// cross-movie matches, a fixed choice position).
+    Structural(Structural),
 }
 
 impl Heuristic {
     /// Every heuristic.
-    pub const ALL: [Heuristic; 7] = [
+    pub const ALL: [Heuristic; 13] = [
         Heuristic::ObjectCount,
         Heuristic::LargestJump,
         Heuristic::PropertyDiff,
@@ -44,6 +49,12 @@ impl Heuristic {
         Heuristic::FreeFallResidual,
         Heuristic::AlreadyTouching,
         Heuristic::ClosestApproach,
+        Heuristic::Structural(Structural::EpisodeIndex),
+        Heuristic::Structural(Structural::MoviePosition),
+        Heuristic::Structural(Structural::MovieLength),
+        Heuristic::Structural(Structural::CrossMovieMatch),
+        Heuristic::Structural(Structural::FirstChoice),
+        Heuristic::Structural(Structural::LastChoice),
     ];
 
     /// Name in `heuristic:<name>`.
@@ -56,6 +67,7 @@ impl Heuristic {
             Heuristic::FreeFallResidual => "free-fall-residual",
             Heuristic::AlreadyTouching => "already-touching",
             Heuristic::ClosestApproach => "closest-approach",
+            Heuristic::Structural(s) => s.name(),
         }
     }
 
@@ -67,11 +79,12 @@ impl Heuristic {
         })
     }
 
-    /// The task kind it answers.
-    pub fn task(self) -> TaskKind {
+    /// The task kinds it answers.
+    pub fn tasks(self) -> &'static [TaskKind] {
         match self {
-            Heuristic::AlreadyTouching | Heuristic::ClosestApproach => TaskKind::Contact,
-            _ => TaskKind::Voe,
+            Heuristic::AlreadyTouching | Heuristic::ClosestApproach => &[TaskKind::Contact],
+            Heuristic::Structural(s) => s.tasks(),
+            _ => &[TaskKind::Voe],
         }
     }
 
@@ -108,7 +121,7 @@ impl Heuristic {
                     })
                     .map(|o| (((vel(e, f, o)[1] - vel(e, f - 1, o)[1]) / dt + GRAVITY) as f64).abs())
                     .fold(0.0, f64::max),
-                Heuristic::AlreadyTouching | Heuristic::ClosestApproach => 0.0,
+                Heuristic::AlreadyTouching | Heuristic::ClosestApproach | Heuristic::Structural(_) => 0.0,
             };
             per_frame.push(v);
         }
@@ -147,7 +160,7 @@ impl Adapter for HeuristicAdapter {
         "heuristic"
     }
     fn supports(&self, task: TaskKind) -> bool {
-        task == self.h.task()
+        self.h.tasks().contains(&task)
     }
     fn describe(&self) -> ModelRef {
         ModelRef { config: json!({ "heuristic": self.h.name() }), ..ModelRef::new(&self.id, "heuristic") }
@@ -160,6 +173,9 @@ impl Adapter for HeuristicAdapter {
         _protocol: Option<&str>,
         tick: &(dyn Fn() + Sync),
     ) -> Result<Vec<Answer>> {
+        if let Heuristic::Structural(s) = self.h {
+            return s.answer(ctx, items, tick);
+        }
         let dt = 1.0 / ctx.ds.info.fps.max(1) as f32;
         items
             .iter()
@@ -178,7 +194,7 @@ impl Adapter for HeuristicAdapter {
                             Heuristic::AlreadyTouching => gap(e, it, last).is_some_and(|d| d <= 0.01),
                             _ => (0..it.observe).filter_map(|f| gap(e, it, f)).any(|d| d <= 0.05),
                         };
-                        Answer::Choice(if yes { 0 } else { 1 })
+                        super::yes_no(it, yes)
                     }
                 };
                 tick();

@@ -8,7 +8,7 @@
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
 //! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
-//! | `heuristic:<name>` | a cheap trick (see [`Heuristic`]) that a meaningful task defeats | voe or contact |
+//! | `heuristic:<name>` | a cheap trick (see [`Heuristic`], [`Structural`]) that a meaningful task defeats | voe, contact or outcome |
 //! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]) | contact, outcome, voe |
 //! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | contact, outcome, voe |
 //! | `process:<command>` | any external program over JSON Lines on stdin/stdout (see [`Process`]) | what it declares |
@@ -27,11 +27,13 @@ mod baselines;
 mod heuristics;
 mod probes;
 mod process;
+mod structural;
 
 pub use baselines::{Chance, ConstantVelocity, Majority, Oracle};
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use probes::{Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_ROLLOUT, RawState};
 pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, frames_json};
+pub use structural::Structural;
 
 /// Surprise of one episode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -64,6 +66,21 @@ pub enum Answer {
     Surprise(Vec<Surprise>),
     /// No usable answer (scored as wrong and counted as invalid), with why.
     Invalid(String),
+}
+
+/// The answer naming choice `label` of `it` (e.g. `"yes"`), wherever the item shows it
+/// (choices are shown in a seeded order: [`crate::present`]); invalid when it has no such
+/// choice.
+pub fn choose(it: &Item, label: &str) -> Answer {
+    match it.choices.iter().position(|c| c == label) {
+        Some(k) => Answer::Choice(k),
+        None => Answer::Invalid(format!("no choice `{label}` among {:?}", it.choices)),
+    }
+}
+
+/// [`choose`] `"yes"` or `"no"`.
+pub fn yes_no(it: &Item, yes: bool) -> Answer {
+    choose(it, if yes { "yes" } else { "no" })
 }
 
 /// What an adapter may look at: the dataset, the scored split's frames, and the `readout`

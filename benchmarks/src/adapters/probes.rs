@@ -511,7 +511,7 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                                     let row = scene_row(r, rf, dims);
                                     dim = row.len();
                                     x.extend(row);
-                                    y.push(ans == 0);
+                                    y.push(r.choices.get(ans).is_some_and(|c| c == "yes"));
                                 }
                             }
                             (!y.is_empty()).then(|| Logistic::fit(&x, &y, dim, LOGISTIC_L2))
@@ -531,7 +531,7 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                         out.push(Answer::Choice(best));
                     } else {
                         let z = p.logits(&scene_row(it, f, dims));
-                        out.push(Answer::Choice(if z.first().is_some_and(|v| *v > 0.0) { 0 } else { 1 }));
+                        out.push(super::yes_no(it, z.first().is_some_and(|v| *v > 0.0)));
                     }
                 }
                 Ok(out)

@@ -1,0 +1,295 @@
+//! How items are shown to models, so that nothing in their presentation depends on the
+//! answer.
+//!
+//! - **Choices** (contact's and tower_falls' yes/no, first_floor's candidates) are shown in
+//!   a seeded permutation per item, counterbalanced: within each family and question the
+//!   right answer stands at every position equally often, so a fixed-position answer scores
+//!   chance exactly. The answer is mapped back before scoring.
+//! - **VoE movies are shown one at a time**, as in IntPhys: each episode of a quadruplet
+//!   becomes its own single-episode item with an opaque id and hash, and the movies of every
+//!   quadruplet are interleaved in one seeded order, so no adapter can tell which movies
+//!   belong together from their ids, hashes or positions. The quadruplet is reassembled
+//!   from the four answers for the relative metric.
+//! - Forecast items are shown as they are (their answer is positions, not a choice).
+//!
+//! Every permutation is drawn from a ChaCha8 generator seeded by SHA-256 of
+//! ([`PRESENTATION_VERSION`], the bench seed, the item's hash — or the task's content hash
+//! for the movie order), so the same items and seed are always shown the same way, and the
+//! per-item log records how each item was shown ([`Presentation::record`]).
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::adapters::{Answer, Surprise};
+use crate::tasks::{Item, Target, TaskItems, TaskKind};
+
+/// Version of the presentation rules; part of every seed, so a change of rules changes
+/// every order.
+pub const PRESENTATION_VERSION: &str = "physworld-presentation/1";
+
+/// How one item was shown.
+#[derive(Debug, Clone, PartialEq)]
+enum Shown {
+    /// As one presented item at index `at`, its choices in `order` (presented position `p`
+    /// shows original choice `order[p]`; empty when the item has no choices).
+    Item { at: usize, order: Vec<usize> },
+    /// A VoE quadruplet: member `m` shown as the presented item at index `at[m]`.
+    Movies { at: Vec<usize> },
+}
+
+/// The items of one task as models see them, and the way back to the original items.
+#[derive(Debug, Clone)]
+pub struct Presentation {
+    /// What models answer, in the order they are shown.
+    pub shown: Vec<Item>,
+    /// Per original item.
+    layout: Vec<Shown>,
+}
+
+/// A generator seeded from `parts` (with [`PRESENTATION_VERSION`]).
+fn rng(parts: &[&[u8]]) -> ChaCha8Rng {
+    let mut h = Sha256::new();
+    h.update(PRESENTATION_VERSION.as_bytes());
+    for p in parts {
+        h.update([0]);
+        h.update(p);
+    }
+    ChaCha8Rng::from_seed(h.finalize().into())
+}
+
+/// Where each choice item shows its right answer: within each group of items of one
+/// family and question with the same number of choices, a seeded shuffle of the group deals
+/// the positions `0, 1, .., k − 1, 0, 1, ..` in turn, so every position holds the right
+/// answer equally often (to one item) and a model that always picks one position scores
+/// chance exactly, not by luck of the draw.
+fn answer_positions(task: &TaskItems, seed: &[u8]) -> Vec<Option<usize>> {
+    let mut groups: BTreeMap<(&str, &str, usize), Vec<usize>> = BTreeMap::new();
+    for (i, it) in task.items.iter().enumerate() {
+        if it.choices.len() > 1 && it.answer_index().is_some() {
+            groups.entry((&it.family, &it.question, it.choices.len())).or_default().push(i);
+        }
+    }
+    let mut out = vec![None; task.items.len()];
+    for ((family, question, k), mut members) in groups {
+        let hashes: String = members.iter().map(|&i| task.items[i].hash.as_str()).collect();
+        members.shuffle(&mut rng(&[
+            seed,
+            b"answer positions",
+            family.as_bytes(),
+            question.as_bytes(),
+            hashes.as_bytes(),
+        ]));
+        for (r, i) in members.into_iter().enumerate() {
+            out[i] = Some(r % k);
+        }
+    }
+    out
+}
+
+/// A seeded permutation of `0..n`.
+fn permutation(n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..n).collect();
+    p.shuffle(rng);
+    p
+}
+
+impl Presentation {
+    /// Show `task`'s items under bench seed `seed`.
+    pub fn new(task: &TaskItems, seed: u64) -> Presentation {
+        let seed = seed.to_le_bytes();
+        if task.kind == TaskKind::Voe {
+            return Presentation::movies(task, &seed);
+        }
+        let slots = answer_positions(task, &seed);
+        let mut shown = Vec::with_capacity(task.items.len());
+        let mut layout = Vec::with_capacity(task.items.len());
+        for (i, it) in task.items.iter().enumerate() {
+            let order = if it.choices.len() > 1 {
+                let mut r = rng(&[&seed, it.hash.as_bytes()]);
+                match (it.answer_index(), slots[i]) {
+                    // The right choice where the group's balance puts it, the others around
+                    // it in a seeded order.
+                    (Some(a), Some(at)) if a < it.choices.len() => {
+                        let mut others: Vec<usize> = (0..it.choices.len()).filter(|&k| k != a).collect();
+                        others.shuffle(&mut r);
+                        others.insert(at, a);
+                        others
+                    }
+                    _ => permutation(it.choices.len(), &mut r),
+                }
+            } else {
+                Vec::new()
+            };
+            let mut s = it.clone();
+            if !order.is_empty() {
+                s.choices = order.iter().map(|&k| it.choices[k].clone()).collect();
+                if it.choices_are_objects() {
+                    s.objects = order.iter().map(|&k| it.objects[k]).collect();
+                }
+                if let Target::Choice(c) = it.target {
+                    s.target = Target::Choice(order.iter().position(|&k| k == c).unwrap_or(c));
+                }
+            }
+            shown.push(s);
+            layout.push(Shown::Item { at: i, order });
+        }
+        Presentation { shown, layout }
+    }
+
+    /// One single-episode item per VoE movie, every quadruplet's movies interleaved.
+    fn movies(task: &TaskItems, seed: &[u8]) -> Presentation {
+        let mut movies = Vec::new();
+        for (i, it) in task.items.iter().enumerate() {
+            let possible = match &it.target {
+                Target::Possible(p) => p.clone(),
+                _ => Vec::new(),
+            };
+            for (m, &ep) in it.episodes.iter().enumerate() {
+                let mut h = Sha256::new();
+                h.update(PRESENTATION_VERSION.as_bytes());
+                h.update(seed);
+                h.update(it.hash.as_bytes());
+                h.update((m as u64).to_le_bytes());
+                let hash = hex::encode(h.finalize());
+                let mut s = it.clone();
+                s.id = format!("voe/{}/movie/{}", it.split, &hash[..16]);
+                s.episodes = vec![ep];
+                s.target = Target::Possible(possible.get(m).copied().into_iter().collect());
+                s.hash = hash;
+                movies.push((i, m, s));
+            }
+        }
+        let order = permutation(movies.len(), &mut rng(&[seed, task.content_hash().as_bytes()]));
+        let mut layout: Vec<Shown> =
+            task.items.iter().map(|it| Shown::Movies { at: vec![usize::MAX; it.episodes.len()] }).collect();
+        let mut shown = Vec::with_capacity(movies.len());
+        for (pos, &k) in order.iter().enumerate() {
+            let (i, m, s) = &movies[k];
+            if let Shown::Movies { at } = &mut layout[*i] {
+                at[*m] = pos;
+            }
+            shown.push(s.clone());
+        }
+        Presentation { shown, layout }
+    }
+
+    /// Map answers to [`Presentation::shown`] (same length, same order) back to one answer per
+    /// original item: choices un-permuted, a quadruplet's four single-movie surprises joined
+    /// in member order (invalid when any movie's answer is).
+    pub fn gather(&self, answers: &[Answer]) -> Vec<Answer> {
+        self.layout
+            .iter()
+            .map(|s| match s {
+                Shown::Item { at, order } => match &answers[*at] {
+                    Answer::Choice(k) if !order.is_empty() => Answer::Choice(order.get(*k).copied().unwrap_or(*k)),
+                    a => a.clone(),
+                },
+                Shown::Movies { at } => {
+                    let mut joined: Vec<Surprise> = Vec::with_capacity(at.len());
+                    for &k in at {
+                        match &answers[k] {
+                            Answer::Surprise(s) if s.len() == 1 => joined.push(s[0]),
+                            Answer::Invalid(why) => {
+                                return Answer::Invalid(format!("movie {}: {why}", self.shown[k].id));
+                            }
+                            other => {
+                                return Answer::Invalid(format!(
+                                    "movie {}: expected one surprise, got {}",
+                                    self.shown[k].id,
+                                    serde_json::to_string(other).unwrap_or_default()
+                                ));
+                            }
+                        }
+                    }
+                    Answer::Surprise(joined)
+                }
+            })
+            .collect()
+    }
+
+    /// How original item `i` was shown, for its log line: `{"choices": [...]}` in shown order
+    /// with `"order"` (original index per shown position), or `{"movies": [{"id", "position"},
+    /// ...]}` in member order.
+    pub fn record(&self, i: usize) -> Value {
+        match &self.layout[i] {
+            Shown::Item { at, order } if !order.is_empty() => {
+                json!({ "choices": self.shown[*at].choices, "order": order })
+            }
+            Shown::Item { .. } => Value::Null,
+            Shown::Movies { at } => json!({
+                "movies": at.iter().map(|&k| json!({ "id": self.shown[k].id, "position": k })).collect::<Vec<_>>()
+            }),
+        }
+    }
+
+    /// Ids of the presented items behind original item `i` (its raw exchanges are logged under
+    /// these).
+    pub fn shown_ids(&self, i: usize) -> Vec<&str> {
+        match &self.layout[i] {
+            Shown::Item { at, .. } => vec![self.shown[*at].id.as_str()],
+            Shown::Movies { at } => at.iter().map(|&k| self.shown[k].id.as_str()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(i: usize, choices: &[&str], answer: usize) -> Item {
+        Item {
+            id: format!("outcome/test/drop/{i}"),
+            task: TaskKind::Outcome,
+            family: "drop".into(),
+            split: "test".into(),
+            sample_index: 0,
+            episodes: vec![0],
+            observe: 6,
+            horizons: Vec::new(),
+            question: "first_floor".into(),
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+            objects: (0..choices.len() as u16).collect(),
+            violation: None,
+            target: Target::Choice(answer),
+            hash: hex::encode(Sha256::digest(format!("item {i}"))),
+        }
+    }
+
+    #[test]
+    fn choices_are_permuted_per_item_and_mapped_back() {
+        let items: Vec<Item> = (0..40).map(|i| item(i, &["object 0", "object 1", "object 2"], i % 3)).collect();
+        let task = TaskItems { kind: TaskKind::Outcome, items, dropped: Default::default() };
+        let p = Presentation::new(&task, 0);
+        assert_eq!(p.shown.len(), 40);
+        let mut moved = 0;
+        for (orig, shown) in task.items.iter().zip(&p.shown) {
+            // The right answer is still the right answer, wherever it is shown.
+            let (Target::Choice(a), Target::Choice(b)) = (&orig.target, &shown.target) else { panic!() };
+            assert_eq!(orig.choices[*a], shown.choices[*b]);
+            assert_eq!(orig.objects[*a], shown.objects[*b]);
+            moved += (a != b) as usize;
+        }
+        assert!(moved > 10, "only {moved} of 40 answers moved");
+        // Counterbalanced: the right answer stands at each of the 3 positions 13 or 14 times.
+        let mut at = [0; 3];
+        for s in &p.shown {
+            at[s.answer_index().expect("choice")] += 1;
+        }
+        assert!(at.iter().all(|&n| n == 13 || n == 14), "{at:?}");
+        // Answering the shown right answer maps back to the original right answer.
+        let right: Vec<Answer> = p.shown.iter().map(|s| Answer::Choice(s.answer_index().expect("choice"))).collect();
+        let back = p.gather(&right);
+        for (orig, a) in task.items.iter().zip(back) {
+            assert_eq!(a, Answer::Choice(orig.answer_index().expect("choice")));
+        }
+        // Deterministic per seed, different across seeds.
+        assert_eq!(Presentation::new(&task, 0).shown, p.shown);
+        assert_ne!(Presentation::new(&task, 1).shown, p.shown);
+        assert!(p.record(0)["order"].is_array());
+    }
+}
