@@ -70,6 +70,24 @@ pub enum Intervention {
         /// Angular velocity.
         angvel: Vec3,
     },
+    /// The object is rebuilt as a fresh body with this shape and state (its solver history
+    /// dropped), or appears with them if absent. VoE members take it at the switch frame,
+    /// possible ones with their own state, so that every member's world after the switch is
+    /// built the same way.
+    Replace {
+        /// Slot.
+        object: usize,
+        /// Shape from now on.
+        shape: Shape,
+        /// Position.
+        position: Vec3,
+        /// Orientation.
+        rotation: [f32; 4],
+        /// Linear velocity.
+        linvel: Vec3,
+        /// Angular velocity.
+        angvel: Vec3,
+    },
     /// The object jumps by `offset`, keeping its velocity.
     Teleport {
         /// Slot.
@@ -268,6 +286,10 @@ fn apply(world: &mut SceneWorld, iv: &Intervention) {
         Intervention::Remove { object } => world.remove_object(object),
         Intervention::Insert { object, position, rotation, linvel, angvel } => {
             world.insert_object(object, position, rotation, linvel, angvel)
+        }
+        Intervention::Replace { object, shape, position, rotation, linvel, angvel } => {
+            world.remove_object(object);
+            world.insert_object_shaped(object, shape, position, rotation, linvel, angvel)
         }
         Intervention::Teleport { object, offset } => world.teleport(object, offset),
         Intervention::SetShape { object, shape } => world.set_shape(object, shape),

@@ -156,6 +156,21 @@ impl SceneWorld {
 
     /// Insert slot `i` with the given state (used at build time and when an object appears).
     pub(crate) fn insert_object(&mut self, i: usize, pos: Vec3, rot: Quat, linvel: Vec3, angvel: Vec3) {
+        let shape = self.specs[i].shape;
+        self.insert_object_shaped(i, shape, pos, rot, linvel, angvel);
+    }
+
+    /// [`SceneWorld::insert_object`] with `shape` instead of the spec's (mass and material
+    /// from the spec).
+    pub(crate) fn insert_object_shaped(
+        &mut self,
+        i: usize,
+        shape: Shape,
+        pos: Vec3,
+        rot: Quat,
+        linvel: Vec3,
+        angvel: Vec3,
+    ) {
         let o = &self.specs[i];
         let mut rb =
             RigidBodyBuilder::dynamic().pose(Pose::from_parts(v(pos), quat(rot))).linvel(v(linvel)).angvel(v(angvel));
@@ -164,7 +179,7 @@ impl SceneWorld {
                 LockedAxes::TRANSLATION_LOCKED_Z | LockedAxes::ROTATION_LOCKED_X | LockedAxes::ROTATION_LOCKED_Y,
             );
         }
-        let mut c = collider_for(&o.shape)
+        let mut c = collider_for(&shape)
             .friction(o.friction)
             .restitution(o.restitution)
             .collision_groups(object_groups())
@@ -173,7 +188,6 @@ impl SceneWorld {
             Mass::Kg(m) => c.mass(m),
             Mass::Density(d) => c.density(d),
         };
-        let shape = o.shape;
         let (body, collider) = self.pw.insert(rb, c);
         self.objects[i] = Some(LiveObject { body, collider, shape });
     }

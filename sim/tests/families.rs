@@ -162,11 +162,20 @@ fn voe_quadruplets_switch_worlds_at_the_violation_frame() {
                     assert!(!e.frames[f].objects[0].visible && !e.frames[f - 1].objects[0].visible);
                 }
             }
-            if v.kind == ViolationKind::Continuity {
-                // ...and after the switch it follows the other scene's object.
-                let (a_x, b) = (&q[2].frames, &q[1].frames);
-                let d = math::dist(a_x[f + 10].objects[0].position, b[f + 10].objects[0].position);
-                assert!(d < 0.01, "teleported object strays {d} m from scene B's");
+            if occluded_kind {
+                // ...and after the switch it is the other scene's possible member, frame for
+                // frame and bit for bit (both rebuilt the target at the switch), so no
+                // statistic of the frames can tell the pairs apart.
+                for (imp, other) in [(2, 1), (3, 0)] {
+                    for (g, (x, y)) in q[imp].frames[f..].iter().zip(&q[other].frames[f..]).enumerate() {
+                        // Absent slots keep a stale state nobody observes: compare presence,
+                        // and the state of what is present.
+                        let shown = |fr: &physworld_sim::Frame| -> Vec<_> {
+                            fr.objects.iter().map(|o| o.present.then_some(*o)).collect()
+                        };
+                        assert_eq!(shown(x), shown(y), "{kind} #{index}: member {imp} vs {other} at frame {}", f + g);
+                    }
+                }
             }
             if v.kind == ViolationKind::Permanence {
                 assert!(!q[2].frames[f].objects[0].present && q[3].frames[f].objects[0].present);

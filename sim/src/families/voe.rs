@@ -14,7 +14,11 @@
 //! so that (for the occluded kinds) every frame of an impossible episode also occurs in a
 //! possible one. Impossible episodes are re-simulated from t = 0 with an
 //! [`Intervention`] at frame v: the world is changed and physics continues, never edited
-//! frames. Permanence, continuity and shape switches happen while the object is behind the
+//! frames. For the occluded kinds every member's target is rebuilt at frame v
+//! ([`Intervention::Replace`]: a fresh body, no solver history), the possible members' with
+//! their own state and shape, the impossible ones' with the other scene's; so an
+//! impossible member after v is its other-scene twin frame for frame, solver transients
+//! included, and no statistic of the frames (down to float rounding) tells them apart. Permanence, continuity and shape switches happen while the object is behind the
 //! occluder panel (checked with the visibility ray casts in both scenes; otherwise the
 //! attempt is rejected). Solidity and gravity violations are visible by nature.
 //!
@@ -27,7 +31,6 @@ use super::common::{self, AGENT_RED};
 use super::{FamilyInfo, FamilyKind, Outcome, Range, Sample};
 use crate::episode::{Episode, QuadrupletMember, Violation, ViolationKind};
 use crate::error::{Rejection, Result};
-use crate::math::sub;
 use crate::scene::{Mass, ObjectSpec, Scene, Shape, SimConfig, StaticRole, StaticSpec};
 use crate::seed::Sampler;
 use crate::simulate::Intervention;
@@ -205,6 +208,19 @@ macro_rules! accept {
     };
 }
 
+/// The target rebuilt at frame `f` with `shape` and its state in `e` at that frame.
+fn rebuilt(e: &Episode, f: u32, shape: Shape) -> Intervention {
+    let st = e.frames[f as usize].objects[0];
+    Intervention::Replace {
+        object: 0,
+        shape,
+        position: st.position,
+        rotation: st.rotation,
+        linvel: st.linvel,
+        angvel: st.angvel,
+    }
+}
+
 /// The middle frame of the longest run of frames in which the target is hidden behind the
 /// occluder (invisible and within its span) in every given episode.
 fn hidden_frame(eps: &[&Episode], x_mid: f32, w: f32) -> Option<u32> {
@@ -242,32 +258,27 @@ pub(crate) fn sample(kind: ViolationKind, p: &Params, seed: u64, split: Split) -
             let scene_a = l.scene.clone();
             let mut scene_b = l.scene.clone();
             scene_b.objects[0].present = false;
-            a = accept!((&scene_a, &[] as &[(u32, Intervention)]));
+            let a0 = accept!((&scene_a, &[] as &[(u32, Intervention)]));
+            let Some(f) = hidden_frame(&[&a0], l.x_mid, l.occluder_half_width) else { return no_hide() };
+            let shape = scene_a.objects[0].shape;
+            a = accept!((&scene_a, &[(f, rebuilt(&a0, f, shape))]));
             b = accept!((&scene_b, &[] as &[(u32, Intervention)]));
-            let Some(f) = hidden_frame(&[&a], l.x_mid, l.occluder_half_width) else { return no_hide() };
-            let st = a.frames[f as usize].objects[0];
             xa = accept!((&scene_a, &[(f, Intervention::Remove { object: 0 })]));
-            let ins = Intervention::Insert {
-                object: 0,
-                position: st.position,
-                rotation: st.rotation,
-                linvel: st.linvel,
-                angvel: st.angvel,
-            };
-            xb = accept!((&scene_b, &[(f, ins)]));
+            xb = accept!((&scene_b, &[(f, rebuilt(&a0, f, shape))]));
             (detail_a, detail_b, v) = ("vanishes", "appears", f);
         }
         ViolationKind::Continuity => {
             let scene_a = l.scene.clone();
             let mut scene_b = l.scene.clone();
             scene_b.objects[0].position[0] += s.range(p.shift);
-            a = accept!((&scene_a, &[] as &[(u32, Intervention)]));
-            b = accept!((&scene_b, &[] as &[(u32, Intervention)]));
-            let Some(f) = hidden_frame(&[&a, &b], l.x_mid, l.occluder_half_width) else { return no_hide() };
-            let d = sub(b.frames[f as usize].objects[0].position, a.frames[f as usize].objects[0].position);
-            xa = accept!((&scene_a, &[(f, Intervention::Teleport { object: 0, offset: d })]));
-            let back = [-d[0], -d[1], -d[2]];
-            xb = accept!((&scene_b, &[(f, Intervention::Teleport { object: 0, offset: back })]));
+            let a0 = accept!((&scene_a, &[] as &[(u32, Intervention)]));
+            let b0 = accept!((&scene_b, &[] as &[(u32, Intervention)]));
+            let Some(f) = hidden_frame(&[&a0, &b0], l.x_mid, l.occluder_half_width) else { return no_hide() };
+            let shape = scene_a.objects[0].shape;
+            a = accept!((&scene_a, &[(f, rebuilt(&a0, f, shape))]));
+            b = accept!((&scene_b, &[(f, rebuilt(&b0, f, shape))]));
+            xa = accept!((&scene_a, &[(f, rebuilt(&b0, f, shape))]));
+            xb = accept!((&scene_b, &[(f, rebuilt(&a0, f, shape))]));
             (detail_a, detail_b, v) = ("teleports-forward", "teleports-back", f);
         }
         ViolationKind::Shape => {
@@ -297,23 +308,13 @@ pub(crate) fn sample(kind: ViolationKind, p: &Params, seed: u64, split: Split) -
             let dy = s2.half_extents()[1] - s1.half_extents()[1];
             scene_b.objects[0].shape = s2;
             scene_b.objects[0].position[1] += dy;
-            a = accept!((&scene_a, &[] as &[(u32, Intervention)]));
-            b = accept!((&scene_b, &[] as &[(u32, Intervention)]));
-            let Some(f) = hidden_frame(&[&a, &b], l.x_mid, l.occluder_half_width) else { return no_hide() };
-            xa = accept!((
-                &scene_a,
-                &[
-                    (f, Intervention::SetShape { object: 0, shape: s2 }),
-                    (f, Intervention::Teleport { object: 0, offset: [0.0, dy, 0.0] })
-                ]
-            ));
-            xb = accept!((
-                &scene_b,
-                &[
-                    (f, Intervention::SetShape { object: 0, shape: s1 }),
-                    (f, Intervention::Teleport { object: 0, offset: [0.0, -dy, 0.0] })
-                ]
-            ));
+            let a0 = accept!((&scene_a, &[] as &[(u32, Intervention)]));
+            let b0 = accept!((&scene_b, &[] as &[(u32, Intervention)]));
+            let Some(f) = hidden_frame(&[&a0, &b0], l.x_mid, l.occluder_half_width) else { return no_hide() };
+            a = accept!((&scene_a, &[(f, rebuilt(&a0, f, s1))]));
+            b = accept!((&scene_b, &[(f, rebuilt(&b0, f, s2))]));
+            xa = accept!((&scene_a, &[(f, rebuilt(&b0, f, s2))]));
+            xb = accept!((&scene_b, &[(f, rebuilt(&a0, f, s1))]));
             let d = if change_kind { "changes-shape" } else { "changes-size" };
             (detail_a, detail_b, v) = (d, d, f);
         }
