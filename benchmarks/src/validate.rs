@@ -9,15 +9,16 @@
 //! right or wrong):
 //!
 //! - **Off chance (fails the suite)**: a two-sided test of "mean = chance" rejects at level
-//!   α after Holm's correction across every check, so dozens of honest checks do not flag a
-//!   suite by chance (a trick far *below* chance leaks as much as one above: invert it).
+//!   α after Holm's correction across every check (so dozens of honest checks do not flag a
+//!   suite by chance; a trick *below* chance leaks as much as one above: invert it), and the
+//!   mean is not shown within ±δ.
 //! - **At chance**: an equivalence test (two one-sided tests) shows the mean within ±δ of
 //!   chance at level α. The suite claims that of every check at once, which the
 //!   intersection–union principle allows at level α without a correction.
 //! - **Underpowered**: the family has fewer units than [`Criteria::units_needed`], the
-//!   number with which a trick truly at chance is shown at chance with probability `power`
-//!   (worst-case spread: a fair coin, sd 0.5). The suite then says it lacks power instead
-//!   of passing.
+//!   number with which a suite whose every trick is truly at chance passes with probability
+//!   `power` (worst-case spread: a fair coin, sd 0.5). The suite then says it lacks power
+//!   instead of passing.
 //! - **Inconclusive**: enough units, but neither verdict.
 //!
 //! A family tagged `visible_in_single_frames = true` in the suite file is reported, not
@@ -50,7 +51,7 @@ pub struct Criteria {
     pub delta: f64,
     /// Significance level of every test. Default [`DEFAULT_ALPHA`].
     pub alpha: f64,
-    /// Probability that a trick truly at chance is shown at chance. Default
+    /// Probability that a suite whose every trick is truly at chance passes. Default
     /// [`DEFAULT_POWER`].
     pub power: f64,
 }
@@ -76,11 +77,15 @@ impl Criteria {
         Ok(())
     }
 
-    /// Units a group needs: `n ≥ (σ (z₁₋α + z₍₁₊power₎/₂) / δ)²` with σ = 0.5. A trick at
-    /// chance passes the equivalence test when `|mean − chance| ≤ δ − z₁₋α·σ/√n`, which
-    /// happens with probability `power` at this `n`.
-    pub fn units_needed(&self) -> u64 {
-        let z = normal_quantile(1.0 - self.alpha) + normal_quantile((1.0 + self.power) / 2.0);
+    /// Units a family needs when `checks` checks are judged:
+    /// `n ≥ (σ (z₁₋α + z₁₋β/(2m)) / δ)²` with σ = 0.5 (a fair coin, the worst case),
+    /// β = 1 − power and m = `checks`. One trick at chance passes its equivalence test when
+    /// `|mean − chance| ≤ δ − z₁₋α·σ/√n`, which fails with probability β/m at this `n`; by
+    /// the union bound a suite whose every trick is at chance then passes with probability
+    /// at least `power`.
+    pub fn units_needed(&self, checks: usize) -> u64 {
+        let miss = (1.0 - self.power) / checks.max(1) as f64;
+        let z = normal_quantile(1.0 - self.alpha) + normal_quantile(1.0 - miss / 2.0);
         (WORST_SD * z / self.delta).powi(2).ceil() as u64
     }
 }
@@ -140,7 +145,7 @@ pub struct SuiteValidation {
     pub suite: String,
     /// Criteria.
     pub criteria: Criteria,
-    /// Units each family needs ([`Criteria::units_needed`]).
+    /// Units each family needs ([`Criteria::units_needed`] for the judged checks).
     pub units_needed: u64,
     /// `passed`, `failed` or `underpowered`.
     pub status: &'static str,
@@ -184,10 +189,11 @@ impl SuiteValidation {
         }
         let cr = &self.criteria;
         s.push_str(&format!(
-            "criteria: within ±{} of chance at α = {}, power {} (needs {} units per family); off chance: two-sided, Holm over {} checks\n",
+            "criteria: within ±{} of chance at α = {}, suite power {} over {} judged checks (needs {} units per family); off chance: two-sided, Holm over {} checks\n",
             cr.delta,
             cr.alpha,
             cr.power,
+            self.checks.iter().filter(|c| c.verdict != Verdict::TaggedVisible).count(),
             self.units_needed,
             self.checks.len()
         ));
@@ -277,7 +283,6 @@ pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Resu
     criteria.validate()?;
     let ctx = prep.context();
     let visible = |f: &str| prep.ds.suite.families.iter().any(|x| x.name == f && x.visible_in_single_frames);
-    let needed = criteria.units_needed();
     let mut checks = Vec::new();
     for h in Heuristic::ALL {
         for &kind in h.tasks() {
@@ -320,17 +325,22 @@ pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Resu
             }
         }
     }
+    let judged = checks.iter().filter(|c| c.verdict != Verdict::TaggedVisible).count();
+    let needed = criteria.units_needed(judged);
     let adjusted = holm(&checks.iter().map(|c| c.p_off_chance).collect::<Vec<_>>());
     for (c, p) in checks.iter_mut().zip(adjusted) {
         c.p_off_chance = p;
         if c.verdict == Verdict::TaggedVisible {
             continue;
         }
-        c.verdict = if p < criteria.alpha {
+        // Shown within ±δ is at chance, even where a smaller deviation is significant: δ is
+        // what the suite calls practically at chance.
+        let equivalent = c.p_equivalent < criteria.alpha;
+        c.verdict = if p < criteria.alpha && !(equivalent && c.n >= needed) {
             Verdict::OffChance
         } else if c.n < needed {
             Verdict::Underpowered
-        } else if c.p_equivalent < criteria.alpha {
+        } else if equivalent {
             Verdict::AtChance
         } else {
             Verdict::Inconclusive
@@ -362,10 +372,14 @@ mod tests {
 
     #[test]
     fn units_needed_follows_the_formula() {
-        // (0.5 * (1.644854 + 1.281552) / 0.1)^2 = 214.06 -> 215.
-        assert_eq!(Criteria::default().units_needed(), 215);
+        // One check: (0.5 * (z(0.95) + z(0.9)) / 0.1)^2 = (0.5 * (1.644854 + 1.281552) / 0.1)^2
+        // = 214.06 -> 215.
+        assert_eq!(Criteria::default().units_needed(1), 215);
         // Halving δ quadruples n: (0.5 * 2.926406 / 0.05)^2 = 856.2 -> 857.
-        assert_eq!(Criteria { delta: 0.05, ..Criteria::default() }.units_needed(), 857);
+        assert_eq!(Criteria { delta: 0.05, ..Criteria::default() }.units_needed(1), 857);
+        // 40 checks share the 0.2 miss probability: z(1 - 0.0025) = 2.807034, so
+        // (0.5 * (1.644854 + 2.807034) / 0.1)^2 = 495.6 -> 496.
+        assert_eq!(Criteria::default().units_needed(40), 496);
         assert!(Criteria { delta: 0.7, ..Criteria::default() }.validate().is_err());
     }
 
