@@ -147,7 +147,8 @@ pub struct SuiteValidation {
     pub criteria: Criteria,
     /// Units each family needs ([`Criteria::units_needed`] for the judged checks).
     pub units_needed: u64,
-    /// `passed`, `failed` or `underpowered`.
+    /// `passed`, `failed`, `underpowered`, or `empty` (no VoE, contact or outcome items to
+    /// check).
     pub status: &'static str,
     /// Every check.
     pub checks: Vec<Check>,
@@ -199,6 +200,7 @@ impl SuiteValidation {
         ));
         let count = |v: Verdict| self.checks.iter().filter(|c| c.verdict == v).count();
         s.push_str(&match self.status {
+            "empty" => format!("NOTHING TO CHECK: suite `{}` has no VoE, contact or outcome items\n", self.suite),
             "passed" => format!("OK: suite `{}`: every trick is shown at chance\n", self.suite),
             "failed" => format!(
                 "FAILED: suite `{}`: {} trick/family pair(s) off chance\n",
@@ -346,7 +348,9 @@ pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Resu
             Verdict::Inconclusive
         };
     }
-    let status = if checks.iter().any(|c| c.verdict == Verdict::OffChance) {
+    let status = if checks.is_empty() {
+        "empty"
+    } else if checks.iter().any(|c| c.verdict == Verdict::OffChance) {
         "failed"
     } else if checks.iter().any(|c| matches!(c.verdict, Verdict::Underpowered | Verdict::Inconclusive)) {
         "underpowered"

@@ -194,3 +194,44 @@ fn a_401_stops_at_once_with_the_providers_message() {
     assert_eq!(seen.lock().map(|l| l.len()).unwrap_or(0), 1);
     assert_eq!(walk(tmp.path()), 0, "an error was cached");
 }
+
+#[test]
+fn token_and_cost_budgets_stop_cleanly_and_the_answering_snapshot_is_recorded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let answer = |a: &str| {
+        let content = serde_json::json!({ "answer": a }).to_string();
+        let body = serde_json::json!({
+            "model": "m-2026-11-01",
+            "system_fingerprint": "fp_1",
+            "choices": [{ "message": { "role": "assistant", "content": content } }],
+            "usage": { "prompt_tokens": 900, "completion_tokens": 100, "total_tokens": 1000 },
+        });
+        http("200 OK", "", &body.to_string())
+    };
+    let (url, seen) = server(vec![answer("yes"), answer("no"), answer("yes")]);
+    let mut c = client(&url, tmp.path());
+    c.set_budget(Some(1500), None, None);
+    let r = c.ask("sys", &[Turn::user("q1")], &choices()).expect("first answer");
+    assert_eq!(r.resolved_model.as_deref(), Some("m-2026-11-01"));
+    assert_eq!(r.fingerprint.as_deref(), Some("fp_1"));
+    c.ask("sys", &[Turn::user("q2")], &choices()).expect("second answer: 1000 of 1500 used");
+    let st = c.stats();
+    assert_eq!((st.input_tokens, st.output_tokens), (1800, 200));
+    let e = c.ask("sys", &[Turn::user("q3")], &choices()).expect_err("budget");
+    assert!(matches!(e, physworld_benchmarks::BenchError::Halt { .. }), "{e:?}");
+    assert!(e.to_string().contains("token budget of 1500 (2000 used)"), "{e}");
+    assert_eq!(seen.lock().map(|l| l.len()).unwrap_or(0), 2);
+    // Cached answers are free: asked again, no budget is touched.
+    c.ask("sys", &[Turn::user("q1")], &choices()).expect("cached");
+    // A cost budget at a price: 1800 input tokens at $1/M and 200 output at $10/M = $0.0038.
+    let price = physworld_benchmarks::llm::Price::parse("1,10").expect("price");
+    assert!((st.cost(&price) - 0.0038).abs() < 1e-12);
+    let mut c2 = client(&url, tmp.path());
+    c2.set_budget(None, Some(0.001), Some(price));
+    c2.ask("sys", &[Turn::user("q4")], &choices()).expect("nothing spent yet");
+    let e = c2.ask("sys", &[Turn::user("q5")], &choices()).expect_err("$0.0019 of $0.001 spent");
+    assert!(e.to_string().contains("cost budget of $0.001"), "{e}");
+    assert_eq!(seen.lock().map(|l| l.len()).unwrap_or(0), 3);
+    let e = physworld_benchmarks::llm::Price::parse("1").expect_err("one number").to_string();
+    assert!(e.contains("IN,OUT"), "{e}");
+}

@@ -66,6 +66,18 @@ pub struct Args {
     /// budget stops the run cleanly; answers so far stay cached, so a rerun continues.
     #[arg(long)]
     max_requests: Option<u64>,
+    /// LLM models: most tokens (prompt plus completion, as the server reports them) each
+    /// model run may spend; stops cleanly like --max-requests (checked before each request,
+    /// so the last may overshoot by its own tokens).
+    #[arg(long)]
+    max_tokens_total: Option<u64>,
+    /// LLM models: most US dollars each model run may spend, at --price.
+    #[arg(long, requires = "price")]
+    max_cost: Option<f64>,
+    /// LLM models: token prices as IN,OUT US dollars per million input and output tokens
+    /// (e.g. 0.15,0.60); the run summary then shows the cost.
+    #[arg(long)]
+    price: Option<String>,
     /// LLM models: environment variable holding the API key (default OPENAI_API_KEY or
     /// ANTHROPIC_API_KEY; keys are never printed, logged, cached or written to results).
     #[arg(long)]
@@ -83,15 +95,27 @@ fn llm_runs(args: &Args) -> anyhow::Result<Vec<physworld_benchmarks::llm::LlmRun
         && args.shots == 0
         && !args.offline
         && args.max_requests.is_none()
+        && args.max_tokens_total.is_none()
+        && args.max_cost.is_none()
+        && args.price.is_none()
         && args.api_key_env.is_none();
     if !default && !args.models.iter().any(|m| adapters::is_llm(m)) {
         bail!(
-            "--prompt-variants, --llm-seeds, --temperature, --shots, --offline, --max-requests and --api-key-env apply to LLM models (openai:, anthropic:, gguf:); none was given"
+            "--prompt-variants, --llm-seeds, --temperature, --shots, --offline, --max-requests, --max-tokens-total, --max-cost, --price and --api-key-env apply to LLM models (openai:, anthropic:, gguf:); none was given"
         );
     }
     if args.max_requests == Some(0) {
         bail!("--max-requests 0: expected at least 1 (use --offline to send none)");
     }
+    if args.max_tokens_total == Some(0) {
+        bail!("--max-tokens-total 0: expected at least 1 (use --offline to send none)");
+    }
+    if let Some(c) = args.max_cost
+        && !(c.is_finite() && c > 0.0)
+    {
+        bail!("--max-cost {c}: expected a positive number of US dollars");
+    }
+    let price = args.price.as_deref().map(physworld_benchmarks::llm::Price::parse).transpose()?;
     let mut runs = Vec::new();
     for &variant in &args.prompt_variants {
         for &seed in &args.llm_seeds {
@@ -103,6 +127,9 @@ fn llm_runs(args: &Args) -> anyhow::Result<Vec<physworld_benchmarks::llm::LlmRun
                 offline: args.offline,
                 max_requests: args.max_requests,
                 key_env: args.api_key_env.clone(),
+                max_tokens_total: args.max_tokens_total,
+                max_cost_usd: args.max_cost,
+                price,
             });
         }
     }

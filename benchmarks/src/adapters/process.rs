@@ -18,11 +18,14 @@
 //! ```
 //!
 //! with only the frames the item lets a model observe (whole episodes for VoE), only
-//! present objects, and states only for visible ones (hidden properties are never sent). The
-//! model answers with one line carrying the item's `id` and one of `"choice": k`,
-//! `"positions": [[[x, y, z], ...], ...]` (`[horizon][object]`, the item's `objects`),
-//! `"surprise": [{"max": s, "mean": s}, ...]` (one per episode), or `"error": "..."`.
-//! A malformed or missing answer is scored wrong and counted invalid.
+//! present objects, and states only for visible ones (hidden properties are never sent).
+//! Choices come in a seeded order per item ([`crate::present`]); a VoE item is one movie
+//! (one episode) with an opaque `id` and `hash`, and the movies of all quadruplets arrive
+//! interleaved. The model answers with one line carrying the item's `id` and one of
+//! `"choice": k` (an index into the choices as sent), `"positions": [[[x, y, z], ...], ...]`
+//! (`[horizon][object]`, the item's `objects`), `"surprise": [{"max": s, "mean": s}]` (one
+//! per episode), or `"error": "..."`. A malformed or missing answer is scored wrong and
+//! counted invalid.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -81,6 +81,14 @@ pub struct LlmConfig {
     pub offline: bool,
     /// Most requests this client may send (cache hits are free); `None` = unlimited.
     pub max_requests: Option<u64>,
+    /// Most tokens (prompt plus completion, as the server reports them) this client may
+    /// spend; checked before each request, so the last one may overshoot by its own tokens.
+    pub max_tokens_total: Option<u64>,
+    /// Most US dollars this client may spend at [`LlmConfig::price`]; checked like
+    /// `max_tokens_total`.
+    pub max_cost_usd: Option<f64>,
+    /// What the model's tokens cost, for `max_cost_usd` and the run summary.
+    pub price: Option<Price>,
     /// Most requests started per second, retries included (`PHYSWORLD_LLM_RPS`); `None` =
     /// unlimited.
     pub max_rps: Option<f64>,
@@ -121,8 +129,40 @@ impl LlmConfig {
             cache_dir,
             offline: std::env::var_os("PHYSWORLD_LLM_OFFLINE").is_some(),
             max_requests: None,
+            max_tokens_total: None,
+            max_cost_usd: None,
+            price: None,
             max_rps: std::env::var("PHYSWORLD_LLM_RPS").ok().and_then(|v| v.parse().ok()).filter(|r: &f64| *r > 0.0),
         }
+    }
+}
+
+/// A model's token prices, US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Price {
+    /// Per million prompt (input) tokens.
+    pub input_per_mtok: f64,
+    /// Per million completion (output) tokens.
+    pub output_per_mtok: f64,
+}
+
+impl Price {
+    /// Parse `IN,OUT` (dollars per million input and output tokens).
+    pub fn parse(s: &str) -> Result<Price> {
+        let bad = || {
+            BenchError::invalid("price", s, "IN,OUT: US dollars per million input and output tokens, e.g. 0.15,0.60")
+        };
+        let (a, b) = s.split_once(',').ok_or_else(bad)?;
+        let (input_per_mtok, output_per_mtok) =
+            (a.trim().parse::<f64>().map_err(|_| bad())?, b.trim().parse::<f64>().map_err(|_| bad())?);
+        if !(input_per_mtok.is_finite()
+            && output_per_mtok.is_finite()
+            && input_per_mtok >= 0.0
+            && output_per_mtok >= 0.0)
+        {
+            return Err(bad());
+        }
+        Ok(Price { input_per_mtok, output_per_mtok })
     }
 }
 
@@ -135,6 +175,25 @@ pub struct Stats {
     pub cache_hits: u64,
     /// Retried attempts.
     pub retries: u64,
+    /// Prompt tokens the server reported for the answers it sent (cache hits are free).
+    pub input_tokens: u64,
+    /// Completion tokens likewise.
+    pub output_tokens: u64,
+}
+
+impl Stats {
+    /// What the tokens spent cost at `price`, US dollars.
+    pub fn cost(&self, price: &Price) -> f64 {
+        (self.input_tokens as f64 * price.input_per_mtok + self.output_tokens as f64 * price.output_per_mtok) / 1e6
+    }
+}
+
+/// `(input, output)` tokens a response body reports (OpenAI's and llama.cpp's
+/// `prompt_tokens`/`completion_tokens`, Anthropic's `input_tokens`/`output_tokens`).
+fn usage(body: &Value) -> (u64, u64) {
+    let u = &body["usage"];
+    let get = |a: &str, b: &str| u[a].as_u64().or_else(|| u[b].as_u64()).unwrap_or(0);
+    (get("prompt_tokens", "input_tokens"), get("completion_tokens", "output_tokens"))
 }
 
 /// One message of a conversation: `user` or `assistant` (few-shot examples are earlier
@@ -169,6 +228,9 @@ pub struct Reply {
     pub exchange: Value,
     /// The server's system fingerprint, when it gives one.
     pub fingerprint: Option<String>,
+    /// The model snapshot that answered, as the server names it (`model` in the response),
+    /// when it does.
+    pub resolved_model: Option<String>,
 }
 
 /// A chat client.
@@ -282,6 +344,14 @@ impl Client {
         }
     }
 
+    /// Token and cost budgets (see [`LlmConfig::max_tokens_total`]); `None` leaves one as it
+    /// is.
+    pub fn set_budget(&mut self, max_tokens_total: Option<u64>, max_cost_usd: Option<f64>, price: Option<Price>) {
+        self.cfg.max_tokens_total = max_tokens_total.or(self.cfg.max_tokens_total);
+        self.cfg.max_cost_usd = max_cost_usd.or(self.cfg.max_cost_usd);
+        self.cfg.price = price.or(self.cfg.price);
+    }
+
     /// Settings.
     pub fn config(&self) -> &LlmConfig {
         &self.cfg
@@ -309,13 +379,25 @@ impl Client {
     /// Count one request (`what`: request or generation) against `max_requests`; a spent
     /// budget halts the run.
     fn spend(&self, what: &str) -> Result<()> {
+        let st = self.stats();
+        let spent = |budget: String| BenchError::Halt {
+            what: format!("LLM `{}`", self.cfg.model),
+            reason: format!("{budget} spent; rerun to continue from the cache"),
+        };
         if let Some(max) = self.cfg.max_requests
-            && self.stats().requests >= max
+            && st.requests >= max
         {
-            return Err(BenchError::Halt {
-                what: format!("LLM `{}`", self.cfg.model),
-                reason: format!("{what} budget of {max} spent; rerun to continue from the cache"),
-            });
+            return Err(spent(format!("{what} budget of {max}")));
+        }
+        if let Some(max) = self.cfg.max_tokens_total
+            && st.input_tokens + st.output_tokens >= max
+        {
+            return Err(spent(format!("token budget of {max} ({} used)", st.input_tokens + st.output_tokens)));
+        }
+        if let (Some(max), Some(price)) = (self.cfg.max_cost_usd, &self.cfg.price)
+            && st.cost(price) >= max
+        {
+            return Err(spent(format!("cost budget of ${max} (${:.4} used)", st.cost(price))));
         }
         self.bump(|s| s.requests += 1);
         Ok(())
@@ -561,6 +643,11 @@ impl Client {
                         self.post(&path, &body, &key)?
                     };
                     let malformed = v.get("physworld_error").is_some();
+                    let (input, output) = usage(&v);
+                    self.bump(|s| {
+                        s.input_tokens += input;
+                        s.output_tokens += output;
+                    });
                     let v = json!({ "status": status, "body": v });
                     // Only answers are cached: an error status or a malformed body is asked
                     // again next time.
@@ -578,9 +665,17 @@ impl Client {
                 continue; // e.g. a server without json_schema support: try the next mode
             }
             let fingerprint = response["body"]["system_fingerprint"].as_str().map(String::from);
+            let resolved_model = response["body"]["model"].as_str().map(String::from);
             let (text, structured) = self.extract(&response["body"]).unwrap_or_default();
-            return Ok(Reply { text, structured: structured && (200..300).contains(&status), exchange, fingerprint });
+            let structured = structured && (200..300).contains(&status);
+            return Ok(Reply { text, structured, exchange, fingerprint, resolved_model });
         }
-        Ok(Reply { text: String::new(), structured: false, exchange: last.unwrap_or(Value::Null), fingerprint: None })
+        Ok(Reply {
+            text: String::new(),
+            structured: false,
+            exchange: last.unwrap_or(Value::Null),
+            fingerprint: None,
+            resolved_model: None,
+        })
     }
 }

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-pub use client::{Client, Expect, LlmConfig, Provider, Reply, Stats, Turn};
+pub use client::{Client, Expect, LlmConfig, Price, Provider, Reply, Stats, Turn};
 
 use crate::adapters::{Adapter, Answer, Context, Surprise};
 use crate::error::Result;
@@ -56,6 +56,12 @@ pub struct LlmRun {
     pub max_requests: Option<u64>,
     /// Environment variable holding the API key, instead of the provider's default.
     pub key_env: Option<String>,
+    /// Most tokens (prompt plus completion) this run may spend; cache hits are free.
+    pub max_tokens_total: Option<u64>,
+    /// Most US dollars this run may spend at `price`.
+    pub max_cost_usd: Option<f64>,
+    /// The model's token prices.
+    pub price: Option<client::Price>,
 }
 
 impl LlmRun {
@@ -84,6 +90,7 @@ pub struct Llm {
     client: Client,
     raw: BTreeMap<String, Value>,
     fingerprint: Option<String>,
+    resolved_model: Option<String>,
     concurrency: usize,
     run: LlmRun,
 }
@@ -112,7 +119,15 @@ impl Llm {
     }
 
     fn from_client(spec: &str, client: Client, concurrency: usize) -> Llm {
-        Llm { id: spec.into(), client, raw: BTreeMap::new(), fingerprint: None, concurrency, run: LlmRun::default() }
+        Llm {
+            id: spec.into(),
+            client,
+            raw: BTreeMap::new(),
+            fingerprint: None,
+            resolved_model: None,
+            concurrency,
+            run: LlmRun::default(),
+        }
     }
 
     /// With the run settings `run` (appends [`LlmRun::suffix`] to the id).
@@ -134,6 +149,7 @@ impl Llm {
         self.id.push_str(&run.suffix());
         self.client.set_sampling(run.temperature, run.seed);
         self.client.set_limits(run.offline, run.max_requests, run.key_env.as_deref());
+        self.client.set_budget(run.max_tokens_total, run.max_cost_usd, run.price);
         self.run = run;
         Ok(self)
     }
@@ -197,10 +213,14 @@ impl Llm {
                 structured: false,
                 exchange: json!({ "error": e.to_string() }),
                 fingerprint: None,
+                resolved_model: None,
             },
         };
         if self.fingerprint.is_none() {
             self.fingerprint = reply.fingerprint.clone();
+        }
+        if self.resolved_model.is_none() {
+            self.resolved_model = reply.resolved_model.clone();
         }
         let parsed = match expect {
             Expect::Choice(choices) => render::parse_answer(&reply.text, choices).map(Parsed::Choice),
@@ -321,9 +341,11 @@ impl Adapter for Llm {
                 "provider": c.provider.name(),
                 "model": c.model,
                 "base_url": c.base_url,
+                "resolved_model": self.resolved_model,
                 "temperature": c.temperature,
                 "max_tokens": c.max_tokens,
                 "prompt": PROMPT_VERSION,
+                "prompt_template_sha256": render::template_sha256(),
                 "prompt_variant": self.run.variant,
                 "shots": self.run.shots,
                 "system_fingerprint": self.fingerprint,
@@ -338,7 +360,11 @@ impl Adapter for Llm {
     }
     fn summary(&self) -> Option<String> {
         let s = self.stats();
-        Some(format!("{} requests, {} cache hits, {} retries", s.requests, s.cache_hits, s.retries))
+        let cost = self.client.config().price.map(|p| format!(", ${:.4}", s.cost(&p))).unwrap_or_default();
+        Some(format!(
+            "{} requests, {} cache hits, {} retries, {} input + {} output tokens{cost}",
+            s.requests, s.cache_hits, s.retries, s.input_tokens, s.output_tokens
+        ))
     }
     fn answer(
         &mut self,

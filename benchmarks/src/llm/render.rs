@@ -158,6 +158,15 @@ pub fn system(variant: usize) -> &'static str {
     }
 }
 
+/// SHA-256 of the prompt templates: this file's source, which holds every variant's
+/// system prompt, question wording and scene rendering. Recorded in result files, so that
+/// two LLM rows built from different prompts are told apart even where
+/// [`super::PROMPT_VERSION`] was not bumped.
+pub fn template_sha256() -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(include_str!("render.rs").as_bytes()))
+}
+
 /// The system prompt of variant 0.
 pub const SYSTEM: &str = "You are a careful physicist. You predict what happens in short rigid-body simulations \
 from the states you are given. Answer with one of the allowed answers only.";
