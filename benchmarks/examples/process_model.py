@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A physworld model in Python, scored through `physworld bench --model process:...`.
 
-It speaks the `physworld-process/1` JSON Lines protocol (see benchmarks/src/adapters/
+It speaks the `physworld-process/2` JSON Lines protocol (see benchmarks/src/adapters/
 process.rs): a hello, then one answer line per item line. This one is a constant-velocity
 (ballistic) model in plain Python; replace `answer` with calls into your PyTorch model.
 

@@ -450,3 +450,53 @@ fn item_ids_and_hashes_are_unique_within_a_task() {
         assert_eq!((ids.len(), hashes.len()), (n, n), "{k:?}: duplicate ids or hashes");
     }
 }
+
+#[test]
+fn hidden_objects_and_hidden_properties_never_reach_process_or_llm_inputs() {
+    use physworld_benchmarks::llm::render;
+    let p = prepared();
+    let (mut hidden_frames, mut never_seen) = (0, 0);
+    for (kind, task) in &p.items {
+        for it in &task.items {
+            for &ep in &it.episodes {
+                let e = p.frames.get(ep).expect("frames");
+                let observe = it.observe.min(e.frames);
+                // The process protocol lists exactly the objects seen in each frame.
+                let j = adapters::frames_json(e, observe);
+                for (f, fr) in j["frames"].as_array().expect("frames").iter().enumerate() {
+                    let listed: Vec<u64> = fr["objects"]
+                        .as_array()
+                        .expect("objects")
+                        .iter()
+                        .map(|o| o["slot"].as_u64().expect("slot"))
+                        .collect();
+                    let seen: Vec<u64> = (0..e.slots).filter(|&o| tasks::seen(e, f, o)).map(|o| o as u64).collect();
+                    assert_eq!(listed, seen, "{} frame {f}", it.id);
+                    hidden_frames +=
+                        (0..e.slots).filter(|&o| e.present[f * e.slots + o] && !tasks::seen(e, f, o)).count();
+                }
+                // LLM prompts: no mass, and no object that is never seen in the observed frames.
+                for v in 0..render::VARIANTS {
+                    let prompt = match kind {
+                        TaskKind::Voe => render::voe_prompt(e, 30, v),
+                        TaskKind::Forecast => render::forecast_prompt(it, e, 30, v),
+                        _ => render::choice_prompt(it, e, 30, v),
+                    };
+                    assert!(!prompt.contains("mass") && !prompt.contains("kg"), "{}: {prompt}", it.id);
+                    for o in 0..e.slots {
+                        let ever_present = (0..observe).any(|f| e.present[f * e.slots + o]);
+                        if ever_present && !(0..observe).any(|f| tasks::seen(e, f, o)) {
+                            never_seen += 1;
+                            for name in [format!("object {o}:"), format!("body {o}:"), format!("Object {o} (")] {
+                                assert!(!prompt.contains(&name), "{}: hidden object {o} listed: {prompt}", it.id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The checks bite: hidden objects occur (behind occluders) in the items, some of them
+    // never seen while observed.
+    assert!(hidden_frames > 100 && never_seen > 0, "{hidden_frames} hidden object-frames, {never_seen} never seen");
+}

@@ -2,9 +2,9 @@
 //! Lines protocol on its standard input and output, so that models outside Rust can be
 //! scored on the same items.
 //!
-//! # Protocol `physworld-process/1`
+//! # Protocol `physworld-process/2`
 //! One JSON object per line each way. The harness starts `sh -c <command>` and sends
-//! `{"type": "hello", "protocol": "physworld-process/1", "tasks": [...]}`; the model answers
+//! `{"type": "hello", "protocol": "physworld-process/2", "tasks": [...]}`; the model answers
 //! `{"type": "hello", "name": "...", "tasks": ["forecast", "contact", ...]}` with the task
 //! kinds it supports. Then, per item, the harness sends
 //!
@@ -13,12 +13,14 @@
 //!  "question": "contact", "choices": ["yes", "no"], "objects": [0, 1], "horizons": [],
 //!  "fps": 30, "episodes": [{"frames": [{"t": 0, "action": null, "objects": [
 //!     {"slot": 0, "visible": true, "shape": "sphere", "position": [x, y, z],
-//!      "rotation": [x, y, z, w], "linvel": [...], "angvel": [...], "size": [...]},
-//!     {"slot": 1, "visible": false}]}]}]}
+//!      "rotation": [x, y, z, w], "linvel": [...], "angvel": [...], "size": [...]}]}]}]}
 //! ```
 //!
-//! with only the frames the item lets a model observe (whole episodes for VoE), only
-//! present objects, and states only for visible ones (hidden properties are never sent).
+//! with only the frames the item lets a model observe (whole episodes for VoE) and only the
+//! objects visible in each frame: an object hidden behind an occluder is not listed, exactly
+//! as one that does not exist (version 1 listed it as `{"slot": k, "visible": false}`,
+//! which told a model that counts listed slots when a hidden object was removed). Hidden
+//! properties (mass, friction, restitution) are never sent.
 //! Choices come in a seeded order per item ([`crate::present`]); a VoE item is one movie
 //! (one episode) with an opaque `id` and `hash`, and the movies of all quadruplets arrive
 //! interleaved. The model answers with one line carrying the item's `id` and one of
@@ -38,10 +40,10 @@ use serde_json::{Value, json};
 use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
 use crate::results::ModelRef;
-use crate::tasks::{Item, TaskKind, half, pos, shape_name, vel};
+use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
 
 /// Protocol version.
-pub const PROCESS_PROTOCOL: &str = "physworld-process/1";
+pub const PROCESS_PROTOCOL: &str = "physworld-process/2";
 /// How long one answer may take.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -60,13 +62,11 @@ pub fn frames_json(e: &EpisodeFrames, observe: usize) -> Value {
     let s = e.slots;
     let frames: Vec<Value> = (0..observe.min(e.frames))
         .map(|f| {
+            // Only what is seen: a hidden object is indistinguishable from an absent one.
             let objects: Vec<Value> = (0..s)
-                .filter(|&o| e.present[f * s + o])
+                .filter(|&o| seen(e, f, o))
                 .map(|o| {
                     let k = f * s + o;
-                    if !e.visible[k] {
-                        return json!({ "slot": o, "visible": false });
-                    }
                     json!({
                         "slot": o,
                         "visible": true,

@@ -34,8 +34,8 @@ use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind};
 
 /// Version of the prompts (bumps whenever their text changes).
-pub const PROMPT_VERSION: &str = "physworld-prompt/2 (3 variants; scene with masses, centimetres, every 3rd frame, \
-     VoE every 6th; k-shot from readout as earlier turns)";
+pub const PROMPT_VERSION: &str = "physworld-prompt/3 (3 variants; visible objects only, no hidden properties, \
+     centimetres, every 3rd frame, VoE every 6th; k-shot from readout as earlier turns)";
 
 /// What varies between runs of one LLM: the prompt variant, the sampling seed and
 /// temperature, and the number of solved examples. Runs that differ only in variant and
@@ -306,11 +306,11 @@ impl Llm {
         rand::seq::SliceRandom::shuffle(picked.as_mut_slice(), &mut rng);
         let mut turns = Vec::with_capacity(2 * k);
         for (it, ep, reply) in picked {
-            let (e, meta) = (ctx.readout_frames.get(ep)?, ctx.ds.meta(ep)?);
+            let e = ctx.readout_frames.get(ep)?;
             let user = match task {
-                TaskKind::Voe => render::voe_prompt(e, meta, fps, v),
-                TaskKind::Forecast => render::forecast_prompt(it, e, meta, fps, v),
-                _ => render::choice_prompt(it, e, meta, fps, v),
+                TaskKind::Voe => render::voe_prompt(e, fps, v),
+                TaskKind::Forecast => render::forecast_prompt(it, e, fps, v),
+                _ => render::choice_prompt(it, e, fps, v),
             };
             turns.extend([Turn::user(user), Turn::assistant(reply)]);
         }
@@ -391,22 +391,19 @@ impl Adapter for Llm {
                 if task == TaskKind::Voe {
                     for &ep in &it.episodes {
                         prompts.push(ask(
-                            render::voe_prompt(ctx.frames.get(ep)?, ctx.ds.meta(ep)?, fps, v),
+                            render::voe_prompt(ctx.frames.get(ep)?, fps, v),
                             Expect::Choice(verdicts.clone()),
                         ));
                     }
                 } else if task == TaskKind::Forecast {
                     let e = ctx.frames.get(it.episodes[0])?;
                     prompts.push(ask(
-                        render::forecast_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v),
+                        render::forecast_prompt(it, e, fps, v),
                         Expect::Positions(it.horizons.len() * it.objects.len()),
                     ));
                 } else {
                     let e = ctx.frames.get(it.episodes[0])?;
-                    prompts.push(ask(
-                        render::choice_prompt(it, e, ctx.ds.meta(it.episodes[0])?, fps, v),
-                        Expect::Choice(it.choices.clone()),
-                    ));
+                    prompts.push(ask(render::choice_prompt(it, e, fps, v), Expect::Choice(it.choices.clone())));
                 }
             }
             let mut replies = self.ask_all(&prompts).into_iter().zip(prompts);

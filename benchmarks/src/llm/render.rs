@@ -1,7 +1,11 @@
-//! Items as text: the scene as structured text (objects, shapes, sizes, masses, positions
-//! in metres, velocities, time step), the question and the allowed answers.
+//! Items as text: the scene as structured text (the objects seen, their shapes and sizes,
+//! positions in metres, velocities, time step), the question and the allowed answers.
+//!
+//! What a prompt shows is what every other model observes: objects only while visible (one
+//! never seen in the observed frames is not listed at all), and no hidden property (mass,
+//! friction, restitution): those are for models to infer from motion.
 
-use physworld_pipeline::{EpisodeFrames, EpisodeMeta};
+use physworld_pipeline::EpisodeFrames;
 
 use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
 
@@ -27,30 +31,28 @@ fn listed_frames(observe: usize, step: usize) -> Vec<usize> {
     frames
 }
 
-/// Objects seen in `0..observe`, with the first frame each is seen.
+/// Objects seen (present and visible) in `0..observe`, with the first frame each is seen.
 fn objects(e: &EpisodeFrames, observe: usize) -> Vec<(usize, usize)> {
-    let s = e.slots;
-    (0..s).filter_map(|o| (0..observe).find(|f| e.present[f * s + o]).map(|k| (o, k))).collect()
+    (0..e.slots).filter_map(|o| (0..observe).find(|&f| seen(e, f, o)).map(|k| (o, k))).collect()
 }
 
 /// The scene of `e` over frames `0..observe` (every `step`th and the last), to the
 /// centimetre, laid out as `variant` says: 0 and 2 list the states frame by frame (2 with
 /// named fields), 1 lists each object's trajectory.
-pub fn scene(e: &EpisodeFrames, meta: &EpisodeMeta, observe: usize, fps: u32, step: usize, variant: usize) -> String {
+pub fn scene(e: &EpisodeFrames, observe: usize, fps: u32, step: usize, variant: usize) -> String {
     let s = e.slots;
     let dt = 1.0 / fps.max(1) as f64;
-    let mass = |o: usize| meta.mass.get(o).copied().unwrap_or(0.0);
     let frames = listed_frames(observe, step);
     let mut out = match variant {
         1 => format!(
-            "Conventions: SI units (m, s, kg); y points up, gravity is 9.81 m/s^2 downwards, the ground is y = 0. \
+            "Conventions: SI units (m, s); y points up, gravity is 9.81 m/s^2 downwards, the ground is y = 0. \
              The recording has {fps} frames per second.\n"
         ),
         2 => format!(
             "Setting: a rigid-body simulation. Ground plane y = 0 m, gravity g = 9.81 m/s^2 towards -y, time step {dt:.4} s.\n"
         ),
         _ => format!(
-            "Units: metres, seconds, kilograms. Gravity is 9.81 m/s^2 along -y; the floor is the plane y = 0. \
+            "Units: metres, seconds. Gravity is 9.81 m/s^2 along -y; the floor is the plane y = 0. \
              Frames are {dt:.4} s apart ({fps} per second).\nObjects (half extents along x, y, z):\n"
         ),
     };
@@ -59,10 +61,9 @@ pub fn scene(e: &EpisodeFrames, meta: &EpisodeMeta, observe: usize, fps: u32, st
             out.push_str("Trajectories (time: position; velocity) of each object while visible:\n");
             for (o, k) in objects(e, observe) {
                 out.push_str(&format!(
-                    "Object {o} ({}, half extents {}, {:.3} kg):\n",
+                    "Object {o} ({}, half extents {}):\n",
                     shape_name(e.shape[k * s + o]),
-                    v3(half(e, k, o)),
-                    mass(o)
+                    v3(half(e, k, o))
                 ));
                 for &f in &frames {
                     if seen(e, f, o) {
@@ -77,12 +78,11 @@ pub fn scene(e: &EpisodeFrames, meta: &EpisodeMeta, observe: usize, fps: u32, st
             for (o, k) in objects(e, observe) {
                 let h = half(e, k, o);
                 out.push_str(&format!(
-                    "* body {o}: shape={} size=({:.2} x {:.2} x {:.2}) m mass={:.3} kg\n",
+                    "* body {o}: shape={} size=({:.2} x {:.2} x {:.2}) m\n",
                     shape_name(e.shape[k * s + o]),
                     2.0 * h[0],
                     2.0 * h[1],
-                    2.0 * h[2],
-                    mass(o)
+                    2.0 * h[2]
                 ));
             }
             out.push_str("Snapshots:\n");
@@ -90,10 +90,9 @@ pub fn scene(e: &EpisodeFrames, meta: &EpisodeMeta, observe: usize, fps: u32, st
         _ => {
             for (o, k) in objects(e, observe) {
                 out.push_str(&format!(
-                    "- object {o}: {}, half extents {}, mass {:.3} kg\n",
+                    "- object {o}: {}, half extents {}\n",
                     shape_name(e.shape[k * s + o]),
-                    v3(half(e, k, o)),
-                    mass(o)
+                    v3(half(e, k, o))
                 ));
             }
             out.push_str("Observed states (position; velocity) of the visible objects:\n");
@@ -174,8 +173,8 @@ from the states you are given. Answer with one of the allowed answers only.";
 const REPLY: &str = "Reply as JSON {\"answer\": \"...\"} or end with a line `Answer: <answer>`.";
 
 /// The user message for a choice item.
-pub fn choice_prompt(it: &Item, e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usize) -> String {
-    let scene = scene(e, meta, it.observe, fps, FRAME_STEP, variant);
+pub fn choice_prompt(it: &Item, e: &EpisodeFrames, fps: u32, variant: usize) -> String {
+    let scene = scene(e, it.observe, fps, FRAME_STEP, variant);
     let q = question(it, e, fps, variant);
     let allowed = it.choices.join(", ");
     match variant {
@@ -186,8 +185,8 @@ pub fn choice_prompt(it: &Item, e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32,
 }
 
 /// The user message asking whether one whole episode is physically possible.
-pub fn voe_prompt(e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usize) -> String {
-    let scene = scene(e, meta, e.frames, fps, VOE_FRAME_STEP, variant);
+pub fn voe_prompt(e: &EpisodeFrames, fps: u32, variant: usize) -> String {
+    let scene = scene(e, e.frames, fps, VOE_FRAME_STEP, variant);
     match variant {
         1 => format!(
             "Is the following recording physically possible, or did something impossible happen (an object \
@@ -209,8 +208,8 @@ pub fn voe_prompt(e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usiz
 
 /// The user message for a forecast item: the scene, then the positions asked for, in
 /// order (every object at the first time, then at the next).
-pub fn forecast_prompt(it: &Item, e: &EpisodeFrames, meta: &EpisodeMeta, fps: u32, variant: usize) -> String {
-    let scene = scene(e, meta, it.observe, fps, FRAME_STEP, variant);
+pub fn forecast_prompt(it: &Item, e: &EpisodeFrames, fps: u32, variant: usize) -> String {
+    let scene = scene(e, it.observe, fps, FRAME_STEP, variant);
     let obj = if variant == 2 { "body" } else { "object" };
     let dt = 1.0 / fps.max(1) as f64;
     let mut asked = Vec::new();
