@@ -35,9 +35,9 @@ pub const PRESENTATION_VERSION: &str = "physworld-presentation/1";
 /// How one item was shown.
 #[derive(Debug, Clone, PartialEq)]
 enum Shown {
-    /// As one presented item at index `at`, its choices in `order` (presented position `p`
-    /// shows original choice `order[p]`; empty when the item has no choices).
-    Item { at: usize, order: Vec<usize> },
+    /// As the presented item of the same index, its choices in `order` (presented position
+    /// `p` shows original choice `order[p]`; empty when the item has no choices).
+    Item { order: Vec<usize> },
     /// A VoE quadruplet: member `m` shown as the presented item at index `at[m]`.
     Movies { at: Vec<usize> },
 }
@@ -51,15 +51,20 @@ pub struct Presentation {
     layout: Vec<Shown>,
 }
 
-/// A generator seeded from `parts` (with [`PRESENTATION_VERSION`]).
-fn rng(parts: &[&[u8]]) -> ChaCha8Rng {
+/// SHA-256 of [`PRESENTATION_VERSION`] and `parts`, each after a 0 byte.
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(PRESENTATION_VERSION.as_bytes());
     for p in parts {
         h.update([0]);
         h.update(p);
     }
-    ChaCha8Rng::from_seed(h.finalize().into())
+    h.finalize().into()
+}
+
+/// A generator seeded from [`digest`] of `parts`.
+fn rng(parts: &[&[u8]]) -> ChaCha8Rng {
+    ChaCha8Rng::from_seed(digest(parts))
 }
 
 /// Where each choice item shows its right answer: within each group of items of one
@@ -136,7 +141,7 @@ impl Presentation {
                 }
             }
             shown.push(s);
-            layout.push(Shown::Item { at: i, order });
+            layout.push(Shown::Item { order });
         }
         Presentation { shown, layout }
     }
@@ -150,12 +155,7 @@ impl Presentation {
                 _ => Vec::new(),
             };
             for (m, &ep) in it.episodes.iter().enumerate() {
-                let mut h = Sha256::new();
-                h.update(PRESENTATION_VERSION.as_bytes());
-                h.update(seed);
-                h.update(it.hash.as_bytes());
-                h.update((m as u64).to_le_bytes());
-                let hash = hex::encode(h.finalize());
+                let hash = hex::encode(digest(&[seed, b"movie", it.hash.as_bytes(), &(m as u64).to_le_bytes()]));
                 let mut s = it.clone();
                 s.id = format!("voe/{}/movie/{}", it.split, &hash[..16]);
                 s.episodes = vec![ep];
@@ -184,8 +184,9 @@ impl Presentation {
     pub fn gather(&self, answers: &[Answer]) -> Vec<Answer> {
         self.layout
             .iter()
-            .map(|s| match s {
-                Shown::Item { at, order } => match &answers[*at] {
+            .enumerate()
+            .map(|(i, s)| match s {
+                Shown::Item { order } => match &answers[i] {
                     Answer::Choice(k) if !order.is_empty() => Answer::Choice(order.get(*k).copied().unwrap_or(*k)),
                     a => a.clone(),
                 },
@@ -217,9 +218,7 @@ impl Presentation {
     /// ...]}` in member order.
     pub fn record(&self, i: usize) -> Value {
         match &self.layout[i] {
-            Shown::Item { at, order } if !order.is_empty() => {
-                json!({ "choices": self.shown[*at].choices, "order": order })
-            }
+            Shown::Item { order } if !order.is_empty() => json!({ "choices": self.shown[i].choices, "order": order }),
             Shown::Item { .. } => Value::Null,
             Shown::Movies { at } => json!({
                 "movies": at.iter().map(|&k| json!({ "id": self.shown[k].id, "position": k })).collect::<Vec<_>>()
@@ -231,7 +230,7 @@ impl Presentation {
     /// these).
     pub fn shown_ids(&self, i: usize) -> Vec<&str> {
         match &self.layout[i] {
-            Shown::Item { at, .. } => vec![self.shown[*at].id.as_str()],
+            Shown::Item { .. } => vec![self.shown[i].id.as_str()],
             Shown::Movies { at } => at.iter().map(|&k| self.shown[k].id.as_str()).collect(),
         }
     }

@@ -118,8 +118,15 @@ impl Process {
         });
         let mut p = Process { id: spec.into(), name: String::new(), tasks: Vec::new(), child, stdin, lines };
         let all: Vec<&str> = TaskKind::ALL.iter().map(|k| k.as_str()).collect();
-        p.send(&json!({ "type": "hello", "protocol": PROCESS_PROTOCOL, "tasks": all }))
-            .map_err(|e| bad(e.to_string()))?;
+        if let Err(e) = p.send(&json!({ "type": "hello", "protocol": PROCESS_PROTOCOL, "tasks": all })) {
+            // A program that died at once closes its stdin before or while the hello is
+            // written: say why from its output side, with its exit status, as when it dies
+            // a moment later.
+            return Err(bad(match p.recv() {
+                Err(closed) => closed.to_string(),
+                Ok(_) => e.to_string(),
+            }));
+        }
         let hello = p.recv().map_err(|e| bad(e.to_string()))?;
         let v: Value = serde_json::from_str(&hello).map_err(|e| bad(format!("hello is not JSON: {e}")))?;
         if v["type"] != "hello" {
