@@ -133,7 +133,8 @@ pub fn score(
                 invalid += invalid_item as u64;
                 ade.push(a_err);
                 fde.push(f_err);
-                ok.push(!invalid_item && f_err < opts.tolerance);
+                let success = !invalid_item && f_err < opts.tolerance;
+                ok.push(success);
                 bad_items.push(invalid_item);
                 logs.push(ItemLog {
                     task: kind.as_str().into(),
@@ -142,7 +143,7 @@ pub fn score(
                     family: it.family.clone(),
                     prediction: serde_json::to_value(a).unwrap_or(Value::Null),
                     target: json!(t),
-                    correct: Some(!invalid_item && f_err < opts.tolerance),
+                    correct: Some(success),
                     score: -a_err,
                     invalid: invalid_item,
                     presentation: None,

@@ -285,6 +285,8 @@ pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Resu
     criteria.validate()?;
     let ctx = prep.context();
     let visible = |f: &str| prep.ds.suite.families.iter().any(|x| x.name == f && x.visible_in_single_frames);
+    // The effect a group of n units detects at the stated power: z_detect · σ / √n.
+    let z_detect = normal_quantile(1.0 - criteria.alpha / 2.0) + normal_quantile(criteria.power);
     let mut checks = Vec::new();
     for h in Heuristic::ALL {
         for &kind in h.tasks() {
@@ -304,7 +306,6 @@ pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Resu
                 let x = by_family.remove(family).unwrap_or_default();
                 let chance = m.chance.unwrap_or(0.5);
                 let (p_off, p_eq) = tests(&x, chance, criteria.delta);
-                let z = normal_quantile(1.0 - criteria.alpha / 2.0) + normal_quantile(criteria.power);
                 checks.push(Check {
                     heuristic: h.name().into(),
                     task: r.id.clone(),
@@ -316,7 +317,7 @@ pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Resu
                     chance,
                     p_off_chance: p_off,
                     p_equivalent: p_eq,
-                    detectable: z * WORST_SD / (m.n.max(1) as f64).sqrt(),
+                    detectable: z_detect * WORST_SD / (m.n.max(1) as f64).sqrt(),
                     max_aggregated: r
                         .metrics
                         .iter()
