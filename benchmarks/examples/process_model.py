@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """A physworld model in Python, scored through `physworld bench --model process:...`.
 
-It speaks the `physworld-process/2` JSON Lines protocol (see benchmarks/src/adapters/
-process.rs): a hello, then one answer line per item line. This one is a constant-velocity
+It speaks the `physworld-process/3` JSON Lines protocol (see benchmarks/src/adapters/
+process.rs): a hello, then one answer line per item line. Each item carries what every
+model observes: the static scene (floors, walls, ramps, occluders...), goal zones, and per
+observed frame the visible objects, under per-item slot labels. This one is a constant-velocity
 (ballistic) model in plain Python; replace `answer` with calls into your PyTorch model.
 
     physworld bench --suite data/tiny --out results \
@@ -30,7 +32,7 @@ def ballistic(p, v, h, t):
 def last_seen(frames, slot):
     """State of `slot` in the last observed frame, if it is visible there."""
     for o in frames[-1]["objects"]:
-        if o["slot"] == slot and o["visible"]:
+        if o["slot"] == slot:
             return o
     return None
 
@@ -48,21 +50,39 @@ def forecast(item):
     return {"positions": out}
 
 
+def inside(p, zone):
+    return all(abs(p[i] - zone["center"][i]) <= zone["half_extents"][i] for i in range(3))
+
+
+def yes_no(item, yes):
+    """Choices come in a seeded order per item: answer by label, never by position."""
+    return {"choice": item["choices"].index("yes" if yes else "no")}
+
+
 def contact(item):
-    frames = item["episodes"][0]["frames"]
+    ep = item["episodes"][0]
+    frames = ep["frames"]
+    dt = 1.0 / item["fps"]
+    horizon = ep["episode_frames"] - len(frames)
+    if item["zone"] is not None:
+        zone = next(z for z in ep["zones"] if z["index"] == item["zone"])
+        a = last_seen(frames, item["objects"][0])
+        if a is None:
+            return yes_no(item, False)
+        hit = any(inside(ballistic(a["position"], a["linvel"], a["size"], k * dt), zone) for k in range(1, horizon + 1))
+        return yes_no(item, hit)
     if len(item["objects"]) < 2:
-        return {"choice": 1}
+        return yes_no(item, False)
     a, b = (last_seen(frames, s) for s in item["objects"][:2])
     if a is None or b is None:
-        return {"choice": 1}
-    dt = 1.0 / item["fps"]
+        return yes_no(item, False)
     reach = math.dist([0, 0, 0], a["size"]) + math.dist([0, 0, 0], b["size"])
-    for k in range(1, 61):
+    for k in range(1, horizon + 1):
         pa = ballistic(a["position"], a["linvel"], a["size"], k * dt)
         pb = ballistic(b["position"], b["linvel"], b["size"], k * dt)
         if math.dist(pa, pb) <= reach:
-            return {"choice": 0}
-    return {"choice": 1}
+            return yes_no(item, True)
+    return yes_no(item, False)
 
 
 def surprise(item):
@@ -72,11 +92,11 @@ def surprise(item):
         per_frame = []
         frames = ep["frames"]
         for f in range(1, len(frames)):
-            prev = {o["slot"]: o for o in frames[f - 1]["objects"] if o["visible"]}
+            prev = {o["slot"]: o for o in frames[f - 1]["objects"]}
             errs = []
             for o in frames[f]["objects"]:
                 p = prev.get(o["slot"])
-                if o["visible"] and p is not None:
+                if p is not None:
                     guess = ballistic(p["position"], p["linvel"], p["size"], dt)
                     errs.append(math.dist(guess, o["position"]))
             per_frame.append(sum(errs) / len(errs) if errs else 0.0)

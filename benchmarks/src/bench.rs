@@ -144,6 +144,7 @@ impl Prepared {
             split: self.opts.split.clone(),
             content_hash: self.content_hash(),
             generator: self.ds.info.generator_version.clone(),
+            observation: format!("{} {}", crate::observe::OBSERVATION_VERSION, self.ds.suite.observation.name()),
         }
     }
 }
@@ -170,7 +171,7 @@ pub fn answer_shown(
     tick: &(dyn Fn() + Sync),
 ) -> Result<(Presentation, Vec<(Option<&'static str>, Vec<Answer>)>)> {
     let kind = task.kind;
-    let shown = Presentation::new(task, seed);
+    let shown = Presentation::new(task, seed, ctx.ds.slots());
     // VoE shows four movies per item: tick once per item, not per movie.
     let per_item = (shown.shown.len() / task.items.len().max(1)).max(1);
     let count = AtomicUsize::new(0);

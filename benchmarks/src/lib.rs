@@ -9,6 +9,8 @@
 //!   violation of expectation on matched quadruplets).
 //! - [`adapters`]: one [`Adapter`](adapters::Adapter) trait for every model: `oracle`,
 //!   `constant-velocity`, `chance`, `majority`, `raw-state` and `jepa:<run>`.
+//! - [`observe`]: the one observation builder: the static scene and the visible objects of
+//!   the observed frames, slots relabelled per item; the same for every adapter.
 //! - [`present`]: how items are shown (seeded choice order, VoE movies one at a time,
 //!   interleaved), so that nothing in an item's presentation depends on its answer.
 //! - [`metrics`]: accuracy, ADE/FDE, relative accuracy, AUROC, seeded bootstrap intervals
@@ -22,6 +24,7 @@ mod error;
 pub mod leaderboard;
 pub mod llm;
 pub mod metrics;
+pub mod observe;
 pub mod present;
 pub mod probe;
 pub mod results;

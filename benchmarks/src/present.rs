@@ -11,6 +11,10 @@
 //!   belong together from their ids, hashes or positions. The quadruplet is reassembled
 //!   from the four answers for the relative metric.
 //! - Forecast items are shown as they are (their answer is positions, not a choice).
+//! - **Object slots are relabelled** on every shown item (movies included) by a seeded
+//!   permutation ([`Item::slots`]): its `objects` and its candidates' names use the shown
+//!   labels and [`crate::observe`] permutes the frames to match, so no slot number carries
+//!   a role (the agent, the VoE target, the first candidate).
 //!
 //! Every permutation is drawn from a ChaCha8 generator seeded by SHA-256 of
 //! ([`PRESENTATION_VERSION`], the bench seed, the item's hash — or the task's content hash
@@ -30,7 +34,7 @@ use crate::tasks::{Item, Target, TaskItems, TaskKind};
 
 /// Version of the presentation rules; part of every seed, so a change of rules changes
 /// every order.
-pub const PRESENTATION_VERSION: &str = "physworld-presentation/1";
+pub const PRESENTATION_VERSION: &str = "physworld-presentation/2";
 
 /// How one item was shown.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,12 +107,32 @@ fn permutation(n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
     p
 }
 
+/// Relabel `it`'s object slots (of `n` in all) by a permutation seeded from `seed` and its
+/// hash: shown slot `k` is true slot `slots[k]`.
+fn relabel(it: &mut Item, n: usize, seed: &[u8]) {
+    if n == 0 {
+        return;
+    }
+    let slots: Vec<u16> =
+        permutation(n, &mut rng(&[seed, b"slots", it.hash.as_bytes()])).into_iter().map(|k| k as u16).collect();
+    let mut shown_as = vec![0u16; n];
+    for (k, &t) in slots.iter().enumerate() {
+        shown_as[t as usize] = k as u16;
+    }
+    it.objects = it.objects.iter().map(|&o| shown_as.get(o as usize).copied().unwrap_or(o)).collect();
+    if it.choices_are_objects() {
+        it.choices = it.objects.iter().map(|o| format!("object {o}")).collect();
+    }
+    it.slots = slots;
+}
+
 impl Presentation {
-    /// Show `task`'s items under bench seed `seed`.
-    pub fn new(task: &TaskItems, seed: u64) -> Presentation {
+    /// Show `task`'s items, whose episodes have `slots` object slots, under bench seed
+    /// `seed`.
+    pub fn new(task: &TaskItems, seed: u64, n_slots: usize) -> Presentation {
         let seed = seed.to_le_bytes();
         if task.kind == TaskKind::Voe {
-            return Presentation::movies(task, &seed);
+            return Presentation::movies(task, &seed, n_slots);
         }
         let slots = answer_positions(task, &seed);
         let mut shown = Vec::with_capacity(task.items.len());
@@ -140,6 +164,7 @@ impl Presentation {
                     s.target = Target::Choice(order.iter().position(|&k| k == c).unwrap_or(c));
                 }
             }
+            relabel(&mut s, n_slots, &seed);
             shown.push(s);
             layout.push(Shown::Item { order });
         }
@@ -147,7 +172,7 @@ impl Presentation {
     }
 
     /// One single-episode item per VoE movie, every quadruplet's movies interleaved.
-    fn movies(task: &TaskItems, seed: &[u8]) -> Presentation {
+    fn movies(task: &TaskItems, seed: &[u8], slots: usize) -> Presentation {
         let mut movies = Vec::new();
         for (i, it) in task.items.iter().enumerate() {
             let possible = match &it.target {
@@ -161,6 +186,7 @@ impl Presentation {
                 s.episodes = vec![ep];
                 s.target = Target::Possible(possible.get(m).copied().into_iter().collect());
                 s.hash = hash;
+                relabel(&mut s, slots, seed);
                 movies.push((i, m, s));
             }
         }
@@ -214,14 +240,21 @@ impl Presentation {
     }
 
     /// How original item `i` was shown, for its log line: `{"choices": [...]}` in shown order
-    /// with `"order"` (original index per shown position), or `{"movies": [{"id", "position"},
-    /// ...]}` in member order.
+    /// with `"order"` (original index per shown position) and `"slots"` (the true slot per
+    /// shown slot), or `{"movies": [{"id", "position", "slots"}, ...]}` in member order.
     pub fn record(&self, i: usize) -> Value {
         match &self.layout[i] {
-            Shown::Item { order } if !order.is_empty() => json!({ "choices": self.shown[i].choices, "order": order }),
-            Shown::Item { .. } => Value::Null,
+            Shown::Item { order } => {
+                let s = &self.shown[i];
+                let mut v = json!({ "slots": s.slots });
+                if !order.is_empty() {
+                    v["choices"] = json!(s.choices);
+                    v["order"] = json!(order);
+                }
+                v
+            }
             Shown::Movies { at } => json!({
-                "movies": at.iter().map(|&k| json!({ "id": self.shown[k].id, "position": k })).collect::<Vec<_>>()
+                "movies": at.iter().map(|&k| json!({ "id": self.shown[k].id, "position": k, "slots": self.shown[k].slots })).collect::<Vec<_>>()
             }),
         }
     }
@@ -253,7 +286,9 @@ mod tests {
             question: "first_floor".into(),
             choices: choices.iter().map(|c| c.to_string()).collect(),
             objects: (0..choices.len() as u16).collect(),
+            zone: None,
             violation: None,
+            slots: Vec::new(),
             target: Target::Choice(answer),
             hash: hex::encode(Sha256::digest(format!("item {i}"))),
         }
@@ -263,14 +298,15 @@ mod tests {
     fn choices_are_permuted_per_item_and_mapped_back() {
         let items: Vec<Item> = (0..40).map(|i| item(i, &["object 0", "object 1", "object 2"], i % 3)).collect();
         let task = TaskItems { kind: TaskKind::Outcome, items, dropped: Default::default() };
-        let p = Presentation::new(&task, 0);
+        let p = Presentation::new(&task, 0, 4);
         assert_eq!(p.shown.len(), 40);
         let mut moved = 0;
         for (orig, shown) in task.items.iter().zip(&p.shown) {
             // The right answer is still the right answer, wherever it is shown.
             let (Target::Choice(a), Target::Choice(b)) = (&orig.target, &shown.target) else { panic!() };
-            assert_eq!(orig.choices[*a], shown.choices[*b]);
-            assert_eq!(orig.objects[*a], shown.objects[*b]);
+            // Named by the shown label of the same true slot.
+            assert_eq!(orig.objects[*a], shown.true_slot(shown.objects[*b]));
+            assert_eq!(shown.choices[*b], format!("object {}", shown.objects[*b]));
             moved += (a != b) as usize;
         }
         assert!(moved > 10, "only {moved} of 40 answers moved");
@@ -287,8 +323,16 @@ mod tests {
             assert_eq!(a, Answer::Choice(orig.answer_index().expect("choice")));
         }
         // Deterministic per seed, different across seeds.
-        assert_eq!(Presentation::new(&task, 0).shown, p.shown);
-        assert_ne!(Presentation::new(&task, 1).shown, p.shown);
+        assert_eq!(Presentation::new(&task, 0, 4).shown, p.shown);
+        assert_ne!(Presentation::new(&task, 1, 4).shown, p.shown);
+        // Slots are relabelled: every shown item carries a permutation, and the true slot 0
+        // is not always shown as 0.
+        assert!(p.shown.iter().all(|s| {
+            let mut k = s.slots.clone();
+            k.sort_unstable();
+            k == [0, 1, 2, 3]
+        }));
+        assert!(p.shown.iter().filter(|s| s.slots[0] != 0).count() > 20);
         assert!(p.record(0)["order"].is_array());
     }
 }

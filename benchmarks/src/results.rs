@@ -28,6 +28,10 @@ pub struct SuiteRef {
     pub content_hash: String,
     /// Simulator version that generated the episodes.
     pub generator: String,
+    /// What models observed: the observation rules' version and the suite's setting (e.g.
+    /// `physworld-observation/1 visible-state`; see [`crate::observe`]).
+    #[serde(default)]
+    pub observation: String,
 }
 
 /// The model that was scored.

@@ -40,12 +40,14 @@ impl TaskKind {
         }
     }
 
-    /// Version of the task's items, presentation and scoring: 2 since choices are shown in
-    /// a seeded order, VoE movies one at a time, invalid forecasts scored at the no-motion
-    /// error (at least [`crate::score::INVALID_FORECAST_ERROR_M`]), and VoE's primary metric
-    /// is frame-averaged.
+    /// Version of the task's items, presentation, observations and scoring: 3 since every
+    /// model observes the static scene and only the visible objects, under relabelled slots
+    /// ([`crate::observe`]); 2 since choices are shown in a seeded order, VoE movies one at a
+    /// time, invalid forecasts scored at the no-motion error (at least
+    /// [`crate::score::INVALID_FORECAST_ERROR_M`]), and VoE's primary metric is
+    /// frame-averaged.
     pub fn version(self) -> u32 {
-        2
+        3
     }
 
     /// The metric leaderboards show.
@@ -161,8 +163,16 @@ pub struct Item {
     /// Slots the item is about: forecast's scored objects, contact's `[agent, patient]`
     /// (patient absent for a zone), first_floor's candidates (choice order).
     pub objects: Vec<u16>,
+    /// Contact with a zone: the zone (an index into the observed zones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<u16>,
     /// VoE: violation kind.
     pub violation: Option<String>,
+    /// As presented: observed slot `k` shows true slot `slots[k]` (a seeded permutation per
+    /// item, see [`crate::observe`]); `objects` and candidate names use the shown labels.
+    /// Empty (the identity) for items as built.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<u16>,
     /// Ground truth.
     pub target: Target,
     /// SHA-256 of everything above plus the dataset's suite hash.
@@ -186,6 +196,11 @@ impl Item {
     /// (first_floor's candidates), so that reordering one reorders the other.
     pub fn choices_are_objects(&self) -> bool {
         self.question == "first_floor"
+    }
+
+    /// The true slot behind shown slot `k` (for the oracle, which re-simulates true scenes).
+    pub fn true_slot(&self, k: u16) -> u16 {
+        if self.slots.is_empty() { k } else { self.slots.get(k as usize).copied().unwrap_or(k) }
     }
 
     /// The correct choice, for choice tasks.
@@ -302,7 +317,9 @@ fn base(task: TaskKind, m: &EpisodeMeta, observe: usize) -> Item {
         question: String::new(),
         choices: Vec::new(),
         objects: Vec::new(),
+        zone: None,
         violation: None,
+        slots: Vec::new(),
         target: Target::Choice(0),
         hash: String::new(),
     }
@@ -387,6 +404,7 @@ pub fn build(ds: &Dataset, frames: &Frames, split: &str, kind: TaskKind, opts: &
                 it.question = "contact".into();
                 it.choices = vec!["yes".into(), "no".into()];
                 it.objects = std::iter::once(agent).chain(m.contact_patient_object).collect();
+                it.zone = m.contact_patient_zone;
                 it.target = Target::Choice(if occurred { 0 } else { 1 });
                 items.push(it.seal(&hash));
             }

@@ -320,6 +320,29 @@ fn models_that_read_the_presentation_score_chance() {
 }
 
 #[test]
+fn models_keying_on_slot_numbers_or_listed_slots_score_chance() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = prepared();
+    for trick in ["lowest-slot", "highest-slot", "listed-slot-changes", "object-count"] {
+        let r = bench(&format!("heuristic:{trick}"), tmp.path());
+        for t in &r.tasks {
+            let m = t.primary_metric().expect("primary");
+            let chance = m.chance.unwrap_or(0.5);
+            let n = p.items[&TaskKind::parse(&t.id).expect("task")].items.len() as f64;
+            // 3.3 binomial sd: a 0.1% band around chance.
+            let band = 3.3 * (chance * (1.0 - chance) / n).sqrt();
+            assert!(
+                (m.value - chance).abs() <= band,
+                "{trick}: {} {} vs chance {chance:.3} (±{band:.3})",
+                t.id,
+                m.value
+            );
+        }
+        assert!(!r.tasks.is_empty(), "{trick} answered nothing");
+    }
+}
+
+#[test]
 fn the_item_log_records_how_each_item_was_shown() {
     let tmp = tempfile::tempdir().expect("tmp");
     let r = bench("oracle", tmp.path());
@@ -452,43 +475,79 @@ fn item_ids_and_hashes_are_unique_within_a_task() {
 }
 
 #[test]
-fn hidden_objects_and_hidden_properties_never_reach_process_or_llm_inputs() {
+fn every_adapter_input_holds_the_static_scene_and_only_visible_objects_under_relabelled_slots() {
     use physworld_benchmarks::llm::render;
+    use physworld_benchmarks::present::Presentation;
     let p = prepared();
-    let (mut hidden_frames, mut never_seen) = (0, 0);
+    let ctx = p.context();
+    let slots = p.ds.slots();
+    let norm = p.frames.normalizer();
+    let (mut hidden, mut never_seen, mut relabelled, mut statics) = (0, 0, 0, 0);
     for (kind, task) in &p.items {
-        for it in &task.items {
-            for &ep in &it.episodes {
-                let e = p.frames.get(ep).expect("frames");
-                let observe = it.observe.min(e.frames);
-                // The process protocol lists exactly the objects seen in each frame.
-                let j = adapters::frames_json(e, observe);
-                for (f, fr) in j["frames"].as_array().expect("frames").iter().enumerate() {
-                    let listed: Vec<u64> = fr["objects"]
+        let shown = Presentation::new(task, 0, slots);
+        for it in &shown.shown {
+            let obs = ctx.observe(it).expect("observes");
+            assert!(obs.properties_hidden(), "tiny exposes no hidden property");
+            for (m, eo) in obs.episodes.iter().enumerate() {
+                let ep = it.episodes[m];
+                let (truth, meta) = (p.frames.get(ep).expect("frames"), p.ds.meta(ep).expect("meta"));
+                // The static scene and the zones the episode has, by role, without names.
+                assert_eq!(eo.statics.len(), meta.statics.len(), "{}", it.id);
+                assert_eq!(eo.zones.len(), meta.zones.len(), "{}", it.id);
+                assert!(eo.statics.iter().any(|s| s.role == "floor"), "{}: no floor", it.id);
+                statics += eo.statics.len();
+                let f = &eo.frames;
+                assert_eq!(f.frames, it.observe.min(truth.frames), "{}: frames past the observation", it.id);
+                relabelled += (it.slots.iter().enumerate().any(|(k, &t)| k != t as usize)) as usize;
+                let j = adapters::episode_json(eo);
+                let batch = physworld_model::Batch::new(std::slice::from_ref(f), norm, &candle_core::Device::Cpu)
+                    .expect("batch");
+                let valid: Vec<f32> = batch.valid.flatten_all().expect("flat").to_vec1().expect("vec");
+                let raw: Vec<f32> = batch.obs.flatten_all().expect("flat").to_vec1().expect("vec");
+                let d = raw.len() / (f.frames * slots);
+                for t in 0..f.frames {
+                    let listed: Vec<u64> = j["frames"][t]["objects"]
                         .as_array()
                         .expect("objects")
                         .iter()
                         .map(|o| o["slot"].as_u64().expect("slot"))
                         .collect();
-                    let seen: Vec<u64> = (0..e.slots).filter(|&o| tasks::seen(e, f, o)).map(|o| o as u64).collect();
-                    assert_eq!(listed, seen, "{} frame {f}", it.id);
-                    hidden_frames +=
-                        (0..e.slots).filter(|&o| e.present[f * e.slots + o] && !tasks::seen(e, f, o)).count();
+                    // Shown slot k is true slot it.true_slot(k): listed exactly when seen.
+                    let seen: Vec<u64> = (0..slots as u16)
+                        .filter(|&k| tasks::seen(truth, t, it.true_slot(k) as usize))
+                        .map(u64::from)
+                        .collect();
+                    assert_eq!(listed, seen, "{} frame {t}", it.id);
+                    for k in 0..slots {
+                        let true_k = it.true_slot(k as u16) as usize;
+                        if truth.present[t * slots + true_k] && !tasks::seen(truth, t, true_k) {
+                            hidden += 1;
+                            // A hidden object is an empty slot to the JEPA and the probes.
+                            let at = t * slots + k;
+                            assert_eq!(valid[at], 0.0, "{} frame {t}: hidden slot valid", it.id);
+                            assert!(raw[at * d..(at + 1) * d].iter().all(|x| *x == raw[at * d]), "{}", it.id);
+                        }
+                    }
                 }
-                // LLM prompts: no mass, and no object that is never seen in the observed frames.
+                // LLM prompts: the static scene, no mass, no object never seen.
                 for v in 0..render::VARIANTS {
                     let prompt = match kind {
-                        TaskKind::Voe => render::voe_prompt(e, 30, v),
-                        TaskKind::Forecast => render::forecast_prompt(it, e, 30, v),
-                        _ => render::choice_prompt(it, e, 30, v),
+                        TaskKind::Voe => render::voe_prompt(eo, 30, v),
+                        TaskKind::Forecast => render::forecast_prompt(it, eo, 30, v),
+                        _ => render::choice_prompt(it, eo, 30, v),
                     };
                     assert!(!prompt.contains("mass") && !prompt.contains("kg"), "{}: {prompt}", it.id);
-                    for o in 0..e.slots {
-                        let ever_present = (0..observe).any(|f| e.present[f * e.slots + o]);
-                        if ever_present && !(0..observe).any(|f| tasks::seen(e, f, o)) {
+                    assert!(prompt.contains("floor"), "{}: {prompt}", it.id);
+                    if eo.statics.iter().any(|s| s.role == "occluder") {
+                        assert!(prompt.contains("occluder"), "{}: {prompt}", it.id);
+                    }
+                    for k in 0..slots as u16 {
+                        let o = it.true_slot(k) as usize;
+                        let ever_present = (0..f.frames).any(|t| truth.present[t * slots + o]);
+                        if ever_present && !(0..f.frames).any(|t| tasks::seen(truth, t, o)) {
                             never_seen += 1;
-                            for name in [format!("object {o}:"), format!("body {o}:"), format!("Object {o} (")] {
-                                assert!(!prompt.contains(&name), "{}: hidden object {o} listed: {prompt}", it.id);
+                            for name in [format!("object {k}:"), format!("body {k}:"), format!("Object {k} (")] {
+                                assert!(!prompt.contains(&name), "{}: hidden object {k} listed: {prompt}", it.id);
                             }
                         }
                     }
@@ -496,7 +555,43 @@ fn hidden_objects_and_hidden_properties_never_reach_process_or_llm_inputs() {
             }
         }
     }
-    // The checks bite: hidden objects occur (behind occluders) in the items, some of them
-    // never seen while observed.
-    assert!(hidden_frames > 100 && never_seen > 0, "{hidden_frames} hidden object-frames, {never_seen} never seen");
+    // The checks bite: hidden objects occur (behind occluders), some never seen while
+    // observed; slots are relabelled; statics are there.
+    assert!(hidden > 100 && never_seen > 0, "{hidden} hidden object-frames, {never_seen} never seen");
+    assert!(relabelled > 100 && statics > 100, "{relabelled} relabelled, {statics} statics");
+}
+
+#[test]
+fn a_suite_that_exposes_hidden_properties_shows_them_to_every_adapter() {
+    use physworld_benchmarks::llm::render;
+    use physworld_benchmarks::present::Presentation;
+    let p = prepared();
+    let mut ds = Dataset::open(data()).expect("opens");
+    ds.suite.observation.hidden_properties = true;
+    let ctx = adapters::Context { ds: &ds, ..p.context() };
+    let task = &p.items[&TaskKind::Contact];
+    let shown = Presentation::new(task, 0, ds.slots());
+    let mut checked = 0;
+    for it in &shown.shown {
+        let obs = ctx.observe(it).expect("observes");
+        assert!(!obs.properties_hidden());
+        let eo = obs.first();
+        let meta = ds.meta(it.episodes[0]).expect("meta");
+        // One entry per object seen, carrying the true slot's mass under its shown label.
+        for pr in &eo.properties {
+            assert_eq!(pr.mass, meta.mass[it.true_slot(pr.slot) as usize], "{}", it.id);
+            assert!((0..eo.frames.frames).any(|t| tasks::seen(&eo.frames, t, pr.slot as usize)));
+        }
+        if eo.properties.is_empty() {
+            continue;
+        }
+        let j = adapters::episode_json(eo);
+        assert_eq!(j["properties"].as_array().map(Vec::len), Some(eo.properties.len()));
+        assert!(j["statics"][0]["material"].is_array());
+        for v in 0..render::VARIANTS {
+            assert!(render::choice_prompt(it, eo, 30, v).contains(" kg"), "{}", it.id);
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "{checked}");
 }

@@ -57,6 +57,15 @@ pub struct EpisodeMeta {
     pub mass: Vec<f32>,
     /// Hidden property: friction per slot.
     pub friction: Vec<f32>,
+    /// Hidden property: restitution per slot.
+    pub restitution: Vec<f32>,
+    /// The static scene: floors, walls, ramps, container parts, tables, occluders (fixed for
+    /// the whole episode).
+    pub statics: Vec<physworld_sim::StaticSpec>,
+    /// Goal regions.
+    pub zones: Vec<physworld_sim::Zone>,
+    /// The slot the agent pushes, when the scene has an agent.
+    pub agent_object: Option<u16>,
     /// Seed the scene was sampled from.
     pub seed: u64,
     /// Attempt that produced it.
@@ -315,6 +324,14 @@ impl Dataset {
     }
 }
 
+/// The parts of the `metadata` JSON column read back.
+#[derive(Deserialize)]
+struct ExtraMeta {
+    statics: Vec<physworld_sim::StaticSpec>,
+    zones: Vec<physworld_sim::Zone>,
+    agent_object: Option<u16>,
+}
+
 fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Vec<EpisodeMeta>) -> Result<()> {
     let idx: &Int64Array = col(b, "episode_index", path)?;
     let split: &StringArray = col(b, "split", path)?;
@@ -334,6 +351,8 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
     let vframe: &Int32Array = col(b, "violation.frame", path)?;
     let mass = fsl_f32(b, "object.mass", path)?;
     let fric = fsl_f32(b, "object.friction", path)?;
+    let rest = fsl_f32(b, "object.restitution", path)?;
+    let metadata: &StringArray = col(b, "metadata", path)?;
     let seed: &UInt64Array = col(b, "seed", path)?;
     let attempt: &UInt32Array = col(b, "attempt", path)?;
     let opt_i32 = |name: &str| -> Result<Vec<Option<i64>>> {
@@ -352,6 +371,9 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
     let vobject = opt_i16("violation.object")?;
     let member: &Int8Array = col(b, "quadruplet.member", path)?;
     for i in 0..b.num_rows() {
+        let bad = |reason: String| PipelineError::Corrupt { path: path.into(), reason };
+        let extra: ExtraMeta = serde_json::from_str(metadata.value(i))
+            .map_err(|e| bad(format!("`metadata` of row {i} is not the episode's statics and zones: {e}")))?;
         out.push(EpisodeMeta {
             episode_index: idx.value(i) as u64,
             split: split.value(i).to_string(),
@@ -368,6 +390,10 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
             violation_frame: vframe.is_valid(i).then(|| vframe.value(i) as u32),
             mass: mass[i * slots..(i + 1) * slots].to_vec(),
             friction: fric[i * slots..(i + 1) * slots].to_vec(),
+            restitution: rest[i * slots..(i + 1) * slots].to_vec(),
+            statics: extra.statics,
+            zones: extra.zones,
+            agent_object: extra.agent_object,
             seed: seed.value(i),
             attempt: attempt.value(i),
             contact_frame: contact_frame[i].map(|v| v as u32),

@@ -13,6 +13,9 @@
 //! readout = 8
 //! test = 8
 //!
+//! [observation]           # optional: what every model observes
+//! hidden_properties = false   # mass, friction, restitution (default: observed by none)
+//!
 //! [hidden_test]           # optional: a private test set drawn with its own seed
 //! seed = 987654321
 //! samples = 8
@@ -43,6 +46,8 @@ struct RawSuite {
     suite: RawMeta,
     splits: RawSplits,
     hidden_test: Option<RawHidden>,
+    #[serde(default)]
+    observation: Observability,
     family: Vec<RawFamily>,
 }
 
@@ -125,6 +130,32 @@ pub struct SuiteFamily {
     pub visible_in_single_frames: bool,
 }
 
+/// What every model scored on the suite observes, beyond the visible objects' states and the
+/// static scene (the `[observation]` table). Recorded in the dataset's suite, so in its hash,
+/// every item hash and every task's content hash: results under different settings never
+/// share a leaderboard column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observability {
+    /// Whether the objects' hidden properties (mass, friction, restitution) are observed, by
+    /// every adapter alike. Default `false`: models must infer them from motion.
+    #[serde(default)]
+    pub hidden_properties: bool,
+}
+
+impl Observability {
+    /// Whether this is the default setting (not written into the suite's canonical JSON, so
+    /// suites without an `[observation]` table keep their hashes).
+    pub fn is_default(&self) -> bool {
+        *self == Observability::default()
+    }
+
+    /// A short name for reports: `visible-state` or `visible-state+hidden-properties`.
+    pub fn name(&self) -> &'static str {
+        if self.hidden_properties { "visible-state+hidden-properties" } else { "visible-state" }
+    }
+}
+
 /// A resolved, validated suite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suite {
@@ -134,6 +165,9 @@ pub struct Suite {
     pub splits: Vec<SplitSpec>,
     /// Families, in the round-robin order samples are assigned to them.
     pub families: Vec<SuiteFamily>,
+    /// What models observe.
+    #[serde(default, skip_serializing_if = "Observability::is_default")]
+    pub observation: Observability,
 }
 
 fn line_of(src: &str, offset: usize) -> usize {
@@ -246,6 +280,7 @@ impl Suite {
             },
             splits,
             families,
+            observation: raw.observation,
         };
         Ok(suite)
     }

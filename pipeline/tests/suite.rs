@@ -55,3 +55,21 @@ fn the_hash_covers_every_parameter() {
     assert_ne!(a.content_hash(), b.content_hash());
     assert_eq!(a.content_hash(), a.clone().content_hash());
 }
+
+#[test]
+fn what_models_observe_is_a_suite_setting_in_the_hash() {
+    let parse = |extra: &str| {
+        Suite::parse(&format!("{HEAD}{extra}[[family]]\nname = \"drop\"\n"), Path::new("o.toml")).expect("ok")
+    };
+    let default = parse("");
+    assert!(!default.observation.hidden_properties);
+    // Writing the default changes nothing, not even the hash.
+    let explicit = parse("[observation]\nhidden_properties = false\n");
+    assert_eq!(explicit.content_hash(), default.content_hash());
+    let exposed = parse("[observation]\nhidden_properties = true\n");
+    assert!(exposed.observation.hidden_properties);
+    assert_ne!(exposed.content_hash(), default.content_hash());
+    assert_eq!(exposed.observation.name(), "visible-state+hidden-properties");
+    let e = err(&format!("{HEAD}[observation]\nmasses = true\n[[family]]\nname = \"drop\"\n"));
+    assert!(e.contains("masses") && e.contains("hidden_properties"), "{e}");
+}

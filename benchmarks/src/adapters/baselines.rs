@@ -112,7 +112,10 @@ impl Adapter for Oracle {
                             it.horizons
                                 .iter()
                                 .map(|h| {
-                                    it.objects.iter().map(|&o| e.frames[r + h].objects[o as usize].position).collect()
+                                    it.objects
+                                        .iter()
+                                        .map(|&o| e.frames[r + h].objects[it.true_slot(o) as usize].position)
+                                        .collect()
                                 })
                                 .collect(),
                         )
@@ -126,7 +129,7 @@ impl Adapter for Oracle {
                         _ => match e
                             .labels
                             .first_floor_contact
-                            .and_then(|f| it.objects.iter().position(|&o| o as usize == f))
+                            .and_then(|f| it.objects.iter().position(|&o| it.true_slot(o) as usize == f))
                         {
                             Some(i) => Answer::Choice(i),
                             None => Answer::Invalid("re-simulated first object is not a candidate".into()),
@@ -199,8 +202,10 @@ impl Adapter for ConstantVelocity {
         items
             .iter()
             .map(|it| {
-                let e = ctx.frames.get(it.episodes[0])?;
-                let r = it.observe.saturating_sub(1);
+                let obs = ctx.observe(it)?;
+                let ep = obs.first();
+                let e = &ep.frames;
+                let r = e.frames.saturating_sub(1);
                 let ans = match task {
                     TaskKind::Forecast => Answer::Positions(
                         it.horizons
@@ -221,7 +226,7 @@ impl Adapter for ConstantVelocity {
                             [a, b] => {
                                 let (a, b) = (a as usize, b as usize);
                                 let reach = norm(half(e, r, a)) + norm(half(e, r, b));
-                                (1..e.frames.saturating_sub(r)).any(|k| {
+                                (1..ep.episode_frames.saturating_sub(r)).any(|k| {
                                     let t = k as f32 * dt;
                                     let pa = ballistic(pos(e, r, a), vel(e, r, a), half(e, r, a), t);
                                     let pb = ballistic(pos(e, r, b), vel(e, r, b), half(e, r, b), t);
@@ -252,12 +257,9 @@ impl Adapter for ConstantVelocity {
                             Answer::Choice(best)
                         }
                     },
-                    TaskKind::Voe => Answer::Surprise(
-                        it.episodes
-                            .iter()
-                            .map(|&ep| ctx.frames.get(ep).map(|e| kinematic_residual(e, dt)))
-                            .collect::<Result<_>>()?,
-                    ),
+                    TaskKind::Voe => {
+                        Answer::Surprise(obs.episodes.iter().map(|e| kinematic_residual(&e.frames, dt)).collect())
+                    }
                 };
                 tick();
                 Ok(ans)

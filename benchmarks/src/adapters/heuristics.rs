@@ -41,7 +41,7 @@ pub enum Heuristic {
 
 impl Heuristic {
     /// Every heuristic.
-    pub const ALL: [Heuristic; 13] = [
+    pub const ALL: [Heuristic; 16] = [
         Heuristic::ObjectCount,
         Heuristic::LargestJump,
         Heuristic::PropertyDiff,
@@ -55,6 +55,9 @@ impl Heuristic {
         Heuristic::Structural(Structural::CrossMovieMatch),
         Heuristic::Structural(Structural::FirstChoice),
         Heuristic::Structural(Structural::LastChoice),
+        Heuristic::Structural(Structural::LowestSlot),
+        Heuristic::Structural(Structural::HighestSlot),
+        Heuristic::Structural(Structural::ListedSlotChanges),
     ];
 
     /// Name in `heuristic:<name>`.
@@ -134,6 +137,9 @@ impl Heuristic {
 fn gap(e: &EpisodeFrames, it: &Item, f: usize) -> Option<f64> {
     let [a, b] = it.objects[..] else { return None };
     let (a, b) = (a as usize, b as usize);
+    if !(seen(e, f, a) && seen(e, f, b)) {
+        return None;
+    }
     let (pa, pb, ha, hb) = (pos(e, f, a), pos(e, f, b), half(e, f, a), half(e, f, b));
     let sep: Vec<f64> = (0..3).map(|c| (((pa[c] - pb[c]).abs() - ha[c] - hb[c]) as f64).max(0.0)).collect();
     Some(sep.iter().map(|x| x * x).sum::<f64>().sqrt())
@@ -180,19 +186,17 @@ impl Adapter for HeuristicAdapter {
         items
             .iter()
             .map(|it| {
+                let obs = ctx.observe(it)?;
                 let ans = match task {
-                    TaskKind::Voe => Answer::Surprise(
-                        it.episodes
-                            .iter()
-                            .map(|&ep| Ok(self.h.statistic(ctx.frames.get(ep)?, dt)))
-                            .collect::<Result<_>>()?,
-                    ),
+                    TaskKind::Voe => {
+                        Answer::Surprise(obs.episodes.iter().map(|e| self.h.statistic(&e.frames, dt)).collect())
+                    }
                     _ => {
-                        let e = ctx.frames.get(it.episodes[0])?;
-                        let last = it.observe - 1;
+                        let e = &obs.first().frames;
+                        let last = e.frames.saturating_sub(1);
                         let yes = match self.h {
                             Heuristic::AlreadyTouching => gap(e, it, last).is_some_and(|d| d <= 0.01),
-                            _ => (0..it.observe).filter_map(|f| gap(e, it, f)).any(|d| d <= 0.05),
+                            _ => (0..e.frames).filter_map(|f| gap(e, it, f)).any(|d| d <= 0.05),
                         };
                         super::yes_no(it, yes)
                     }

@@ -32,7 +32,7 @@ mod structural;
 pub use baselines::{Chance, ConstantVelocity, Majority, Oracle};
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use probes::{Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_ROLLOUT, RawState};
-pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, frames_json};
+pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, episode_json};
 pub use structural::Structural;
 
 /// Surprise of one episode.

@@ -8,16 +8,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use physworld_model::{Batch, OBS_DIM, RidgeProbe, TrainConfig, WorldModel, checkpoint, load_run};
+use physworld_model::{Batch, Normalizer, OBS_DIM, RidgeProbe, TrainConfig, WorldModel, checkpoint, load_run};
 use physworld_pipeline::EpisodeFrames;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
+use crate::observe::EpisodeObs;
 use crate::probe::Logistic;
 use crate::results::ModelRef;
-use crate::tasks::{Frames, Item, Target, TaskKind, pos, seen};
+use crate::tasks::{Item, Target, TaskKind, pos, seen};
 
 /// Frames rolled forward for the contact and outcome readouts (1 s at 30 fps).
 pub const READOUT_ROLLOUT: usize = 30;
@@ -38,6 +39,44 @@ pub struct ItemFeatures {
     /// forecast probes of learned models also see (filled by [`ProbeAdapter`]; empty for
     /// [`RawState`], whose features already are that state).
     pub raw: Vec<f32>,
+    /// Per slot: its position at the last observed frame (zero when unseen), the origin of
+    /// forecast displacements.
+    pub positions: Vec<[f32; 3]>,
+    /// The static scene and the item's zone as a fixed-width vector
+    /// ([`static_features`]; filled by [`ProbeAdapter`]).
+    pub scene: Vec<f32>,
+}
+
+/// Roles in the order [`static_features`] lists them.
+const ROLES: [&str; 6] = ["floor", "wall", "ramp", "container", "table", "occluder"];
+/// Width of [`static_features`].
+pub const STATIC_FEATURES: usize = ROLES.len() * 7 + 6;
+
+/// The static scene of an observed episode as a fixed-width vector, for probes: per role
+/// (floor, wall, ramp, container, table, occluder) the number of boxes and their mean centre
+/// and mean half extents; then the centre and half extents of the zone the item asks about
+/// (zero when none).
+pub fn static_features(e: &EpisodeObs, zone: Option<u16>) -> Vec<f32> {
+    let mut out = Vec::with_capacity(STATIC_FEATURES);
+    for role in ROLES {
+        let of: Vec<_> = e.statics.iter().filter(|s| s.role == role).collect();
+        let n = of.len().max(1) as f32;
+        out.push(of.len() as f32);
+        for c in 0..3 {
+            out.push(of.iter().map(|s| s.position[c]).sum::<f32>() / n);
+        }
+        for c in 0..3 {
+            out.push(of.iter().map(|s| s.half_extents[c]).sum::<f32>() / n);
+        }
+    }
+    match zone.and_then(|z| e.zones.iter().find(|x| x.index == z)) {
+        Some(z) => {
+            out.extend(z.center);
+            out.extend(z.half_extents);
+        }
+        None => out.extend([0.0; 6]),
+    }
+    out
 }
 
 /// Where probe features come from.
@@ -52,10 +91,11 @@ pub trait Featurizer {
     fn check(&self, _ctx: &Context<'_>) -> Result<()> {
         Ok(())
     }
-    /// Features of `(episode, observe)` pairs at future `offsets` (frames after the last
-    /// observed one, 1-based).
-    fn features(&self, frames: &Frames, items: &[(u64, usize)], offsets: &[usize]) -> Result<Vec<ItemFeatures>>;
-    /// Surprise of a whole episode, for featurizers with a predictor.
+    /// Features of observed episodes (each from [`crate::observe`], its last frame the
+    /// reference) at future `offsets` (frames after the last observed one, 1-based);
+    /// `norm` is the dataset's input normalisation.
+    fn features(&self, norm: &Normalizer, obs: &[&EpisodeFrames], offsets: &[usize]) -> Result<Vec<ItemFeatures>>;
+    /// Surprise of a whole observed episode, for featurizers with a predictor.
     fn surprise(&self, _e: &EpisodeFrames) -> Option<Result<Surprise>> {
         None
     }
@@ -79,20 +119,20 @@ impl Featurizer for RawState {
     fn dims(&self) -> (usize, usize) {
         (OBS_DIM, OBS_DIM)
     }
-    fn features(&self, frames: &Frames, items: &[(u64, usize)], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
-        let norm = frames.normalizer().clone();
-        items
-            .iter()
-            .map(|&(ep, observe)| {
-                let e = frames.get(ep)?;
-                let last = e.slice(observe - 1, 1);
-                let b = Batch::new(std::slice::from_ref(&last), &norm, &Device::Cpu)?;
-                let obs: Vec<f32> = b.obs.flatten_all()?.to_vec1()?;
+    fn features(&self, norm: &Normalizer, obs: &[&EpisodeFrames], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
+        obs.iter()
+            .map(|e| {
+                let r = e.frames - 1;
+                let last = e.slice(r, 1);
+                let b = Batch::new(std::slice::from_ref(&last), norm, &Device::Cpu)?;
+                let x: Vec<f32> = b.obs.flatten_all()?.to_vec1()?;
                 Ok(ItemFeatures {
-                    fut: offsets.iter().map(|_| obs.clone()).collect(),
-                    obs,
-                    seen: (0..e.slots).map(|o| seen(e, observe - 1, o)).collect(),
+                    fut: offsets.iter().map(|_| x.clone()).collect(),
+                    obs: x,
+                    seen: (0..e.slots).map(|o| seen(e, r, o)).collect(),
                     raw: Vec::new(),
+                    positions: (0..e.slots).map(|o| pos(e, r, o)).collect(),
+                    scene: Vec::new(),
                 })
             })
             .collect()
@@ -140,17 +180,14 @@ impl Jepa {
         Ok(Jepa { run: run.to_path_buf(), model, cfg, state, checkpoint_hash: hash_dir(&dir)? })
     }
 
-    fn windows(&self, frames: &Frames, items: &[(u64, usize)], steps: usize) -> Result<(Vec<EpisodeFrames>, usize)> {
+    /// The last `c` observed frames of each observation (the shortest observation's length,
+    /// at most the model's context), padded to `c + steps` frames: the rollout reads nothing
+    /// past the observation (no later actions either).
+    fn windows(&self, obs: &[&EpisodeFrames], steps: usize) -> (Vec<EpisodeFrames>, usize) {
         let ctx = self.cfg.data.context;
-        let c = items.iter().map(|i| i.1.min(ctx)).min().unwrap_or(1).max(1);
-        let mut out = Vec::new();
-        for &(ep, observe) in items {
-            let e = frames.get(ep)?;
-            let start = observe - c;
-            let len = (c + steps).min(e.frames - start);
-            out.push(pad(&e.slice(start, len), c + steps));
-        }
-        Ok((out, c))
+        let c = obs.iter().map(|e| e.frames.min(ctx)).min().unwrap_or(1).max(1);
+        let out = obs.iter().map(|e| pad(&e.slice(e.frames - c, c), c + steps)).collect();
+        (out, c)
     }
 }
 
@@ -219,12 +256,12 @@ impl Featurizer for Jepa {
         }
         Ok(())
     }
-    fn features(&self, frames: &Frames, items: &[(u64, usize)], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
+    fn features(&self, _norm: &Normalizer, obs: &[&EpisodeFrames], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
         let steps = offsets.iter().copied().max().unwrap_or(0);
         let (d_obs, d_fut) = self.dims();
         let mut out = Vec::new();
-        for chunk in items.chunks(32) {
-            let (wins, c) = self.windows(frames, chunk, steps)?;
+        for chunk in obs.chunks(32) {
+            let (wins, c) = self.windows(chunk, steps);
             let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
             let s = batch.slots;
             let enc = self.model.encoder.forward(
@@ -239,8 +276,8 @@ impl Featurizer for Jepa {
             } else {
                 Vec::new()
             };
-            for (b, &(ep, observe)) in chunk.iter().enumerate() {
-                let e = frames.get(ep)?;
+            for (b, e) in chunk.iter().enumerate() {
+                let r = e.frames - 1;
                 out.push(ItemFeatures {
                     obs: enc[b * s * d_obs..(b + 1) * s * d_obs].to_vec(),
                     fut: offsets
@@ -250,8 +287,10 @@ impl Featurizer for Jepa {
                             roll[at..at + s * d_fut].to_vec()
                         })
                         .collect(),
-                    seen: (0..s).map(|o| seen(e, observe - 1, o)).collect(),
+                    seen: (0..s).map(|o| seen(e, r, o)).collect(),
                     raw: Vec::new(),
+                    positions: (0..s).map(|o| pos(e, r, o)).collect(),
+                    scene: Vec::new(),
                 });
             }
         }
@@ -298,7 +337,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
 
     fn feats(
         &mut self,
-        frames: &Frames,
+        ctx: &Context<'_>,
         task: TaskKind,
         items: &[Item],
         readout: bool,
@@ -312,13 +351,18 @@ impl<F: Featurizer> ProbeAdapter<F> {
         }
         let offsets = Self::offsets(task, items);
         let mut out = Vec::new();
+        let norm = ctx.frames.normalizer();
         for chunk in items.chunks(32) {
-            let pairs: Vec<(u64, usize)> = chunk.iter().map(|i| (i.episodes[0], i.observe)).collect();
-            let mut f = self.feat.features(frames, &pairs, &offsets)?;
+            let obs = chunk.iter().map(|it| ctx.observe(it)).collect::<Result<Vec<_>>>()?;
+            let eps: Vec<&EpisodeFrames> = obs.iter().map(|o| &o.first().frames).collect();
+            let mut f = self.feat.features(norm, &eps, &offsets)?;
             if task == TaskKind::Forecast && self.feat.kind() != "raw-state" {
-                for (x, r) in f.iter_mut().zip(RawState.features(frames, &pairs, &[])?) {
+                for (x, r) in f.iter_mut().zip(RawState.features(norm, &eps, &[])?) {
                     x.raw = r.obs;
                 }
+            }
+            for ((x, o), it) in f.iter_mut().zip(&obs).zip(chunk) {
+                x.scene = static_features(o.first(), it.zone);
             }
             out.extend(f);
             if let Some(t) = tick {
@@ -356,6 +400,7 @@ fn scene_row(it: &Item, f: &ItemFeatures, (d_obs, d_fut): (usize, usize)) -> Vec
     let last = f.fut.last().map(Vec::as_slice).unwrap_or(&[]);
     let mut row = pooled(&f.obs, &f.seen, d_obs);
     row.extend(pooled(last, &f.seen, d_fut));
+    row.extend_from_slice(&f.scene);
     if it.question == "contact" {
         for o in [it.objects.first().copied(), it.objects.get(1).copied()] {
             row.extend(slot(&f.obs, o, d_obs));
@@ -371,6 +416,7 @@ fn candidate_row(f: &ItemFeatures, o: u16, (d_obs, d_fut): (usize, usize)) -> Ve
     let mut row = slot(&f.obs, Some(o), d_obs);
     row.extend(slot(last, Some(o), d_fut));
     row.extend(pooled(&f.obs, &f.seen, d_obs));
+    row.extend_from_slice(&f.scene);
     row
 }
 
@@ -407,13 +453,13 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
             return items
                 .iter()
                 .map(|it| {
-                    let s = it
+                    let obs = ctx.observe(it)?;
+                    let s = obs
                         .episodes
                         .iter()
-                        .map(|&ep| {
-                            let e = ctx.frames.get(ep)?;
+                        .map(|e| {
                             self.feat
-                                .surprise(e)
+                                .surprise(&e.frames)
                                 .unwrap_or_else(|| Err(BenchError::invalid("task", "voe", "a model with a predictor")))
                         })
                         .collect::<Result<Vec<_>>>()?;
@@ -426,8 +472,8 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
         if readout.is_empty() {
             return Ok(items.iter().map(|_| Answer::Invalid("no readout items to fit a probe".into())).collect());
         }
-        let fit_feats = self.feats(ctx.readout_frames, task, &readout, true, None)?;
-        let feats = self.feats(ctx.frames, task, items, false, Some(tick))?;
+        let fit_feats = self.feats(ctx, task, &readout, true, None)?;
+        let feats = self.feats(ctx, task, items, false, Some(tick))?;
         let dims = self.feat.dims();
         match task {
             TaskKind::Forecast => {
@@ -447,9 +493,8 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                     let (mut x, mut y) = (Vec::new(), Vec::new());
                     for (it, f) in readout.iter().zip(&fit_feats) {
                         let Target::Positions(t) = &it.target else { continue };
-                        let e = ctx.readout_frames.get(it.episodes[0])?;
                         for (j, &o) in it.objects.iter().enumerate() {
-                            let p0 = pos(e, it.observe - 1, o as usize);
+                            let p0 = f.positions[o as usize];
                             x.extend(row(f, k, o));
                             y.extend((0..3).map(|c| t[k][j][c] - p0[c]));
                         }
@@ -460,7 +505,6 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                     .iter()
                     .zip(&feats)
                     .map(|(it, f)| {
-                        let e = ctx.frames.get(it.episodes[0])?;
                         Ok(Answer::Positions(
                             (0..horizons)
                                 .map(|k| {
@@ -468,7 +512,7 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                                         .iter()
                                         .map(|&o| {
                                             let d = probes[k].predict(&row(f, k, o));
-                                            let p0 = pos(e, it.observe - 1, o as usize);
+                                            let p0 = f.positions[o as usize];
                                             [p0[0] + d[0], p0[1] + d[1], p0[2] + d[2]]
                                         })
                                         .collect()

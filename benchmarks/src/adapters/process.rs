@@ -2,25 +2,42 @@
 //! Lines protocol on its standard input and output, so that models outside Rust can be
 //! scored on the same items.
 //!
-//! # Protocol `physworld-process/2`
+//! # Protocol `physworld-process/3`
 //! One JSON object per line each way. The harness starts `sh -c <command>` and sends
-//! `{"type": "hello", "protocol": "physworld-process/2", "tasks": [...]}`; the model answers
+//! `{"type": "hello", "protocol": "physworld-process/3", "tasks": [...]}`; the model answers
 //! `{"type": "hello", "name": "...", "tasks": ["forecast", "contact", ...]}` with the task
-//! kinds it supports. Then, per item, the harness sends
+//! kinds it supports. Then, per item, the harness sends what every model observes of it
+//! ([`crate::observe`]):
 //!
 //! ```json
 //! {"type": "item", "task": "contact", "id": "...", "hash": "...", "family": "collide",
-//!  "question": "contact", "choices": ["yes", "no"], "objects": [0, 1], "horizons": [],
-//!  "fps": 30, "episodes": [{"frames": [{"t": 0, "action": null, "objects": [
-//!     {"slot": 0, "visible": true, "shape": "sphere", "position": [x, y, z],
-//!      "rotation": [x, y, z, w], "linvel": [...], "angvel": [...], "size": [...]}]}]}]}
+//!  "question": "contact", "choices": ["yes", "no"], "objects": [2, 0], "zone": null,
+//!  "horizons": [], "fps": 30, "observation": "visible-state",
+//!  "episodes": [{"episode_frames": 91,
+//!    "statics": [{"role": "floor", "position": [x, y, z], "rotation": [x, y, z, w],
+//!                 "half_extents": [x, y, z]}, ...],
+//!    "zones": [{"index": 0, "center": [x, y, z], "half_extents": [x, y, z]}],
+//!    "properties": [],
+//!    "frames": [{"t": 0, "action": null, "objects": [
+//!      {"slot": 2, "shape": "sphere", "position": [x, y, z], "rotation": [x, y, z, w],
+//!       "linvel": [...], "angvel": [...], "size": [...]}]}]}]}
 //! ```
 //!
-//! with only the frames the item lets a model observe (whole episodes for VoE) and only the
-//! objects visible in each frame: an object hidden behind an occluder is not listed, exactly
-//! as one that does not exist (version 1 listed it as `{"slot": k, "visible": false}`,
-//! which told a model that counts listed slots when a hidden object was removed). Hidden
-//! properties (mass, friction, restitution) are never sent.
+//! - `statics`: the fixed boxes of the scene (role `floor`, `wall`, `ramp`, `container`,
+//!   `table` or `occluder`; an occluder blocks the view and nothing else), with pose and
+//!   half extents; `zones`: goal regions (`zone` names the one a contact question is about).
+//! - `frames`: only the frames the item lets a model observe (whole episodes for VoE) and
+//!   in each only the objects visible in it: an object hidden behind an occluder is not
+//!   listed, exactly as one that does not exist. `episode_frames` is the whole episode's
+//!   length (the horizon of "by the end" questions).
+//! - Slots are relabelled per item by a seeded permutation: `objects`, the candidates'
+//!   names and the frames all use the shown labels, and no label carries a role.
+//! - Hidden properties (mass, friction, restitution) are sent only when the suite's
+//!   `[observation] hidden_properties = true` (then `observation` is
+//!   `visible-state+hidden-properties`, `properties` lists `{"slot", "mass", "friction",
+//!   "restitution"}` per object seen, and statics carry `"material": [friction,
+//!   restitution]`), to every model alike.
+//!
 //! Choices come in a seeded order per item ([`crate::present`]); a VoE item is one movie
 //! (one episode) with an opaque `id` and `hash`, and the movies of all quadruplets arrive
 //! interleaved. The model answers with one line carrying the item's `id` and one of
@@ -28,22 +45,25 @@
 //! (`[horizon][object]`, the item's `objects`), `"surprise": [{"max": s, "mean": s}]` (one
 //! per episode), or `"error": "..."`. A malformed or missing answer is scored wrong and
 //! counted invalid.
+//!
+//! Version 2 sent no static scene and the true slot numbers; version 1 also listed hidden
+//! objects as `{"slot": k, "visible": false}`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use physworld_pipeline::EpisodeFrames;
 use serde_json::{Value, json};
 
 use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
+use crate::observe::EpisodeObs;
 use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
 
 /// Protocol version.
-pub const PROCESS_PROTOCOL: &str = "physworld-process/2";
+pub const PROCESS_PROTOCOL: &str = "physworld-process/3";
 /// How long one answer may take.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -57,33 +77,39 @@ pub struct Process {
     lines: Receiver<String>,
 }
 
-/// The observable frames `0..observe` of `e` as protocol JSON.
-pub fn frames_json(e: &EpisodeFrames, observe: usize) -> Value {
-    let s = e.slots;
-    let frames: Vec<Value> = (0..observe.min(e.frames))
-        .map(|f| {
-            // Only what is seen: a hidden object is indistinguishable from an absent one.
+/// One observed episode as protocol JSON.
+pub fn episode_json(e: &EpisodeObs) -> Value {
+    let f = &e.frames;
+    let s = f.slots;
+    let frames: Vec<Value> = (0..f.frames)
+        .map(|t| {
+            // The observation already holds only what is seen.
             let objects: Vec<Value> = (0..s)
-                .filter(|&o| seen(e, f, o))
+                .filter(|&o| seen(f, t, o))
                 .map(|o| {
-                    let k = f * s + o;
+                    let k = t * s + o;
                     json!({
                         "slot": o,
-                        "visible": true,
-                        "shape": shape_name(e.shape[k]),
-                        "position": pos(e, f, o),
-                        "rotation": &e.rotation[k * 4..k * 4 + 4],
-                        "linvel": vel(e, f, o),
-                        "angvel": &e.angvel[k * 3..k * 3 + 3],
-                        "size": half(e, f, o),
+                        "shape": shape_name(f.shape[k]),
+                        "position": pos(f, t, o),
+                        "rotation": &f.rotation[k * 4..k * 4 + 4],
+                        "linvel": vel(f, t, o),
+                        "angvel": &f.angvel[k * 3..k * 3 + 3],
+                        "size": half(f, t, o),
                     })
                 })
                 .collect();
-            let action = e.has_action[f].then(|| json!(&e.action[f * 3..f * 3 + 3]));
-            json!({ "t": f, "action": action, "objects": objects })
+            let action = f.has_action[t].then(|| json!(&f.action[t * 3..t * 3 + 3]));
+            json!({ "t": t, "action": action, "objects": objects })
         })
         .collect();
-    json!({ "frames": frames })
+    json!({
+        "episode_frames": e.episode_frames,
+        "statics": e.statics,
+        "zones": e.zones,
+        "properties": e.properties,
+        "frames": frames,
+    })
 }
 
 impl Process {
@@ -218,11 +244,8 @@ impl Adapter for Process {
     ) -> Result<Vec<Answer>> {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
-            let episodes: Vec<Value> = it
-                .episodes
-                .iter()
-                .map(|&ep| ctx.frames.get(ep).map(|e| frames_json(e, it.observe)))
-                .collect::<Result<_>>()?;
+            let obs = ctx.observe(it)?;
+            let episodes: Vec<Value> = obs.episodes.iter().map(episode_json).collect();
             self.send(&json!({
                 "type": "item",
                 "task": task.as_str(),
@@ -232,8 +255,10 @@ impl Adapter for Process {
                 "question": it.question,
                 "choices": it.choices,
                 "objects": it.objects,
+                "zone": it.zone,
                 "horizons": it.horizons,
-                "fps": ctx.ds.info.fps,
+                "fps": obs.fps,
+                "observation": obs.observability.name(),
                 "episodes": episodes,
             }))?;
             let line = self.recv()?;

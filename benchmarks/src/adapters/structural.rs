@@ -29,6 +29,16 @@ pub enum Structural {
     FirstChoice,
     /// Contact and outcome: always the last choice shown.
     LastChoice,
+    /// Reads slot labels as roles: first_floor picks the candidate with the lowest label,
+    /// contact says "yes" when the agent's label is below the patient's, VoE's surprise is the
+    /// share of frames where the lowest label ever seen is missing (the VoE target was
+    /// slot 0).
+    LowestSlot,
+    /// As [`Structural::LowestSlot`] with the highest label.
+    HighestSlot,
+    /// VoE: surprise = how often the set of listed slots changes between frames (a hidden
+    /// object that stays listed and then drops out gives itself away).
+    ListedSlotChanges,
 }
 
 impl Structural {
@@ -41,6 +51,9 @@ impl Structural {
             Structural::CrossMovieMatch => "cross-movie-match",
             Structural::FirstChoice => "first-choice",
             Structural::LastChoice => "last-choice",
+            Structural::LowestSlot => "lowest-slot",
+            Structural::HighestSlot => "highest-slot",
+            Structural::ListedSlotChanges => "listed-slot-changes",
         }
     }
 
@@ -48,6 +61,7 @@ impl Structural {
     pub fn tasks(self) -> &'static [TaskKind] {
         match self {
             Structural::FirstChoice | Structural::LastChoice => &[TaskKind::Contact, TaskKind::Outcome],
+            Structural::LowestSlot | Structural::HighestSlot => &[TaskKind::Contact, TaskKind::Outcome, TaskKind::Voe],
             _ => &[TaskKind::Voe],
         }
     }
@@ -58,17 +72,33 @@ impl Structural {
         let mut earlier: Vec<Vec<u64>> = Vec::new();
         let mut out = Vec::with_capacity(items.len());
         for (k, it) in items.iter().enumerate() {
+            let lowest = self == Structural::LowestSlot;
             let ans = match self {
                 Structural::FirstChoice => Answer::Choice(0),
                 Structural::LastChoice => Answer::Choice(it.choices.len().saturating_sub(1)),
+                Structural::LowestSlot | Structural::HighestSlot if it.task != TaskKind::Voe => {
+                    match it.objects[..] {
+                        // Contact with an object: the agent's label against the patient's.
+                        [a, b] if it.task == TaskKind::Contact => super::yes_no(it, (a < b) == lowest),
+                        [] | [_] if it.task == TaskKind::Contact => super::yes_no(it, lowest),
+                        _ if it.question == "tower_falls" => super::yes_no(it, lowest),
+                        ref objs => {
+                            let pick = if lowest { objs.iter().min() } else { objs.iter().max() };
+                            Answer::Choice(pick.and_then(|p| objs.iter().position(|o| o == p)).unwrap_or(0))
+                        }
+                    }
+                }
                 _ => {
+                    let obs = ctx.observe(it)?;
                     let mut s = Vec::with_capacity(it.episodes.len());
-                    for (j, &ep) in it.episodes.iter().enumerate() {
-                        let e = ctx.frames.get(ep)?;
+                    for (j, ep) in obs.episodes.iter().enumerate() {
+                        let e = &ep.frames;
                         let x = match self {
                             Structural::EpisodeIndex => j as f64,
                             Structural::MoviePosition => k as f64,
-                            Structural::MovieLength => e.frames as f64,
+                            Structural::MovieLength => ep.episode_frames as f64,
+                            Structural::LowestSlot | Structural::HighestSlot => label_missing(e, lowest),
+                            Structural::ListedSlotChanges => listed_changes(e),
                             _ => {
                                 let sig = signature(e);
                                 let x = repeated(&sig, &earlier);
@@ -88,16 +118,31 @@ impl Structural {
     }
 }
 
-/// One hash per frame of what a model is shown of it: the visible objects' slots and exact
-/// positions.
+/// Share of frames in which the lowest (or highest) slot label ever listed is not listed.
+fn label_missing(e: &EpisodeFrames, lowest: bool) -> f64 {
+    let listed = |o: usize| (0..e.frames).any(|f| seen(e, f, o));
+    let label = if lowest { (0..e.slots).find(|&o| listed(o)) } else { (0..e.slots).rev().find(|&o| listed(o)) };
+    match label {
+        Some(o) => (0..e.frames).filter(|&f| !seen(e, f, o)).count() as f64 / e.frames.max(1) as f64,
+        None => 0.0,
+    }
+}
+
+/// Frames whose set of listed slots differs from the previous frame's.
+fn listed_changes(e: &EpisodeFrames) -> f64 {
+    (1..e.frames).filter(|&f| (0..e.slots).any(|o| seen(e, f - 1, o) != seen(e, f, o))).count() as f64
+}
+
+/// One hash per frame of what a model is shown of it: the visible objects' exact positions,
+/// as a set (slot labels are relabelled per movie, so they would hide a repeat).
 fn signature(e: &EpisodeFrames) -> Vec<u64> {
     (0..e.frames)
         .map(|f| {
             let mut h = DefaultHasher::new();
-            for o in (0..e.slots).filter(|&o| seen(e, f, o)) {
-                o.hash(&mut h);
-                pos(e, f, o).map(f32::to_bits).hash(&mut h);
-            }
+            let mut at: Vec<[u32; 3]> =
+                (0..e.slots).filter(|&o| seen(e, f, o)).map(|o| pos(e, f, o).map(f32::to_bits)).collect();
+            at.sort_unstable();
+            at.hash(&mut h);
             h.finish()
         })
         .collect()

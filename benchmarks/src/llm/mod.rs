@@ -34,8 +34,9 @@ use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind};
 
 /// Version of the prompts (bumps whenever their text changes).
-pub const PROMPT_VERSION: &str = "physworld-prompt/3 (3 variants; visible objects only, no hidden properties, \
-     centimetres, every 3rd frame, VoE every 6th; k-shot from readout as earlier turns)";
+pub const PROMPT_VERSION: &str = "physworld-prompt/4 (3 variants; static scene and zones, visible objects only under \
+     relabelled slots, hidden properties only when the suite exposes them, centimetres, every 3rd frame, VoE every \
+     6th; k-shot from readout as earlier turns)";
 
 /// What varies between runs of one LLM: the prompt variant, the sampling seed and
 /// temperature, and the number of solved examples. Runs that differ only in variant and
@@ -254,29 +255,25 @@ impl Llm {
         };
         let fps = ctx.ds.info.fps;
         let v = self.run.variant;
-        // Candidate examples (item, episode shown, reply), grouped by answer; only the
-        // picked ones are rendered.
-        let mut by_answer: BTreeMap<String, Vec<(&Item, u64, String)>> = BTreeMap::new();
+        // Candidate examples (item, which of its episodes is shown, reply), grouped by
+        // answer; only the picked ones are rendered.
+        let mut by_answer: BTreeMap<String, Vec<(&Item, usize, String)>> = BTreeMap::new();
         for it in &readout.items {
             match (&it.target, task) {
                 (crate::tasks::Target::Possible(p), TaskKind::Voe) => {
-                    for (&ep, ok) in it.episodes.iter().zip(p) {
+                    for (m, ok) in p.iter().enumerate().take(it.episodes.len()) {
                         let verdict = if *ok { "possible" } else { "impossible" };
                         let reply = client::answer_texts(&[verdict.to_string()]).remove(0);
-                        by_answer.entry(verdict.into()).or_default().push((it, ep, reply));
+                        by_answer.entry(verdict.into()).or_default().push((it, m, reply));
                     }
                 }
                 (crate::tasks::Target::Positions(p), TaskKind::Forecast) => {
-                    by_answer.entry("forecast".into()).or_default().push((
-                        it,
-                        it.episodes[0],
-                        render::positions_json(p),
-                    ));
+                    by_answer.entry("forecast".into()).or_default().push((it, 0, render::positions_json(p)));
                 }
                 (crate::tasks::Target::Choice(c), _) => {
                     let answer = it.choices.get(*c).cloned().unwrap_or_default();
                     let reply = client::answer_texts(std::slice::from_ref(&answer)).remove(0);
-                    by_answer.entry(format!("{}/{answer}", it.question)).or_default().push((it, it.episodes[0], reply));
+                    by_answer.entry(format!("{}/{answer}", it.question)).or_default().push((it, 0, reply));
                 }
                 _ => {}
             }
@@ -305,8 +302,9 @@ impl Llm {
         }
         rand::seq::SliceRandom::shuffle(picked.as_mut_slice(), &mut rng);
         let mut turns = Vec::with_capacity(2 * k);
-        for (it, ep, reply) in picked {
-            let e = ctx.readout_frames.get(ep)?;
+        for (it, m, reply) in picked {
+            let obs = ctx.observe(it)?;
+            let e = &obs.episodes[m];
             let user = match task {
                 TaskKind::Voe => render::voe_prompt(e, fps, v),
                 TaskKind::Forecast => render::forecast_prompt(it, e, fps, v),
@@ -388,21 +386,19 @@ impl Adapter for Llm {
             // The prompts of this chunk (four per VoE quadruplet), asked concurrently.
             let mut prompts = Vec::new();
             for it in chunk {
+                let obs = ctx.observe(it)?;
                 if task == TaskKind::Voe {
-                    for &ep in &it.episodes {
-                        prompts.push(ask(
-                            render::voe_prompt(ctx.frames.get(ep)?, fps, v),
-                            Expect::Choice(verdicts.clone()),
-                        ));
+                    for e in &obs.episodes {
+                        prompts.push(ask(render::voe_prompt(e, fps, v), Expect::Choice(verdicts.clone())));
                     }
                 } else if task == TaskKind::Forecast {
-                    let e = ctx.frames.get(it.episodes[0])?;
+                    let e = obs.first();
                     prompts.push(ask(
                         render::forecast_prompt(it, e, fps, v),
                         Expect::Positions(it.horizons.len() * it.objects.len()),
                     ));
                 } else {
-                    let e = ctx.frames.get(it.episodes[0])?;
+                    let e = obs.first();
                     prompts.push(ask(render::choice_prompt(it, e, fps, v), Expect::Choice(it.choices.clone())));
                 }
             }

@@ -1,12 +1,16 @@
-//! Items as text: the scene as structured text (the objects seen, their shapes and sizes,
-//! positions in metres, velocities, time step), the question and the allowed answers.
+//! Items as text: the scene as structured text (the static scene and goal zones, the objects
+//! seen, their shapes and sizes, positions in metres, velocities, time step), the question
+//! and the allowed answers.
 //!
-//! What a prompt shows is what every other model observes: objects only while visible (one
-//! never seen in the observed frames is not listed at all), and no hidden property (mass,
-//! friction, restitution): those are for models to infer from motion.
+//! What a prompt shows is exactly what every other model observes ([`crate::observe`]): the
+//! static boxes (floor, walls, ramps, containers, tables, occluders) and zones, objects only
+//! while visible (one never seen in the observed frames is not listed at all), under the
+//! item's relabelled slots, and hidden properties (mass, friction, restitution) only when
+//! the suite exposes them to every model.
 
 use physworld_pipeline::EpisodeFrames;
 
+use crate::observe::EpisodeObs;
 use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
 
 /// Frames between the states listed in a choice prompt (0.1 s at 30 fps).
@@ -36,10 +40,69 @@ fn objects(e: &EpisodeFrames, observe: usize) -> Vec<(usize, usize)> {
     (0..e.slots).filter_map(|o| (0..observe).find(|&f| seen(e, f, o)).map(|k| (o, k))).collect()
 }
 
-/// The scene of `e` over frames `0..observe` (every `step`th and the last), to the
-/// centimetre, laid out as `variant` says: 0 and 2 list the states frame by frame (2 with
-/// named fields), 1 lists each object's trajectory.
-pub fn scene(e: &EpisodeFrames, observe: usize, fps: u32, step: usize, variant: usize) -> String {
+fn q4(q: [f32; 4]) -> String {
+    format!("({:.3}, {:.3}, {:.3}, {:.3})", q[0], q[1], q[2], q[3])
+}
+
+/// The static scene, zones and (when exposed) hidden properties of `o`, in `variant`'s
+/// wording.
+fn fixed(o: &EpisodeObs, variant: usize) -> String {
+    let mut out = String::new();
+    if !o.statics.is_empty() {
+        out.push_str(match variant {
+            1 => "Fixed geometry (boxes that never move; centre; half extents; orientation if rotated):\n",
+            2 => "Static boxes:\n",
+            _ => "Static scene (immovable boxes: centre, half extents along their own axes, rotation as a quaternion x, y, z, w when rotated):\n",
+        });
+        for st in &o.statics {
+            let role = if st.role == "occluder" {
+                "occluder (blocks the view, nothing passes into it physically)"
+            } else {
+                st.role.as_str()
+            };
+            let rot = if st.rotation == [0.0, 0.0, 0.0, 1.0] {
+                String::new()
+            } else {
+                format!(", rotation {}", q4(st.rotation))
+            };
+            let material = st.material.map_or(String::new(), |[f, r]| format!(", friction {f:.2}, restitution {r:.2}"));
+            out.push_str(&match variant {
+                2 => format!("* {role} centre={} half={}{rot}{material}\n", v3(st.position), v3(st.half_extents)),
+                _ => format!(
+                    "- {role}: centre {}, half extents {}{rot}{material}\n",
+                    v3(st.position),
+                    v3(st.half_extents)
+                ),
+            });
+        }
+    }
+    for z in &o.zones {
+        out.push_str(&format!(
+            "Goal zone {}: centre {}, half extents {} (a region objects can enter; not solid)\n",
+            z.index,
+            v3(z.center),
+            v3(z.half_extents)
+        ));
+    }
+    if !o.properties.is_empty() {
+        out.push_str("Object properties:\n");
+        for p in &o.properties {
+            let name = if variant == 2 { "body" } else { "object" };
+            out.push_str(&format!(
+                "- {name} {}: mass {:.2} kg, friction {:.2}, restitution {:.2}\n",
+                p.slot, p.mass, p.friction, p.restitution
+            ));
+        }
+    }
+    out
+}
+
+/// The scene of `o` (the static scene, then its observed frames, every `step`th and the
+/// last), to the centimetre, laid out as `variant` says: 0 and 2 list the states frame by
+/// frame (2 with named fields), 1 lists each object's trajectory.
+pub fn scene(o: &EpisodeObs, fps: u32, step: usize, variant: usize) -> String {
+    let e = &o.frames;
+    let observe = e.frames;
     let s = e.slots;
     let dt = 1.0 / fps.max(1) as f64;
     let frames = listed_frames(observe, step);
@@ -53,9 +116,13 @@ pub fn scene(e: &EpisodeFrames, observe: usize, fps: u32, step: usize, variant: 
         ),
         _ => format!(
             "Units: metres, seconds. Gravity is 9.81 m/s^2 along -y; the floor is the plane y = 0. \
-             Frames are {dt:.4} s apart ({fps} per second).\nObjects (half extents along x, y, z):\n"
+             Frames are {dt:.4} s apart ({fps} per second).\n"
         ),
     };
+    out.push_str(&fixed(o, variant));
+    if variant == 0 {
+        out.push_str("Objects (half extents along x, y, z):\n");
+    }
     match variant {
         1 => {
             out.push_str("Trajectories (time: position; velocity) of each object while visible:\n");
@@ -120,18 +187,19 @@ pub fn scene(e: &EpisodeFrames, observe: usize, fps: u32, step: usize, variant: 
 }
 
 /// The question of a choice item (in `variant`'s wording; variant 2 says "body").
-pub fn question(it: &Item, e: &EpisodeFrames, fps: u32, variant: usize) -> String {
-    let end = e.frames as f64 / fps.max(1) as f64;
+pub fn question(it: &Item, o: &EpisodeObs, fps: u32, variant: usize) -> String {
+    let end = o.episode_frames.saturating_sub(1) as f64 / fps.max(1) as f64;
     let obj = if variant == 2 { "body" } else { "object" };
+    let z = it.zone.unwrap_or(0);
     match (it.task, it.question.as_str(), variant) {
         (TaskKind::Contact, _, 1) => match it.objects[..] {
             [a, b] => format!("Will objects {a} and {b} come into contact before t={end:.2}s?"),
-            [a] => format!("Does object {a} enter the marked goal zone before t={end:.2}s?"),
+            [a] => format!("Does object {a} enter goal zone {z} before t={end:.2}s?"),
             _ => "Does the agent object touch its target?".into(),
         },
         (TaskKind::Contact, _, _) => match it.objects[..] {
             [a, b] => format!("Question: will {obj} {a} touch {obj} {b} at any time before t={end:.2}s?"),
-            [a] => format!("Question: will {obj} {a} reach the marked goal zone at any time before t={end:.2}s?"),
+            [a] => format!("Question: will {obj} {a} reach goal zone {z} at any time before t={end:.2}s?"),
             _ => format!("Question: will the agent {obj} touch its target?"),
         },
         (_, "tower_falls", 1) => format!("Does the stack topple before t={end:.2}s?"),
@@ -173,9 +241,9 @@ from the states you are given. Answer with one of the allowed answers only.";
 const REPLY: &str = "Reply as JSON {\"answer\": \"...\"} or end with a line `Answer: <answer>`.";
 
 /// The user message for a choice item.
-pub fn choice_prompt(it: &Item, e: &EpisodeFrames, fps: u32, variant: usize) -> String {
-    let scene = scene(e, it.observe, fps, FRAME_STEP, variant);
-    let q = question(it, e, fps, variant);
+pub fn choice_prompt(it: &Item, o: &EpisodeObs, fps: u32, variant: usize) -> String {
+    let scene = scene(o, fps, FRAME_STEP, variant);
+    let q = question(it, o, fps, variant);
     let allowed = it.choices.join(", ");
     match variant {
         1 => format!("{q}\n\n{scene}\n{q} Choose from: {allowed}.\n{REPLY}"),
@@ -185,8 +253,8 @@ pub fn choice_prompt(it: &Item, e: &EpisodeFrames, fps: u32, variant: usize) -> 
 }
 
 /// The user message asking whether one whole episode is physically possible.
-pub fn voe_prompt(e: &EpisodeFrames, fps: u32, variant: usize) -> String {
-    let scene = scene(e, e.frames, fps, VOE_FRAME_STEP, variant);
+pub fn voe_prompt(o: &EpisodeObs, fps: u32, variant: usize) -> String {
+    let scene = scene(o, fps, VOE_FRAME_STEP, variant);
     match variant {
         1 => format!(
             "Is the following recording physically possible, or did something impossible happen (an object \
@@ -208,8 +276,8 @@ pub fn voe_prompt(e: &EpisodeFrames, fps: u32, variant: usize) -> String {
 
 /// The user message for a forecast item: the scene, then the positions asked for, in
 /// order (every object at the first time, then at the next).
-pub fn forecast_prompt(it: &Item, e: &EpisodeFrames, fps: u32, variant: usize) -> String {
-    let scene = scene(e, it.observe, fps, FRAME_STEP, variant);
+pub fn forecast_prompt(it: &Item, o: &EpisodeObs, fps: u32, variant: usize) -> String {
+    let scene = scene(o, fps, FRAME_STEP, variant);
     let obj = if variant == 2 { "body" } else { "object" };
     let dt = 1.0 / fps.max(1) as f64;
     let mut asked = Vec::new();

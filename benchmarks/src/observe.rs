@@ -1,0 +1,236 @@
+//! The one observation builder: what every model sees of an item, built once for every
+//! adapter (probes and the JEPA, raw-state, the process protocol, LLM text, heuristics), so
+//! that the rules below are enforced in one place and tested once.
+//!
+//! An [`Observation`] holds, per episode the item shows:
+//!
+//! - **the static scene**: each static's role, pose and half extents (floors, walls, ramps,
+//!   container parts, tables, occluder panels) and each goal zone's centre and half extents;
+//!   never their names (a name such as `barrier` is a label, not an observation);
+//! - **the observed frames** `0..observe`, with only the objects visible in each frame: an
+//!   object hidden (behind an occluder, out of view) is indistinguishable from one that does
+//!   not exist (not present, zero state, no shape), and frames after the observation are not
+//!   there at all (nor the agent's later actions);
+//! - **hidden properties** (mass, friction, restitution) of the objects seen, only when the
+//!   suite's `[observation] hidden_properties = true` says every model observes them.
+//!
+//! **Slots are relabelled per item**: a presented item carries a seeded permutation of the
+//! object slots ([`Item::slots`], drawn by [`crate::present`]); its `objects` and its
+//! candidates' names already use the shown labels, and the builder permutes the frames
+//! and properties the same way, so no slot number means anything (the VoE target is not
+//! slot 0, the agent not the lowest slot). Answers name objects through the item's `objects`
+//! (forecast positions in that order, choices by index), so nothing needs mapping back
+//! except by the oracle, which reads [`Item::true_slot`]. Items not presented (the `readout`
+//! split's, which fit the probes) are shown unpermuted.
+
+use physworld_pipeline::{EpisodeFrames, EpisodeMeta, Observability};
+use physworld_sim::{StaticRole, StaticSpec, Zone};
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::Context;
+use crate::error::Result;
+use crate::tasks::{Item, seen};
+
+/// Version of the observation rules (recorded in result files).
+pub const OBSERVATION_VERSION: &str = "physworld-observation/1";
+
+/// A static box as observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaticObs {
+    /// `floor`, `wall`, `ramp`, `container`, `table` or `occluder` (an occluder panel blocks
+    /// the view and nothing else).
+    pub role: String,
+    /// Centre, m.
+    pub position: [f32; 3],
+    /// Orientation `[x, y, z, w]`.
+    pub rotation: [f32; 4],
+    /// Half extents along its own axes, m.
+    pub half_extents: [f32; 3],
+    /// Friction and restitution, only when the suite exposes hidden properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<[f32; 2]>,
+}
+
+/// A goal zone as observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneObs {
+    /// Its index (items name a zone by it).
+    pub index: u16,
+    /// Centre, m.
+    pub center: [f32; 3],
+    /// Half extents, m (axis-aligned).
+    pub half_extents: [f32; 3],
+}
+
+/// Hidden properties of one observed slot.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Properties {
+    /// Observed slot.
+    pub slot: u16,
+    /// Mass, kg.
+    pub mass: f32,
+    /// Friction coefficient.
+    pub friction: f32,
+    /// Restitution coefficient.
+    pub restitution: f32,
+}
+
+/// One episode as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeObs {
+    /// Static boxes, in scene order.
+    pub statics: Vec<StaticObs>,
+    /// Goal zones.
+    pub zones: Vec<ZoneObs>,
+    /// Frames `0..observe`, visible objects only, slots relabelled (see the module doc).
+    pub frames: EpisodeFrames,
+    /// Frames in the whole episode (the horizon of "by the end" questions).
+    pub episode_frames: usize,
+    /// Hidden properties of the objects seen, when the suite exposes them (else empty).
+    pub properties: Vec<Properties>,
+}
+
+/// What a model observes of one item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Frames per second.
+    pub fps: u32,
+    /// What the suite lets models observe.
+    pub observability: Observability,
+    /// Per episode the item shows (one, except for unpresented VoE quadruplets).
+    pub episodes: Vec<EpisodeObs>,
+}
+
+impl Observation {
+    /// The first (usually only) episode.
+    pub fn first(&self) -> &EpisodeObs {
+        &self.episodes[0]
+    }
+
+    /// Whether it holds no hidden property (the default setting).
+    pub fn properties_hidden(&self) -> bool {
+        !self.observability.hidden_properties
+            && self.episodes.iter().all(|e| e.properties.is_empty() && e.statics.iter().all(|s| s.material.is_none()))
+    }
+}
+
+/// Stable name of a static role.
+pub fn role_name(r: StaticRole) -> &'static str {
+    match r {
+        StaticRole::Floor => "floor",
+        StaticRole::Wall => "wall",
+        StaticRole::Ramp => "ramp",
+        StaticRole::Container => "container",
+        StaticRole::Table => "table",
+        StaticRole::Occluder => "occluder",
+    }
+}
+
+fn static_obs(s: &StaticSpec, expose: bool) -> StaticObs {
+    StaticObs {
+        role: role_name(s.role).into(),
+        position: s.position,
+        rotation: s.rotation,
+        half_extents: s.half_extents,
+        material: expose.then_some([s.friction, s.restitution]),
+    }
+}
+
+fn zone_obs(i: usize, z: &Zone) -> ZoneObs {
+    ZoneObs { index: i as u16, center: z.center, half_extents: z.half_extents }
+}
+
+/// The observed frames `0..observe` of `e`: objects not seen in a frame are blanked (not
+/// present, not visible, zero state, shape -1) and slot `k` shows true slot `slots[k]`
+/// (identity when `slots` is empty).
+pub fn mask(e: &EpisodeFrames, observe: usize, slots: &[u16]) -> EpisodeFrames {
+    let n = observe.min(e.frames);
+    let s = e.slots;
+    let src = |k: usize| if slots.is_empty() { k } else { slots.get(k).map_or(usize::MAX, |&t| t as usize) };
+    let mut out = EpisodeFrames {
+        episode_index: e.episode_index,
+        start: e.start,
+        frames: n,
+        slots: s,
+        present: vec![false; n * s],
+        visible: vec![false; n * s],
+        position: vec![0.0; n * s * 3],
+        rotation: vec![0.0; n * s * 4],
+        linvel: vec![0.0; n * s * 3],
+        angvel: vec![0.0; n * s * 3],
+        size: vec![0.0; n * s * 3],
+        shape: vec![-1; n * s],
+        action: e.action[..n * 3].to_vec(),
+        has_action: e.has_action[..n].to_vec(),
+    };
+    for f in 0..n {
+        for k in 0..s {
+            let o = src(k);
+            if o >= s || !seen(e, f, o) {
+                continue;
+            }
+            let (d, t) = (f * s + k, f * s + o);
+            out.present[d] = true;
+            out.visible[d] = true;
+            out.shape[d] = e.shape[t];
+            out.position[d * 3..d * 3 + 3].copy_from_slice(&e.position[t * 3..t * 3 + 3]);
+            out.rotation[d * 4..d * 4 + 4].copy_from_slice(&e.rotation[t * 4..t * 4 + 4]);
+            out.linvel[d * 3..d * 3 + 3].copy_from_slice(&e.linvel[t * 3..t * 3 + 3]);
+            out.angvel[d * 3..d * 3 + 3].copy_from_slice(&e.angvel[t * 3..t * 3 + 3]);
+            out.size[d * 3..d * 3 + 3].copy_from_slice(&e.size[t * 3..t * 3 + 3]);
+        }
+    }
+    out
+}
+
+/// Build the observation of `episode` with its metadata, observed for `observe` frames,
+/// slots shown as `slots` says.
+pub fn episode(
+    e: &EpisodeFrames,
+    meta: &EpisodeMeta,
+    observe: usize,
+    slots: &[u16],
+    observability: Observability,
+) -> EpisodeObs {
+    let expose = observability.hidden_properties;
+    let frames = mask(e, observe, slots);
+    let properties = if expose {
+        (0..frames.slots)
+            .filter(|&k| (0..frames.frames).any(|f| frames.present[f * frames.slots + k]))
+            .map(|k| {
+                let t = if slots.is_empty() { k } else { slots[k] as usize };
+                let at = |v: &[f32]| v.get(t).copied().unwrap_or(0.0);
+                Properties {
+                    slot: k as u16,
+                    mass: at(&meta.mass),
+                    friction: at(&meta.friction),
+                    restitution: at(&meta.restitution),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    EpisodeObs {
+        statics: meta.statics.iter().map(|s| static_obs(s, expose)).collect(),
+        zones: meta.zones.iter().enumerate().map(|(i, z)| zone_obs(i, z)).collect(),
+        frames,
+        episode_frames: e.frames,
+        properties,
+    }
+}
+
+impl Context<'_> {
+    /// What a model observes of `it` (an item of the scored split or of the `readout`
+    /// split): the one way adapters see episodes.
+    pub fn observe(&self, it: &Item) -> Result<Observation> {
+        let frames = if it.split == self.split { self.frames } else { self.readout_frames };
+        let observability = self.ds.suite.observation;
+        let episodes = it
+            .episodes
+            .iter()
+            .map(|&ep| Ok(episode(frames.get(ep)?, self.ds.meta(ep)?, it.observe, &it.slots, observability)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Observation { fps: self.ds.info.fps, observability, episodes })
+    }
+}
