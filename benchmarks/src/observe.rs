@@ -4,13 +4,20 @@
 //!
 //! An [`Observation`] holds, per episode the item shows:
 //!
+//! - **the viewpoint**: the camera's pose and field of view (what is visible is what it
+//!   sees);
 //! - **the static scene**: each static's role, pose and half extents (floors, walls, ramps,
 //!   container parts, tables, occluder panels) and each goal zone's centre and half extents;
 //!   never their names (a name such as `barrier` is a label, not an observation);
 //! - **the observed frames** `0..observe`, with only the objects visible in each frame: an
 //!   object hidden (behind an occluder, out of view) is indistinguishable from one that does
 //!   not exist (not present, zero state, no shape), and frames after the observation are not
-//!   there at all (nor the agent's later actions);
+//!   there at all;
+//! - **joints** (ball joints, hinges, welds, springs with their stiffness and rest length)
+//!   whose objects are seen: visible structure;
+//! - **the agent's plan** in scenes with an agent: the forces it applies, for every frame of
+//!   the episode (actions are the agent's inputs, not outcomes: models are conditioned on
+//!   them);
 //! - **hidden properties** (mass, friction, restitution) of the objects seen, only when the
 //!   suite's `[observation] hidden_properties = true` says every model observes them.
 //!
@@ -24,7 +31,7 @@
 //! split's, which fit the probes) are shown unpermuted.
 
 use physworld_pipeline::{EpisodeFrames, EpisodeMeta, Observability};
-use physworld_sim::{StaticRole, StaticSpec, Zone};
+use physworld_sim::{Camera, JointEnd, JointKind, StaticRole, StaticSpec, Zone};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::Context;
@@ -62,6 +69,43 @@ pub struct ZoneObs {
     pub half_extents: [f32; 3],
 }
 
+/// One end of an observed joint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JointEndObs {
+    /// An object (its shown slot), the anchor in its local frame.
+    Object {
+        /// Shown slot.
+        slot: u16,
+        /// Local anchor, m.
+        anchor: [f32; 3],
+    },
+    /// A fixed point in the world.
+    World {
+        /// World anchor, m.
+        anchor: [f32; 3],
+    },
+}
+
+/// A joint as observed: a visible link (a ball joint, a hinge, a weld, a spring) between
+/// objects or to the world, with its geometry (a spring's stiffness and rest length are part
+/// of it, as a rod's length is: the `spring` family documents them as known).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JointObs {
+    /// `spherical`, `revolute`, `fixed` or `spring`.
+    pub kind: String,
+    /// Hinge axis (revolute only), in both bodies' local frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axis: Option<[f32; 3]>,
+    /// Spring stiffness (N/m) and rest length (m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spring: Option<[f32; 2]>,
+    /// First end.
+    pub a: JointEndObs,
+    /// Second end.
+    pub b: JointEndObs,
+}
+
 /// Hidden properties of one observed slot.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Properties {
@@ -75,19 +119,67 @@ pub struct Properties {
     pub restitution: f32,
 }
 
+/// The agent's plan: the forces it applies to one object, for every frame of the episode.
+/// Actions are inputs the agent chooses, not outcomes of the world, so every model is
+/// conditioned on all of them (as V-JEPA 2-AC's predictor is): "what happens if the agent
+/// pushes like this".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The shown slot of the object pushed.
+    pub object: u16,
+    /// Force applied between frame `t` and `t + 1`, N (`None`: no force).
+    pub forces: Vec<Option<[f32; 3]>>,
+}
+
 /// One episode as observed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpisodeObs {
+    /// The viewpoint: what is visible is what this camera sees (a model of pixels knows it
+    /// implicitly; a model of states needs it to reason about occlusion).
+    pub camera: Camera,
     /// Static boxes, in scene order.
     pub statics: Vec<StaticObs>,
     /// Goal zones.
     pub zones: Vec<ZoneObs>,
+    /// Joints whose objects are seen in the observed frames.
+    pub joints: Vec<JointObs>,
     /// Frames `0..observe`, visible objects only, slots relabelled (see the module doc).
     pub frames: EpisodeFrames,
     /// Frames in the whole episode (the horizon of "by the end" questions).
     pub episode_frames: usize,
     /// Hidden properties of the objects seen, when the suite exposes them (else empty).
     pub properties: Vec<Properties>,
+    /// The agent's plan, in scenes with an agent.
+    pub plan: Option<Plan>,
+}
+
+impl EpisodeObs {
+    /// The observed frames followed by `extra` frames that repeat the last observed state
+    /// with the plan's forces (zero without a plan): the input of a rollout that is
+    /// conditioned on the agent's actions and nothing else from the future.
+    pub fn planned(&self, extra: usize) -> EpisodeFrames {
+        let mut w = self.frames.clone();
+        if w.frames == 0 {
+            return w;
+        }
+        let last = w.slice(w.frames - 1, 1);
+        for k in 0..extra {
+            let t = self.frames.frames + k;
+            let force = self.plan.as_ref().and_then(|p| p.forces.get(t).copied().flatten());
+            w.present.extend(&last.present);
+            w.visible.extend(&last.visible);
+            w.position.extend(&last.position);
+            w.rotation.extend(&last.rotation);
+            w.linvel.extend(&last.linvel);
+            w.angvel.extend(&last.angvel);
+            w.size.extend(&last.size);
+            w.shape.extend(&last.shape);
+            w.action.extend(force.unwrap_or([0.0; 3]));
+            w.has_action.push(force.is_some());
+            w.frames += 1;
+        }
+        w
+    }
 }
 
 /// What a model observes of one item.
@@ -211,7 +303,38 @@ pub fn episode(
     } else {
         Vec::new()
     };
+    let shown = |t: u16| if slots.is_empty() { t } else { slots.iter().position(|&x| x == t).map_or(t, |k| k as u16) };
+    let ever_seen = |k: u16| (0..frames.frames).any(|f| frames.present[f * frames.slots + k as usize]);
+    let end = |e: &JointEnd| match *e {
+        JointEnd::Object { index, anchor } => {
+            let slot = shown(index as u16);
+            ever_seen(slot).then_some(JointEndObs::Object { slot, anchor })
+        }
+        JointEnd::World { anchor } => Some(JointEndObs::World { anchor }),
+    };
+    let joints = meta
+        .joints
+        .iter()
+        .filter_map(|j| {
+            let (kind, axis, spring) = match j.kind {
+                JointKind::Spherical => ("spherical", None, None),
+                JointKind::Revolute { axis } => ("revolute", Some(axis), None),
+                JointKind::Fixed => ("fixed", None, None),
+                JointKind::Spring { stiffness, rest_length } => ("spring", None, Some([stiffness, rest_length])),
+            };
+            Some(JointObs { kind: kind.into(), axis, spring, a: end(&j.a)?, b: end(&j.b)? })
+        })
+        .collect();
+    let plan = meta.agent_object.map(|a| Plan {
+        object: shown(a),
+        forces: (0..e.frames)
+            .map(|t| e.has_action[t].then(|| [e.action[t * 3], e.action[t * 3 + 1], e.action[t * 3 + 2]]))
+            .collect(),
+    });
     EpisodeObs {
+        joints,
+        plan,
+        camera: meta.camera.clone(),
         statics: meta.statics.iter().map(|s| static_obs(s, expose)).collect(),
         zones: meta.zones.iter().enumerate().map(|(i, z)| zone_obs(i, z)).collect(),
         frames,

@@ -9,7 +9,10 @@
 //!   becomes its own single-episode item with an opaque id and hash, and the movies of every
 //!   quadruplet are interleaved in one seeded order, so no adapter can tell which movies
 //!   belong together from their ids, hashes or positions. The quadruplet is reassembled
-//!   from the four answers for the relative metric.
+//!   from the four answers for the relative metric. Within each family the ranks the
+//!   impossible movies take among their quadruplet's four places are counterbalanced (every
+//!   pair of ranks equally often), so a model that keys on which relatives it saw before a
+//!   movie scores chance exactly.
 //! - Forecast items are shown as they are (their answer is positions, not a choice).
 //! - **Object slots are relabelled** on every shown item (movies included) by a seeded
 //!   permutation ([`Item::slots`]): its `objects` and its candidates' names use the shown
@@ -95,6 +98,28 @@ fn answer_positions(task: &TaskItems, seed: &[u8]) -> Vec<Option<usize>> {
         ]));
         for (r, i) in members.into_iter().enumerate() {
             out[i] = Some(r % k);
+        }
+    }
+    out
+}
+
+/// The within-quadruplet ranks (0 = shown first of its four) the impossible movies take,
+/// counterbalanced per family: a seeded shuffle of each family's quadruplets deals the six
+/// rank pairs in turn, each right after its complement, so that possible and impossible
+/// movies hold every rank pattern equally often (to one quadruplet) and a model keyed to
+/// what it saw before a movie (its rank among its relatives) scores chance exactly.
+fn impossible_ranks(task: &TaskItems, seed: &[u8]) -> Vec<Option<[usize; 2]>> {
+    const PAIRS: [[usize; 2]; 6] = [[0, 1], [2, 3], [0, 2], [1, 3], [0, 3], [1, 2]];
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, it) in task.items.iter().enumerate() {
+        groups.entry(&it.family).or_default().push(i);
+    }
+    let mut out = vec![None; task.items.len()];
+    for (family, mut members) in groups {
+        let hashes: String = members.iter().map(|&i| task.items[i].hash.as_str()).collect();
+        members.shuffle(&mut rng(&[seed, b"movie ranks", family.as_bytes(), hashes.as_bytes()]));
+        for (r, i) in members.into_iter().enumerate() {
+            out[i] = Some(PAIRS[r % PAIRS.len()]);
         }
     }
     out
@@ -191,15 +216,47 @@ impl Presentation {
             }
         }
         let order = permutation(movies.len(), &mut rng(&[seed, task.content_hash().as_bytes()]));
+        // Each quadruplet's four places in the stream, earliest first.
+        let mut places: Vec<Vec<usize>> = task.items.iter().map(|_| Vec::new()).collect();
+        for (pos, &k) in order.iter().enumerate() {
+            places[movies[k].0].push(pos);
+        }
+        let ranks = impossible_ranks(task, seed);
         let mut layout: Vec<Shown> =
             task.items.iter().map(|it| Shown::Movies { at: vec![usize::MAX; it.episodes.len()] }).collect();
-        let mut shown = Vec::with_capacity(movies.len());
-        for (pos, &k) in order.iter().enumerate() {
-            let (i, m, s) = &movies[k];
-            if let Shown::Movies { at } = &mut layout[*i] {
-                at[*m] = pos;
+        let mut slot_of: Vec<Option<usize>> = vec![None; movies.len()];
+        let mut start = 0;
+        for (i, it) in task.items.iter().enumerate() {
+            let n = it.episodes.len();
+            let possible: Vec<bool> = match &it.target {
+                Target::Possible(p) if p.len() == n => p.clone(),
+                _ => vec![true; n],
+            };
+            // Which member takes which of the quadruplet's places: the impossible ones the
+            // ranks the counterbalancing dealt, in a seeded order; the possible ones the rest.
+            let mut r = rng(&[seed, b"member places", it.hash.as_bytes()]);
+            let mut imp: Vec<usize> = (0..n).filter(|&m| !possible[m]).collect();
+            let mut pos: Vec<usize> = (0..n).filter(|&m| possible[m]).collect();
+            imp.shuffle(&mut r);
+            pos.shuffle(&mut r);
+            let member_at_rank: Vec<usize> = match ranks[i] {
+                Some(pair) if imp.len() == 2 && n == 4 => {
+                    let (mut a, mut b) = (imp.into_iter(), pos.into_iter());
+                    (0..4).map(|k| if pair.contains(&k) { a.next() } else { b.next() }.unwrap_or(0)).collect()
+                }
+                _ => permutation(n, &mut r),
+            };
+            for (rank, &m) in member_at_rank.iter().enumerate() {
+                if let (Some(&place), Shown::Movies { at }) = (places[i].get(rank), &mut layout[i]) {
+                    at[m] = place;
+                    slot_of[place] = Some(start + m);
+                }
             }
-            shown.push(s.clone());
+            start += n;
+        }
+        let mut shown = Vec::with_capacity(movies.len());
+        for k in slot_of {
+            shown.push(movies[k.unwrap_or(0)].2.clone());
         }
         Presentation { shown, layout }
     }
@@ -291,6 +348,44 @@ mod tests {
             slots: Vec::new(),
             target: Target::Choice(answer),
             hash: hex::encode(Sha256::digest(format!("item {i}"))),
+        }
+    }
+
+    #[test]
+    fn voe_movies_hold_every_rank_pattern_equally_often() {
+        // 60 quadruplets of one family: members 0, 1 possible, 2, 3 impossible.
+        let items: Vec<Item> = (0..60)
+            .map(|i| Item {
+                task: TaskKind::Voe,
+                family: "voe-permanence".into(),
+                question: "voe".into(),
+                choices: Vec::new(),
+                objects: Vec::new(),
+                episodes: (0..4).map(|m| 4 * i as u64 + m).collect(),
+                target: Target::Possible(vec![true, true, false, false]),
+                ..item(i, &[], 0)
+            })
+            .collect();
+        let task = TaskItems { kind: TaskKind::Voe, items, dropped: Default::default() };
+        for seed in 0..3 {
+            let p = Presentation::new(&task, seed, 4);
+            let mut patterns: BTreeMap<[usize; 2], usize> = BTreeMap::new();
+            for i in 0..task.items.len() {
+                let Shown::Movies { at } = &p.layout[i] else { panic!("movies") };
+                let mut sorted = at.clone();
+                sorted.sort_unstable();
+                let rank = |m: usize| sorted.iter().position(|&x| x == at[m]).expect("placed");
+                let mut imp = [rank(2), rank(3)];
+                imp.sort_unstable();
+                *patterns.entry(imp).or_default() += 1;
+                // Every movie is shown once, as its own item.
+                for (m, &k) in at.iter().enumerate() {
+                    assert_eq!(p.shown[k].episodes, vec![task.items[i].episodes[m]]);
+                }
+            }
+            // Six rank pairs, ten quadruplets each: what came before a movie says nothing.
+            assert_eq!(patterns.len(), 6, "{patterns:?}");
+            assert!(patterns.values().all(|&n| n == 10), "{patterns:?}");
         }
     }
 

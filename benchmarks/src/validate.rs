@@ -24,15 +24,25 @@
 //! A family tagged `visible_in_single_frames = true` in the suite file is reported, not
 //! judged. Tests use the normal approximation to the mean, sound at the unit counts power
 //! asks for.
+//!
+//! **Solvability, the other half**: a task at chance for every trick is still meaningless
+//! if nothing can answer it from what models observe (a wall models cannot see makes
+//! passing through it no violation). The [`Observer`] — the physics engine on the scene
+//! rebuilt from the observation alone — answers the same items, and every family must reach
+//! [`Criteria::solvable`] on the task's primary score (the oracle, which sees the true scene,
+//! scores 1). A family it cannot solve fails the suite. `blind_statics` blinds the observer
+//! to every static but the floor: the check that catches a suite whose answers depend on
+//! statics its observations leave out.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::adapters::{Heuristic, HeuristicAdapter};
+use crate::adapters::{Heuristic, HeuristicAdapter, Observer};
 use crate::bench::{Prepared, answer_shown};
 use crate::error::{BenchError, Result};
 use crate::score::{Bootstrap, score};
+use crate::tasks::TaskKind;
 
 /// Default equivalence margin and minimum detectable effect: 0.1 from chance.
 pub const DEFAULT_DELTA: f64 = 0.1;
@@ -40,6 +50,8 @@ pub const DEFAULT_DELTA: f64 = 0.1;
 pub const DEFAULT_ALPHA: f64 = 0.05;
 /// Default power.
 pub const DEFAULT_POWER: f64 = 0.8;
+/// Default score the ideal observer must reach on every family.
+pub const DEFAULT_SOLVABLE: f64 = 0.8;
 /// Worst-case standard deviation of a per-unit score in `[0, 1]` at chance 0.5.
 const WORST_SD: f64 = 0.5;
 
@@ -54,11 +66,14 @@ pub struct Criteria {
     /// Probability that a suite whose every trick is truly at chance passes. Default
     /// [`DEFAULT_POWER`].
     pub power: f64,
+    /// Primary score the ideal observer must reach on every family (accuracy or relative
+    /// accuracy; the oracle scores 1). Default [`DEFAULT_SOLVABLE`].
+    pub solvable: f64,
 }
 
 impl Default for Criteria {
     fn default() -> Self {
-        Criteria { delta: DEFAULT_DELTA, alpha: DEFAULT_ALPHA, power: DEFAULT_POWER }
+        Criteria { delta: DEFAULT_DELTA, alpha: DEFAULT_ALPHA, power: DEFAULT_POWER, solvable: DEFAULT_SOLVABLE }
     }
 }
 
@@ -73,6 +88,9 @@ impl Criteria {
         }
         if !(self.power > 0.0 && self.power < 1.0) {
             return Err(BenchError::invalid("power", self.power, "a probability in (0, 1)"));
+        }
+        if !(self.solvable > 0.0 && self.solvable <= 1.0) {
+            return Err(BenchError::invalid("solvable", self.solvable, "a score in (0, 1]"));
         }
         Ok(())
     }
@@ -138,6 +156,27 @@ pub struct Check {
     pub verdict: Verdict,
 }
 
+/// The ideal observer on one family.
+#[derive(Debug, Clone, Serialize)]
+pub struct Solvability {
+    /// Task.
+    pub task: String,
+    /// Family.
+    pub family: String,
+    /// Metric (the task's primary).
+    pub metric: String,
+    /// The observer's score.
+    pub value: f64,
+    /// Bootstrap 95% interval.
+    pub ci: [f64; 2],
+    /// Units scored.
+    pub n: u64,
+    /// What a chance scorer gets.
+    pub chance: f64,
+    /// Whether it reaches [`Criteria::solvable`].
+    pub solvable: bool,
+}
+
 /// The outcome of validating a suite.
 #[derive(Debug, Clone, Serialize)]
 pub struct SuiteValidation {
@@ -147,11 +186,15 @@ pub struct SuiteValidation {
     pub criteria: Criteria,
     /// Units each family needs ([`Criteria::units_needed`] for the judged checks).
     pub units_needed: u64,
-    /// `passed`, `failed`, `underpowered`, or `empty` (no VoE, contact or outcome items to
-    /// check).
+    /// `passed`, `failed` (a trick off chance or a family the observer cannot solve),
+    /// `underpowered`, or `empty` (no VoE, contact or outcome items to check).
     pub status: &'static str,
     /// Every check.
     pub checks: Vec<Check>,
+    /// The ideal observer per family (see the module doc).
+    pub solvability: Vec<Solvability>,
+    /// Whether the observer was blinded to the statics (a diagnostic run).
+    pub blind_statics: bool,
 }
 
 impl SuiteValidation {
@@ -188,6 +231,28 @@ impl SuiteValidation {
                 c.max_aggregated.map_or("-".into(), |v| format!("{v:.3}"))
             ));
         }
+        let observer = if self.blind_statics { "observer:blind-statics" } else { "observer" };
+        s.push_str(&format!(
+            "\nsolvability: the {observer} (physics on the scene rebuilt from the observation) must reach {} per family\n",
+            self.criteria.solvable
+        ));
+        s.push_str(&format!(
+            "{:<8} {:<16} {:>6}  {:<16} {:>5}  {:>6}  verdict\n",
+            "task", "family", "value", "95% CI", "n", "chance"
+        ));
+        for c in &self.solvability {
+            s.push_str(&format!(
+                "{:<8} {:<16} {:>6.3}  [{:.3}, {:.3}]  {:>5}  {:>6.3}  {}\n",
+                c.task,
+                c.family,
+                c.value,
+                c.ci[0],
+                c.ci[1],
+                c.n,
+                c.chance,
+                if c.solvable { "solvable" } else { "FAIL: not solvable from the observations" }
+            ));
+        }
         let cr = &self.criteria;
         s.push_str(&format!(
             "criteria: within ±{} of chance at α = {}, suite power {} over {} judged checks (needs {} units per family); off chance: two-sided, Holm over {} checks\n",
@@ -203,9 +268,10 @@ impl SuiteValidation {
             "empty" => format!("NOTHING TO CHECK: suite `{}` has no VoE, contact or outcome items\n", self.suite),
             "passed" => format!("OK: suite `{}`: every trick is shown at chance\n", self.suite),
             "failed" => format!(
-                "FAILED: suite `{}`: {} trick/family pair(s) off chance\n",
+                "FAILED: suite `{}`: {} trick/family pair(s) off chance, {} family/families not solvable from the observations\n",
                 self.suite,
-                count(Verdict::OffChance)
+                count(Verdict::OffChance),
+                self.solvability.iter().filter(|c| !c.solvable).count()
             ),
             _ => format!(
                 "INSUFFICIENT POWER: suite `{}`: {} check(s) underpowered, {} inconclusive; a family needs {} units to show ±{} at power {}\n",
@@ -279,9 +345,20 @@ fn tests(x: &[f64], chance: f64, delta: f64) -> (f64, f64) {
     (off.min(1.0), equivalent)
 }
 
-/// Run every heuristic on `prep`'s VoE, contact and outcome items and judge them by
-/// `criteria`.
+/// Run every heuristic and the ideal observer on `prep`'s VoE, contact and outcome items
+/// and judge them by `criteria`.
 pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Result<SuiteValidation> {
+    validate_suite_with(prep, b, criteria, false)
+}
+
+/// [`validate_suite`], the observer blinded to every static but the floor when
+/// `blind_statics`.
+pub fn validate_suite_with(
+    prep: &Prepared,
+    b: Bootstrap,
+    criteria: Criteria,
+    blind_statics: bool,
+) -> Result<SuiteValidation> {
     criteria.validate()?;
     let ctx = prep.context();
     let visible = |f: &str| prep.ds.suite.families.iter().any(|x| x.name == f && x.visible_in_single_frames);
@@ -349,16 +426,44 @@ pub fn validate_suite(prep: &Prepared, b: Bootstrap, criteria: Criteria) -> Resu
             Verdict::Inconclusive
         };
     }
+    let mut solvability = Vec::new();
+    let mut observer = Observer::new(blind_statics);
+    for kind in [TaskKind::Contact, TaskKind::Outcome, TaskKind::Voe] {
+        let Some(items) = prep.items.get(&kind).filter(|t| !t.items.is_empty()) else { continue };
+        let (_, answers) = answer_shown(&mut observer, &ctx, items, b.seed, &|| {})?;
+        let (r, _) = score(items, &answers, &prep.frames, &prep.opts.items, b);
+        for m in r.metrics.iter().filter(|m| m.name == r.primary) {
+            let Some(family) = m.group.strip_prefix("family=") else { continue };
+            solvability.push(Solvability {
+                task: r.id.clone(),
+                family: family.into(),
+                metric: m.name.clone(),
+                value: m.value,
+                ci: m.ci,
+                n: m.n,
+                chance: m.chance.unwrap_or(0.5),
+                solvable: m.value >= criteria.solvable,
+            });
+        }
+    }
     let status = if checks.is_empty() {
         "empty"
-    } else if checks.iter().any(|c| c.verdict == Verdict::OffChance) {
+    } else if checks.iter().any(|c| c.verdict == Verdict::OffChance) || solvability.iter().any(|c| !c.solvable) {
         "failed"
     } else if checks.iter().any(|c| matches!(c.verdict, Verdict::Underpowered | Verdict::Inconclusive)) {
         "underpowered"
     } else {
         "passed"
     };
-    Ok(SuiteValidation { suite: prep.ds.suite.suite.name.clone(), criteria, units_needed: needed, status, checks })
+    Ok(SuiteValidation {
+        suite: prep.ds.suite.suite.name.clone(),
+        criteria,
+        units_needed: needed,
+        status,
+        checks,
+        solvability,
+        blind_statics,
+    })
 }
 
 #[cfg(test)]

@@ -320,6 +320,26 @@ fn models_that_read_the_presentation_score_chance() {
 }
 
 #[test]
+fn the_ideal_observer_solves_items_from_observations_and_fails_blinded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let seeing = bench("observer", tmp.path());
+    let blind = bench("observer:blind-statics", tmp.path());
+    let cv = bench("constant-velocity", tmp.path());
+    // From what models observe, the physics engine answers near the oracle's ceiling.
+    assert!(primary(&seeing, "voe") >= 0.9, "{}", primary(&seeing, "voe"));
+    assert!(primary(&seeing, "contact") >= 0.8, "{}", primary(&seeing, "contact"));
+    assert!(primary(&seeing, "outcome") >= 0.8, "{}", primary(&seeing, "outcome"));
+    assert!(primary(&seeing, "forecast") < primary(&cv, "forecast"), "beats constant velocity");
+    for t in &seeing.tasks {
+        assert_eq!(t.invalid, 0, "{}", t.id);
+    }
+    // Without the occluders and walls, tiny's VoE families (permanence, continuity: hidden
+    // behind an occluder) are not solvable.
+    let v = primary(&blind, "voe");
+    assert!(v <= 0.7, "blinded observer on VoE: {v}");
+}
+
+#[test]
 fn models_keying_on_slot_numbers_or_listed_slots_score_chance() {
     let tmp = tempfile::tempdir().expect("tmp");
     let p = prepared();

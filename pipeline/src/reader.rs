@@ -64,8 +64,12 @@ pub struct EpisodeMeta {
     pub statics: Vec<physworld_sim::StaticSpec>,
     /// Goal regions.
     pub zones: Vec<physworld_sim::Zone>,
+    /// Joints between objects or to the world.
+    pub joints: Vec<physworld_sim::JointSpec>,
     /// The slot the agent pushes, when the scene has an agent.
     pub agent_object: Option<u16>,
+    /// The camera the episode was recorded (and its visibility computed) from.
+    pub camera: physworld_sim::Camera,
     /// Seed the scene was sampled from.
     pub seed: u64,
     /// Attempt that produced it.
@@ -329,6 +333,8 @@ impl Dataset {
 struct ExtraMeta {
     statics: Vec<physworld_sim::StaticSpec>,
     zones: Vec<physworld_sim::Zone>,
+    #[serde(default)]
+    joints: Vec<physworld_sim::JointSpec>,
     agent_object: Option<u16>,
 }
 
@@ -353,6 +359,11 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
     let fric = fsl_f32(b, "object.friction", path)?;
     let rest = fsl_f32(b, "object.restitution", path)?;
     let metadata: &StringArray = col(b, "metadata", path)?;
+    let cam_pos = fsl_f32(b, "camera.position", path)?;
+    let cam_at = fsl_f32(b, "camera.look_at", path)?;
+    let cam_fov: &Float32Array = col(b, "camera.fov_y_deg", path)?;
+    let cam_w: &UInt32Array = col(b, "camera.width", path)?;
+    let cam_h: &UInt32Array = col(b, "camera.height", path)?;
     let seed: &UInt64Array = col(b, "seed", path)?;
     let attempt: &UInt32Array = col(b, "attempt", path)?;
     let opt_i32 = |name: &str| -> Result<Vec<Option<i64>>> {
@@ -393,7 +404,15 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
             restitution: rest[i * slots..(i + 1) * slots].to_vec(),
             statics: extra.statics,
             zones: extra.zones,
+            joints: extra.joints,
             agent_object: extra.agent_object,
+            camera: physworld_sim::Camera {
+                position: [cam_pos[i * 3], cam_pos[i * 3 + 1], cam_pos[i * 3 + 2]],
+                look_at: [cam_at[i * 3], cam_at[i * 3 + 1], cam_at[i * 3 + 2]],
+                fov_y_deg: cam_fov.value(i),
+                width: cam_w.value(i),
+                height: cam_h.value(i),
+            },
             seed: seed.value(i),
             attempt: attempt.value(i),
             contact_frame: contact_frame[i].map(|v| v as u32),

@@ -366,6 +366,7 @@ pub fn episodes_batch(episodes: &[Placed<'_>], slots: usize) -> Result<RecordBat
         let meta = serde_json::json!({
             "statics": e.statics,
             "zones": e.zones,
+            "joints": e.joints,
             "final_positions": l.final_positions,
             "agent_object": e.agent_object,
             "fps": e.fps,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::math::{Quat, Vec3};
-use crate::scene::{Camera, ContactQuery, ShapeKind, StaticSpec, Zone};
+use crate::scene::{Camera, ContactQuery, JointSpec, ShapeKind, StaticSpec, Zone};
 use crate::split::Split;
 
 /// State of one object slot in one frame.
@@ -206,6 +206,9 @@ pub struct Episode {
     pub statics: Vec<StaticSpec>,
     /// Goal regions.
     pub zones: Vec<Zone>,
+    /// Joints (links, hinges, springs) between objects or to the world.
+    #[serde(default)]
+    pub joints: Vec<JointSpec>,
     /// Agent forces per frame (clipped), when the scene has an agent.
     pub actions: Option<Vec<Vec3>>,
     /// The index of the object the agent pushes.

@@ -267,6 +267,7 @@ fn run(scene: &Scene, health: &HealthConfig, interventions: &[(u32, Intervention
             .collect(),
         statics: scene.statics.clone(),
         zones: scene.zones.clone(),
+        joints: scene.joints.clone(),
         actions: actions_out,
         agent_object: scene.agent.as_ref().map(|a| a.object),
         placement: None,

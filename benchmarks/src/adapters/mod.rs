@@ -3,6 +3,7 @@
 //! | spec | what it is | tasks |
 //! |---|---|---|
 //! | `oracle` | the simulator re-run from t=0 with the true scene: the ceiling | all |
+//! | `observer` | the simulator on the scene rebuilt from the observation alone: what is solvable from it (see [`Observer`]) | all |
 //! | `constant-velocity` | ballistic extrapolation (gravity for airborne objects) | all |
 //! | `chance[:SEED]` | seeded uniform answers and surprise | contact, outcome, voe |
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
@@ -25,12 +26,14 @@ use crate::tasks::{Frames, Item, TaskItems, TaskKind, TaskOptions};
 
 mod baselines;
 mod heuristics;
+mod observer;
 mod probes;
 mod process;
 mod structural;
 
 pub use baselines::{Chance, ConstantVelocity, Majority, Oracle};
 pub use heuristics::{Heuristic, HeuristicAdapter};
+pub use observer::Observer;
 pub use probes::{Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_ROLLOUT, RawState};
 pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, episode_json};
 pub use structural::Structural;
@@ -138,7 +141,7 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
+pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
 /// Build the adapter for `spec`.
 pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
@@ -158,6 +161,8 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
     };
     match (head, arg) {
         ("oracle", None) => Ok(Box::new(Oracle::new())),
+        ("observer", None) => Ok(Box::new(Observer::new(false))),
+        ("observer", Some("blind-statics")) => Ok(Box::new(Observer::new(true))),
         ("constant-velocity", None) => Ok(Box::new(ConstantVelocity)),
         ("chance", None) => Ok(Box::new(Chance::new(spec, 0))),
         ("chance", Some(s)) => {

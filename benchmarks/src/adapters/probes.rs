@@ -94,7 +94,7 @@ pub trait Featurizer {
     /// Features of observed episodes (each from [`crate::observe`], its last frame the
     /// reference) at future `offsets` (frames after the last observed one, 1-based);
     /// `norm` is the dataset's input normalisation.
-    fn features(&self, norm: &Normalizer, obs: &[&EpisodeFrames], offsets: &[usize]) -> Result<Vec<ItemFeatures>>;
+    fn features(&self, norm: &Normalizer, obs: &[&EpisodeObs], offsets: &[usize]) -> Result<Vec<ItemFeatures>>;
     /// Surprise of a whole observed episode, for featurizers with a predictor.
     fn surprise(&self, _e: &EpisodeFrames) -> Option<Result<Surprise>> {
         None
@@ -119,9 +119,10 @@ impl Featurizer for RawState {
     fn dims(&self) -> (usize, usize) {
         (OBS_DIM, OBS_DIM)
     }
-    fn features(&self, norm: &Normalizer, obs: &[&EpisodeFrames], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
+    fn features(&self, norm: &Normalizer, obs: &[&EpisodeObs], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
         obs.iter()
-            .map(|e| {
+            .map(|o| {
+                let e = &o.frames;
                 let r = e.frames - 1;
                 let last = e.slice(r, 1);
                 let b = Batch::new(std::slice::from_ref(&last), norm, &Device::Cpu)?;
@@ -181,35 +182,20 @@ impl Jepa {
     }
 
     /// The last `c` observed frames of each observation (the shortest observation's length,
-    /// at most the model's context), padded to `c + steps` frames: the rollout reads nothing
-    /// past the observation (no later actions either).
-    fn windows(&self, obs: &[&EpisodeFrames], steps: usize) -> (Vec<EpisodeFrames>, usize) {
+    /// at most the model's context), then `steps` frames that carry only the agent's planned
+    /// forces: the rollout reads nothing else past the observation.
+    fn windows(&self, obs: &[&EpisodeObs], steps: usize) -> (Vec<EpisodeFrames>, usize) {
         let ctx = self.cfg.data.context;
-        let c = obs.iter().map(|e| e.frames.min(ctx)).min().unwrap_or(1).max(1);
-        let out = obs.iter().map(|e| pad(&e.slice(e.frames - c, c), c + steps)).collect();
+        let c = obs.iter().map(|o| o.frames.frames.min(ctx)).min().unwrap_or(1).max(1);
+        let out = obs
+            .iter()
+            .map(|o| {
+                let n = o.frames.frames;
+                o.planned(steps).slice(n - c, c + steps)
+            })
+            .collect();
         (out, c)
     }
-}
-
-/// Pad a window to `len` frames by repeating its last frame without actions (only the
-/// actions of padded frames are read, and they are zero).
-fn pad(w: &EpisodeFrames, len: usize) -> EpisodeFrames {
-    let mut w = w.clone();
-    while w.frames < len {
-        let last = w.slice(w.frames - 1, 1);
-        w.present.extend(last.present);
-        w.visible.extend(last.visible);
-        w.position.extend(last.position);
-        w.rotation.extend(last.rotation);
-        w.linvel.extend(last.linvel);
-        w.angvel.extend(last.angvel);
-        w.size.extend(last.size);
-        w.shape.extend(last.shape);
-        w.action.extend([0.0; 3]);
-        w.has_action.push(false);
-        w.frames += 1;
-    }
-    w
 }
 
 impl Featurizer for Jepa {
@@ -256,7 +242,7 @@ impl Featurizer for Jepa {
         }
         Ok(())
     }
-    fn features(&self, _norm: &Normalizer, obs: &[&EpisodeFrames], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
+    fn features(&self, _norm: &Normalizer, obs: &[&EpisodeObs], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
         let steps = offsets.iter().copied().max().unwrap_or(0);
         let (d_obs, d_fut) = self.dims();
         let mut out = Vec::new();
@@ -276,7 +262,8 @@ impl Featurizer for Jepa {
             } else {
                 Vec::new()
             };
-            for (b, e) in chunk.iter().enumerate() {
+            for (b, o) in chunk.iter().enumerate() {
+                let e = &o.frames;
                 let r = e.frames - 1;
                 out.push(ItemFeatures {
                     obs: enc[b * s * d_obs..(b + 1) * s * d_obs].to_vec(),
@@ -354,7 +341,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
         let norm = ctx.frames.normalizer();
         for chunk in items.chunks(32) {
             let obs = chunk.iter().map(|it| ctx.observe(it)).collect::<Result<Vec<_>>>()?;
-            let eps: Vec<&EpisodeFrames> = obs.iter().map(|o| &o.first().frames).collect();
+            let eps: Vec<&EpisodeObs> = obs.iter().map(|o| o.first()).collect();
             let mut f = self.feat.features(norm, &eps, &offsets)?;
             if task == TaskKind::Forecast && self.feat.kind() != "raw-state" {
                 for (x, r) in f.iter_mut().zip(RawState.features(norm, &eps, &[])?) {

@@ -14,18 +14,30 @@
 //!  "question": "contact", "choices": ["yes", "no"], "objects": [2, 0], "zone": null,
 //!  "horizons": [], "fps": 30, "observation": "visible-state",
 //!  "episodes": [{"episode_frames": 91,
+//!    "camera": {"position": [x, y, z], "look_at": [x, y, z], "fov_y_deg": 50, "width": 128,
+//!               "height": 128},
 //!    "statics": [{"role": "floor", "position": [x, y, z], "rotation": [x, y, z, w],
 //!                 "half_extents": [x, y, z]}, ...],
 //!    "zones": [{"index": 0, "center": [x, y, z], "half_extents": [x, y, z]}],
-//!    "properties": [],
+//!    "joints": [{"kind": "spherical", "a": {"world": {"anchor": [x, y, z]}},
+//!                "b": {"object": {"slot": 1, "anchor": [x, y, z]}}}],
+//!    "properties": [], "plan": null,
 //!    "frames": [{"t": 0, "action": null, "objects": [
 //!      {"slot": 2, "shape": "sphere", "position": [x, y, z], "rotation": [x, y, z, w],
 //!       "linvel": [...], "angvel": [...], "size": [...]}]}]}]}
 //! ```
 //!
+//! - `joints`: ball joints (`spherical`), hinges (`revolute`, with `axis`), welds (`fixed`)
+//!   and springs between objects (by shown slot, anchors in their local frames) or to a world
+//!   point; a spring carries `"spring": [stiffness, rest_length]`.
+//! - `camera`: the viewpoint objects are visible from (occlusion is what it cannot see).
 //! - `statics`: the fixed boxes of the scene (role `floor`, `wall`, `ramp`, `container`,
 //!   `table` or `occluder`; an occluder blocks the view and nothing else), with pose and
 //!   half extents; `zones`: goal regions (`zone` names the one a contact question is about).
+//! - `plan`: in scenes with an agent, `{"object": k, "forces": [[fx, fy, fz] or null, ...]}`,
+//!   the force the agent applies to object `k` between frame `t` and `t + 1`, for every frame
+//!   of the episode (actions are the agent's inputs, not outcomes; each frame's `action`
+//!   repeats it for the observed frames).
 //! - `frames`: only the frames the item lets a model observe (whole episodes for VoE) and
 //!   in each only the objects visible in it: an object hidden behind an occluder is not
 //!   listed, exactly as one that does not exist. `episode_frames` is the whole episode's
@@ -105,9 +117,12 @@ pub fn episode_json(e: &EpisodeObs) -> Value {
         .collect();
     json!({
         "episode_frames": e.episode_frames,
+        "camera": e.camera,
         "statics": e.statics,
         "zones": e.zones,
+        "joints": e.joints,
         "properties": e.properties,
+        "plan": e.plan,
         "frames": frames,
     })
 }

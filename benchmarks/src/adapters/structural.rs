@@ -31,10 +31,9 @@ pub enum Structural {
     LastChoice,
     /// Reads slot labels as roles: first_floor picks the candidate with the lowest label,
     /// contact says "yes" when the agent's label is below the patient's, VoE's surprise is the
-    /// share of frames where the lowest label ever seen is missing (the VoE target was
-    /// slot 0).
+    /// share of frames in which slot 0 is not listed (the VoE target used to be slot 0).
     LowestSlot,
-    /// As [`Structural::LowestSlot`] with the highest label.
+    /// As [`Structural::LowestSlot`] with the highest label (VoE: the last slot).
     HighestSlot,
     /// VoE: surprise = how often the set of listed slots changes between frames (a hidden
     /// object that stays listed and then drops out gives itself away).
@@ -118,14 +117,10 @@ impl Structural {
     }
 }
 
-/// Share of frames in which the lowest (or highest) slot label ever listed is not listed.
+/// Share of frames in which slot 0 (or the last slot) is not listed.
 fn label_missing(e: &EpisodeFrames, lowest: bool) -> f64 {
-    let listed = |o: usize| (0..e.frames).any(|f| seen(e, f, o));
-    let label = if lowest { (0..e.slots).find(|&o| listed(o)) } else { (0..e.slots).rev().find(|&o| listed(o)) };
-    match label {
-        Some(o) => (0..e.frames).filter(|&f| !seen(e, f, o)).count() as f64 / e.frames.max(1) as f64,
-        None => 0.0,
-    }
+    let o = if lowest { 0 } else { e.slots.saturating_sub(1) };
+    (0..e.frames).filter(|&f| !seen(e, f, o)).count() as f64 / e.frames.max(1) as f64
 }
 
 /// Frames whose set of listed slots differs from the previous frame's.

@@ -47,7 +47,13 @@ fn q4(q: [f32; 4]) -> String {
 /// The static scene, zones and (when exposed) hidden properties of `o`, in `variant`'s
 /// wording.
 fn fixed(o: &EpisodeObs, variant: usize) -> String {
-    let mut out = String::new();
+    let c = &o.camera;
+    let mut out = format!(
+        "Viewpoint: a camera at {} looking at {} (vertical field of view {:.0} degrees); objects it cannot see are not listed.\n",
+        v3(c.position),
+        v3(c.look_at),
+        c.fov_y_deg
+    );
     if !o.statics.is_empty() {
         out.push_str(match variant {
             1 => "Fixed geometry (boxes that never move; centre; half extents; orientation if rotated):\n",
@@ -84,6 +90,20 @@ fn fixed(o: &EpisodeObs, variant: usize) -> String {
             v3(z.half_extents)
         ));
     }
+    if !o.joints.is_empty() {
+        out.push_str("Joints (anchors: world points, or points in an object's own frame):\n");
+        let name = if variant == 2 { "body" } else { "object" };
+        let end = |e: &crate::observe::JointEndObs| match *e {
+            crate::observe::JointEndObs::Object { slot, anchor } => format!("{name} {slot} at {}", v3(anchor)),
+            crate::observe::JointEndObs::World { anchor } => format!("the fixed point {}", v3(anchor)),
+        };
+        for j in &o.joints {
+            let axis = j.axis.map_or(String::new(), |a| format!(" about axis {}", v3(a)));
+            let spring =
+                j.spring.map_or(String::new(), |[k, l]| format!(" (stiffness {k:.1} N/m, rest length {l:.2} m)"));
+            out.push_str(&format!("- {} joint{axis}{spring} between {} and {}\n", j.kind, end(&j.a), end(&j.b)));
+        }
+    }
     if !o.properties.is_empty() {
         out.push_str("Object properties:\n");
         for p in &o.properties {
@@ -97,9 +117,30 @@ fn fixed(o: &EpisodeObs, variant: usize) -> String {
     out
 }
 
-/// The scene of `o` (the static scene, then its observed frames, every `step`th and the
-/// last), to the centimetre, laid out as `variant` says: 0 and 2 list the states frame by
-/// frame (2 with named fields), 1 lists each object's trajectory.
+/// The agent's plan (every `step`th frame's force, over the whole episode), if any.
+fn plan(o: &EpisodeObs, fps: u32, step: usize, variant: usize) -> String {
+    let Some(p) = &o.plan else { return String::new() };
+    let dt = 1.0 / fps.max(1) as f64;
+    let obj = if variant == 2 { "body" } else { "object" };
+    let mut out = format!(
+        "The agent pushes {obj} {} with these forces in newtons (each held until the next listed time; its plan for the whole recording):\n",
+        p.object
+    );
+    let listed: Vec<String> = (0..p.forces.len())
+        .step_by(step.max(1))
+        .map(|t| match p.forces[t] {
+            Some(f) => format!("t={:.3}s: {}", t as f64 * dt, v3(f)),
+            None => format!("t={:.3}s: none", t as f64 * dt),
+        })
+        .collect();
+    out.push_str(&listed.join("; "));
+    out.push('\n');
+    out
+}
+
+/// The scene of `o` (the static scene, the agent's plan, then its observed frames, every
+/// `step`th and the last), to the centimetre, laid out as `variant` says: 0 and 2 list the
+/// states frame by frame (2 with named fields), 1 lists each object's trajectory.
 pub fn scene(o: &EpisodeObs, fps: u32, step: usize, variant: usize) -> String {
     let e = &o.frames;
     let observe = e.frames;
@@ -120,6 +161,7 @@ pub fn scene(o: &EpisodeObs, fps: u32, step: usize, variant: usize) -> String {
         ),
     };
     out.push_str(&fixed(o, variant));
+    out.push_str(&plan(o, fps, step, variant));
     if variant == 0 {
         out.push_str("Objects (half extents along x, y, z):\n");
     }
