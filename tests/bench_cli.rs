@@ -131,6 +131,18 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let o = physworld(&["bench", "--suite", s(&data), "--model", "process:exit 3", "--out", s(&r)]);
     assert!(!o.status.success());
     assert!(text(&o).contains("closed its output"), "{}", text(&o));
+    // A result already in --out is never replaced silently: bench refuses before any work,
+    // naming the file; --force replaces it.
+    let cv = r.join("constant-velocity__tiny__test.json");
+    let before = std::fs::read(&cv).expect("earlier result");
+    let again = ["bench", "--suite", s(&data), "--model", "constant-velocity", "--out", s(&r), "--limit", "5"];
+    let o = physworld(&again);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("constant-velocity__tiny__test.json") && text(&o).contains("--force"), "{}", text(&o));
+    assert_eq!(std::fs::read(&cv).expect("kept"), before);
+    let o = physworld(&[&again[..], &["--force"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_ne!(std::fs::read(&cv).expect("replaced"), before);
     // The model process gets the user's environment, not the runtime settings `physworld`
     // re-executed itself with (model/src/runtime.rs): one the user set passes through,
     // one it added does not.

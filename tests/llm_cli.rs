@@ -328,7 +328,10 @@ fn prompt_variants_seeds_and_shots_are_runs_reported_as_mean_and_spread() {
     let o = budget(&[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("2 requests, 2 cache hits"), "{}", text(&o));
+    // The finished run's result is not replaced silently; --force replays over it.
     let o = budget(&["--offline"]);
+    assert!(!o.status.success() && text(&o).contains("--force"), "{}", text(&o));
+    let o = budget(&["--offline", "--force"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("0 requests, 4 cache hits"), "{}", text(&o));
     for dir in [&out6, &cache6] {

@@ -68,7 +68,7 @@ fn intphys_shows_every_trick_at_chance_with_power_is_solvable_and_blinding_or_a_
         .as_array()
         .expect("solvability")
         .iter()
-        .filter(|c| c["solvable"] == false)
+        .filter(|c| c["verdict"] == "not-solvable")
         .map(|c| c["family"].as_str().expect("family"))
         .collect();
     assert!(unsolved.contains(&"voe-solidity") && unsolved.contains(&"voe-permanence"), "{unsolved:?}");

@@ -34,6 +34,7 @@ fn bench(c: &mut Criterion) {
         config: cfg,
         device: Device::Cpu,
         resume: false,
+        force: false,
         stop_after: None,
         on_step: &|_| {},
     })

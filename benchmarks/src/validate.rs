@@ -30,7 +30,9 @@
 //! passing through it no violation). The [`Observer`] — the physics engine on the scene
 //! rebuilt from the observation alone — answers the same items, and every family must reach
 //! [`Criteria::solvable`] on the task's primary score (the oracle, which sees the true scene,
-//! scores 1). A family it cannot solve fails the suite. `blind_statics` blinds the observer
+//! scores 1). A family shown below it (the upper end of the observer's 95% interval is)
+//! fails the suite; one below it with an interval that still reaches it is undetermined
+//! (the suite is underpowered). `blind_statics` blinds the observer
 //! to every static but the floor: the check that catches a suite whose answers depend on
 //! statics its observations leave out.
 
@@ -175,6 +177,10 @@ pub struct Solvability {
     pub chance: f64,
     /// Whether it reaches [`Criteria::solvable`].
     pub solvable: bool,
+    /// `solvable` (reaches [`Criteria::solvable`]), `not-solvable` (shown below it: the
+    /// upper end of its 95% interval is; the suite fails) or `undetermined` (below it, but
+    /// too few units to show so: the suite is underpowered).
+    pub verdict: &'static str,
 }
 
 /// The outcome of validating a suite.
@@ -250,7 +256,11 @@ impl SuiteValidation {
                 c.ci[1],
                 c.n,
                 c.chance,
-                if c.solvable { "solvable" } else { "FAIL: not solvable from the observations" }
+                match c.verdict {
+                    "solvable" => "solvable",
+                    "not-solvable" => "FAIL: not solvable from the observations",
+                    _ => "undetermined (below, too few units to show it)",
+                }
             ));
         }
         let cr = &self.criteria;
@@ -271,13 +281,14 @@ impl SuiteValidation {
                 "FAILED: suite `{}`: {} trick/family pair(s) off chance, {} family/families not solvable from the observations\n",
                 self.suite,
                 count(Verdict::OffChance),
-                self.solvability.iter().filter(|c| !c.solvable).count()
+                self.solvability.iter().filter(|c| c.verdict == "not-solvable").count()
             ),
             _ => format!(
-                "INSUFFICIENT POWER: suite `{}`: {} check(s) underpowered, {} inconclusive; a family needs {} units to show ±{} at power {}\n",
+                "INSUFFICIENT POWER: suite `{}`: {} check(s) underpowered, {} inconclusive, {} solvability check(s) undetermined; a family needs {} units to show ±{} at power {}\n",
                 self.suite,
                 count(Verdict::Underpowered),
                 count(Verdict::Inconclusive),
+                self.solvability.iter().filter(|c| c.verdict == "undetermined").count(),
                 self.units_needed,
                 cr.delta,
                 cr.power
@@ -443,14 +454,25 @@ pub fn validate_suite_with(
                 n: m.n,
                 chance: m.chance.unwrap_or(0.5),
                 solvable: m.value >= criteria.solvable,
+                verdict: if m.value >= criteria.solvable {
+                    "solvable"
+                } else if m.ci[1] < criteria.solvable {
+                    "not-solvable"
+                } else {
+                    "undetermined"
+                },
             });
         }
     }
     let status = if checks.is_empty() {
         "empty"
-    } else if checks.iter().any(|c| c.verdict == Verdict::OffChance) || solvability.iter().any(|c| !c.solvable) {
+    } else if checks.iter().any(|c| c.verdict == Verdict::OffChance)
+        || solvability.iter().any(|c| c.verdict == "not-solvable")
+    {
         "failed"
-    } else if checks.iter().any(|c| matches!(c.verdict, Verdict::Underpowered | Verdict::Inconclusive)) {
+    } else if checks.iter().any(|c| matches!(c.verdict, Verdict::Underpowered | Verdict::Inconclusive))
+        || solvability.iter().any(|c| c.verdict == "undetermined")
+    {
         "underpowered"
     } else {
         "passed"

@@ -458,6 +458,7 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             config: cfg,
             device: candle_core::Device::Cpu,
             resume: false,
+            force: false,
             stop_after: None,
             on_step: &|_| {},
         })

@@ -52,6 +52,19 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ 
     move |source| ModelError::Io { path: path.to_path_buf(), source }
 }
 
+/// Write `bytes` to `path` atomically (a temporary file beside it, synced, then renamed),
+/// with the ordinary permissions of a new file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".tmp-{name}"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
 /// Folder of checkpoint `step` under `run`.
 pub fn checkpoint_dir(run: &Path, step: u64) -> PathBuf {
     run.join("checkpoints").join(format!("step-{step:06}"))
@@ -83,6 +96,13 @@ pub fn save(run: &Path, model: &WorldModel, opt: &AdamW, state: &CheckpointState
     std::fs::write(tmp.join("state.json"), json).map_err(io(&tmp))?;
     for f in ["model.safetensors", "optim.safetensors", "state.json"] {
         let p = tmp.join(f);
+        // The safetensors writer creates its files 0600; a run is read by others (a shared
+        // results folder, another user's bench) like every other file we write.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).map_err(io(&p))?;
+        }
         std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(io(&p))?;
     }
     if dir.exists() {

@@ -46,6 +46,16 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// The output folder already holds earlier work that the command would replace.
+    #[error("{path} already holds a run ({what}): {hint}")]
+    Exists {
+        /// Folder.
+        path: std::path::PathBuf,
+        /// What is there.
+        what: String,
+        /// What to do instead.
+        hint: String,
+    },
     /// The metrics plot could not be drawn.
     #[error("plot: {0}")]
     Plot(String),

@@ -76,6 +76,9 @@ pub struct TrainOptions<'a> {
     pub device: Device,
     /// Continue from the run's latest checkpoint.
     pub resume: bool,
+    /// Start over in a folder that already holds a run (its config, metrics and
+    /// checkpoints are deleted first); without it such a folder is refused.
+    pub force: bool,
     /// Stop after this step (for tests and schedules split across jobs); default: all.
     pub stop_after: Option<u64>,
     /// Called after every step.
@@ -212,6 +215,44 @@ fn epoch_seed(seed: u64, epoch: u64) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch.wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
 }
 
+/// What earlier work folder `out` holds (a config, metrics lines, checkpoints), if any.
+fn existing_run(out: &std::path::Path) -> Result<Option<String>> {
+    let mut found = Vec::new();
+    if out.join("config.json").exists() {
+        found.push("config.json".to_string());
+    }
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).map(|t| t.lines().count()).unwrap_or(0);
+    if lines > 0 {
+        found.push(format!("metrics.jsonl ({lines} steps)"));
+    }
+    if let Some(dir) = checkpoint::latest(out)? {
+        found.push(format!("checkpoints up to {}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    }
+    Ok((!found.is_empty()).then(|| found.join(", ")))
+}
+
+/// The settings in which `now` differs from `saved`, as `path: saved -> now` (JSON paths).
+fn config_diff(saved: &TrainConfig, now: &TrainConfig) -> String {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let null = serde_json::Value::Null;
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(&p, x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), out);
+                }
+            }
+            _ if a != b => out.push(format!("{path}: {a} in the run, {b} now")),
+            _ => {}
+        }
+    }
+    let (a, b) = (serde_json::to_value(saved).unwrap_or_default(), serde_json::to_value(now).unwrap_or_default());
+    let mut out = Vec::new();
+    walk("", &a, &b, &mut out);
+    if out.is_empty() { "no setting differs".into() } else { out.join("; ") }
+}
+
 /// Train (or resume) a run. Writes `config.json`, `metrics.jsonl` and checkpoints under
 /// `out`.
 pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
@@ -229,9 +270,19 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
     };
     let model = WorldModel::new(&cfg.model, cfg.seed, &opts.device)?;
     let mut opt = AdamW::new(model.trainable(), &cfg.optim)?;
-    std::fs::create_dir_all(&opts.out).map_err(|source| ModelError::Io { path: opts.out.clone(), source })?;
     let config_path = opts.out.join("config.json");
+    let metrics_path = opts.out.join("metrics.jsonl");
     let cfg_json = serde_json::to_vec_pretty(cfg).map_err(|e| ModelError::config("config", e, "serialisable"))?;
+    // Every input is checked before anything is written: a run that fails on its inputs
+    // leaves the folder as it was.
+    let known: std::collections::BTreeSet<&str> = ds.split("train").map(|m| m.family.as_str()).collect();
+    if let Some(f) = cfg.data.families.iter().find(|f| !known.contains(f.as_str())) {
+        return Err(ModelError::config(
+            "data.families",
+            f,
+            format!("families in the dataset's train split: {}", known.iter().copied().collect::<Vec<_>>().join(", ")),
+        ));
+    }
     let (mut step, mut epoch, mut consumed) = (0u64, 0u64, 0u64);
     if opts.resume {
         let dir = checkpoint::latest(&opts.out)?.ok_or_else(|| ModelError::Checkpoint {
@@ -245,7 +296,7 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         if &saved != cfg {
             return Err(ModelError::Checkpoint {
                 path: config_path,
-                reason: "the run was started with another configuration".into(),
+                reason: format!("the run was started with another configuration: {}", config_diff(&saved, cfg)),
             });
         }
         let st = checkpoint::load(&dir, &model, Some(&mut opt), &opts.device)?;
@@ -256,12 +307,33 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
             });
         }
         (step, epoch, consumed) = (st.step, st.epoch, st.consumed);
-    } else {
-        std::fs::write(&config_path, &cfg_json)
-            .map_err(|source| ModelError::Io { path: config_path.clone(), source })?;
+    } else if let Some(what) = existing_run(&opts.out)?
+        && !opts.force
+    {
+        return Err(ModelError::Exists {
+            path: opts.out.clone(),
+            what,
+            hint: "pass --resume to continue it, or --force to delete it and start over".into(),
+        });
+    }
+    let mut source = BatchSource::new(&ds, spec, cfg.seed, &cfg.data.families, epoch, consumed)?;
+    let val = validation_batches(&ds, spec, cfg, &norm, &opts.device)?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| ModelError::Io { path: opts.out.clone(), source })?;
+    if !opts.resume {
+        if opts.force {
+            for old in [opts.out.join("checkpoints"), metrics_path.clone(), config_path.clone()] {
+                let gone = if old.is_dir() { std::fs::remove_dir_all(&old) } else { std::fs::remove_file(&old) };
+                match gone {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(ModelError::Io { path: old, source: e });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        crate::checkpoint::write_atomic(&config_path, &cfg_json)?;
     }
     // metrics.jsonl keeps the lines up to the resumed step.
-    let metrics_path = opts.out.join("metrics.jsonl");
     let kept: Vec<String> = std::fs::read_to_string(&metrics_path)
         .unwrap_or_default()
         .lines()
@@ -279,8 +351,6 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         splits: vec!["train".into()],
         families: cfg.data.families.clone(),
     };
-    let mut source = BatchSource::new(&ds, spec, cfg.seed, &cfg.data.families, epoch, consumed)?;
-    let val = validation_batches(&ds, spec, cfg, &norm, &opts.device)?;
     let total = opts.stop_after.unwrap_or(cfg.schedule.steps).min(cfg.schedule.steps);
     let mut report = TrainReport { step, loss: f32::NAN, eval: None, checkpoint: checkpoint::latest(&opts.out)? };
     while step < total {

@@ -75,9 +75,48 @@ fn opts<'a>(
         config: cfg,
         device: Device::Cpu,
         resume,
+        force: false,
         stop_after: stop,
         on_step: cb,
     }
+}
+
+#[test]
+fn a_finished_run_is_never_overwritten_and_bad_inputs_write_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let run = tmp.path().join("run");
+    train(&opts(&data, &run, config(4), false, None, &|_| {})).expect("trains");
+    let snapshot = |f: &str| std::fs::read(run.join(f)).expect("read");
+    let (metrics, config_json) = (snapshot("metrics.jsonl"), snapshot("config.json"));
+    // Training again without --resume refuses, naming what it would replace.
+    let e = train(&opts(&data, &run, config(3), false, None, &|_| {})).expect_err("refuses").to_string();
+    assert!(e.contains("already holds a run") && e.contains("--resume") && e.contains("--force"), "{e}");
+    assert!(e.contains("metrics.jsonl (4 steps)") && e.contains("step-000004"), "{e}");
+    // Inputs are checked before anything is written, even under --force.
+    let mut bad = config(3);
+    bad.data.families = vec!["no-such-family".into()];
+    let forced = |cfg| TrainOptions { force: true, ..opts(&data, &run, cfg, false, None, &|_| {}) };
+    let e = train(&forced(bad)).expect_err("bad families").to_string();
+    assert!(e.contains("data.families") && e.contains("no-such-family") && e.contains("drop"), "{e}");
+    assert_eq!(snapshot("metrics.jsonl"), metrics);
+    assert_eq!(snapshot("config.json"), config_json);
+    // A contradicting flag on --resume says which setting differs.
+    let e = train(&opts(&data, &run, config(9), true, None, &|_| {})).expect_err("other config").to_string();
+    assert!(e.contains("schedule.steps: 4 in the run, 9 now"), "{e}");
+    // Checkpoints are readable by others, like every other file of the run.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let f = run.join("checkpoints/step-000004/model.safetensors");
+        let mode = std::fs::metadata(&f).expect("checkpoint").permissions().mode() & 0o777;
+        assert_eq!(mode & 0o044, 0o044, "{} is {mode:o}", f.display());
+    }
+    // --force starts over: the old metrics and checkpoints are gone.
+    train(&forced(config(2))).expect("starts over");
+    assert_eq!(String::from_utf8(snapshot("metrics.jsonl")).expect("utf-8").lines().count(), 2);
+    assert!(!run.join("checkpoints/step-000004").exists());
 }
 
 #[test]

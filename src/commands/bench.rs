@@ -82,6 +82,10 @@ pub struct Args {
     /// ANTHROPIC_API_KEY; keys are never printed, logged, cached or written to results).
     #[arg(long)]
     api_key_env: Option<String>,
+    /// Replace result files of the same model, suite and split already in --out (without
+    /// it, bench refuses to overwrite them and names them).
+    #[arg(long)]
+    force: bool,
     /// Print a JSON summary instead of the table.
     #[arg(long)]
     json: bool,
@@ -154,6 +158,7 @@ fn options(args: &Args) -> anyhow::Result<BenchOptions> {
 }
 
 /// Score `models` on the dataset at `suite` into `out`; returns the result files written.
+/// Refuses, before any work, to replace a result file already in `out` unless `force`.
 pub fn bench(
     suite: &Path,
     models: &[String],
@@ -161,6 +166,7 @@ pub fn bench(
     opts: BenchOptions,
     runs: &[physworld_benchmarks::llm::LlmRun],
     quiet: bool,
+    force: bool,
 ) -> anyhow::Result<Vec<(PathBuf, ResultFile)>> {
     // Parse every spec before any work, so that a typo fails fast.
     // An LLM spec is one model per run (prompt variant x seed).
@@ -177,6 +183,20 @@ pub fn bench(
         }
     }
     let prep = Prepared::new(suite, opts)?;
+    if !force {
+        let existing: Vec<String> = adapters
+            .iter()
+            .map(|a| out.join(format!("{}.json", results::stem(a.id(), &prep.ds.suite.suite.name, &prep.opts.split))))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            bail!(
+                "{} already hold(s) results of the same model, suite and split: pass --force to replace them, or --out another folder",
+                existing.join(", ")
+            );
+        }
+    }
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} items  {msg}  {per_sec}  eta {eta}")
@@ -241,7 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = options(&args)?;
     let _ = SPECS;
     let runs = llm_runs(&args)?;
-    let written = bench(&args.suite, &args.models, &args.out, opts, &runs, args.json)?;
+    let written = bench(&args.suite, &args.models, &args.out, opts, &runs, args.json, args.force)?;
     let failed = all_invalid(&written);
     if args.json {
         let v: Vec<serde_json::Value> = written

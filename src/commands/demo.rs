@@ -106,6 +106,9 @@ fn model(data: &Path, run: &Path, steps: u64, seed: u64, quiet: bool) -> anyhow:
         config: cfg,
         device: device("cpu")?,
         resume: false,
+        // The demo owns its run folder: a stale run (another config, unfinished) was
+        // judged above and is replaced.
+        force: true,
         stop_after: None,
         on_step: &on_step,
     })?;
@@ -136,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .chain(args.llms.iter().cloned())
         .collect();
     let opts = BenchOptions { resamples: args.resamples, ..BenchOptions::default() };
-    super::bench::bench(&data, &models, &results, opts, &[], quiet)?;
+    super::bench::bench(&data, &models, &results, opts, &[], quiet, false)?;
     stage(quiet, 4, "leaderboard");
     let board = leaderboard::load(&results)?;
     let html = args.out.join("leaderboard.html");

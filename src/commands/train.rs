@@ -47,8 +47,12 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Continue from the run's latest checkpoint; later losses equal an uninterrupted run's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     resume: bool,
+    /// Start over in a folder that already holds a run, deleting its config, metrics and
+    /// checkpoints (without it, such a folder is refused).
+    #[arg(long)]
+    force: bool,
     /// Print the final report as JSON.
     #[arg(long)]
     json: bool,
@@ -106,6 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config: cfg,
         device: dev,
         resume: args.resume,
+        force: args.force,
         stop_after: None,
         on_step: &on_step,
     })?;

@@ -15,9 +15,11 @@ use physworld_benchmarks::validate::{self, Criteria, validate_suite_with};
 /// (two-sided, Holm-corrected: the suite fails), shown within ±DELTA of chance (an
 /// equivalence test), or underpowered (too few units to show it). Then the other half:
 /// the ideal observer (the physics engine on the scene rebuilt from what models observe)
-/// must reach SOLVABLE on every family, or the family is not solvable from the
-/// observations and the suite fails. Exits 0 only when every judged trick is shown at
-/// chance and every family is solvable; a suite too small says so and exits 1.
+/// must reach SOLVABLE on every family: a family shown below it (the upper end of the
+/// observer's 95% interval is) is not solvable from the observations and fails the suite;
+/// one below it whose interval still reaches it is undetermined (underpowered). Exits 0
+/// only when every judged trick is shown at chance and every family is solvable; a suite
+/// too small says so and exits 1.
 #[derive(clap::Args)]
 pub struct Args {
     /// Dataset folder (from `physworld generate`).
