@@ -22,7 +22,7 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let o = physworld(&["demo", "--out", s(&out), "--steps", "3", "--resamples", "100"]);
     assert!(o.status.success(), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    for row in ["oracle", "constant-velocity", "chance", "majority", "raw-state", "jepa:"] {
+    for row in ["oracle", "observer", "constant-velocity", "chance", "majority", "raw-state", "jepa:"] {
         assert!(stdout.contains(&format!("| {row}")), "leaderboard misses {row}:\n{stdout}");
     }
     for f in
@@ -35,7 +35,7 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .collect();
-    assert_eq!(results.len(), 6, "one result file per model");
+    assert_eq!(results.len(), 7, "one result file per model");
     let html = std::fs::read_to_string(out.join("leaderboard.html")).expect("html");
     assert!(html.contains("<svg") && html.contains("oracle"));
 

@@ -128,11 +128,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     dataset(&data, quiet)?;
     stage(quiet, 2, &format!("training a tiny JEPA for {} steps", args.steps));
     model(&data, &run_dir, args.steps, args.seed, quiet)?;
-    stage(quiet, 3, "benchmarking oracle, constant-velocity, chance, majority, raw-state and the JEPA");
+    stage(quiet, 3, "benchmarking oracle, observer, constant-velocity, chance, majority, raw-state and the JEPA");
     if results.exists() {
         std::fs::remove_dir_all(&results).with_context(|| format!("clearing {}", results.display()))?;
     }
-    let models: Vec<String> = ["oracle", "constant-velocity", "chance", "majority", "raw-state"]
+    let models: Vec<String> = ["oracle", "observer", "constant-velocity", "chance", "majority", "raw-state"]
         .into_iter()
         .map(String::from)
         .chain(std::iter::once(format!("jepa:{}", run_dir.display())))
