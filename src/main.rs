@@ -52,7 +52,28 @@ enum Command {
     Demo(commands::demo::Args),
 }
 
+/// Exit quietly, as other command-line tools do, when a reader of our output goes away
+/// (`physworld simulate --json | head`): Rust's `println!` panics on a broken pipe, and
+/// SIGPIPE cannot be restored without unsafe code. Exit status 141 is a shell's for a
+/// process killed by SIGPIPE.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Demo(_)) {
         // Candle's and mimalloc's start-up settings for running models on the CPU (one

@@ -54,6 +54,24 @@ fn simulate_prints_a_summary_and_the_whole_episode_as_json() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::Read;
+    // `physworld simulate --json | head -c 10`: 260 kB of JSON, the reader leaves after 10 bytes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["simulate", "--scenario", "dominoes", "--seed", "7", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut head = [0u8; 10];
+    child.stdout.take().expect("stdout").read_exact(&mut head).expect("reads");
+    let o = child.wait_with_output().expect("ends");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert_eq!(o.status.code(), Some(141), "{err}");
+}
+
+#[test]
 fn simulate_batch_reports_throughput_independent_of_threads() {
     let run = |threads: &str| {
         let o = physworld(&[
