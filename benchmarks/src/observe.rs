@@ -46,7 +46,7 @@ pub const OBSERVATION_VERSION: &str = "physworld-observation/1";
 pub struct StaticObs {
     /// `floor`, `wall`, `ramp`, `container`, `table` or `occluder` (an occluder panel blocks
     /// the view and nothing else).
-    pub role: String,
+    pub role: StaticRole,
     /// Centre, m.
     pub position: [f32; 3],
     /// Orientation `[x, y, z, w]`.
@@ -206,7 +206,7 @@ impl Observation {
     }
 }
 
-/// Stable name of a static role.
+/// Stable name of a static role (as it is serialised).
 pub fn role_name(r: StaticRole) -> &'static str {
     match r {
         StaticRole::Floor => "floor",
@@ -220,7 +220,7 @@ pub fn role_name(r: StaticRole) -> &'static str {
 
 fn static_obs(s: &StaticSpec, expose: bool) -> StaticObs {
     StaticObs {
-        role: role_name(s.role).into(),
+        role: s.role,
         position: s.position,
         rotation: s.rotation,
         half_extents: s.half_extents,
@@ -286,9 +286,10 @@ pub fn episode(
 ) -> EpisodeObs {
     let expose = observability.hidden_properties;
     let frames = mask(e, observe, slots);
+    let ever_seen = |k: usize| (0..frames.frames).any(|f| frames.present[f * frames.slots + k]);
     let properties = if expose {
         (0..frames.slots)
-            .filter(|&k| (0..frames.frames).any(|f| frames.present[f * frames.slots + k]))
+            .filter(|&k| ever_seen(k))
             .map(|k| {
                 let t = if slots.is_empty() { k } else { slots[k] as usize };
                 let at = |v: &[f32]| v.get(t).copied().unwrap_or(0.0);
@@ -304,11 +305,10 @@ pub fn episode(
         Vec::new()
     };
     let shown = |t: u16| if slots.is_empty() { t } else { slots.iter().position(|&x| x == t).map_or(t, |k| k as u16) };
-    let ever_seen = |k: u16| (0..frames.frames).any(|f| frames.present[f * frames.slots + k as usize]);
     let end = |e: &JointEnd| match *e {
         JointEnd::Object { index, anchor } => {
             let slot = shown(index as u16);
-            ever_seen(slot).then_some(JointEndObs::Object { slot, anchor })
+            ever_seen(slot as usize).then_some(JointEndObs::Object { slot, anchor })
         }
         JointEnd::World { anchor } => Some(JointEndObs::World { anchor }),
     };

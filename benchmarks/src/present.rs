@@ -212,7 +212,7 @@ impl Presentation {
                 s.target = Target::Possible(possible.get(m).copied().into_iter().collect());
                 s.hash = hash;
                 relabel(&mut s, slots, seed);
-                movies.push((i, m, s));
+                movies.push((i, s));
             }
         }
         let order = permutation(movies.len(), &mut rng(&[seed, task.content_hash().as_bytes()]));
@@ -224,7 +224,8 @@ impl Presentation {
         let ranks = impossible_ranks(task, seed);
         let mut layout: Vec<Shown> =
             task.items.iter().map(|it| Shown::Movies { at: vec![usize::MAX; it.episodes.len()] }).collect();
-        let mut slot_of: Vec<Option<usize>> = vec![None; movies.len()];
+        // The movie (index into `movies`) shown at each place of the stream.
+        let mut movie_at: Vec<Option<usize>> = vec![None; movies.len()];
         let mut start = 0;
         for (i, it) in task.items.iter().enumerate() {
             let n = it.episodes.len();
@@ -249,15 +250,12 @@ impl Presentation {
             for (rank, &m) in member_at_rank.iter().enumerate() {
                 if let (Some(&place), Shown::Movies { at }) = (places[i].get(rank), &mut layout[i]) {
                     at[m] = place;
-                    slot_of[place] = Some(start + m);
+                    movie_at[place] = Some(start + m);
                 }
             }
             start += n;
         }
-        let mut shown = Vec::with_capacity(movies.len());
-        for k in slot_of {
-            shown.push(movies[k.unwrap_or(0)].2.clone());
-        }
+        let shown = movie_at.into_iter().map(|k| movies[k.unwrap_or(0)].1.clone()).collect();
         Presentation { shown, layout }
     }
 

@@ -43,6 +43,7 @@ use serde::Serialize;
 use crate::adapters::{Heuristic, HeuristicAdapter, Observer};
 use crate::bench::{Prepared, answer_shown};
 use crate::error::{BenchError, Result};
+use crate::results::{Metric, TaskResult};
 use crate::score::{Bootstrap, score};
 use crate::tasks::TaskKind;
 
@@ -126,11 +127,9 @@ pub enum Verdict {
     TaggedVisible,
 }
 
-/// One trick on one family.
+/// A task's primary score on one family.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// Heuristic name.
-    pub heuristic: String,
+pub struct FamilyScore {
     /// Task.
     pub task: String,
     /// Family.
@@ -145,6 +144,33 @@ pub struct Check {
     pub n: u64,
     /// What a chance scorer gets.
     pub chance: f64,
+}
+
+/// Each family's primary score in `r`, with the metric it comes from.
+fn family_scores(r: &TaskResult) -> impl Iterator<Item = (FamilyScore, &Metric)> {
+    r.metrics.iter().filter(|m| m.name == r.primary).filter_map(|m| {
+        let family = m.group.strip_prefix("family=")?;
+        let score = FamilyScore {
+            task: r.id.clone(),
+            family: family.into(),
+            metric: m.name.clone(),
+            value: m.value,
+            ci: m.ci,
+            n: m.n,
+            chance: m.chance.unwrap_or(0.5),
+        };
+        Some((score, m))
+    })
+}
+
+/// One trick on one family.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Heuristic name.
+    pub heuristic: String,
+    /// Its score.
+    #[serde(flatten)]
+    pub score: FamilyScore,
     /// Two-sided p-value of "mean = chance", Holm-adjusted across every check.
     pub p_off_chance: f64,
     /// p-value of the equivalence test (within ±δ of chance).
@@ -161,20 +187,9 @@ pub struct Check {
 /// The ideal observer on one family.
 #[derive(Debug, Clone, Serialize)]
 pub struct Solvability {
-    /// Task.
-    pub task: String,
-    /// Family.
-    pub family: String,
-    /// Metric (the task's primary).
-    pub metric: String,
     /// The observer's score.
-    pub value: f64,
-    /// Bootstrap 95% interval.
-    pub ci: [f64; 2],
-    /// Units scored.
-    pub n: u64,
-    /// What a chance scorer gets.
-    pub chance: f64,
+    #[serde(flatten)]
+    pub score: FamilyScore,
     /// Whether it reaches [`Criteria::solvable`].
     pub solvable: bool,
     /// `solvable` (reaches [`Criteria::solvable`]), `not-solvable` (shown below it: the
@@ -215,8 +230,8 @@ impl SuiteValidation {
             "{:<30} {:<8} {:<16} {:>6}  {:<16} {:>5}  {:>7}  {:>8}  {:>7}  verdict\n",
             "heuristic", "task", "family", "value", "95% CI", "n", "p(off)", "p(equiv)", "max-agg"
         );
-        for c in &self.checks {
-            let verdict = match c.verdict {
+        for Check { heuristic, score: c, p_off_chance, p_equivalent, max_aggregated, verdict, .. } in &self.checks {
+            let verdict = match verdict {
                 Verdict::AtChance => "at chance",
                 Verdict::OffChance => "FAIL: off chance",
                 Verdict::Underpowered => "underpowered",
@@ -225,16 +240,16 @@ impl SuiteValidation {
             };
             s.push_str(&format!(
                 "{:<30} {:<8} {:<16} {:>6.3}  [{:.3}, {:.3}]  {:>5}  {:>7.4}  {:>8.4}  {:>7}  {verdict}\n",
-                c.heuristic,
+                heuristic,
                 c.task,
                 c.family,
                 c.value,
                 c.ci[0],
                 c.ci[1],
                 c.n,
-                c.p_off_chance,
-                c.p_equivalent,
-                c.max_aggregated.map_or("-".into(), |v| format!("{v:.3}"))
+                p_off_chance,
+                p_equivalent,
+                max_aggregated.map_or("-".into(), |v| format!("{v:.3}"))
             ));
         }
         let observer = if self.blind_statics { "observer:blind-statics" } else { "observer" };
@@ -246,7 +261,7 @@ impl SuiteValidation {
             "{:<8} {:<16} {:>6}  {:<16} {:>5}  {:>6}  verdict\n",
             "task", "family", "value", "95% CI", "n", "chance"
         ));
-        for c in &self.solvability {
+        for Solvability { score: c, verdict, .. } in &self.solvability {
             s.push_str(&format!(
                 "{:<8} {:<16} {:>6.3}  [{:.3}, {:.3}]  {:>5}  {:>6.3}  {}\n",
                 c.task,
@@ -256,7 +271,7 @@ impl SuiteValidation {
                 c.ci[1],
                 c.n,
                 c.chance,
-                match c.verdict {
+                match *verdict {
                     "solvable" => "solvable",
                     "not-solvable" => "FAIL: not solvable from the observations",
                     _ => "undetermined (below, too few units to show it)",
@@ -389,20 +404,12 @@ pub fn validate_suite_with(
             for l in &logs {
                 by_family.entry(l.family.as_str()).or_default().push(l.score);
             }
-            for m in r.metrics.iter().filter(|m| m.name == r.primary) {
-                let Some(family) = m.group.strip_prefix("family=") else { continue };
-                let x = by_family.remove(family).unwrap_or_default();
-                let chance = m.chance.unwrap_or(0.5);
-                let (p_off, p_eq) = tests(&x, chance, criteria.delta);
+            for (score, m) in family_scores(&r) {
+                let x = by_family.remove(score.family.as_str()).unwrap_or_default();
+                let (p_off, p_eq) = tests(&x, score.chance, criteria.delta);
+                let tagged = visible(&score.family);
                 checks.push(Check {
                     heuristic: h.name().into(),
-                    task: r.id.clone(),
-                    family: family.into(),
-                    metric: m.name.clone(),
-                    value: m.value,
-                    ci: m.ci,
-                    n: m.n,
-                    chance,
                     p_off_chance: p_off,
                     p_equivalent: p_eq,
                     detectable: z_detect * WORST_SD / (m.n.max(1) as f64).sqrt(),
@@ -411,7 +418,8 @@ pub fn validate_suite_with(
                         .iter()
                         .find(|x| x.name == "relative_accuracy_max_surprise" && x.group == m.group)
                         .map(|x| x.value),
-                    verdict: if visible(family) { Verdict::TaggedVisible } else { Verdict::Inconclusive },
+                    verdict: if tagged { Verdict::TaggedVisible } else { Verdict::Inconclusive },
+                    score,
                 });
             }
         }
@@ -427,9 +435,9 @@ pub fn validate_suite_with(
         // Shown within ±δ is at chance, even where a smaller deviation is significant: δ is
         // what the suite calls practically at chance.
         let equivalent = c.p_equivalent < criteria.alpha;
-        c.verdict = if p < criteria.alpha && !(equivalent && c.n >= needed) {
+        c.verdict = if p < criteria.alpha && !(equivalent && c.score.n >= needed) {
             Verdict::OffChance
-        } else if c.n < needed {
+        } else if c.score.n < needed {
             Verdict::Underpowered
         } else if equivalent {
             Verdict::AtChance
@@ -443,24 +451,17 @@ pub fn validate_suite_with(
         let Some(items) = prep.items.get(&kind).filter(|t| !t.items.is_empty()) else { continue };
         let (_, answers) = answer_shown(&mut observer, &ctx, items, b.seed, &|| {})?;
         let (r, _) = score(items, &answers, &prep.frames, &prep.opts.items, b);
-        for m in r.metrics.iter().filter(|m| m.name == r.primary) {
-            let Some(family) = m.group.strip_prefix("family=") else { continue };
+        for (score, _) in family_scores(&r) {
             solvability.push(Solvability {
-                task: r.id.clone(),
-                family: family.into(),
-                metric: m.name.clone(),
-                value: m.value,
-                ci: m.ci,
-                n: m.n,
-                chance: m.chance.unwrap_or(0.5),
-                solvable: m.value >= criteria.solvable,
-                verdict: if m.value >= criteria.solvable {
+                solvable: score.value >= criteria.solvable,
+                verdict: if score.value >= criteria.solvable {
                     "solvable"
-                } else if m.ci[1] < criteria.solvable {
+                } else if score.ci[1] < criteria.solvable {
                     "not-solvable"
                 } else {
                     "undetermined"
                 },
+                score,
             });
         }
     }

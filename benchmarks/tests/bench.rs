@@ -515,7 +515,7 @@ fn every_adapter_input_holds_the_static_scene_and_only_visible_objects_under_rel
                 // The static scene and the zones the episode has, by role, without names.
                 assert_eq!(eo.statics.len(), meta.statics.len(), "{}", it.id);
                 assert_eq!(eo.zones.len(), meta.zones.len(), "{}", it.id);
-                assert!(eo.statics.iter().any(|s| s.role == "floor"), "{}: no floor", it.id);
+                assert!(eo.statics.iter().any(|s| s.role == physworld_sim::StaticRole::Floor), "{}: no floor", it.id);
                 statics += eo.statics.len();
                 let f = &eo.frames;
                 assert_eq!(f.frames, it.observe.min(truth.frames), "{}: frames past the observation", it.id);
@@ -559,7 +559,7 @@ fn every_adapter_input_holds_the_static_scene_and_only_visible_objects_under_rel
                     };
                     assert!(!prompt.contains("mass") && !prompt.contains("kg"), "{}: {prompt}", it.id);
                     assert!(prompt.contains("floor"), "{}: {prompt}", it.id);
-                    if eo.statics.iter().any(|s| s.role == "occluder") {
+                    if eo.statics.iter().any(|s| s.role == physworld_sim::StaticRole::Occluder) {
                         assert!(prompt.contains("occluder"), "{}: {prompt}", it.id);
                     }
                     for k in 0..slots as u16 {

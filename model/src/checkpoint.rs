@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use physworld_pipeline::{LocalStorage, Storage};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Normalizer;
@@ -50,19 +51,6 @@ pub struct DataIdentity {
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     move |source| ModelError::Io { path: path.to_path_buf(), source }
-}
-
-/// Write `bytes` to `path` atomically (a temporary file beside it, synced, then renamed),
-/// with the ordinary permissions of a new file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".tmp-{name}"));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 /// Folder of checkpoint `step` under `run`.
@@ -109,10 +97,7 @@ pub fn save(run: &Path, model: &WorldModel, opt: &AdamW, state: &CheckpointState
         std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
     }
     std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
-    let latest = parent.join("latest");
-    let latest_tmp = parent.join(".tmp-latest");
-    std::fs::write(&latest_tmp, format!("step-{:06}\n", state.step)).map_err(io(&latest_tmp))?;
-    std::fs::rename(&latest_tmp, &latest).map_err(io(&latest))?;
+    LocalStorage::new(&parent).put("latest", format!("step-{:06}\n", state.step).as_bytes())?;
     Ok(dir)
 }
 

@@ -35,9 +35,10 @@ use physworld_sim::{
 use super::{Adapter, Answer, Context, Surprise, yes_no};
 use crate::error::Result;
 use crate::metrics::dist;
-use crate::observe::{EpisodeObs, JointEndObs, Observation};
+use crate::observe::{EpisodeObs, JointEndObs, Observation, role_name};
 use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind, half, pos, seen};
+use physworld_sim::math::norm;
 
 /// Frames predicted from one belief before it is resynchronised with what is seen (0.2 s at
 /// 30 fps).
@@ -86,6 +87,8 @@ impl Observer {
 struct Track {
     /// Shown slot.
     slot: usize,
+    /// Its shape, rebuilt from the observed kind and size.
+    shape: Shape,
     shape_code: i8,
     size: [f32; 3],
     position: [f32; 3],
@@ -108,32 +111,30 @@ fn shape_of(code: i8, h: [f32; 3]) -> Option<Shape> {
     })
 }
 
-fn track_at(e: &physworld_pipeline::EpisodeFrames, t: usize, o: usize) -> Track {
-    let k = t * e.slots + o;
-    let mut rotation = [0f32; 4];
-    rotation.copy_from_slice(&e.rotation[k * 4..k * 4 + 4]);
-    let mut angvel = [0f32; 3];
-    angvel.copy_from_slice(&e.angvel[k * 3..k * 3 + 3]);
-    Track {
-        slot: o,
-        shape_code: e.shape[k],
-        size: half(e, t, o),
-        position: pos(e, t, o),
-        rotation,
-        linvel: crate::tasks::vel(e, t, o),
-        angvel,
-    }
-}
-
-fn role_of(name: &str) -> StaticRole {
-    match name {
-        "floor" => StaticRole::Floor,
-        "wall" => StaticRole::Wall,
-        "ramp" => StaticRole::Ramp,
-        "container" => StaticRole::Container,
-        "table" => StaticRole::Table,
-        _ => StaticRole::Occluder,
-    }
+/// The objects seen at frame `t` whose shape can be rebuilt, as tracks.
+fn tracks_at(e: &physworld_pipeline::EpisodeFrames, t: usize) -> Vec<Track> {
+    (0..e.slots)
+        .filter(|&o| seen(e, t, o))
+        .filter_map(|o| {
+            let k = t * e.slots + o;
+            let size = half(e, t, o);
+            let shape = shape_of(e.shape[k], size)?;
+            let mut rotation = [0f32; 4];
+            rotation.copy_from_slice(&e.rotation[k * 4..k * 4 + 4]);
+            let mut angvel = [0f32; 3];
+            angvel.copy_from_slice(&e.angvel[k * 3..k * 3 + 3]);
+            Some(Track {
+                slot: o,
+                shape,
+                shape_code: e.shape[k],
+                size,
+                position: pos(e, t, o),
+                rotation,
+                linvel: crate::tasks::vel(e, t, o),
+                angvel,
+            })
+        })
+        .collect()
 }
 
 /// The scene's sliding friction as the observed frames show it: the median over frames in
@@ -183,7 +184,7 @@ fn inferred_mass(o: &EpisodeObs, fps: u32, mu: f32) -> Option<f32> {
         .filter(|&t| seen(f, t, k) && seen(f, t + 1, k))
         .filter_map(|t| {
             let force = p.forces.get(t).copied().flatten()?;
-            let mag = (force[0] * force[0] + force[1] * force[1] + force[2] * force[2]).sqrt();
+            let mag = norm(force);
             if mag < 1e-3 {
                 return None;
             }
@@ -208,7 +209,8 @@ fn lenient() -> HealthConfig {
 }
 
 impl Observer {
-    /// The scene the observer believes in at frame `start`: `tracks` over `o`'s statics,
+    /// The scene the observer believes in at frame `start`: `tracks` (object `i` of the scene
+    /// is `tracks[i]`) over `o`'s statics,
     /// zones and camera, the agent's planned forces from `start` on, simulated for `frames`
     /// frames.
     fn scene(
@@ -235,11 +237,10 @@ impl Observer {
         let restitution = material.map(|m| m[1]);
         let default_mu = StaticSpec::new("", StaticRole::Floor, [1.0; 3], [0.0; 3]).friction;
         for st in &o.statics {
-            let role = role_of(&st.role);
-            if self.blind_statics && role != StaticRole::Floor {
+            if self.blind_statics && st.role != StaticRole::Floor {
                 continue;
             }
-            let mut s = StaticSpec::new(st.role.clone(), role, st.half_extents, st.position);
+            let mut s = StaticSpec::new(role_name(st.role), st.role, st.half_extents, st.position);
             s.rotation = st.rotation;
             s.friction = mu.unwrap_or(s.friction);
             s.restitution = restitution.unwrap_or(s.restitution);
@@ -254,14 +255,13 @@ impl Observer {
         }
         let pushed = inferred_mass(o, fps, mu.unwrap_or(default_mu));
         for t in tracks {
-            let Some(shape) = shape_of(t.shape_code, t.size) else { continue };
             let props = o.properties.iter().find(|p| p.slot as usize == t.slot);
             let mass = match (props, pushed) {
                 (Some(p), _) => Mass::Kg(p.mass.max(1e-3)),
                 (None, Some(m)) if o.plan.as_ref().is_some_and(|p| p.object as usize == t.slot) => Mass::Kg(m),
                 _ => Mass::Density(material.map_or(DEFAULT_DENSITY, |m| m[2])),
             };
-            let mut spec = ObjectSpec::new(format!("o{}", t.slot), shape, mass, t.position);
+            let mut spec = ObjectSpec::new(format!("o{}", t.slot), t.shape, mass, t.position);
             spec.friction = mu.unwrap_or(spec.friction);
             spec.restitution = restitution.unwrap_or(spec.restitution);
             spec.rotation = t.rotation;
@@ -274,9 +274,7 @@ impl Observer {
             scene.objects.push(spec);
         }
         // Joints between what it tracks.
-        let index = |slot: u16| {
-            tracks.iter().filter(|t| shape_of(t.shape_code, t.size).is_some()).position(|t| t.slot == slot as usize)
-        };
+        let index = |slot: u16| tracks.iter().position(|t| t.slot == slot as usize);
         let end = |e: &JointEndObs| match *e {
             JointEndObs::Object { slot, anchor } => index(slot).map(|index| JointEnd::Object { index, anchor }),
             JointEndObs::World { anchor } => Some(JointEnd::World { anchor }),
@@ -294,14 +292,10 @@ impl Observer {
             }
         }
         if let Some(p) = &o.plan
-            && let Some(i) = tracks
-                .iter()
-                .filter(|t| shape_of(t.shape_code, t.size).is_some())
-                .position(|t| t.slot == p.object as usize)
+            && let Some(i) = index(p.object)
         {
             let actions: Vec<[f32; 3]> = p.forces.iter().skip(start).map(|f| f.unwrap_or([0.0; 3])).collect();
-            let max_force =
-                actions.iter().map(|f| (f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt()).fold(1.0, f32::max);
+            let max_force = actions.iter().copied().map(norm).fold(1.0, f32::max);
             scene.agent = Some(physworld_sim::AgentSpec { object: i, max_force, actions });
         }
         scene.contact_query = query;
@@ -318,8 +312,7 @@ impl Observer {
         query: Option<ContactQuery>,
         material: Option<[f32; 3]>,
     ) -> Option<(Scene, Episode)> {
-        let tracks: Vec<Track> = tracks.iter().filter(|t| shape_of(t.shape_code, t.size).is_some()).cloned().collect();
-        let scene = self.scene(o, fps, &tracks, span, query, material);
+        let scene = self.scene(o, fps, tracks, span, query, material);
         match simulate_with(&scene, &lenient(), &[]) {
             Ok(Ok(ep)) => Some((scene, ep)),
             _ => None,
@@ -335,13 +328,11 @@ impl Observer {
         if n == 0 {
             return (Vec::new(), surprise);
         }
-        let mut tracks: Vec<Track> = (0..f.slots).filter(|&s| seen(f, 0, s)).map(|s| track_at(f, 0, s)).collect();
+        let mut tracks = tracks_at(f, 0);
         let mut a = 0;
         while a + 1 < n {
             let h = WINDOW.min(n - 1 - a);
-            let usable: Vec<Track> =
-                tracks.iter().filter(|t| shape_of(t.shape_code, t.size).is_some()).cloned().collect();
-            let pred = self.predict(o, fps, &usable, (a, h), None, None).map(|(_, ep)| ep);
+            let pred = self.predict(o, fps, &tracks, (a, h), None, None).map(|(_, ep)| ep);
             // The state of track `i` predicted `j` frames ahead (constant velocity when the
             // engine refused the belief).
             let at = |i: usize, j: usize| -> (Option<[f32; 3]>, bool) {
@@ -352,7 +343,7 @@ impl Observer {
                         .and_then(|fr| fr.objects.get(i))
                         .map_or((None, false), |s| (Some(s.position), s.visible)),
                     None => {
-                        let t = &usable[i];
+                        let t = &tracks[i];
                         (
                             Some(physworld_sim::math::ballistic(t.position, t.linvel, t.size, j as f32 / fps as f32)),
                             false,
@@ -363,7 +354,7 @@ impl Observer {
             for j in 1..=h {
                 let t = a + j;
                 let mut s = 0.0;
-                for (i, tr) in usable.iter().enumerate() {
+                for (i, tr) in tracks.iter().enumerate() {
                     let (p, visible) = at(i, j);
                     if seen(f, t, tr.slot) {
                         if let Some(p) = p {
@@ -385,7 +376,7 @@ impl Observer {
             // an object predicted in view and not seen is gone.
             let end = a + h;
             let mut next = Vec::new();
-            for (i, tr) in usable.iter().enumerate() {
+            for (i, tr) in tracks.iter().enumerate() {
                 if seen(f, end, tr.slot) {
                     continue;
                 }
@@ -406,7 +397,7 @@ impl Observer {
                 }
                 next.push(moved);
             }
-            next.extend((0..f.slots).filter(|&k| seen(f, end, k)).map(|k| track_at(f, end, k)));
+            next.extend(tracks_at(f, end));
             next.sort_by_key(|t| t.slot);
             tracks = next;
             a = end;
@@ -425,11 +416,7 @@ impl Observer {
         if o.statics.iter().any(|s| s.material.is_some()) || f.frames < 3 {
             return None;
         }
-        let start: Vec<Track> = (0..f.slots)
-            .filter(|&k| seen(f, 0, k))
-            .map(|k| track_at(f, 0, k))
-            .filter(|t| shape_of(t.shape_code, t.size).is_some())
-            .collect();
+        let start = tracks_at(f, 0);
         if start.is_empty() {
             return None;
         }
@@ -477,7 +464,6 @@ impl Observer {
         }
         let e = obs.first();
         let (tracks, _) = self.track(e, fps);
-        let tracks: Vec<Track> = tracks.into_iter().filter(|t| shape_of(t.shape_code, t.size).is_some()).collect();
         let index = |slot: u16| tracks.iter().position(|t| t.slot == slot as usize);
         let observed = e.frames.frames;
         let ahead = match task {

@@ -19,6 +19,7 @@ use crate::observe::EpisodeObs;
 use crate::probe::Logistic;
 use crate::results::ModelRef;
 use crate::tasks::{Item, Target, TaskKind, pos, seen};
+use physworld_sim::StaticRole;
 
 /// Frames rolled forward for the contact and outcome readouts (1 s at 30 fps).
 pub const READOUT_ROLLOUT: usize = 30;
@@ -48,7 +49,14 @@ pub struct ItemFeatures {
 }
 
 /// Roles in the order [`static_features`] lists them.
-const ROLES: [&str; 6] = ["floor", "wall", "ramp", "container", "table", "occluder"];
+const ROLES: [StaticRole; 6] = [
+    StaticRole::Floor,
+    StaticRole::Wall,
+    StaticRole::Ramp,
+    StaticRole::Container,
+    StaticRole::Table,
+    StaticRole::Occluder,
+];
 /// Width of [`static_features`].
 pub const STATIC_FEATURES: usize = ROLES.len() * 7 + 6;
 

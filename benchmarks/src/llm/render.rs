@@ -10,8 +10,9 @@
 
 use physworld_pipeline::EpisodeFrames;
 
-use crate::observe::EpisodeObs;
+use crate::observe::{EpisodeObs, role_name};
 use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
+use physworld_sim::StaticRole;
 
 /// Frames between the states listed in a choice prompt (0.1 s at 30 fps).
 pub const FRAME_STEP: usize = 3;
@@ -61,10 +62,9 @@ fn fixed(o: &EpisodeObs, variant: usize) -> String {
             _ => "Static scene (immovable boxes: centre, half extents along their own axes, rotation as a quaternion x, y, z, w when rotated):\n",
         });
         for st in &o.statics {
-            let role = if st.role == "occluder" {
-                "occluder (blocks the view, nothing passes into it physically)"
-            } else {
-                st.role.as_str()
+            let role = match st.role {
+                StaticRole::Occluder => "occluder (blocks the view, nothing passes into it physically)",
+                r => role_name(r),
             };
             let rot = if st.rotation == [0.0, 0.0, 0.0, 1.0] {
                 String::new()
