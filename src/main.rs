@@ -48,14 +48,13 @@ enum Command {
     /// with the power to show it.
     ValidateSuite(commands::validate_suite::Args),
     /// Generate the tiny suite, train a tiny JEPA, bench it against the baselines and print
-    /// the leaderboard (a few minutes on 2 CPU cores).
+    /// the leaderboard (its measured time is in BENCHMARKS.md).
     Demo(commands::demo::Args),
 }
 
-/// Exit quietly, as other command-line tools do, when a reader of our output goes away
-/// (`physworld simulate --json | head`): Rust's `println!` panics on a broken pipe, and
-/// SIGPIPE cannot be restored without unsafe code. Exit status 141 is a shell's for a
-/// process killed by SIGPIPE.
+/// Exit quietly with status 0, as ripgrep does, when a reader of our output goes away
+/// (`physworld simulate --json | head`): the reader took what it wanted. Rust's
+/// `println!` panics on a broken pipe, and SIGPIPE cannot be restored without unsafe code.
 fn quiet_on_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -66,10 +65,27 @@ fn quiet_on_broken_pipe() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
         if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
-            std::process::exit(141);
+            std::process::exit(0);
         }
         default(info);
     }));
+}
+
+/// The lines an error is reported in: the error, then each cause that adds something.
+/// Many errors show their cause in their own message already (`path: No such file or
+/// directory`), so a cause whose text the lines above hold is not printed a second time.
+fn error_lines(e: &anyhow::Error) -> Vec<String> {
+    let mut lines = vec![format!("error: {e}")];
+    let mut shown = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            lines.push(format!("Caused by: {text}"));
+            shown.push('\n');
+            shown.push_str(&text);
+        }
+    }
+    lines
 }
 
 fn main() -> ExitCode {
@@ -96,10 +112,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<commands::Interrupted>().is_some() => {
+            eprintln!("interrupted: {e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("Caused by: {cause}");
+            for line in error_lines(&e) {
+                eprintln!("{line}");
             }
             ExitCode::FAILURE
         }

@@ -205,7 +205,7 @@ fn bench_bad_input_is_a_clear_error() {
     assert!(text(&o).contains("invalid task `physics`"), "{}", text(&o));
     let o = physworld(&["bench", "--suite", s(tmp.path()), "--model", "oracle", "--out", s(&r)]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("not finalised"), "{}", text(&o));
+    assert!(text(&o).contains("not a physworld dataset") && text(&o).contains(s(tmp.path())), "{}", text(&o));
     let o = physworld(&["leaderboard", s(tmp.path())]);
     assert!(!o.status.success());
     assert!(text(&o).contains(s(tmp.path())), "{}", text(&o));

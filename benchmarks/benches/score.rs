@@ -36,6 +36,7 @@ fn bench(c: &mut Criterion) {
         resume: false,
         force: false,
         stop_after: None,
+        stop: None,
         on_step: &|_| {},
     })
     .expect("trains");

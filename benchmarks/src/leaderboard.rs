@@ -159,8 +159,15 @@ impl Row {
         match &self.pretraining {
             Some(f) if f.is_empty() => format!("{} (pretrained on: all)", self.kind),
             Some(f) => format!("{} (pretrained on: {})", self.kind, f.join(", ")),
+            None if self.is_reference() => format!("{} (reference)", self.kind),
             None => self.kind.clone(),
         }
+    }
+
+    /// Whether the row is a reference point rather than a model under test: the oracle
+    /// (labels), the ideal observer (the physics engine), chance and majority (the floor).
+    pub fn is_reference(&self) -> bool {
+        REFERENCE_KINDS.contains(&self.kind.as_str())
     }
 
     /// Training seeds of a seed group's members (`None` where unknown); empty for one file.
@@ -169,7 +176,44 @@ impl Row {
     }
 }
 
-/// A leaderboard: rows sorted by model id (then suite), columns by task id (then hash).
+/// Adapter kinds whose rows are references, marked in every rendering ([`Row::is_reference`]).
+pub const REFERENCE_KINDS: [&str; 4] = ["oracle", "observer", "chance", "majority"];
+
+/// Order rows by suite, and within a suite best first: by the mean over columns of the
+/// row's rank on each column's primary metric (ties share a rank; a missing cell ranks
+/// below every present one), then by model id and file, so the order is total and stable.
+fn sort_rows(rows: &mut [Row], columns: &[Column]) {
+    let mut mean_rank = vec![0.0f64; rows.len()];
+    for c in columns {
+        let key = c.key();
+        let values: Vec<Option<f64>> = rows.iter().map(|r| r.cells.get(&key).map(|x| x.value)).collect();
+        let present: Vec<f64> = values.iter().flatten().copied().collect();
+        for (i, v) in values.iter().enumerate() {
+            mean_rank[i] += match v {
+                Some(v) => {
+                    let better =
+                        present.iter().filter(|p| if c.higher_is_better { **p > *v } else { **p < *v }).count();
+                    let equal = present.iter().filter(|p| **p == *v).count();
+                    better as f64 + (equal as f64 + 1.0) / 2.0
+                }
+                None => present.len() as f64 + 1.0,
+            };
+        }
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&rows[a], &rows[b]);
+        (&x.suite, &x.suite_hash)
+            .cmp(&(&y.suite, &y.suite_hash))
+            .then_with(|| mean_rank[a].total_cmp(&mean_rank[b]))
+            .then_with(|| (&x.model, &x.file).cmp(&(&y.model, &y.file)))
+    });
+    let sorted: Vec<Row> = order.iter().map(|&i| rows[i].clone()).collect();
+    rows.clone_from_slice(&sorted);
+}
+
+/// A leaderboard: rows by suite and best first within one ([`sort_rows`]), columns by
+/// task id (then hash).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Board {
     columns: Vec<Column>,
@@ -244,16 +288,14 @@ pub fn load(dir: &Path) -> Result<Board> {
     for c in columns.values() {
         *per_task.entry(c.task.clone()).or_default() += 1;
     }
-    let columns = columns
+    let columns: Vec<Column> = columns
         .into_values()
         .map(|mut c| {
             c.ambiguous = per_task.get(&c.task).is_some_and(|n| *n > 1);
             c
         })
         .collect();
-    rows.sort_by(|a: &Row, b: &Row| {
-        (&a.model, &a.suite, &a.suite_hash, &a.file).cmp(&(&b.model, &b.suite, &b.suite_hash, &b.file))
-    });
+    sort_rows(&mut rows, &columns);
     Ok(Board { columns, rows })
 }
 
@@ -677,7 +719,7 @@ impl Board {
                         (k.clone(), cell)
                     })
                     .collect();
-                let mut row = json!({"model": r.model, "kind": r.kind, "suite": r.suite, "cells": cells});
+                let mut row = json!({"model": r.model, "kind": r.kind, "reference": r.is_reference(), "suite": r.suite, "cells": cells});
                 if let Some(families) = &r.pretraining {
                     row["pretraining"] = json!(families);
                 }

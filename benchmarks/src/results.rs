@@ -214,12 +214,9 @@ pub fn write(dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<Pat
     Ok(json)
 }
 
-/// Write `bytes` to `path` through a temporary sibling and a rename.
+/// Write `bytes` to `path` crash-safely ([`physworld_pipeline::write_atomic`]).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".tmp-{name}"));
-    std::fs::write(&tmp, bytes).map_err(|e| BenchError::file(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| BenchError::file(path, e))
+    Ok(physworld_pipeline::write_atomic(path, bytes)?)
 }
 
 /// Read and validate a result file.

@@ -61,10 +61,14 @@ impl TaskKind {
 
     /// Parse a task id.
     pub fn parse(s: &str) -> Result<TaskKind> {
-        TaskKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| BenchError::invalid("task", s, "forecast, contact, outcome or voe"))
+        TaskKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let names = TaskKind::ALL.map(TaskKind::as_str);
+            BenchError::invalid(
+                "task",
+                s,
+                format!("forecast, contact, outcome or voe{}", physworld_sim::suggest::did_you_mean(s, names)),
+            )
+        })
     }
 }
 

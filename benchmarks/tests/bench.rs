@@ -460,6 +460,7 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             resume: false,
             force: false,
             stop_after: None,
+            stop: None,
             on_step: &|_| {},
         })
         .expect("trains");

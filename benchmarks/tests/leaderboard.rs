@@ -135,8 +135,8 @@ fn markdown_snapshot_of_a_two_by_two_board() {
     let expected = "\
 | model | kind | suite | contact: accuracy | forecast: ade (m, lower is better) |
 |---|---|---|---|---|
+| oracle | oracle (reference) | tiny | 1.000 [1.000, 1.000] n=100 | 0.000 [0.000, 0.000] n=50 |
 | constant-velocity | constant-velocity | tiny | 0.620 [0.520, 0.710] n=100 | 0.184 [0.161, 0.209] n=50 |
-| oracle | oracle | tiny | 1.000 [1.000, 1.000] n=100 | 0.000 [0.000, 0.000] n=50 |
 
 - suite `tiny`: content hash `5e1f0000aaaabbbbccccddddeeeeffff00001111222233334444555566667777`
 ";
@@ -144,13 +144,16 @@ fn markdown_snapshot_of_a_two_by_two_board() {
 }
 
 #[test]
-fn a_missing_cell_is_a_dash_and_rows_are_sorted_by_model() {
+fn a_missing_cell_is_a_dash_and_rows_are_best_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     two_by_two(dir.path());
     write_contact(dir.path(), "chance", CONTACT_HASH, &binary(100, 50));
     let board = leaderboard::load(dir.path()).expect("load");
     let models: Vec<&str> = board.rows().iter().map(|r| r.model.as_str()).collect();
-    assert_eq!(models, ["chance", "constant-velocity", "oracle"]);
+    // Oracle first on both columns; chance's missing forecast ranks it last.
+    assert_eq!(models, ["oracle", "constant-velocity", "chance"]);
+    // References are marked by kind (this "chance" file was written with kind `jepa`).
+    assert_eq!(board.rows().iter().map(|r| r.is_reference()).collect::<Vec<_>>(), [true, false, false]);
     let md = board.markdown();
     let chance_line = md.lines().find(|l| l.starts_with("| chance |")).expect("chance row");
     assert!(chance_line.ends_with("n=100 | — |"), "{chance_line}");
@@ -183,7 +186,8 @@ fn check_against_its_own_json_passes() {
     let board = leaderboard::load(dir.path()).expect("load");
     let baseline = board.json();
     assert_eq!(baseline["schema"], leaderboard::LEADERBOARD_SCHEMA);
-    let cell = &baseline["rows"][0]["cells"][format!("contact@1#{CONTACT_HASH}")];
+    assert_eq!(baseline["rows"][1]["model"], "constant-velocity");
+    let cell = &baseline["rows"][1]["cells"][format!("contact@1#{CONTACT_HASH}")];
     assert_eq!(cell["n"], 100);
     assert_eq!(cell["items"]["contact-000"], 1.0);
     assert_eq!(cell["items"]["contact-099"], 0.0);
@@ -466,10 +470,11 @@ fn models_that_are_not_learned_are_never_grouped() {
     }
     let board = leaderboard::load(dir.path()).expect("load");
     let models: Vec<&str> = board.rows().iter().map(|r| r.model.as_str()).collect();
-    assert_eq!(models, ["chance:0", "chance:1", "oracle", "oracle"]);
+    // By suite, then best first within a suite.
+    assert_eq!(models, ["oracle", "chance:0", "chance:1", "oracle"]);
     assert!(board.rows().iter().all(|r| !r.is_seed_group() && r.pretraining.is_none()));
     assert!(
-        board.markdown().contains("| chance:0 | chance | tiny | 0.500 [0.200, 0.800] n=10 |"),
+        board.markdown().contains("| chance:0 | chance (reference) | tiny | 0.500 [0.200, 0.800] n=10 |"),
         "{}",
         board.markdown()
     );

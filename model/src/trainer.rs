@@ -83,6 +83,10 @@ pub struct TrainOptions<'a> {
     pub stop_after: Option<u64>,
     /// Called after every step.
     pub on_step: &'a dyn Fn(&StepMetrics),
+    /// Set from outside (the binary sets it on SIGINT or SIGTERM) to stop after the current
+    /// step: a checkpoint of that step is written and the report says `interrupted`, so that
+    /// `--resume` continues with the losses of an uninterrupted run.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// What a run did.
@@ -96,6 +100,10 @@ pub struct TrainReport {
     pub eval: Option<EvalMetrics>,
     /// Newest checkpoint.
     pub checkpoint: Option<PathBuf>,
+    /// Steps this call ran (0 when a resumed run had already finished).
+    pub steps_run: u64,
+    /// Whether [`TrainOptions::stop`] ended the run before its last step.
+    pub interrupted: bool,
 }
 
 /// Parse `cpu` or `cuda:N`.
@@ -280,7 +288,11 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         return Err(ModelError::config(
             "data.families",
             f,
-            format!("families in the dataset's train split: {}", known.iter().copied().collect::<Vec<_>>().join(", ")),
+            format!(
+                "families in the dataset's train split: {}{}",
+                known.iter().copied().collect::<Vec<_>>().join(", "),
+                physworld_sim::suggest::did_you_mean(f, known.iter().copied())
+            ),
         ));
     }
     let (mut step, mut epoch, mut consumed) = (0u64, 0u64, 0u64);
@@ -335,15 +347,19 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         LocalStorage::new(&opts.out).put("config.json", &cfg_json)?;
     }
     // metrics.jsonl keeps the lines up to the resumed step.
-    let kept: Vec<String> = std::fs::read_to_string(&metrics_path)
+    let kept: Vec<(String, StepMetrics)> = std::fs::read_to_string(&metrics_path)
         .unwrap_or_default()
         .lines()
-        .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= step))
-        .map(String::from)
+        .filter_map(|l| {
+            serde_json::from_str::<StepMetrics>(l).ok().filter(|m| m.step <= step).map(|m| (l.to_string(), m))
+        })
         .collect();
+    // A resumed run reports its last logged loss and validation until it runs a step.
+    let last_loss = kept.last().map_or(f32::NAN, |(_, m)| m.loss);
+    let last_eval = kept.iter().rev().find_map(|(_, m)| m.eval.clone());
     let mut metrics =
         std::fs::File::create(&metrics_path).map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
-    for l in kept {
+    for (l, _) in kept {
         writeln!(metrics, "{l}").map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
     }
     let identity = DataIdentity {
@@ -353,7 +369,14 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         families: cfg.data.families.clone(),
     };
     let total = opts.stop_after.unwrap_or(cfg.schedule.steps).min(cfg.schedule.steps);
-    let mut report = TrainReport { step, loss: f32::NAN, eval: None, checkpoint: checkpoint::latest(&opts.out)? };
+    let mut report = TrainReport {
+        step,
+        loss: last_loss,
+        eval: last_eval,
+        checkpoint: checkpoint::latest(&opts.out)?,
+        steps_run: 0,
+        interrupted: false,
+    };
     while step < total {
         let t0 = Instant::now();
         let windows = source.next_batch(cfg.data.batch_size)?;
@@ -401,11 +424,14 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         writeln!(metrics, "{line}").map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
         (opts.on_step)(&m);
         report.step = step;
+        report.steps_run += 1;
         report.loss = loss;
+        let stopping = step < total && opts.stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+        report.interrupted = stopping;
         if eval.is_some() {
             report.eval = eval;
         }
-        if step % cfg.checkpoint_every.max(1) == 0 || step == total {
+        if step % cfg.checkpoint_every.max(1) == 0 || step == total || stopping {
             let state = CheckpointState {
                 step,
                 epoch: source.epoch,
@@ -417,6 +443,9 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
             report.checkpoint = Some(checkpoint::save(&opts.out, &model, &opt, &state)?);
             metrics.flush().map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
             write_plot(&opts.out)?;
+        }
+        if stopping {
+            break;
         }
     }
     metrics.flush().map_err(|source| ModelError::Io { path: metrics_path, source })?;

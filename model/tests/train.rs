@@ -77,6 +77,7 @@ fn opts<'a>(
         resume,
         force: false,
         stop_after: stop,
+        stop: None,
         on_step: cb,
     }
 }

@@ -44,7 +44,7 @@ pub enum PipelineError {
     },
     /// Shards are missing (finalize before every worker finished).
     #[error(
-        "{dir}: {missing} of {total} shards are missing, e.g. {example}; run the remaining `generate --shard` workers first"
+        "{dir}: {missing} of {total} shards are missing, e.g. {example}; an interrupted run continues with `physworld generate --suite FILE --out {dir} --resume` (adding its `--shard I/N` when it was one worker of several), then `physworld finalize --data {dir}` once every shard is there"
     )]
     Incomplete {
         /// Dataset directory.
@@ -65,6 +65,12 @@ pub enum PipelineError {
         value: String,
         /// What is allowed.
         allowed: String,
+    },
+    /// The run was stopped from outside ([`crate::GenerateOptions::stop`]).
+    #[error("{dir}: stopped before every shard was written; finished shards are kept")]
+    Interrupted {
+        /// Dataset folder.
+        dir: String,
     },
     /// An episode does not fit the dataset's layout (e.g. more objects than slots).
     #[error("{0}")]

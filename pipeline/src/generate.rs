@@ -113,12 +113,16 @@ pub struct GenerateOptions<'a> {
     pub resume: bool,
     /// Progress callback (called from worker threads).
     pub progress: &'a (dyn Fn(Progress) + Sync),
+    /// Set from outside (the binary sets it on SIGINT or SIGTERM) to stop soon: shards
+    /// not yet written are abandoned, finished ones are kept for `resume`, and the run
+    /// ends with [`PipelineError::Interrupted`].
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl Default for GenerateOptions<'static> {
     /// The whole dataset, from scratch (no resume), without progress reports.
     fn default() -> Self {
-        GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &no_progress }
+        GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &no_progress, stop: None }
     }
 }
 
@@ -209,6 +213,32 @@ fn claim(storage: &dyn Storage, suite: &Suite, hash: &str) -> Result<()> {
         }
         return Ok(());
     }
+    // A folder that is not one of our datasets is never written into: `generate --out .`
+    // must not replace a README.md or anything under data/ or meta/ that is someone else's.
+    let foreign: Vec<String> = ["", "data", "meta"]
+        .iter()
+        .map(|d| Ok(storage.list(d)?.into_iter().map(move |f| if d.is_empty() { f } else { format!("{d}/{f}") })))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .filter(|f| !f.rsplit('/').next().is_some_and(|n| n.starts_with(TMP_PREFIX)))
+        .collect();
+    // Another worker of a sharded run may have claimed the folder since the check above.
+    if !foreign.is_empty() && storage.exists(SUITE_PATH) {
+        return claim(storage, suite, hash);
+    }
+    if !foreign.is_empty() {
+        let shown: Vec<&str> = foreign.iter().take(3).map(String::as_str).collect();
+        return Err(PipelineError::InvalidArgument {
+            field: "--out".into(),
+            value: storage.location(),
+            allowed: format!(
+                "a new or empty folder, or a dataset to --resume (it holds other files: {}{})",
+                shown.join(", "),
+                if foreign.len() > 3 { ", ..." } else { "" }
+            ),
+        });
+    }
     let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| PipelineError::Layout(e.to_string()))?;
     storage.put(SUITE_PATH, &bytes)
 }
@@ -254,7 +284,7 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     let width = rayon::current_num_threads().max(1);
     for chunk in todo.chunks(width) {
         let ms: Vec<ShardManifest> =
-            chunk.par_iter().map(|s| write_shard(&layout, s, &hash, storage, opts.progress)).collect::<Result<_>>()?;
+            chunk.par_iter().map(|s| write_shard(&layout, s, &hash, storage, opts)).collect::<Result<_>>()?;
         // Fold and drop: manifests carry statistics partials.
         for m in ms {
             report.shards_written += 1;
@@ -279,7 +309,7 @@ fn write_shard(
     shard: &ShardId,
     hash: &str,
     storage: &dyn Storage,
-    progress: &(dyn Fn(Progress) + Sync),
+    opts: &GenerateOptions<'_>,
 ) -> Result<ShardManifest> {
     let split = &layout.splits[shard.split];
     let range = layout.samples_of(shard);
@@ -287,8 +317,11 @@ fn write_shard(
         .clone()
         .into_par_iter()
         .map(|i| {
+            if opts.stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err(PipelineError::Interrupted { dir: storage.location() });
+            }
             let s = generate_sample(layout.family_of(i), split.spec.seed, split.spec.sim_split, i)?;
-            progress(Progress::Sample { rejected: s.rejected.len() as u64 });
+            (opts.progress)(Progress::Sample { rejected: s.rejected.len() as u64 });
             Ok(s)
         })
         .collect::<Result<_>>()?;

@@ -41,8 +41,16 @@ pub struct InspectReport {
     pub suite_hash: String,
     /// Format version found in `meta/info.json` (None before finalisation).
     pub format_version: Option<String>,
+    /// Simulator version that generated the data (from `meta/info.json`).
+    pub generator_version: Option<String>,
+    /// physworld version that wrote the data (from `meta/info.json`).
+    pub physworld_version: Option<String>,
+    /// Whether the episodes are bitwise reproducible across machines.
+    pub enhanced_determinism: Option<bool>,
     /// Whether `meta/info.json` exists.
     pub finalized: bool,
+    /// Every data and episode file that matched its manifest (size, SHA-256) and decoded.
+    pub files: Vec<crate::generate::FileEntry>,
     /// Per split.
     pub splits: BTreeMap<String, SplitReport>,
     /// Problems: missing, truncated, corrupt or mismatching files, wrong schema or version.
@@ -67,7 +75,11 @@ pub fn inspect(storage: &dyn Storage) -> Result<InspectReport> {
         suite: suite.suite.name.clone(),
         suite_hash: hash.clone(),
         format_version: None,
+        generator_version: None,
+        physworld_version: None,
+        enhanced_determinism: None,
         finalized: storage.exists(INFO_PATH),
+        files: Vec::new(),
         splits: BTreeMap::new(),
         problems: Vec::new(),
     };
@@ -86,6 +98,9 @@ pub fn inspect(storage: &dyn Storage) -> Result<InspectReport> {
                         .push(format!("{INFO_PATH}: suite hash {} does not match meta/suite.json", info.suite_hash));
                 }
                 report.format_version = Some(info.format_version);
+                report.generator_version = Some(info.generator_version);
+                report.physworld_version = Some(info.physworld_version);
+                report.enhanced_determinism = Some(info.enhanced_determinism);
             }
             Err(e) => report.problems.push(format!("{INFO_PATH}: unreadable: {e}")),
         }
@@ -124,6 +139,7 @@ pub fn inspect(storage: &dyn Storage) -> Result<InspectReport> {
                     *sr.families.entry(f).or_insert(0) += n;
                 }
                 merge_balances(&mut sr.labels, &m.labels);
+                report.files.extend([m.data.clone(), m.episodes_file.clone()]);
             }
             Err(problem) => report.problems.push(problem),
         }

@@ -208,6 +208,13 @@ impl Dataset {
                 allowed: hint,
             });
         }
+        if !dir.is_dir() {
+            return Err(PipelineError::InvalidArgument {
+                field: "dataset".into(),
+                value: dir.display().to_string(),
+                allowed: "an existing dataset folder (from `physworld generate --suite FILE --out DIR`); there is no such folder".into(),
+            });
+        }
         Dataset::open_storage(Arc::new(LocalStorage::new(dir)))
     }
 
@@ -216,7 +223,12 @@ impl Dataset {
         if !storage.exists(INFO_PATH) {
             return Err(PipelineError::Corrupt {
                 path: format!("{}/{INFO_PATH}", storage.location()).into(),
-                reason: "missing: the dataset is not finalised (run `physworld finalize`)".into(),
+                reason: if storage.exists(crate::generate::SUITE_PATH) {
+                    "missing: the dataset is not finalised; an interrupted `generate` continues with `physworld generate --suite FILE --out DIR --resume`, a sharded run needs `physworld finalize` once every worker is done".into()
+                } else {
+                    "missing: not a physworld dataset (a folder written by `physworld generate --suite FILE --out DIR`)"
+                        .into()
+                },
             });
         }
         let info: Info = serde_json::from_slice(&storage.get(INFO_PATH)?)

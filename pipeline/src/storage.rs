@@ -55,24 +55,9 @@ impl Storage for LocalStorage {
         self.root.display().to_string()
     }
 
-    /// Writes `<dir>/.tmp-<name>`, fsyncs it, renames it over `<dir>/<name>` and fsyncs
-    /// the folder.
+    /// Writes through [`write_atomic`].
     fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        let target = self.full(path);
-        let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
-        {
-            let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-            f.write_all(bytes).map_err(io_err(&tmp))?;
-            f.sync_all().map_err(io_err(&tmp))?;
-        }
-        fs::rename(&tmp, &target).map_err(io_err(&target))?;
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_atomic(&self.full(path), bytes)
     }
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {
@@ -108,6 +93,39 @@ impl Storage for LocalStorage {
             Err(e) => Err(io_err(p)(e)),
         }
     }
+}
+
+/// Write `bytes` to `target` so that it survives a crash whole or not at all: writes
+/// `<dir>/.tmp-<name>`, fsyncs it, renames it over `target` and fsyncs the folder. Missing
+/// parent folders are created; the file gets ordinary permissions (0644 under the usual
+/// umask). Errors name `target`, the file the caller asked for, never the temporary one.
+/// The one atomic write of the workspace: datasets, run configs, checkpoints' `latest`,
+/// result files and leaderboards go through it.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if target.is_dir() {
+        return Err(io_err(target)(std::io::Error::other("is a folder, expected a file path")));
+    }
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
+    let written = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, target)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(target)(e));
+    }
+    if let Ok(d) = fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Hex SHA-256 of bytes.

@@ -177,6 +177,18 @@ fn line_of(src: &str, offset: usize) -> usize {
 impl Suite {
     /// Read and validate a suite file. Errors name the file, the key and the line.
     pub fn load(path: &Path) -> Result<Suite> {
+        if path.is_dir() {
+            let hint = if path.join(crate::generate::SUITE_PATH).is_file() {
+                " (it is a generated dataset; its suite file is the .toml it was generated from)"
+            } else {
+                ""
+            };
+            return Err(PipelineError::InvalidArgument {
+                field: "--suite".into(),
+                value: path.display().to_string(),
+                allowed: format!("a suite file (.toml, e.g. datasets/tiny.toml), not a folder{hint}"),
+            });
+        }
         let src = std::fs::read_to_string(path).map_err(io_err(path))?;
         Suite::parse(&src, path)
     }
@@ -251,7 +263,8 @@ impl Suite {
             let family = Family::with_overrides(fname, &overrides).map_err(|e| {
                 // Point at the parameter's line when the error names one.
                 let line = match &e {
-                    physworld_sim::SimError::InvalidParam { field, .. } => f
+                    physworld_sim::SimError::InvalidParam { field, .. }
+                    | physworld_sim::SimError::UnknownParam { field, .. } => f
                         .params
                         .keys()
                         .find(|k| {

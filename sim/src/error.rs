@@ -21,7 +21,17 @@ pub enum SimError {
     UnknownFamily {
         /// The name that was asked for.
         name: String,
-        /// Comma-separated list of known families.
+        /// Comma-separated list of known families, then `; did you mean …?` for a near miss.
+        known: String,
+    },
+    /// A parameter name that the family does not have.
+    #[error("unknown parameter `{field}` = {value} (known: {known})")]
+    UnknownParam {
+        /// `<family>.<name>` as given.
+        field: String,
+        /// The value that was given, as text.
+        value: String,
+        /// Comma-separated list of the family's parameters, then `; did you mean …?`.
         known: String,
     },
     /// An unknown split name.
@@ -40,6 +50,18 @@ pub enum SimError {
 }
 
 impl SimError {
+    /// [`SimError::UnknownFamily`] for `name`.
+    pub fn unknown_family(name: &str) -> Self {
+        SimError::UnknownFamily {
+            name: name.to_string(),
+            known: format!(
+                "{}{}",
+                crate::families::NAMES.join(", "),
+                crate::suggest::did_you_mean(name, crate::families::NAMES)
+            ),
+        }
+    }
+
     /// Shorthand for [`SimError::InvalidParam`].
     pub fn invalid(field: impl Into<String>, value: impl fmt::Display, allowed: impl Into<String>) -> Self {
         SimError::InvalidParam { field: field.into(), value: value.to_string(), allowed: allowed.into() }

@@ -33,6 +33,7 @@ mod scene;
 mod seed;
 mod simulate;
 mod split;
+pub mod suggest;
 mod visibility;
 mod world;
 

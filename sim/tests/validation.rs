@@ -22,7 +22,8 @@ fn scene_with(o: ObjectSpec) -> Scene {
 fn invalid(err: SimError) -> (String, String, String) {
     match err {
         SimError::InvalidParam { field, value, allowed } => (field, value, allowed),
-        other => panic!("expected InvalidParam, got {other}"),
+        SimError::UnknownParam { field, value, known } => (field, value, known),
+        other => panic!("expected InvalidParam or UnknownParam, got {other}"),
     }
 }
 
@@ -82,7 +83,7 @@ fn family_parameter_errors_name_family_key_value_and_allowed() {
     let (field, _, allowed) =
         invalid(Family::with_overrides("dominoes", &overrides(&[("cout", json!(3))])).expect_err("typo"));
     assert_eq!(field, "dominoes.cout");
-    assert!(allowed.contains("count"), "{allowed}");
+    assert!(allowed.contains("count") && allowed.ends_with("did you mean `count`?"), "{allowed}");
 
     let (field, _, allowed) =
         invalid(Family::with_overrides("drop", &overrides(&[("mass", json!("heavy"))])).expect_err("wrong type"));

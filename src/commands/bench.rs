@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use physworld_benchmarks::adapters::{self, SPECS};
 use physworld_benchmarks::bench::{BenchOptions, Event, Prepared, run as run_bench};
 use physworld_benchmarks::results::{self, ResultFile};
@@ -12,11 +12,12 @@ use physworld_benchmarks::tasks::TaskKind;
 /// Arguments of `bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder to draw the items from (from `physworld generate`): items come from
-    /// its `test` split, probes are fit on its `readout` split. Every file read is checked
-    /// against the SHA-256 in its shard manifest.
-    #[arg(long)]
-    suite: PathBuf,
+    /// Dataset folder to draw the items from (from `physworld generate`): items come from its `test` split,
+    /// probes are fit on its `readout` split.
+    ///
+    /// Every file read is checked against the SHA-256 in its shard manifest.
+    #[arg(long, value_name = "DIR", alias = "suite")]
+    data: PathBuf,
     /// Model to score (repeatable): oracle, constant-velocity, chance[:SEED], majority,
     /// raw-state, jepa:<run dir> (also serves state-mse runs), heuristic:<name>,
     /// process:<command>, and LLMs: openai:<model>[@<base url>], anthropic:<model>[@<base
@@ -40,47 +41,49 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Bootstrap resamples.
-    #[arg(long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
+    #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
     resamples: u32,
-    /// LLM models: prompt variants to run (comma-separated, 0..2). Each variant is its own
-    /// result file (`<model>#p1`); the leaderboard shows the mean and spread over variants
-    /// and seeds, never the best.
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    /// LLM models: prompt variants to run (comma-separated, 0..2).
+    ///
+    /// Each variant is its own result file (`<model>#p1`); the leaderboard shows the mean and spread over
+    /// variants and seeds, never the best.
+    #[arg(help_heading = "LLM models", hide_short_help = true, long, value_delimiter = ',', default_value = "0")]
     prompt_variants: Vec<usize>,
     /// LLM models: sampling seeds to run (comma-separated; `#s2` in the model id). Seeds
     /// matter only with --temperature above 0.
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long, value_delimiter = ',', default_value = "0")]
     llm_seeds: Vec<u64>,
     /// LLM models: sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long, default_value_t = 0.0)]
     temperature: f64,
     /// LLM models: solved examples from the readout split shown before each question
     /// (k-shot; recorded in the result's labels_used).
-    #[arg(long, default_value_t = 0)]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long, default_value_t = 0)]
     shots: usize,
     /// LLM models: answer from the response cache only; an item not in it stops the run
     /// (also `PHYSWORLD_LLM_OFFLINE=1`).
-    #[arg(long)]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long)]
     offline: bool,
     /// LLM models: most requests each model run may send (cache hits are free). A spent
     /// budget stops the run cleanly; answers so far stay cached, so a rerun continues.
-    #[arg(long)]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long)]
     max_requests: Option<u64>,
-    /// LLM models: most tokens (prompt plus completion, as the server reports them) each
-    /// model run may spend; stops cleanly like --max-requests (checked before each request,
-    /// so the last may overshoot by its own tokens).
-    #[arg(long)]
+    /// LLM models: most tokens (prompt plus completion, as the server reports them) each model run may spend.
+    ///
+    /// Stops cleanly like --max-requests (checked before each request, so the last may overshoot by its own
+    /// tokens).
+    #[arg(help_heading = "LLM models", hide_short_help = true, long)]
     max_tokens_total: Option<u64>,
     /// LLM models: most US dollars each model run may spend, at --price.
-    #[arg(long, requires = "price")]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long, requires = "price")]
     max_cost: Option<f64>,
     /// LLM models: token prices as IN,OUT US dollars per million input and output tokens
     /// (e.g. 0.15,0.60); the run summary then shows the cost.
-    #[arg(long)]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long)]
     price: Option<String>,
     /// LLM models: environment variable holding the API key (default OPENAI_API_KEY or
     /// ANTHROPIC_API_KEY; keys are never printed, logged, cached or written to results).
-    #[arg(long)]
+    #[arg(help_heading = "LLM models", hide_short_help = true, long)]
     api_key_env: Option<String>,
     /// Replace result files of the same model, suite and split already in --out (without
     /// it, bench refuses to overwrite them and names them).
@@ -198,10 +201,7 @@ pub fn bench(
         }
     }
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} items  {msg}  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
     let mut written = Vec::new();
     for a in adapters.iter_mut() {
         let n: u64 = prep.items.iter().filter(|(k, _)| a.supports(**k)).map(|(_, t)| t.items.len() as u64).sum();
@@ -261,7 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = options(&args)?;
     let _ = SPECS;
     let runs = llm_runs(&args)?;
-    let written = bench(&args.suite, &args.models, &args.out, opts, &runs, args.json, args.force)?;
+    let written = bench(&args.data, &args.models, &args.out, opts, &runs, args.json, args.force)?;
     let failed = all_invalid(&written);
     if args.json {
         let v: Vec<serde_json::Value> = written

@@ -1,10 +1,10 @@
-//! `physworld demo`: the whole loop on one machine in a few minutes.
+//! `physworld demo`: the whole loop on one machine.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use physworld_benchmarks::bench::BenchOptions;
 use physworld_benchmarks::leaderboard;
 use physworld_model::{StepMetrics, TrainConfig, TrainOptions, checkpoint, device, train};
@@ -19,7 +19,7 @@ pub struct Args {
     /// Working folder: data/ (the tiny dataset), run/ (the JEPA), results/, leaderboard.html.
     #[arg(long, default_value = "physworld-demo")]
     out: PathBuf,
-    /// Training steps of the tiny JEPA (about 0.8 s each on 2 CPU cores).
+    /// Training steps of the tiny JEPA.
     #[arg(long, default_value_t = 150)]
     steps: u64,
     /// Seed of the JEPA's initialisation and data order.
@@ -39,7 +39,7 @@ pub struct Args {
 
 fn bar(quiet: bool, template: &str) -> ProgressBar {
     let b = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    b.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    b.set_style(super::bar_style(template));
     b
 }
 
@@ -60,14 +60,17 @@ fn dataset(dir: &Path, quiet: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let b = bar(quiet, "      {bar:30} {pos}/{len} samples  {per_sec}  eta {eta}");
+    let b = bar(quiet, "      {bar:30} {pos}/{len} samples  {rate}  eta {eta}");
     let progress = |p: Progress| match p {
         Progress::Planned { samples } => b.set_length(samples),
         Progress::Sample { .. } => b.inc(1),
     };
     let storage = LocalStorage::new(dir);
-    let r =
-        generate(&suite, &storage, &GenerateOptions { shard: WorkerShard::ALL, resume: true, progress: &progress })?;
+    let r = generate(
+        &suite,
+        &storage,
+        &GenerateOptions { shard: WorkerShard::ALL, resume: true, progress: &progress, stop: None },
+    )?;
     b.finish_and_clear();
     if !quiet {
         eprintln!("      {} episodes, {} frames -> {}", r.episodes, r.frames, dir.display());
@@ -110,6 +113,7 @@ fn model(data: &Path, run: &Path, steps: u64, seed: u64, quiet: bool) -> anyhow:
         // judged above and is replaced.
         force: true,
         stop_after: None,
+        stop: None,
         on_step: &on_step,
     })?;
     b.finish_and_clear();

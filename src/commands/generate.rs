@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use physworld_pipeline::{GenerateOptions, LocalStorage, Progress, Suite, WorkerShard, generate};
+use indicatif::ProgressBar;
+use physworld_pipeline::{GenerateOptions, LocalStorage, PipelineError, Progress, Suite, WorkerShard, generate};
 
 /// Arguments of `generate`.
 #[derive(clap::Args)]
@@ -71,10 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("building the thread pool")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} samples  {per_sec}  rejected {msg}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} samples  {rate}  rejected {msg}  eta {eta}"));
     bar.set_message("0");
     let rejected = AtomicU64::new(0);
     let progress = |p: Progress| match p {
@@ -87,10 +84,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bar.inc(1);
         }
     };
+    if args.out.is_file() {
+        bail!(
+            "--out {}: is a file; expected a dataset folder (a new or empty one, or one to --resume)",
+            args.out.display()
+        );
+    }
     let storage = LocalStorage::new(&args.out);
+    let stop = super::interrupt_flag()?;
     let start = Instant::now();
-    let report = pool
-        .install(|| generate(&suite, &storage, &GenerateOptions { shard, resume: args.resume, progress: &progress }))?;
+    let opts = GenerateOptions { shard, resume: args.resume, progress: &progress, stop: Some(&stop) };
+    let report = match pool.install(|| generate(&suite, &storage, &opts)) {
+        Err(PipelineError::Interrupted { dir }) => {
+            bar.finish_and_clear();
+            let mut shard_flag = match (&args.shard, args.shards) {
+                (Some(s), _) => format!(" --shard {s}"),
+                (None, Some(n)) => format!(" --shards {n}"),
+                _ => String::new(),
+            };
+            if let Some(n) = args.episodes {
+                shard_flag.push_str(&format!(" --episodes {n}"));
+            }
+            return Err(super::Interrupted(format!(
+                "{dir}: finished shards are kept; continue with `physworld generate --suite {} --out {dir}{shard_flag} --resume`",
+                args.suite.display()
+            ))
+            .into());
+        }
+        r => r?,
+    };
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if args.json {
@@ -115,15 +137,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.episodes as f64 / secs.max(1e-9),
         threads
     );
-    println!("rejected attempts: {} {:?}", report.rejected.values().sum::<u64>(), report.rejected);
+    println!("rejected attempts: {}", super::rejections(&report.rejected));
     if report.finalized {
         println!(
-            "finalised: meta/info.json, meta/stats.json, README.md (inspect with `physworld inspect {}`)",
+            "finalised: meta/info.json, meta/stats.json, README.md (inspect with `physworld inspect --data {}`)",
             args.out.display()
         );
     } else {
         println!(
-            "shard {}/{} done; run `physworld finalize {}` once every shard is",
+            "shard {}/{} done; run `physworld finalize --data {}` once every shard is",
             shard.index,
             shard.count,
             args.out.display()

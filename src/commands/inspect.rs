@@ -1,30 +1,46 @@
 //! `physworld inspect`.
 
-use std::path::PathBuf;
-
 use anyhow::bail;
 use physworld_pipeline::{LocalStorage, inspect};
 
 /// Arguments of `inspect`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder.
-    dir: PathBuf,
+    #[command(flatten)]
+    data: super::DataArg,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let r = inspect(&LocalStorage::new(&args.dir))?;
+    let dir = args.data.path()?;
+    if !dir.is_dir() {
+        bail!("--data {}: no such folder (expected a dataset folder from `physworld generate`)", dir.display());
+    }
+    let r = inspect(&LocalStorage::new(dir))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!("{}: suite `{}` ({})", r.location, r.suite, r.suite_hash);
         println!(
-            "format {}, {}",
+            "format {}, generator {}, physworld {}{}, {}",
             r.format_version.as_deref().unwrap_or("?"),
-            if r.finalized { "finalised" } else { "not finalised (run `physworld finalize`)" }
+            r.generator_version.as_deref().unwrap_or("?"),
+            r.physworld_version.as_deref().unwrap_or("?"),
+            match r.enhanced_determinism {
+                Some(true) => ", bitwise reproducible across machines",
+                Some(false) => ", reproducible on this machine and build only",
+                None => "",
+            },
+            if r.finalized {
+                "finalised".to_string()
+            } else {
+                format!(
+                    "not finalised: an interrupted `generate` continues with `physworld generate --suite FILE --out {} --resume`; a sharded run needs `physworld finalize --data {}` once every worker is done",
+                    r.location, r.location
+                )
+            }
         );
         for (name, s) in &r.splits {
             println!(
@@ -42,6 +58,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     })
                     .unwrap_or_default();
                 println!("  {fam:<16} {n:>6} episodes  {}", labels.join(", "));
+            }
+        }
+        if !r.files.is_empty() {
+            println!("\nfiles (rows, bytes, sha256):");
+            for f in &r.files {
+                println!("  {:<44} {:>8} {:>10}  {}", f.path, f.rows, f.bytes, f.sha256);
             }
         }
         if r.ok() {

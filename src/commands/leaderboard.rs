@@ -8,12 +8,24 @@ use physworld_benchmarks::leaderboard::{self, Board};
 /// Arguments of `leaderboard`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder of result files (from `physworld bench`).
-    results: PathBuf,
-    /// Output format: md (Markdown table), html (a self-contained page with bar charts and
-    /// error bars), json (with per-item scores: usable as a `--check` baseline).
-    #[arg(long, default_value = "md")]
-    format: String,
+    /// Folder of result files (written by `physworld bench --out DIR`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "results_positional",
+        conflicts_with = "results_positional"
+    )]
+    results: Option<PathBuf>,
+    /// The results folder as a positional argument (older spelling of --results).
+    #[arg(hide = true, value_name = "DIR")]
+    results_positional: Option<PathBuf>,
+    /// Output format: md (Markdown table), html (a self-contained page with bar charts and error bars), json
+    /// (with per-item scores: usable as a `--check` baseline).
+    ///
+    /// Rows are ordered best first (mean rank over the columns); reference rows (oracle, observer, chance,
+    /// majority) are marked.
+    #[arg(long, value_enum, default_value_t = Format::Md)]
+    format: Format,
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -25,18 +37,30 @@ pub struct Args {
     /// Seed of the paired bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// With --check: print the comparison report as JSON.
+    /// Print JSON: the comparison report with --check, else the leaderboard (the same as
+    /// --format json).
     #[arg(long)]
     json: bool,
 }
 
+/// Leaderboard renderings.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A Markdown table.
+    #[value(alias = "markdown")]
+    Md,
+    /// A self-contained HTML page with bar charts.
+    Html,
+    /// JSON with per-item scores (a `--check` baseline).
+    Json,
+}
+
 /// Render `board` in `format`.
-pub fn render(board: &Board, format: &str) -> anyhow::Result<String> {
+pub fn render(board: &Board, format: Format) -> anyhow::Result<String> {
     Ok(match format {
-        "md" | "markdown" => board.markdown(),
-        "html" => board.html(),
-        "json" => serde_json::to_string_pretty(&board.json())?,
-        other => bail!("--format {other}: expected md, html or json"),
+        Format::Md => board.markdown(),
+        Format::Html => board.html(),
+        Format::Json => serde_json::to_string_pretty(&board.json())?,
     })
 }
 
@@ -53,7 +77,12 @@ pub fn emit(text: &str, out: Option<&Path>) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let board = leaderboard::load(&args.results)?;
+    let dir = args
+        .results
+        .as_deref()
+        .or(args.results_positional.as_deref())
+        .ok_or_else(|| anyhow::anyhow!("--results DIR: the folder of result files is required"))?;
+    let board = leaderboard::load(dir)?;
     if let Some(base) = &args.check {
         let text = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
         let baseline: serde_json::Value =
@@ -69,5 +98,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    emit(&render(&board, &args.format)?, args.out.as_deref())
+    let format = if args.json {
+        if args.format != Format::Md && args.format != Format::Json {
+            bail!("--json prints the leaderboard as JSON; it cannot be combined with another --format");
+        }
+        Format::Json
+    } else {
+        args.format
+    };
+    emit(&render(&board, format)?, args.out.as_deref())
 }

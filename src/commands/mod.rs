@@ -11,3 +11,79 @@ pub mod scenarios;
 pub mod simulate;
 pub mod train;
 pub mod validate_suite;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// A flag that SIGINT (Ctrl-C) and SIGTERM (what cluster schedulers send before killing
+/// a job) set, for long commands that stop cleanly at the next safe point: `train` writes
+/// a checkpoint of its current step, `generate` keeps its finished shards. A second signal
+/// ends the process at once with status 130.
+pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // The conditional shutdown is registered first, so the first signal only sets
+        // the flag and the second, finding it set, exits.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))?;
+        signal_hook::flag::register(sig, Arc::clone(&flag))?;
+    }
+    Ok(flag)
+}
+
+/// The error of a command stopped by [`interrupt_flag`]: its text says how to continue;
+/// the process exits with 130, as a shell reports a process ended by Ctrl-C.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// `"none"`, or the total and its reasons: `"12 (energy-blow-up 3, family 9)"`.
+pub fn rejections(by_reason: &std::collections::BTreeMap<String, u64>) -> String {
+    let total: u64 = by_reason.values().sum();
+    if total == 0 {
+        return "none".into();
+    }
+    let parts: Vec<String> = by_reason.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    format!("{total} ({})", parts.join(", "))
+}
+
+/// A progress bar style from `template`, which may use `{rate}`: items per second with
+/// sensible precision (indicatif's `{per_sec}` prints `16,984.1048/s`).
+pub fn bar_style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let r = s.per_sec();
+            let _ = if r >= 10.0 { write!(w, "{r:.0}/s") } else { write!(w, "{r:.1}/s") };
+        })
+}
+
+/// `--data DIR`, the dataset folder, spelled the same in every command that reads one
+/// (`train`, `probe`, `bench`, `inspect`, `finalize`, `validate-suite`). The older
+/// positional spelling is still accepted, hidden, for one release.
+#[derive(clap::Args)]
+pub struct DataArg {
+    /// Dataset folder (written by `physworld generate --suite FILE --out DIR`).
+    #[arg(long, value_name = "DIR", required_unless_present = "data_positional", conflicts_with = "data_positional")]
+    data: Option<std::path::PathBuf>,
+    /// The dataset folder as a positional argument (older spelling of --data).
+    #[arg(hide = true, value_name = "DIR")]
+    data_positional: Option<std::path::PathBuf>,
+}
+
+impl DataArg {
+    /// The folder given.
+    pub fn path(&self) -> anyhow::Result<&std::path::Path> {
+        self.data
+            .as_deref()
+            .or(self.data_positional.as_deref())
+            .ok_or_else(|| anyhow::anyhow!("--data DIR: the dataset folder is required"))
+    }
+}

@@ -22,7 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|f| {
                 let info = f.info();
-                let defaults = f.params_json();
+                let defaults = as_f32(f.params_json());
                 serde_json::json!({
                     "name": info.name,
                     "kind": info.kind,
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let info = f.info();
         println!("{:<16} {:<9} {}", info.name, format!("{:?}", info.kind).to_lowercase(), info.description);
         if detailed {
-            let defaults = f.params_json();
+            let defaults = as_f32(f.params_json());
             println!("\n  parameters (override with `simulate --set NAME=VALUE`; ranges are [min, max]):");
             for (k, doc) in info.params {
                 let d = defaults.get(*k).map(|v| v.to_string()).unwrap_or_default();
@@ -57,4 +57,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("\n`physworld scenarios NAME` shows a family's parameters, defaults and held-out region.");
     }
     Ok(())
+}
+
+/// Parameters are f32: show each float as the shortest decimal that reads back as the same
+/// f32 (`0.4`, not the f64 widening `0.4000000059604645`).
+fn as_f32(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .and_then(|x| (x as f32).to_string().parse::<f64>().ok())
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Number(n), Value::Number),
+        Value::Array(a) => Value::Array(a.into_iter().map(as_f32).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, as_f32(v))).collect()),
+        other => other,
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use physworld_sim::{Family, Sample, Split, generate, generate_batch};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -74,10 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("building the thread pool")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(args.episodes) };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} samples  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} samples  {rate}  eta {eta}"));
     let start = Instant::now();
     let (samples, report) = pool.install(|| {
         generate_batch(&family, args.seed, split, args.index..args.index + args.episodes, &|_| bar.inc(1))
@@ -124,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report.episodes as f64 / secs,
             report.physics_steps as f64 / secs
         );
-        println!("rejected attempts: {} {:?}", report.rejected_total(), report.rejected);
+        println!("rejected attempts: {}", super::rejections(&report.rejected));
         println!("content sha256: {content_sha256}");
         for (name, v) in &labels {
             println!("label {name}: {}/{} positive", v["positive"], v["labelled"]);
@@ -137,7 +134,7 @@ fn print_summary(family: &Family, sample: &Sample) {
     for ep in &sample.episodes {
         let l = &ep.labels;
         println!(
-            "{} seed {} (attempt {}), split {}: {} frames at {} fps ({} physics steps at {} Hz), {} objects",
+            "{} seed {} (attempt {}), split {}: {} frames at {} fps ({} physics steps at {} Hz), {} object{}",
             family.name(),
             ep.seed,
             ep.attempt,
@@ -146,16 +143,20 @@ fn print_summary(family: &Family, sample: &Sample) {
             ep.fps,
             ep.physics_steps,
             ep.physics_hz,
-            ep.num_objects()
+            ep.num_objects(),
+            if ep.num_objects() == 1 { "" } else { "s" }
         );
         if let Some(q) = l.quadruplet {
             println!("  quadruplet member {} ({})", q.member, if q.possible { "possible" } else { "impossible" });
         }
         if let Some(c) = l.contact {
             println!(
-                "  contact {} -> {:?}: {}{}",
+                "  contact {} -> {}: {}{}",
                 ep.objects[c.query.agent].name,
-                c.query.patient,
+                match c.query.patient {
+                    physworld_sim::ContactTarget::Object(o) => ep.objects[o].name.clone(),
+                    physworld_sim::ContactTarget::Zone(z) => format!("goal zone {z}"),
+                },
                 c.occurred,
                 c.first_time.map(|t| format!(" (first at {t:.3} s)")).unwrap_or_default()
             );
@@ -186,7 +187,11 @@ fn print_summary(family: &Family, sample: &Sample) {
         let present: usize = ep.frames.iter().map(|f| f.objects.iter().filter(|o| o.present).count()).sum();
         println!("  visible object-frames: {visible}/{present}");
     }
-    println!("rejected attempts: {}", sample.rejected.len());
+    if sample.rejected.is_empty() {
+        println!("rejected attempts: none");
+    } else {
+        println!("rejected attempts: {}", sample.rejected.len());
+    }
     for r in &sample.rejected {
         println!("  {r}");
     }

@@ -18,12 +18,13 @@ pub struct Args {
     /// Configuration file (JSON, the TrainConfig written beside every checkpoint).
     #[arg(long, conflicts_with = "preset")]
     config: Option<PathBuf>,
-    /// Model preset: tiny (minutes on 2 CPU cores), small, base (for a GPU).
-    #[arg(long, default_value = "tiny")]
-    preset: String,
-    /// Objective: jepa, or state-mse (the same backbone predicting future states).
+    /// Model preset: tiny (minutes on 2 CPU cores), small, base (for a GPU). Default tiny,
+    /// or with --resume the run's own config.json.
     #[arg(long)]
-    objective: Option<String>,
+    preset: Option<String>,
+    /// Objective: jepa, or state-mse (the same backbone predicting future states).
+    #[arg(long, value_enum)]
+    objective: Option<ObjectiveArg>,
     /// Override the number of steps.
     #[arg(long)]
     steps: Option<u64>,
@@ -32,13 +33,14 @@ pub struct Args {
     seed: Option<u64>,
     /// Add the inverse-dynamics loss term with this weight (builds the head that predicts
     /// the action between consecutive frames; PLDM / EB-JEPA).
-    #[arg(long, value_name = "WEIGHT")]
+    #[arg(hide_short_help = true, long, value_name = "WEIGHT")]
     inverse_dynamics: Option<f32>,
-    /// Add the multi-step rollout loss (V-JEPA 2-AC): predict this many further chunks of
-    /// `data.future` frames autoregressively after the first, from the model's own
-    /// predictions, weighted like the prediction term (set `loss.rollout_weight` in a
-    /// --config to change that). Windows grow by as many chunks.
-    #[arg(long, value_name = "CHUNKS")]
+    /// Add the multi-step rollout loss (V-JEPA 2-AC): predict this many further chunks of `data.future`
+    /// frames autoregressively after the first, from the model's own predictions, weighted like the
+    /// prediction term (set `loss.rollout_weight` in a --config to change that).
+    ///
+    /// Windows grow by as many chunks.
+    #[arg(hide_short_help = true, long, value_name = "CHUNKS")]
     rollout_chunks: Option<usize>,
     /// Train only on these families (comma-separated; Physion's pretraining protocols).
     #[arg(long, value_delimiter = ',')]
@@ -46,7 +48,11 @@ pub struct Args {
     /// cpu or cuda:N (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Continue from the run's latest checkpoint; later losses equal an uninterrupted run's.
+    /// Continue from the run's latest checkpoint with the run's own config.json.
+    ///
+    /// Later losses equal an uninterrupted run's. Flags given with it must agree with that config (a
+    /// difference is named). Ctrl-C or SIGTERM during training writes a checkpoint of the current step to
+    /// resume from.
     #[arg(long, conflicts_with = "force")]
     resume: bool,
     /// Start over in a folder that already holds a run, deleting its config, metrics and
@@ -58,19 +64,39 @@ pub struct Args {
     json: bool,
 }
 
+/// `--objective` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ObjectiveArg {
+    /// Predict the target encoder's embeddings of future frames.
+    Jepa,
+    /// Predict future object states directly (the pixel-space analogue).
+    StateMse,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut cfg = match &args.config {
-        Some(p) => serde_json::from_slice::<TrainConfig>(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("{}: not a valid training configuration", p.display()))?,
-        None => TrainConfig::preset(&args.preset)?,
+    let read_config = |p: &std::path::Path| -> anyhow::Result<TrainConfig> {
+        serde_json::from_slice::<TrainConfig>(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
+            .with_context(|| format!("{}: not a valid training configuration", p.display()))
     };
-    if let Some(o) = &args.objective {
-        cfg.model.objective = match o.as_str() {
-            "jepa" => Objective::Jepa,
-            "state-mse" => Objective::StateMse,
-            other => bail!("--objective {other}: expected jepa or state-mse"),
+    let mut cfg = match (&args.config, &args.preset) {
+        (Some(p), _) => read_config(p)?,
+        (None, Some(preset)) => TrainConfig::preset(preset)?,
+        (None, None) if args.resume => {
+            let own = args.out.join("config.json");
+            if !own.is_file() {
+                bail!(
+                    "--resume: {} holds no run to resume (no config.json); start one without --resume",
+                    args.out.display()
+                );
+            }
+            read_config(&own)?
+        }
+        (None, None) => TrainConfig::preset("tiny")?,
+    };
+    if let Some(o) = args.objective {
+        cfg.model.objective = match o {
+            ObjectiveArg::Jepa => Objective::Jepa,
+            ObjectiveArg::StateMse => Objective::StateMse,
         };
     }
     if let Some(s) = args.steps {
@@ -91,6 +117,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.data.families = args.families.clone();
     }
     let dev = device(&args.device)?;
+    let stop = super::interrupt_flag()?;
+    let total_steps = cfg.schedule.steps;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(cfg.schedule.steps) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:30} step {pos}/{len}  {msg}  eta {eta}")
@@ -112,13 +140,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume: args.resume,
         force: args.force,
         stop_after: None,
+        stop: Some(&stop),
         on_step: &on_step,
     })?;
     bar.finish_and_clear();
+    if report.interrupted {
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        return Err(super::Interrupted(format!(
+            "stopped after step {} of {}; checkpoint {}; continue with `physworld train --data {} --out {} --resume`",
+            report.step,
+            total_steps,
+            report.checkpoint.as_ref().map_or("none".into(), |c| c.display().to_string()),
+            args.data.display(),
+            args.out.display()
+        ))
+        .into());
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{}: step {}, loss {:.4}", args.out.display(), report.step, report.loss);
+        if report.steps_run == 0 {
+            println!(
+                "{}: already finished at step {} (last loss {:.4}); nothing to do",
+                args.out.display(),
+                report.step,
+                report.loss
+            );
+        } else {
+            println!("{}: step {}, loss {:.4}", args.out.display(), report.step, report.loss);
+        }
         if let Some(e) = &report.eval {
             println!(
                 "validation: loss {:.4}, target std {:.3}, effective rank {:.1}",

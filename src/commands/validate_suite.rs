@@ -1,7 +1,5 @@
 //! `physworld validate-suite`.
 
-use std::path::PathBuf;
-
 use anyhow::bail;
 use physworld_benchmarks::bench::{BenchOptions, Prepared};
 use physworld_benchmarks::score::Bootstrap;
@@ -22,8 +20,8 @@ use physworld_benchmarks::validate::{self, Criteria, validate_suite_with};
 /// too small says so and exits 1.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder (from `physworld generate`).
-    data: PathBuf,
+    #[command(flatten)]
+    data: super::DataArg,
     /// Split to check.
     #[arg(long, default_value = "test")]
     split: String,
@@ -60,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bootstrap_seed: args.seed,
         ..BenchOptions::default()
     };
-    let prep = Prepared::new(&args.data, opts)?;
+    let prep = Prepared::new(args.data.path()?, opts)?;
     let b = Bootstrap { seed: args.seed, resamples: prep.opts.resamples };
     let v = validate_suite_with(&prep, b, criteria, args.blind_statics)?;
     if args.json {
@@ -79,6 +77,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             v.units_needed,
             criteria.delta,
             criteria.power
+        ),
+        "empty" => bail!(
+            "--split {} of {} holds no VoE, contact or outcome items: nothing was checked (its families: {})",
+            args.split,
+            args.data.path()?.display(),
+            prep.ds.suite.families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
         _ => Ok(()),
     }

@@ -78,7 +78,11 @@ impl Heuristic {
     pub fn parse(s: &str) -> Result<Heuristic> {
         Heuristic::ALL.into_iter().find(|h| h.name() == s).ok_or_else(|| {
             let names: Vec<&str> = Heuristic::ALL.iter().map(|h| h.name()).collect();
-            BenchError::invalid("heuristic", s, names.join(", "))
+            BenchError::invalid(
+                "heuristic",
+                s,
+                format!("{}{}", names.join(", "), physworld_sim::suggest::did_you_mean(s, names.iter().copied())),
+            )
         })
     }
 

@@ -143,6 +143,22 @@ pub trait Adapter {
 /// The model specs [`parse`] accepts.
 pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
+/// The names before the `:` of [`SPECS`], for "did you mean".
+const SPEC_HEADS: [&str; 12] = [
+    "oracle",
+    "observer",
+    "constant-velocity",
+    "chance",
+    "majority",
+    "raw-state",
+    "jepa",
+    "heuristic",
+    "process",
+    "openai",
+    "anthropic",
+    "gguf",
+];
+
 /// Build the adapter for `spec`.
 pub fn parse(spec: &str) -> Result<Box<dyn Adapter>> {
     parse_with(spec, &crate::llm::LlmRun::default())
@@ -183,6 +199,11 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         ("jepa", Some(run)) if !run.is_empty() => {
             Ok(Box::new(ProbeAdapter::new(spec, Jepa::load(&PathBuf::from(run), spec)?)))
         }
-        _ => Err(BenchError::invalid("model", spec, SPECS)),
+        _ => {
+            let hint = physworld_sim::suggest::closest(head, SPEC_HEADS)
+                .map(|h| format!("; did you mean `{h}{}`?", arg.map(|a| format!(":{a}")).unwrap_or_default()))
+                .unwrap_or_default();
+            Err(BenchError::invalid("model", spec, format!("{SPECS}{hint}")))
+        }
     }
 }

@@ -48,7 +48,9 @@ pub fn run(
     threads: usize,
 ) -> physworld_pipeline::Result<physworld_pipeline::GenerateReport> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
-    pool.install(|| generate(suite, &LocalStorage::new(dir), &GenerateOptions { shard, resume, progress: &|_| {} }))
+    pool.install(|| {
+        generate(suite, &LocalStorage::new(dir), &GenerateOptions { shard, resume, progress: &|_| {}, stop: None })
+    })
 }
 
 /// Every file under `dir` (relative path -> bytes).

@@ -161,11 +161,11 @@ impl Family {
             for (k, v) in overrides {
                 if !base.contains_key(k) {
                     let keys: Vec<&str> = base.keys().map(String::as_str).collect();
-                    return Err(SimError::invalid(
-                        format!("{name}.{k}"),
-                        v,
-                        format!("a known parameter: {}", keys.join(", ")),
-                    ));
+                    return Err(SimError::UnknownParam {
+                        field: format!("{name}.{k}"),
+                        value: v.to_string(),
+                        known: format!("{}{}", keys.join(", "), crate::suggest::did_you_mean(k, keys.iter().copied())),
+                    });
                 }
                 base.insert(k.clone(), v.clone());
             }
@@ -202,7 +202,7 @@ impl Family {
             other => match voe_kind(other) {
                 Some(k) => Family::Voe(k, build(name, overrides)?),
                 None => {
-                    return Err(SimError::UnknownFamily { name: other.to_string(), known: NAMES.join(", ") });
+                    return Err(SimError::unknown_family(other));
                 }
             },
         };

@@ -65,7 +65,7 @@ impl IntRange {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a number or a range [min, max]")]
 enum Either<T> {
     One(T),
     Two([T; 2]),
