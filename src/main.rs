@@ -10,7 +10,7 @@ mod commands;
 /// mimalloc instead of the system allocator: Candle allocates a fresh output for every op,
 /// and glibc's malloc returns large blocks to the kernel on free, so each training step
 /// paid for page faults and zeroing of the same memory again (about half the step time on
-/// 2 cores; BENCHMARKS.md).
+/// 2 cores; BENCHMARKS.md, "Runtime settings and allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,6 +1,6 @@
 """PyTorch's CPU matrix product on the shapes of a `small` training step, as
 `cargo run --release -p physworld-model --example gemm_shapes` times Candle's
-(BENCHMARKS.md, "Fifth round"): best of 5 x 10 products, GFLOP/s.
+(BENCHMARKS.md, "Matrix products"): best of 5 x 10 products, GFLOP/s.
 
     python benchmarks/compare/gemm_shapes.py --threads 2
 """

@@ -1,6 +1,6 @@
 """Where PyTorch's training step of the reference model spends its time: torch.profiler
 over 5 steps (after 3 warm-up steps) of the same step `jepa_reference.py --time` times,
-ops sorted by their own CPU time (BENCHMARKS.md, "Fifth round").
+ops sorted by their own CPU time (BENCHMARKS.md, "Where a step's time goes").
 
     cargo run --release -p physworld-model --example export_reference -- /tmp/ref-small small 16
     python benchmarks/compare/profile_reference.py /tmp/ref-small --threads 2

@@ -17,7 +17,7 @@ the context's actions), fit on one split and scored on another, with the rows
     python benchmarks/compare/property_ceiling.py data/properties --fit readout --eval val
 
 On `datasets/properties.toml` (boxes on springs of known stiffness) the MLP reaches R²
-0.88 for log mass and 0.49 for friction while ridge stays near 0 (BENCHMARKS.md).
+0.88 for log mass and 0.49 for friction while ridge stays near 0 (BENCHMARKS.md, "Hidden properties: what the data allows").
 
 Inputs are normalised by the fit split's mean and std. Prints one JSON object.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared device check of issue 4: `small` training steps on an NVIDIA GPU through
+# The prepared device check: `small` training steps on an NVIDIA GPU through
 # Candle's CUDA backend. Records samples/s and GPU memory, and checks that the first losses
 # on the GPU agree with the CPU's (the CUDA path takes the composed ops; the CPU takes
 # the fused kernels, so they agree to float tolerance, not bit for bit).

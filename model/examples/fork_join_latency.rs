@@ -1,6 +1,6 @@
 //! What a rayon fork-join costs after the calling thread has run serially for a while:
-//! the wake-up latency that `runtime::with_warm_workers` avoids (BENCHMARKS.md, "Fifth
-//! round"). For each gap, 300 joins of a trivial job (two chunks of 4096 square roots),
+//! the wake-up latency that `runtime::with_warm_workers` avoids (BENCHMARKS.md, "Warm
+//! workers"). For each gap, 300 joins of a trivial job (two chunks of 4096 square roots),
 //! each after spinning the gap on the calling thread; median and 90th percentile.
 //!
 //! `cargo run --release -p physworld-model --example fork_join_latency`

@@ -1,7 +1,7 @@
 //! Candle's CPU matrix product (the `gemm` crate) on the shapes of a `small` training
 //! step (3072 tokens, widths 192/576/768), plain and with a transposed left operand as in
 //! the weight gradients; best of 5 × 10 products, GFLOP/s. The PyTorch side is
-//! `benchmarks/compare/gemm_shapes.py` (BENCHMARKS.md, "Fifth round").
+//! `benchmarks/compare/gemm_shapes.py` (BENCHMARKS.md, "Matrix products").
 //!
 //! `cargo run --release -p physworld-model --example gemm_shapes`
 

@@ -16,7 +16,7 @@
 ///   instead of returning them to the kernel after its purge delay (1 s), which would then
 ///   zero them again on first touch. The resident set stays at its peak.
 ///
-/// Measured in BENCHMARKS.md ("Third round"): on 2 cores the pool setting takes 8% off a
+/// Measured in BENCHMARKS.md ("Runtime settings and allocator"): on 2 cores the pool setting takes 8% off a
 /// tiny training step, and the two together 23-27% off a small one.
 pub const RUNTIME_ENV: [(&str, &str); 2] = [("CANDLE_NUM_THREADS", "1"), ("MIMALLOC_PURGE_DELAY", "-1")];
 
@@ -72,7 +72,7 @@ pub fn remove_injected_env(cmd: &mut std::process::Command) {
 /// Between two parallel operations of a training step the calling thread runs Candle's
 /// serial work (allocations, residual adds, graph bookkeeping). Rayon's idle workers
 /// yield 32 times and then sleep, and waking a sleeping thread costs 20-90 µs on a VM
-/// (BENCHMARKS.md, "Fifth round"), at each of the step's hundreds of fork-joins. Here
+/// (BENCHMARKS.md, "Warm workers"), at each of the step's hundreds of fork-joins. Here
 /// one job per worker ([`rayon::spawn_broadcast`]) takes the pool's work as it comes
 /// ([`rayon::yield_now`]) and yields the core to the operating system when there is
 /// none, until `f` returns (or unwinds). Nothing about the results changes: the work

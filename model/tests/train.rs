@@ -338,8 +338,8 @@ fn training_makes_future_positions_decodable_beyond_every_control() {
 /// them too; fit on `readout`, scored in distribution on `val` (its 300 episodes as in
 /// the suite). Friction is the harder of the two: it shows only in how fast a box's
 /// swing dies away, and an 8-frame context or a few hundred steps do not reveal it
-/// (BENCHMARKS.md, "Hidden properties where they can be inferred" and "Towards a CI-sized
-/// friction test").
+/// (BENCHMARKS.md, "Hidden properties on the `properties` suite" and "The learning tests
+/// in CI").
 #[test]
 fn training_makes_mass_and_friction_decodable_beyond_every_control_on_the_properties_suite() {
     let readout = physworld_model::ReadoutOptions {
