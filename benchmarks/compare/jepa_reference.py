@@ -154,8 +154,9 @@ class TorchOps:
 class Model:
     """The JEPA over a flat checkpoint (`online.*`, `target.*`, `predictor.*`)."""
 
-    def __init__(self, ops, weights, cfg):
-        self.ops, self.w, self.cfg = ops, weights, cfg
+    def __init__(self, ops, weights, cfg, scene=None):
+        # scene: (tokens [B, K, F], valid [B, K]) of the batch's static boxes, or None.
+        self.ops, self.w, self.cfg, self.scene = ops, weights, cfg, scene
 
     def lin(self, prefix, x):
         return self.ops.linear(x, self.w[f"{prefix}.weight"], self.w.get(f"{prefix}.bias"))
@@ -191,11 +192,20 @@ class Model:
         d = self.cfg["dim"]
         te = self.sinusoidal(list(range(t0, t0 + t)), d).reshape(1, t, 1, d)
         x = (self.lin(f"{which}.embed", obs) + te).reshape(b * t, s, d)
-        # Key padding: absent or invisible objects are never attended to.
-        mask = (1.0 - valid.reshape(b * t, 1, 1, s)) * NEG
+        keys, n = valid.reshape(b * t, s), s
+        if self.scene is not None and f"{which}.scene_embed.weight" in self.w:
+            # The scene's boxes join every frame's objects (no time encoding).
+            tokens, svalid = self.scene
+            k = tokens.shape[1]
+            frames = self.ops.tensor(np.zeros((1, t, 1, 1), dtype=np.float32))
+            boxes = (self.lin(f"{which}.scene_embed", tokens).reshape(b, 1, k, d) + frames).reshape(b * t, k, d)
+            box_keys = (svalid.reshape(b, 1, k) + frames.reshape(1, t, 1)).reshape(b * t, k)
+            x, keys, n = self.ops.cat([x, boxes], 1), self.ops.cat([keys, box_keys], 1), s + k
+        # Key padding: absent or invisible objects and padded boxes are never attended to.
+        mask = (1.0 - keys.reshape(b * t, 1, 1, n)) * NEG
         for i in range(self.cfg["depth"]):
             x = self.block(f"{which}.blocks.{i}", x, mask, self.cfg["heads"])
-        return self.ln(f"{which}.norm", x).reshape(b, t, s, d)
+        return self.ln(f"{which}.norm", x[:, :s]).reshape(b, t, s, d)
 
     def predictor_mask(self, ctx_valid, tc, tf, s):
         b = ctx_valid.shape[0]
@@ -259,6 +269,13 @@ class Model:
         return total, prediction, variance, covariance
 
 
+def scene_of(ops, batch):
+    """The batch's scene tokens and their validity, when it has any."""
+    if "scene" not in batch:
+        return None
+    return ops.tensor(batch["scene"]), ops.tensor(batch["scene_valid"])
+
+
 def check(model, batch, lcfg, tf):
     o = model.ops
     obs, valid, actions = (o.tensor(batch[k]) for k in ("obs", "valid", "actions"))
@@ -288,7 +305,7 @@ def torch_training(flat, cfg, lcfg, batch, tf):
     ops = TorchOps()
     torch = ops.torch
     params = {k: ops.tensor(v).requires_grad_(not k.startswith("target.")) for k, v in flat.items()}
-    model = Model(ops, params, cfg)
+    model = Model(ops, params, cfg, scene_of(ops, batch))
     trainable = [v for k, v in params.items() if not k.startswith("target.")]
     opt = torch.optim.AdamW(trainable, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.04)
     obs, valid, actions = (ops.tensor(batch[k]) for k in ("obs", "valid", "actions"))
@@ -350,7 +367,7 @@ def main():
     ops = TorchOps() if a.backend == "torch" else NumpyOps()
     if a.backend == "torch":
         ops.torch.set_num_threads(a.threads)
-    model = Model(ops, {k: ops.tensor(v) for k, v in flat.items()}, cfg)
+    model = Model(ops, {k: ops.tensor(v) for k, v in flat.items()}, cfg, scene_of(ops, batch))
     if a.backend == "torch":
         with ops.torch.no_grad():
             report = check(model, batch, lcfg, tf)

@@ -212,7 +212,7 @@ fn sort_rows(rows: &mut [Row], columns: &[Column]) {
     rows.clone_from_slice(&sorted);
 }
 
-/// A leaderboard: rows by suite and best first within one ([`sort_rows`]), columns by
+/// A leaderboard: rows by suite and best first within one (`sort_rows`), columns by
 /// task id (then hash).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Board {

@@ -254,6 +254,7 @@ pub fn mask(e: &EpisodeFrames, observe: usize, slots: &[u16]) -> EpisodeFrames {
         shape: vec![-1; n * s],
         action: e.action[..n * 3].to_vec(),
         has_action: e.has_action[..n].to_vec(),
+        scene: e.scene.clone(),
     };
     for f in 0..n {
         for k in 0..s {
@@ -285,7 +286,9 @@ pub fn episode(
     observability: Observability,
 ) -> EpisodeObs {
     let expose = observability.hidden_properties;
-    let frames = mask(e, observe, slots);
+    let mut frames = mask(e, observe, slots);
+    // The static scene is observed in full, whatever the frames' visibility.
+    frames.scene = physworld_pipeline::SceneBox::of_episode(meta);
     let ever_seen = |k: usize| (0..frames.frames).any(|f| frames.present[f * frames.slots + k]);
     let properties = if expose {
         (0..frames.slots)

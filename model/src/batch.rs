@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use physworld_pipeline::EpisodeFrames;
 use physworld_pipeline::stats::FeatureStats;
 
-use crate::config::{ACTION_DIM, OBS_DIM};
+use crate::config::{ACTION_DIM, OBS_DIM, SCENE_DIM};
 use crate::error::Result;
 
 /// Per-component normalisation `(x - mean) / std` of the 16 continuous features.
@@ -57,6 +57,33 @@ pub struct Batch {
     pub frames: usize,
     /// Slots.
     pub slots: usize,
+    /// The windows' static scenes as tokens; `None` when no window has one.
+    pub scene: Option<SceneTokens>,
+}
+
+/// The static scenes of a batch's windows, padded to the longest.
+#[derive(Debug, Clone)]
+pub struct SceneTokens {
+    /// `[B, K, SCENE_DIM]` features (zeros where padded).
+    pub tokens: Tensor,
+    /// `[B, K]` 1.0 for a real box, 0.0 for padding.
+    pub valid: Tensor,
+}
+
+/// Features of one scene box: one-hot kind, centre normalised like object positions (and
+/// clipped to ±10 standard deviations: the floor is far larger than any object), rotation,
+/// log half extents.
+fn scene_features(b: &physworld_pipeline::SceneBox, norm: &Normalizer, out: &mut Vec<f32>) {
+    for k in 0..physworld_pipeline::SCENE_KINDS {
+        out.push(if usize::from(b.kind) == k { 1.0 } else { 0.0 });
+    }
+    for c in 0..3 {
+        out.push(((b.position[c] - norm.mean[c]) / norm.std[c]).clamp(-10.0, 10.0));
+    }
+    out.extend(b.rotation);
+    for c in 0..3 {
+        out.push(b.half_extents[c].max(1e-3).ln());
+    }
 }
 
 impl Batch {
@@ -103,7 +130,33 @@ impl Batch {
                 }
             }
         }
+        let k = windows.iter().map(|w| w.scene.len()).max().unwrap_or(0);
+        let scene = if k == 0 {
+            None
+        } else {
+            let mut tokens = Vec::with_capacity(b * k * SCENE_DIM);
+            let mut valid = Vec::with_capacity(b * k);
+            for w in windows {
+                for i in 0..k {
+                    match w.scene.get(i) {
+                        Some(sb) => {
+                            scene_features(sb, norm, &mut tokens);
+                            valid.push(1.0f32);
+                        }
+                        None => {
+                            tokens.extend(std::iter::repeat_n(0.0f32, SCENE_DIM));
+                            valid.push(0.0);
+                        }
+                    }
+                }
+            }
+            Some(SceneTokens {
+                tokens: Tensor::from_vec(tokens, (b, k, SCENE_DIM), device)?,
+                valid: Tensor::from_vec(valid, (b, k), device)?,
+            })
+        };
         Ok(Batch {
+            scene,
             obs: Tensor::from_vec(obs, (b, t, s, OBS_DIM), device)?,
             valid: Tensor::from_vec(valid, (b, t, s), device)?,
             actions: Tensor::from_vec(actions, (b, t, ACTION_DIM), device)?,
@@ -138,6 +191,7 @@ pub fn synthetic_windows(n: usize, t: usize, s: usize) -> Vec<EpisodeFrames> {
                 shape: (0..k).map(|i| (i % 4) as i8).collect(),
                 action: (0..t * 3).map(|i| wave(i, 3.0)).collect(),
                 has_action: vec![true; t],
+                scene: Vec::new(),
             }
         })
         .collect()

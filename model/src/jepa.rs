@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 
-use crate::batch::Batch;
-use crate::config::{ACTION_DIM, ModelConfig, OBS_DIM, Objective};
+use crate::batch::{Batch, SceneTokens};
+use crate::config::{ACTION_DIM, ModelConfig, OBS_DIM, Objective, SCENE_DIM};
 use crate::error::Result;
 use crate::layers::{Block, LayerNorm, Linear, layer_norm_plain, sinusoidal};
 use crate::params::Params;
@@ -28,10 +28,11 @@ const NEG: f32 = -1e9;
 /// encoder kind; both belong to the change that adds it.
 pub trait FrameEncoder: Send + Sync {
     /// `obs` `[B, T, ...]` (for objects `[B, T, S, F]`), `valid` `[B, T, N]` per output
-    /// token, frame times `t0..t0+T` → `[B, T, N, D]` with `D` = [`FrameEncoder::width`].
-    /// A frame's representation depends on that frame and its time only, so callers
+    /// token, the windows' static scenes (the same for every frame), frame times
+    /// `t0..t0+T` → `[B, T, N, D]` with `D` = [`FrameEncoder::width`]. A frame's
+    /// representation depends on that frame, the scene and its time only, so callers
     /// encode just the frames they need (the loss, the target frames; the probes, one).
-    fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor>;
+    fn forward(&self, obs: &Tensor, valid: &Tensor, scene: Option<&SceneTokens>, t0: usize) -> Result<Tensor>;
     /// Representation width `D`.
     fn width(&self) -> usize;
 }
@@ -40,45 +41,67 @@ pub trait FrameEncoder: Send + Sync {
 pub type EncoderBuilder<'a> = &'a dyn Fn(&mut Params, &ModelConfig) -> Result<Box<dyn FrameEncoder>>;
 
 /// The object-token encoder: embeds each object of a frame, adds a time encoding and
-/// attends across the frame's objects. Invalid (absent or invisible) objects are masked
-/// as keys.
+/// attends across the frame's objects and, with `model.scene`, the scene's static boxes
+/// and goal zones (embedded by their own layer, without a time encoding: they do not
+/// move). Invalid (absent or invisible) objects and scene padding are masked as keys;
+/// only the object tokens are returned.
 pub struct Encoder {
     embed: Linear,
+    scene_embed: Option<Linear>,
     blocks: Vec<Block>,
     norm: LayerNorm,
     dim: usize,
 }
 
 impl Encoder {
-    /// Build under `p` (names `embed.*`, `blocks.N.*`, `norm.*`).
+    /// Build under `p` (names `embed.*`, `scene_embed.*` with `model.scene`, `blocks.N.*`,
+    /// `norm.*`).
     pub fn new(p: &mut Params, cfg: &ModelConfig) -> Result<Self> {
         let embed = Linear::new(p, "embed", OBS_DIM, cfg.dim, true)?;
         let blocks = (0..cfg.depth)
             .map(|i| Block::new(p, &format!("blocks.{i}"), cfg.dim, cfg.heads, cfg.mlp_ratio))
             .collect::<Result<_>>()?;
         let norm = LayerNorm::new(p, "norm", cfg.dim)?;
-        Ok(Encoder { embed, blocks, norm, dim: cfg.dim })
+        // Drawn last, so that the other variables start as they do without a scene.
+        let scene_embed = if cfg.scene { Some(Linear::new(p, "scene_embed", SCENE_DIM, cfg.dim, true)?) } else { None };
+        Ok(Encoder { embed, scene_embed, blocks, norm, dim: cfg.dim })
     }
 
-    /// `obs` `[B, T, S, F]`, `valid` `[B, T, S]`, frame times `t0..t0+T` → `[B, T, S, D]`.
-    pub fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
+    /// `obs` `[B, T, S, F]`, `valid` `[B, T, S]`, the windows' scenes, frame times
+    /// `t0..t0+T` → `[B, T, S, D]`.
+    pub fn forward(&self, obs: &Tensor, valid: &Tensor, scene: Option<&SceneTokens>, t0: usize) -> Result<Tensor> {
         let (b, t, s, _) = obs.dims4()?;
+        let d = self.dim;
         let times: Vec<f32> = (t0..t0 + t).map(|x| x as f32).collect();
-        let te = sinusoidal(&times, self.dim, obs.device())?.reshape((1, t, 1, self.dim))?;
-        let x = self.embed.forward(obs)?.broadcast_add(&te)?.reshape((b * t, s, self.dim))?;
-        // Key padding: [B*T, 1, 1, S], 0 for valid keys and NEG for absent or hidden ones.
-        let mask = ((valid.reshape((b * t, 1, 1, s))? - 1.0)? * (-(NEG as f64)))?;
+        let te = sinusoidal(&times, d, obs.device())?.reshape((1, t, 1, d))?;
+        let x = self.embed.forward(obs)?.broadcast_add(&te)?.reshape((b * t, s, d))?;
+        let keys = valid.reshape((b * t, s))?;
+        // Each frame's objects and then the scene's K boxes, the same in every frame.
+        let (x, keys, n) = match (&self.scene_embed, scene) {
+            (Some(embed), Some(sc)) => {
+                let k = sc.tokens.dim(1)?;
+                let boxes =
+                    embed.forward(&sc.tokens)?.unsqueeze(1)?.broadcast_as((b, t, k, d))?.reshape((b * t, k, d))?;
+                let box_keys = sc.valid.unsqueeze(1)?.broadcast_as((b, t, k))?.reshape((b * t, k))?;
+                (Tensor::cat(&[&x, &boxes], 1)?, Tensor::cat(&[&keys, &box_keys], 1)?, s + k)
+            }
+            _ => (x, keys, s),
+        };
+        // Key padding: [B*T, 1, 1, N], 0 for valid keys and NEG for absent or hidden
+        // objects and padded boxes.
+        let mask = ((keys.reshape((b * t, 1, 1, n))? - 1.0)? * (-(NEG as f64)))?;
         let mut x = x;
         for blk in &self.blocks {
             x = blk.forward(&x, Some(&mask))?;
         }
-        Ok(self.norm.forward(&x)?.reshape((b, t, s, self.dim))?)
+        let x = if n > s { x.narrow(1, 0, s)?.contiguous()? } else { x };
+        Ok(self.norm.forward(&x)?.reshape((b, t, s, d))?)
     }
 }
 
 impl FrameEncoder for Encoder {
-    fn forward(&self, obs: &Tensor, valid: &Tensor, t0: usize) -> Result<Tensor> {
-        Encoder::forward(self, obs, valid, t0) // the inherent method
+    fn forward(&self, obs: &Tensor, valid: &Tensor, scene: Option<&SceneTokens>, t0: usize) -> Result<Tensor> {
+        Encoder::forward(self, obs, valid, scene, t0) // the inherent method
     }
 
     fn width(&self) -> usize {
@@ -359,7 +382,7 @@ impl WorldModel {
 
     /// Representations of every frame of a batch by the online encoder `[B, T, S, D]`.
     pub fn encode(&self, batch: &Batch) -> Result<Tensor> {
-        warm(|| self.encoder.forward(&batch.obs, &batch.valid, 0))
+        warm(|| self.encoder.forward(&batch.obs, &batch.valid, batch.scene.as_ref(), 0))
     }
 
     /// Predicted representations (or states, for state-mse) of the last `tf` frames of
@@ -367,7 +390,12 @@ impl WorldModel {
     pub fn predict(&self, batch: &Batch, tf: usize) -> Result<Tensor> {
         warm(|| {
             let tc = batch.frames - tf;
-            let ctx = self.encoder.forward(&batch.obs.narrow(1, 0, tc)?, &batch.valid.narrow(1, 0, tc)?, 0)?;
+            let ctx = self.encoder.forward(
+                &batch.obs.narrow(1, 0, tc)?,
+                &batch.valid.narrow(1, 0, tc)?,
+                batch.scene.as_ref(),
+                0,
+            )?;
             self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, tf)
         })
     }
@@ -409,10 +437,10 @@ impl WorldModel {
             let obs = batch.obs.narrow(1, 0, tc)?;
             let valid = batch.valid.narrow(1, 0, tc)?;
             let frames = match self.cfg.objective {
-                Objective::Jepa => self.encoder.forward(&obs, &valid, 0)?,
+                Objective::Jepa => self.encoder.forward(&obs, &valid, batch.scene.as_ref(), 0)?,
                 Objective::StateMse => obs,
             };
-            let (outs, state) = self.roll(frames, valid, &actions, 0, steps, context, chunk)?;
+            let (outs, state) = self.roll(frames, valid, &actions, batch.scene.as_ref(), 0, steps, context, chunk)?;
             let Some(state) = state else {
                 // No steps: nothing predicted.
                 let state = self.context_state(batch, tc, context)?;
@@ -433,6 +461,7 @@ impl WorldModel {
         mut frames: Tensor,
         mut valid: Tensor,
         actions: &Tensor,
+        scene: Option<&SceneTokens>,
         mut done: usize,
         steps: usize,
         context: usize,
@@ -451,7 +480,7 @@ impl WorldModel {
             let ctx_valid = valid.narrow(1, start, c)?;
             let ctx = match self.cfg.objective {
                 Objective::Jepa => ctx_in,
-                Objective::StateMse => self.encoder.forward(&ctx_in, &ctx_valid, 0)?,
+                Objective::StateMse => self.encoder.forward(&ctx_in, &ctx_valid, scene, 0)?,
             };
             let (pred, st) =
                 self.predictor.forward_with_state(&ctx, &ctx_valid, &actions.narrow(1, start, c + n)?, n)?;
@@ -491,7 +520,7 @@ impl WorldModel {
                 Objective::Jepa => start,
                 Objective::StateMse => 0,
             };
-            let ctx = self.encoder.forward(&obs, &valid, t0)?;
+            let ctx = self.encoder.forward(&obs, &valid, batch.scene.as_ref(), t0)?;
             self.predictor.context_state(&ctx, &valid, &actions)
         })
     }
@@ -506,8 +535,9 @@ impl WorldModel {
             let pred = self.predict(batch, tf)?;
             let err = match self.cfg.objective {
                 Objective::Jepa => {
-                    let target =
-                        layer_norm_plain(&self.target.forward(&batch.obs, &batch.valid, 0)?.narrow(1, tc, tf)?)?;
+                    let target = layer_norm_plain(
+                        &self.target.forward(&batch.obs, &batch.valid, batch.scene.as_ref(), 0)?.narrow(1, tc, tf)?,
+                    )?;
                     (pred - target)?.abs()?.mean(D::Minus1)?
                 }
                 Objective::StateMse => (pred - batch.obs.narrow(1, tc, tf)?)?.sqr()?.mean(D::Minus1)?,
@@ -538,7 +568,7 @@ impl WorldModel {
         let tc = batch.frames - after;
         let ctx_obs = batch.obs.narrow(1, 0, tc)?;
         let ctx_valid = batch.valid.narrow(1, 0, tc)?;
-        let ctx = self.encoder.forward(&ctx_obs, &ctx_valid, 0)?;
+        let ctx = self.encoder.forward(&ctx_obs, &ctx_valid, batch.scene.as_ref(), 0)?;
         let pred = self.predictor.forward(&ctx, &ctx_valid, &batch.actions.narrow(1, 0, tc + tf)?, tf)?;
         // V-JEPA: L1 to the layer-normed target representations, under stop-gradient;
         // state-mse: squared error to the observed states.
@@ -547,7 +577,12 @@ impl WorldModel {
             Objective::Jepa => Some(layer_norm_plain(
                 &self
                     .target
-                    .forward(&batch.obs.narrow(1, tc, after)?, &batch.valid.narrow(1, tc, after)?, tc)?
+                    .forward(
+                        &batch.obs.narrow(1, tc, after)?,
+                        &batch.valid.narrow(1, tc, after)?,
+                        batch.scene.as_ref(),
+                        tc,
+                    )?
                     .detach(),
             )?),
             Objective::StateMse => None,
@@ -577,7 +612,7 @@ impl WorldModel {
             let frames = Tensor::cat(&[&observed, &first], 1)?;
             let valid = Tensor::cat(&[&ctx_valid, &pv], 1)?;
             let actions = actions_upto(batch, tc + after)?;
-            let (later, _) = self.roll(frames, valid, &actions, tf, after, tc, tf)?;
+            let (later, _) = self.roll(frames, valid, &actions, batch.scene.as_ref(), tf, after, tc, tf)?;
             let term = error(&Tensor::cat(&later, 1)?, tc + tf)?;
             rollout = term.to_scalar()?;
             if w.rollout_weight > 0.0 {

@@ -33,9 +33,10 @@ pub mod reference;
 pub mod runtime;
 mod trainer;
 
-pub use batch::{Batch, Normalizer, synthetic_windows};
+pub use batch::{Batch, Normalizer, SceneTokens, synthetic_windows};
 pub use config::{
-    ACTION_DIM, DataConfig, LossConfig, ModelConfig, OBS_DIM, Objective, OptimConfig, ScheduleConfig, TrainConfig,
+    ACTION_DIM, DataConfig, LossConfig, ModelConfig, OBS_DIM, Objective, OptimConfig, SCENE_DIM, ScheduleConfig,
+    TrainConfig,
 };
 pub use error::{ModelError, Result};
 pub use jepa::{

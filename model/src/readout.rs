@@ -219,6 +219,7 @@ fn rows(
             let enc = m.encoder.forward(
                 &batch.obs.narrow(1, ctx - 1, 1)?.contiguous()?,
                 &batch.valid.narrow(1, ctx - 1, 1)?.contiguous()?,
+                batch.scene.as_ref(),
                 ctx - 1,
             )?;
             Ok((at, mean, enc.flatten_all()?.to_vec1()?, state.flatten_all()?.to_vec1()?))
@@ -227,6 +228,7 @@ fn rows(
         let fut = crate::layers::layer_norm_plain(&trained.target.forward(
             &batch.obs.narrow(1, ctx - 1 + h, 1)?.contiguous()?,
             &batch.valid.narrow(1, ctx - 1 + h, 1)?.contiguous()?,
+            batch.scene.as_ref(),
             ctx - 1 + h,
         )?)?;
         let t_fut: Vec<f32> = fut.flatten_all()?.to_vec1()?;

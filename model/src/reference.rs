@@ -13,7 +13,8 @@ use crate::error::{ModelError, Result};
 use crate::jepa::WorldModel;
 
 /// Write `dir/model.safetensors` (every variable, by its checkpoint name),
-/// `dir/batch.safetensors` (`obs`, `valid`, `actions`, `has_action`, and the outputs:
+/// `dir/batch.safetensors` (`obs`, `valid`, `actions`, `has_action`, `scene` and
+/// `scene_valid` when the batch has scenes, and the outputs:
 /// `encoder`, `target`, `predict` of the last `future` frames, `loss_*` terms under `loss`)
 /// and `dir/config.json` (`model`, `loss`, `future_frames`).
 pub fn export_reference(
@@ -37,8 +38,12 @@ pub fn export_reference(
     data.insert("valid".into(), batch.valid.clone());
     data.insert("actions".into(), batch.actions.clone());
     data.insert("has_action".into(), batch.has_action.clone());
+    if let Some(scene) = &batch.scene {
+        data.insert("scene".into(), scene.tokens.clone());
+        data.insert("scene_valid".into(), scene.valid.clone());
+    }
     data.insert("encoder".into(), model.encode(batch)?);
-    data.insert("target".into(), model.target.forward(&batch.obs, &batch.valid, 0)?);
+    data.insert("target".into(), model.target.forward(&batch.obs, &batch.valid, batch.scene.as_ref(), 0)?);
     data.insert("predict".into(), model.predict(batch, future)?);
     data.insert("loss_total".into(), scalar(parts.total.to_scalar::<f32>()?)?);
     data.insert("loss_prediction".into(), scalar(parts.prediction)?);

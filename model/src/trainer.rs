@@ -483,7 +483,7 @@ pub fn evaluate(model: &WorldModel, val: &[Batch], tf: usize, cfg: &TrainConfig)
         rollout += parts.rollout;
         n += 1;
         if reps.len() < 2048 * d {
-            let r = model.target.forward(&b.obs, &b.valid, 0)?; // [B, T, S, D]
+            let r = model.target.forward(&b.obs, &b.valid, b.scene.as_ref(), 0)?; // [B, T, S, D]
             let flat: Vec<f32> = r.reshape(((), d))?.flatten_all()?.to_vec1()?;
             let valid: Vec<f32> = b.valid.flatten_all()?.to_vec1()?;
             for (i, v) in valid.iter().enumerate() {

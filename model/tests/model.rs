@@ -8,14 +8,21 @@ use physworld_model::{
     Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, add_vec, attention,
     attention_composed, gelu, layer_norm_composed, layer_norm_plain, linalg, mul_vec, softmax_composed, softmax_last,
 };
-use physworld_pipeline::EpisodeFrames;
+use physworld_pipeline::{EpisodeFrames, SceneBox};
 
 fn tiny(objective: Objective) -> ModelConfig {
-    ModelConfig { objective, ..ModelConfig::preset("tiny").expect("preset") }
+    // With scene tokens: the batch has scenes, so every test covers that path too.
+    ModelConfig { objective, scene: true, ..ModelConfig::preset("tiny").expect("preset") }
 }
 
 /// A synthetic batch: 3 windows of 6 frames, 4 slots, one slot absent, one invisible.
 fn batch() -> Batch {
+    let (windows, norm) = windows();
+    Batch::new(&windows, &norm, &Device::Cpu).expect("batch")
+}
+
+/// The windows of [`batch`] and their normaliser.
+fn windows() -> (Vec<EpisodeFrames>, Normalizer) {
     let (t, s) = (6usize, 4usize);
     let mut windows = Vec::new();
     for w in 0..3u64 {
@@ -34,6 +41,7 @@ fn batch() -> Batch {
             shape: vec![1; t * s],
             action: vec![0.5; t * 3],
             has_action: vec![true; t],
+            scene: Vec::new(),
         };
         for k in 0..t * s {
             let x = (k as f32 * 0.37 + w as f32).sin();
@@ -46,10 +54,66 @@ fn batch() -> Batch {
             f.present[fr * s + 3] = false;
             f.visible[fr * s + 2] = fr % 2 == 0;
         }
+        // Scenes of two boxes, one box and none: padded to two.
+        let floor = SceneBox {
+            kind: 0,
+            position: [0.0, -0.05, 0.0],
+            rotation: [0.0, 0.0, 0.0, 1.0],
+            half_extents: [5.0, 0.05, 5.0],
+        };
+        let wall = SceneBox {
+            kind: 1,
+            position: [1.0, 0.5, 0.0],
+            rotation: [0.0, 0.0, 0.0, 1.0],
+            half_extents: [0.05, 0.5, 1.0],
+        };
+        f.scene = match w {
+            0 => vec![floor, wall],
+            1 => vec![wall],
+            _ => Vec::new(),
+        };
         windows.push(f);
     }
     let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
-    Batch::new(&windows, &norm, &Device::Cpu).expect("batch")
+    (windows, norm)
+}
+
+#[test]
+fn the_scene_reaches_the_object_tokens_and_its_padding_does_not() {
+    let cfg = ModelConfig { scene: true, ..ModelConfig::preset("tiny").expect("preset") };
+    let model = WorldModel::new(&cfg, 3, &Device::Cpu).expect("model");
+    let (wins, norm) = windows();
+    let b = Batch::new(&wins, &norm, &Device::Cpu).expect("batch");
+    let scene = b.scene.as_ref().expect("scene tokens");
+    assert_eq!(scene.tokens.dims(), &[3, 2, physworld_model::SCENE_DIM]);
+    let rows = |t: &Tensor, i: usize| -> Vec<f32> {
+        t.get(i).expect("row").flatten_all().expect("flat").to_vec1().expect("vec")
+    };
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let with = model.encode(&b).expect("encode");
+    let mut blind = b.clone();
+    blind.scene = None;
+    let without = model.encode(&blind).expect("encode");
+    // Window 0 has a floor and a wall: its objects' representations depend on them.
+    assert!(max_diff(&rows(&with, 0), &rows(&without, 0)) > 1e-3, "the scene does not reach the objects");
+    // Window 2 has no box (two padded slots): as if the batch had no scene.
+    assert!(max_diff(&rows(&with, 2), &rows(&without, 2)) < 1e-5, "padded boxes are attended to");
+    // Window 1's one box padded to two equals window 1 alone, unpadded.
+    let alone = Batch::new(&wins[1..2], &norm, &Device::Cpu).expect("batch");
+    assert_eq!(alone.scene.as_ref().map(|s| s.tokens.dims()[1]), Some(1));
+    let alone = model.encode(&alone).expect("encode");
+    assert!(max_diff(&rows(&with, 1), &rows(&alone, 0)) < 1e-5, "padding changed a window's representation");
+    // A config written before scenes existed loads without them and ignores a batch's scene.
+    assert!(!ModelConfig::preset("tiny").expect("preset").scene, "off by default");
+    let mut old: serde_json::Value = serde_json::to_value(&cfg).expect("json");
+    old.as_object_mut().expect("object").remove("scene");
+    let old: ModelConfig = serde_json::from_value(old).expect("an older config still parses");
+    assert!(!old.scene);
+    let old_model = WorldModel::new(&old, 3, &Device::Cpu).expect("model");
+    assert!(!old_model.vars.online.keys().any(|k| k.starts_with("scene_embed")));
+    let a = old_model.encode(&b).expect("encode");
+    let c = old_model.encode(&blind).expect("encode");
+    assert!(max_diff(&rows(&a, 0), &rows(&c, 0)) == 0.0);
 }
 
 #[test]
@@ -115,10 +179,12 @@ fn the_rollout_loss_scores_the_rollout_path_and_its_gradient_flows_through_it() 
         // the first 2 frames in chunks of 2 (context 2).
         let roll = model.rollout(&b, 2, 4, 2, 2).expect("rollout").narrow(1, 2, 2).expect("later");
         let target = match objective {
-            Objective::Jepa => layer_norm_plain(&model.target.forward(&b.obs, &b.valid, 0).expect("target"))
-                .expect("ln")
-                .narrow(1, 4, 2)
-                .expect("narrow"),
+            Objective::Jepa => {
+                layer_norm_plain(&model.target.forward(&b.obs, &b.valid, b.scene.as_ref(), 0).expect("target"))
+                    .expect("ln")
+                    .narrow(1, 4, 2)
+                    .expect("narrow")
+            }
             Objective::StateMse => b.obs.narrow(1, 4, 2).expect("narrow"),
         };
         let valid: Vec<f32> =
@@ -169,7 +235,13 @@ fn the_rollout_loss_scores_the_rollout_path_and_its_gradient_flows_through_it() 
 struct PerToken(physworld_model::Linear, usize);
 
 impl physworld_model::FrameEncoder for PerToken {
-    fn forward(&self, obs: &Tensor, _valid: &Tensor, _t0: usize) -> physworld_model::Result<Tensor> {
+    fn forward(
+        &self,
+        obs: &Tensor,
+        _valid: &Tensor,
+        _scene: Option<&physworld_model::SceneTokens>,
+        _t0: usize,
+    ) -> physworld_model::Result<Tensor> {
         self.0.forward(obs)
     }
     fn width(&self) -> usize {

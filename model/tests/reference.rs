@@ -22,7 +22,8 @@ fn run_reference(dir: &Path) -> (bool, serde_json::Value, String) {
 #[test]
 fn the_python_reference_reproduces_encoder_predictor_and_loss_from_the_checkpoint() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let cfg = ModelConfig::preset("tiny").expect("preset");
+    // With scene tokens, so that the reference covers that path too.
+    let cfg = ModelConfig { scene: true, ..ModelConfig::preset("tiny").expect("preset") };
     let model = WorldModel::new(&cfg, 7, &Device::Cpu).expect("model");
     // Online and target encoders differ, as after training: one EMA step towards a
     // perturbed online encoder would do, but a different seed for the target is simpler.
@@ -31,7 +32,20 @@ fn the_python_reference_reproduces_encoder_predictor_and_loss_from_the_checkpoin
         t.set(other.vars.online[k].as_tensor()).expect("set");
     }
     let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
-    let batch = Batch::new(&synthetic_windows(4, 16, 12), &norm, &Device::Cpu).expect("batch");
+    // Windows with scenes of different sizes (padded), one without.
+    let mut windows = synthetic_windows(4, 16, 12);
+    for (i, w) in windows.iter_mut().enumerate() {
+        w.scene = (0..i)
+            .map(|k| physworld_pipeline::SceneBox {
+                kind: (k * 3 % 7) as u8,
+                position: [k as f32 * 0.4 - 0.5, 0.3, 0.2 * i as f32],
+                rotation: [0.0, (0.1 * k as f32).sin(), 0.0, (0.1 * k as f32).cos()],
+                half_extents: [0.05 + 0.3 * k as f32, 0.5, 0.2],
+            })
+            .collect();
+    }
+    let batch = Batch::new(&windows, &norm, &Device::Cpu).expect("batch");
+    assert!(batch.scene.is_some());
     reference::export_reference(tmp.path(), &model, &cfg, &LossConfig::default(), &batch, 8).expect("export");
     let (ok, report, stderr) = run_reference(tmp.path());
     assert!(ok, "{report:#}\n{stderr}");

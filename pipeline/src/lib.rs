@@ -34,7 +34,7 @@ pub use generate::{
 pub use inspect::{InspectReport, SplitReport, inspect};
 pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};
 pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, writer_properties};
-pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, WindowSpec, WindowStream, load_file};
+pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, SCENE_KINDS, SceneBox, WindowSpec, WindowStream, load_file};
 pub use schema::{FORMAT_VERSION, Placed, episodes_batch, episodes_schema, frames_batch, frames_schema};
 pub use storage::{LocalStorage, Storage, sha256_hex, write_atomic};
 pub use suite::{

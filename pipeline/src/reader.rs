@@ -121,6 +121,54 @@ pub struct EpisodeFrames {
     pub action: Vec<f32>,
     /// `[T]`: whether the frame has an action.
     pub has_action: Vec<bool>,
+    /// The episode's static scene (static bodies, then goal zones), the same in every
+    /// frame; filled by [`Dataset`] from the episode's metadata (empty where unknown).
+    pub scene: Vec<SceneBox>,
+}
+
+/// Kinds of [`SceneBox`]: the six static roles, then goal zones.
+pub const SCENE_KINDS: usize = 7;
+
+/// One box of an episode's static scene as a model observes it: a static body (floor,
+/// wall, ramp, container part, table, occluder) or a goal zone, by its pose and extents.
+/// Materials are hidden properties and are not part of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SceneBox {
+    /// `0..6`: floor, wall, ramp, container, table, occluder (the order of
+    /// [`physworld_sim::StaticRole`]); `6`: a goal zone.
+    pub kind: u8,
+    /// Centre, m.
+    pub position: [f32; 3],
+    /// Orientation `[x, y, z, w]`.
+    pub rotation: [f32; 4],
+    /// Half extents, m.
+    pub half_extents: [f32; 3],
+}
+
+impl SceneBox {
+    /// A static body.
+    pub fn of_static(s: &physworld_sim::StaticSpec) -> SceneBox {
+        use physworld_sim::StaticRole;
+        let kind = match s.role {
+            StaticRole::Floor => 0,
+            StaticRole::Wall => 1,
+            StaticRole::Ramp => 2,
+            StaticRole::Container => 3,
+            StaticRole::Table => 4,
+            StaticRole::Occluder => 5,
+        };
+        SceneBox { kind, position: s.position, rotation: s.rotation, half_extents: s.half_extents }
+    }
+
+    /// A goal zone (axis-aligned).
+    pub fn of_zone(z: &physworld_sim::Zone) -> SceneBox {
+        SceneBox { kind: 6, position: z.center, rotation: [0.0, 0.0, 0.0, 1.0], half_extents: z.half_extents }
+    }
+
+    /// An episode's scene: its static bodies, then its goal zones.
+    pub fn of_episode(meta: &EpisodeMeta) -> Vec<SceneBox> {
+        meta.statics.iter().map(SceneBox::of_static).chain(meta.zones.iter().map(SceneBox::of_zone)).collect()
+    }
 }
 
 impl EpisodeFrames {
@@ -143,6 +191,7 @@ impl EpisodeFrames {
             shape: self.shape[start * s..(start + len) * s].to_vec(),
             action: self.action[start * 3..(start + len) * 3].to_vec(),
             has_action: self.has_action[start..start + len].to_vec(),
+            scene: self.scene.clone(),
         }
     }
 }
@@ -331,12 +380,21 @@ impl Dataset {
     pub fn windows(&self, split: &str, spec: WindowSpec, seed: u64) -> WindowStream {
         let mut files: Vec<String> = self.split(split).map(|e| e.file.clone()).collect();
         files.dedup();
-        WindowStream::start(self.storage.clone(), self.files.clone(), files, self.slots, spec, seed)
+        let scenes: BTreeMap<u64, Vec<SceneBox>> =
+            self.split(split).map(|m| (m.episode_index, SceneBox::of_episode(m))).collect();
+        WindowStream::start(self.storage.clone(), self.files.clone(), files, self.slots, Arc::new(scenes), spec, seed)
     }
 
-    /// The episodes of data file `path`, checked against its manifest entry.
+    /// The episodes of data file `path`, checked against its manifest entry, with their
+    /// scenes.
     fn load(&self, path: &str) -> Result<Vec<EpisodeFrames>> {
-        load_checked(self.storage.as_ref(), &self.files, path, self.slots)
+        let mut eps = load_checked(self.storage.as_ref(), &self.files, path, self.slots)?;
+        for e in &mut eps {
+            if let Ok(m) = self.meta(e.episode_index) {
+                e.scene = SceneBox::of_episode(m);
+            }
+        }
+        Ok(eps)
     }
 }
 
@@ -495,6 +553,7 @@ fn decode_frames(bytes: Vec<u8>, path: &str, slots: usize) -> Result<Vec<Episode
                     shape: Vec::new(),
                     action: Vec::new(),
                     has_action: Vec::new(),
+                    scene: Vec::new(),
                 });
             }
             let Some(cur) = out.last_mut() else { continue };
@@ -551,6 +610,7 @@ impl WindowStream {
         entries: Arc<BTreeMap<String, FileEntry>>,
         mut files: Vec<String>,
         slots: usize,
+        scenes: Arc<BTreeMap<u64, Vec<SceneBox>>>,
         spec: WindowSpec,
         seed: u64,
     ) -> Self {
@@ -571,9 +631,12 @@ impl WindowStream {
                         return;
                     }
                 };
-                for e in eps {
+                for mut e in eps {
                     if e.frames < len {
                         continue;
+                    }
+                    if let Some(s) = scenes.get(&e.episode_index) {
+                        e.scene = s.clone();
                     }
                     for start in (0..=e.frames - len).step_by(spec.stride.max(1)) {
                         buffer.push(e.slice(start, len));

@@ -7,13 +7,13 @@
 //! |---|---|---|
 //! | `episode_index`, `frame_index`, `index` | int64 | |
 //! | `timestamp` | float32 | seconds |
-//! | `object.present`, `object.visible` | fixed_size_list<bool> | `[S]` |
-//! | `object.position`, `object.linvel`, `object.angvel`, `object.size` | fixed_size_list<float32> | `[S, 3]` flattened |
-//! | `object.rotation` | fixed_size_list<float32> | `[S, 4]` flattened, `[x, y, z, w]` |
-//! | `object.shape` | fixed_size_list<int8> | `[S]`, 0 sphere, 1 box, 2 cylinder, 3 capsule, -1 empty slot |
-//! | `action` | fixed_size_list<float32>, nullable | `[3]` force (N) applied until the next frame |
-//! | `contacts` | list<struct<a: int16, b: int16, impulse: float32>> | body `o >= 0` is object slot `o`, `-(s+1)` static `s` |
-//! | `zone_contacts` | list<struct<zone: int16, object: int16>> | |
+//! | `object.present`, `object.visible` | `fixed_size_list<bool>` | `[S]` |
+//! | `object.position`, `object.linvel`, `object.angvel`, `object.size` | `fixed_size_list<float32>` | `[S, 3]` flattened |
+//! | `object.rotation` | `fixed_size_list<float32>` | `[S, 4]` flattened, `[x, y, z, w]` |
+//! | `object.shape` | `fixed_size_list<int8>` | `[S]`, 0 sphere, 1 box, 2 cylinder, 3 capsule, -1 empty slot |
+//! | `action` | `fixed_size_list<float32>`, nullable | `[3]` force (N) applied until the next frame |
+//! | `contacts` | `list<struct<a: int16, b: int16, impulse: float32>>` | body `o >= 0` is object slot `o`, `-(s+1)` static `s` |
+//! | `zone_contacts` | `list<struct<zone: int16, object: int16>>` | |
 //!
 //! Absent slots hold zeros (and `present = false`).
 

@@ -42,6 +42,10 @@ pub struct Args {
     /// Windows grow by as many chunks.
     #[arg(hide_short_help = true, long, value_name = "CHUNKS")]
     rollout_chunks: Option<usize>,
+    /// Encode the static scene (walls, ramps, containers, tables, occluders, floor, goal
+    /// zones) as tokens the objects attend to in the encoder (`model.scene`).
+    #[arg(long)]
+    scene: bool,
     /// Train only on these families (comma-separated; Physion's pretraining protocols).
     #[arg(long, value_delimiter = ',')]
     families: Vec<String>,
@@ -109,6 +113,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(w) = args.inverse_dynamics {
         cfg.model.inverse_dynamics = w > 0.0;
         cfg.loss.inv_weight = w;
+    }
+    if args.scene {
+        cfg.model.scene = true;
     }
     if let Some(n) = args.rollout_chunks {
         cfg.loss.rollout_chunks = n;

@@ -44,7 +44,7 @@ pub struct ItemFeatures {
     /// forecast displacements.
     pub positions: Vec<[f32; 3]>,
     /// The static scene and the item's zone as a fixed-width vector
-    /// ([`static_features`]; filled by [`ProbeAdapter`]).
+    /// (`static_features`; filled by [`ProbeAdapter`]).
     pub scene: Vec<f32>,
 }
 
@@ -261,6 +261,7 @@ impl Featurizer for Jepa {
             let enc = self.model.encoder.forward(
                 &batch.obs.narrow(1, c - 1, 1)?.contiguous()?,
                 &batch.valid.narrow(1, c - 1, 1)?.contiguous()?,
+                batch.scene.as_ref(),
                 c - 1,
             )?;
             let enc: Vec<f32> = enc.flatten_all()?.to_vec1()?;
