@@ -258,6 +258,7 @@ pub fn all_invalid(written: &[(PathBuf, ResultFile)]) -> Vec<&Path> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::commands::check_out_dir("--out", &args.out, "a folder for the result files")?;
     let opts = options(&args)?;
     let _ = SPECS;
     let runs = llm_runs(&args)?;

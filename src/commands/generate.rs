@@ -84,12 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bar.inc(1);
         }
     };
-    if args.out.is_file() {
-        bail!(
-            "--out {}: is a file; expected a dataset folder (a new or empty one, or one to --resume)",
-            args.out.display()
-        );
-    }
+    super::check_out_dir("--out", &args.out, "a dataset folder (a new or empty one, or one to --resume)")?;
     let storage = LocalStorage::new(&args.out);
     let stop = super::interrupt_flag()?;
     let start = Instant::now();

@@ -87,3 +87,12 @@ impl DataArg {
             .ok_or_else(|| anyhow::anyhow!("--data DIR: the dataset folder is required"))
     }
 }
+
+/// Refuse an output folder that is a file, naming the flag: `--out results.json` would
+/// otherwise fail deep inside with a bare "File exists (os error 17)".
+pub fn check_out_dir(flag: &str, path: &std::path::Path, what: &str) -> anyhow::Result<()> {
+    if path.is_file() {
+        anyhow::bail!("{flag} {}: is a file; expected {what}", path.display());
+    }
+    Ok(())
+}

@@ -42,6 +42,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if !args.run.is_dir() {
+        bail!(
+            "--run {}: no such run folder (expected a folder written by `physworld train --out`)",
+            args.run.display()
+        );
+    }
+    if let Some(f) = &args.features_out {
+        super::check_out_dir("--features-out", f, "a folder for the feature files")?;
+    }
     let ds = Dataset::open(&args.data)?;
     let (model, cfg, state) = load_run(&args.run, &Device::Cpu)?;
     if args.fit_split == args.eval_split {

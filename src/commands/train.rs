@@ -123,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.families.is_empty() {
         cfg.data.families = args.families.clone();
     }
+    super::check_out_dir("--out", &args.out, "a run folder (a new one, or one to --resume or --force)")?;
     let dev = device(&args.device)?;
     let stop = super::interrupt_flag()?;
     let total_steps = cfg.schedule.steps;
