@@ -7,7 +7,7 @@ model observes: the static scene (floors, walls, ramps, occluders...), goal zone
 observed frame the visible objects, under per-item slot labels. This one is a constant-velocity
 (ballistic) model in plain Python; replace `answer` with calls into your PyTorch model.
 
-    physworld bench --suite data/tiny --out results \
+    physworld bench --data data/tiny --out results \
         --model "process:python3 benchmarks/examples/process_model.py"
 """
 
