@@ -3,14 +3,13 @@
 //! `generate` keeps what was done and `--resume` continues to the uninterrupted result,
 //! every error names the path it is about, and typos get "did you mean".
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_physworld"))
-}
+use common::{bin, ok, snapshot, tiny_dataset};
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("runs")
@@ -20,38 +19,8 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "failed: {}", err(&o));
-    o
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-fn tiny_dataset(root: &Path) -> PathBuf {
-    let dir = root.join("ds");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
-    ok(run(&["generate", "--suite", s(&tiny), "--out", s(&dir)]));
-    dir
-}
-
-/// Every file under `dir` with its bytes (empty when `dir` does not exist).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).expect("prefix").to_path_buf(), std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
 }
 
 fn losses(run: &Path) -> Vec<(u64, u32)> {

@@ -2,10 +2,13 @@
 //! environment variables clusters set, inspect's exit status; training byte-identical
 //! whatever the thread count.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use common::{bin, ok, snapshot, tiny_dataset};
 
 const SUITE: &str = r#"
 [suite]
@@ -28,39 +31,6 @@ params = { count = [2, 4], duration_s = 1.5 }
 name = "dominoes"
 params = { count = [3, 4], duration_s = 1.5 }
 "#;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_physworld"))
-}
-
-/// The tiny suite generated through the binary into `root/ds`.
-fn tiny_dataset(root: &Path) -> PathBuf {
-    let dir = root.join("ds");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
-    ok(bin().args(["generate", "--suite"]).arg(&tiny).arg("--out").arg(&dir).output().expect("runs"));
-    dir
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).expect("prefix").to_path_buf(), std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
-}
 
 fn manifests(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("meta/shards"))

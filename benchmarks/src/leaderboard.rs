@@ -182,7 +182,7 @@ pub const REFERENCE_KINDS: [&str; 4] = ["oracle", "observer", "chance", "majorit
 /// Order rows by suite, and within a suite best first: by the mean over columns of the
 /// row's rank on each column's primary metric (ties share a rank; a missing cell ranks
 /// below every present one), then by model id and file, so the order is total and stable.
-fn sort_rows(rows: &mut [Row], columns: &[Column]) {
+fn sort_rows(rows: Vec<Row>, columns: &[Column]) -> Vec<Row> {
     let mut mean_rank = vec![0.0f64; rows.len()];
     for c in columns {
         let key = c.key();
@@ -200,16 +200,15 @@ fn sort_rows(rows: &mut [Row], columns: &[Column]) {
             };
         }
     }
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (&rows[a], &rows[b]);
+    // Rows hold every item's score: they are moved, not copied.
+    let mut ranked: Vec<(f64, Row)> = mean_rank.into_iter().zip(rows).collect();
+    ranked.sort_by(|(ra, x), (rb, y)| {
         (&x.suite, &x.suite_hash)
             .cmp(&(&y.suite, &y.suite_hash))
-            .then_with(|| mean_rank[a].total_cmp(&mean_rank[b]))
+            .then_with(|| ra.total_cmp(rb))
             .then_with(|| (&x.model, &x.file).cmp(&(&y.model, &y.file)))
     });
-    let sorted: Vec<Row> = order.iter().map(|&i| rows[i].clone()).collect();
-    rows.clone_from_slice(&sorted);
+    ranked.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A leaderboard: rows by suite and best first within one (`sort_rows`), columns by
@@ -295,7 +294,7 @@ pub fn load(dir: &Path) -> Result<Board> {
             c
         })
         .collect();
-    sort_rows(&mut rows, &columns);
+    let rows = sort_rows(rows, &columns);
     Ok(Board { columns, rows })
 }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use physworld_pipeline::{LocalStorage, Storage};
+use physworld_pipeline::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Normalizer;
@@ -97,7 +97,7 @@ pub fn save(run: &Path, model: &WorldModel, opt: &AdamW, state: &CheckpointState
         std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
     }
     std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
-    LocalStorage::new(&parent).put("latest", format!("step-{:06}\n", state.step).as_bytes())?;
+    write_atomic(&parent.join("latest"), format!("step-{:06}\n", state.step).as_bytes())?;
     Ok(dir)
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Device;
-use physworld_pipeline::{Dataset, EpisodeFrames, LocalStorage, Storage, WindowSpec, WindowStream};
+use physworld_pipeline::{Dataset, EpisodeFrames, WindowSpec, WindowStream, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{Batch, Normalizer};
@@ -343,8 +343,7 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
                 }
             }
         }
-        // Atomically (a synced temporary file, then a rename), like every dataset file.
-        LocalStorage::new(&opts.out).put("config.json", &cfg_json)?;
+        write_atomic(&config_path, &cfg_json)?;
     }
     // metrics.jsonl keeps the lines up to the resumed step.
     let kept: Vec<(String, StepMetrics)> = std::fs::read_to_string(&metrics_path)
