@@ -207,14 +207,23 @@ class Model:
             x = self.block(f"{which}.blocks.{i}", x, mask, self.cfg["heads"])
         return self.ln(f"{which}.norm", x[:, :s]).reshape(b, t, s, d)
 
-    def predictor_mask(self, ctx_valid, tc, tf, s):
+    def predictor_mask(self, ctx_valid, tc, tf, s, scene_valid=None):
         b = ctx_valid.shape[0]
-        n = (tc + tf) * (s + 1)
+        nf = (tc + tf) * (s + 1)
+        k = 0 if scene_valid is None else int(scene_valid.shape[1])
+        n = nf + k
         idx = np.arange(n)
         frame, slot = idx // (s + 1), idx % (s + 1)
-        m = np.broadcast_to(frame[None, :] > frame[:, None], (b, n, n)).copy()  # later key frames
+        is_box = idx >= nf
+        # Frame tokens read earlier and same frames and every scene token; scene tokens
+        # read only scene tokens.
+        m = (frame[None, :] > frame[:, None]) & ~is_box[None, :] & ~is_box[:, None]
+        m |= is_box[:, None] & ~is_box[None, :]
+        m = np.broadcast_to(m, (b, n, n)).copy()
         kv = np.ones((b, n), dtype=bool)
-        kv[:, (frame < tc) & (slot < s)] = np.asarray(ctx_valid).reshape(b, tc * s) > 0  # invalid context keys
+        kv[:, (frame < tc) & (slot < s) & ~is_box] = np.asarray(ctx_valid).reshape(b, tc * s) > 0  # invalid context keys
+        if k:
+            kv[:, nf:] = np.asarray(scene_valid) > 0  # padded boxes
         m |= ~kv[:, None, :]
         return self.ops.tensor(np.where(m, np.float32(NEG), np.float32(0.0)).reshape(b, 1, n, n))
 
@@ -229,10 +238,16 @@ class Model:
         obj = o.cat([ctx_tok, fut_tok], 1)
         act = (self.lin("predictor.action", actions) + te.reshape(1, t, p)).reshape(b, t, 1, p)
         x = o.cat([obj, act], 2).reshape(b, t * (s + 1), p)
-        mask = self.predictor_mask(ctx_valid, tc, tf, s)
+        scene_valid = None
+        if self.scene is not None and "predictor.scene_input.weight" in self.w:
+            # The scene's boxes follow every frame's tokens (no time encoding).
+            tokens, svalid = self.scene
+            x = o.cat([x, self.lin("predictor.scene_input", tokens)], 1)
+            scene_valid = svalid
+        mask = self.predictor_mask(ctx_valid, tc, tf, s, scene_valid)
         for i in range(self.cfg["pred_depth"]):
             x = self.block(f"predictor.blocks.{i}", x, mask, self.cfg["pred_heads"])
-        x = self.ln("predictor.norm", x).reshape(b, t, s + 1, p)
+        x = self.ln("predictor.norm", x[:, : t * (s + 1)]).reshape(b, t, s + 1, p)
         return self.lin("predictor.output", x[:, tc:, :s])
 
     def predict(self, obs, valid, actions, tf):

@@ -50,13 +50,12 @@ pub struct ModelConfig {
     /// loss. Default false.
     #[serde(default)]
     pub inverse_dynamics: bool,
-    /// Encode the static scene (floor, walls, ramps, container parts, tables, occluders and
-    /// goal zones) as tokens that every frame's objects attend to in the encoder, so that
-    /// representations, and the predictor reading them, know where the walls are
-    /// (`physworld train --scene`). Off by default: on the `properties` suite it cost the
-    /// 0.5 s position readout its margin over the raw state (1.03x against 1.135x without
-    /// it, 1500 steps, model/README.md); configurations written before it existed load
-    /// without it.
+    /// Observe the static scene (floor, walls, ramps, container parts, tables, occluders and
+    /// goal zones) as tokens: every frame's objects attend to them in the encoder, and every
+    /// token of the predictor reads them too (`physworld train --scene`). Off by default:
+    /// it lifts the tiny suite's contact and outcome probes but costs both learning tests
+    /// their 0.5 s position margin over the controls (model/README.md, "Scene tokens");
+    /// configurations written before it existed load without it.
     #[serde(default)]
     pub scene: bool,
 }

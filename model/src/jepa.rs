@@ -111,7 +111,10 @@ impl FrameEncoder for Encoder {
 
 /// The predictor: a narrower transformer over the context frames' object tokens, one
 /// action token per frame (V-JEPA 2-AC style, interleaved) and query tokens for the future
-/// frames' objects, block-causal in time.
+/// frames' objects, block-causal in time. With `model.scene` the scene's static boxes and
+/// goal zones follow as tokens of their own (embedded by their own layer, no time
+/// encoding) that every frame's tokens read and that read only each other, so no future
+/// frame reaches the context through them.
 pub struct Predictor {
     input: Linear,
     action: Linear,
@@ -119,6 +122,7 @@ pub struct Predictor {
     blocks: Vec<Block>,
     norm: LayerNorm,
     output: Linear,
+    scene_input: Option<Linear>,
     dim: usize,
 }
 
@@ -133,13 +137,23 @@ impl Predictor {
             .collect::<Result<_>>()?;
         let norm = LayerNorm::new(p, "norm", cfg.pred_dim)?;
         let output = Linear::new(p, "output", cfg.pred_dim, out, true)?;
-        Ok(Predictor { input, action, mask_token, blocks, norm, output, dim: cfg.pred_dim })
+        // Drawn last, so that the other variables start as they do without a scene.
+        let scene_input =
+            if cfg.scene { Some(Linear::new(p, "scene_input", SCENE_DIM, cfg.pred_dim, true)?) } else { None };
+        Ok(Predictor { input, action, mask_token, blocks, norm, output, scene_input, dim: cfg.pred_dim })
     }
 
-    /// `ctx` `[B, Tc, S, D]`, `ctx_valid` `[B, Tc, S]`, `actions` `[B, Tc + Tf, A]` →
-    /// predictions for the future frames' objects `[B, Tf, S, out]`.
-    pub fn forward(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor, tf: usize) -> Result<Tensor> {
-        Ok(self.forward_with_state(ctx, ctx_valid, actions, tf)?.0)
+    /// `ctx` `[B, Tc, S, D]`, `ctx_valid` `[B, Tc, S]`, `actions` `[B, Tc + Tf, A]`, the
+    /// windows' scenes → predictions for the future frames' objects `[B, Tf, S, out]`.
+    pub fn forward(
+        &self,
+        ctx: &Tensor,
+        ctx_valid: &Tensor,
+        actions: &Tensor,
+        scene: Option<&SceneTokens>,
+        tf: usize,
+    ) -> Result<Tensor> {
+        Ok(self.forward_with_state(ctx, ctx_valid, actions, scene, tf)?.0)
     }
 
     /// [`Predictor::forward`] and [`Predictor::context_state`] from one pass: block-causal
@@ -150,10 +164,11 @@ impl Predictor {
         ctx: &Tensor,
         ctx_valid: &Tensor,
         actions: &Tensor,
+        scene: Option<&SceneTokens>,
         tf: usize,
     ) -> Result<(Tensor, Tensor)> {
         let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
-        let x = self.hidden(ctx, ctx_valid, actions, tf)?;
+        let x = self.hidden(ctx, ctx_valid, actions, scene, tf)?;
         let fut = x.narrow(1, tc, tf)?.narrow(2, 0, s)?; // [B, Tf, S, P]
         let state = x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?;
         Ok((self.output.forward(&fut)?, state))
@@ -163,15 +178,28 @@ impl Predictor {
     /// norm, before the output projection): `[B, S, P]`. Block-causal attention has let it
     /// read every context frame and action, so it can hold what the motion reveals and a
     /// single frame does not (mass, friction); no future query can reach it.
-    pub fn context_state(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor) -> Result<Tensor> {
+    pub fn context_state(
+        &self,
+        ctx: &Tensor,
+        ctx_valid: &Tensor,
+        actions: &Tensor,
+        scene: Option<&SceneTokens>,
+    ) -> Result<Tensor> {
         let (tc, s) = (ctx.dim(1)?, ctx.dim(2)?);
-        let x = self.hidden(ctx, ctx_valid, &actions.narrow(1, 0, tc + 1)?, 1)?;
+        let x = self.hidden(ctx, ctx_valid, &actions.narrow(1, 0, tc + 1)?, scene, 1)?;
         Ok(x.narrow(1, tc - 1, 1)?.narrow(2, 0, s)?.squeeze(1)?)
     }
 
-    /// Normed hidden states of every token, `[B, Tc + Tf, S + 1, P]` (objects, then the
-    /// frame's action token).
-    fn hidden(&self, ctx: &Tensor, ctx_valid: &Tensor, actions: &Tensor, tf: usize) -> Result<Tensor> {
+    /// Normed hidden states of every frame token, `[B, Tc + Tf, S + 1, P]` (objects, then
+    /// the frame's action token; the scene's tokens are dropped).
+    fn hidden(
+        &self,
+        ctx: &Tensor,
+        ctx_valid: &Tensor,
+        actions: &Tensor,
+        scene: Option<&SceneTokens>,
+        tf: usize,
+    ) -> Result<Tensor> {
         let (b, tc, s, _) = ctx.dims4()?;
         let dev = ctx.device();
         let t = tc + tf;
@@ -187,32 +215,70 @@ impl Predictor {
         let obj = Tensor::cat(&[&ctx_tok, &fut_tok], 1)?; // [B, T, S, P]
         let act = self.action.forward(actions)?.broadcast_add(&te.reshape((1, t, p))?)?.reshape((b, t, 1, p))?;
         let seq = Tensor::cat(&[&obj, &act], 2)?.reshape((b, t * (s + 1), p))?; // frame-major
-        let mask = self.mask(ctx_valid, b, tc, tf, s, dev)?;
+        let (seq, scene_valid) = match (&self.scene_input, scene) {
+            (Some(input), Some(sc)) => {
+                let boxes = input.forward(&sc.tokens)?; // [B, K, P]
+                (Tensor::cat(&[&seq, &boxes], 1)?, Some(sc.valid.flatten_all()?.to_vec1::<f32>()?))
+            }
+            _ => (seq, None),
+        };
+        let mask = self.mask(ctx_valid, scene_valid.as_deref(), b, tc, tf, s, dev)?;
         let mut x = seq;
         for blk in &self.blocks {
             x = blk.forward(&x, Some(&mask))?;
         }
+        let x = if scene_valid.is_some() { x.narrow(1, 0, t * (s + 1))? } else { x };
         Ok(self.norm.forward(&x)?.reshape((b, t, s + 1, p))?)
     }
 
-    /// Block-causal mask over frames with key padding for invalid context objects:
-    /// `[B, 1, N, N]`, `N = T (S + 1)`.
-    fn mask(&self, ctx_valid: &Tensor, b: usize, tc: usize, tf: usize, s: usize, dev: &Device) -> Result<Tensor> {
+    /// Block-causal mask over frames with key padding for invalid context objects and
+    /// padded scene tokens (`scene_valid` `[B * K]`, the K scene tokens after the frames):
+    /// `[B, 1, N, N]`, `N = T (S + 1) + K`. Frame tokens read every real scene token; scene
+    /// tokens read only each other.
+    #[allow(clippy::too_many_arguments)]
+    fn mask(
+        &self,
+        ctx_valid: &Tensor,
+        scene_valid: Option<&[f32]>,
+        b: usize,
+        tc: usize,
+        tf: usize,
+        s: usize,
+        dev: &Device,
+    ) -> Result<Tensor> {
         let t = tc + tf;
-        let n = t * (s + 1);
+        let nf = t * (s + 1);
+        let k = scene_valid.map_or(0, |v| v.len() / b.max(1));
+        let n = nf + k;
         let valid: Vec<f32> = ctx_valid.flatten_all()?.to_vec1()?;
         let mut m = vec![0f32; b * n * n];
         // A query's row depends only on its batch element and frame: built once per frame,
         // copied to the frame's s + 1 tokens.
         let mut row = vec![0f32; n];
         for bi in 0..b {
+            let box_key = |j: usize| match scene_valid {
+                Some(v) if v[bi * k + j] != 0.0 => 0.0,
+                _ => NEG,
+            };
             for qf in 0..t {
-                for (ki, r) in row.iter_mut().enumerate() {
+                for (ki, r) in row[..nf].iter_mut().enumerate() {
                     let (kf, ks) = (ki / (s + 1), ki % (s + 1));
                     let dropped = kf > qf || (kf < tc && ks < s && valid[(bi * tc + kf) * s + ks] == 0.0);
                     *r = if dropped { NEG } else { 0.0 };
                 }
+                for j in 0..k {
+                    row[nf + j] = box_key(j);
+                }
                 for qi in qf * (s + 1)..(qf + 1) * (s + 1) {
+                    m[(bi * n + qi) * n..(bi * n + qi + 1) * n].copy_from_slice(&row);
+                }
+            }
+            if k > 0 {
+                row[..nf].fill(NEG);
+                for j in 0..k {
+                    row[nf + j] = box_key(j);
+                }
+                for qi in nf..n {
                     m[(bi * n + qi) * n..(bi * n + qi + 1) * n].copy_from_slice(&row);
                 }
             }
@@ -396,7 +462,7 @@ impl WorldModel {
                 batch.scene.as_ref(),
                 0,
             )?;
-            self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, tf)
+            self.predictor.forward(&ctx, &batch.valid.narrow(1, 0, tc)?, &batch.actions, batch.scene.as_ref(), tf)
         })
     }
 
@@ -483,7 +549,7 @@ impl WorldModel {
                 Objective::StateMse => self.encoder.forward(&ctx_in, &ctx_valid, scene, 0)?,
             };
             let (pred, st) =
-                self.predictor.forward_with_state(&ctx, &ctx_valid, &actions.narrow(1, start, c + n)?, n)?;
+                self.predictor.forward_with_state(&ctx, &ctx_valid, &actions.narrow(1, start, c + n)?, scene, n)?;
             if done == 0 {
                 state = Some(st);
             }
@@ -521,7 +587,7 @@ impl WorldModel {
                 Objective::StateMse => 0,
             };
             let ctx = self.encoder.forward(&obs, &valid, batch.scene.as_ref(), t0)?;
-            self.predictor.context_state(&ctx, &valid, &actions)
+            self.predictor.context_state(&ctx, &valid, &actions, batch.scene.as_ref())
         })
     }
 
@@ -569,7 +635,13 @@ impl WorldModel {
         let ctx_obs = batch.obs.narrow(1, 0, tc)?;
         let ctx_valid = batch.valid.narrow(1, 0, tc)?;
         let ctx = self.encoder.forward(&ctx_obs, &ctx_valid, batch.scene.as_ref(), 0)?;
-        let pred = self.predictor.forward(&ctx, &ctx_valid, &batch.actions.narrow(1, 0, tc + tf)?, tf)?;
+        let pred = self.predictor.forward(
+            &ctx,
+            &ctx_valid,
+            &batch.actions.narrow(1, 0, tc + tf)?,
+            batch.scene.as_ref(),
+            tf,
+        )?;
         // V-JEPA: L1 to the layer-normed target representations, under stop-gradient;
         // state-mse: squared error to the observed states.
         // Targets of the frames after the context (window frames tc..).

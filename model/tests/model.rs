@@ -103,6 +103,23 @@ fn the_scene_reaches_the_object_tokens_and_its_padding_does_not() {
     assert_eq!(alone.scene.as_ref().map(|s| s.tokens.dims()[1]), Some(1));
     let alone = model.encode(&alone).expect("encode");
     assert!(max_diff(&rows(&with, 1), &rows(&alone, 0)) < 1e-5, "padding changed a window's representation");
+    // The predictor reads the scene too, with the same context: a window with boxes
+    // predicts differently with and without them, a window without is unchanged.
+    let (tc, tf) = (4, 2);
+    let ctx = model
+        .encoder
+        .forward(&b.obs.narrow(1, 0, tc).expect("obs"), &b.valid.narrow(1, 0, tc).expect("valid"), b.scene.as_ref(), 0)
+        .expect("ctx");
+    let predict = |scene| {
+        model
+            .predictor
+            .forward(&ctx, &b.valid.narrow(1, 0, tc).expect("valid"), &b.actions, scene, tf)
+            .expect("predict")
+    };
+    let (p_with, p_without) = (predict(b.scene.as_ref()), predict(None));
+    assert!(max_diff(&rows(&p_with, 0), &rows(&p_without, 0)) > 1e-3, "the scene does not reach the predictor");
+    assert!(max_diff(&rows(&p_with, 2), &rows(&p_without, 2)) < 1e-5, "the predictor attends to padded boxes");
+    assert!(model.vars.predictor.keys().any(|k| k.starts_with("scene_input")));
     // A config written before scenes existed loads without them and ignores a batch's scene.
     assert!(!ModelConfig::preset("tiny").expect("preset").scene, "off by default");
     let mut old: serde_json::Value = serde_json::to_value(&cfg).expect("json");
