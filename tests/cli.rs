@@ -19,7 +19,7 @@ fn scenarios_lists_every_family() {
     let o = physworld(&["scenarios"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    for name in physworld_sim::families::NAMES {
+    for &name in physworld_sim::families::NAMES {
         assert!(text.contains(name), "missing {name}");
     }
     let o = physworld(&["scenarios", "--json"]);

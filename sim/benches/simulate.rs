@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 fn episodes_per_family(c: &mut Criterion) {
     let mut g = c.benchmark_group("episode");
     g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    for name in physworld_sim::families::NAMES {
+    for &name in physworld_sim::families::NAMES {
         let Ok(family) = Family::by_name(name) else { continue };
         // VoE samples hold four episodes.
         let per_sample = if name.starts_with("voe-") { 4 } else { 1 };

@@ -47,6 +47,9 @@ pub enum SimError {
         /// The last rejection.
         last: Rejection,
     },
+    /// A sample could not be written as JSON (for its content digest).
+    #[error("writing a sample as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl SimError {
@@ -57,7 +60,7 @@ impl SimError {
             known: format!(
                 "{}{}",
                 crate::families::NAMES.join(", "),
-                crate::suggest::did_you_mean(name, crate::families::NAMES)
+                crate::suggest::did_you_mean(name, crate::families::NAMES.iter().copied())
             ),
         }
     }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use rayon::prelude::*;
+use sha2::Digest as _;
 
 use crate::error::{Rejection, Result, SimError};
 use crate::families::{Family, Sample};
@@ -54,6 +55,9 @@ pub struct BatchReport {
     pub rejected: BTreeMap<String, u64>,
     /// Physics steps taken by the accepted episodes.
     pub physics_steps: u64,
+    /// SHA-256 (hex) of every sample's JSON in index order: equal digests mean identical
+    /// data (e.g. across thread counts or machines).
+    pub content_sha256: String,
 }
 
 impl BatchReport {
@@ -91,8 +95,11 @@ pub fn generate_batch(
         })
         .collect::<Result<_>>()?;
     let mut report = BatchReport::default();
+    let mut digest = sha2::Sha256::new();
     for s in &samples {
         report.add(s);
+        digest.update(serde_json::to_vec(s)?);
     }
+    report.content_sha256 = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok((samples, report))
 }

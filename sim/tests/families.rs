@@ -12,7 +12,7 @@ fn sample(name: &str, split: Split, index: u64) -> Vec<Episode> {
 
 #[test]
 fn every_family_generates_for_every_split_with_its_labels() {
-    for name in NAMES {
+    for &name in NAMES {
         let family = Family::by_name(name).expect("defaults validate");
         for split in Split::ALL {
             let eps = generate(&family, 1, split, 0).expect("generates").episodes;

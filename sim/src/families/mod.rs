@@ -83,62 +83,146 @@ pub struct FamilyInfo {
     pub labels: &'static str,
 }
 
-/// A scenario family with its parameters.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Family {
-    /// Dominoes.
-    Dominoes(dominoes::Params),
-    /// Towers that do or don't fall.
-    Support(support::Params),
-    /// One object slides or rolls into another.
-    Collide(collide::Params),
-    /// Objects dropped into or beside a container.
-    Contain(contain::Params),
-    /// Objects dropped onto a target.
-    Drop(drop::Params),
-    /// An object rolls down a ramp.
-    Roll(roll::Params),
-    /// A hinged chain swings.
-    Link(link::Params),
-    /// A box on a spring of known stiffness slides on the floor.
-    Spring(spring::Params),
-    /// An agent pushes a puck to a goal.
-    Push(push::Params),
-    /// PHYRE-style ball placement.
-    Launch(launch::Params),
-    /// Violation of expectation of the given kind.
-    Voe(ViolationKind, voe::Params),
+/// The one registration of the single-episode families: name, variant, module (which
+/// holds `INFO`, `Params` with `validate()`, and `sample(&Params, seed, split)`) and doc.
+/// Adding a family is one line here plus its module; VoE families, one kind each of the
+/// shared `voe` module, are handled beside it.
+macro_rules! registry {
+    (
+        $($name:literal => $variant:ident($module:ident), $doc:literal;)*
+        voe: $($voe:literal => $kind:ident;)*
+    ) => {
+        /// A scenario family with its parameters.
+        #[derive(Debug, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub enum Family {
+            $(
+                #[doc = $doc]
+                $variant($module::Params),
+            )*
+            /// Violation of expectation of the given kind.
+            Voe(ViolationKind, voe::Params),
+        }
+
+        /// Every registered family name, in listing order.
+        pub const NAMES: &[&str] = &[$($name,)* $($voe,)*];
+
+        /// The VoE kind of family `name`.
+        fn voe_kind(name: &str) -> Option<ViolationKind> {
+            match name {
+                $($voe => Some(ViolationKind::$kind),)*
+                _ => None,
+            }
+        }
+
+        impl Family {
+            /// The registered family `name` built by `build` (`None` for an unknown name).
+            fn build_named(
+                name: &str,
+                overrides: &Map<String, Value>,
+            ) -> Option<Result<Family>> {
+                Some(match name {
+                    $($name => build(name, overrides).map(Family::$variant),)*
+                    other => {
+                        let k = voe_kind(other)?;
+                        build(name, overrides).map(|p| Family::Voe(k, p))
+                    }
+                })
+            }
+
+            /// Static description.
+            pub fn info(&self) -> FamilyInfo {
+                match self {
+                    $(Family::$variant(_) => $module::INFO,)*
+                    Family::Voe(k, _) => voe::info(*k),
+                }
+            }
+
+            /// Parameters as JSON (the format overrides use).
+            pub fn params_json(&self) -> Value {
+                let r = match self {
+                    $(Family::$variant(p) => serde_json::to_value(p),)*
+                    Family::Voe(_, p) => serde_json::to_value(p),
+                };
+                r.unwrap_or(Value::Null)
+            }
+
+            /// Validate the parameters.
+            pub fn validate(&self) -> Result<()> {
+                match self {
+                    $(Family::$variant(p) => p.validate(),)*
+                    Family::Voe(_, p) => p.validate(),
+                }
+            }
+
+            /// Draw one sample from `seed` for `split`. Rejections (unhealthy physics, failed
+            /// family acceptance) are the inner error; the outer one is a bug or bad
+            /// parameters.
+            pub fn sample(&self, seed: u64, split: Split) -> Result<Outcome> {
+                match self {
+                    $(Family::$variant(p) => $module::sample(p, seed, split),)*
+                    Family::Voe(k, p) => voe::sample(*k, p, seed, split),
+                }
+            }
+        }
+    };
 }
 
-/// Every registered family name, in listing order.
-pub const NAMES: [&str; 15] = [
-    "dominoes",
-    "support",
-    "collide",
-    "contain",
-    "drop",
-    "roll",
-    "link",
-    "spring",
-    "push",
-    "launch",
-    "voe-permanence",
-    "voe-continuity",
-    "voe-shape",
-    "voe-solidity",
-    "voe-gravity",
-];
+registry! {
+    "dominoes" => Dominoes(dominoes), "Dominoes.";
+    "support" => Support(support), "Towers that do or don't fall.";
+    "collide" => Collide(collide), "One object slides or rolls into another.";
+    "contain" => Contain(contain), "Objects dropped into or beside a container.";
+    "drop" => Drop(drop), "Objects dropped onto a target.";
+    "roll" => Roll(roll), "An object rolls down a ramp.";
+    "link" => Link(link), "A hinged chain swings.";
+    "spring" => Spring(spring), "A box on a spring of known stiffness slides on the floor.";
+    "push" => Push(push), "An agent pushes a puck to a goal.";
+    "launch" => Launch(launch), "PHYRE-style ball placement.";
+    voe:
+    "voe-permanence" => Permanence;
+    "voe-continuity" => Continuity;
+    "voe-shape" => Shape;
+    "voe-solidity" => Solidity;
+    "voe-gravity" => Gravity;
+}
 
-fn voe_kind(name: &str) -> Option<ViolationKind> {
-    Some(match name {
-        "voe-permanence" => ViolationKind::Permanence,
-        "voe-continuity" => ViolationKind::Continuity,
-        "voe-shape" => ViolationKind::Shape,
-        "voe-solidity" => ViolationKind::Solidity,
-        "voe-gravity" => ViolationKind::Gravity,
-        _ => return None,
-    })
+/// Parameters `P` of family `name`: `overrides` merged over its defaults. Unknown keys and
+/// bad values give an error naming `<family>.<key>`, the value and what is allowed.
+fn build<P>(name: &str, overrides: &Map<String, Value>) -> Result<P>
+where
+    P: Default + Serialize + for<'de> Deserialize<'de>,
+{
+    let mut base = match serde_json::to_value(P::default()) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for (k, v) in overrides {
+        if !base.contains_key(k) {
+            let keys: Vec<&str> = base.keys().map(String::as_str).collect();
+            return Err(SimError::UnknownParam {
+                field: format!("{name}.{k}"),
+                value: v.to_string(),
+                known: format!("{}{}", keys.join(", "), crate::suggest::did_you_mean(k, keys.iter().copied())),
+            });
+        }
+        base.insert(k.clone(), v.clone());
+    }
+    for (k, v) in overrides {
+        let mut probe = Map::new();
+        probe.insert(k.clone(), v.clone());
+        if let Err(e) = serde_json::from_value::<P>(Value::Object(merge(&base, &probe))) {
+            return Err(SimError::invalid(format!("{name}.{k}"), v, format!("a value of the right type ({e})")));
+        }
+    }
+    serde_json::from_value(Value::Object(base))
+        .map_err(|e| SimError::invalid(name, "parameters", format!("well-typed parameters ({e})")))
+}
+/// `a` with `b`'s keys put over it.
+fn merge(a: &Map<String, Value>, b: &Map<String, Value>) -> Map<String, Value> {
+    let mut m = a.clone();
+    m.extend(b.clone());
+    m
 }
 
 impl Family {
@@ -150,139 +234,14 @@ impl Family {
     /// The family `name` with `overrides` merged over its defaults, validated. Unknown keys
     /// and bad values give an error naming `<family>.<key>`, the value and what is allowed.
     pub fn with_overrides(name: &str, overrides: &Map<String, Value>) -> Result<Family> {
-        fn build<P>(name: &str, overrides: &Map<String, Value>) -> Result<P>
-        where
-            P: Default + Serialize + for<'de> Deserialize<'de>,
-        {
-            let mut base = match serde_json::to_value(P::default()) {
-                Ok(Value::Object(m)) => m,
-                _ => Map::new(),
-            };
-            for (k, v) in overrides {
-                if !base.contains_key(k) {
-                    let keys: Vec<&str> = base.keys().map(String::as_str).collect();
-                    return Err(SimError::UnknownParam {
-                        field: format!("{name}.{k}"),
-                        value: v.to_string(),
-                        known: format!("{}{}", keys.join(", "), crate::suggest::did_you_mean(k, keys.iter().copied())),
-                    });
-                }
-                base.insert(k.clone(), v.clone());
-            }
-            for (k, v) in overrides {
-                let mut probe = Map::new();
-                probe.insert(k.clone(), v.clone());
-                if let Err(e) = serde_json::from_value::<P>(Value::Object(merge(&base, &probe))) {
-                    return Err(SimError::invalid(
-                        format!("{name}.{k}"),
-                        v,
-                        format!("a value of the right type ({e})"),
-                    ));
-                }
-            }
-            serde_json::from_value(Value::Object(base))
-                .map_err(|e| SimError::invalid(name, "parameters", format!("well-typed parameters ({e})")))
-        }
-        fn merge(a: &Map<String, Value>, b: &Map<String, Value>) -> Map<String, Value> {
-            let mut m = a.clone();
-            m.extend(b.clone());
-            m
-        }
-        let fam = match name {
-            "dominoes" => Family::Dominoes(build(name, overrides)?),
-            "support" => Family::Support(build(name, overrides)?),
-            "collide" => Family::Collide(build(name, overrides)?),
-            "contain" => Family::Contain(build(name, overrides)?),
-            "drop" => Family::Drop(build(name, overrides)?),
-            "roll" => Family::Roll(build(name, overrides)?),
-            "link" => Family::Link(build(name, overrides)?),
-            "spring" => Family::Spring(build(name, overrides)?),
-            "push" => Family::Push(build(name, overrides)?),
-            "launch" => Family::Launch(build(name, overrides)?),
-            other => match voe_kind(other) {
-                Some(k) => Family::Voe(k, build(name, overrides)?),
-                None => {
-                    return Err(SimError::unknown_family(other));
-                }
-            },
-        };
+        let fam = Family::build_named(name, overrides).ok_or_else(|| SimError::unknown_family(name))??;
         fam.validate()?;
         Ok(fam)
-    }
-
-    /// Static description.
-    pub fn info(&self) -> FamilyInfo {
-        match self {
-            Family::Dominoes(_) => dominoes::INFO,
-            Family::Support(_) => support::INFO,
-            Family::Collide(_) => collide::INFO,
-            Family::Contain(_) => contain::INFO,
-            Family::Drop(_) => drop::INFO,
-            Family::Roll(_) => roll::INFO,
-            Family::Link(_) => link::INFO,
-            Family::Spring(_) => spring::INFO,
-            Family::Push(_) => push::INFO,
-            Family::Launch(_) => launch::INFO,
-            Family::Voe(k, _) => voe::info(*k),
-        }
     }
 
     /// Registered name.
     pub fn name(&self) -> &'static str {
         self.info().name
-    }
-
-    /// Parameters as JSON (the format overrides use).
-    pub fn params_json(&self) -> Value {
-        let r = match self {
-            Family::Dominoes(p) => serde_json::to_value(p),
-            Family::Support(p) => serde_json::to_value(p),
-            Family::Collide(p) => serde_json::to_value(p),
-            Family::Contain(p) => serde_json::to_value(p),
-            Family::Drop(p) => serde_json::to_value(p),
-            Family::Roll(p) => serde_json::to_value(p),
-            Family::Link(p) => serde_json::to_value(p),
-            Family::Spring(p) => serde_json::to_value(p),
-            Family::Push(p) => serde_json::to_value(p),
-            Family::Launch(p) => serde_json::to_value(p),
-            Family::Voe(_, p) => serde_json::to_value(p),
-        };
-        r.unwrap_or(Value::Null)
-    }
-
-    /// Validate the parameters.
-    pub fn validate(&self) -> Result<()> {
-        match self {
-            Family::Dominoes(p) => p.validate(),
-            Family::Support(p) => p.validate(),
-            Family::Collide(p) => p.validate(),
-            Family::Contain(p) => p.validate(),
-            Family::Drop(p) => p.validate(),
-            Family::Roll(p) => p.validate(),
-            Family::Link(p) => p.validate(),
-            Family::Spring(p) => p.validate(),
-            Family::Push(p) => p.validate(),
-            Family::Launch(p) => p.validate(),
-            Family::Voe(_, p) => p.validate(),
-        }
-    }
-
-    /// Draw one sample from `seed` for `split`. Rejections (unhealthy physics, failed family
-    /// acceptance) are the inner error; the outer one is a bug or bad parameters.
-    pub fn sample(&self, seed: u64, split: Split) -> Result<Outcome> {
-        match self {
-            Family::Dominoes(p) => dominoes::sample(p, seed, split),
-            Family::Support(p) => support::sample(p, seed, split),
-            Family::Collide(p) => collide::sample(p, seed, split),
-            Family::Contain(p) => contain::sample(p, seed, split),
-            Family::Drop(p) => drop::sample(p, seed, split),
-            Family::Roll(p) => roll::sample(p, seed, split),
-            Family::Link(p) => link::sample(p, seed, split),
-            Family::Spring(p) => spring::sample(p, seed, split),
-            Family::Push(p) => push::sample(p, seed, split),
-            Family::Launch(p) => launch::sample(p, seed, split),
-            Family::Voe(k, p) => voe::sample(*k, p, seed, split),
-        }
     }
 
     /// Episodes per sample: 4 for VoE quadruplets, 1 otherwise.
