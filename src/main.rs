@@ -96,6 +96,8 @@ fn main() -> ExitCode {
         // spinning thread pool fewer, freed pages kept): re-executes once with them set,
         // unless the environment sets them (physworld_model::runtime).
         physworld_model::runtime::exec_with_runtime_env();
+        // Rayon's workers spin between a step's parallel operations instead of sleeping.
+        physworld_model::runtime::set_warm_workers(true);
     }
     let result = match cli.command {
         Command::Scenarios(a) => commands::scenarios::run(a),

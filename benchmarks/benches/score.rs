@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use candle_core::Device;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use physworld_benchmarks::adapters::{self, Adapter};
 use physworld_benchmarks::bench::{BenchOptions, Prepared};
 use physworld_benchmarks::tasks::TaskKind;
@@ -70,4 +70,12 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `criterion_main!` under the runtime policy the `physworld` binary's `bench` runs with
+/// (`physworld_model::runtime`), so that the figures are the binary's.
+fn main() {
+    physworld_model::runtime::exec_with_runtime_env();
+    physworld_model::runtime::set_warm_workers(true);
+    benches();
+    criterion::Criterion::default().configure_from_args().final_summary();
+}

@@ -235,3 +235,22 @@ fn token_and_cost_budgets_stop_cleanly_and_the_answering_snapshot_is_recorded() 
     let e = physworld_benchmarks::llm::Price::parse("1").expect_err("one number").to_string();
     assert!(e.contains("IN,OUT"), "{e}");
 }
+
+#[test]
+fn the_run_grid_crosses_variants_and_seeds_and_names_a_bad_budget() {
+    use physworld_benchmarks::llm::LlmRun;
+    let base = LlmRun { shots: 2, temperature: 0.5, max_requests: Some(10), ..LlmRun::default() };
+    let runs = LlmRun::grid(&base, &[0, 2], &[0, 7]).expect("grid");
+    let ids: Vec<String> = runs.iter().map(LlmRun::suffix).collect();
+    assert_eq!(ids, ["#2shot#t0.5", "#s7#2shot#t0.5", "#p2#2shot#t0.5", "#p2#s7#2shot#t0.5"]);
+    assert!(runs.iter().all(|r| r.max_requests == Some(10)));
+    for (bad, field) in [
+        (LlmRun { max_requests: Some(0), ..LlmRun::default() }, "max_requests"),
+        (LlmRun { max_tokens_total: Some(0), ..LlmRun::default() }, "max_tokens_total"),
+        (LlmRun { max_cost_usd: Some(-1.0), ..LlmRun::default() }, "max_cost_usd"),
+        (LlmRun { max_cost_usd: Some(f64::NAN), ..LlmRun::default() }, "max_cost_usd"),
+    ] {
+        let e = LlmRun::grid(&bad, &[0], &[0]).expect_err("refused").to_string();
+        assert!(e.contains(field), "{e}");
+    }
+}

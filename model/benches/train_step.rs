@@ -135,6 +135,7 @@ criterion_group!(benches, bench, ops, probe);
 /// binary runs with (`physworld_model::runtime`), so that the figures are the binary's.
 fn main() {
     physworld_model::runtime::exec_with_runtime_env();
+    physworld_model::runtime::set_warm_workers(true);
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -111,6 +111,18 @@ pub fn latest(run: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(run.join("checkpoints").join(name.trim())))
 }
 
+/// Whether `run` holds a finished run of exactly `cfg`: its `config.json` equals `cfg` and
+/// its latest checkpoint is the last step (`cfg.schedule.steps`). A missing, unfinished or
+/// differently configured run is `false`, never an error.
+pub fn finished(run: &Path, cfg: &crate::TrainConfig) -> Result<bool> {
+    let Some(dir) = latest(run)? else { return Ok(false) };
+    let same = std::fs::read(run.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::TrainConfig>(&b).ok())
+        .is_some_and(|c| &c == cfg);
+    Ok(same && dir.ends_with(format!("step-{:06}", cfg.schedule.steps)))
+}
+
 /// Load weights into `model` (and moments into `opt`) from checkpoint folder `dir`.
 pub fn load(dir: &Path, model: &WorldModel, opt: Option<&mut AdamW>, device: &Device) -> Result<CheckpointState> {
     let bad = |reason: String| ModelError::Checkpoint { path: dir.to_path_buf(), reason };

@@ -746,9 +746,10 @@ pub fn variance_covariance(x: &Tensor, valid: &Tensor) -> Result<(Tensor, Tensor
     Ok((hinge, covariance))
 }
 
-/// Run inference with rayon's workers kept warm ([`crate::runtime::with_warm_workers`]).
+/// Run inference with rayon's workers kept warm where the program asked for it
+/// ([`crate::runtime::set_warm_workers`]).
 fn warm<R>(f: impl FnOnce() -> R) -> R {
-    crate::runtime::with_warm_workers(f)
+    crate::runtime::warm_if_enabled(f)
 }
 
 /// The batch's first `len` actions, zero-padded past its last frame: `[B, len, A]`.

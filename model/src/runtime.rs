@@ -1,4 +1,12 @@
-//! Process-wide settings of the CPU runtime. Both are read from the environment once, at
+//! Process-level policy for the CPU runtime, all of it opt-in: the library never changes
+//! the process on its own; a program chooses what it wants (the `physworld` binary takes
+//! all of it for the commands that run models).
+//!
+//! - [`exec_with_runtime_env`]: re-execute with [`RUNTIME_ENV`] set.
+//! - [`set_warm_workers`]: keep rayon's workers spinning during training steps and
+//!   inference ([`with_warm_workers`]); off unless a program turns it on.
+//!
+//! The environment settings are read from the environment once, at
 //! start-up (mimalloc's before the first allocation, Candle's at its first parallel op),
 //! and the workspace forbids the `unsafe` that setting an environment variable from a
 //! running Rust program takes; so a program that wants them re-executes itself with them
@@ -66,6 +74,23 @@ pub fn remove_injected_env(cmd: &mut std::process::Command) {
     cmd.env_remove(INJECTED_VAR);
 }
 
+/// Whether the model's training steps and inference keep rayon's workers warm
+/// ([`set_warm_workers`]).
+static WARM_WORKERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turn on (or off) warm workers for this process's training steps and inference: each
+/// step and inference call then runs under [`with_warm_workers`]. Off by default, so that
+/// a program embedding the library keeps its thread pool to itself; the `physworld`
+/// binary turns it on for the commands that run models. Results are the same either way.
+pub fn set_warm_workers(on: bool) {
+    WARM_WORKERS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// [`with_warm_workers`] when [`set_warm_workers`] turned it on, else `f()`.
+pub fn warm_if_enabled<R>(f: impl FnOnce() -> R) -> R {
+    if WARM_WORKERS.load(std::sync::atomic::Ordering::Relaxed) { with_warm_workers(f) } else { f() }
+}
+
 /// Run `f` on the calling thread while rayon's worker threads wait for its parallel work
 /// spinning rather than asleep.
 ///
@@ -80,8 +105,9 @@ pub fn remove_injected_env(cmd: &mut std::process::Command) {
 ///
 /// From inside the pool `f` just runs: a spinner queued behind the caller's own work
 /// could be taken by the caller and never let it resume. So it does when the calling
-/// thread is already inside `with_warm_workers` (the model's inference methods use it,
-/// and call one another): the workers are already spinning for it.
+/// thread is already inside `with_warm_workers` (the model's inference methods use it
+/// when [`set_warm_workers`] is on, and call one another): the workers are already
+/// spinning for it.
 pub fn with_warm_workers<R>(f: impl FnOnce() -> R) -> R {
     use std::cell::Cell;
     use std::sync::Arc;
@@ -116,7 +142,7 @@ pub fn with_warm_workers<R>(f: impl FnOnce() -> R) -> R {
 mod tests {
     use rayon::prelude::*;
 
-    use super::with_warm_workers;
+    use super::{set_warm_workers, warm_if_enabled, with_warm_workers};
 
     fn par_sum(n: u64) -> u64 {
         (0..n).into_par_iter().map(|i| i * i).sum()
@@ -135,6 +161,16 @@ mod tests {
         assert_eq!(inside, vec![want; 4]);
         // Nested on the calling thread: the inner call runs under the outer one's spinners.
         assert_eq!(with_warm_workers(|| with_warm_workers(|| par_sum(100_000)) + par_sum(10)), want + par_sum(10));
+    }
+
+    /// The opt-in switch changes how work is waited for, never what it computes.
+    #[test]
+    fn warm_if_enabled_gives_the_same_result_on_and_off() {
+        let want = par_sum(50_000);
+        for on in [true, false] {
+            set_warm_workers(on);
+            assert_eq!(warm_if_enabled(|| par_sum(50_000)), want);
+        }
     }
 
     /// A panic in the step reaches the caller, and the pool still serves work after it.

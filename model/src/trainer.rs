@@ -128,17 +128,16 @@ pub fn device(spec: &str) -> Result<Device> {
 /// driver, cuBLAS and cuRAND at run time (cudarc's `dynamic-loading`, so that the binary
 /// runs wherever the libraries are, whatever their install path), and cudarc panics when
 /// one is missing: that panic is caught here, with its message kept, as the device
-/// being unavailable; the product loads cuBLAS now rather than at the first step.
+/// being unavailable; the product loads cuBLAS now rather than at the first step. The
+/// process's panic hook is left alone (it is the program's), so it may print the panic
+/// before the error is returned.
 fn open_cuda(spec: &str, n: usize) -> Result<Device> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let opened = std::panic::catch_unwind(|| -> candle_core::Result<Device> {
         let dev = Device::new_cuda(n)?;
         let x = candle_core::Tensor::ones((2, 2), candle_core::DType::F32, &dev)?;
         x.matmul(&x)?.to_vec2::<f32>()?;
         Ok(dev)
     });
-    std::panic::set_hook(hook);
     match opened {
         Ok(Ok(dev)) => Ok(dev),
         Ok(Err(e)) => Err(ModelError::Device(spec.into(), e.to_string())),
@@ -382,7 +381,7 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         let batch = Batch::new(&windows, &norm, &opts.device)?;
         let lr = cfg.schedule.lr(step, cfg.optim.lr);
         let ema = cfg.schedule.ema(step);
-        let (parts, loss, grad_norm) = crate::runtime::with_warm_workers(|| -> Result<_> {
+        let (parts, loss, grad_norm) = crate::runtime::warm_if_enabled(|| -> Result<_> {
             let parts = model.loss(&batch, tf, &cfg.loss)?;
             let loss: f32 = parts.total.to_scalar()?;
             if !loss.is_finite() {

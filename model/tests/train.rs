@@ -91,6 +91,12 @@ fn a_finished_run_is_never_overwritten_and_bad_inputs_write_nothing() {
     train(&opts(&data, &run, config(4), false, None, &|_| {})).expect("trains");
     let snapshot = |f: &str| std::fs::read(run.join(f)).expect("read");
     let (metrics, config_json) = (snapshot("metrics.jsonl"), snapshot("config.json"));
+    // A finished run of exactly this config is recognised (the demo reuses such a run).
+    let finished = |c: &TrainConfig, dir: &Path| physworld_model::checkpoint::finished(dir, c).expect("reads");
+    assert!(finished(&config(4), &run));
+    assert!(!finished(&config(9), &run), "more steps asked for");
+    assert!(!finished(&TrainConfig { seed: 1, ..config(4) }, &run), "another config");
+    assert!(!finished(&config(4), &tmp.path().join("none")), "no run");
     // Training again without --resume refuses, naming what it would replace.
     let e = train(&opts(&data, &run, config(3), false, None, &|_| {})).expect_err("refuses").to_string();
     assert!(e.contains("already holds a run") && e.contains("--resume") && e.contains("--force"), "{e}");
@@ -293,6 +299,8 @@ fn train_tiny_and_report(
     configure: impl Fn(&mut TrainConfig),
     readout: physworld_model::ReadoutOptions,
 ) -> physworld_model::LearningReport {
+    // As the binary runs it (results are the same; the steps are faster).
+    physworld_model::runtime::set_warm_workers(true);
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
     let mut suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets").join(suite)).expect("suite");

@@ -237,6 +237,12 @@ fn fsl_bool(b: &RecordBatch, name: &str, file: &str) -> Result<Vec<bool>> {
 }
 
 impl Dataset {
+    /// Whether `dir` holds a finished dataset of exactly `suite` (same content hash); a
+    /// missing, partial or other dataset is `false`.
+    pub fn holds(dir: &std::path::Path, suite: &crate::Suite) -> bool {
+        Dataset::open(dir).is_ok_and(|ds| ds.info.suite_hash == suite.content_hash())
+    }
+
     /// Open a finalised dataset folder. Every file read from it is checked against the
     /// SHA-256 in its shard manifest: a corrupt file is an error naming it, never data.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Dataset> {

@@ -13,6 +13,12 @@ fn episodes_read_back_exactly_as_simulated() {
     let d = tempfile::tempdir().expect("tmp");
     run(&suite, d.path(), WorkerShard::ALL, false, 2).expect("generates");
     let ds = Dataset::open(d.path()).expect("opens");
+    // The folder holds this suite, not another one, and a missing folder holds none.
+    assert!(Dataset::holds(d.path(), &suite));
+    let mut other = suite.clone();
+    other.suite.seed += 1;
+    assert!(!Dataset::holds(d.path(), &other));
+    assert!(!Dataset::holds(&d.path().join("none"), &suite));
     let layout = Layout::new(&suite).expect("layout");
     assert_eq!(ds.episodes().len() as u64, layout.splits.iter().map(|s| s.episodes).sum::<u64>());
     // Indices are 0..N in order, with no gaps.

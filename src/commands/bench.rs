@@ -111,36 +111,20 @@ fn llm_runs(args: &Args) -> anyhow::Result<Vec<physworld_benchmarks::llm::LlmRun
             "--prompt-variants, --llm-seeds, --temperature, --shots, --offline, --max-requests, --max-tokens-total, --max-cost, --price and --api-key-env apply to LLM models (openai:, anthropic:, gguf:); none was given"
         );
     }
-    if args.max_requests == Some(0) {
-        bail!("--max-requests 0: expected at least 1 (use --offline to send none)");
-    }
-    if args.max_tokens_total == Some(0) {
-        bail!("--max-tokens-total 0: expected at least 1 (use --offline to send none)");
-    }
-    if let Some(c) = args.max_cost
-        && !(c.is_finite() && c > 0.0)
-    {
-        bail!("--max-cost {c}: expected a positive number of US dollars");
-    }
     let price = args.price.as_deref().map(physworld_benchmarks::llm::Price::parse).transpose()?;
-    let mut runs = Vec::new();
-    for &variant in &args.prompt_variants {
-        for &seed in &args.llm_seeds {
-            runs.push(physworld_benchmarks::llm::LlmRun {
-                variant,
-                seed,
-                shots: args.shots,
-                temperature: args.temperature,
-                offline: args.offline,
-                max_requests: args.max_requests,
-                key_env: args.api_key_env.clone(),
-                max_tokens_total: args.max_tokens_total,
-                max_cost_usd: args.max_cost,
-                price,
-            });
-        }
-    }
-    Ok(runs)
+    let base = physworld_benchmarks::llm::LlmRun {
+        variant: 0,
+        seed: 0,
+        shots: args.shots,
+        temperature: args.temperature,
+        offline: args.offline,
+        max_requests: args.max_requests,
+        key_env: args.api_key_env.clone(),
+        max_tokens_total: args.max_tokens_total,
+        max_cost_usd: args.max_cost,
+        price,
+    };
+    Ok(physworld_benchmarks::llm::LlmRun::grid(&base, &args.prompt_variants, &args.llm_seeds)?)
 }
 
 /// Options from the flags.

@@ -52,9 +52,7 @@ fn stage(quiet: bool, n: u32, what: &str) {
 /// Generate the tiny suite into `dir`, unless a finished dataset of the same suite is there.
 fn dataset(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     let suite = Suite::parse(TINY, Path::new("datasets/tiny.toml"))?;
-    if let Ok(ds) = Dataset::open(dir)
-        && ds.info.suite_hash == suite.content_hash()
-    {
+    if Dataset::holds(dir, &suite) {
         if !quiet {
             eprintln!("      {} already holds the tiny suite; reusing it", dir.display());
         }
@@ -84,17 +82,13 @@ fn model(data: &Path, run: &Path, steps: u64, seed: u64, quiet: bool) -> anyhow:
     cfg.schedule.steps = steps;
     cfg.schedule.warmup_steps = cfg.schedule.warmup_steps.min(steps / 5);
     cfg.seed = seed;
-    if let Some(dir) = checkpoint::latest(run)? {
-        let same = std::fs::read(run.join("config.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<TrainConfig>(&b).ok())
-            .is_some_and(|c| c == cfg);
-        if same && dir.ends_with(format!("step-{steps:06}")) {
-            if !quiet {
-                eprintln!("      {} already trained for {steps} steps; reusing it", run.display());
-            }
-            return Ok(());
+    if checkpoint::finished(run, &cfg)? {
+        if !quiet {
+            eprintln!("      {} already trained for {steps} steps; reusing it", run.display());
         }
+        return Ok(());
+    }
+    if checkpoint::latest(run)?.is_some() {
         std::fs::remove_dir_all(run).with_context(|| format!("removing the stale run {}", run.display()))?;
     }
     let b = bar(quiet, "      {bar:30} step {pos}/{len}  {msg}  eta {eta}");

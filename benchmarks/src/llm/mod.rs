@@ -66,6 +66,26 @@ pub struct LlmRun {
 }
 
 impl LlmRun {
+    /// One run per prompt variant and sampling seed (variants outer), each with `base`'s
+    /// other settings, after checking those: request and token budgets of at least 1 (a
+    /// run that must send nothing is `offline`) and a positive, finite cost bound.
+    pub fn grid(base: &LlmRun, variants: &[usize], seeds: &[u64]) -> crate::Result<Vec<LlmRun>> {
+        for (field, v) in [("max_requests", base.max_requests), ("max_tokens_total", base.max_tokens_total)] {
+            if v == Some(0) {
+                return Err(crate::error::BenchError::invalid(field, 0, "at least 1 (an offline run sends none)"));
+            }
+        }
+        if let Some(c) = base.max_cost_usd
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(crate::error::BenchError::invalid("max_cost_usd", c, "a positive number of US dollars"));
+        }
+        Ok(variants
+            .iter()
+            .flat_map(|&variant| seeds.iter().map(move |&seed| LlmRun { variant, seed, ..base.clone() }))
+            .collect())
+    }
+
     /// The model-id suffix naming the non-default settings (`#p1#s2#3shot#t0.7`).
     pub fn suffix(&self) -> String {
         let mut s = String::new();
