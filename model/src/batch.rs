@@ -19,8 +19,8 @@ pub struct Normalizer {
     pub action_std: Vec<f32>,
 }
 
-const CONTINUOUS: [(&str, usize); 5] =
-    [("object.position", 3), ("object.rotation", 4), ("object.linvel", 3), ("object.angvel", 3), ("object.size", 3)];
+/// The continuous object features, as the frames table stores them.
+const CONTINUOUS: [(&str, usize); 5] = physworld_pipeline::OBJECT_FLOAT_FEATURES;
 
 impl Normalizer {
     /// From a dataset's train-only `stats.json`.
@@ -34,7 +34,12 @@ impl Normalizer {
             }
         }
         let action_std = (0..ACTION_DIM)
-            .map(|c| stats.get("action").and_then(|s| s.std.get(c)).map_or(1.0, |v| (*v as f32).max(1e-3)))
+            .map(|c| {
+                stats
+                    .get(physworld_pipeline::columns::ACTION)
+                    .and_then(|s| s.std.get(c))
+                    .map_or(1.0, |v| (*v as f32).max(1e-3))
+            })
             .collect();
         Normalizer { mean, std, action_std }
     }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::error::{PipelineError, Result};
 use crate::generate::{Balance, SUITE_PATH, check_complete, load_manifest, merge_balances, verify_shard};
 use crate::layout::Layout;
+use crate::schema::columns;
 use crate::schema::{FORMAT_VERSION, OBJECT_FLOAT_FEATURES};
 use crate::stats::{self, FeatureStats};
 use crate::storage::Storage;
@@ -76,12 +77,13 @@ pub struct Info {
 fn features(slots: u32) -> Value {
     let s = slots as u64;
     let mut f = serde_json::Map::new();
-    for (name, dtype) in [("episode_index", "int64"), ("frame_index", "int64"), ("index", "int64")] {
+    for (name, dtype) in [(columns::EPISODE_INDEX, "int64"), (columns::FRAME_INDEX, "int64"), (columns::INDEX, "int64")]
+    {
         f.insert(name.into(), json!({ "dtype": dtype, "shape": [1] }));
     }
-    f.insert("timestamp".into(), json!({ "dtype": "float32", "shape": [1], "unit": "s" }));
-    f.insert("object.present".into(), json!({ "dtype": "bool", "shape": [s] }));
-    f.insert("object.visible".into(), json!({ "dtype": "bool", "shape": [s] }));
+    f.insert(columns::TIMESTAMP.into(), json!({ "dtype": "float32", "shape": [1], "unit": "s" }));
+    f.insert(columns::OBJECT_PRESENT.into(), json!({ "dtype": "bool", "shape": [s] }));
+    f.insert(columns::OBJECT_VISIBLE.into(), json!({ "dtype": "bool", "shape": [s] }));
     let names = |k: usize| -> Vec<&str> {
         match k {
             4 => vec!["x", "y", "z", "w"],
@@ -92,11 +94,11 @@ fn features(slots: u32) -> Value {
         f.insert(name.into(), json!({ "dtype": "float32", "shape": [s, k], "names": ["slot", names(k)] }));
     }
     f.insert(
-        "object.shape".into(),
+        columns::OBJECT_SHAPE.into(),
         json!({ "dtype": "int8", "shape": [s], "names": {"-1": "empty", "0": "sphere", "1": "box", "2": "cylinder", "3": "capsule"} }),
     );
     f.insert(
-        "action".into(),
+        columns::ACTION.into(),
         json!({ "dtype": "float32", "shape": [3], "names": ["fx", "fy", "fz"], "nullable": true, "unit": "N" }),
     );
     f.insert(

@@ -35,7 +35,10 @@ pub use inspect::{InspectReport, SplitReport, inspect};
 pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};
 pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, writer_properties};
 pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, SCENE_KINDS, SceneBox, WindowSpec, WindowStream, load_file};
-pub use schema::{FORMAT_VERSION, Placed, episodes_batch, episodes_schema, frames_batch, frames_schema};
+pub use schema::{
+    FORMAT_VERSION, OBJECT_FLOAT_FEATURES, Placed, columns, episodes_batch, episodes_schema, frames_batch,
+    frames_schema,
+};
 pub use storage::{LocalStorage, Storage, sha256_hex, write_atomic};
 pub use suite::{
     DEFAULT_MAX_OBJECTS, DEFAULT_SAMPLES_PER_FILE, Observability, SplitSpec, Suite, SuiteFamily, SuiteMeta,

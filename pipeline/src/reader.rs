@@ -20,6 +20,7 @@ use crate::finalize::{INFO_PATH, Info, STATS_PATH};
 use crate::generate::{FileEntry, SUITE_PATH, ShardManifest, verified_get};
 use crate::layout::Layout;
 use crate::parquet_io::decode;
+use crate::schema::columns;
 use crate::stats::FeatureStats;
 use crate::storage::{LocalStorage, Storage};
 use crate::suite::Suite;
@@ -330,7 +331,7 @@ impl Dataset {
     pub fn meta(&self, index: u64) -> Result<&EpisodeMeta> {
         self.episodes.binary_search_by_key(&index, |e| e.episode_index).map(|i| &self.episodes[i]).map_err(|_| {
             PipelineError::InvalidArgument {
-                field: "episode_index".into(),
+                field: columns::EPISODE_INDEX.into(),
                 value: index.to_string(),
                 allowed: format!("0..{}", self.episodes.len()),
             }
@@ -350,21 +351,32 @@ impl Dataset {
     /// exactly as the generator drew it (the same episodes, bit for bit, on a build with the
     /// same [`physworld_sim::GENERATOR_VERSION`]).
     pub fn regenerate(&self, split: &str, sample_index: u64) -> Result<physworld_sim::Sample> {
+        let (family, seed, sim_split) = self.family_of(split, sample_index)?;
+        Ok(physworld_sim::generate(&family, seed, sim_split, sample_index)?)
+    }
+
+    /// The family (with the suite's parameters) that drew sample `sample_index` of `split`,
+    /// the split's seed and the simulator split it draws from.
+    pub fn family_of(
+        &self,
+        split: &str,
+        sample_index: u64,
+    ) -> Result<(physworld_sim::Family, u64, physworld_sim::Split)> {
         let layout = Layout::new(&self.suite)?;
         let spec =
             self.suite.splits.iter().find(|s| s.name == split).ok_or_else(|| PipelineError::InvalidArgument {
-                field: "split".into(),
+                field: columns::SPLIT.into(),
                 value: split.into(),
                 allowed: self.suite.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
             })?;
         if sample_index >= spec.samples {
             return Err(PipelineError::InvalidArgument {
-                field: "sample_index".into(),
+                field: columns::SAMPLE_INDEX.into(),
                 value: sample_index.to_string(),
                 allowed: format!("0..{}", spec.samples),
             });
         }
-        Ok(physworld_sim::generate(layout.family_of(sample_index), spec.seed, spec.sim_split, sample_index)?)
+        Ok((layout.family_of(sample_index).clone(), spec.seed, spec.sim_split))
     }
 
     /// The frames of every episode of `split`, decoding each of its files once, in episode
@@ -415,33 +427,33 @@ struct ExtraMeta {
 }
 
 fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Vec<EpisodeMeta>) -> Result<()> {
-    let idx: &Int64Array = col(b, "episode_index", path)?;
-    let split: &StringArray = col(b, "split", path)?;
-    let family: &StringArray = col(b, "family", path)?;
-    let sample: &Int64Array = col(b, "sample_index", path)?;
-    let nframes: &Int32Array = col(b, "num_frames", path)?;
-    let nobj: &Int32Array = col(b, "num_objects", path)?;
+    let idx: &Int64Array = col(b, columns::EPISODE_INDEX, path)?;
+    let split: &StringArray = col(b, columns::SPLIT, path)?;
+    let family: &StringArray = col(b, columns::FAMILY, path)?;
+    let sample: &Int64Array = col(b, columns::SAMPLE_INDEX, path)?;
+    let nframes: &Int32Array = col(b, columns::NUM_FRAMES, path)?;
+    let nobj: &Int32Array = col(b, columns::NUM_OBJECTS, path)?;
     let opt_bool = |name: &str| -> Result<Vec<Option<bool>>> {
         let a: &BooleanArray = col(b, name, path)?;
         Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
     };
-    let contact = opt_bool("label.contact")?;
-    let tower = opt_bool("label.tower_fell")?;
-    let goal = opt_bool("label.goal_reached")?;
-    let possible = opt_bool("quadruplet.possible")?;
-    let vkind: &StringArray = col(b, "violation.kind", path)?;
-    let vframe: &Int32Array = col(b, "violation.frame", path)?;
-    let mass = fsl_f32(b, "object.mass", path)?;
-    let fric = fsl_f32(b, "object.friction", path)?;
-    let rest = fsl_f32(b, "object.restitution", path)?;
-    let metadata: &StringArray = col(b, "metadata", path)?;
-    let cam_pos = fsl_f32(b, "camera.position", path)?;
-    let cam_at = fsl_f32(b, "camera.look_at", path)?;
-    let cam_fov: &Float32Array = col(b, "camera.fov_y_deg", path)?;
-    let cam_w: &UInt32Array = col(b, "camera.width", path)?;
-    let cam_h: &UInt32Array = col(b, "camera.height", path)?;
-    let seed: &UInt64Array = col(b, "seed", path)?;
-    let attempt: &UInt32Array = col(b, "attempt", path)?;
+    let contact = opt_bool(columns::LABEL_CONTACT)?;
+    let tower = opt_bool(columns::LABEL_TOWER_FELL)?;
+    let goal = opt_bool(columns::LABEL_GOAL_REACHED)?;
+    let possible = opt_bool(columns::QUADRUPLET_POSSIBLE)?;
+    let vkind: &StringArray = col(b, columns::VIOLATION_KIND, path)?;
+    let vframe: &Int32Array = col(b, columns::VIOLATION_FRAME, path)?;
+    let mass = fsl_f32(b, columns::OBJECT_MASS, path)?;
+    let fric = fsl_f32(b, columns::OBJECT_FRICTION, path)?;
+    let rest = fsl_f32(b, columns::OBJECT_RESTITUTION, path)?;
+    let metadata: &StringArray = col(b, columns::METADATA, path)?;
+    let cam_pos = fsl_f32(b, columns::CAMERA_POSITION, path)?;
+    let cam_at = fsl_f32(b, columns::CAMERA_LOOK_AT, path)?;
+    let cam_fov: &Float32Array = col(b, columns::CAMERA_FOV_Y_DEG, path)?;
+    let cam_w: &UInt32Array = col(b, columns::CAMERA_WIDTH, path)?;
+    let cam_h: &UInt32Array = col(b, columns::CAMERA_HEIGHT, path)?;
+    let seed: &UInt64Array = col(b, columns::SEED, path)?;
+    let attempt: &UInt32Array = col(b, columns::ATTEMPT, path)?;
     let opt_i32 = |name: &str| -> Result<Vec<Option<i64>>> {
         let a: &Int32Array = col(b, name, path)?;
         Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i) as i64)).collect())
@@ -450,13 +462,13 @@ fn read_meta(b: &RecordBatch, path: &str, data: &str, slots: usize, out: &mut Ve
         let a: &Int16Array = col(b, name, path)?;
         Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i) as u16)).collect())
     };
-    let contact_frame = opt_i32("label.contact_frame")?;
-    let contact_agent = opt_i16("label.contact_agent")?;
-    let patient_obj = opt_i16("label.contact_patient_object")?;
-    let patient_zone = opt_i16("label.contact_patient_zone")?;
-    let first_floor = opt_i16("label.first_floor_contact")?;
-    let vobject = opt_i16("violation.object")?;
-    let member: &Int8Array = col(b, "quadruplet.member", path)?;
+    let contact_frame = opt_i32(columns::LABEL_CONTACT_FRAME)?;
+    let contact_agent = opt_i16(columns::LABEL_CONTACT_AGENT)?;
+    let patient_obj = opt_i16(columns::LABEL_CONTACT_PATIENT_OBJECT)?;
+    let patient_zone = opt_i16(columns::LABEL_CONTACT_PATIENT_ZONE)?;
+    let first_floor = opt_i16(columns::LABEL_FIRST_FLOOR_CONTACT)?;
+    let vobject = opt_i16(columns::VIOLATION_OBJECT)?;
+    let member: &Int8Array = col(b, columns::QUADRUPLET_MEMBER, path)?;
     for i in 0..b.num_rows() {
         let bad = |reason: String| PipelineError::Corrupt { path: path.into(), reason };
         let extra: ExtraMeta = serde_json::from_str(metadata.value(i))
@@ -528,19 +540,19 @@ pub fn load_file(storage: &dyn Storage, path: &str, slots: usize) -> Result<Vec<
 fn decode_frames(bytes: Vec<u8>, path: &str, slots: usize) -> Result<Vec<EpisodeFrames>> {
     let mut out: Vec<EpisodeFrames> = Vec::new();
     for b in decode(bytes, path)? {
-        let ep: &Int64Array = col(&b, "episode_index", path)?;
-        let present = fsl_bool(&b, "object.present", path)?;
-        let visible = fsl_bool(&b, "object.visible", path)?;
-        let pos = fsl_f32(&b, "object.position", path)?;
-        let rot = fsl_f32(&b, "object.rotation", path)?;
-        let lin = fsl_f32(&b, "object.linvel", path)?;
-        let ang = fsl_f32(&b, "object.angvel", path)?;
-        let size = fsl_f32(&b, "object.size", path)?;
-        let shape_l: &FixedSizeListArray = col(&b, "object.shape", path)?;
+        let ep: &Int64Array = col(&b, columns::EPISODE_INDEX, path)?;
+        let present = fsl_bool(&b, columns::OBJECT_PRESENT, path)?;
+        let visible = fsl_bool(&b, columns::OBJECT_VISIBLE, path)?;
+        let pos = fsl_f32(&b, columns::OBJECT_POSITION, path)?;
+        let rot = fsl_f32(&b, columns::OBJECT_ROTATION, path)?;
+        let lin = fsl_f32(&b, columns::OBJECT_LINVEL, path)?;
+        let ang = fsl_f32(&b, columns::OBJECT_ANGVEL, path)?;
+        let size = fsl_f32(&b, columns::OBJECT_SIZE, path)?;
+        let shape_l: &FixedSizeListArray = col(&b, columns::OBJECT_SHAPE, path)?;
         let shape =
             shape_l.values().as_any().downcast_ref::<Int8Array>().map(|a| a.values().to_vec()).unwrap_or_default();
-        let action_l: &FixedSizeListArray = col(&b, "action", path)?;
-        let action = fsl_f32(&b, "action", path)?;
+        let action_l: &FixedSizeListArray = col(&b, columns::ACTION, path)?;
+        let action = fsl_f32(&b, columns::ACTION, path)?;
         for r in 0..b.num_rows() {
             let e = ep.value(r) as u64;
             if out.last().is_none_or(|l| l.episode_index != e) {

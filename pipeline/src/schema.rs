@@ -33,12 +33,121 @@ use physworld_sim::{Body, ContactTarget, Episode, ShapeKind};
 
 use crate::error::{PipelineError, Result};
 
+/// Column names of the frames table and the episodes table: the one definition the writer
+/// ([`frames_schema`], [`episodes_schema`]) and the readers use. Python clients
+/// (`tests/python/check_dataset.py`) read the same names.
+pub mod columns {
+    /// `action`.
+    pub const ACTION: &str = "action";
+    /// `attempt`.
+    pub const ATTEMPT: &str = "attempt";
+    /// `camera.fov_y_deg`.
+    pub const CAMERA_FOV_Y_DEG: &str = "camera.fov_y_deg";
+    /// `camera.height`.
+    pub const CAMERA_HEIGHT: &str = "camera.height";
+    /// `camera.look_at`.
+    pub const CAMERA_LOOK_AT: &str = "camera.look_at";
+    /// `camera.position`.
+    pub const CAMERA_POSITION: &str = "camera.position";
+    /// `camera.width`.
+    pub const CAMERA_WIDTH: &str = "camera.width";
+    /// `episode_index`.
+    pub const EPISODE_INDEX: &str = "episode_index";
+    /// `family`.
+    pub const FAMILY: &str = "family";
+    /// `frame_index`.
+    pub const FRAME_INDEX: &str = "frame_index";
+    /// `index`.
+    pub const INDEX: &str = "index";
+    /// `label.action_valid`.
+    pub const LABEL_ACTION_VALID: &str = "label.action_valid";
+    /// `label.contact`.
+    pub const LABEL_CONTACT: &str = "label.contact";
+    /// `label.contact_agent`.
+    pub const LABEL_CONTACT_AGENT: &str = "label.contact_agent";
+    /// `label.contact_frame`.
+    pub const LABEL_CONTACT_FRAME: &str = "label.contact_frame";
+    /// `label.contact_patient_object`.
+    pub const LABEL_CONTACT_PATIENT_OBJECT: &str = "label.contact_patient_object";
+    /// `label.contact_patient_zone`.
+    pub const LABEL_CONTACT_PATIENT_ZONE: &str = "label.contact_patient_zone";
+    /// `label.first_floor_contact`.
+    pub const LABEL_FIRST_FLOOR_CONTACT: &str = "label.first_floor_contact";
+    /// `label.goal_reached`.
+    pub const LABEL_GOAL_REACHED: &str = "label.goal_reached";
+    /// `label.tower_fell`.
+    pub const LABEL_TOWER_FELL: &str = "label.tower_fell";
+    /// `metadata`.
+    pub const METADATA: &str = "metadata";
+    /// `num_frames`.
+    pub const NUM_FRAMES: &str = "num_frames";
+    /// `num_objects`.
+    pub const NUM_OBJECTS: &str = "num_objects";
+    /// `object.angvel`.
+    pub const OBJECT_ANGVEL: &str = "object.angvel";
+    /// `object.color`.
+    pub const OBJECT_COLOR: &str = "object.color";
+    /// `object.friction`.
+    pub const OBJECT_FRICTION: &str = "object.friction";
+    /// `object.linvel`.
+    pub const OBJECT_LINVEL: &str = "object.linvel";
+    /// `object.mass`.
+    pub const OBJECT_MASS: &str = "object.mass";
+    /// `object.name`.
+    pub const OBJECT_NAME: &str = "object.name";
+    /// `object.position`.
+    pub const OBJECT_POSITION: &str = "object.position";
+    /// `object.present`.
+    pub const OBJECT_PRESENT: &str = "object.present";
+    /// `object.restitution`.
+    pub const OBJECT_RESTITUTION: &str = "object.restitution";
+    /// `object.rotation`.
+    pub const OBJECT_ROTATION: &str = "object.rotation";
+    /// `object.shape`.
+    pub const OBJECT_SHAPE: &str = "object.shape";
+    /// `object.size`.
+    pub const OBJECT_SIZE: &str = "object.size";
+    /// `object.visible`.
+    pub const OBJECT_VISIBLE: &str = "object.visible";
+    /// `placement`.
+    pub const PLACEMENT: &str = "placement";
+    /// `quadruplet.member`.
+    pub const QUADRUPLET_MEMBER: &str = "quadruplet.member";
+    /// `quadruplet.possible`.
+    pub const QUADRUPLET_POSSIBLE: &str = "quadruplet.possible";
+    /// `sample_index`.
+    pub const SAMPLE_INDEX: &str = "sample_index";
+    /// `seed`.
+    pub const SEED: &str = "seed";
+    /// `split`.
+    pub const SPLIT: &str = "split";
+    /// `template`.
+    pub const TEMPLATE: &str = "template";
+    /// `timestamp`.
+    pub const TIMESTAMP: &str = "timestamp";
+    /// `violation.detail`.
+    pub const VIOLATION_DETAIL: &str = "violation.detail";
+    /// `violation.frame`.
+    pub const VIOLATION_FRAME: &str = "violation.frame";
+    /// `violation.kind`.
+    pub const VIOLATION_KIND: &str = "violation.kind";
+    /// `violation.object`.
+    pub const VIOLATION_OBJECT: &str = "violation.object";
+    /// `violation.occluded`.
+    pub const VIOLATION_OCCLUDED: &str = "violation.occluded";
+}
+
 /// Version of the on-disk format (bumped on any schema change).
 pub const FORMAT_VERSION: &str = "physworld-dataset/1";
 
 /// Per-object float features of the frames table: (column, components per slot).
-pub const OBJECT_FLOAT_FEATURES: [(&str, usize); 5] =
-    [("object.position", 3), ("object.rotation", 4), ("object.linvel", 3), ("object.angvel", 3), ("object.size", 3)];
+pub const OBJECT_FLOAT_FEATURES: [(&str, usize); 5] = [
+    (columns::OBJECT_POSITION, 3),
+    (columns::OBJECT_ROTATION, 4),
+    (columns::OBJECT_LINVEL, 3),
+    (columns::OBJECT_ANGVEL, 3),
+    (columns::OBJECT_SIZE, 3),
+];
 
 fn fsl(item: DataType, n: usize) -> DataType {
     DataType::FixedSizeList(Arc::new(Field::new("item", item, false)), n as i32)
@@ -59,18 +168,18 @@ fn zone_fields() -> Fields {
 /// Schema of the frames table for `slots` object slots.
 pub fn frames_schema(slots: usize) -> SchemaRef {
     let mut fields = vec![
-        Field::new("episode_index", DataType::Int64, false),
-        Field::new("frame_index", DataType::Int64, false),
-        Field::new("timestamp", DataType::Float32, false),
-        Field::new("index", DataType::Int64, false),
-        Field::new("object.present", fsl(DataType::Boolean, slots), false),
-        Field::new("object.visible", fsl(DataType::Boolean, slots), false),
+        Field::new(columns::EPISODE_INDEX, DataType::Int64, false),
+        Field::new(columns::FRAME_INDEX, DataType::Int64, false),
+        Field::new(columns::TIMESTAMP, DataType::Float32, false),
+        Field::new(columns::INDEX, DataType::Int64, false),
+        Field::new(columns::OBJECT_PRESENT, fsl(DataType::Boolean, slots), false),
+        Field::new(columns::OBJECT_VISIBLE, fsl(DataType::Boolean, slots), false),
     ];
     for (name, k) in OBJECT_FLOAT_FEATURES {
         fields.push(Field::new(name, fsl(DataType::Float32, slots * k), false));
     }
-    fields.push(Field::new("object.shape", fsl(DataType::Int8, slots), false));
-    fields.push(Field::new("action", fsl(DataType::Float32, 3), true));
+    fields.push(Field::new(columns::OBJECT_SHAPE, fsl(DataType::Int8, slots), false));
+    fields.push(Field::new(columns::ACTION, fsl(DataType::Float32, 3), true));
     fields.push(Field::new(
         "contacts",
         DataType::List(Arc::new(Field::new("item", DataType::Struct(contact_fields()), false))),
@@ -232,43 +341,43 @@ pub fn frames_batch(episodes: &[Placed<'_>], slots: usize) -> Result<RecordBatch
 pub fn episodes_schema(slots: usize) -> SchemaRef {
     let f32s = |n: usize| fsl(DataType::Float32, n);
     Arc::new(Schema::new(vec![
-        Field::new("episode_index", DataType::Int64, false),
-        Field::new("split", DataType::Utf8, false),
-        Field::new("family", DataType::Utf8, false),
-        Field::new("sample_index", DataType::Int64, false),
-        Field::new("seed", DataType::UInt64, false),
-        Field::new("attempt", DataType::UInt32, false),
-        Field::new("num_frames", DataType::Int32, false),
-        Field::new("num_objects", DataType::Int32, false),
-        Field::new("template", DataType::Int32, true),
-        Field::new("object.name", DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))), false),
-        Field::new("object.mass", f32s(slots), false),
-        Field::new("object.friction", f32s(slots), false),
-        Field::new("object.restitution", f32s(slots), false),
-        Field::new("object.color", f32s(slots * 3), false),
-        Field::new("camera.position", f32s(3), false),
-        Field::new("camera.look_at", f32s(3), false),
-        Field::new("camera.fov_y_deg", DataType::Float32, false),
-        Field::new("camera.width", DataType::UInt32, false),
-        Field::new("camera.height", DataType::UInt32, false),
-        Field::new("label.contact", DataType::Boolean, true),
-        Field::new("label.contact_frame", DataType::Int32, true),
-        Field::new("label.contact_agent", DataType::Int16, true),
-        Field::new("label.contact_patient_object", DataType::Int16, true),
-        Field::new("label.contact_patient_zone", DataType::Int16, true),
-        Field::new("label.tower_fell", DataType::Boolean, true),
-        Field::new("label.first_floor_contact", DataType::Int16, true),
-        Field::new("label.goal_reached", DataType::Boolean, true),
-        Field::new("label.action_valid", DataType::Boolean, true),
-        Field::new("quadruplet.member", DataType::Int8, true),
-        Field::new("quadruplet.possible", DataType::Boolean, true),
-        Field::new("violation.kind", DataType::Utf8, true),
-        Field::new("violation.detail", DataType::Utf8, true),
-        Field::new("violation.object", DataType::Int16, true),
-        Field::new("violation.frame", DataType::Int32, true),
-        Field::new("violation.occluded", DataType::Boolean, true),
-        Field::new("placement", f32s(3), true),
-        Field::new("metadata", DataType::Utf8, false),
+        Field::new(columns::EPISODE_INDEX, DataType::Int64, false),
+        Field::new(columns::SPLIT, DataType::Utf8, false),
+        Field::new(columns::FAMILY, DataType::Utf8, false),
+        Field::new(columns::SAMPLE_INDEX, DataType::Int64, false),
+        Field::new(columns::SEED, DataType::UInt64, false),
+        Field::new(columns::ATTEMPT, DataType::UInt32, false),
+        Field::new(columns::NUM_FRAMES, DataType::Int32, false),
+        Field::new(columns::NUM_OBJECTS, DataType::Int32, false),
+        Field::new(columns::TEMPLATE, DataType::Int32, true),
+        Field::new(columns::OBJECT_NAME, DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))), false),
+        Field::new(columns::OBJECT_MASS, f32s(slots), false),
+        Field::new(columns::OBJECT_FRICTION, f32s(slots), false),
+        Field::new(columns::OBJECT_RESTITUTION, f32s(slots), false),
+        Field::new(columns::OBJECT_COLOR, f32s(slots * 3), false),
+        Field::new(columns::CAMERA_POSITION, f32s(3), false),
+        Field::new(columns::CAMERA_LOOK_AT, f32s(3), false),
+        Field::new(columns::CAMERA_FOV_Y_DEG, DataType::Float32, false),
+        Field::new(columns::CAMERA_WIDTH, DataType::UInt32, false),
+        Field::new(columns::CAMERA_HEIGHT, DataType::UInt32, false),
+        Field::new(columns::LABEL_CONTACT, DataType::Boolean, true),
+        Field::new(columns::LABEL_CONTACT_FRAME, DataType::Int32, true),
+        Field::new(columns::LABEL_CONTACT_AGENT, DataType::Int16, true),
+        Field::new(columns::LABEL_CONTACT_PATIENT_OBJECT, DataType::Int16, true),
+        Field::new(columns::LABEL_CONTACT_PATIENT_ZONE, DataType::Int16, true),
+        Field::new(columns::LABEL_TOWER_FELL, DataType::Boolean, true),
+        Field::new(columns::LABEL_FIRST_FLOOR_CONTACT, DataType::Int16, true),
+        Field::new(columns::LABEL_GOAL_REACHED, DataType::Boolean, true),
+        Field::new(columns::LABEL_ACTION_VALID, DataType::Boolean, true),
+        Field::new(columns::QUADRUPLET_MEMBER, DataType::Int8, true),
+        Field::new(columns::QUADRUPLET_POSSIBLE, DataType::Boolean, true),
+        Field::new(columns::VIOLATION_KIND, DataType::Utf8, true),
+        Field::new(columns::VIOLATION_DETAIL, DataType::Utf8, true),
+        Field::new(columns::VIOLATION_OBJECT, DataType::Int16, true),
+        Field::new(columns::VIOLATION_FRAME, DataType::Int32, true),
+        Field::new(columns::VIOLATION_OCCLUDED, DataType::Boolean, true),
+        Field::new(columns::PLACEMENT, f32s(3), true),
+        Field::new(columns::METADATA, DataType::Utf8, false),
     ]))
 }
 

@@ -12,18 +12,20 @@ use std::collections::BTreeMap;
 use physworld_sim::{Episode, ObjectState};
 use serde::{Deserialize, Serialize};
 
+use crate::schema::columns;
+
 /// Histogram bins per component.
 pub const BINS: usize = 8192;
 
 /// Features with statistics: (name, components, histogram range).
 pub const FEATURES: [(&str, usize, f32, f32); 7] = [
-    ("object.position", 3, -20.0, 20.0),
-    ("object.rotation", 4, -1.0, 1.0),
-    ("object.linvel", 3, -30.0, 30.0),
-    ("object.angvel", 3, -200.0, 200.0),
-    ("object.size", 3, 0.0, 5.0),
-    ("action", 3, -100.0, 100.0),
-    ("timestamp", 1, 0.0, 120.0),
+    (columns::OBJECT_POSITION, 3, -20.0, 20.0),
+    (columns::OBJECT_ROTATION, 4, -1.0, 1.0),
+    (columns::OBJECT_LINVEL, 3, -30.0, 30.0),
+    (columns::OBJECT_ANGVEL, 3, -200.0, 200.0),
+    (columns::OBJECT_SIZE, 3, 0.0, 5.0),
+    (columns::ACTION, 3, -100.0, 100.0),
+    (columns::TIMESTAMP, 1, 0.0, 120.0),
 ];
 
 /// Mergeable per-component accumulators of one feature.
@@ -101,10 +103,10 @@ pub fn empty() -> Partials {
 pub fn accumulate(p: &mut Partials, e: &Episode) {
     let get = |o: &ObjectState, name: &str| -> Vec<f32> {
         match name {
-            "object.position" => o.position.to_vec(),
-            "object.rotation" => o.rotation.to_vec(),
-            "object.linvel" => o.linvel.to_vec(),
-            "object.angvel" => o.angvel.to_vec(),
+            columns::OBJECT_POSITION => o.position.to_vec(),
+            columns::OBJECT_ROTATION => o.rotation.to_vec(),
+            columns::OBJECT_LINVEL => o.linvel.to_vec(),
+            columns::OBJECT_ANGVEL => o.angvel.to_vec(),
             _ => o.size.to_vec(),
         }
     };
@@ -112,8 +114,8 @@ pub fn accumulate(p: &mut Partials, e: &Episode) {
         for (name, _, lo, hi) in FEATURES {
             let Some(part) = p.get_mut(name) else { continue };
             match name {
-                "timestamp" => part.push(0, frame.time, lo, hi),
-                "action" => {
+                columns::TIMESTAMP => part.push(0, frame.time, lo, hi),
+                columns::ACTION => {
                     if let Some(a) = e.actions.as_ref().and_then(|a| a.get(f)) {
                         for (c, x) in a.iter().enumerate() {
                             part.push(c, *x, lo, hi);
