@@ -42,6 +42,9 @@ enum Command {
     Probe(commands::probe::Args),
     /// Score models on a dataset's held-out tasks; one result file per model.
     Bench(commands::bench::Args),
+    /// Play planners (oracle, random, greedy) on a dataset's PHYRE-like `launch` tasks:
+    /// placements judged by the simulator, scored by AUCCESS.
+    Plan(commands::plan::Args),
     /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
     Leaderboard(commands::leaderboard::Args),
     /// Check that cheap tricks stay at chance on a dataset's VoE, contact and outcome items,
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Plan(a) => commands::plan::run(a),
         Command::Leaderboard(a) => commands::leaderboard::run(a),
         Command::ValidateSuite(a) => commands::validate_suite::run(a),
         Command::Demo(a) => commands::demo::run(a),

@@ -25,6 +25,7 @@ pub mod leaderboard;
 pub mod llm;
 pub mod metrics;
 pub mod observe;
+pub mod plan;
 pub mod present;
 pub mod probe;
 pub mod results;

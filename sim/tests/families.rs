@@ -215,3 +215,40 @@ fn overrides_apply_and_are_validated() {
 fn sample_with(f: &Family) -> Episode {
     generate(f, 0, Split::Train, 0).expect("generates").episodes.remove(0)
 }
+
+/// A `launch` task rebuilt from an episode's seed replays the episode exactly when given
+/// its placement, and the simulator refuses (without simulating) placements that overlap,
+/// leave the scene or use a radius the task does not allow.
+#[test]
+fn a_launch_task_replays_its_episode_and_refuses_invalid_placements() {
+    use physworld_sim::{Attempt, Placement};
+    let family = Family::by_name("launch").expect("launch");
+    for index in 0..6 {
+        let e = generate(&family, 5, Split::Train, index).expect("generates").episodes.remove(0);
+        let task = family.launch_task(e.seed, e.split).expect("task").expect("a launch task");
+        assert_eq!(task.scene.objects.len(), 1, "the target alone");
+        assert_eq!(Some(task.template), e.template);
+        let pl = e.placement.expect("placement");
+        match task.attempt(&pl).expect("attempt") {
+            Attempt::Simulated { success, episode } => {
+                assert_eq!(Some(success), e.labels.goal_reached);
+                // The same episode, bit for bit, but for the generator's bookkeeping.
+                let mut replay = *episode;
+                (replay.family, replay.split, replay.seed, replay.attempt) =
+                    (e.family.clone(), e.split, e.seed, e.attempt);
+                assert_eq!(serde_json::to_string(&replay).expect("json"), serde_json::to_string(&e).expect("json"));
+            }
+            other => panic!("the episode's own placement: {other:?}"),
+        }
+        let target = task.scene.objects[0].position;
+        for bad in [
+            Placement { x: target[0], y: target[1], radius: pl.radius },
+            Placement { x: 0.0, y: 3.0, radius: pl.radius },
+            Placement { x: pl.x, y: pl.y, radius: task.radius.max * 2.0 },
+            Placement { x: f32::NAN, y: pl.y, radius: pl.radius },
+        ] {
+            assert!(matches!(task.attempt(&bad).expect("attempt"), Attempt::Invalid(_)), "{bad:?}");
+        }
+    }
+    assert!(Family::by_name("push").expect("push").launch_task(1, Split::Train).expect("no error").is_none());
+}

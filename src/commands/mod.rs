@@ -6,6 +6,7 @@ pub mod finalize;
 pub mod generate;
 pub mod inspect;
 pub mod leaderboard;
+pub mod plan;
 pub mod probe;
 pub mod scenarios;
 pub mod simulate;

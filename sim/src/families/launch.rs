@@ -120,8 +120,85 @@ pub fn validate_placement(scene: &Scene, p: &Placement) -> std::result::Result<(
     Ok(())
 }
 
-pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
-    let mut s = Sampler::new(seed);
+/// A `launch` task as a planner meets it: the scene before any ball is placed (its one
+/// object the target), as the family draws it for a seed. [`LaunchTask::attempt`] places
+/// a ball and lets the simulator judge it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchTask {
+    /// The scene without the placed ball: statics, the goal zone (zone 0), the target
+    /// (object 0), camera.
+    pub scene: Scene,
+    /// Template id (`0..TEMPLATES`).
+    pub template: u32,
+    /// The radii a placed ball may have, m (the family's `action_radius`).
+    pub radius: Range,
+}
+
+/// What the simulator made of one placement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Not simulated (PHYRE's rule, [`validate_placement`]): why.
+    Invalid(String),
+    /// Simulated: whether the target ended in the goal zone, and the episode (the placed
+    /// ball is object 0, the target object 1, as in the family's episodes).
+    Simulated {
+        /// The family's `goal_reached`: the target in the goal zone at the last frame.
+        success: bool,
+        /// The whole episode.
+        episode: Box<crate::episode::Episode>,
+    },
+    /// The physics diverged (a health check rejected the run): counts as a failure.
+    Rejected(Rejection),
+}
+
+impl LaunchTask {
+    /// The task of `seed` (an episode's own seed) for `split`.
+    pub fn new(p: &Params, seed: u64, split: Split) -> Result<LaunchTask> {
+        Ok(task(p, &mut Sampler::new(seed), split)?.0)
+    }
+
+    /// The scene with a ball placed at `pl` (not validated).
+    pub fn with_ball(&self, pl: &Placement) -> Scene {
+        let mut ball =
+            ObjectSpec::new("action", Shape::Sphere { radius: pl.radius }, Mass::Density(500.0), [pl.x, pl.y, 0.0]);
+        ball.planar = true;
+        ball.color = AGENT_RED;
+        ball.friction = 0.3;
+        let mut scene = self.scene.clone();
+        scene.objects.insert(0, ball);
+        scene.contact_query = Some(ContactQuery { agent: 1, patient: ContactTarget::Zone(0) });
+        scene
+    }
+
+    /// Place a ball at `pl` and simulate: invalid placements (outside the scene, a radius
+    /// outside [`LaunchTask::radius`], overlapping anything) are not simulated.
+    pub fn attempt(&self, pl: &Placement) -> Result<Attempt> {
+        if !(pl.radius >= self.radius.min - 1e-6 && pl.radius <= self.radius.max + 1e-6) {
+            return Ok(Attempt::Invalid(format!(
+                "radius {} is outside [{}, {}]",
+                pl.radius, self.radius.min, self.radius.max
+            )));
+        }
+        if let Err(why) = validate_placement(&self.scene, pl) {
+            return Ok(Attempt::Invalid(why));
+        }
+        Ok(match common::run(&self.with_ball(pl), &[])? {
+            Ok(mut ep) => {
+                let success = ep.frames.last().is_some_and(|f| f.zone_contacts.contains(&(0, 1)));
+                ep.placement = Some(*pl);
+                ep.template = Some(self.template);
+                ep.labels.action_valid = Some(true);
+                ep.labels.goal_reached = Some(success);
+                Attempt::Simulated { success, episode: Box::new(ep) }
+            }
+            Err(r) => Attempt::Rejected(r),
+        })
+    }
+}
+
+/// Draw the task's scene from `s` (the family's draws, in order) and what the family's own
+/// placement sampler needs next: the target's x and radius and the platform height.
+fn task(p: &Params, s: &mut Sampler, split: Split) -> Result<(LaunchTask, f32, f32, f32)> {
     let allowed: Vec<u32> = (0..TEMPLATES).filter(|t| p.heldout_templates.contains(t) == split.is_heldout()).collect();
     if allowed.is_empty() {
         return Err(SimError::invalid(
@@ -167,11 +244,16 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     target.planar = true;
     target.color = PATIENT_YELLOW;
     target.friction = 0.3;
+    scene.objects = vec![target];
+    scene.camera = common::camera_at([0.0, 0.4, 0.0], 0.0, 2.8, 0.3);
+    Ok((LaunchTask { scene, template, radius: p.action_radius }, tx, tr, hp))
+}
 
+pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
+    let mut s = Sampler::new(seed);
+    let (task, tx, tr, hp) = task(p, &mut s, split)?;
     // Sample actions until one is valid (PHYRE does not simulate invalid actions).
     let mut placement = None;
-    let mut probe = scene.clone();
-    probe.objects = vec![target.clone()];
     for _ in 0..64 {
         let radius = s.range(p.action_radius);
         let cand = if s.chance(p.guided_fraction) {
@@ -183,7 +265,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
         } else {
             Placement { x: s.uniform(-1.2, 1.2), y: s.uniform(0.1, 1.5), radius }
         };
-        if validate_placement(&probe, &cand).is_ok() {
+        if validate_placement(&task.scene, &cand).is_ok() {
             placement = Some(cand);
             break;
         }
@@ -191,22 +273,9 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     let Some(pl) = placement else {
         return Ok(Err(Rejection::family("no valid action found in 64 draws")));
     };
-    let mut ball =
-        ObjectSpec::new("action", Shape::Sphere { radius: pl.radius }, Mass::Density(500.0), [pl.x, pl.y, 0.0]);
-    ball.planar = true;
-    ball.color = AGENT_RED;
-    ball.friction = 0.3;
-    scene.objects = vec![ball, target];
-    scene.camera = common::camera_at([0.0, 0.4, 0.0], 0.0, 2.8, 0.3);
-    scene.contact_query = Some(ContactQuery { agent: 1, patient: ContactTarget::Zone(0) });
-    let mut ep = match common::run(&scene, &[])? {
-        Ok(e) => e,
-        Err(r) => return Ok(Err(r)),
-    };
-    ep.placement = Some(pl);
-    ep.template = Some(template);
-    ep.labels.action_valid = Some(true);
-    let last = &ep.frames[ep.frames.len() - 1];
-    ep.labels.goal_reached = Some(last.zone_contacts.contains(&(0, 1)));
-    Ok(Ok(Sample::one(ep)))
+    Ok(match task.attempt(&pl)? {
+        Attempt::Simulated { episode, .. } => Ok(Sample::one(*episode)),
+        Attempt::Rejected(r) => Err(r),
+        Attempt::Invalid(why) => Err(Rejection::family(why)),
+    })
 }

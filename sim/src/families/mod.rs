@@ -32,7 +32,7 @@ mod spring;
 mod support;
 mod voe;
 
-pub use launch::validate_placement;
+pub use launch::{Attempt, LaunchTask, validate_placement};
 pub use range::{IntRange, Range};
 
 /// Outcome of drawing a sample: the sample, or why this attempt was rejected.
@@ -242,6 +242,15 @@ impl Family {
     /// Registered name.
     pub fn name(&self) -> &'static str {
         self.info().name
+    }
+
+    /// The `launch` task (the scene before a ball is placed) of an episode's own `seed`;
+    /// `None` for other families.
+    pub fn launch_task(&self, seed: u64, split: Split) -> Result<Option<LaunchTask>> {
+        match self {
+            Family::Launch(p) => Ok(Some(LaunchTask::new(p, seed, split)?)),
+            _ => Ok(None),
+        }
     }
 
     /// Episodes per sample: 4 for VoE quadruplets, 1 otherwise.

@@ -1,0 +1,517 @@
+//! Planning on `launch` (PHYRE-like ball placement), judged by the simulator.
+//!
+//! An item is one `launch` episode of a dataset split: the task is its scene before the
+//! ball is placed ([`physworld_sim::LaunchTask`], rebuilt from the episode's seed), never
+//! the recorded placement. A planner proposes a placement; the simulator runs it and shows
+//! the planner the outcome (success or not, and where the target came to rest) before the
+//! next attempt, up to [`MAX_ATTEMPTS`]. As in PHYRE's evaluator, a placement that overlaps
+//! something or leaves the scene is not simulated and is not an attempt; a planner gets at
+//! most [`MAX_INVALID`] of those per item, after which its remaining attempts fail. An
+//! answer that is not a placement at all (an LLM's unparsable reply) is a failed attempt.
+//!
+//! Scores per item: the attempt that first succeeded and AUCCESS ([`auccess`], PHYRE's
+//! area under the success curve over 1..=100 attempts). Planners ([`planner`]):
+//! `oracle` (searches with the true simulator: the ceiling), `random` (uniform over the
+//! scene) and `greedy` (drops the ball just behind the target, away from the goal).
+
+use std::time::Instant;
+
+use physworld_pipeline::{Dataset, SceneBox};
+use physworld_sim::{Attempt, LaunchTask, Placement, Shape};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BenchError, Result};
+
+/// Attempts per item (PHYRE's budget).
+pub const MAX_ATTEMPTS: usize = 100;
+/// Invalid (unsimulated) placements a planner may propose per item.
+pub const MAX_INVALID: usize = 1000;
+/// The scene's extent for placements: `|x| <= X_MAX`, `0 < y <= Y_MAX` (m), as
+/// [`physworld_sim::validate_placement`] checks them.
+pub const X_MAX: f32 = 1.5;
+/// See [`X_MAX`].
+pub const Y_MAX: f32 = 2.0;
+
+/// AUCCESS (Bakhtin et al. 2019): with weights `w_k = ln(k + 1) - ln(k)` for
+/// `k = 1..=max`, `sum_k w_k s_k / sum_k w_k`, where `s_k` is 1 when the item was solved
+/// within `k` attempts. `first_success` is the 1-based attempt that first succeeded.
+pub fn auccess(first_success: Option<usize>, max: usize) -> f64 {
+    let w = |k: usize| ((k + 1) as f64).ln() - (k as f64).ln();
+    let total: f64 = (1..=max).map(w).sum();
+    match first_success {
+        Some(n) if n >= 1 && n <= max => (n..=max).map(w).sum::<f64>() / total,
+        _ => 0.0,
+    }
+}
+
+/// What a planner observes of a task: the static scene, the goal zone, the target's
+/// position and radius, and the radii a ball may have. Never a mass, a material or the
+/// recorded placement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchView {
+    /// Static bodies (role, pose, extents).
+    pub statics: Vec<SceneBox>,
+    /// The goal zone (centre and half extents, m).
+    pub goal: SceneBox,
+    /// The target ball's centre, m.
+    pub target: [f32; 3],
+    /// The target ball's radius, m.
+    pub target_radius: f32,
+    /// The radii a placed ball may have, m: `[min, max]`.
+    pub radius: [f32; 2],
+}
+
+impl LaunchView {
+    /// The observation of `task`.
+    pub fn of(task: &LaunchTask) -> Result<LaunchView> {
+        let target = task
+            .scene
+            .objects
+            .first()
+            .ok_or_else(|| BenchError::invalid("launch task", "no target", "a target object"))?;
+        let target_radius = match target.shape {
+            Shape::Sphere { radius } => radius,
+            _ => target.shape.bounding_radius(),
+        };
+        let goal = task
+            .scene
+            .zones
+            .first()
+            .ok_or_else(|| BenchError::invalid("launch task", "no goal zone", "a goal zone"))?;
+        Ok(LaunchView {
+            statics: task.scene.statics.iter().map(SceneBox::of_static).collect(),
+            goal: SceneBox::of_zone(goal),
+            target: target.position,
+            target_radius,
+            radius: [task.radius.min, task.radius.max],
+        })
+    }
+}
+
+/// What the planner is shown after a simulated attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// The placement tried.
+    pub placement: Placement,
+    /// Whether the target ended in the goal zone.
+    pub success: bool,
+    /// Where the target came to rest (its last observed position), m.
+    pub target_final: [f32; 3],
+}
+
+/// A planner's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Proposal {
+    /// A placement to simulate.
+    Place(Placement),
+    /// Not a placement (e.g. an unparsable reply): a failed attempt.
+    Unusable(String),
+}
+
+/// A planner for `launch`. Planners other than the oracle see only the [`LaunchView`]
+/// and the outcomes of their own attempts.
+pub trait LaunchPlanner: Send {
+    /// Model id in results.
+    fn id(&self) -> &str;
+    /// Start item `index` (of a run with seed `seed`); `task` is given only to planners
+    /// that declare [`LaunchPlanner::uses_simulator`].
+    fn begin(&mut self, index: usize, seed: u64, task: Option<&LaunchTask>);
+    /// Whether this planner searches with the true simulator (the oracle).
+    fn uses_simulator(&self) -> bool {
+        false
+    }
+    /// The next placement, after `history` (simulated attempts, in order) and `invalid`
+    /// (placements refused without simulation, with the reason).
+    fn propose(&mut self, view: &LaunchView, history: &[Feedback], invalid: &[(Placement, String)]) -> Proposal;
+    /// Physics steps the planner spent on its own simulations for the current item.
+    fn own_steps(&self) -> u64 {
+        0
+    }
+}
+
+/// One item played out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchOutcome {
+    /// Episode index of the item in the dataset.
+    pub episode_index: u64,
+    /// Template id of the task.
+    pub template: u32,
+    /// The 1-based attempt that first succeeded.
+    pub first_success: Option<usize>,
+    /// AUCCESS of the item.
+    pub auccess: f64,
+    /// Attempts counted (simulated ones and unusable answers).
+    pub attempts: usize,
+    /// Placements refused without simulation (not attempts).
+    pub invalid: usize,
+    /// Unusable answers (counted as failed attempts).
+    pub unusable: usize,
+    /// Physics steps the simulator took to judge the attempts.
+    pub judge_steps: u64,
+    /// Physics steps the planner took itself (the oracle's search).
+    pub planner_steps: u64,
+    /// Wall-clock seconds of the item (planning and judging; not deterministic).
+    pub seconds: f64,
+}
+
+/// Play one task with `planner`, at most `max_attempts` attempts.
+pub fn play(
+    task: &LaunchTask,
+    planner: &mut dyn LaunchPlanner,
+    (index, seed): (usize, u64),
+    max_attempts: usize,
+) -> Result<LaunchOutcome> {
+    let start = Instant::now();
+    let view = LaunchView::of(task)?;
+    planner.begin(index, seed, if planner.uses_simulator() { Some(task) } else { None });
+    let (mut history, mut invalid) = (Vec::new(), Vec::new());
+    let (mut attempts, mut unusable, mut judge_steps, mut first_success) = (0usize, 0usize, 0u64, None);
+    while attempts < max_attempts && invalid.len() < MAX_INVALID {
+        match planner.propose(&view, &history, &invalid) {
+            Proposal::Unusable(_) => {
+                attempts += 1;
+                unusable += 1;
+            }
+            Proposal::Place(pl) => match task.attempt(&pl)? {
+                Attempt::Invalid(why) => invalid.push((pl, why)),
+                Attempt::Rejected(_) => {
+                    attempts += 1;
+                    history.push(Feedback { placement: pl, success: false, target_final: view.target });
+                }
+                Attempt::Simulated { success, episode } => {
+                    attempts += 1;
+                    judge_steps += episode.physics_steps;
+                    let target_final = episode.labels.final_positions.get(1).copied().unwrap_or(view.target);
+                    history.push(Feedback { placement: pl, success, target_final });
+                    if success {
+                        first_success = Some(attempts);
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    Ok(LaunchOutcome {
+        episode_index: 0,
+        template: task.template,
+        first_success,
+        auccess: auccess(first_success, max_attempts),
+        attempts,
+        invalid: invalid.len(),
+        unusable,
+        judge_steps,
+        planner_steps: planner.own_steps(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The `launch` items of `split`: (episode index, task), in episode order.
+pub fn launch_items(ds: &Dataset, split: &str) -> Result<Vec<(u64, LaunchTask)>> {
+    let mut out = Vec::new();
+    for m in ds.split(split).filter(|m| m.family == "launch") {
+        let (family, _, sim_split) = ds.family_of(split, m.sample_index)?;
+        if let Some(task) = family.launch_task(m.seed, sim_split)? {
+            out.push((m.episode_index, task));
+        }
+    }
+    if out.is_empty() {
+        return Err(BenchError::invalid(
+            "split",
+            split,
+            "a split with `launch` episodes (generate a suite with the launch family, e.g. datasets/planning.toml)",
+        ));
+    }
+    Ok(out)
+}
+
+/// The planners by spec: `oracle`, `random`, `greedy`.
+pub const PLANNERS: &str = "oracle, random, greedy";
+
+/// The planner `spec` (see [`PLANNERS`]).
+pub fn planner(spec: &str) -> Result<Box<dyn LaunchPlanner>> {
+    Ok(match spec {
+        "oracle" => Box::new(Oracle::default()),
+        "random" => Box::new(RandomPlanner { rng: ChaCha8Rng::seed_from_u64(0) }),
+        "greedy" => Box::new(Greedy { tried: 0 }),
+        other => {
+            return Err(BenchError::invalid(
+                "planner",
+                other,
+                format!("{PLANNERS}{}", physworld_sim::suggest::did_you_mean(other, ["oracle", "random", "greedy"])),
+            ));
+        }
+    })
+}
+
+/// A seeded generator per item and planner.
+fn item_rng(seed: u64, index: usize, salt: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt)
+}
+
+fn uniform_radius(rng: &mut ChaCha8Rng, r: [f32; 2]) -> f32 {
+    if r[1] > r[0] { rng.random_range(r[0]..=r[1]) } else { r[0] }
+}
+
+/// Uniform placements over the whole scene and radius range.
+pub struct RandomPlanner {
+    rng: ChaCha8Rng,
+}
+
+impl LaunchPlanner for RandomPlanner {
+    fn id(&self) -> &str {
+        "random"
+    }
+    fn begin(&mut self, index: usize, seed: u64, _task: Option<&LaunchTask>) {
+        self.rng = item_rng(seed, index, 0x52_41_4E_44);
+    }
+    fn propose(&mut self, view: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Proposal {
+        let radius = uniform_radius(&mut self.rng, view.radius);
+        let x = self.rng.random_range(-X_MAX..=X_MAX);
+        let y = self.rng.random_range(radius..=Y_MAX);
+        Proposal::Place(Placement { x, y, radius })
+    }
+}
+
+/// Drop the largest ball just behind the target (on the side away from the goal), sweeping
+/// the offset and the drop height over its attempts; no learning from outcomes.
+pub struct Greedy {
+    tried: usize,
+}
+
+impl LaunchPlanner for Greedy {
+    fn id(&self) -> &str {
+        "greedy"
+    }
+    fn begin(&mut self, _index: usize, _seed: u64, _task: Option<&LaunchTask>) {
+        self.tried = 0;
+    }
+    fn propose(&mut self, view: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Proposal {
+        const OFFSETS: [f32; 8] = [0.5, 0.7, 0.3, 0.9, 0.1, 1.1, 0.6, 0.4];
+        const HEIGHTS: [f32; 4] = [0.1, 0.3, 0.5, 0.2];
+        let k = self.tried;
+        self.tried += 1;
+        let radius = view.radius[1];
+        let away = if view.goal.position[0] >= view.target[0] { -1.0 } else { 1.0 };
+        let dx = OFFSETS[k % OFFSETS.len()] * (view.target_radius + radius);
+        let h = HEIGHTS[(k / OFFSETS.len()) % HEIGHTS.len()];
+        Proposal::Place(Placement {
+            x: view.target[0] + away * dx,
+            y: view.target[1] + view.target_radius + radius + h,
+            radius,
+        })
+    }
+}
+
+/// The ceiling: for each attempt it searches with the true simulator (the cross-entropy
+/// method over `(x, y, radius)`, starting around the target) and proposes the best
+/// placement it found that it has not tried: the first that succeeds in its own
+/// simulation, else the one that left the target closest to the goal. Its own
+/// simulations are capped per item ([`Oracle::BUDGET`]); past the cap it proposes the
+/// best untried candidates it has already simulated.
+#[derive(Default)]
+pub struct Oracle {
+    task: Option<LaunchTask>,
+    rng: Option<ChaCha8Rng>,
+    steps: u64,
+    sims: usize,
+    pool: Vec<(f32, Placement)>,
+}
+
+impl Oracle {
+    /// Candidates per iteration, iterations, elites.
+    const SAMPLES: usize = 24;
+    const ITERS: usize = 4;
+    const ELITES: usize = 6;
+    /// Own simulations per item (ten attempts' worth of search).
+    pub const BUDGET: usize = 10 * Self::SAMPLES * Self::ITERS;
+}
+
+impl LaunchPlanner for Oracle {
+    fn id(&self) -> &str {
+        "oracle"
+    }
+    fn uses_simulator(&self) -> bool {
+        true
+    }
+    fn begin(&mut self, index: usize, seed: u64, task: Option<&LaunchTask>) {
+        self.task = task.cloned();
+        self.rng = Some(item_rng(seed, index, 0x4F_52_41_43));
+        self.steps = 0;
+        self.sims = 0;
+        self.pool.clear();
+    }
+    fn own_steps(&self) -> u64 {
+        self.steps
+    }
+    fn propose(&mut self, view: &LaunchView, history: &[Feedback], invalid: &[(Placement, String)]) -> Proposal {
+        let (Some(task), Some(rng)) = (self.task.as_ref(), self.rng.as_mut()) else {
+            return Proposal::Unusable("the oracle was not given the task".into());
+        };
+        let tried =
+            |p: &Placement| history.iter().map(|f| f.placement).chain(invalid.iter().map(|(p, _)| *p)).any(|q| q == *p);
+        let goal_x = view.goal.position[0];
+        if self.sims >= Self::BUDGET {
+            // Search spent: the best simulated candidates not yet tried, in order.
+            self.pool.retain(|(_, p)| !tried(p));
+            return match self.pool.first() {
+                Some(&(_, p)) => {
+                    self.pool.remove(0);
+                    Proposal::Place(p)
+                }
+                None => Proposal::Unusable("the oracle's search budget is spent".into()),
+            };
+        }
+        // Mean and spread of (x, y, radius), starting around the target.
+        let mut mean = [view.target[0], view.target[1] + view.target_radius + 0.3, view.radius[1]];
+        let mut sd = [0.4f32, 0.3, (view.radius[1] - view.radius[0]).max(1e-3) * 0.5];
+        let mut best: Option<(f32, Placement)> = None;
+        for _ in 0..Self::ITERS {
+            let mut scored = Vec::with_capacity(Self::SAMPLES);
+            for _ in 0..Self::SAMPLES {
+                let z = |rng: &mut ChaCha8Rng| -> f32 {
+                    // A standard normal from two uniforms (Box-Muller).
+                    let (u, v): (f32, f32) = (rng.random_range(1e-6..1.0), rng.random_range(0.0..1.0));
+                    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+                };
+                let radius = (mean[2] + sd[2] * z(rng)).clamp(view.radius[0], view.radius[1]);
+                let pl = Placement {
+                    x: (mean[0] + sd[0] * z(rng)).clamp(-X_MAX, X_MAX),
+                    y: (mean[1] + sd[1] * z(rng)).clamp(radius, Y_MAX),
+                    radius,
+                };
+                if tried(&pl) {
+                    continue;
+                }
+                let Ok(Attempt::Simulated { success, episode }) = task.attempt(&pl) else { continue };
+                self.sims += 1;
+                self.steps += episode.physics_steps;
+                if success {
+                    return Proposal::Place(pl);
+                }
+                let end = episode.labels.final_positions.get(1).copied().unwrap_or(view.target);
+                let cost = (end[0] - goal_x).abs() + (end[1] - view.goal.position[1]).abs();
+                scored.push((cost, pl));
+            }
+            scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+            self.pool.extend(scored.iter().copied());
+            self.pool.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some(&(c, p)) = scored.first()
+                && best.is_none_or(|(bc, _)| c < bc)
+            {
+                best = Some((c, p));
+            }
+            let elites = &scored[..scored.len().min(Self::ELITES)];
+            if elites.len() >= 2 {
+                let n = elites.len() as f32;
+                let m = [
+                    elites.iter().map(|(_, p)| p.x).sum::<f32>() / n,
+                    elites.iter().map(|(_, p)| p.y).sum::<f32>() / n,
+                    elites.iter().map(|(_, p)| p.radius).sum::<f32>() / n,
+                ];
+                let v = |i: usize, f: &dyn Fn(&Placement) -> f32| {
+                    (elites.iter().map(|(_, p)| (f(p) - m[i]).powi(2)).sum::<f32>() / n).sqrt()
+                };
+                sd = [v(0, &|p| p.x).max(0.02), v(1, &|p| p.y).max(0.02), v(2, &|p| p.radius).max(1e-3)];
+                mean = m;
+            }
+        }
+        match best {
+            Some((_, p)) => Proposal::Place(p),
+            // Nothing valid was found: propose a valid-looking fallback above the target.
+            None => Proposal::Place(Placement {
+                x: view.target[0],
+                y: (view.target[1] + view.target_radius + view.radius[1] + 0.5).min(Y_MAX),
+                radius: view.radius[0],
+            }),
+        }
+    }
+}
+
+/// A run of one planner over the `launch` items of a split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchRun {
+    /// Planner id.
+    pub planner: String,
+    /// Split.
+    pub split: String,
+    /// Seed of the planners' randomness and of the confidence intervals.
+    pub seed: u64,
+    /// Attempt budget per item.
+    pub max_attempts: usize,
+    /// Mean AUCCESS.
+    pub auccess: f64,
+    /// 95% bootstrap interval of the mean AUCCESS.
+    pub auccess_ci: [f64; 2],
+    /// Share of items solved at the first attempt.
+    pub success_at_1: f64,
+    /// Share solved within 10 attempts.
+    pub success_at_10: f64,
+    /// Share solved within the budget.
+    pub success: f64,
+    /// Per item.
+    pub items: Vec<LaunchOutcome>,
+}
+
+/// Play every item with `planner`, in order. Each item's randomness depends only on `seed`
+/// and its episode index, so an item scores the same alone (`plan --item`) as in a whole
+/// run. `tick` is called after each item.
+pub fn run_launch(
+    items: &[(u64, LaunchTask)],
+    planner: &mut dyn LaunchPlanner,
+    split: &str,
+    seed: u64,
+    max_attempts: usize,
+    resamples: u32,
+    tick: &dyn Fn(&LaunchOutcome),
+) -> Result<LaunchRun> {
+    if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
+        return Err(BenchError::invalid("max_attempts", max_attempts, format!("1..={MAX_ATTEMPTS}")));
+    }
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (episode_index, task) in items {
+        let mut o = play(task, planner, (*episode_index as usize, seed), max_attempts)?;
+        o.episode_index = *episode_index;
+        tick(&o);
+        outcomes.push(o);
+    }
+    let au: Vec<f64> = outcomes.iter().map(|o| o.auccess).collect();
+    let share = |k: usize| {
+        outcomes.iter().filter(|o| o.first_success.is_some_and(|n| n <= k)).count() as f64
+            / outcomes.len().max(1) as f64
+    };
+    Ok(LaunchRun {
+        planner: planner.id().to_string(),
+        split: split.to_string(),
+        seed,
+        max_attempts,
+        auccess: crate::metrics::mean(&au),
+        auccess_ci: crate::metrics::bootstrap_mean(&au, seed, resamples),
+        success_at_1: share(1),
+        success_at_10: share(10),
+        success: share(max_attempts),
+        items: outcomes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auccess;
+
+    /// AUCCESS by hand: weights ln(k+1) - ln(k) telescope, so solving at attempt n scores
+    /// (ln 101 - ln n) / ln 101 over 100 attempts.
+    #[test]
+    fn auccess_matches_its_closed_form() {
+        let total = 101f64.ln();
+        assert!((auccess(Some(1), 100) - 1.0).abs() < 1e-12);
+        assert!((auccess(Some(2), 100) - (total - 2f64.ln()) / total).abs() < 1e-12);
+        assert!((auccess(Some(10), 100) - (total - 10f64.ln()) / total).abs() < 1e-12);
+        assert!((auccess(Some(100), 100) - (total - 100f64.ln()) / total).abs() < 1e-12);
+        assert_eq!(auccess(None, 100), 0.0);
+        assert_eq!(auccess(Some(101), 100), 0.0);
+        assert_eq!(auccess(Some(0), 100), 0.0);
+        // Solving sooner never scores less.
+        assert!((1..100).all(|n| auccess(Some(n), 100) > auccess(Some(n + 1), 100)));
+    }
+}

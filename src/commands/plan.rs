@@ -1,0 +1,144 @@
+//! `physworld plan`: planners on the `launch` family's PHYRE-like tasks, judged by the
+//! simulator.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use indicatif::ProgressBar;
+use physworld_benchmarks::plan::{self, LaunchRun, MAX_ATTEMPTS};
+use physworld_pipeline::Dataset;
+
+/// Arguments of `plan`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: super::DataArg,
+    /// Planner: oracle (searches with the true simulator: the ceiling), random (uniform
+    /// placements) or greedy (drops the ball just behind the target, away from the goal).
+    #[arg(long)]
+    model: String,
+    /// Split whose `launch` episodes are the items (`test` holds the held-out templates).
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Play only the first N items.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Play only item N (0-based, in episode order) and print each attempt.
+    #[arg(long, conflicts_with = "limit")]
+    item: Option<usize>,
+    /// Attempts per item (PHYRE: 100); AUCCESS is computed over this budget.
+    #[arg(long, default_value_t = MAX_ATTEMPTS)]
+    attempts: usize,
+    /// Seed of the planners' randomness and of the confidence interval.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Bootstrap resamples.
+    #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
+    resamples: u32,
+    /// Write the run (summary and every item) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print the run as JSON instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.attempts == 0 || args.attempts > MAX_ATTEMPTS {
+        bail!("--attempts {}: expected 1..={MAX_ATTEMPTS}", args.attempts);
+    }
+    if args.resamples == 0 {
+        bail!("--resamples 0: expected at least 1");
+    }
+    if args.limit == Some(0) {
+        bail!("--limit 0: expected at least 1 item");
+    }
+    if let Some(out) = &args.out {
+        if out.is_dir() {
+            bail!("--out {}: is a folder; expected a file name for the run's JSON", out.display());
+        }
+        if out.exists() && !args.force {
+            bail!("--out {}: already exists; pass --force to replace it", out.display());
+        }
+    }
+    let mut planner = plan::planner(&args.model)?;
+    let ds = Dataset::open(args.data.path()?)?;
+    let mut items = plan::launch_items(&ds, &args.split)?;
+    if let Some(k) = args.item {
+        if k >= items.len() {
+            bail!("--item {k}: the split `{}` has {} launch items (0..{})", args.split, items.len(), items.len());
+        }
+        items = vec![items.swap_remove(k)];
+    }
+    if let Some(n) = args.limit {
+        items.truncate(n);
+    }
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
+    bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
+    let tick = |o: &plan::LaunchOutcome| {
+        bar.inc(1);
+        bar.set_message(format!("last: {}", o.first_success.map_or("unsolved".into(), |n| format!("solved at {n}"))));
+    };
+    let run = plan::run_launch(&items, planner.as_mut(), &args.split, args.seed, args.attempts, args.resamples, &tick)?;
+    bar.finish_and_clear();
+    let json = serde_json::to_string_pretty(&run)?;
+    if let Some(out) = &args.out {
+        physworld_pipeline::write_atomic(out, json.as_bytes())?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print_summary(&run, args.item.is_some());
+        if let Some(out) = &args.out {
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(run: &LaunchRun, one: bool) {
+    let n = run.items.len();
+    println!(
+        "{} on {} `launch` items of `{}` ({} attempts each): AUCCESS {:.3} [{:.3}, {:.3}], solved at the first attempt {:.1}%, within 10 {:.1}%, within {} {:.1}%",
+        run.planner,
+        n,
+        run.split,
+        run.max_attempts,
+        run.auccess,
+        run.auccess_ci[0],
+        run.auccess_ci[1],
+        100.0 * run.success_at_1,
+        100.0 * run.success_at_10,
+        run.max_attempts,
+        100.0 * run.success
+    );
+    let sum = |f: &dyn Fn(&plan::LaunchOutcome) -> f64| run.items.iter().map(f).sum::<f64>();
+    println!(
+        "per item: {:.1} attempts, {:.1} invalid placements, {:.0} judging physics steps, {:.0} planner physics steps, {:.3} s",
+        sum(&|o| o.attempts as f64) / n as f64,
+        sum(&|o| o.invalid as f64) / n as f64,
+        sum(&|o| o.judge_steps as f64) / n as f64,
+        sum(&|o| o.planner_steps as f64) / n as f64,
+        sum(&|o| o.seconds) / n as f64
+    );
+    let mut templates: Vec<u32> = run.items.iter().map(|o| o.template).collect();
+    templates.sort_unstable();
+    templates.dedup();
+    for t in templates {
+        let of: Vec<&plan::LaunchOutcome> = run.items.iter().filter(|o| o.template == t).collect();
+        let au = of.iter().map(|o| o.auccess).sum::<f64>() / of.len() as f64;
+        println!("  template {t}: {} items, AUCCESS {au:.3}", of.len());
+    }
+    if one && let Some(o) = run.items.first() {
+        println!(
+            "episode {}: {} after {} attempts ({} invalid placements not counted)",
+            o.episode_index,
+            o.first_success.map_or("unsolved".to_string(), |k| format!("solved at attempt {k}")),
+            o.attempts,
+            o.invalid
+        );
+    }
+}
