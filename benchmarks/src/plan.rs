@@ -29,7 +29,7 @@ pub const MAX_ATTEMPTS: usize = 100;
 /// Invalid (unsimulated) placements a planner may propose per item.
 pub const MAX_INVALID: usize = 1000;
 /// The scene's extent for placements: `|x| <= X_MAX`, `0 < y <= Y_MAX` (m), as
-/// [`physworld_sim::validate_placement`] checks them.
+/// [`physworld_sim::families::validate_placement`] checks them.
 pub const X_MAX: f32 = 1.5;
 /// See [`X_MAX`].
 pub const Y_MAX: f32 = 2.0;
