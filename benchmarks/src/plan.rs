@@ -115,8 +115,8 @@ pub enum Proposal {
 pub trait LaunchPlanner: Send {
     /// Model id in results.
     fn id(&self) -> &str;
-    /// Start item `index` (of a run with seed `seed`); `task` is given only to planners
-    /// that declare [`LaunchPlanner::uses_simulator`].
+    /// Start the item of episode `index` (of a run with seed `seed`); `task` is given only
+    /// to planners that declare [`LaunchPlanner::uses_simulator`].
     fn begin(&mut self, index: usize, seed: u64, task: Option<&LaunchTask>);
     /// Whether this planner searches with the true simulator (the oracle).
     fn uses_simulator(&self) -> bool {
@@ -156,16 +156,17 @@ pub struct LaunchOutcome {
     pub seconds: f64,
 }
 
-/// Play one task with `planner`, at most `max_attempts` attempts.
+/// Play the task of episode `episode_index` with `planner` (seeded by `seed` and the
+/// episode index), at most `max_attempts` attempts.
 pub fn play(
     task: &LaunchTask,
     planner: &mut dyn LaunchPlanner,
-    (index, seed): (usize, u64),
+    (episode_index, seed): (u64, u64),
     max_attempts: usize,
 ) -> Result<LaunchOutcome> {
     let start = Instant::now();
     let view = LaunchView::of(task)?;
-    planner.begin(index, seed, if planner.uses_simulator() { Some(task) } else { None });
+    planner.begin(episode_index as usize, seed, if planner.uses_simulator() { Some(task) } else { None });
     let (mut history, mut invalid) = (Vec::new(), Vec::new());
     let (mut attempts, mut unusable, mut judge_steps, mut first_success) = (0usize, 0usize, 0u64, None);
     while attempts < max_attempts && invalid.len() < MAX_INVALID {
@@ -194,7 +195,7 @@ pub fn play(
         }
     }
     Ok(LaunchOutcome {
-        episode_index: 0,
+        episode_index,
         template: task.template,
         first_success,
         auccess: auccess(first_success, max_attempts),
@@ -226,8 +227,8 @@ pub fn launch_items(ds: &Dataset, split: &str) -> Result<Vec<(u64, LaunchTask)>>
     Ok(out)
 }
 
-/// The planners by spec: `oracle`, `random`, `greedy`.
-pub const PLANNERS: &str = "oracle, random, greedy";
+/// The planners by spec.
+pub const PLANNERS: [&str; 3] = ["oracle", "random", "greedy"];
 
 /// The planner `spec` (see [`PLANNERS`]).
 pub fn planner(spec: &str) -> Result<Box<dyn LaunchPlanner>> {
@@ -239,7 +240,7 @@ pub fn planner(spec: &str) -> Result<Box<dyn LaunchPlanner>> {
             return Err(BenchError::invalid(
                 "planner",
                 other,
-                format!("{PLANNERS}{}", physworld_sim::suggest::did_you_mean(other, ["oracle", "random", "greedy"])),
+                format!("{}{}", PLANNERS.join(", "), physworld_sim::suggest::did_you_mean(other, PLANNERS)),
             ));
         }
     })
@@ -471,8 +472,7 @@ pub fn run_launch(
     }
     let mut outcomes = Vec::with_capacity(items.len());
     for (episode_index, task) in items {
-        let mut o = play(task, planner, (*episode_index as usize, seed), max_attempts)?;
-        o.episode_index = *episode_index;
+        let o = play(task, planner, (*episode_index, seed), max_attempts)?;
         tick(&o);
         outcomes.push(o);
     }

@@ -256,31 +256,27 @@ impl Predictor {
         // copied to the frame's s + 1 tokens.
         let mut row = vec![0f32; n];
         for bi in 0..b {
-            let box_key = |j: usize| match scene_valid {
-                Some(v) if v[bi * k + j] != 0.0 => 0.0,
-                _ => NEG,
-            };
+            // The scene keys are the same for every query of this batch element.
+            for (j, r) in row[nf..].iter_mut().enumerate() {
+                *r = match scene_valid {
+                    Some(v) if v[bi * k + j] != 0.0 => 0.0,
+                    _ => NEG,
+                };
+            }
             for qf in 0..t {
                 for (ki, r) in row[..nf].iter_mut().enumerate() {
                     let (kf, ks) = (ki / (s + 1), ki % (s + 1));
                     let dropped = kf > qf || (kf < tc && ks < s && valid[(bi * tc + kf) * s + ks] == 0.0);
                     *r = if dropped { NEG } else { 0.0 };
                 }
-                for j in 0..k {
-                    row[nf + j] = box_key(j);
-                }
                 for qi in qf * (s + 1)..(qf + 1) * (s + 1) {
                     m[(bi * n + qi) * n..(bi * n + qi + 1) * n].copy_from_slice(&row);
                 }
             }
-            if k > 0 {
-                row[..nf].fill(NEG);
-                for j in 0..k {
-                    row[nf + j] = box_key(j);
-                }
-                for qi in nf..n {
-                    m[(bi * n + qi) * n..(bi * n + qi + 1) * n].copy_from_slice(&row);
-                }
+            // Scene queries read only the scene (no rows without a scene).
+            row[..nf].fill(NEG);
+            for qi in nf..n {
+                m[(bi * n + qi) * n..(bi * n + qi + 1) * n].copy_from_slice(&row);
             }
         }
         Ok(Tensor::from_vec(m, (b, 1, n, n), dev)?)

@@ -55,9 +55,6 @@ pub struct BatchReport {
     pub rejected: BTreeMap<String, u64>,
     /// Physics steps taken by the accepted episodes.
     pub physics_steps: u64,
-    /// SHA-256 (hex) of every sample's JSON in index order: equal digests mean identical
-    /// data (e.g. across thread counts or machines).
-    pub content_sha256: String,
 }
 
 impl BatchReport {
@@ -95,11 +92,18 @@ pub fn generate_batch(
         })
         .collect::<Result<_>>()?;
     let mut report = BatchReport::default();
-    let mut digest = sha2::Sha256::new();
     for s in &samples {
         report.add(s);
+    }
+    Ok((samples, report))
+}
+
+/// SHA-256 (hex) of every sample's JSON in order: equal digests mean identical data (e.g.
+/// across thread counts or machines). Kept out of [`generate_batch`], whose callers time it.
+pub fn content_sha256(samples: &[Sample]) -> Result<String> {
+    let mut digest = sha2::Sha256::new();
+    for s in samples {
         digest.update(serde_json::to_vec(s)?);
     }
-    report.content_sha256 = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((samples, report))
+    Ok(digest.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -43,7 +43,7 @@ pub use episode::{
 };
 pub use error::{RejectReason, Rejection, Result, SimError};
 pub use families::{Attempt, Family, FamilyKind, LaunchTask, Sample};
-pub use generate::{BatchReport, DEFAULT_MAX_ATTEMPTS, generate, generate_batch, generate_with};
+pub use generate::{BatchReport, DEFAULT_MAX_ATTEMPTS, content_sha256, generate, generate_batch, generate_with};
 pub use scene::{
     AgentSpec, Camera, ContactQuery, ContactTarget, DEFAULT_DURATION_S, DEFAULT_FPS, DEFAULT_PHYSICS_HZ,
     DEFAULT_SOLVER_ITERATIONS, GRAVITY, JointEnd, JointKind, JointSpec, Mass, ObjectSpec, Scene, Shape, ShapeKind,

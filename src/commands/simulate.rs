@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
-use physworld_sim::{Family, Sample, Split, generate, generate_batch};
+use physworld_sim::{Family, Sample, Split, content_sha256, generate, generate_batch};
 use serde_json::{Map, Value, json};
 
 /// Arguments of `simulate`.
@@ -80,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    let content_sha256 = content_sha256(&samples)?;
     let mut balance = physworld_pipeline::Balance::new();
     for e in samples.iter().flat_map(|s| &s.episodes) {
         physworld_pipeline::count_labels(&mut balance, e);
@@ -99,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "episodes_per_second": report.episodes as f64 / secs,
         "physics_steps_per_second": report.physics_steps as f64 / secs,
         "labels": labels,
-        "content_sha256": report.content_sha256,
+        "content_sha256": content_sha256,
     });
     if args.json {
         println!("{summary}");
@@ -115,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report.physics_steps as f64 / secs
         );
         println!("rejected attempts: {}", super::rejections(&report.rejected));
-        println!("content sha256: {}", report.content_sha256);
+        println!("content sha256: {content_sha256}");
         for (name, v) in &labels {
             println!("label {name}: {}/{} positive", v["positive"], v["labelled"]);
         }
