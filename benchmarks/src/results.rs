@@ -74,9 +74,11 @@ pub struct Metric {
     pub name: String,
     /// Items it covers: `all`, `family=drop`, `violation=permanence`, `readout=only`, ...
     pub group: String,
-    /// Value.
+    /// Value (NaN, written as `null`, where undefined).
+    #[serde(deserialize_with = "nullable_f64")]
     pub value: f64,
     /// Percentile-bootstrap 95% interval.
+    #[serde(deserialize_with = "nullable_pair")]
     pub ci: [f64; 2],
     /// Units scored (items, or quadruplets for relative accuracy).
     pub n: u64,
@@ -147,6 +149,7 @@ pub struct ResultFile {
     /// The per-item log, relative to this file.
     pub items_file: String,
     /// Wall time of scoring, s.
+    #[serde(deserialize_with = "nullable_f64")]
     pub wall_time_s: f64,
 }
 
@@ -169,6 +172,7 @@ pub struct ItemLog {
     pub correct: Option<bool>,
     /// The per-item score that paired comparisons use, oriented so that higher is better
     /// (1/0 for correct/wrong, 0.5 for a VoE tie, minus the ADE for forecasts).
+    #[serde(deserialize_with = "nullable_f64")]
     pub score: f64,
     /// Whether the answer was invalid (unparsable or missing).
     pub invalid: bool,
@@ -219,12 +223,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(physworld_pipeline::write_atomic(path, bytes)?)
 }
 
-/// Read and validate a result file.
+/// Read and validate a result file ([`parse`]).
+///
+/// # Errors
+/// The file cannot be read, is not JSON, or is not a [`RESULTS_SCHEMA`] file (the error
+/// names the file and the first bad field).
 pub fn read(path: &Path) -> Result<ResultFile> {
     let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| BenchError::file(path, format!("not JSON: {e}")))?;
-    validate(&v).map_err(|reason| BenchError::file(path, reason))?;
-    serde_json::from_value(v).map_err(|e| BenchError::file(path, format!("not a {RESULTS_SCHEMA} file: {e}")))
+    parse(&bytes).map_err(|reason| BenchError::file(path, reason))
 }
 
 /// Read a result file's item log.
@@ -238,65 +244,49 @@ pub fn read_items(result: &Path, file: &ResultFile) -> Result<Vec<ItemLog>> {
         .collect()
 }
 
-/// Check a result document against the schema: every required field present with the right
-/// JSON type, a known schema version, intervals of two numbers. Returns what is wrong.
+/// Parse a result document: its [`ResultFile`] fields with their JSON types, and a known
+/// schema version. Returns what is wrong, naming the field (`tasks[0].metrics[1].ci`).
+pub fn parse(bytes: &[u8]) -> std::result::Result<ResultFile, String> {
+    if let Ok(SchemaOnly { schema }) = serde_json::from_slice::<SchemaOnly>(bytes)
+        && schema.as_deref() != Some(RESULTS_SCHEMA)
+    {
+        return Err(format!("schema {} is not {RESULTS_SCHEMA}", schema.as_deref().unwrap_or("(missing)")));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let file: ResultFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            format!("not JSON: {inner}")
+        } else if path == "." {
+            format!("not a {RESULTS_SCHEMA} file: {inner}")
+        } else {
+            format!("`{path}`: {inner}")
+        }
+    })?;
+    Ok(file)
+}
+
+/// The `schema` field of any JSON object, checked before the rest so that a file of another
+/// kind is named as such rather than by its first missing field.
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: Option<String>,
+}
+
+/// Check a result document against the schema ([`parse`]). Returns what is wrong.
 pub fn validate(v: &Value) -> std::result::Result<(), String> {
-    fn need<'a>(v: &'a Value, path: &str, key: &str, kind: &str) -> std::result::Result<&'a Value, String> {
-        let x = v.get(key).ok_or_else(|| format!("missing `{path}{key}`"))?;
-        let ok = match kind {
-            "string" => x.is_string(),
-            "number" => x.is_number() || x.is_null(),
-            "uint" => x.is_u64(),
-            "bool" => x.is_boolean(),
-            "array" => x.is_array(),
-            "object" => x.is_object(),
-            "string?" => x.is_string() || x.is_null(),
-            _ => true,
-        };
-        if ok { Ok(x) } else { Err(format!("`{path}{key}` should be {kind}, is {x}")) }
-    }
-    let schema = need(v, "", "schema", "string")?;
-    if schema != RESULTS_SCHEMA {
-        return Err(format!("schema {schema} is not {RESULTS_SCHEMA}"));
-    }
-    need(v, "", "physworld_version", "string")?;
-    need(v, "", "git_hash", "string?")?;
-    let suite = need(v, "", "suite", "object")?;
-    for k in ["name", "dataset_hash", "split", "content_hash", "generator"] {
-        need(suite, "suite.", k, "string")?;
-    }
-    let model = need(v, "", "model", "object")?;
-    need(model, "model.", "id", "string")?;
-    need(model, "model.", "kind", "string")?;
-    need(model, "model.", "checkpoint_hash", "string?")?;
-    need(model, "model.", "seeds", "array")?;
-    need(model, "model.", "labels_used", "array")?;
-    need(v, "", "bootstrap_seed", "uint")?;
-    need(v, "", "bootstrap_resamples", "uint")?;
-    need(v, "", "unsupported", "array")?;
-    need(v, "", "items_file", "string")?;
-    need(v, "", "wall_time_s", "number")?;
-    let tasks = need(v, "", "tasks", "array")?;
-    for (i, t) in tasks.as_array().into_iter().flatten().enumerate() {
-        let p = format!("tasks[{i}].");
-        for k in ["id", "kind", "primary", "content_hash"] {
-            need(t, &p, k, "string")?;
-        }
-        for k in ["version", "n_items", "invalid"] {
-            need(t, &p, k, "uint")?;
-        }
-        for (j, m) in need(t, &p, "metrics", "array")?.as_array().into_iter().flatten().enumerate() {
-            let q = format!("{p}metrics[{j}].");
-            need(m, &q, "name", "string")?;
-            need(m, &q, "group", "string")?;
-            need(m, &q, "value", "number")?;
-            need(m, &q, "n", "uint")?;
-            need(m, &q, "higher_is_better", "bool")?;
-            let ci = need(m, &q, "ci", "array")?;
-            if ci.as_array().is_none_or(|a| a.len() != 2) {
-                return Err(format!("`{q}ci` should hold two numbers"));
-            }
-        }
-    }
-    Ok(())
+    let bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+    parse(&bytes).map(|_| ())
+}
+
+/// Deserialize an `f64` that serde_json wrote as `null` because it was NaN.
+pub(crate) fn nullable_f64<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`nullable_f64`] for an interval.
+pub(crate) fn nullable_pair<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<[f64; 2], D::Error> {
+    let [a, b] = <[Option<f64>; 2]>::deserialize(d)?;
+    Ok([a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)])
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use physworld_benchmarks::leaderboard::{self, Board};
+use physworld_benchmarks::leaderboard::{self, Board, BoardFile};
 use physworld_benchmarks::results::{self, ItemLog, Metric, ModelRef, ResultFile, SuiteRef, TaskResult};
 use physworld_benchmarks::{BenchError, metrics};
 use serde_json::json;
@@ -176,7 +176,7 @@ fn different_content_hashes_of_one_task_are_different_columns() {
     // Each model has a value in its own column only.
     assert!(md.contains("| jepa:runs/a | jepa | tiny | — | 0.800 ["), "{md}");
     assert!(md.contains("| jepa:runs/b | jepa | tiny | 0.700 ["), "{md}");
-    assert_eq!(board.json()["columns"].as_array().map(Vec::len), Some(2));
+    assert_eq!(board.json().columns.len(), 2);
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn check_against_its_own_json_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
     two_by_two(dir.path());
     let board = leaderboard::load(dir.path()).expect("load");
-    let baseline = board.json();
+    let baseline = value(&board);
     assert_eq!(baseline["schema"], leaderboard::LEADERBOARD_SCHEMA);
     assert_eq!(baseline["rows"][1]["model"], "constant-velocity");
     let cell = &baseline["rows"][1]["cells"][format!("contact@1#{CONTACT_HASH}")];
@@ -192,7 +192,9 @@ fn check_against_its_own_json_passes() {
     assert_eq!(cell["items"]["contact-000"], 1.0);
     assert_eq!(cell["items"]["contact-099"], 0.0);
     // The baseline survives a round trip through text, as a committed BASELINE.json does.
-    let baseline: serde_json::Value = serde_json::from_str(&baseline.to_string()).expect("parse");
+    let text = board.json().to_json_pretty().expect("text");
+    let baseline = BoardFile::from_slice(text.as_bytes()).expect("parse");
+    assert_eq!(baseline, board.json(), "the typed format round-trips");
     let report = leaderboard::check(&board, &baseline, 7).expect("check");
     assert_eq!(report.comparisons.len(), 4);
     assert!(report.regressions().is_empty());
@@ -201,8 +203,13 @@ fn check_against_its_own_json_passes() {
     assert!(report.summary().starts_with("OK: 4 comparisons"), "{}", report.summary());
     serde_json::to_value(&report).expect("report serializes");
     // Something else than a leaderboard is not a baseline.
-    let err = leaderboard::check(&board, &json!({"schema": "physworld-results/1"}), 7).expect_err("not a board");
-    assert!(matches!(err, BenchError::Invalid { .. }), "{err:?}");
+    let err = BoardFile::from_slice(br#"{"schema": "physworld-results/1"}"#).expect_err("not a board");
+    assert!(matches!(err, BenchError::Invalid { .. }) && err.to_string().contains("physworld-results/1"), "{err:?}");
+    // A broken baseline names the field.
+    let mut broken = value(&board);
+    broken["rows"][1]["cells"][format!("contact@1#{CONTACT_HASH}")]["n"] = json!("many");
+    let err = BoardFile::from_slice(broken.to_string().as_bytes()).expect_err("bad n");
+    assert!(err.to_string().contains(&format!("rows[1].cells.contact@1#{CONTACT_HASH}.n")), "{err}");
 }
 
 #[test]
@@ -284,7 +291,7 @@ fn a_malformed_result_file_is_named_with_its_missing_field() {
     v.as_object_mut().expect("object").remove("suite");
     std::fs::write(&path, serde_json::to_vec(&v).expect("bytes")).expect("write");
     let msg = leaderboard::load(dir.path()).expect_err("no suite").to_string();
-    assert!(msg.contains("oracle__tiny__test.json") && msg.contains("missing `suite`"), "{msg}");
+    assert!(msg.contains("oracle__tiny__test.json") && msg.contains("missing field `suite`"), "{msg}");
 }
 
 #[test]
@@ -385,7 +392,7 @@ fn seeds_of_one_config_form_one_row_with_their_spread() {
     assert!(html.contains("0.800 <span class=\"ci\">± 0.100 (3 seeds) [0.700, 0.900] n=10</span>"), "{html}");
     assert!(html.contains("<td>jepa (pretrained on: drop, collide)</td>"), "{html}");
 
-    let v = board.json();
+    let v = value(&board);
     let row = &v["rows"][0];
     assert_eq!(row["kind"], "jepa");
     assert_eq!(row["pretraining"], json!([]));
@@ -404,7 +411,9 @@ fn seeds_of_one_config_form_one_row_with_their_spread() {
 fn check_of_a_seed_board_against_its_own_json_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let board = seeds_board(dir.path());
-    let baseline: serde_json::Value = serde_json::from_str(&board.json().to_string()).expect("parse");
+    let text = board.json().to_json_pretty().expect("text");
+    let baseline = BoardFile::from_slice(text.as_bytes()).expect("parse");
+    assert_eq!(baseline, board.json(), "seed groups round-trip");
     let report = leaderboard::check(&board, &baseline, 7).expect("check");
     assert_eq!(report.comparisons.len(), 2);
     assert!(report.passed(), "{}", report.summary());
@@ -431,7 +440,7 @@ fn check_of_a_seed_board_against_its_own_json_passes() {
 }
 
 /// The JSON leaderboard of the result files in `dir`.
-fn baseline_of(dir: &Path) -> serde_json::Value {
+fn baseline_of(dir: &Path) -> BoardFile {
     leaderboard::load(dir).expect("load").json()
 }
 
@@ -478,7 +487,7 @@ fn models_that_are_not_learned_are_never_grouped() {
         "{}",
         board.markdown()
     );
-    assert!(board.json()["rows"].as_array().expect("rows").iter().all(|r| r.get("pretraining").is_none()));
+    assert!(value(&board)["rows"].as_array().expect("rows").iter().all(|r| r.get("pretraining").is_none()));
 }
 
 #[test]
@@ -506,7 +515,40 @@ fn invalid_answers_show_beside_the_score_and_tasks_without_items_are_skipped() {
     assert_eq!(board.columns().len(), 1, "{:?}", board.columns());
     let md = board.markdown();
     assert!(md.contains("0.600 [0.300, 0.900] n=10 invalid=3"), "{md}");
-    let cell = &board.json()["rows"][0]["cells"];
+    let cell = &value(&board)["rows"][0]["cells"];
     let cell = cell.as_object().expect("cells").values().next().expect("one cell");
     assert_eq!(cell["invalid"], 3);
+}
+
+/// The board's JSON document as a `serde_json::Value`, to look into by key.
+fn value(board: &Board) -> serde_json::Value {
+    serde_json::to_value(board.json()).expect("a board serializes")
+}
+
+#[test]
+fn result_files_round_trip_through_their_one_typed_definition_nan_included() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_contact(dir.path(), "oracle", CONTACT_HASH, &binary(10, 7));
+    let file = results::read(&path).expect("read");
+    let text = serde_json::to_vec_pretty(&file).expect("write");
+    assert_eq!(results::parse(&text).expect("parse"), file);
+    // An undefined value is written as null (JSON has no NaN) and read back as NaN.
+    let mut undefined = file.clone();
+    undefined.tasks[0].metrics[0].value = f64::NAN;
+    undefined.tasks[0].metrics[0].ci = [f64::NAN, 1.0];
+    let back = results::parse(&serde_json::to_vec(&undefined).expect("write")).expect("null is NaN");
+    let m = &back.tasks[0].metrics[0];
+    assert!(m.value.is_nan() && m.ci[0].is_nan() && m.ci[1] == 1.0, "{m:?}");
+    // A field of the wrong shape is named by its path.
+    let mut v = serde_json::to_value(&file).expect("value");
+    v["tasks"][0]["metrics"][0]["ci"] = json!([0.1]);
+    let err = results::parse(v.to_string().as_bytes()).expect_err("one-number interval");
+    assert!(err.contains("tasks[0].metrics[0].ci"), "{err}");
+    // Another kind of file is named by its schema, not by its first missing field.
+    let board = BoardFile::from_slice(
+        leaderboard::load(dir.path()).expect("load").json().to_json_pretty().expect("text").as_bytes(),
+    );
+    let board = serde_json::to_vec(&board.expect("board")).expect("bytes");
+    let err = results::parse(&board).expect_err("a leaderboard is not a result file");
+    assert!(err.contains("physworld-leaderboard/1") && err.contains("physworld-results/1"), "{err}");
 }

@@ -144,9 +144,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let html = args.out.join("leaderboard.html");
     physworld_benchmarks::results::atomic_write(&html, board.html().as_bytes())?;
     let json = args.out.join("leaderboard.json");
-    physworld_benchmarks::results::atomic_write(&json, serde_json::to_string_pretty(&board.json())?.as_bytes())?;
+    let file = board.json();
+    physworld_benchmarks::results::atomic_write(&json, file.to_json_pretty()?.as_bytes())?;
     if args.json {
-        println!("{}", serde_json::to_string(&board.json())?);
+        println!("{}", serde_json::to_value(&file)?);
         return Ok(());
     }
     println!("{}", board.markdown());

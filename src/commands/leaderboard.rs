@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use physworld_benchmarks::leaderboard::{self, Board};
+use anyhow::bail;
+use physworld_benchmarks::leaderboard::{self, Board, BoardFile};
 
 /// Arguments of `leaderboard`.
 #[derive(clap::Args)]
@@ -60,7 +60,7 @@ pub fn render(board: &Board, format: Format) -> anyhow::Result<String> {
     Ok(match format {
         Format::Md => board.markdown(),
         Format::Html => board.html(),
-        Format::Json => serde_json::to_string_pretty(&board.json())?,
+        Format::Json => board.json().to_json_pretty()?,
     })
 }
 
@@ -84,9 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--results DIR: the folder of result files is required"))?;
     let board = leaderboard::load(dir)?;
     if let Some(base) = &args.check {
-        let text = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
-        let baseline: serde_json::Value =
-            serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", base.display()))?;
+        let baseline = BoardFile::read(base)?;
         let report = leaderboard::check(&board, &baseline, args.seed)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);

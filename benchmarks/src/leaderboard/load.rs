@@ -1,0 +1,307 @@
+//! Reading a folder of result files into a [`Board`]: one row per file, seed groups, order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{Board, Cell, Column, GROUP_NAME_MEMBERS, Member, Row, is_learned};
+use crate::error::{BenchError, Result};
+use crate::results::{self, ItemLog, ResultFile};
+
+/// Order rows by suite, and within a suite best first: by the mean over columns of the
+/// row's rank on each column's primary metric (ties share a rank; a missing cell ranks
+/// below every present one), then by model id and file, so the order is total and stable.
+fn sort_rows(rows: Vec<Row>, columns: &[Column]) -> Vec<Row> {
+    let mut mean_rank = vec![0.0f64; rows.len()];
+    for c in columns {
+        let key = c.key();
+        let values: Vec<Option<f64>> = rows.iter().map(|r| r.cells.get(&key).map(|x| x.value)).collect();
+        let present: Vec<f64> = values.iter().flatten().copied().collect();
+        for (i, v) in values.iter().enumerate() {
+            mean_rank[i] += match v {
+                Some(v) => {
+                    let better =
+                        present.iter().filter(|p| if c.higher_is_better { **p > *v } else { **p < *v }).count();
+                    let equal = present.iter().filter(|p| **p == *v).count();
+                    better as f64 + (equal as f64 + 1.0) / 2.0
+                }
+                None => present.len() as f64 + 1.0,
+            };
+        }
+    }
+    // Rows hold every item's score: they are moved, not copied.
+    let mut ranked: Vec<(f64, Row)> = mean_rank.into_iter().zip(rows).collect();
+    ranked.sort_by(|(ra, x), (rb, y)| {
+        (&x.suite, &x.suite_hash)
+            .cmp(&(&y.suite, &y.suite_hash))
+            .then_with(|| ra.total_cmp(rb))
+            .then_with(|| (&x.model, &x.file).cmp(&(&y.model, &y.file)))
+    });
+    ranked.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Read every result file in `dir` into a [`Board`].
+///
+/// Reads each `*.json` directly in `dir` (sorted by name; `.tmp-*` files of unfinished
+/// writes are skipped) with [`results::read`], and its item log with [`results::read_items`].
+///
+/// Result files of learned models ([`LEARNED_KINDS`]) whose model config carries a `train`
+/// config form seed groups: files of one adapter kind on one suite (name and content hash)
+/// whose `model.config` is the same except for the run folder (`run`), the training seed
+/// (`train.seed`) and the training data's folder (`data.path`) — so the same training config,
+/// checkpoint `step`, pretraining families and training data, and the same readout settings —
+/// and with the same `labels_used`. A group of two or more files is one row (see [`Row`]).
+///
+/// # Errors
+/// - `dir` cannot be listed or holds no result file;
+/// - a result file or item log is missing or malformed (the error names the file);
+/// - a task has no primary metric over `all` items, or an item hash repeats in a task's log;
+/// - two files hold the same model on the same task items (duplicate row, naming both);
+/// - one column's files disagree on its primary metric.
+pub fn load(dir: &Path) -> Result<Board> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| BenchError::file(dir, e))? {
+        let path = entry.map_err(|e| BenchError::file(dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.ends_with(".json") && !name.starts_with(".tmp-") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    if paths.is_empty() {
+        return Err(BenchError::file(dir, "no result files (*.json) here"));
+    }
+    // Columns sorted by task id, then content hash, then version.
+    let mut columns: BTreeMap<(String, String, u32), Column> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut groups: BTreeMap<String, Vec<(Row, Option<u64>)>> = BTreeMap::new();
+    for path in paths {
+        let file = results::read(&path)?;
+        let items = results::read_items(&path, &file)?;
+        let row = load_row(&path, &file, &items, &mut columns)?;
+        let keys = row.cells.keys().cloned().chain([format!("suite#{}", row.suite_hash)]);
+        for key in keys {
+            if let Some(other) = seen.insert((row.model.clone(), key.clone()), path.clone()) {
+                return Err(BenchError::file(
+                    &path,
+                    format!(
+                        "duplicate row: model `{}` on `{key}` is also in {}; keep one of the two files",
+                        row.model,
+                        other.display()
+                    ),
+                ));
+            }
+        }
+        match seed_group_key(&file) {
+            Some(key) => groups.entry(key).or_default().push((row, training_seed(&file))),
+            None => rows.push(row),
+        }
+    }
+    for mut group in groups.into_values() {
+        match group.len() {
+            1 => rows.extend(group.pop().map(|(row, _)| row)),
+            _ => rows.push(seed_group(group)),
+        }
+    }
+    let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
+    for c in columns.values() {
+        *per_task.entry(c.task.clone()).or_default() += 1;
+    }
+    let columns: Vec<Column> = columns
+        .into_values()
+        .map(|mut c| {
+            c.ambiguous = per_task.get(&c.task).is_some_and(|n| *n > 1);
+            c
+        })
+        .collect();
+    let rows = sort_rows(rows, &columns);
+    Ok(Board { columns, rows })
+}
+
+/// One file's row; registers its columns.
+fn load_row(
+    path: &Path,
+    file: &ResultFile,
+    items: &[ItemLog],
+    columns: &mut BTreeMap<(String, String, u32), Column>,
+) -> Result<Row> {
+    let mut scores: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
+    for it in items {
+        if scores.entry(&it.task).or_default().insert(it.hash.clone(), it.score).is_some() {
+            let log = path.with_file_name(&file.items_file);
+            return Err(BenchError::file(log, format!("task `{}`: item hash {} appears twice", it.task, it.hash)));
+        }
+    }
+    let mut cells = BTreeMap::new();
+    // A task without items (a suite with no VoE families, say) has nothing to show.
+    for t in file.tasks.iter().filter(|t| t.n_items > 0) {
+        let m = t.primary_metric().ok_or_else(|| {
+            BenchError::file(path, format!("task `{}` has no metric `{}` over group `all`", t.id, t.primary))
+        })?;
+        let col = columns.entry((t.id.clone(), t.content_hash.clone(), t.version)).or_insert_with(|| Column {
+            task: t.id.clone(),
+            version: t.version,
+            content_hash: t.content_hash.clone(),
+            metric: m.name.clone(),
+            higher_is_better: m.higher_is_better,
+            chance: m.chance,
+            ambiguous: false,
+        });
+        if col.metric != m.name || col.higher_is_better != m.higher_is_better {
+            return Err(BenchError::Mismatch {
+                what: format!("{}: task `{}`", path.display(), col.key()),
+                reason: format!(
+                    "primary metric `{}` differs from `{}` of the other result files on these items",
+                    m.name, col.metric
+                ),
+            });
+        }
+        col.chance = col.chance.or(m.chance);
+        let items = scores.get(t.id.as_str()).cloned().unwrap_or_default();
+        let cell = Cell { value: m.value, ci: m.ci, n: m.n, invalid: m.invalid, items, seeds: 1, seed_std: None };
+        cells.insert(col.key(), cell);
+    }
+    let pretraining = is_learned(&file.model.kind)
+        .then(|| file.model.config.pointer("/data/families").and_then(Value::as_array))
+        .flatten()
+        .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), String::from)).collect());
+    Ok(Row {
+        model: file.model.id.clone(),
+        kind: file.model.kind.clone(),
+        pretraining,
+        suite: file.suite.name.clone(),
+        suite_hash: file.suite.content_hash.clone(),
+        file: path.to_path_buf(),
+        members: Vec::new(),
+        cells,
+    })
+}
+
+/// The seed-group key of a result file (see [`load`]), or `None` when it never joins a group:
+/// not a learned model, or no `train` config object to compare.
+fn seed_group_key(file: &ResultFile) -> Option<String> {
+    let m = &file.model;
+    let mut config = m.config.as_object()?.clone();
+    if m.kind == "llm" {
+        // Runs of one LLM that differ in prompt variant and sampling seed: one row, so
+        // that no single prompt is picked as the model's score.
+        for k in ["prompt_variant", "system_fingerprint"] {
+            config.remove(k);
+        }
+    } else {
+        if !is_learned(&m.kind) {
+            return None;
+        }
+        config.get_mut("train")?.as_object_mut()?.remove("seed");
+        config.remove("run");
+        if let Some(data) = config.get_mut("data").and_then(Value::as_object_mut) {
+            data.remove("path");
+        }
+    }
+    let key = json!({
+        "kind": m.kind,
+        "suite": file.suite.name,
+        "suite_hash": file.suite.content_hash,
+        "labels_used": m.labels_used,
+        "config": config,
+    });
+    let mut out = String::new();
+    canonical_json(&key, &mut out);
+    Some(out)
+}
+
+/// JSON text with every object's keys sorted, whatever map order serde_json was built with.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The training seed of a learned model's result file: `model.seeds`, else `train.seed`.
+fn training_seed(file: &ResultFile) -> Option<u64> {
+    file.model.seeds.first().copied().or_else(|| file.model.config.pointer("/train/seed").and_then(Value::as_u64))
+}
+
+/// One row of two or more result files of a seed group, each with its training seed.
+fn seed_group(mut files: Vec<(Row, Option<u64>)>) -> Row {
+    files.sort_by(|a, b| (&a.0.model, &a.0.file).cmp(&(&b.0.model, &b.0.file)));
+    let ids: Vec<&str> = files.iter().map(|(r, _)| r.model.as_str()).collect();
+    let listed = if ids.len() <= GROUP_NAME_MEMBERS + 1 {
+        ids.join(", ")
+    } else {
+        format!("{}, … +{} more", ids[..GROUP_NAME_MEMBERS].join(", "), ids.len() - GROUP_NAME_MEMBERS)
+    };
+    let first = &files[0].0;
+    let what = if first.kind == "llm" { "runs (prompt variants × seeds)" } else { "seeds" };
+    let model = format!("{} ×{} {what} ({listed})", first.kind, files.len());
+    let keys: BTreeSet<&String> = files.iter().flat_map(|(r, _)| r.cells.keys()).collect();
+    let cells = keys
+        .into_iter()
+        .map(|k| {
+            let of_seeds: Vec<&Cell> = files.iter().filter_map(|(r, _)| r.cells.get(k)).collect();
+            (k.clone(), mean_over_seeds(&of_seeds))
+        })
+        .collect();
+    let (kind, pretraining, suite, suite_hash, file) = (
+        first.kind.clone(),
+        first.pretraining.clone(),
+        first.suite.clone(),
+        first.suite_hash.clone(),
+        first.file.clone(),
+    );
+    let members =
+        files.into_iter().map(|(r, seed)| Member { model: r.model, seed, file: r.file, cells: r.cells }).collect();
+    Row { model, kind, pretraining, suite, suite_hash, file, members, cells }
+}
+
+/// The cell of a seed group from its members' cells of one column (at least one).
+fn mean_over_seeds(cells: &[&Cell]) -> Cell {
+    let k = cells.len() as f64;
+    let mean = |f: &dyn Fn(&Cell) -> f64| cells.iter().map(|c| f(c)).sum::<f64>() / k;
+    let value = mean(&|c| c.value);
+    let seed_std =
+        (cells.len() > 1).then(|| (cells.iter().map(|c| (c.value - value).powi(2)).sum::<f64>() / (k - 1.0)).sqrt());
+    let items = cells[0]
+        .items
+        .keys()
+        .filter_map(|h| {
+            let scores: Option<Vec<f64>> = cells.iter().map(|c| c.items.get(h).copied()).collect();
+            scores.map(|s| (h.clone(), s.iter().sum::<f64>() / k))
+        })
+        .collect();
+    Cell {
+        value,
+        ci: [mean(&|c| c.ci[0]), mean(&|c| c.ci[1])],
+        n: cells[0].n,
+        invalid: cells.iter().map(|c| c.invalid).sum(),
+        items,
+        seeds: cells.len(),
+        seed_std,
+    }
+}
