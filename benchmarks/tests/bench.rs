@@ -617,3 +617,16 @@ fn a_suite_that_exposes_hidden_properties_shows_them_to_every_adapter() {
     }
     assert!(checked > 10, "{checked}");
 }
+
+#[test]
+fn llm_specs_name_the_feature_they_need_when_it_is_missing() {
+    let e = physworld_benchmarks::llm::missing_feature("openai:gpt-4o").to_string();
+    assert!(e.contains("openai:gpt-4o") && e.contains("--features llm"), "{e}");
+    let parsed = adapters::parse("anthropic:claude@http://127.0.0.1:9");
+    if physworld_benchmarks::llm::AVAILABLE {
+        assert!(parsed.is_ok(), "an HTTP client is built without contacting the server");
+    } else {
+        let e = parsed.err().expect("refused without the feature").to_string();
+        assert!(e.contains("anthropic:claude") && e.contains("--features llm"), "{e}");
+    }
+}

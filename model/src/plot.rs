@@ -1,5 +1,6 @@
-//! The loss and diagnostics plot (PNG) of a run, drawn with plotters and a bundled font
-//! (DejaVu Sans, so no system font lookup is needed).
+//! The loss and diagnostics plot (PNG) of a run, drawn with plotters into an RGB buffer
+//! with a bundled font (DejaVu Sans, so no system font lookup is needed) and encoded by the
+//! `png` crate (plotters' own encoder would build the whole `image` crate for it).
 
 use std::path::Path;
 use std::sync::Once;
@@ -70,7 +71,19 @@ pub fn plot_metrics(metrics: &[StepMetrics], path: &Path) -> Result<()> {
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
-    let root = BitMapBackend::new(path, (1500, 450)).into_drawing_area();
+    const SIZE: (u32, u32) = (1500, 450);
+    let mut rgb = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    draw(metrics, BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, SIZE.0, SIZE.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header().and_then(|mut w| w.write_image_data(&rgb)).map_err(plot_err)?;
+    physworld_pipeline::write_atomic(path, &bytes).map_err(plot_err)
+}
+
+/// The three panels of [`plot_metrics`] on `root`.
+fn draw(metrics: &[StepMetrics], root: DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()> {
     root.fill(&WHITE).map_err(plot_err)?;
     let areas = root.split_evenly((1, 3));
     let steps = metrics.last().map_or(1.0, |m| m.step as f64);

@@ -233,10 +233,15 @@ pub struct Reply {
     pub resolved_model: Option<String>,
 }
 
+/// What one HTTP exchange gave: the status (0 when no answer came), the `retry-after`
+/// seconds, and the body text or why it could not be read.
+type Sent = (u16, Option<f64>, std::result::Result<String, String>);
+
 /// A chat client.
 pub struct Client {
     cfg: LlmConfig,
     key: Option<String>,
+    #[cfg(feature = "llm")]
     agent: ureq::Agent,
     stats: Mutex<Stats>,
     local: Option<Mutex<Gguf>>,
@@ -300,11 +305,13 @@ impl Client {
     /// A client for `cfg` (reads the key from `cfg.key_env` if set).
     pub fn new(cfg: LlmConfig) -> Client {
         let key = std::env::var(&cfg.key_env).ok().filter(|k| !k.is_empty());
+        #[cfg(feature = "llm")]
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(cfg.timeout)).http_status_as_error(false).build().into();
         Client {
             cfg,
             key,
+            #[cfg(feature = "llm")]
             agent,
             stats: Mutex::new(Stats::default()),
             local: None,
@@ -519,6 +526,40 @@ impl Client {
         hex::encode(h.finalize())
     }
 
+    /// One HTTP POST of `body` to `url` with the provider's headers.
+    #[cfg(feature = "llm")]
+    fn send(&self, url: &str, body: &Value) -> Result<Sent> {
+        let mut req = self.agent.post(url).header("content-type", "application/json");
+        if let Some(k) = &self.key {
+            req = match self.cfg.provider {
+                Provider::OpenAi | Provider::Gguf => req.header("authorization", &format!("Bearer {k}")),
+                Provider::Anthropic => req.header("x-api-key", k),
+            };
+        }
+        if self.cfg.provider == Provider::Anthropic {
+            req = req.header("anthropic-version", "2023-06-01");
+        }
+        let (status, retry_after, text) = match req.send(body.to_string().as_bytes()) {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let ra = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                (status, ra, r.body_mut().read_to_string().map_err(|e| e.to_string()))
+            }
+            Err(e) => (0, None, Err(e.to_string())),
+        };
+        Ok((status, retry_after, text))
+    }
+
+    /// Without the `llm` feature there is no HTTP client: every request is refused.
+    #[cfg(not(feature = "llm"))]
+    fn send(&self, _: &str, _: &Value) -> Result<Sent> {
+        Err(super::missing_feature(&self.cfg.model))
+    }
+
     /// Sends `body`; retries what may heal (no answer, 429, 5xx) and stops the run on a
     /// [`FATAL_STATUS`].
     fn post(&self, path: &str, body: &Value, key: &str) -> Result<(u16, Value)> {
@@ -528,28 +569,7 @@ impl Client {
         loop {
             self.spend("request")?;
             self.pace();
-            let mut req = self.agent.post(&url).header("content-type", "application/json");
-            if let Some(k) = &self.key {
-                req = match self.cfg.provider {
-                    Provider::OpenAi | Provider::Gguf => req.header("authorization", &format!("Bearer {k}")),
-                    Provider::Anthropic => req.header("x-api-key", k),
-                };
-            }
-            if self.cfg.provider == Provider::Anthropic {
-                req = req.header("anthropic-version", "2023-06-01");
-            }
-            let (status, retry_after, text) = match req.send(body.to_string().as_bytes()) {
-                Ok(mut r) => {
-                    let status = r.status().as_u16();
-                    let ra = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok());
-                    (status, ra, r.body_mut().read_to_string().map_err(|e| e.to_string()))
-                }
-                Err(e) => (0, None, Err(e.to_string())),
-            };
+            let (status, retry_after, text) = self.send(&url, body)?;
             let retryable = status == 0 || status == 429 || status >= 500 || text.is_err();
             let parsed = text.as_ref().ok().and_then(|t| serde_json::from_str::<Value>(t).ok());
             if FATAL_STATUS.contains(&status) {

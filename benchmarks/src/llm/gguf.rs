@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+#[cfg(feature = "llm")]
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -22,6 +23,8 @@ use sha2::{Digest, Sha256};
 use super::grammar::{Grammar, Matcher};
 use super::tokenizer::Tokenizer;
 use crate::error::{BenchError, Result};
+#[cfg(not(feature = "llm"))]
+use absent::{MAX_SEQ_LEN, ModelWeights};
 
 /// Version of the in-process decoding (part of every cache key).
 pub const DECODER_VERSION: &str = "physworld-gguf/1 (greedy; grammar over allowed answers)";
@@ -108,6 +111,9 @@ impl Gguf {
     /// [`Gguf::load`], keeping the quantized weights when `dequantize` is false (candle's
     /// quantized CPU kernels: less memory, much slower prompt reading; for comparisons).
     pub fn load_with(path: &Path, dequantize: bool) -> Result<Gguf> {
+        if !cfg!(feature = "llm") {
+            return Err(super::missing_feature(&format!("gguf:{}", path.display())));
+        }
         // Read once: hashed, then parsed from memory.
         let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
         let sha256 = sha256_hex(&bytes);
@@ -144,23 +150,12 @@ impl Gguf {
     pub fn chat_prompt(&self, messages: &[(&str, &str)]) -> Result<String> {
         let template =
             self.tokenizer.chat_template.as_deref().ok_or_else(|| bad(&self.path, "has no tokenizer.chat_template"))?;
-        let mut env = minijinja::Environment::new();
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
         let token =
             |id: Option<u32>| id.map(|i| String::from_utf8_lossy(&self.tokenizer.token_bytes(i, true)).into_owned());
         let msgs: Vec<_> = messages.iter().map(|(r, c)| json!({"role": r, "content": c})).collect();
-        env.render_str(
-            template,
-            minijinja::context! {
-                messages => msgs,
-                add_generation_prompt => true,
-                bos_token => token(self.tokenizer.bos).unwrap_or_default(),
-                eos_token => token(self.tokenizer.eos).unwrap_or_default(),
-            },
-        )
-        .map_err(|e| bad(&self.path, format!("its chat template failed to render: {e}")))
+        let (bos, eos) = (token(self.tokenizer.bos).unwrap_or_default(), token(self.tokenizer.eos).unwrap_or_default());
+        render_chat(template, msgs, bos, eos)
+            .map_err(|e| bad(&self.path, format!("its chat template failed to render: {e}")))
     }
 
     /// Tokens of a rendered chat prompt (special tokens parsed, as llama.cpp's server does).
@@ -285,5 +280,60 @@ impl Gguf {
         }
         out.text = String::from_utf8_lossy(&produced).into_owned();
         Ok(out)
+    }
+}
+
+/// A Jinja chat template rendered with minijinja, as llama.cpp and transformers render it.
+#[cfg(feature = "llm")]
+fn render_chat(
+    template: &str,
+    messages: Vec<serde_json::Value>,
+    bos: String,
+    eos: String,
+) -> std::result::Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    });
+    let ctx = minijinja::context! {
+        messages => messages,
+        add_generation_prompt => true,
+        bos_token => bos,
+        eos_token => eos,
+    };
+    env.render_str(template, ctx).map_err(|e| e.to_string())
+}
+
+/// Without the `llm` feature no [`Gguf`] is ever loaded, so nothing is rendered.
+#[cfg(not(feature = "llm"))]
+fn render_chat(_: &str, _: Vec<serde_json::Value>, _: String, _: String) -> std::result::Result<String, String> {
+    Err(super::missing_feature("gguf:").to_string())
+}
+
+/// What stands in for candle-transformers' network in a build without the `llm` feature:
+/// a type with no values, so that the code around it compiles and no [`Gguf`] can exist.
+#[cfg(not(feature = "llm"))]
+mod absent {
+    use candle_core::quantized::gguf_file::Content;
+    use candle_core::{Device, Tensor};
+
+    /// candle-transformers' `quantized_llama::MAX_SEQ_LEN`.
+    pub const MAX_SEQ_LEN: usize = 4096;
+
+    /// No network (uninhabited).
+    pub enum ModelWeights {}
+
+    impl ModelWeights {
+        pub fn from_gguf<R>(_: Content, _: &mut R, _: &Device) -> candle_core::Result<ModelWeights> {
+            Err(candle_core::Error::Msg(super::super::missing_feature("gguf:").to_string()))
+        }
+
+        pub fn forward(&mut self, _: &Tensor, _: usize) -> candle_core::Result<Tensor> {
+            match *self {}
+        }
+
+        pub fn clear_kv_cache(&mut self) {
+            match *self {}
+        }
     }
 }

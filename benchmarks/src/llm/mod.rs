@@ -33,6 +33,20 @@ use crate::error::Result;
 use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind};
 
+/// Whether this build can run LLM models (the `llm` cargo feature: HTTP/TLS clients and
+/// in-process GGUF inference).
+pub const AVAILABLE: bool = cfg!(feature = "llm");
+
+/// The error for an LLM `spec` in a build without the `llm` feature, naming the rebuild.
+pub fn missing_feature(spec: &str) -> crate::BenchError {
+    crate::BenchError::Mismatch {
+        what: format!("model `{spec}`"),
+        reason: "LLM models (openai:, anthropic:, gguf:) need physworld built with the `llm` feature: rebuild with \
+                 `cargo build --release --features llm` (or run `cargo run --release --features llm -- ...`)"
+            .into(),
+    }
+}
+
 /// Version of the prompts (bumps whenever their text changes).
 pub const PROMPT_VERSION: &str = "physworld-prompt/4 (3 variants; static scene and zones, visible objects only under \
      relabelled slots, hidden properties only when the suite exposes them, centimetres, every 3rd frame, VoE every \
