@@ -247,31 +247,56 @@ pub fn read_items(result: &Path, file: &ResultFile) -> Result<Vec<ItemLog>> {
 /// Parse a result document: its [`ResultFile`] fields with their JSON types, and a known
 /// schema version. Returns what is wrong, naming the field (`tasks[0].metrics[1].ci`).
 pub fn parse(bytes: &[u8]) -> std::result::Result<ResultFile, String> {
-    if let Ok(SchemaOnly { schema }) = serde_json::from_slice::<SchemaOnly>(bytes)
-        && schema.as_deref() != Some(RESULTS_SCHEMA)
+    parse_typed(bytes, RESULTS_SCHEMA).map_err(|e| match e {
+        Refused::Schema(found) => format!("schema {found} is not {RESULTS_SCHEMA}"),
+        Refused::Syntax(why) => format!("not JSON: {why}"),
+        Refused::Field { path, why } if path == "." => format!("not a {RESULTS_SCHEMA} file: {why}"),
+        Refused::Field { path, why } => format!("`{path}`: {why}"),
+    })
+}
+
+/// Why [`parse_typed`] refused a document.
+pub(crate) enum Refused {
+    /// Its `schema` field is another one (or `(missing)`).
+    Schema(String),
+    /// It is not JSON.
+    Syntax(String),
+    /// A field is missing or of the wrong type: its path (`tasks[0].metrics[1].ci`; `.` for
+    /// the document itself) and why.
+    Field {
+        /// Path of the field.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Parse a typed JSON document whose `schema` field must be `schema`. The schema is checked
+/// first, so that a file of another kind is named as such rather than by its first missing
+/// field.
+pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    schema: &str,
+) -> std::result::Result<T, Refused> {
+    #[derive(Deserialize)]
+    struct SchemaOnly {
+        schema: Option<String>,
+    }
+    if let Ok(SchemaOnly { schema: found }) = serde_json::from_slice::<SchemaOnly>(bytes)
+        && found.as_deref() != Some(schema)
     {
-        return Err(format!("schema {} is not {RESULTS_SCHEMA}", schema.as_deref().unwrap_or("(missing)")));
+        return Err(Refused::Schema(found.unwrap_or_else(|| "(missing)".into())));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let file: ResultFile = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            format!("not JSON: {inner}")
-        } else if path == "." {
-            format!("not a {RESULTS_SCHEMA} file: {inner}")
+            Refused::Syntax(inner.to_string())
         } else {
-            format!("`{path}`: {inner}")
+            Refused::Field { path, why: inner.to_string() }
         }
-    })?;
-    Ok(file)
-}
-
-/// The `schema` field of any JSON object, checked before the rest so that a file of another
-/// kind is named as such rather than by its first missing field.
-#[derive(Deserialize)]
-struct SchemaOnly {
-    schema: Option<String>,
+    })
 }
 
 /// Check a result document against the schema ([`parse`]). Returns what is wrong.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Board, LEADERBOARD_SCHEMA, column_key};
 use crate::error::{BenchError, Result};
-use crate::results::{nullable_f64, nullable_pair};
+use crate::results::{Refused, nullable_f64, nullable_pair, parse_typed};
 
 /// A leaderboard as JSON: its columns and rows, every per-item score included.
 ///
@@ -109,21 +109,12 @@ impl BoardFile {
         let bad = |what: String, value: &dyn std::fmt::Display| {
             BenchError::invalid(format!("baseline {what}"), value, format!("a {LEADERBOARD_SCHEMA} document"))
         };
-        #[derive(Deserialize)]
-        struct SchemaOnly {
-            schema: Option<String>,
-        }
-        if let Ok(SchemaOnly { schema }) = serde_json::from_slice::<SchemaOnly>(bytes)
-            && schema.as_deref() != Some(LEADERBOARD_SCHEMA)
-        {
-            return Err(bad("schema".into(), &schema.as_deref().unwrap_or("(missing)")));
-        }
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        let file: BoardFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            bad(if path == "." { "document".into() } else { path }, &e.into_inner())
-        })?;
-        Ok(file)
+        parse_typed(bytes, LEADERBOARD_SCHEMA).map_err(|e| match e {
+            Refused::Schema(found) => bad("schema".into(), &found),
+            Refused::Syntax(why) => bad("text".into(), &format!("not JSON: {why}")),
+            Refused::Field { path, why } if path == "." => bad("document".into(), &why),
+            Refused::Field { path, why } => bad(path, &why),
+        })
     }
 
     /// Read a leaderboard JSON file ([`BoardFile::from_slice`]).
