@@ -14,13 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = args.data.path()?;
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "--data {}: no such folder (expected the folder `generate --shard` workers wrote)",
-            dir.display()
-        );
-    }
+    let dir = args.data.existing("the folder `generate --shard` workers wrote")?;
     let info = finalize(&LocalStorage::new(dir))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);

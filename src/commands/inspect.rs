@@ -14,10 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = args.data.path()?;
-    if !dir.is_dir() {
-        bail!("--data {}: no such folder (expected a dataset folder from `physworld generate`)", dir.display());
-    }
+    let dir = args.data.existing("a dataset folder from `physworld generate`")?;
     let r = inspect(&LocalStorage::new(dir))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -87,6 +87,15 @@ impl DataArg {
             .or(self.data_positional.as_deref())
             .ok_or_else(|| anyhow::anyhow!("--data DIR: the dataset folder is required"))
     }
+
+    /// The folder given, which must exist: otherwise an error saying what was `expected`.
+    pub fn existing(&self, expected: &str) -> anyhow::Result<&std::path::Path> {
+        let dir = self.path()?;
+        if !dir.is_dir() {
+            anyhow::bail!("--data {}: no such folder (expected {expected})", dir.display());
+        }
+        Ok(dir)
+    }
 }
 
 /// Refuse an output folder that is a file, naming the flag: `--out results.json` would
