@@ -46,7 +46,7 @@ fn sort_rows(rows: Vec<Row>, columns: &[Column]) -> Vec<Row> {
 /// Reads each `*.json` directly in `dir` (sorted by name; `.tmp-*` files of unfinished
 /// writes are skipped) with [`results::read`], and its item log with [`results::read_items`].
 ///
-/// Result files of learned models ([`LEARNED_KINDS`]) whose model config carries a `train`
+/// Result files of learned models ([`LEARNED_KINDS`](super::LEARNED_KINDS)) whose model config carries a `train`
 /// config form seed groups: files of one adapter kind on one suite (name and content hash)
 /// whose `model.config` is the same except for the run folder (`run`), the training seed
 /// (`train.seed`) and the training data's folder (`data.path`) — so the same training config,

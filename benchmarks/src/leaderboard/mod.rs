@@ -107,7 +107,7 @@ pub struct Cell {
     /// Units among them answered invalidly (scored as failures); in a seed group, the sum
     /// over its members.
     pub invalid: u64,
-    /// Per-item scores ([`ItemLog::score`], higher is better) by item hash; in a seed group,
+    /// Per-item scores ([`ItemLog::score`](crate::results::ItemLog::score), higher is better) by item hash; in a seed group,
     /// the mean over the seeds of each item that every seed scored.
     pub items: BTreeMap<String, f64>,
     /// Result files behind the cell: 1, or the members of a seed group that scored the column.

@@ -13,8 +13,8 @@
 //! The backward ops have no backward of their own: second-order gradients are not
 //! available through these kernels.
 //!
-//! One file per op family ([`norm`], [`gelu`], [`softmax`], [`attention`], [`rows`]) over the
-//! shared loops of [`kernel`].
+//! One file per op family (`norm`, `gelu`, `softmax`, `attention`, `rows`) over the shared
+//! loops of `kernel`.
 
 mod attention;
 mod gelu;
