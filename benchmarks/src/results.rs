@@ -288,7 +288,7 @@ pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
         return Err(Refused::Schema(found.unwrap_or_else(|| "(missing)".into())));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -296,7 +296,10 @@ pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
         } else {
             Refused::Field { path, why: inner.to_string() }
         }
-    })
+    })?;
+    // Nothing but whitespace may follow the document.
+    de.end().map_err(|e| Refused::Syntax(e.to_string()))?;
+    Ok(value)
 }
 
 /// Check a result document against the schema ([`parse`]). Returns what is wrong.

@@ -623,10 +623,15 @@ fn llm_specs_name_the_feature_they_need_when_it_is_missing() {
     let e = physworld_benchmarks::llm::missing_feature("openai:gpt-4o").to_string();
     assert!(e.contains("openai:gpt-4o") && e.contains("--features llm"), "{e}");
     let parsed = adapters::parse("anthropic:claude@http://127.0.0.1:9");
+    let early = physworld_benchmarks::llm::require_available(["oracle", "gguf:m.gguf"]);
+    assert!(physworld_benchmarks::llm::require_available(["oracle", "chance"]).is_ok());
     if physworld_benchmarks::llm::AVAILABLE {
         assert!(parsed.is_ok(), "an HTTP client is built without contacting the server");
+        assert!(early.is_ok());
     } else {
         let e = parsed.err().expect("refused without the feature").to_string();
         assert!(e.contains("anthropic:claude") && e.contains("--features llm"), "{e}");
+        let e = early.expect_err("refused before any work").to_string();
+        assert!(e.contains("gguf:m.gguf") && e.contains("--features llm"), "{e}");
     }
 }

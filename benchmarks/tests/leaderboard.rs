@@ -544,6 +544,11 @@ fn result_files_round_trip_through_their_one_typed_definition_nan_included() {
     v["tasks"][0]["metrics"][0]["ci"] = json!([0.1]);
     let err = results::parse(v.to_string().as_bytes()).expect_err("one-number interval");
     assert!(err.contains("tasks[0].metrics[0].ci"), "{err}");
+    // Text after the document is refused, as serde_json refuses it.
+    let mut trailing = text.clone();
+    trailing.extend_from_slice(b"}");
+    let err = results::parse(&trailing).expect_err("trailing characters");
+    assert!(err.starts_with("not JSON") && err.contains("trailing"), "{err}");
     // Another kind of file is named by its schema, not by its first missing field.
     let board = BoardFile::from_slice(
         leaderboard::load(dir.path()).expect("load").json().to_json_pretty().expect("text").as_bytes(),

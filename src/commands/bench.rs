@@ -243,6 +243,7 @@ pub fn all_invalid(written: &[(PathBuf, ResultFile)]) -> Vec<&Path> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::commands::check_out_dir("--out", &args.out, "a folder for the result files")?;
+    physworld_benchmarks::llm::require_available(args.models.iter().map(String::as_str))?;
     let opts = options(&args)?;
     let _ = SPECS;
     let runs = llm_runs(&args)?;

@@ -120,6 +120,7 @@ fn model(data: &Path, run: &Path, steps: u64, seed: u64, quiet: bool) -> anyhow:
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::check_out_dir("--out", &args.out, "the demo's working folder")?;
+    physworld_benchmarks::llm::require_available(args.llms.iter().map(String::as_str))?;
     let start = Instant::now();
     let quiet = args.json;
     let (data, run_dir, results) = (args.out.join("data"), args.out.join("run"), args.out.join("results"));

@@ -47,6 +47,15 @@ pub fn missing_feature(spec: &str) -> crate::BenchError {
     }
 }
 
+/// Refuse the first LLM spec among `specs` when this build cannot run LLMs, so that a
+/// command fails before its slow stages rather than when it reaches the model.
+pub fn require_available<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    match specs.into_iter().find(|s| crate::adapters::is_llm(s)) {
+        Some(spec) if !AVAILABLE => Err(missing_feature(spec)),
+        _ => Ok(()),
+    }
+}
+
 /// Version of the prompts (bumps whenever their text changes).
 pub const PROMPT_VERSION: &str = "physworld-prompt/4 (3 variants; static scene and zones, visible objects only under \
      relabelled slots, hidden properties only when the suite exposes them, centimetres, every 3rd frame, VoE every \
