@@ -250,7 +250,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<ResultFile, String> {
     parse_typed(bytes, RESULTS_SCHEMA).map_err(|e| match e {
         Refused::Schema(found) => format!("schema {found} is not {RESULTS_SCHEMA}"),
         Refused::Syntax(why) => format!("not JSON: {why}"),
-        Refused::Field { path, why } if path == "." => format!("not a {RESULTS_SCHEMA} file: {why}"),
+        Refused::Document(why) => format!("not a {RESULTS_SCHEMA} file: {why}"),
         Refused::Field { path, why } => format!("`{path}`: {why}"),
     })
 }
@@ -261,8 +261,10 @@ pub(crate) enum Refused {
     Schema(String),
     /// It is not JSON.
     Syntax(String),
-    /// A field is missing or of the wrong type: its path (`tasks[0].metrics[1].ci`; `.` for
-    /// the document itself) and why.
+    /// The document itself has the wrong shape (a top-level field is missing, or it is not
+    /// an object).
+    Document(String),
+    /// A field is missing or of the wrong type: its path (`tasks[0].metrics[1].ci`) and why.
     Field {
         /// Path of the field.
         path: String,
@@ -293,6 +295,8 @@ pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             Refused::Syntax(inner.to_string())
+        } else if path == "." {
+            Refused::Document(inner.to_string())
         } else {
             Refused::Field { path, why: inner.to_string() }
         }

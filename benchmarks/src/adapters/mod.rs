@@ -171,9 +171,7 @@ pub fn is_llm(spec: &str) -> bool {
 
 /// Build the adapter for `spec`, an LLM with the run settings `run` (ignored by others).
 pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapter>> {
-    if is_llm(spec) && !crate::llm::AVAILABLE {
-        return Err(crate::llm::missing_feature(spec));
-    }
+    crate::llm::require_available([spec])?;
     let (head, arg) = match spec.split_once(':') {
         Some((h, a)) => (h, Some(a)),
         None => (spec, None),

@@ -112,7 +112,7 @@ impl BoardFile {
         parse_typed(bytes, LEADERBOARD_SCHEMA).map_err(|e| match e {
             Refused::Schema(found) => bad("schema".into(), &found),
             Refused::Syntax(why) => bad("text".into(), &format!("not JSON: {why}")),
-            Refused::Field { path, why } if path == "." => bad("document".into(), &why),
+            Refused::Document(why) => bad("document".into(), &why),
             Refused::Field { path, why } => bad(path, &why),
         })
     }
@@ -127,7 +127,8 @@ impl BoardFile {
     }
 
     /// The document as pretty-printed JSON text, every object's keys sorted (through
-    /// `serde_json::Value`, whose maps are ordered).
+    /// `serde_json::Value`, whose maps are sorted: the workspace does not enable serde_json's
+    /// `preserve_order`).
     ///
     /// # Errors
     /// Never for a board built by [`Board::json`] (plain data with string keys).
