@@ -113,3 +113,119 @@ fn bad_plan_arguments_are_refused_by_name() {
     assert_eq!(std::fs::read_to_string(&out).expect("read"), "keep");
     assert_eq!(common::snapshot(&ds), before, "the dataset is only read");
 }
+
+/// `bench` scores `plan-launch` like every task: the planners' result files hold AUCCESS
+/// and success rates (overall and per template) that agree with `plan` item for item, a
+/// model that does not plan lists the task as unsupported, reruns are identical but for
+/// the wall time, bad planning flags are refused, and the leaderboard shows the column.
+#[test]
+fn bench_scores_plan_launch_as_a_task_with_a_leaderboard_column() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = launch_dataset(tmp.path());
+    let bench = |out: &Path| {
+        let o = ok(bin()
+            .args(["bench", "--model", "oracle", "--model", "chance", "--model", "greedy", "--model"])
+            .args(["constant-velocity", "--tasks", "plan-launch,forecast", "--plan-attempts", "10", "--limit", "8"])
+            .arg("--data")
+            .arg(&ds)
+            .arg("--out")
+            .arg(out)
+            .arg("--json")
+            .output()
+            .expect("runs"));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("json")
+    };
+    let res = tmp.path().join("res");
+    bench(&res);
+    let file = |dir: &Path, model: &str| -> serde_json::Value {
+        let text = std::fs::read(dir.join(format!("{model}__launch-small__test.json"))).expect("result file");
+        serde_json::from_slice(&text).expect("json")
+    };
+    let task = |f: &serde_json::Value| -> serde_json::Value {
+        f["tasks"].as_array().expect("tasks").iter().find(|t| t["id"] == "plan-launch").cloned().expect("plan-launch")
+    };
+    let metric = |t: &serde_json::Value, name: &str, group: &str| -> f64 {
+        t["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["name"] == name && m["group"] == group)
+            .and_then(|m| m["value"].as_f64())
+            .unwrap_or_else(|| panic!("{name} over {group}: {t:#}"))
+    };
+    let (oracle, chance, greedy) =
+        (task(&file(&res, "oracle")), task(&file(&res, "chance")), task(&file(&res, "greedy")));
+    for t in [&oracle, &chance, &greedy] {
+        assert_eq!(
+            (t["primary"].as_str(), t["n_items"].as_u64(), t["version"].as_u64()),
+            (Some("auccess"), Some(8), Some(1))
+        );
+        let templates: Vec<&str> = t["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .filter_map(|m| m["group"].as_str())
+            .filter(|g| g.starts_with("template="))
+            .collect();
+        assert!(templates.iter().all(|g| ["template=6", "template=7"].contains(g)) && !templates.is_empty(), "{t:#}");
+        assert!(metric(t, "success_at_1", "all") <= metric(t, "success_at_10", "all"));
+    }
+    assert!(metric(&oracle, "auccess", "all") > metric(&chance, "auccess", "all") + 0.4, "{oracle:#}\n{chance:#}");
+    assert!(metric(&greedy, "auccess", "all") > metric(&chance, "auccess", "all"), "{greedy:#}\n{chance:#}");
+    // The same items and per-item randomness as `plan` (chance plays the random planner).
+    for (model, planner) in [("oracle", "oracle"), ("chance", "random"), ("greedy", "greedy")] {
+        let played = run(&ds, planner, &["--attempts", "10", "--limit", "8"]);
+        let log = std::fs::read_to_string(res.join(format!("{model}__launch-small__test.items.jsonl"))).expect("log");
+        let logged: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("line"))
+            .filter(|l| l["task"] == "plan-launch")
+            .collect();
+        let items = played["items"].as_array().expect("items");
+        assert_eq!(logged.len(), items.len());
+        for (l, i) in logged.iter().zip(items) {
+            assert_eq!(l["prediction"]["first_success"], i["first_success"], "{model}: {l} against {i}");
+            assert_eq!(l["score"], i["auccess"]);
+        }
+        assert!(
+            (metric(&task(&file(&res, model)), "auccess", "all") - played["auccess"].as_f64().expect("au")).abs()
+                < 1e-12
+        );
+    }
+    let cv = file(&res, "constant-velocity");
+    assert!(cv["unsupported"].as_array().expect("unsupported").iter().any(|t| t == "plan-launch"), "{cv:#}");
+    // A rerun writes the same files but for the wall time.
+    let again = tmp.path().join("again");
+    bench(&again);
+    for model in ["oracle", "chance", "greedy", "constant-velocity"] {
+        let strip = |mut v: serde_json::Value| {
+            v.as_object_mut().expect("file").remove("wall_time_s");
+            v
+        };
+        assert_eq!(strip(file(&res, model)), strip(file(&again, model)), "{model}");
+        let log = |d: &Path| std::fs::read(d.join(format!("{model}__launch-small__test.items.jsonl"))).expect("log");
+        assert_eq!(log(&res), log(&again), "{model}");
+    }
+    // The leaderboard has the column, and the oracle leads it.
+    let o = ok(bin().args(["leaderboard", "--results"]).arg(&res).output().expect("runs"));
+    let board = String::from_utf8_lossy(&o.stdout);
+    assert!(board.contains("plan-launch: auccess"), "{board}");
+    // Bad planning flags are refused by name, before any work.
+    for (args, needle) in [
+        (vec!["--tasks", "plan-lanch"], "did you mean `plan-launch`"),
+        (vec!["--plan-attempts", "0"], "--plan-attempts 0"),
+        (vec!["--plan-attempts", "101"], "--plan-attempts 101"),
+    ] {
+        let o = bin()
+            .args(["bench", "--model", "oracle", "--data"])
+            .arg(&ds)
+            .arg("--out")
+            .arg(tmp.path().join("bad"))
+            .args(args)
+            .output()
+            .expect("runs");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains(needle), "{e}");
+        assert!(!tmp.path().join("bad").exists());
+    }
+}

@@ -39,6 +39,11 @@ pub struct BenchOptions {
     /// Score only the first N items of each task (for quick and costly runs; the content
     /// hash covers exactly the items scored). Default all.
     pub limit: Option<usize>,
+    /// Also score planning on `launch` ([`crate::plan::LAUNCH_TASK`]) with the adapters that
+    /// plan. Default true.
+    pub plan_launch: bool,
+    /// `plan-launch`: attempts per item. Default [`crate::plan::MAX_ATTEMPTS`] (PHYRE's 100).
+    pub plan_attempts: usize,
 }
 
 impl Default for BenchOptions {
@@ -51,8 +56,37 @@ impl Default for BenchOptions {
             bootstrap_seed: 0,
             resamples: DEFAULT_RESAMPLES,
             limit: None,
+            plan_launch: true,
+            plan_attempts: crate::plan::MAX_ATTEMPTS,
         }
     }
+}
+
+/// Parse task ids (`forecast`, `contact`, `outcome`, `voe`, `plan-launch`) into the
+/// prediction tasks and whether `plan-launch` is asked for.
+pub fn parse_tasks<S: AsRef<str>>(ids: &[S]) -> Result<(Vec<TaskKind>, bool)> {
+    let mut kinds = Vec::new();
+    let mut plan = false;
+    for id in ids {
+        let id = id.as_ref();
+        if id == crate::plan::LAUNCH_TASK {
+            plan = true;
+            continue;
+        }
+        match TaskKind::ALL.into_iter().find(|k| k.as_str() == id) {
+            Some(k) => kinds.push(k),
+            None => {
+                let names: Vec<&str> =
+                    TaskKind::ALL.iter().map(|k| k.as_str()).chain([crate::plan::LAUNCH_TASK]).collect();
+                return Err(BenchError::invalid(
+                    "task",
+                    id,
+                    format!("{}{}", names.join(", "), physworld_sim::suggest::did_you_mean(id, names.iter().copied())),
+                ));
+            }
+        }
+    }
+    Ok((kinds, plan))
 }
 
 /// A suite ready to be scored: items of every task over the scored and readout splits.
@@ -69,6 +103,9 @@ pub struct Prepared {
     pub items: BTreeMap<TaskKind, TaskItems>,
     /// Readout items per task.
     pub readout: BTreeMap<TaskKind, TaskItems>,
+    /// `plan-launch` items of the scored split (empty when not asked for or without
+    /// `launch` episodes).
+    pub launch: crate::plan::LaunchItems,
 }
 
 impl Prepared {
@@ -112,7 +149,25 @@ impl Prepared {
             items.insert(t, built);
             readout.insert(t, tasks::build(&ds, &readout_frames, &opts.readout_split, t, &opts.items)?);
         }
-        Ok(Prepared { ds, opts, frames, readout_frames, items, readout })
+        let mut launch = crate::plan::LaunchItems::default();
+        if opts.plan_launch {
+            if opts.plan_attempts == 0 || opts.plan_attempts > crate::plan::MAX_ATTEMPTS {
+                return Err(BenchError::invalid(
+                    "plan_attempts",
+                    opts.plan_attempts,
+                    format!("1..={}", crate::plan::MAX_ATTEMPTS),
+                ));
+            }
+            launch = crate::plan::launch_items(&ds, &opts.split)?;
+            if let Some(n) = opts.limit {
+                let cut = launch.items.len().saturating_sub(n) as u64;
+                launch.items.truncate(n);
+                if cut > 0 {
+                    *launch.dropped.entry("--limit".into()).or_default() += cut;
+                }
+            }
+        }
+        Ok(Prepared { ds, opts, frames, readout_frames, items, readout, launch })
     }
 
     /// What adapters may look at when answering these items.
@@ -127,14 +182,26 @@ impl Prepared {
         }
     }
 
-    /// Hash over every task's item hashes (tasks in order).
+    /// Hash over every task's item hashes (tasks in order, `plan-launch` last).
     pub fn content_hash(&self) -> String {
-        tasks::content_hash(self.items.values().flat_map(|t| t.items.iter().map(|i| i.hash.as_str())))
+        tasks::content_hash(
+            self.items
+                .values()
+                .flat_map(|t| t.items.iter().map(|i| i.hash.as_str()))
+                .chain(self.launch.items.iter().map(|i| i.hash.as_str())),
+        )
     }
 
     /// Items to score in all.
     pub fn total_items(&self) -> u64 {
-        self.items.values().map(|t| t.items.len() as u64).sum()
+        self.items.values().map(|t| t.items.len() as u64).sum::<u64>() + self.launch.items.len() as u64
+    }
+
+    /// Items `adapter` will answer (the tasks it supports, and `plan-launch` if it plans).
+    pub fn items_for(&self, adapter: &dyn Adapter) -> u64 {
+        let planning = if adapter.launch_planner().is_some() { self.launch.items.len() as u64 } else { 0 };
+        self.items.iter().filter(|(k, _)| adapter.supports(**k)).map(|(_, t)| t.items.len() as u64).sum::<u64>()
+            + planning
     }
 
     fn suite_ref(&self) -> SuiteRef {
@@ -152,8 +219,8 @@ impl Prepared {
 /// Progress of a run.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
-    /// Starting `task` for the model (with its item count).
-    Task(&'a str, TaskKind, usize),
+    /// Starting the task with this id for the model (with its item count).
+    Task(&'a str, &'a str, usize),
     /// One item answered.
     Item,
 }
@@ -223,7 +290,7 @@ pub fn run(
             no_items.push(kind.as_str().to_string());
             continue;
         }
-        progress(Event::Task(&id, kind, items.items.len()));
+        progress(Event::Task(&id, kind.as_str(), items.items.len()));
         let tick = || progress(Event::Item);
         let (shown, answers) = answer_shown(adapter, &ctx, items, b.seed, &tick)?;
         let (r, mut l) = score(items, &answers, &prep.frames, &prep.opts.items, b);
@@ -248,6 +315,29 @@ pub fn run(
         }
         tasks_out.push(r);
         logs.extend(l);
+    }
+    if prep.opts.plan_launch {
+        let task = crate::plan::LAUNCH_TASK.to_string();
+        match adapter.launch_planner() {
+            _ if prep.launch.items.is_empty() => no_items.push(task),
+            None => unsupported.push(task),
+            Some(mut planner) => {
+                progress(Event::Task(&id, crate::plan::LAUNCH_TASK, prep.launch.items.len()));
+                let tick = |_: &crate::plan::LaunchOutcome| progress(Event::Item);
+                let played = crate::plan::run_launch(
+                    &prep.launch.items,
+                    planner.as_mut(),
+                    &prep.opts.split,
+                    b.seed,
+                    prep.opts.plan_attempts,
+                    b.resamples,
+                    &tick,
+                )?;
+                let (r, l) = crate::plan::score_launch(&prep.launch.items, &played, b);
+                tasks_out.push(r);
+                logs.extend(l);
+            }
+        }
     }
     let mut file = ResultFile {
         schema: RESULTS_SCHEMA.into(),

@@ -9,11 +9,17 @@
 //! most [`MAX_INVALID`] of those per item, after which its remaining attempts fail. An
 //! answer that is not a placement at all (an LLM's unparsable reply) is a failed attempt.
 //!
+//! Every `launch` episode of the split is an item. Unlike PHYRE's, the tasks are not
+//! filtered for solvability: the oracle leaves about one in ten unsolved (BENCHMARKS.md).
+//!
 //! Scores per item: the attempt that first succeeded and AUCCESS ([`auccess`], PHYRE's
 //! area under the success curve over 1..=100 attempts). Planners ([`planner`]):
 //! `oracle` (searches with the true simulator: the ceiling), `random` (uniform over the
-//! scene) and `greedy` (drops the ball just behind the target, away from the goal).
+//! scene) and `greedy` (drops the ball just behind the target, away from the goal). In
+//! `bench` the task is [`LAUNCH_TASK`], scored by [`score_launch`], and adapters declare
+//! the planner they play it with ([`crate::adapters::Adapter::launch_planner`]).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use physworld_pipeline::{Dataset, SceneBox};
@@ -21,8 +27,18 @@ use physworld_sim::{Attempt, LaunchTask, Placement, Shape};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{BenchError, Result};
+use crate::results::{ItemLog, TaskResult};
+use crate::score::Bootstrap;
+
+/// Task id of planning on `launch` in result files and leaderboards.
+pub const LAUNCH_TASK: &str = "plan-launch";
+/// Version of `plan-launch`'s items, observation, attempt rules and scoring.
+pub const LAUNCH_VERSION: u32 = 1;
+/// The metric leaderboards show for `plan-launch`.
+pub const LAUNCH_PRIMARY: &str = "auccess";
 
 /// Attempts per item (PHYRE's budget).
 pub const MAX_ATTEMPTS: usize = 100;
@@ -208,23 +224,65 @@ pub fn play(
     })
 }
 
-/// The `launch` items of `split`: (episode index, task), in episode order.
-pub fn launch_items(ds: &Dataset, split: &str) -> Result<Vec<(u64, LaunchTask)>> {
-    let mut out = Vec::new();
+/// One `plan-launch` item: a `launch` task.
+#[derive(Debug, Clone)]
+pub struct LaunchItem {
+    /// `plan-launch/{split}/launch/{sample}/{episode}`.
+    pub id: String,
+    /// SHA-256 of the item (its id, episode, template and the task's version) and the
+    /// dataset's suite hash.
+    pub hash: String,
+    /// Episode index in the dataset.
+    pub episode_index: u64,
+    /// The task (the scene before the ball is placed).
+    pub task: LaunchTask,
+}
+
+/// The `plan-launch` items of a split, and the `launch` episodes left out (by `--limit`).
+#[derive(Debug, Clone, Default)]
+pub struct LaunchItems {
+    /// Items, in episode order.
+    pub items: Vec<LaunchItem>,
+    /// Episodes left out, by reason.
+    pub dropped: BTreeMap<String, u64>,
+}
+
+impl LaunchItems {
+    /// SHA-256 over the item hashes.
+    pub fn content_hash(&self) -> String {
+        crate::tasks::content_hash(self.items.iter().map(|i| i.hash.as_str()))
+    }
+}
+
+/// The `plan-launch` items of `split`, one per `launch` episode, in episode order; empty
+/// for a split without `launch` episodes.
+pub fn launch_items(ds: &Dataset, split: &str) -> Result<LaunchItems> {
+    let mut out = LaunchItems::default();
     for m in ds.split(split).filter(|m| m.family == "launch") {
         let (family, _, sim_split) = ds.family_of(split, m.sample_index)?;
-        if let Some(task) = family.launch_task(m.seed, sim_split)? {
-            out.push((m.episode_index, task));
-        }
+        let Some(task) = family.launch_task(m.seed, sim_split)? else { continue };
+        let id = format!("{LAUNCH_TASK}/{split}/launch/{}/{}", m.sample_index, m.episode_index);
+        let mut h = Sha256::new();
+        h.update(b"physworld-plan-item-v1\0");
+        h.update(ds.info.suite_hash.as_bytes());
+        h.update(format!("\0{id}\0{}\0{}\0{LAUNCH_VERSION}", m.episode_index, task.template).as_bytes());
+        let hash = hex::encode(h.finalize());
+        out.items.push(LaunchItem { id, hash, episode_index: m.episode_index, task });
     }
-    if out.is_empty() {
+    Ok(out)
+}
+
+/// [`launch_items`], refusing a split that has none.
+pub fn launch_items_required(ds: &Dataset, split: &str) -> Result<LaunchItems> {
+    let items = launch_items(ds, split)?;
+    if items.items.is_empty() {
         return Err(BenchError::invalid(
             "split",
             split,
             "a split with `launch` episodes (generate a suite with the launch family, e.g. datasets/planning.toml)",
         ));
     }
-    Ok(out)
+    Ok(items)
 }
 
 /// The planners by spec.
@@ -234,8 +292,8 @@ pub const PLANNERS: [&str; 3] = ["oracle", "random", "greedy"];
 pub fn planner(spec: &str) -> Result<Box<dyn LaunchPlanner>> {
     Ok(match spec {
         "oracle" => Box::new(Oracle::default()),
-        "random" => Box::new(RandomPlanner { rng: ChaCha8Rng::seed_from_u64(0) }),
-        "greedy" => Box::new(Greedy { tried: 0 }),
+        "random" => Box::new(RandomPlanner::new(0)),
+        "greedy" => Box::new(Greedy::default()),
         other => {
             return Err(BenchError::invalid(
                 "planner",
@@ -258,6 +316,15 @@ fn uniform_radius(rng: &mut ChaCha8Rng, r: [f32; 2]) -> f32 {
 /// Uniform placements over the whole scene and radius range.
 pub struct RandomPlanner {
     rng: ChaCha8Rng,
+    seed: u64,
+}
+
+impl RandomPlanner {
+    /// A random planner whose draws also depend on `seed` (0: the `random` planner; `chance:SEED`
+    /// in `bench` passes its seed).
+    pub fn new(seed: u64) -> Self {
+        RandomPlanner { rng: ChaCha8Rng::seed_from_u64(0), seed }
+    }
 }
 
 impl LaunchPlanner for RandomPlanner {
@@ -265,7 +332,7 @@ impl LaunchPlanner for RandomPlanner {
         "random"
     }
     fn begin(&mut self, index: usize, seed: u64, _task: Option<&LaunchTask>) {
-        self.rng = item_rng(seed, index, 0x52_41_4E_44);
+        self.rng = item_rng(seed, index, 0x52_41_4E_44 ^ self.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     }
     fn propose(&mut self, view: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Proposal {
         let radius = uniform_radius(&mut self.rng, view.radius);
@@ -277,6 +344,7 @@ impl LaunchPlanner for RandomPlanner {
 
 /// Drop the largest ball just behind the target (on the side away from the goal), sweeping
 /// the offset and the drop height over its attempts; no learning from outcomes.
+#[derive(Default)]
 pub struct Greedy {
     tried: usize,
 }
@@ -459,7 +527,7 @@ pub struct LaunchRun {
 /// and its episode index, so an item scores the same alone (`plan --item`) as in a whole
 /// run. `tick` is called after each item.
 pub fn run_launch(
-    items: &[(u64, LaunchTask)],
+    items: &[LaunchItem],
     planner: &mut dyn LaunchPlanner,
     split: &str,
     seed: u64,
@@ -471,8 +539,8 @@ pub fn run_launch(
         return Err(BenchError::invalid("max_attempts", max_attempts, format!("1..={MAX_ATTEMPTS}")));
     }
     let mut outcomes = Vec::with_capacity(items.len());
-    for (episode_index, task) in items {
-        let o = play(task, planner, (*episode_index, seed), max_attempts)?;
+    for it in items {
+        let o = play(&it.task, planner, (it.episode_index, seed), max_attempts)?;
         tick(&o);
         outcomes.push(o);
     }
@@ -493,6 +561,80 @@ pub fn run_launch(
         success: share(max_attempts),
         items: outcomes,
     })
+}
+
+/// Score a run of `plan-launch` over `items` (as [`run_launch`] played them, in order) into
+/// the task's result and per-item log: per group (`all`, `template=N`) AUCCESS (primary),
+/// the share solved within the budget, at the first attempt and within 10 attempts, each
+/// with its bootstrap interval; over all items the mean attempts, invalid placements and
+/// the planner's own physics steps per attempt. An item with an unusable answer is counted
+/// invalid (its attempt failed; the item is still scored).
+pub fn score_launch(items: &[LaunchItem], run: &LaunchRun, b: Bootstrap) -> (TaskResult, Vec<ItemLog>) {
+    let solved_within = |o: &LaunchOutcome, k: usize| o.first_success.is_some_and(|n| n <= k) as u8 as f64;
+    let mut groups: BTreeMap<String, Vec<&LaunchOutcome>> = BTreeMap::new();
+    for o in &run.items {
+        groups.entry("all".into()).or_default().push(o);
+        groups.entry(format!("template={}", o.template)).or_default().push(o);
+    }
+    let mut metrics = Vec::new();
+    for (group, os) in &groups {
+        let invalid = os.iter().filter(|o| o.unusable > 0).count() as u64;
+        let series: [(&str, Vec<f64>); 4] = [
+            (LAUNCH_PRIMARY, os.iter().map(|o| o.auccess).collect()),
+            ("success", os.iter().map(|o| solved_within(o, run.max_attempts)).collect()),
+            ("success_at_1", os.iter().map(|o| solved_within(o, 1)).collect()),
+            ("success_at_10", os.iter().map(|o| solved_within(o, 10)).collect()),
+        ];
+        for (name, v) in series {
+            metrics.extend(crate::score::metric(name, group, &v, invalid, true, None, Some(1.0), b));
+        }
+        if group == "all" {
+            let per_attempt = |o: &&LaunchOutcome| o.planner_steps as f64 / o.attempts.max(1) as f64;
+            let costs: [(&str, Vec<f64>); 3] = [
+                ("attempts", os.iter().map(|o| o.attempts as f64).collect()),
+                ("invalid_placements", os.iter().map(|o| o.invalid as f64).collect()),
+                ("planner_steps_per_attempt", os.iter().map(per_attempt).collect()),
+            ];
+            for (name, v) in costs {
+                metrics.extend(crate::score::metric(name, group, &v, invalid, false, None, None, b));
+            }
+        }
+    }
+    let logs = items
+        .iter()
+        .zip(&run.items)
+        .map(|(it, o)| ItemLog {
+            task: LAUNCH_TASK.into(),
+            item: it.id.clone(),
+            hash: it.hash.clone(),
+            family: "launch".into(),
+            prediction: serde_json::json!({
+                "first_success": o.first_success,
+                "attempts": o.attempts,
+                "invalid_placements": o.invalid,
+                "unusable": o.unusable,
+                "judge_steps": o.judge_steps,
+                "planner_steps": o.planner_steps,
+            }),
+            target: serde_json::json!({ "template": o.template, "goal": "the target ball in the goal zone at the end" }),
+            correct: Some(o.first_success.is_some()),
+            score: o.auccess,
+            invalid: o.unusable > 0,
+            presentation: None,
+            raw: None,
+        })
+        .collect();
+    let result = TaskResult {
+        id: LAUNCH_TASK.into(),
+        version: LAUNCH_VERSION,
+        kind: "plan".into(),
+        primary: LAUNCH_PRIMARY.into(),
+        content_hash: crate::tasks::content_hash(items.iter().map(|i| i.hash.as_str())),
+        n_items: items.len() as u64,
+        invalid: run.items.iter().filter(|o| o.unusable > 0).count() as u64,
+        metrics,
+    };
+    (result, logs)
 }
 
 #[cfg(test)]

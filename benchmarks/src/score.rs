@@ -26,7 +26,7 @@ pub struct Bootstrap {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn metric(
+pub(crate) fn metric(
     name: &str,
     group: &str,
     values: &[f64],

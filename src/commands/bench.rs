@@ -7,7 +7,6 @@ use indicatif::ProgressBar;
 use physworld_benchmarks::adapters::{self, SPECS};
 use physworld_benchmarks::bench::{BenchOptions, Event, Prepared, run as run_bench};
 use physworld_benchmarks::results::{self, ResultFile};
-use physworld_benchmarks::tasks::TaskKind;
 
 /// Arguments of `bench`.
 #[derive(clap::Args)]
@@ -19,7 +18,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR", alias = "suite")]
     data: PathBuf,
     /// Model to score (repeatable): oracle, constant-velocity, chance[:SEED], majority,
-    /// raw-state, jepa:<run dir> (also serves state-mse runs), heuristic:<name>,
+    /// greedy (plans only), raw-state, jepa:<run dir> (also serves state-mse runs), heuristic:<name>,
     /// process:<command>, and LLMs: openai:<model>[@<base url>], anthropic:<model>[@<base
     /// url>], gguf:<path to a .gguf chat model> (in-process, no server).
     #[arg(long = "model", required = true)]
@@ -27,9 +26,16 @@ pub struct Args {
     /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`).
     #[arg(long)]
     out: PathBuf,
-    /// Tasks (comma-separated): forecast, contact, outcome, voe. Default all.
+    /// Tasks (comma-separated): forecast, contact, outcome, voe, plan-launch. Default all.
+    ///
+    /// plan-launch (PHYRE-like ball placement on the suite's `launch` episodes, judged by the
+    /// simulator, AUCCESS over --plan-attempts) is played by the models that plan: oracle, chance (uniform
+    /// placements) and greedy.
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
+    /// plan-launch: attempts per item (PHYRE: 100); AUCCESS is computed over this budget.
+    #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::plan::MAX_ATTEMPTS)]
+    plan_attempts: usize,
     /// Split to score (never `readout`, which probes and k-shot examples are fit on).
     #[arg(long, default_value = "test")]
     split: String,
@@ -139,8 +145,12 @@ fn options(args: &Args) -> anyhow::Result<BenchOptions> {
     }
     o.limit = args.limit;
     if !args.tasks.is_empty() {
-        o.tasks = args.tasks.iter().map(|t| TaskKind::parse(t)).collect::<Result<_, _>>()?;
+        (o.tasks, o.plan_launch) = physworld_benchmarks::bench::parse_tasks(&args.tasks)?;
     }
+    if args.plan_attempts == 0 || args.plan_attempts > physworld_benchmarks::plan::MAX_ATTEMPTS {
+        bail!("--plan-attempts {}: expected 1..={}", args.plan_attempts, physworld_benchmarks::plan::MAX_ATTEMPTS);
+    }
+    o.plan_attempts = args.plan_attempts;
     Ok(o)
 }
 
@@ -188,11 +198,10 @@ pub fn bench(
     bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
     let mut written = Vec::new();
     for a in adapters.iter_mut() {
-        let n: u64 = prep.items.iter().filter(|(k, _)| a.supports(**k)).map(|(_, t)| t.items.len() as u64).sum();
-        bar.set_length(n);
+        bar.set_length(prep.items_for(a.as_ref()));
         bar.set_position(0);
         let progress = |e: Event<'_>| match e {
-            Event::Task(m, k, _) => bar.set_message(format!("{m}: {}", k.as_str())),
+            Event::Task(m, k, _) => bar.set_message(format!("{m}: {k}")),
             Event::Item => bar.inc(1),
         };
         let path = run_bench(&prep, a.as_mut(), out, &progress)?;
@@ -212,7 +221,7 @@ pub fn summary(file: &ResultFile) -> String {
     for t in &file.tasks {
         if let Some(m) = t.primary_metric() {
             s.push_str(&format!(
-                "  {:<9} {} {:.3} [{:.3}, {:.3}]  n={}{}\n",
+                "  {:<11} {} {:.3} [{:.3}, {:.3}]  n={}{}\n",
                 t.id,
                 m.name,
                 m.value,

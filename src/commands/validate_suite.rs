@@ -55,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = BenchOptions {
         split: args.split.clone(),
         tasks: vec![TaskKind::Contact, TaskKind::Outcome, TaskKind::Voe],
+        plan_launch: false,
         bootstrap_seed: args.seed,
         ..BenchOptions::default()
     };

@@ -63,6 +63,9 @@ impl Adapter for Oracle {
     fn id(&self) -> &str {
         &self.id
     }
+    fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        Some(Box::new(crate::plan::Oracle::default()))
+    }
     fn kind(&self) -> &'static str {
         "oracle"
     }
@@ -311,6 +314,9 @@ impl Adapter for Chance {
     fn id(&self) -> &str {
         &self.id
     }
+    fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        Some(Box::new(crate::plan::RandomPlanner::new(self.seed)))
+    }
     fn kind(&self) -> &'static str {
         "chance"
     }
@@ -412,5 +418,37 @@ impl Adapter for Majority {
                 }
             })
             .collect())
+    }
+}
+
+/// The planning heuristic ([`crate::plan::Greedy`]): it answers no prediction task, and
+/// plays `plan-launch` by dropping the largest ball just behind the target.
+pub struct GreedyPlanner;
+
+impl Adapter for GreedyPlanner {
+    fn id(&self) -> &str {
+        "greedy"
+    }
+    fn kind(&self) -> &'static str {
+        "greedy"
+    }
+    fn supports(&self, _task: TaskKind) -> bool {
+        false
+    }
+    fn describe(&self) -> ModelRef {
+        ModelRef::new("greedy", "greedy")
+    }
+    fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        Some(Box::new(crate::plan::Greedy::default()))
+    }
+    fn answer(
+        &mut self,
+        _ctx: &Context<'_>,
+        task: TaskKind,
+        _items: &[Item],
+        _protocol: Option<&str>,
+        _tick: &(dyn Fn() + Sync),
+    ) -> Result<Vec<Answer>> {
+        Err(crate::error::BenchError::invalid("task", task.as_str(), "plan-launch (greedy is a planner)"))
     }
 }

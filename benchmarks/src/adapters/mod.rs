@@ -2,10 +2,11 @@
 //!
 //! | spec | what it is | tasks |
 //! |---|---|---|
-//! | `oracle` | the simulator re-run from t=0 with the true scene: the ceiling | all |
+//! | `oracle` | the simulator re-run from t=0 with the true scene; for planning, search with the true simulator: the ceiling | all, plan-launch |
 //! | `observer` | the simulator on the scene rebuilt from the observation alone: what is solvable from it (see [`Observer`]) | all |
 //! | `constant-velocity` | ballistic extrapolation (gravity for airborne objects) | all |
-//! | `chance[:SEED]` | seeded uniform answers and surprise | contact, outcome, voe |
+//! | `chance[:SEED]` | seeded uniform answers and surprise; uniform placements | contact, outcome, voe, plan-launch |
+//! | `greedy` | the planning heuristic: the ball dropped just behind the target | plan-launch |
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
 //! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
@@ -31,7 +32,7 @@ mod probes;
 mod process;
 mod structural;
 
-pub use baselines::{Chance, ConstantVelocity, Majority, Oracle};
+pub use baselines::{Chance, ConstantVelocity, GreedyPlanner, Majority, Oracle};
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use observer::Observer;
 pub use probes::{Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_ROLLOUT, RawState};
@@ -123,6 +124,11 @@ pub trait Adapter {
     fn raw_log(&mut self, _item: &str) -> Option<serde_json::Value> {
         None
     }
+    /// The planner it plays `plan-launch` with ([`crate::plan`]); `None` for adapters that do
+    /// not plan (the task is then listed as unsupported).
+    fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        None
+    }
     /// A line about the run for people (e.g. an LLM's requests and cache hits); not part of
     /// the results.
     fn summary(&self) -> Option<String> {
@@ -141,15 +147,16 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
+pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
 /// The names before the `:` of [`SPECS`], for "did you mean".
-const SPEC_HEADS: [&str; 12] = [
+const SPEC_HEADS: [&str; 13] = [
     "oracle",
     "observer",
     "constant-velocity",
     "chance",
     "majority",
+    "greedy",
     "raw-state",
     "jepa",
     "heuristic",
@@ -187,6 +194,7 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
             Ok(Box::new(Chance::new(spec, seed)))
         }
         ("majority", None) => Ok(Box::new(Majority::default())),
+        ("greedy", None) => Ok(Box::new(GreedyPlanner)),
         ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
         ("openai", Some(m)) if !m.is_empty() => {
             Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m).with_run(run.clone())?))
