@@ -58,6 +58,21 @@ pub struct ModelConfig {
     /// configurations written before it existed load without it.
     #[serde(default)]
     pub scene: bool,
+    /// With `scene`: whether the encoder attends to the scene too (true), or only the
+    /// predictor reads it (false, `train --scene predictor`), as V-JEPA 2-AC conditions
+    /// its predictor on actions: the representations, and so the prediction targets, stay
+    /// those of the objects alone. Default true, and then not written, so configurations
+    /// read and write as they did before it existed.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub scene_encoder: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl ModelConfig {
@@ -80,6 +95,7 @@ impl ModelConfig {
             mlp_ratio: 4.0,
             inverse_dynamics: false,
             scene: false,
+            scene_encoder: true,
         })
     }
 

@@ -63,7 +63,11 @@ impl Encoder {
             .collect::<Result<_>>()?;
         let norm = LayerNorm::new(p, "norm", cfg.dim)?;
         // Drawn last, so that the other variables start as they do without a scene.
-        let scene_embed = if cfg.scene { Some(Linear::new(p, "scene_embed", SCENE_DIM, cfg.dim, true)?) } else { None };
+        let scene_embed = if cfg.scene && cfg.scene_encoder {
+            Some(Linear::new(p, "scene_embed", SCENE_DIM, cfg.dim, true)?)
+        } else {
+            None
+        };
         Ok(Encoder { embed, scene_embed, blocks, norm, dim: cfg.dim })
     }
 

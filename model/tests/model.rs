@@ -78,6 +78,32 @@ fn windows() -> (Vec<EpisodeFrames>, Normalizer) {
     (windows, norm)
 }
 
+/// With `scene_encoder = false` only the predictor reads the scene: the representations
+/// (and so the targets) are the objects' alone, exactly as without a scene, while the
+/// prediction of a window with boxes changes with them.
+#[test]
+fn a_predictor_only_scene_leaves_the_representations_alone_and_reaches_the_prediction() {
+    let cfg = ModelConfig { scene: true, scene_encoder: false, ..ModelConfig::preset("tiny").expect("preset") };
+    let model = WorldModel::new(&cfg, 3, &Device::Cpu).expect("model");
+    let b = batch();
+    let mut blind = b.clone();
+    blind.scene = None;
+    let diff = |a: &Tensor, b: &Tensor| -> f32 {
+        (a - b).expect("sub").abs().expect("abs").max_all().expect("max").to_scalar().expect("scalar")
+    };
+    assert_eq!(diff(&model.encode(&b).expect("encode"), &model.encode(&blind).expect("encode")), 0.0);
+    let (tc, tf) = (4, 2);
+    let valid = b.valid.narrow(1, 0, tc).expect("valid");
+    let ctx = model.encoder.forward(&b.obs.narrow(1, 0, tc).expect("obs"), &valid, b.scene.as_ref(), 0).expect("ctx");
+    let with = model.predictor.forward(&ctx, &valid, &b.actions, b.scene.as_ref(), tf).expect("predict");
+    let without = model.predictor.forward(&ctx, &valid, &b.actions, None, tf).expect("predict");
+    assert!(
+        diff(&with.get(0).expect("w0"), &without.get(0).expect("w0")) > 1e-3,
+        "the scene does not reach the predictor"
+    );
+    assert!(diff(&with.get(2).expect("w2"), &without.get(2).expect("w2")) < 1e-5, "window 2 has no box");
+}
+
 #[test]
 fn the_scene_reaches_the_object_tokens_and_its_padding_does_not() {
     let cfg = ModelConfig { scene: true, ..ModelConfig::preset("tiny").expect("preset") };

@@ -6,6 +6,15 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use physworld_model::{Objective, StepMetrics, TrainConfig, TrainOptions, device, train};
 
+/// Where the static scene's tokens go (`train --scene`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SceneMode {
+    /// The encoder and the predictor.
+    Both,
+    /// The predictor only.
+    Predictor,
+}
+
 /// Arguments of `train`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,10 +51,12 @@ pub struct Args {
     /// Windows grow by as many chunks.
     #[arg(hide_short_help = true, long, value_name = "CHUNKS")]
     rollout_chunks: Option<usize>,
-    /// Encode the static scene (walls, ramps, containers, tables, occluders, floor, goal
-    /// zones) as tokens the objects attend to in the encoder (`model.scene`).
-    #[arg(long)]
-    scene: bool,
+    /// Observe the static scene (walls, ramps, containers, tables, occluders, floor, goal
+    /// zones) as tokens (`model.scene`): `both` (the default when the flag is given alone)
+    /// in the encoder and the predictor, `predictor` in the predictor only
+    /// (`model.scene_encoder = false`).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "both", value_name = "WHERE")]
+    scene: Option<SceneMode>,
     /// Train only on these families (comma-separated; Physion's pretraining protocols).
     #[arg(long, value_delimiter = ',')]
     families: Vec<String>,
@@ -114,8 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.model.inverse_dynamics = w > 0.0;
         cfg.loss.inv_weight = w;
     }
-    if args.scene {
+    if let Some(mode) = args.scene {
         cfg.model.scene = true;
+        cfg.model.scene_encoder = mode == SceneMode::Both;
     }
     if let Some(n) = args.rollout_chunks {
         cfg.loss.rollout_chunks = n;
