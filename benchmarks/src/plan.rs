@@ -288,12 +288,19 @@ pub fn launch_items_required(ds: &Dataset, split: &str) -> Result<LaunchItems> {
 /// The planners by spec.
 pub const PLANNERS: [&str; 3] = ["oracle", "random", "greedy"];
 
-/// The planner `spec` (see [`PLANNERS`]).
+/// The planner `spec` (see [`PLANNERS`]); `chance[:SEED]`, the random planner as `bench`
+/// names it, is accepted too.
 pub fn planner(spec: &str) -> Result<Box<dyn LaunchPlanner>> {
     Ok(match spec {
         "oracle" => Box::new(Oracle::default()),
-        "random" => Box::new(RandomPlanner::new(0)),
+        "random" | "chance" => Box::new(RandomPlanner::new(0)),
         "greedy" => Box::new(Greedy::default()),
+        other if other.starts_with("chance:") => {
+            let seed = other["chance:".len()..]
+                .parse()
+                .map_err(|_| BenchError::invalid("planner", other, "chance:SEED with an integer SEED"))?;
+            Box::new(RandomPlanner::new(seed))
+        }
         other => {
             return Err(BenchError::invalid(
                 "planner",

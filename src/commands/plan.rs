@@ -14,7 +14,8 @@ pub struct Args {
     #[command(flatten)]
     data: super::DataArg,
     /// Planner: oracle (searches with the true simulator: the ceiling), random (uniform
-    /// placements) or greedy (drops the ball just behind the target, away from the goal).
+    /// placements; also `chance[:SEED]`, as bench names it) or greedy (drops the ball just
+    /// behind the target, away from the goal).
     #[arg(long)]
     model: String,
     /// Split whose `launch` episodes are the items (`test` holds the held-out templates).
