@@ -211,10 +211,25 @@ fn bench_scores_plan_launch_as_a_task_with_a_leaderboard_column() {
         let log = |d: &Path| std::fs::read(d.join(format!("{model}__launch-small__test.items.jsonl"))).expect("log");
         assert_eq!(log(&res), log(&again), "{model}");
     }
-    // The leaderboard has the column, and the oracle leads it.
+    // The leaderboard has the column, with each planning cell normalised between the chance
+    // (random) and oracle rows: 0 and 1 for those, greedy's from its own AUCCESS.
     let o = ok(bin().args(["leaderboard", "--results"]).arg(&res).output().expect("runs"));
     let board = String::from_utf8_lossy(&o.stdout);
-    assert!(board.contains("plan-launch: auccess"), "{board}");
+    assert!(board.contains("plan-launch: auccess") && board.contains("norm=1.00"), "{board}");
+    let o = ok(bin().args(["leaderboard", "--json", "--results"]).arg(&res).output().expect("runs"));
+    let board: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let norm = |model: &str| -> Option<f64> {
+        let row = board["rows"].as_array().expect("rows").iter().find(|r| r["model"] == model).expect("row");
+        let cells = row["cells"].as_object().expect("cells");
+        let (key, cell) = cells.iter().find(|(k, _)| k.starts_with("plan-launch@")).expect("plan-launch cell");
+        assert!(cells.iter().filter(|(k, _)| *k != key).all(|(_, c)| c.get("normalised").is_none()), "{row:#}");
+        cell["normalised"].as_f64()
+    };
+    let (au_o, au_c, au_g) =
+        (metric(&oracle, "auccess", "all"), metric(&chance, "auccess", "all"), metric(&greedy, "auccess", "all"));
+    assert!((norm("oracle").expect("oracle") - 1.0).abs() < 1e-12);
+    assert!(norm("chance").expect("chance").abs() < 1e-12);
+    assert!((norm("greedy").expect("greedy") - (au_g - au_c) / (au_o - au_c)).abs() < 1e-9);
     // Bad planning flags are refused by name, before any work.
     for (args, needle) in [
         (vec!["--tasks", "plan-lanch"], "did you mean `plan-launch`"),

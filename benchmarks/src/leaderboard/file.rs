@@ -88,6 +88,10 @@ pub struct CellFile {
     /// In a seed group's row: the spread and count of its seeds.
     #[serde(flatten)]
     pub group: Option<SeedSpread>,
+    /// Planning columns: the cell normalised between the random and oracle rows
+    /// ([`super::Cell::normalised`]); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalised: Option<f64>,
 }
 
 /// The seed columns of a seed group's cell.
@@ -172,6 +176,7 @@ impl Board {
                             invalid: x.invalid,
                             items: x.items.clone(),
                             group: group.then_some(SeedSpread { seed_std: x.seed_std, seeds: x.seeds }),
+                            normalised: x.normalised,
                         };
                         (k.clone(), cell)
                     })

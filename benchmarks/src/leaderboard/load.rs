@@ -116,6 +116,7 @@ pub fn load(dir: &Path) -> Result<Board> {
             c
         })
         .collect();
+    normalise_planning(&mut rows, &columns);
     let rows = sort_rows(rows, &columns);
     Ok(Board { columns, rows })
 }
@@ -160,7 +161,16 @@ fn load_row(
         }
         col.chance = col.chance.or(m.chance);
         let items = scores.get(t.id.as_str()).cloned().unwrap_or_default();
-        let cell = Cell { value: m.value, ci: m.ci, n: m.n, invalid: m.invalid, items, seeds: 1, seed_std: None };
+        let cell = Cell {
+            value: m.value,
+            ci: m.ci,
+            n: m.n,
+            invalid: m.invalid,
+            items,
+            seeds: 1,
+            seed_std: None,
+            normalised: None,
+        };
         cells.insert(col.key(), cell);
     }
     let pretraining = is_learned(&file.model.kind)
@@ -303,5 +313,28 @@ fn mean_over_seeds(cells: &[&Cell]) -> Cell {
         items,
         seeds: cells.len(),
         seed_std,
+        normalised: None,
+    }
+}
+
+/// Fill in [`Cell::normalised`] on planning columns (task ids `plan-*`) from the mean of
+/// the `chance` rows (random) and of the `oracle` rows on each column.
+fn normalise_planning(rows: &mut [Row], columns: &[Column]) {
+    for c in columns.iter().filter(|c| c.task.starts_with("plan-")) {
+        let key = c.key();
+        let mean_of = |kind: &str| -> Option<f64> {
+            let v: Vec<f64> =
+                rows.iter().filter(|r| r.kind == kind).filter_map(|r| r.cells.get(&key)).map(|x| x.value).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let (Some(random), Some(oracle)) = (mean_of("chance"), mean_of("oracle")) else { continue };
+        if !(oracle - random).is_normal() {
+            continue;
+        }
+        for r in rows.iter_mut() {
+            if let Some(x) = r.cells.get_mut(&key) {
+                x.normalised = Some((x.value - random) / (oracle - random));
+            }
+        }
     }
 }

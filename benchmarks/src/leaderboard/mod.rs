@@ -114,6 +114,11 @@ pub struct Cell {
     pub seeds: usize,
     /// Sample standard deviation (n − 1 denominator) of the seeds' values, for two or more.
     pub seed_std: Option<f64>,
+    /// Planning columns (`plan-*`): `(value − random) / (oracle − random)`, where random and
+    /// oracle are the mean values of the board's `chance` and `oracle` rows on the same
+    /// items (PHYRE-style normalisation, so rows compare across tasks); `None` elsewhere or
+    /// without both reference rows.
+    pub normalised: Option<f64>,
 }
 
 /// One result file of a seed group.

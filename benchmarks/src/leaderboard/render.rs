@@ -190,14 +190,16 @@ fn format_cell(x: &Cell) -> String {
 }
 
 /// A cell after its value: `[0.750, 0.870] n=120`, after `± 0.031 (3 seeds) ` for a seed
-/// group, and ` invalid=3` where answers were invalid.
+/// group, ` invalid=3` where answers were invalid, and ` norm=0.81` on a planning column
+/// with random and oracle rows ([`Cell::normalised`]).
 fn cell_detail(x: &Cell) -> String {
     let spread = match x.seed_std {
         Some(sd) => format!("± {sd:.3} ({} seeds) ", x.seeds),
         None => String::new(),
     };
     let invalid = if x.invalid > 0 { format!(" invalid={}", x.invalid) } else { String::new() };
-    format!("{spread}[{:.3}, {:.3}] n={}{invalid}", x.ci[0], x.ci[1], x.n)
+    let norm = x.normalised.map_or_else(String::new, |v| format!(" norm={v:.2}"));
+    format!("{spread}[{:.3}, {:.3}] n={}{invalid}{norm}", x.ci[0], x.ci[1], x.n)
 }
 
 /// Text safe inside a Markdown table cell (GitHub would take `<x>` for an HTML tag).
