@@ -230,6 +230,18 @@ fn bench_scores_plan_launch_as_a_task_with_a_leaderboard_column() {
     assert!((norm("oracle").expect("oracle") - 1.0).abs() < 1e-12);
     assert!(norm("chance").expect("chance").abs() < 1e-12);
     assert!((norm("greedy").expect("greedy") - (au_g - au_c) / (au_o - au_c)).abs() < 1e-9);
+    // The attempt budget is part of the items: a run under another budget scores other items
+    // (its own leaderboard column), never the same ones.
+    let five = tmp.path().join("five");
+    ok(bin()
+        .args(["bench", "--model", "chance", "--tasks", "plan-launch"])
+        .args(["--plan-attempts", "5", "--limit", "6", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&five)
+        .output()
+        .expect("runs"));
+    assert_ne!(task(&file(&five, "chance"))["content_hash"], chance["content_hash"]);
     // Bad planning flags are refused by name, before any work.
     for (args, needle) in [
         (vec!["--tasks", "plan-lanch"], "did you mean `plan-launch`"),

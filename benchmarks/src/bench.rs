@@ -158,7 +158,7 @@ impl Prepared {
                     format!("1..={}", crate::plan::MAX_ATTEMPTS),
                 ));
             }
-            launch = crate::plan::launch_items(&ds, &opts.split)?;
+            launch = crate::plan::launch_items(&ds, &opts.split, opts.plan_attempts)?;
             if let Some(n) = opts.limit {
                 let cut = launch.items.len().saturating_sub(n) as u64;
                 launch.items.truncate(n);

@@ -229,8 +229,9 @@ pub fn play(
 pub struct LaunchItem {
     /// `plan-launch/{split}/launch/{sample}/{episode}`.
     pub id: String,
-    /// SHA-256 of the item (its id, episode, template and the task's version) and the
-    /// dataset's suite hash.
+    /// SHA-256 of the item (its id, episode, template, attempt budget and the task's
+    /// version) and the dataset's suite hash: runs under different budgets never share a
+    /// leaderboard column.
     pub hash: String,
     /// Episode index in the dataset.
     pub episode_index: u64,
@@ -254,9 +255,9 @@ impl LaunchItems {
     }
 }
 
-/// The `plan-launch` items of `split`, one per `launch` episode, in episode order; empty
-/// for a split without `launch` episodes.
-pub fn launch_items(ds: &Dataset, split: &str) -> Result<LaunchItems> {
+/// The `plan-launch` items of `split` under a budget of `attempts` per item, one per
+/// `launch` episode, in episode order; empty for a split without `launch` episodes.
+pub fn launch_items(ds: &Dataset, split: &str, attempts: usize) -> Result<LaunchItems> {
     let mut out = LaunchItems::default();
     for m in ds.split(split).filter(|m| m.family == "launch") {
         let (family, _, sim_split) = ds.family_of(split, m.sample_index)?;
@@ -265,7 +266,7 @@ pub fn launch_items(ds: &Dataset, split: &str) -> Result<LaunchItems> {
         let mut h = Sha256::new();
         h.update(b"physworld-plan-item-v1\0");
         h.update(ds.info.suite_hash.as_bytes());
-        h.update(format!("\0{id}\0{}\0{}\0{LAUNCH_VERSION}", m.episode_index, task.template).as_bytes());
+        h.update(format!("\0{id}\0{}\0{}\0{attempts}\0{LAUNCH_VERSION}", m.episode_index, task.template).as_bytes());
         let hash = hex::encode(h.finalize());
         out.items.push(LaunchItem { id, hash, episode_index: m.episode_index, task });
     }
@@ -273,8 +274,8 @@ pub fn launch_items(ds: &Dataset, split: &str) -> Result<LaunchItems> {
 }
 
 /// [`launch_items`], refusing a split that has none.
-pub fn launch_items_required(ds: &Dataset, split: &str) -> Result<LaunchItems> {
-    let items = launch_items(ds, split)?;
+pub fn launch_items_required(ds: &Dataset, split: &str, attempts: usize) -> Result<LaunchItems> {
+    let items = launch_items(ds, split, attempts)?;
     if items.items.is_empty() {
         return Err(BenchError::invalid(
             "split",

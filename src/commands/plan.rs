@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut planner = plan::planner(&args.model)?;
     let ds = Dataset::open(args.data.path()?)?;
-    let mut items = plan::launch_items_required(&ds, &args.split)?.items;
+    let mut items = plan::launch_items_required(&ds, &args.split, args.attempts)?.items;
     if let Some(k) = args.item {
         if k >= items.len() {
             bail!("--item {k}: the split `{}` has {} launch items (0..{})", args.split, items.len(), items.len());
