@@ -346,3 +346,109 @@ fn prompt_variants_seeds_and_shots_are_runs_reported_as_mean_and_spread() {
     assert!(!o.status.success());
     assert!(text(&o).contains("prompt variant") && text(&o).contains('7'), "{}", text(&o));
 }
+
+/// A small planning dataset: `launch` only, 3 test items from the held-out templates.
+fn launch_dataset(dir: &Path) -> std::path::PathBuf {
+    let suite = dir.join("launch.toml");
+    std::fs::write(
+        &suite,
+        "[suite]\nname = \"launch-llm\"\nseed = 7\nsamples_per_file = 16\nmax_objects = 4\n\n[splits]\ntrain = 2\nval = 1\nreadout = 1\ntest = 3\n\n[[family]]\nname = \"launch\"\n",
+    )
+    .expect("suite");
+    let data = dir.join("launch");
+    let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+        .args(["generate", "--suite", s(&suite), "--out", s(&data)])
+        .output()
+        .expect("generates");
+    assert!(o.status.success(), "{}", text(&o));
+    data
+}
+
+/// SmolLM2 plays whole `plan-launch` items as dialogues, through the llama.cpp server
+/// (json_schema) and in-process (a grammar): every reply is a placement or counted, every
+/// outcome goes back as the next turn, the scene shows no hidden property, and a rerun (by
+/// `bench` or by `plan`) replays the dialogues from the cache with identical results.
+#[test]
+fn llms_play_plan_launch_items_as_dialogues_through_the_server_and_in_process() {
+    let url = base_url();
+    let gguf = std::env::var("PHYSWORLD_GGUF")
+        .unwrap_or_else(|_| panic!("PHYSWORLD_GGUF is not set: run the tests with `bash .ci/run`"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = launch_dataset(tmp.path());
+    for (name, spec) in [("server", format!("openai:smol@{url}")), ("gguf", format!("gguf:{gguf}"))] {
+        let (out, cache) = (tmp.path().join(name), tmp.path().join(format!("{name}-cache")));
+        // One item, one attempt: SmolLM2-135M tends to repeat a refused placement, which
+        // then costs eleven replies (the refusal streak rule) with a growing dialogue.
+        let args = ["--model", &spec, "--tasks", "plan-launch", "--plan-attempts", "1", "--limit", "1"];
+        let o = bench_args(&data, &out, &cache, &args);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let logs = items(&out);
+        assert_eq!(logs.len(), 1, "{name}");
+        let mut replies = 0;
+        for l in &logs {
+            assert_eq!(l["task"], "plan-launch", "{l}");
+            let p = &l["prediction"];
+            let (attempts, invalid) =
+                (p["attempts"].as_u64().expect("a"), p["invalid_placements"].as_u64().expect("i"));
+            assert_eq!(attempts, 1, "{l}");
+            let raw = &l["raw"];
+            let turns = raw["dialogue"].as_array().expect("dialogue");
+            // One reply per proposal: each attempt and each refused placement (a refusal past
+            // the streak limit is both), user and assistant in turn; the last outcome is
+            // never sent.
+            let proposals = turns.len() as u64 / 2;
+            assert!(turns.len() % 2 == 0 && proposals >= invalid.max(1) && proposals <= attempts + invalid, "{l}");
+            for (k, t) in turns.iter().enumerate() {
+                assert_eq!(t["role"], if k % 2 == 0 { "user" } else { "assistant" }, "{l}");
+            }
+            let first = turns[0]["content"].as_str().expect("scene");
+            assert!(first.contains("Goal zone") && first.contains("Target: a ball"), "{first}");
+            assert!(!first.contains("mass") && !first.contains("friction"), "no hidden property: {first}");
+            // Each later user turn reports the previous reply's fate.
+            for t in turns.iter().skip(2).step_by(2) {
+                let c = t["content"].as_str().expect("outcome");
+                assert!(
+                    c.starts_with("Failed: the target ended at")
+                        || c.starts_with("Refused, not simulated")
+                        || c.starts_with("That was not a placement"),
+                    "{c}"
+                );
+            }
+            let responses = raw["responses"].as_array().expect("responses");
+            assert_eq!(responses.len() as u64, proposals, "{l}");
+            if name == "gguf" {
+                // Decoded under the placement grammar: every reply parses.
+                assert_eq!(raw["request"]["grammar"]["placement"], serde_json::json!(["x", "y", "radius"]), "{l}");
+                assert!(responses.iter().all(|r| r["parsed"].is_string()), "{l}");
+                assert_eq!(l["invalid"], false, "{l}");
+            } else {
+                let schema = &raw["request"]["response_format"]["json_schema"]["schema"];
+                assert_eq!(schema["required"], serde_json::json!(["x", "y", "radius"]), "{l}");
+                assert!(schema["properties"]["radius"]["minimum"].as_f64().expect("min") > 0.0, "{l}");
+            }
+            replies += proposals;
+        }
+        assert!(text(&o).contains(&format!("{replies} requests, 0 cache hits")), "{name}: {}", text(&o));
+
+        // A rerun sends nothing and writes the same results.
+        let again = tmp.path().join(format!("{name}-again"));
+        let o = bench_args(&data, &again, &cache, &args);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert!(text(&o).contains(&format!("0 requests, {replies} cache hits")), "{name}: {}", text(&o));
+        assert_eq!(without_wall_time(&out), without_wall_time(&again), "{name}");
+
+        // `plan` plays the same first item the same way, from the same cache.
+        let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+            .args(["plan", "--model", &spec, "--data", s(&data), "--item", "0", "--attempts", "1", "--json"])
+            .env("PHYSWORLD_LLM_CACHE", &cache)
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("0 requests"), "{name}: {}", text(&o));
+        let run: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        let item = &run["items"][0];
+        assert_eq!(item["attempts"], logs[0]["prediction"]["attempts"], "{name}");
+        assert_eq!(item["first_success"], logs[0]["prediction"]["first_success"], "{name}");
+        assert_eq!(item["raw"]["dialogue"], logs[0]["raw"]["dialogue"], "{name}");
+    }
+}

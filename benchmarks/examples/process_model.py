@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """A physworld model in Python, scored through `physworld bench --model process:...`.
 
-It speaks the `physworld-process/3` JSON Lines protocol (see benchmarks/src/adapters/
+It speaks the `physworld-process/4` JSON Lines protocol (see benchmarks/src/adapters/
 process.rs): a hello, then one answer line per item line. Each item carries what every
 model observes: the static scene (floors, walls, ramps, occluders...), goal zones, and per
 observed frame the visible objects, under per-item slot labels. This one is a constant-velocity
 (ballistic) model in plain Python; replace `answer` with calls into your PyTorch model.
 
+It also plans (`plan-launch`): each `plan` request carries the scene, the outcomes of its
+earlier attempts and its refused placements, and it answers with a placement. `place` is a
+heuristic (the largest ball dropped just behind the target, away from the goal, sweeping the
+offset and height over its attempts); replace it with your planner.
+
     physworld bench --data data/tiny --out results \
+        --model "process:python3 benchmarks/examples/process_model.py"
+    physworld bench --data data/planning --tasks plan-launch --out results \
         --model "process:python3 benchmarks/examples/process_model.py"
 """
 
@@ -104,7 +111,27 @@ def surprise(item):
     return {"surprise": out}
 
 
+OFFSETS = [0.5, 0.7, 0.3, 0.9, 0.1, 1.1, 0.6, 0.4]
+HEIGHTS = [0.1, 0.3, 0.5, 0.2]
+
+
+def place(msg):
+    """A placement for a `plan-launch` request: the k-th of a fixed sweep behind the target."""
+    scene = msg["scene"]
+    target, goal = scene["target"], scene["goal"]
+    r = scene["radius"][1]
+    k = len(msg["outcomes"]) + len(msg["refused"])
+    away = -1.0 if goal["center"][0] >= target["position"][0] else 1.0
+    dx = OFFSETS[k % len(OFFSETS)] * (target["radius"] + r)
+    h = HEIGHTS[(k // len(OFFSETS)) % len(HEIGHTS)]
+    x = target["position"][0] + away * dx
+    y = target["position"][1] + target["radius"] + r + h
+    return {"placement": {"x": x, "y": y, "radius": r}}
+
+
 def answer(item):
+    if item["type"] == "plan":
+        return place(item)
     task = item["task"]
     if task == "forecast":
         return forecast(item)
@@ -119,7 +146,8 @@ def main():
     for line in sys.stdin:
         msg = json.loads(line)
         if msg["type"] == "hello":
-            reply = {"type": "hello", "name": "python-constant-velocity", "tasks": ["forecast", "contact", "outcome", "voe"]}
+            tasks = ["forecast", "contact", "outcome", "voe", "plan-launch"]
+            reply = {"type": "hello", "name": "python-constant-velocity", "tasks": tasks}
         else:
             try:
                 reply = {"id": msg["id"], **answer(msg)}

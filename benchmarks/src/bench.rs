@@ -44,6 +44,11 @@ pub struct BenchOptions {
     pub plan_launch: bool,
     /// `plan-launch`: attempts per item. Default [`crate::plan::MAX_ATTEMPTS`] (PHYRE's 100).
     pub plan_attempts: usize,
+    /// Also score closed-loop planning on `push` ([`crate::plan_push::PUSH_TASK`]) with the
+    /// adapters that plan it. Default true.
+    pub plan_push: bool,
+    /// `plan-push`: frames each action is held. Default [`crate::plan_push::DEFAULT_HOLD`].
+    pub push_hold: usize,
 }
 
 impl Default for BenchOptions {
@@ -58,26 +63,35 @@ impl Default for BenchOptions {
             limit: None,
             plan_launch: true,
             plan_attempts: crate::plan::MAX_ATTEMPTS,
+            plan_push: true,
+            push_hold: crate::plan_push::DEFAULT_HOLD,
         }
     }
 }
 
-/// Parse task ids (`forecast`, `contact`, `outcome`, `voe`, `plan-launch`) into the
-/// prediction tasks and whether `plan-launch` is asked for.
-pub fn parse_tasks<S: AsRef<str>>(ids: &[S]) -> Result<(Vec<TaskKind>, bool)> {
+/// Parse task ids (`forecast`, `contact`, `outcome`, `voe`, `plan-launch`, `plan-push`) into
+/// the prediction tasks and whether `plan-launch` and `plan-push` are asked for.
+pub fn parse_tasks<S: AsRef<str>>(ids: &[S]) -> Result<(Vec<TaskKind>, bool, bool)> {
     let mut kinds = Vec::new();
-    let mut plan = false;
+    let (mut launch, mut push) = (false, false);
     for id in ids {
         let id = id.as_ref();
         if id == crate::plan::LAUNCH_TASK {
-            plan = true;
+            launch = true;
+            continue;
+        }
+        if id == crate::plan_push::PUSH_TASK {
+            push = true;
             continue;
         }
         match TaskKind::ALL.into_iter().find(|k| k.as_str() == id) {
             Some(k) => kinds.push(k),
             None => {
-                let names: Vec<&str> =
-                    TaskKind::ALL.iter().map(|k| k.as_str()).chain([crate::plan::LAUNCH_TASK]).collect();
+                let names: Vec<&str> = TaskKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .chain([crate::plan::LAUNCH_TASK, crate::plan_push::PUSH_TASK])
+                    .collect();
                 return Err(BenchError::invalid(
                     "task",
                     id,
@@ -86,7 +100,7 @@ pub fn parse_tasks<S: AsRef<str>>(ids: &[S]) -> Result<(Vec<TaskKind>, bool)> {
             }
         }
     }
-    Ok((kinds, plan))
+    Ok((kinds, launch, push))
 }
 
 /// A suite ready to be scored: items of every task over the scored and readout splits.
@@ -106,6 +120,9 @@ pub struct Prepared {
     /// `plan-launch` items of the scored split (empty when not asked for or without
     /// `launch` episodes).
     pub launch: crate::plan::LaunchItems,
+    /// `plan-push` items of the scored split (empty when not asked for or without `push`
+    /// episodes).
+    pub push: crate::plan_push::PushItems,
 }
 
 impl Prepared {
@@ -167,7 +184,18 @@ impl Prepared {
                 }
             }
         }
-        Ok(Prepared { ds, opts, frames, readout_frames, items, readout, launch })
+        let mut push = crate::plan_push::PushItems::default();
+        if opts.plan_push {
+            push = crate::plan_push::push_items(&ds, &opts.split, opts.push_hold)?;
+            if let Some(n) = opts.limit {
+                let cut = push.items.len().saturating_sub(n) as u64;
+                push.items.truncate(n);
+                if cut > 0 {
+                    *push.dropped.entry("--limit".into()).or_default() += cut;
+                }
+            }
+        }
+        Ok(Prepared { ds, opts, frames, readout_frames, items, readout, launch, push })
     }
 
     /// What adapters may look at when answering these items.
@@ -182,24 +210,29 @@ impl Prepared {
         }
     }
 
-    /// Hash over every task's item hashes (tasks in order, `plan-launch` last).
+    /// Hash over every task's item hashes (tasks in order, then `plan-launch` and
+    /// `plan-push`).
     pub fn content_hash(&self) -> String {
         tasks::content_hash(
             self.items
                 .values()
                 .flat_map(|t| t.items.iter().map(|i| i.hash.as_str()))
-                .chain(self.launch.items.iter().map(|i| i.hash.as_str())),
+                .chain(self.launch.items.iter().map(|i| i.hash.as_str()))
+                .chain(self.push.items.iter().map(|i| i.hash.as_str())),
         )
     }
 
     /// Items to score in all.
     pub fn total_items(&self) -> u64 {
-        self.items.values().map(|t| t.items.len() as u64).sum::<u64>() + self.launch.items.len() as u64
+        self.items.values().map(|t| t.items.len() as u64).sum::<u64>()
+            + self.launch.items.len() as u64
+            + self.push.items.len() as u64
     }
 
-    /// Items `adapter` will answer (the tasks it supports, and `plan-launch` if it plans).
+    /// Items `adapter` will answer (the tasks it supports, and the planning tasks it plans).
     pub fn items_for(&self, adapter: &dyn Adapter) -> u64 {
-        let planning = if adapter.launch_planner().is_some() { self.launch.items.len() as u64 } else { 0 };
+        let planning = if adapter.launch_planner().is_some() { self.launch.items.len() as u64 } else { 0 }
+            + if adapter.push_planner().is_some() { self.push.items.len() as u64 } else { 0 };
         self.items.iter().filter(|(k, _)| adapter.supports(**k)).map(|(_, t)| t.items.len() as u64).sum::<u64>()
             + planning
     }
@@ -334,6 +367,29 @@ pub fn run(
                     &tick,
                 )?;
                 let (r, l) = crate::plan::score_launch(&prep.launch.items, &played, b);
+                tasks_out.push(r);
+                logs.extend(l);
+            }
+        }
+    }
+    if prep.opts.plan_push {
+        let task = crate::plan_push::PUSH_TASK.to_string();
+        match adapter.push_planner() {
+            _ if prep.push.items.is_empty() => no_items.push(task),
+            None => unsupported.push(task),
+            Some(mut planner) => {
+                progress(Event::Task(&id, crate::plan_push::PUSH_TASK, prep.push.items.len()));
+                let tick = |_: &crate::plan_push::PushOutcome| progress(Event::Item);
+                let played = crate::plan_push::run_push(
+                    &prep.push.items,
+                    planner.as_mut(),
+                    &prep.opts.split,
+                    b.seed,
+                    prep.opts.push_hold,
+                    b.resamples,
+                    &tick,
+                )?;
+                let (r, l) = crate::plan_push::score_push(&prep.push.items, &played, b);
                 tasks_out.push(r);
                 logs.extend(l);
             }

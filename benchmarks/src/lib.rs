@@ -26,6 +26,7 @@ pub mod llm;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
+pub mod plan_push;
 pub mod present;
 pub mod probe;
 pub mod results;

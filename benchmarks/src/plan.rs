@@ -15,9 +15,11 @@
 //! Scores per item: the attempt that first succeeded and AUCCESS ([`auccess`], PHYRE's
 //! area under the success curve over 1..=100 attempts). Planners ([`planner`]):
 //! `oracle` (searches with the true simulator: the ceiling), `random` (uniform over the
-//! scene) and `greedy` (drops the ball just behind the target, away from the goal). In
-//! `bench` the task is [`LAUNCH_TASK`], scored by [`score_launch`], and adapters declare
-//! the planner they play it with ([`crate::adapters::Adapter::launch_planner`]).
+//! scene) and `greedy` (drops the ball just behind the target, away from the goal); LLMs
+//! play an item as a dialogue ([`crate::llm::plan`]) and external programs over the process
+//! protocol's `plan` messages ([`crate::adapters::Process`]). In `bench` the task is
+//! [`LAUNCH_TASK`], scored by [`score_launch`], and adapters declare the planner they play
+//! it with ([`crate::adapters::Adapter::launch_planner`]).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -36,7 +38,7 @@ use crate::score::Bootstrap;
 /// Task id of planning on `launch` in result files and leaderboards.
 pub const LAUNCH_TASK: &str = "plan-launch";
 /// Version of `plan-launch`'s items, observation, attempt rules and scoring.
-pub const LAUNCH_VERSION: u32 = 1;
+pub const LAUNCH_VERSION: u32 = 2;
 /// The metric leaderboards show for `plan-launch`.
 pub const LAUNCH_PRIMARY: &str = "auccess";
 
@@ -44,6 +46,10 @@ pub const LAUNCH_PRIMARY: &str = "auccess";
 pub const MAX_ATTEMPTS: usize = 100;
 /// Invalid (unsimulated) placements a planner may propose per item.
 pub const MAX_INVALID: usize = 1000;
+/// Invalid placements in a row that cost an attempt: the next one after this many is
+/// counted as a failed attempt (and the streak starts over), so that a planner that keeps
+/// proposing invalid placements (an LLM repeating an overlap) still spends its budget.
+pub const MAX_INVALID_STREAK: usize = 10;
 /// The scene's extent for placements: `|x| <= X_MAX`, `0 < y <= Y_MAX` (m), as
 /// [`physworld_sim::families::validate_placement`] checks them.
 pub const X_MAX: f32 = 1.5;
@@ -77,6 +83,8 @@ pub struct LaunchView {
     pub target_radius: f32,
     /// The radii a placed ball may have, m: `[min, max]`.
     pub radius: [f32; 2],
+    /// How long the simulator runs an attempt, s (success is judged at its end).
+    pub duration_s: f32,
 }
 
 impl LaunchView {
@@ -102,8 +110,15 @@ impl LaunchView {
             target: target.position,
             target_radius,
             radius: [task.radius.min, task.radius.max],
+            duration_s: task.scene.sim.duration_s,
         })
     }
+}
+
+/// The role of a [`SceneBox`] by its `kind`: `floor`, `wall`, `ramp`, `container`,
+/// `table`, `occluder` or (6) `zone`.
+pub fn box_role(kind: u8) -> &'static str {
+    ["floor", "wall", "ramp", "container", "table", "occluder", "zone"].get(usize::from(kind)).copied().unwrap_or("box")
 }
 
 /// What the planner is shown after a simulated attempt.
@@ -131,19 +146,28 @@ pub enum Proposal {
 pub trait LaunchPlanner: Send {
     /// Model id in results.
     fn id(&self) -> &str;
-    /// Start the item of episode `index` (of a run with seed `seed`); `task` is given only
-    /// to planners that declare [`LaunchPlanner::uses_simulator`].
-    fn begin(&mut self, index: usize, seed: u64, task: Option<&LaunchTask>);
+    /// Start the item of episode `index` (of a run with seed `seed`) with a budget of
+    /// `attempts`; `task` is given only to planners that declare
+    /// [`LaunchPlanner::uses_simulator`].
+    fn begin(&mut self, index: usize, seed: u64, attempts: usize, task: Option<&LaunchTask>);
     /// Whether this planner searches with the true simulator (the oracle).
     fn uses_simulator(&self) -> bool {
         false
     }
     /// The next placement, after `history` (simulated attempts, in order) and `invalid`
-    /// (placements refused without simulation, with the reason).
-    fn propose(&mut self, view: &LaunchView, history: &[Feedback], invalid: &[(Placement, String)]) -> Proposal;
+    /// (placements refused without simulation, with the reason). An error stops the run
+    /// (e.g. an LLM's spent budget); a reply that is merely unusable is
+    /// [`Proposal::Unusable`].
+    fn propose(&mut self, view: &LaunchView, history: &[Feedback], invalid: &[(Placement, String)])
+    -> Result<Proposal>;
     /// Physics steps the planner spent on its own simulations for the current item.
     fn own_steps(&self) -> u64 {
         0
+    }
+    /// The raw exchange behind the current item's proposals (an LLM's dialogue), logged
+    /// with the item. Taken once.
+    fn raw_log(&mut self) -> Option<serde_json::Value> {
+        None
     }
 }
 
@@ -170,6 +194,9 @@ pub struct LaunchOutcome {
     pub planner_steps: u64,
     /// Wall-clock seconds of the item (planning and judging; not deterministic).
     pub seconds: f64,
+    /// The planner's raw exchange (an LLM's dialogue), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// Play the task of episode `episode_index` with `planner` (seeded by `seed` and the
@@ -182,23 +209,35 @@ pub fn play(
 ) -> Result<LaunchOutcome> {
     let start = Instant::now();
     let view = LaunchView::of(task)?;
-    planner.begin(episode_index as usize, seed, if planner.uses_simulator() { Some(task) } else { None });
+    let given = if planner.uses_simulator() { Some(task) } else { None };
+    planner.begin(episode_index as usize, seed, max_attempts, given);
     let (mut history, mut invalid) = (Vec::new(), Vec::new());
     let (mut attempts, mut unusable, mut judge_steps, mut first_success) = (0usize, 0usize, 0u64, None);
+    let mut streak = 0usize;
     while attempts < max_attempts && invalid.len() < MAX_INVALID {
-        match planner.propose(&view, &history, &invalid) {
+        match planner.propose(&view, &history, &invalid)? {
             Proposal::Unusable(_) => {
                 attempts += 1;
                 unusable += 1;
+                streak = 0;
             }
             Proposal::Place(pl) => match task.attempt(&pl)? {
-                Attempt::Invalid(why) => invalid.push((pl, why)),
+                Attempt::Invalid(why) => {
+                    invalid.push((pl, why));
+                    streak += 1;
+                    if streak > MAX_INVALID_STREAK {
+                        attempts += 1;
+                        streak = 0;
+                    }
+                }
                 Attempt::Rejected(_) => {
                     attempts += 1;
+                    streak = 0;
                     history.push(Feedback { placement: pl, success: false, target_final: view.target });
                 }
                 Attempt::Simulated { success, episode } => {
                     attempts += 1;
+                    streak = 0;
                     judge_steps += episode.physics_steps;
                     let target_final = episode.labels.final_positions.get(1).copied().unwrap_or(view.target);
                     history.push(Feedback { placement: pl, success, target_final });
@@ -221,6 +260,7 @@ pub fn play(
         judge_steps,
         planner_steps: planner.own_steps(),
         seconds: start.elapsed().as_secs_f64(),
+        raw: planner.raw_log(),
     })
 }
 
@@ -339,14 +379,14 @@ impl LaunchPlanner for RandomPlanner {
     fn id(&self) -> &str {
         "random"
     }
-    fn begin(&mut self, index: usize, seed: u64, _task: Option<&LaunchTask>) {
+    fn begin(&mut self, index: usize, seed: u64, _attempts: usize, _task: Option<&LaunchTask>) {
         self.rng = item_rng(seed, index, 0x52_41_4E_44 ^ self.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     }
-    fn propose(&mut self, view: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Proposal {
+    fn propose(&mut self, view: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Result<Proposal> {
         let radius = uniform_radius(&mut self.rng, view.radius);
         let x = self.rng.random_range(-X_MAX..=X_MAX);
         let y = self.rng.random_range(radius..=Y_MAX);
-        Proposal::Place(Placement { x, y, radius })
+        Ok(Proposal::Place(Placement { x, y, radius }))
     }
 }
 
@@ -361,10 +401,10 @@ impl LaunchPlanner for Greedy {
     fn id(&self) -> &str {
         "greedy"
     }
-    fn begin(&mut self, _index: usize, _seed: u64, _task: Option<&LaunchTask>) {
+    fn begin(&mut self, _index: usize, _seed: u64, _attempts: usize, _task: Option<&LaunchTask>) {
         self.tried = 0;
     }
-    fn propose(&mut self, view: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Proposal {
+    fn propose(&mut self, view: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Result<Proposal> {
         const OFFSETS: [f32; 8] = [0.5, 0.7, 0.3, 0.9, 0.1, 1.1, 0.6, 0.4];
         const HEIGHTS: [f32; 4] = [0.1, 0.3, 0.5, 0.2];
         let k = self.tried;
@@ -373,11 +413,11 @@ impl LaunchPlanner for Greedy {
         let away = if view.goal.position[0] >= view.target[0] { -1.0 } else { 1.0 };
         let dx = OFFSETS[k % OFFSETS.len()] * (view.target_radius + radius);
         let h = HEIGHTS[(k / OFFSETS.len()) % HEIGHTS.len()];
-        Proposal::Place(Placement {
+        Ok(Proposal::Place(Placement {
             x: view.target[0] + away * dx,
             y: view.target[1] + view.target_radius + radius + h,
             radius,
-        })
+        }))
     }
 }
 
@@ -412,7 +452,7 @@ impl LaunchPlanner for Oracle {
     fn uses_simulator(&self) -> bool {
         true
     }
-    fn begin(&mut self, index: usize, seed: u64, task: Option<&LaunchTask>) {
+    fn begin(&mut self, index: usize, seed: u64, _attempts: usize, task: Option<&LaunchTask>) {
         self.task = task.cloned();
         self.rng = Some(item_rng(seed, index, 0x4F_52_41_43));
         self.steps = 0;
@@ -422,7 +462,18 @@ impl LaunchPlanner for Oracle {
     fn own_steps(&self) -> u64 {
         self.steps
     }
-    fn propose(&mut self, view: &LaunchView, history: &[Feedback], invalid: &[(Placement, String)]) -> Proposal {
+    fn propose(
+        &mut self,
+        view: &LaunchView,
+        history: &[Feedback],
+        invalid: &[(Placement, String)],
+    ) -> Result<Proposal> {
+        Ok(self.search(view, history, invalid))
+    }
+}
+
+impl Oracle {
+    fn search(&mut self, view: &LaunchView, history: &[Feedback], invalid: &[(Placement, String)]) -> Proposal {
         let (Some(task), Some(rng)) = (self.task.as_ref(), self.rng.as_mut()) else {
             return Proposal::Unusable("the oracle was not given the task".into());
         };
@@ -629,7 +680,7 @@ pub fn score_launch(items: &[LaunchItem], run: &LaunchRun, b: Bootstrap) -> (Tas
             score: o.auccess,
             invalid: o.unusable > 0,
             presentation: None,
-            raw: None,
+            raw: o.raw.clone(),
         })
         .collect();
     let result = TaskResult {
@@ -647,7 +698,41 @@ pub fn score_launch(items: &[LaunchItem], run: &LaunchRun, b: Bootstrap) -> (Tas
 
 #[cfg(test)]
 mod tests {
-    use super::auccess;
+    use super::*;
+
+    /// A planner that always answers `answer`.
+    struct Fixed(Proposal);
+
+    impl LaunchPlanner for Fixed {
+        fn id(&self) -> &str {
+            "fixed"
+        }
+        fn begin(&mut self, _: usize, _: u64, _: usize, _: Option<&LaunchTask>) {}
+        fn propose(&mut self, _: &LaunchView, _: &[Feedback], _: &[(Placement, String)]) -> Result<Proposal> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn task() -> LaunchTask {
+        let family = physworld_sim::Family::by_name("launch").expect("family");
+        family.launch_task(3, physworld_sim::Split::Test).expect("task").expect("a launch task")
+    }
+
+    /// Unusable answers are failed attempts; invalid placements are free, but every
+    /// (MAX_INVALID_STREAK + 1)th in a row costs an attempt, so no planner loops forever.
+    #[test]
+    fn unusable_answers_cost_attempts_and_endless_invalid_placements_run_out() {
+        let t = task();
+        let mut junk = Fixed(Proposal::Unusable("no".into()));
+        let o = play(&t, &mut junk, (0, 0), 5).expect("plays");
+        assert_eq!((o.attempts, o.unusable, o.invalid, o.first_success, o.judge_steps), (5, 5, 0, None, 0));
+        // Below the floor: refused without simulation, never an attempt of its own.
+        let mut sunk = Fixed(Proposal::Place(Placement { x: 0.0, y: -1.0, radius: t.radius.max }));
+        let o = play(&t, &mut sunk, (0, 0), 3).expect("plays");
+        assert_eq!(o.attempts, 3);
+        assert_eq!(o.invalid, 3 * (MAX_INVALID_STREAK + 1));
+        assert_eq!((o.unusable, o.judge_steps, o.auccess), (0, 0, 0.0));
+    }
 
     /// AUCCESS by hand: weights ln(k+1) - ln(k) telescope, so solving at attempt n scores
     /// (ln 101 - ln n) / ln 101 over 100 attempts.

@@ -26,16 +26,24 @@ pub struct Args {
     /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`).
     #[arg(long)]
     out: PathBuf,
-    /// Tasks (comma-separated): forecast, contact, outcome, voe, plan-launch. Default all.
+    /// Tasks (comma-separated): forecast, contact, outcome, voe, plan-launch, plan-push.
+    /// Default all.
     ///
     /// plan-launch (PHYRE-like ball placement on the suite's `launch` episodes, judged by the
-    /// simulator, AUCCESS over --plan-attempts) is played by the models that plan: oracle, chance (uniform
-    /// placements) and greedy.
+    /// simulator, AUCCESS over --plan-attempts) is played by the models that plan: oracle,
+    /// chance (uniform placements), greedy, LLMs and process: programs that declare it.
+    /// plan-push (closed-loop forces on the suite's `push` episodes, re-planning every
+    /// --push-hold frames, success = the puck in the goal zone at the end) by oracle, chance
+    /// and greedy.
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
     /// plan-launch: attempts per item (PHYRE: 100); AUCCESS is computed over this budget.
     #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::plan::MAX_ATTEMPTS)]
     plan_attempts: usize,
+    /// plan-push: frames each chosen force is held before the planner observes and chooses
+    /// again (6 frames: 0.2 s at 30 fps).
+    #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::plan_push::DEFAULT_HOLD)]
+    push_hold: usize,
     /// Split to score (never `readout`, which probes and k-shot examples are fit on).
     #[arg(long, default_value = "test")]
     split: String,
@@ -145,12 +153,17 @@ fn options(args: &Args) -> anyhow::Result<BenchOptions> {
     }
     o.limit = args.limit;
     if !args.tasks.is_empty() {
-        (o.tasks, o.plan_launch) = physworld_benchmarks::bench::parse_tasks(&args.tasks)?;
+        (o.tasks, o.plan_launch, o.plan_push) = physworld_benchmarks::bench::parse_tasks(&args.tasks)?;
     }
     if args.plan_attempts == 0 || args.plan_attempts > physworld_benchmarks::plan::MAX_ATTEMPTS {
         bail!("--plan-attempts {}: expected 1..={}", args.plan_attempts, physworld_benchmarks::plan::MAX_ATTEMPTS);
     }
     o.plan_attempts = args.plan_attempts;
+    let max_hold = physworld_benchmarks::plan_push::MAX_HOLD;
+    if args.push_hold == 0 || args.push_hold > max_hold {
+        bail!("--push-hold {}: expected 1..={max_hold} frames", args.push_hold);
+    }
+    o.push_hold = args.push_hold;
     Ok(o)
 }
 

@@ -1,11 +1,12 @@
-//! `physworld plan`: planners on the `launch` family's PHYRE-like tasks, judged by the
-//! simulator.
+//! `physworld plan`: planners on the `launch` family's PHYRE-like tasks and on `push`'s
+//! closed-loop pushing, judged by the simulator.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use indicatif::ProgressBar;
 use physworld_benchmarks::plan::{self, LaunchRun, MAX_ATTEMPTS};
+use physworld_benchmarks::plan_push::{self, PushRun};
 use physworld_pipeline::Dataset;
 
 /// Arguments of `plan`.
@@ -13,12 +14,22 @@ use physworld_pipeline::Dataset;
 pub struct Args {
     #[command(flatten)]
     data: super::DataArg,
+    /// Task: launch (place a ball, up to --attempts tries; PHYRE-like) or push (choose the
+    /// force on a puck every --hold frames, closed loop, until the episode ends).
+    #[arg(long, default_value = "launch", value_parser = ["launch", "push"])]
+    task: String,
     /// Planner: oracle (searches with the true simulator: the ceiling), random (uniform
-    /// placements; also `chance[:SEED]`, as bench names it) or greedy (drops the ball just
-    /// behind the target, away from the goal).
+    /// placements; also `chance[:SEED]`, as bench names it), greedy (drops the ball just
+    /// behind the target, away from the goal), or an LLM (`openai:<model>[@<url>]`,
+    /// `anthropic:<model>[@<url>]`, `gguf:<path>`, built with `--features llm`) playing
+    /// each item as a dialogue: the scene as text, a placement per reply, each outcome
+    /// back. LLM replies are cached as in `bench` ($PHYSWORLD_LLM_CACHE). On push: oracle
+    /// (receding-horizon search with the true simulator), random / chance[:SEED] (uniform
+    /// forces) or greedy (a PD controller toward the goal).
     #[arg(long)]
     model: String,
-    /// Split whose `launch` episodes are the items (`test` holds the held-out templates).
+    /// Split whose `launch` (or `push`) episodes are the items (`test` holds the held-out
+    /// templates and goal regions).
     #[arg(long, default_value = "test")]
     split: String,
     /// Play only the first N items.
@@ -33,6 +44,9 @@ pub struct Args {
     /// Seed of the planners' randomness and of the confidence interval.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// push: frames each chosen force is held before the planner observes and chooses again.
+    #[arg(long, default_value_t = plan_push::DEFAULT_HOLD)]
+    hold: usize,
     /// Bootstrap resamples.
     #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
     resamples: u32,
@@ -46,6 +60,10 @@ pub struct Args {
     #[arg(long)]
     json: bool,
 }
+
+/// The models `plan` plays with.
+const PLANNERS_HELP: &str =
+    "oracle, random, greedy, chance[:SEED], openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path>";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.attempts == 0 || args.attempts > MAX_ATTEMPTS {
@@ -65,7 +83,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--out {}: already exists; pass --force to replace it", out.display());
         }
     }
-    let mut planner = plan::planner(&args.model)?;
+    if args.task == "push" {
+        return run_push(&args);
+    }
+    // The reference planners by name; any other model through its bench adapter.
+    let adapter = match plan::planner(&args.model) {
+        Ok(_) => None,
+        Err(_) if args.model.contains(':') && !args.model.starts_with("chance:") => {
+            Some(physworld_benchmarks::adapters::parse(&args.model)?)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut planner = match &adapter {
+        None => plan::planner(&args.model)?,
+        Some(a) => a.launch_planner().ok_or_else(|| {
+            anyhow::anyhow!("--model {}: this model does not plan; planners: {}", args.model, PLANNERS_HELP)
+        })?,
+    };
     let ds = Dataset::open(args.data.path()?)?;
     let mut items = plan::launch_items_required(&ds, &args.split, args.attempts)?.items;
     if let Some(k) = args.item {
@@ -85,6 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let run = plan::run_launch(&items, planner.as_mut(), &args.split, args.seed, args.attempts, args.resamples, &tick)?;
     bar.finish_and_clear();
+    if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
+        eprintln!("{}: {line}", args.model);
+    }
     let json = serde_json::to_string_pretty(&run)?;
     if let Some(out) = &args.out {
         physworld_pipeline::write_atomic(out, json.as_bytes())?;
@@ -98,6 +135,75 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `plan --task push`.
+fn run_push(args: &Args) -> anyhow::Result<()> {
+    if args.hold == 0 || args.hold > plan_push::MAX_HOLD {
+        bail!("--hold {}: expected 1..={} frames", args.hold, plan_push::MAX_HOLD);
+    }
+    let mut planner = plan_push::push_planner(&args.model)?;
+    let ds = Dataset::open(args.data.path()?)?;
+    let mut items = plan_push::push_items_required(&ds, &args.split, args.hold)?.items;
+    if let Some(k) = args.item {
+        if k >= items.len() {
+            bail!("--item {k}: the split `{}` has {} push items (0..{})", args.split, items.len(), items.len());
+        }
+        items = vec![items.swap_remove(k)];
+    }
+    if let Some(n) = args.limit {
+        items.truncate(n);
+    }
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
+    bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
+    let tick = |o: &plan_push::PushOutcome| {
+        bar.inc(1);
+        bar.set_message(format!(
+            "last: {} ({:.2} m from the goal)",
+            if o.success { "reached" } else { "missed" },
+            o.final_distance
+        ));
+    };
+    let run = plan_push::run_push(&items, planner.as_mut(), &args.split, args.seed, args.hold, args.resamples, &tick)?;
+    bar.finish_and_clear();
+    let json = serde_json::to_string_pretty(&run)?;
+    if let Some(out) = &args.out {
+        physworld_pipeline::write_atomic(out, json.as_bytes())?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print_push_summary(&run);
+        if let Some(out) = &args.out {
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn print_push_summary(run: &PushRun) {
+    let n = run.items.len().max(1) as f64;
+    let sum = |f: &dyn Fn(&plan_push::PushOutcome) -> f64| run.items.iter().map(f).sum::<f64>();
+    let actions = sum(&|o| o.actions as f64);
+    println!(
+        "{} on {} `push` items of `{}` (a force every {} frames): success {:.1}% [{:.1}, {:.1}], final distance to the goal {:.3} m",
+        run.planner,
+        run.items.len(),
+        run.split,
+        run.hold,
+        100.0 * run.success,
+        100.0 * run.success_ci[0],
+        100.0 * run.success_ci[1],
+        run.final_distance
+    );
+    println!(
+        "per item: {:.1} actions, {:.0} planner physics steps ({:.0} per action), {:.2} ms planning per action, {:.3} s",
+        actions / n,
+        sum(&|o| o.planner_steps as f64) / n,
+        sum(&|o| o.planner_steps as f64) / actions.max(1.0),
+        1000.0 * sum(&|o| o.planning_seconds) / actions.max(1.0),
+        sum(&|o| o.seconds) / n
+    );
 }
 
 fn print_summary(run: &LaunchRun, one: bool) {

@@ -56,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         split: args.split.clone(),
         tasks: vec![TaskKind::Contact, TaskKind::Outcome, TaskKind::Voe],
         plan_launch: false,
+        plan_push: false,
         bootstrap_seed: args.seed,
         ..BenchOptions::default()
     };

@@ -66,6 +66,9 @@ impl Adapter for Oracle {
     fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
         Some(Box::new(crate::plan::Oracle::default()))
     }
+    fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        Some(Box::new(crate::plan_push::PushOracle::default()))
+    }
     fn kind(&self) -> &'static str {
         "oracle"
     }
@@ -317,6 +320,9 @@ impl Adapter for Chance {
     fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
         Some(Box::new(crate::plan::RandomPlanner::new(self.seed)))
     }
+    fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        Some(Box::new(crate::plan_push::RandomPush::new(self.seed)))
+    }
     fn kind(&self) -> &'static str {
         "chance"
     }
@@ -441,6 +447,9 @@ impl Adapter for GreedyPlanner {
     fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
         Some(Box::new(crate::plan::Greedy::default()))
     }
+    fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        Some(Box::new(crate::plan_push::GreedyPush))
+    }
     fn answer(
         &mut self,
         _ctx: &Context<'_>,
@@ -449,6 +458,6 @@ impl Adapter for GreedyPlanner {
         _protocol: Option<&str>,
         _tick: &(dyn Fn() + Sync),
     ) -> Result<Vec<Answer>> {
-        Err(crate::error::BenchError::invalid("task", task.as_str(), "plan-launch (greedy is a planner)"))
+        Err(crate::error::BenchError::invalid("task", task.as_str(), "plan-launch or plan-push (greedy is a planner)"))
     }
 }

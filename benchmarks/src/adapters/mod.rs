@@ -2,17 +2,17 @@
 //!
 //! | spec | what it is | tasks |
 //! |---|---|---|
-//! | `oracle` | the simulator re-run from t=0 with the true scene; for planning, search with the true simulator: the ceiling | all, plan-launch |
+//! | `oracle` | the simulator re-run from t=0 with the true scene; for planning, search with the true simulator: the ceiling | all, plan-launch, plan-push |
 //! | `observer` | the simulator on the scene rebuilt from the observation alone: what is solvable from it (see [`Observer`]) | all |
 //! | `constant-velocity` | ballistic extrapolation (gravity for airborne objects) | all |
-//! | `chance[:SEED]` | seeded uniform answers and surprise; uniform placements | contact, outcome, voe, plan-launch |
-//! | `greedy` | the planning heuristic: the ball dropped just behind the target | plan-launch |
+//! | `chance[:SEED]` | seeded uniform answers and surprise; uniform placements and forces | contact, outcome, voe, plan-launch, plan-push |
+//! | `greedy` | the planning heuristics: the ball dropped just behind the target; a PD controller pushing to the goal | plan-launch, plan-push |
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
 //! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
 //! | `heuristic:<name>` | a cheap trick (see [`Heuristic`], [`Structural`]) that a meaningful task defeats | voe, contact or outcome |
-//! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]) | contact, outcome, voe |
-//! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | contact, outcome, voe |
+//! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]); plans as a dialogue ([`crate::llm::plan`]) | all, plan-launch |
+//! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | all, plan-launch |
 //! | `process:<command>` | any external program over JSON Lines on stdin/stdout (see [`Process`]) | what it declares |
 
 use std::collections::BTreeMap;
@@ -127,6 +127,11 @@ pub trait Adapter {
     /// The planner it plays `plan-launch` with ([`crate::plan`]); `None` for adapters that do
     /// not plan (the task is then listed as unsupported).
     fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        None
+    }
+    /// The planner it plays `plan-push` with ([`crate::plan_push`]); `None` for adapters that
+    /// do not plan it.
+    fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
         None
     }
     /// A line about the run for people (e.g. an LLM's requests and cache hits); not part of

@@ -2,11 +2,11 @@
 //! Lines protocol on its standard input and output, so that models outside Rust can be
 //! scored on the same items.
 //!
-//! # Protocol `physworld-process/3`
+//! # Protocol `physworld-process/4`
 //! One JSON object per line each way. The harness starts `sh -c <command>` and sends
-//! `{"type": "hello", "protocol": "physworld-process/3", "tasks": [...]}`; the model answers
+//! `{"type": "hello", "protocol": "physworld-process/4", "tasks": [...]}`; the model answers
 //! `{"type": "hello", "name": "...", "tasks": ["forecast", "contact", ...]}` with the task
-//! kinds it supports. Then, per item, the harness sends what every model observes of it
+//! kinds it supports (`plan-launch` among them if it plans, see below). Then, per item, the harness sends what every model observes of it
 //! ([`crate::observe`]):
 //!
 //! ```json
@@ -58,12 +58,41 @@
 //! per episode), or `"error": "..."`. A malformed or missing answer is scored wrong and
 //! counted invalid.
 //!
-//! Version 2 sent no static scene and the true slot numbers; version 1 also listed hidden
-//! objects as `{"slot": k, "visible": false}`.
+//! ## Planning (`plan-launch`)
+//! A model that declares `plan-launch` plays each `launch` task ([`crate::plan`]) as a
+//! sequence of requests, one per placement it proposes. Each request carries the whole
+//! state, so a planner may keep none: the scene as every planner observes it (statics; the
+//! goal zone; the target ball; the radii a placed ball may have; the placement bounds
+//! `|x| <= x_max`, `0 < y <= y_max`; how long the simulator runs), every simulated
+//! attempt's outcome so far, in order (success, and where the target ended), and every
+//! placement refused without simulation (with why):
+//!
+//! ```json
+//! {"type": "plan", "task": "plan-launch", "id": "plan-launch/41/2", "episode": 41, "attempts": 100,
+//!  "scene": {"statics": [{"role": "floor", "position": [x, y, z], "rotation": [x, y, z, w],
+//!                         "half_extents": [x, y, z]}, ...],
+//!            "goal": {"center": [x, y, z], "half_extents": [x, y, z]},
+//!            "target": {"position": [x, y, z], "radius": r}, "radius": [min, max],
+//!            "x_max": 1.5, "y_max": 2.0, "duration_s": 3.0},
+//!  "outcomes": [{"placement": {"x": x, "y": y, "radius": r}, "success": false,
+//!                "target_final": [x, y, z]}, ...],
+//!  "refused": [{"placement": {"x": x, "y": y, "radius": r}, "reason": "..."}]}
+//! ```
+//!
+//! The model answers `{"id": "<the request's id>", "placement": {"x": x, "y": y, "radius": r}}`
+//! (metres; the ball is released at rest at `(x, y)` in the scene's plane) or `{"id": ...,
+//! "error": "..."}`. A reply that is not a placement is a failed attempt; a placement that
+//! overlaps something or leaves the scene is refused and not counted, except that every
+//! eleventh refusal in a row counts as a failed attempt ([`crate::plan::MAX_INVALID_STREAK`]).
+//! The next request of an item follows the outcome; a new `episode` starts a new item.
+//!
+//! Version 3 had no planning; version 2 sent no static scene and the true slot numbers;
+//! version 1 also listed hidden objects as `{"slot": k, "visible": false}`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -71,11 +100,13 @@ use serde_json::{Value, json};
 use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
 use crate::observe::EpisodeObs;
+use crate::plan::{Feedback, LaunchView, Proposal};
 use crate::results::ModelRef;
 use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
+use physworld_sim::Placement;
 
 /// Protocol version.
-pub const PROCESS_PROTOCOL: &str = "physworld-process/3";
+pub const PROCESS_PROTOCOL: &str = "physworld-process/4";
 /// How long one answer may take.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -84,6 +115,13 @@ pub struct Process {
     id: String,
     name: String,
     tasks: Vec<TaskKind>,
+    plans: bool,
+    io: Arc<Mutex<Io>>,
+}
+
+/// The running program's pipes, shared with its planner.
+struct Io {
+    id: String,
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
@@ -157,29 +195,56 @@ impl Process {
                 }
             }
         });
-        let mut p = Process { id: spec.into(), name: String::new(), tasks: Vec::new(), child, stdin, lines };
-        let all: Vec<&str> = TaskKind::ALL.iter().map(|k| k.as_str()).collect();
-        if let Err(e) = p.send(&json!({ "type": "hello", "protocol": PROCESS_PROTOCOL, "tasks": all })) {
+        let mut io = Io { id: spec.into(), child, stdin, lines };
+        let mut all: Vec<&str> = TaskKind::ALL.iter().map(|k| k.as_str()).collect();
+        all.push(crate::plan::LAUNCH_TASK);
+        if let Err(e) = io.send(&json!({ "type": "hello", "protocol": PROCESS_PROTOCOL, "tasks": all })) {
             // A program that died at once closes its stdin before or while the hello is
             // written: say why from its output side, with its exit status, as when it dies
             // a moment later.
-            return Err(bad(match p.recv() {
+            return Err(bad(match io.recv() {
                 Err(closed) => closed.to_string(),
                 Ok(_) => e.to_string(),
             }));
         }
-        let hello = p.recv().map_err(|e| bad(e.to_string()))?;
+        let hello = io.recv().map_err(|e| bad(e.to_string()))?;
         let v: Value = serde_json::from_str(&hello).map_err(|e| bad(format!("hello is not JSON: {e}")))?;
         if v["type"] != "hello" {
             return Err(bad(format!("expected a hello, got {hello}")));
         }
-        p.name = v["name"].as_str().unwrap_or("").to_string();
+        let mut p = Process {
+            id: spec.into(),
+            name: v["name"].as_str().unwrap_or("").to_string(),
+            tasks: Vec::new(),
+            plans: false,
+            io: Arc::new(Mutex::new(io)),
+        };
         for t in v["tasks"].as_array().into_iter().flatten() {
-            p.tasks.push(TaskKind::parse(t.as_str().unwrap_or("")).map_err(|e| bad(e.to_string()))?);
+            match t.as_str().unwrap_or("") {
+                crate::plan::LAUNCH_TASK => p.plans = true,
+                t => p.tasks.push(TaskKind::parse(t).map_err(|e| bad(e.to_string()))?),
+            }
         }
         Ok(p)
     }
 
+    /// Send `v` and read the answer line.
+    fn ask(&self, v: &Value) -> Result<String> {
+        exchange(&self.io, &self.id, v)
+    }
+}
+
+/// Send `v` to the program and read its answer line.
+fn exchange(io: &Mutex<Io>, id: &str, v: &Value) -> Result<String> {
+    let mut io = io.lock().map_err(|_| BenchError::Mismatch {
+        what: format!("model `{id}`"),
+        reason: "an earlier exchange panicked".into(),
+    })?;
+    io.send(v)?;
+    io.recv()
+}
+
+impl Io {
     fn send(&mut self, v: &Value) -> Result<()> {
         let mut line = serde_json::to_string(v).map_err(|e| BenchError::invalid("request", e, "JSON"))?;
         line.push('\n');
@@ -207,7 +272,7 @@ impl Process {
     }
 }
 
-impl Drop for Process {
+impl Drop for Io {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -249,6 +314,12 @@ impl Adapter for Process {
             ..ModelRef::new(&self.id, "process")
         }
     }
+    fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        self.plans.then(|| {
+            Box::new(ProcessPlanner { id: self.id.clone(), io: self.io.clone(), episode: 0, attempts: 0, asked: 0 })
+                as Box<dyn crate::plan::LaunchPlanner>
+        })
+    }
     fn answer(
         &mut self,
         ctx: &Context<'_>,
@@ -261,7 +332,7 @@ impl Adapter for Process {
         for it in items {
             let obs = ctx.observe(it)?;
             let episodes: Vec<Value> = obs.episodes.iter().map(episode_json).collect();
-            self.send(&json!({
+            let line = self.ask(&json!({
                 "type": "item",
                 "task": task.as_str(),
                 "id": it.id,
@@ -276,7 +347,6 @@ impl Adapter for Process {
                 "observation": obs.observability.name(),
                 "episodes": episodes,
             }))?;
-            let line = self.recv()?;
             let ans = match serde_json::from_str::<Value>(&line) {
                 Ok(v) if v["id"] == it.id.as_str() => parse_answer(&v, task),
                 Ok(v) => Answer::Invalid(format!("answer for another item: {}", v["id"])),
@@ -286,5 +356,90 @@ impl Adapter for Process {
             tick();
         }
         Ok(out)
+    }
+}
+
+/// A program playing `plan-launch` over the protocol's `plan` messages.
+struct ProcessPlanner {
+    id: String,
+    io: Arc<Mutex<Io>>,
+    episode: usize,
+    attempts: usize,
+    asked: usize,
+}
+
+/// A placement as protocol JSON.
+fn placement_json(p: &Placement) -> Value {
+    json!({ "x": p.x, "y": p.y, "radius": p.radius })
+}
+
+impl crate::plan::LaunchPlanner for ProcessPlanner {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn begin(&mut self, index: usize, _seed: u64, attempts: usize, _task: Option<&physworld_sim::LaunchTask>) {
+        self.episode = index;
+        self.attempts = attempts;
+        self.asked = 0;
+    }
+    fn propose(
+        &mut self,
+        view: &LaunchView,
+        history: &[Feedback],
+        invalid: &[(Placement, String)],
+    ) -> Result<Proposal> {
+        let id = format!("{}/{}/{}", crate::plan::LAUNCH_TASK, self.episode, self.asked);
+        self.asked += 1;
+        let outcomes: Vec<Value> = history
+            .iter()
+            .map(|f| {
+                json!({
+                    "placement": placement_json(&f.placement),
+                    "success": f.success,
+                    "target_final": f.target_final,
+                })
+            })
+            .collect();
+        let refused: Vec<Value> =
+            invalid.iter().map(|(p, why)| json!({ "placement": placement_json(p), "reason": why })).collect();
+        let msg = json!({
+            "type": "plan",
+            "task": crate::plan::LAUNCH_TASK,
+            "id": id,
+            "episode": self.episode,
+            "attempts": self.attempts,
+            "scene": {
+                "statics": view.statics.iter().map(|b| json!({
+                    "role": crate::plan::box_role(b.kind),
+                    "position": b.position,
+                    "rotation": b.rotation,
+                    "half_extents": b.half_extents,
+                })).collect::<Vec<Value>>(),
+                "goal": { "center": view.goal.position, "half_extents": view.goal.half_extents },
+                "target": { "position": view.target, "radius": view.target_radius },
+                "radius": view.radius,
+                "x_max": crate::plan::X_MAX,
+                "y_max": crate::plan::Y_MAX,
+                "duration_s": view.duration_s,
+            },
+            "outcomes": outcomes,
+            "refused": refused,
+        });
+        let line = exchange(&self.io, &self.id, &msg)?;
+        let v: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => return Ok(Proposal::Unusable(format!("not JSON ({e}): {line}"))),
+        };
+        if v["id"] != id.as_str() {
+            return Ok(Proposal::Unusable(format!("answer for another request: {}", v["id"])));
+        }
+        if let Some(e) = v.get("error") {
+            return Ok(Proposal::Unusable(format!("model error: {e}")));
+        }
+        let num = |k: &str| v["placement"][k].as_f64().filter(|x| x.is_finite()).map(|x| x as f32);
+        Ok(match (num("x"), num("y"), num("radius")) {
+            (Some(x), Some(y), Some(radius)) => Proposal::Place(Placement { x, y, radius }),
+            _ => Proposal::Unusable(format!("no placement {{x, y, radius}}: {line}")),
+        })
     }
 }

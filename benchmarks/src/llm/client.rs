@@ -261,6 +261,17 @@ pub enum Expect {
     Choice(Vec<String>),
     /// `n` positions in metres: `{"positions": [[x, y, z], ...]}`.
     Positions(usize),
+    /// A `plan-launch` placement in metres, `{"x": .., "y": .., "radius": ..}`, each
+    /// within its `[min, max]` (the schema states the bounds; a placement outside them is
+    /// still parsed, and the simulator refuses it as invalid).
+    Placement {
+        /// Bounds of the ball's centre, horizontally.
+        x: [f32; 2],
+        /// Bounds of the ball's centre, vertically.
+        y: [f32; 2],
+        /// Bounds of the ball's radius.
+        radius: [f32; 2],
+    },
 }
 
 impl Expect {
@@ -281,6 +292,17 @@ impl Expect {
                 "required": ["positions"],
                 "additionalProperties": false
             }),
+            Expect::Placement { x, y, radius } => {
+                // To the millimetre, as the prompts write lengths.
+                let mm = |v: f32| (f64::from(v) * 1000.0).round() / 1000.0;
+                let bounded = |b: &[f32; 2]| json!({ "type": "number", "minimum": mm(b[0]), "maximum": mm(b[1]) });
+                json!({
+                    "type": "object",
+                    "properties": { "x": bounded(x), "y": bounded(y), "radius": bounded(radius) },
+                    "required": ["x", "y", "radius"],
+                    "additionalProperties": false
+                })
+            }
         }
     }
 
@@ -289,6 +311,7 @@ impl Expect {
         match self {
             Expect::Choice(choices) => json!(answer_texts(choices)),
             Expect::Positions(n) => json!({ "positions": n }),
+            Expect::Placement { .. } => json!({ "placement": ["x", "y", "radius"] }),
         }
     }
 
@@ -297,6 +320,7 @@ impl Expect {
         match self {
             Expect::Choice(_) => max,
             Expect::Positions(n) => max.max(16 + 24 * *n as u32),
+            Expect::Placement { .. } => max.max(48),
         }
     }
 }
@@ -497,6 +521,7 @@ impl Client {
         let tokens = model.encode_prompt(&prompt);
         let grammar = match &body["grammar"] {
             Value::Array(a) => Some(Grammar::Choices(a.iter().filter_map(|s| s.as_str().map(String::from)).collect())),
+            Value::Object(o) if o.contains_key("placement") => Some(Grammar::Placement),
             Value::Object(o) => o.get("positions").and_then(Value::as_u64).map(|n| Grammar::Positions(n as usize)),
             _ => None,
         };

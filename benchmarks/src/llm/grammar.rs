@@ -6,6 +6,8 @@
 //! - [`Grammar::Positions`]: `{"positions": [[x, y, z], ...]}` with exactly `n` triples,
 //!   single spaces after separators, and numbers `-?d{1,3}(.d{1,3})?` (metres to the
 //!   millimetre, within ±999 m).
+//! - [`Grammar::Placement`]: `{"x": x, "y": y, "radius": r}` (a `plan-launch` placement, in
+//!   metres), numbers as above.
 
 /// What a constrained reply may be.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +16,8 @@ pub enum Grammar {
     Choices(Vec<String>),
     /// `n` positions.
     Positions(usize),
+    /// A placement `{"x": .., "y": .., "radius": ..}`.
+    Placement,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,6 +44,18 @@ fn positions_elems(n: usize) -> Vec<Elem> {
         e.push(Elem::Lit(if t + 1 < n { ", " } else { "]}" }));
     }
     e
+}
+
+fn placement_elems() -> Vec<Elem> {
+    vec![
+        Elem::Lit("{\"x\": "),
+        Elem::Num,
+        Elem::Lit(", \"y\": "),
+        Elem::Num,
+        Elem::Lit(", \"radius\": "),
+        Elem::Num,
+        Elem::Lit("}"),
+    ]
 }
 
 fn step(elems: &[Elem], mut st: State, b: u8) -> Option<State> {
@@ -90,6 +106,7 @@ impl<'a> Matcher<'a> {
     pub fn new(grammar: &'a Grammar) -> Matcher<'a> {
         let elems = match grammar {
             Grammar::Positions(n) => positions_elems(*n),
+            Grammar::Placement => placement_elems(),
             Grammar::Choices(_) => Vec::new(),
         };
         Matcher { grammar, elems, produced: Vec::new(), state: State::default() }
@@ -107,7 +124,7 @@ impl<'a> Matcher<'a> {
                     && s.starts_with(&self.produced)
                     && s[self.produced.len()..].starts_with(piece)
             }),
-            Grammar::Positions(_) => {
+            Grammar::Positions(_) | Grammar::Placement => {
                 let mut st = self.state;
                 for &b in piece {
                     match step(&self.elems, st, b) {
@@ -122,7 +139,7 @@ impl<'a> Matcher<'a> {
 
     /// Take `piece` (which [`Matcher::allows`]).
     pub fn push(&mut self, piece: &[u8]) {
-        if let Grammar::Positions(_) = self.grammar {
+        if let Grammar::Positions(_) | Grammar::Placement = self.grammar {
             for &b in piece {
                 if let Some(s) = step(&self.elems, self.state, b) {
                     self.state = s;
@@ -136,7 +153,7 @@ impl<'a> Matcher<'a> {
     pub fn complete(&self) -> bool {
         match self.grammar {
             Grammar::Choices(texts) => texts.iter().any(|s| s.as_bytes() == self.produced.as_slice()),
-            Grammar::Positions(_) => self.state.elem == self.elems.len(),
+            Grammar::Positions(_) | Grammar::Placement => self.state.elem == self.elems.len(),
         }
     }
 }
@@ -168,6 +185,16 @@ mod tests {
         assert!(!accepts(&g, "{\"positions\": [[1., ").0, "a dot without decimals");
         assert!(!accepts(&g, "{\"positions\": [[--1").0);
         assert!(!accepts(&g, "{\"answer\"").0);
+    }
+
+    #[test]
+    fn placement_grammar_accepts_exactly_x_y_and_radius() {
+        let g = Grammar::Placement;
+        assert_eq!(accepts(&g, "{\"x\": -0.45, \"y\": 1.2, \"radius\": 0.15}"), (true, true));
+        assert_eq!(accepts(&g, "{\"x\": -0.45, \"y\": 1"), (true, false));
+        assert!(!accepts(&g, "{\"x\": -0.45, \"radius\"").0, "y skipped");
+        assert!(!accepts(&g, "{\"x\": \"left\"").0, "not a number");
+        assert!(!accepts(&g, "{\"x\": 1, \"y\": 1, \"radius\": 0.1, ").0, "a fourth field");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! per episode, whether the recording is physically possible ("impossible" is surprise 1);
 //! forecasts ask for `{"positions": [[x, y, z], ...]}`. Three prompt variants
 //! ([`render::VARIANTS`]) and sampling seeds are separate runs ([`LlmRun`]) that the
-//! leaderboard reports as one row (mean and spread).
+//! leaderboard reports as one row (mean and spread). `plan-launch` items are played as a
+//! dialogue ([`plan`]): the scene, one placement per reply, each outcome back.
 //! Responses are cached on disk (`$PHYSWORLD_LLM_CACHE`, default
 //! `~/.cache/physworld/llm`) by provider, base URL, model (a GGUF by its SHA-256), every
 //! sampling parameter and the full messages: a rerun sends no request;
@@ -19,6 +20,7 @@
 pub mod client;
 pub mod gguf;
 pub mod grammar;
+pub mod plan;
 pub mod render;
 pub mod tokenizer;
 
@@ -57,9 +59,10 @@ pub fn require_available<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result
 }
 
 /// Version of the prompts (bumps whenever their text changes).
-pub const PROMPT_VERSION: &str = "physworld-prompt/4 (3 variants; static scene and zones, visible objects only under \
+pub const PROMPT_VERSION: &str = "physworld-prompt/5 (3 variants; static scene and zones, visible objects only under \
      relabelled slots, hidden properties only when the suite exposes them, centimetres, every 3rd frame, VoE every \
-     6th; k-shot from readout as earlier turns)";
+     6th; k-shot from readout as earlier turns; plan-launch as a dialogue: the scene, one placement per reply, each \
+     outcome back)";
 
 /// What varies between runs of one LLM: the prompt variant, the sampling seed and
 /// temperature, and the number of solved examples. Runs that differ only in variant and
@@ -131,7 +134,7 @@ impl LlmRun {
 /// An LLM as a benchmark model.
 pub struct Llm {
     id: String,
-    client: Client,
+    client: std::sync::Arc<Client>,
     raw: BTreeMap<String, Value>,
     fingerprint: Option<String>,
     resolved_model: Option<String>,
@@ -165,7 +168,7 @@ impl Llm {
     fn from_client(spec: &str, client: Client, concurrency: usize) -> Llm {
         Llm {
             id: spec.into(),
-            client,
+            client: std::sync::Arc::new(client),
             raw: BTreeMap::new(),
             fingerprint: None,
             resolved_model: None,
@@ -191,9 +194,13 @@ impl Llm {
             ));
         }
         self.id.push_str(&run.suffix());
-        self.client.set_sampling(run.temperature, run.seed);
-        self.client.set_limits(run.offline, run.max_requests, run.key_env.as_deref());
-        self.client.set_budget(run.max_tokens_total, run.max_cost_usd, run.price);
+        let client = std::sync::Arc::get_mut(&mut self.client).ok_or_else(|| crate::error::BenchError::Mismatch {
+            what: format!("LLM `{}`", self.id),
+            reason: "its settings changed while a planner held its client".into(),
+        })?;
+        client.set_sampling(run.temperature, run.seed);
+        client.set_limits(run.offline, run.max_requests, run.key_env.as_deref());
+        client.set_budget(run.max_tokens_total, run.max_cost_usd, run.price);
         self.run = run;
         Ok(self)
     }
@@ -269,6 +276,8 @@ impl Llm {
         let parsed = match expect {
             Expect::Choice(choices) => render::parse_answer(&reply.text, choices).map(Parsed::Choice),
             Expect::Positions(n) => render::parse_positions(&reply.text, *n).map(Parsed::Positions),
+            // Placements are asked by the planner ([`plan`]), never through an item.
+            Expect::Placement { .. } => None,
         };
         let entry = json!({ "exchange": reply.exchange, "structured": reply.structured, "parsed": parsed });
         match self.raw.get_mut(item) {
@@ -398,6 +407,9 @@ impl Adapter for Llm {
     }
     fn raw_log(&mut self, item: &str) -> Option<Value> {
         self.raw.remove(item)
+    }
+    fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        Some(Box::new(plan::LlmPlanner::new(&self.id, self.client.clone(), self.run.variant)))
     }
     fn summary(&self) -> Option<String> {
         let s = self.stats();

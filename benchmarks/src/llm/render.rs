@@ -394,9 +394,124 @@ pub fn parse_answer(text: &str, choices: &[String]) -> Option<usize> {
     find(trimmed)
 }
 
+/// The system prompt of a `plan-launch` dialogue in `variant`'s wording.
+pub fn plan_system(variant: usize) -> &'static str {
+    match variant {
+        1 => {
+            "You are an expert in classical mechanics solving physical puzzles. Each turn, propose one \
+             action in the requested JSON form and nothing else."
+        }
+        2 => {
+            "Solve a 2D rigid-body physics puzzle by choosing where to drop a ball. Respond only with the \
+             requested JSON."
+        }
+        _ => {
+            "You are a careful physicist solving physical puzzles in a rigid-body simulator. You learn from \
+             the outcome of each attempt. Answer with the requested JSON only."
+        }
+    }
+}
+
+const PLACEMENT_REPLY: &str = "Reply as JSON {\"x\": ..., \"y\": ..., \"radius\": ...} in metres.";
+
+/// A box of the launch scene: centre and half extents in the x-y plane, its tilt when
+/// rotated about z (degrees, counter-clockwise), the full quaternion otherwise.
+fn plane_box(b: &physworld_pipeline::SceneBox) -> String {
+    let [qx, qy, qz, qw] = b.rotation;
+    let rot = if b.rotation == [0.0, 0.0, 0.0, 1.0] {
+        String::new()
+    } else if qx.abs() < 1e-6 && qy.abs() < 1e-6 {
+        format!(", tilted {:.1} degrees", 2.0 * qz.atan2(qw).to_degrees())
+    } else {
+        format!(", rotation {}", q4(b.rotation))
+    };
+    format!(
+        "centre ({:.2}, {:.2}), half width {:.2}, half height {:.2}{rot}",
+        b.position[0], b.position[1], b.half_extents[0], b.half_extents[1]
+    )
+}
+
+/// The first user message of a `plan-launch` dialogue: the scene (the planner's
+/// [`crate::plan::LaunchView`], nothing more), the goal, the action's bounds and the budget.
+pub fn launch_prompt(v: &crate::plan::LaunchView, attempts: usize, variant: usize) -> String {
+    use crate::plan::{X_MAX, Y_MAX};
+    let mut scene = String::from(
+        "The scene is a vertical plane: x is horizontal, y points up, in metres; gravity pulls towards -y at \
+         9.81 m/s^2.\nStatic boxes (immovable):\n",
+    );
+    for b in &v.statics {
+        scene.push_str(&format!("- {}: {}\n", crate::plan::box_role(b.kind), plane_box(b)));
+    }
+    scene.push_str(&format!(
+        "Target: a ball of radius {:.2} at rest at ({:.2}, {:.2}).\nGoal zone (not solid): {}.\n",
+        v.target_radius,
+        v.target[0],
+        v.target[1],
+        plane_box(&v.goal)
+    ));
+    let task = format!(
+        "Task: add one ball of radius {:.2} to {:.2}, released at rest with its centre at (x, y), |x| <= {X_MAX:.1} \
+         and y <= {Y_MAX:.1}, not overlapping anything. The simulation then runs for {:.1} s. You succeed if the \
+         target ball is inside the goal zone at the end. You have {attempts} attempts; after each you are told \
+         what happened. A placement that overlaps something or leaves the scene is refused and not counted.",
+        v.radius[0], v.radius[1], v.duration_s
+    );
+    match variant {
+        1 => format!("{task}\n\n{scene}Where do you place the ball?\n{PLACEMENT_REPLY}"),
+        2 => format!("{scene}{task}\nPlacement?\n{PLACEMENT_REPLY}"),
+        _ => format!("{scene}\n{task}\nQuestion: where do you place the ball?\n{PLACEMENT_REPLY}"),
+    }
+}
+
+/// What a `plan-launch` planner is told after a simulated attempt, and asked next.
+pub fn launch_outcome(f: &crate::plan::Feedback) -> String {
+    let verdict = if f.success { "Success" } else { "Failed" };
+    format!(
+        "{verdict}: the target ended at ({:.2}, {:.2}). Propose a different placement.\n{PLACEMENT_REPLY}",
+        f.target_final[0], f.target_final[1]
+    )
+}
+
+/// What a `plan-launch` planner is told after a refused placement, and asked next.
+pub fn launch_refused(why: &str) -> String {
+    format!("Refused, not simulated and not counted: {why}. Try again.\n{PLACEMENT_REPLY}")
+}
+
+/// What a `plan-launch` planner is told after a reply that was not a placement.
+pub fn launch_unusable() -> String {
+    format!("That was not a placement and counts as a failed attempt.\n{PLACEMENT_REPLY}")
+}
+
+/// A placement as a reply holds it (for the dialogue and tests), to the millimetre.
+pub fn placement_json(p: &physworld_sim::Placement) -> String {
+    format!("{{\"x\": {:.3}, \"y\": {:.3}, \"radius\": {:.3}}}", p.x, p.y, p.radius)
+}
+
+/// Parse a placement reply: a JSON object with finite numbers `x`, `y` and `radius` (in a
+/// code fence or after prose too). Bounds are the simulator's to judge.
+pub fn parse_placement(text: &str) -> Option<physworld_sim::Placement> {
+    let t = text.trim();
+    let j = &t[t.find('{')?..=t.rfind('}')?];
+    let v: serde_json::Value = serde_json::from_str(j).ok()?;
+    let num = |k: &str| v.get(k)?.as_f64().filter(|x| x.is_finite()).map(|x| x as f32);
+    Some(physworld_sim::Placement { x: num("x")?, y: num("y")?, radius: num("radius")? })
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_answer;
+
+    #[test]
+    fn placements_parse_from_json_with_three_finite_numbers() {
+        use super::{parse_placement, placement_json};
+        let p = parse_placement("Let me think.\n```json\n{\"x\": -0.4, \"y\": 1.25, \"radius\": 0.1}\n```");
+        assert_eq!(p, Some(physworld_sim::Placement { x: -0.4, y: 1.25, radius: 0.1 }));
+        assert_eq!(parse_placement("{\"x\": 1, \"y\": 2}"), None);
+        assert_eq!(parse_placement("{\"x\": 1, \"y\": \"up\", \"radius\": 0.1}"), None);
+        assert_eq!(parse_placement("place it left"), None);
+        let q = physworld_sim::Placement { x: 0.125, y: 0.5, radius: 0.075 };
+        assert_eq!(parse_placement(&placement_json(&q)), Some(q));
+    }
 
     #[test]
     fn positions_parse_only_with_exactly_n_finite_triples() {

@@ -33,6 +33,7 @@ mod support;
 mod voe;
 
 pub use launch::{Attempt, LaunchTask, validate_placement};
+pub use push::PushTask;
 pub use range::{IntRange, Range};
 
 /// Outcome of drawing a sample: the sample, or why this attempt was rejected.
@@ -249,6 +250,15 @@ impl Family {
     pub fn launch_task(&self, seed: u64, split: Split) -> Result<Option<LaunchTask>> {
         match self {
             Family::Launch(p) => Ok(Some(LaunchTask::new(p, seed, split)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The `push` task (the scene without the scripted forces) of an episode's own `seed`;
+    /// `None` for other families.
+    pub fn push_task(&self, seed: u64, split: Split) -> Result<Option<PushTask>> {
+        match self {
+            Family::Push(p) => Ok(Some(PushTask::new(p, seed, split)?)),
             _ => Ok(None),
         }
     }

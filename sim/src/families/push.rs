@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{self, AGENT_RED};
 use super::{FamilyInfo, FamilyKind, Outcome, Range, Sample};
-use crate::error::Result;
+use crate::episode::Episode;
+use crate::error::{Rejection, Result};
 use crate::math::{Vec3, sub};
 use crate::scene::{
     AgentSpec, ContactQuery, ContactTarget, Mass, ObjectSpec, Scene, Shape, SimConfig, StaticRole, StaticSpec, Zone,
@@ -98,7 +99,62 @@ fn goal_position(s: &mut Sampler, heldout_quadrant: bool, test: bool) -> Vec3 {
     }
 }
 
+/// A `push` planning task: the scene of an episode's own seed (table, goal zone, puck,
+/// camera) with the agent's bound but none of the scripted expert's forces. A planner
+/// chooses the forces; [`PushTask::run`] simulates them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushTask {
+    /// The scene; its agent pushes the puck (object 0) and has no actions.
+    pub scene: Scene,
+    /// The bound on the force's magnitude, N (forces are clipped to it).
+    pub max_force: f32,
+}
+
+impl PushTask {
+    /// The task of `seed` (an episode's own seed) for `split`: the recorded episode's scene.
+    pub fn new(p: &Params, seed: u64, split: Split) -> Result<PushTask> {
+        let mut scene = scene(p, seed, split)?;
+        let max_force = scene.agent.as_ref().map_or(0.0, |a| a.max_force);
+        if let Some(a) = scene.agent.as_mut() {
+            a.actions.clear();
+        }
+        Ok(PushTask { scene, max_force })
+    }
+
+    /// Frames of an episode.
+    pub fn frames(&self) -> usize {
+        self.scene.sim.num_frames() as usize
+    }
+
+    /// Simulate the whole episode under `actions` (entry `f` acts between frames `f` and
+    /// `f + 1`, none after the list): the episode, with `goal_reached` (the family's label:
+    /// the puck in the goal zone at the last frame) set, or why the physics was rejected.
+    pub fn run(&self, actions: &[Vec3]) -> Result<std::result::Result<Episode, Rejection>> {
+        let mut scene = self.scene.clone();
+        if let Some(a) = scene.agent.as_mut() {
+            a.actions = actions.to_vec();
+        }
+        Ok(common::run(&scene, &[])?.map(|mut ep| {
+            let reached = ep.frames.last().is_some_and(|f| f.zone_contacts.contains(&(0, 0)));
+            ep.labels.goal_reached = Some(reached);
+            ep
+        }))
+    }
+}
+
 pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
+    let scene = scene(p, seed, split)?;
+    let mut ep = match common::run(&scene, &[])? {
+        Ok(e) => e,
+        Err(rj) => return Ok(Err(rj)),
+    };
+    let last = &ep.frames[ep.frames.len() - 1];
+    ep.labels.goal_reached = Some(last.zone_contacts.contains(&(0, 0)));
+    Ok(Ok(Sample::one(ep)))
+}
+
+/// The scene of `seed`, with the scripted expert's forces (the family's draws, in order).
+fn scene(p: &Params, seed: u64, split: Split) -> Result<Scene> {
     let mut s = Sampler::new(seed);
     let sim = SimConfig { duration_s: p.duration_s, ..SimConfig::default() };
     let frames = sim.num_frames() as usize;
@@ -158,11 +214,31 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     scene.agent = Some(AgentSpec { object: 0, max_force, actions });
     scene.camera = common::camera(&mut s, [0.0, TABLE_TOP, 0.0], 0.6, (2.2, 3.0), (1.0, 1.8));
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Zone(0) });
-    let mut ep = match common::run(&scene, &[])? {
-        Ok(e) => e,
-        Err(rj) => return Ok(Err(rj)),
-    };
-    let last = &ep.frames[ep.frames.len() - 1];
-    ep.labels.goal_reached = Some(last.zone_contacts.contains(&(0, 0)));
-    Ok(Ok(Sample::one(ep)))
+    Ok(scene)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task is the recorded episode's scene: under the scripted forces it replays the
+    /// episode exactly, and without forces the puck stays where it started.
+    #[test]
+    fn a_task_replays_its_episode_under_the_recorded_forces() {
+        let p = Params::default();
+        for (seed, split) in [(1u64, Split::Train), (2, Split::Test), (3, Split::Val)] {
+            let Ok(recorded) = sample(&p, seed, split).expect("samples") else { continue };
+            let recorded = &recorded.episodes[0];
+            let actions = scene(&p, seed, split).expect("scene").agent.expect("agent").actions;
+            let task = PushTask::new(&p, seed, split).expect("task");
+            assert!(task.scene.agent.as_ref().expect("agent").actions.is_empty());
+            assert!(task.max_force > 0.0);
+            let replay = task.run(&actions).expect("runs").expect("healthy");
+            assert_eq!(replay.frames, recorded.frames, "seed {seed}");
+            assert_eq!(replay.labels.goal_reached, recorded.labels.goal_reached);
+            let idle = task.run(&[]).expect("runs").expect("healthy");
+            let (a, b) = (idle.frames[0].objects[0].position, idle.frames[task.frames() - 1].objects[0].position);
+            assert!(crate::math::dist(a, b) < 1e-3, "an unpushed puck stays: {a:?} -> {b:?}");
+        }
+    }
 }

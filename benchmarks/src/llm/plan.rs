@@ -1,0 +1,157 @@
+//! LLMs as `plan-launch` planners: one dialogue per item.
+//!
+//! The first user turn is the scene as the planner observes it ([`crate::plan::LaunchView`]:
+//! statics, target, goal zone, the ball's radius range, the simulation's length) and the
+//! rules, written by [`render::launch_prompt`]; each reply is a placement
+//! (`{"x": .., "y": .., "radius": ..}`, structured output under the action's bounds, a
+//! grammar in-process); each later user turn is the outcome of the previous attempt, the
+//! one signal every planner gets: success or not and where the target came to rest, or why
+//! the placement was refused, or that the reply was not a placement. The whole dialogue is
+//! the request, so the response cache is keyed on it: a rerun replays the item without a
+//! request. Invalid and unparsable replies are counted by [`crate::plan::play`]'s rules,
+//! never fatal; only a spent request, token or cost budget stops the run.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::client::{Client, Expect, Turn};
+use super::render;
+use crate::error::{BenchError, Result};
+use crate::plan::{Feedback, LaunchPlanner, LaunchView, Proposal, X_MAX, Y_MAX};
+use physworld_sim::{LaunchTask, Placement};
+
+/// What became of the planner's previous reply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Last {
+    /// Nothing asked yet this item.
+    None,
+    /// A placement (its fate is in the history or the invalid list).
+    Placed,
+    /// Not a placement.
+    Unusable,
+}
+
+/// An LLM playing `plan-launch` items.
+pub struct LlmPlanner {
+    id: String,
+    client: Arc<Client>,
+    variant: usize,
+    attempts: usize,
+    turns: Vec<Turn>,
+    last: Last,
+    seen: (usize, usize),
+    responses: Vec<Value>,
+    request: Option<Value>,
+}
+
+impl LlmPlanner {
+    /// The planner of the LLM `id` asking through `client` in prompt `variant`.
+    pub fn new(id: &str, client: Arc<Client>, variant: usize) -> LlmPlanner {
+        LlmPlanner {
+            id: id.to_string(),
+            client,
+            variant,
+            attempts: crate::plan::MAX_ATTEMPTS,
+            turns: Vec::new(),
+            last: Last::None,
+            seen: (0, 0),
+            responses: Vec::new(),
+            request: None,
+        }
+    }
+
+    /// The user turn reporting what became of the previous reply.
+    fn outcome(&self, history: &[Feedback], invalid: &[(Placement, String)]) -> String {
+        match self.last {
+            Last::Unusable => render::launch_unusable(),
+            _ if invalid.len() > self.seen.1 => {
+                render::launch_refused(invalid.last().map_or("invalid placement", |(_, why)| why.as_str()))
+            }
+            _ => match history.last() {
+                Some(f) if history.len() > self.seen.0 => render::launch_outcome(f),
+                _ => render::launch_unusable(),
+            },
+        }
+    }
+}
+
+impl LaunchPlanner for LlmPlanner {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn begin(&mut self, _index: usize, _seed: u64, attempts: usize, _task: Option<&LaunchTask>) {
+        self.attempts = attempts;
+        self.turns.clear();
+        self.last = Last::None;
+        self.seen = (0, 0);
+        self.responses.clear();
+        self.request = None;
+    }
+    fn propose(
+        &mut self,
+        view: &LaunchView,
+        history: &[Feedback],
+        invalid: &[(Placement, String)],
+    ) -> Result<Proposal> {
+        let user = if self.last == Last::None {
+            render::launch_prompt(view, self.attempts, self.variant)
+        } else {
+            self.outcome(history, invalid)
+        };
+        self.turns.push(Turn::user(user));
+        self.seen = (history.len(), invalid.len());
+        let expect = Expect::Placement { x: [-X_MAX, X_MAX], y: [view.radius[0], Y_MAX], radius: view.radius };
+        let (text, response, structured) =
+            match self.client.ask_for(render::plan_system(self.variant), &self.turns, &expect) {
+                Ok(r) => {
+                    if self.request.is_none() {
+                        // The request's settings once (model, sampling, response format or
+                        // grammar); its messages are the dialogue.
+                        let mut req = r.exchange["request"].clone();
+                        if let Some(o) = req.as_object_mut() {
+                            o.remove("messages");
+                            o.remove("system");
+                        }
+                        self.request = Some(req);
+                    }
+                    (r.text, r.exchange["response"].clone(), r.structured)
+                }
+                // A spent budget stops the run (answers so far are cached: a rerun resumes).
+                Err(e @ BenchError::Halt { .. }) => return Err(e),
+                // A server that keeps failing costs this attempt, not the run.
+                Err(e) => (String::new(), json!({ "error": e.to_string() }), false),
+            };
+        let parsed = render::parse_placement(&text);
+        self.responses.push(json!({
+            "response": response,
+            "structured": structured,
+            "parsed": parsed.as_ref().map(render::placement_json),
+        }));
+        self.turns.push(Turn::assistant(if text.is_empty() { "(no reply)".to_string() } else { text }));
+        Ok(match parsed {
+            Some(p) => {
+                self.last = Last::Placed;
+                Proposal::Place(p)
+            }
+            None => {
+                self.last = Last::Unusable;
+                Proposal::Unusable("not a placement".into())
+            }
+        })
+    }
+    /// The item's dialogue (system prompt and every turn), the request's settings and each
+    /// raw response, once.
+    fn raw_log(&mut self) -> Option<Value> {
+        if self.turns.is_empty() {
+            return None;
+        }
+        let dialogue: Vec<Value> = self.turns.iter().map(|t| json!({ "role": t.role, "content": t.content })).collect();
+        Some(json!({
+            "system": render::plan_system(self.variant),
+            "dialogue": dialogue,
+            "request": self.request.take(),
+            "responses": std::mem::take(&mut self.responses),
+        }))
+    }
+}

@@ -1,0 +1,602 @@
+//! Closed-loop planning on `push`, judged by the simulator.
+//!
+//! An item is one `push` episode of a dataset split: the task is its scene (table, goal
+//! zone, puck, camera) rebuilt from the episode's seed without the scripted expert's
+//! forces ([`physworld_sim::PushTask`]). A planner chooses the horizontal force on the puck
+//! at a control rate: each action is held for `hold` frames ([`DEFAULT_HOLD`]: 0.2 s at
+//! 30 fps), and after each the planner observes the new state and chooses again, until the
+//! episode ends. Success is the family's `goal_reached` label (the puck in the goal zone at
+//! the last frame), one definition everywhere.
+//!
+//! The environment steps by re-simulation: the state after `k` actions is frame `k * hold`
+//! of the episode simulated from its start under the actions so far (the simulator is
+//! deterministic, so this is the state a stepping simulator would reach, at the cost of one
+//! simulation per control step).
+//!
+//! A planner observes ([`PushView`]) the static scene, the goal zone, the puck's radius,
+//! position and velocity (when visible), the force bound, the frame, the episode's length
+//! and the control rate; never its mass or friction. Planners ([`push_planner`]): `oracle`
+//! (receding-horizon CEM over the next second of actions with the true simulator from the
+//! true state: the ceiling), `random` (uniform forces in the bound's disk) and `greedy` (a saturated PD
+//! controller toward the goal's centre). For planners that need a goal state (latent
+//! planners, issue 25), the goal is the zone's centre at rest.
+//!
+//! Scores per item: success, the puck's final distance to the goal zone's centre,
+//! and the planner's own physics steps per action. In `bench` the task is [`PUSH_TASK`],
+//! scored by [`score_push`].
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use physworld_pipeline::{Dataset, SceneBox};
+use physworld_sim::{Episode, PushTask, Shape};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{BenchError, Result};
+use crate::results::{ItemLog, TaskResult};
+use crate::score::Bootstrap;
+
+/// Task id of closed-loop planning on `push` in result files and leaderboards.
+pub const PUSH_TASK: &str = "plan-push";
+/// Version of `plan-push`'s items, observation, control rule and scoring.
+pub const PUSH_VERSION: u32 = 1;
+/// The metric leaderboards show for `plan-push`.
+pub const PUSH_PRIMARY: &str = "success";
+/// Frames each action is held by default (0.2 s at 30 fps).
+pub const DEFAULT_HOLD: usize = 6;
+/// Most frames an action may be held.
+pub const MAX_HOLD: usize = 60;
+/// How far ahead the oracle plans, s.
+pub const HORIZON_S: f32 = 1.0;
+
+/// The puck as observed at one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PuckState {
+    /// Centre, m.
+    pub position: [f32; 3],
+    /// Linear velocity, m/s.
+    pub velocity: [f32; 3],
+}
+
+/// What a planner observes at a control step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushView {
+    /// Static bodies (floor, table).
+    pub statics: Vec<SceneBox>,
+    /// The goal zone.
+    pub goal: SceneBox,
+    /// The puck's radius, m.
+    pub puck_radius: f32,
+    /// The puck now, if visible.
+    pub puck: Option<PuckState>,
+    /// Bound on the force's magnitude, N.
+    pub max_force: f32,
+    /// The current frame.
+    pub frame: usize,
+    /// Frames in the episode.
+    pub frames: usize,
+    /// Frames per second.
+    pub fps: u32,
+    /// Frames the chosen action is held.
+    pub hold: usize,
+}
+
+/// A planner for `push`: one horizontal force `[fx, fz]` per control step.
+pub trait PushPlanner: Send {
+    /// Model id in results.
+    fn id(&self) -> &str;
+    /// Start the item of episode `index` (of a run with seed `seed`); `task` is given only
+    /// to planners that declare [`PushPlanner::uses_simulator`].
+    fn begin(&mut self, index: usize, seed: u64, task: Option<&PushTask>);
+    /// Whether this planner searches with the true simulator (the oracle).
+    fn uses_simulator(&self) -> bool {
+        false
+    }
+    /// The force `[fx, fz]` to hold next, after the frame-by-frame forces executed so far
+    /// (`executed[f]` acts between frames `f` and `f + 1`); `None` for an unusable answer
+    /// (no force is applied, and it is counted). An error stops the run.
+    fn act(&mut self, view: &PushView, executed: &[[f32; 3]]) -> Result<Option<[f32; 2]>>;
+    /// Physics steps the planner spent on its own simulations for the current item.
+    fn own_steps(&self) -> u64 {
+        0
+    }
+}
+
+/// One item played out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushOutcome {
+    /// Episode index of the item in the dataset.
+    pub episode_index: u64,
+    /// Whether the puck ended in the goal zone.
+    pub success: bool,
+    /// The puck's final distance to the goal zone's centre, m.
+    pub final_distance: f64,
+    /// Actions chosen (control steps).
+    pub actions: usize,
+    /// Unusable answers (no force applied).
+    pub unusable: usize,
+    /// Physics steps of the executed episode.
+    pub judge_steps: u64,
+    /// Physics steps the planner took itself (the oracle's search).
+    pub planner_steps: u64,
+    /// Wall-clock seconds the planner spent choosing actions (not deterministic).
+    pub planning_seconds: f64,
+    /// Wall-clock seconds of the item (not deterministic).
+    pub seconds: f64,
+}
+
+/// The observation at `frame` of an episode.
+fn view_at(task: &PushTask, ep: &Episode, frame: usize, hold: usize) -> Result<PushView> {
+    let goal =
+        task.scene.zones.first().ok_or_else(|| BenchError::invalid("push task", "no goal zone", "a goal zone"))?;
+    let puck = task.scene.objects.first().ok_or_else(|| BenchError::invalid("push task", "no puck", "a puck"))?;
+    let puck_radius = match puck.shape {
+        Shape::Cylinder { radius, .. } | Shape::Sphere { radius } => radius,
+        _ => puck.shape.bounding_radius(),
+    };
+    let state = ep.frames.get(frame).and_then(|f| f.objects.first()).filter(|o| o.present && o.visible);
+    Ok(PushView {
+        statics: task.scene.statics.iter().map(SceneBox::of_static).collect(),
+        goal: SceneBox::of_zone(goal),
+        puck_radius,
+        puck: state.map(|o| PuckState { position: o.position, velocity: o.linvel }),
+        max_force: task.max_force,
+        frame,
+        frames: task.frames(),
+        fps: task.scene.sim.fps,
+        hold,
+    })
+}
+
+fn simulate(task: &PushTask, actions: &[[f32; 3]]) -> Result<Episode> {
+    task.run(actions)?.map_err(|r| BenchError::Mismatch {
+        what: "push episode".into(),
+        reason: format!("the physics was rejected: {r:?}"),
+    })
+}
+
+/// Distance of the puck at the episode's end to the goal zone's centre (a puck that fell
+/// off the table is far from it, wherever it lies below).
+fn final_distance(task: &PushTask, ep: &Episode) -> f64 {
+    let g = task.scene.zones.first().map_or([0.0; 3], |z| z.center);
+    let p = ep.frames.last().and_then(|f| f.objects.first()).map_or([0.0; 3], |o| o.position);
+    f64::from(physworld_sim::math::dist(p, g))
+}
+
+/// Clip `[fx, fz]` to the disk of radius `max`; non-finite forces are unusable.
+fn clip(f: [f32; 2], max: f32) -> Option<[f32; 3]> {
+    if !(f[0].is_finite() && f[1].is_finite()) {
+        return None;
+    }
+    let n = f[0].hypot(f[1]);
+    let s = if n > max && n > 0.0 { max / n } else { 1.0 };
+    Some([f[0] * s, 0.0, f[1] * s])
+}
+
+/// Play the task of episode `episode_index` with `planner` (seeded by `seed` and the
+/// episode index), each action held `hold` frames.
+pub fn play(
+    task: &PushTask,
+    planner: &mut dyn PushPlanner,
+    (episode_index, seed): (u64, u64),
+    hold: usize,
+) -> Result<PushOutcome> {
+    if hold == 0 || hold > MAX_HOLD {
+        return Err(BenchError::invalid("hold", hold, format!("1..={MAX_HOLD} frames")));
+    }
+    let start = Instant::now();
+    let given = if planner.uses_simulator() { Some(task) } else { None };
+    planner.begin(episode_index as usize, seed, given);
+    let last = task.frames().saturating_sub(1);
+    let mut executed: Vec<[f32; 3]> = Vec::with_capacity(last);
+    let mut ep = simulate(task, &executed)?;
+    let (mut actions, mut unusable, mut planning) = (0usize, 0usize, 0f64);
+    while executed.len() < last {
+        let view = view_at(task, &ep, executed.len(), hold)?;
+        let t = Instant::now();
+        let chosen = planner.act(&view, &executed)?;
+        planning += t.elapsed().as_secs_f64();
+        actions += 1;
+        let force = chosen.and_then(|f| clip(f, task.max_force)).unwrap_or_else(|| {
+            unusable += 1;
+            [0.0; 3]
+        });
+        let n = hold.min(last - executed.len());
+        executed.extend(std::iter::repeat_n(force, n));
+        ep = simulate(task, &executed)?;
+    }
+    Ok(PushOutcome {
+        episode_index,
+        success: ep.labels.goal_reached == Some(true),
+        final_distance: final_distance(task, &ep),
+        actions,
+        unusable,
+        judge_steps: ep.physics_steps,
+        planner_steps: planner.own_steps(),
+        planning_seconds: planning,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// One `plan-push` item: a `push` task.
+#[derive(Debug, Clone)]
+pub struct PushItem {
+    /// `plan-push/{split}/push/{sample}/{episode}`.
+    pub id: String,
+    /// SHA-256 of the item (its id, episode, control rate and the task's version) and the
+    /// dataset's suite hash.
+    pub hash: String,
+    /// Episode index in the dataset.
+    pub episode_index: u64,
+    /// The task.
+    pub task: PushTask,
+}
+
+/// The `plan-push` items of a split, and the `push` episodes left out (by `--limit`).
+#[derive(Debug, Clone, Default)]
+pub struct PushItems {
+    /// Items, in episode order.
+    pub items: Vec<PushItem>,
+    /// Episodes left out, by reason.
+    pub dropped: BTreeMap<String, u64>,
+}
+
+/// The `plan-push` items of `split` with actions held `hold` frames, one per `push`
+/// episode, in episode order; empty for a split without `push` episodes.
+pub fn push_items(ds: &Dataset, split: &str, hold: usize) -> Result<PushItems> {
+    if hold == 0 || hold > MAX_HOLD {
+        return Err(BenchError::invalid("hold", hold, format!("1..={MAX_HOLD} frames")));
+    }
+    let mut out = PushItems::default();
+    for m in ds.split(split).filter(|m| m.family == "push") {
+        let (family, _, sim_split) = ds.family_of(split, m.sample_index)?;
+        let Some(task) = family.push_task(m.seed, sim_split)? else { continue };
+        let id = format!("{PUSH_TASK}/{split}/push/{}/{}", m.sample_index, m.episode_index);
+        let mut h = Sha256::new();
+        h.update(b"physworld-plan-item-v1\0");
+        h.update(ds.info.suite_hash.as_bytes());
+        h.update(format!("\0{id}\0{}\0{hold}\0{PUSH_VERSION}", m.episode_index).as_bytes());
+        let hash = hex::encode(h.finalize());
+        out.items.push(PushItem { id, hash, episode_index: m.episode_index, task });
+    }
+    Ok(out)
+}
+
+/// [`push_items`], refusing a split that has none.
+pub fn push_items_required(ds: &Dataset, split: &str, hold: usize) -> Result<PushItems> {
+    let items = push_items(ds, split, hold)?;
+    if items.items.is_empty() {
+        return Err(BenchError::invalid(
+            "split",
+            split,
+            "a split with `push` episodes (generate a suite with the push family, e.g. datasets/planning.toml)",
+        ));
+    }
+    Ok(items)
+}
+
+/// The `push` planners by spec.
+pub const PLANNERS: [&str; 3] = ["oracle", "random", "greedy"];
+
+/// The `push` planner `spec` (see [`PLANNERS`]); `chance[:SEED]` is the random one.
+pub fn push_planner(spec: &str) -> Result<Box<dyn PushPlanner>> {
+    Ok(match spec {
+        "oracle" => Box::new(PushOracle::default()),
+        "random" | "chance" => Box::new(RandomPush::new(0)),
+        "greedy" => Box::new(GreedyPush),
+        other if other.starts_with("chance:") => {
+            let seed = other["chance:".len()..]
+                .parse()
+                .map_err(|_| BenchError::invalid("planner", other, "chance:SEED with an integer SEED"))?;
+            Box::new(RandomPush::new(seed))
+        }
+        other => {
+            return Err(BenchError::invalid(
+                "planner",
+                other,
+                format!("{}{}", PLANNERS.join(", "), physworld_sim::suggest::did_you_mean(other, PLANNERS)),
+            ));
+        }
+    })
+}
+
+fn item_rng(seed: u64, index: usize, salt: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt)
+}
+
+/// A force drawn uniformly from the disk of radius `max`.
+fn uniform_disk(rng: &mut ChaCha8Rng, max: f32) -> [f32; 2] {
+    let r = max * rng.random_range(0.0f32..=1.0).sqrt();
+    let a = rng.random_range(0.0..std::f32::consts::TAU);
+    [r * a.cos(), r * a.sin()]
+}
+
+/// Uniform forces in the bound's disk.
+pub struct RandomPush {
+    rng: ChaCha8Rng,
+    seed: u64,
+}
+
+impl RandomPush {
+    /// A random planner whose draws also depend on `seed`.
+    pub fn new(seed: u64) -> Self {
+        RandomPush { rng: ChaCha8Rng::seed_from_u64(0), seed }
+    }
+}
+
+impl PushPlanner for RandomPush {
+    fn id(&self) -> &str {
+        "random"
+    }
+    fn begin(&mut self, index: usize, seed: u64, _task: Option<&PushTask>) {
+        self.rng = item_rng(seed, index, 0x50_52_4E_44 ^ self.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    }
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]]) -> Result<Option<[f32; 2]>> {
+        Ok(Some(uniform_disk(&mut self.rng, view.max_force)))
+    }
+}
+
+/// A saturated PD controller toward the goal's centre: `K_P (goal - p) - K_D v`, clipped
+/// to the bound; no force while the puck is not visible.
+pub struct GreedyPush;
+
+impl GreedyPush {
+    /// Proportional gain, N/m (saturates beyond a few centimetres).
+    pub const K_P: f32 = 40.0;
+    /// Damping gain, N s/m.
+    pub const K_D: f32 = 12.0;
+}
+
+impl PushPlanner for GreedyPush {
+    fn id(&self) -> &str {
+        "greedy"
+    }
+    fn begin(&mut self, _index: usize, _seed: u64, _task: Option<&PushTask>) {}
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]]) -> Result<Option<[f32; 2]>> {
+        let Some(p) = view.puck else { return Ok(Some([0.0, 0.0])) };
+        let g = view.goal.position;
+        Ok(Some([
+            Self::K_P * (g[0] - p.position[0]) - Self::K_D * p.velocity[0],
+            Self::K_P * (g[2] - p.position[2]) - Self::K_D * p.velocity[2],
+        ]))
+    }
+}
+
+/// The ceiling: at each control step, the cross-entropy method over the next
+/// [`HORIZON_S`] of actions with the true simulator as its model (the episode re-simulated
+/// from its start under the executed forces, then the candidate's, then none for one more
+/// second or to the episode's end if sooner), scored by the puck's distance
+/// to the goal zone's centre there plus 0.3 s times its speed (a puck still sliding has not
+/// arrived). Its candidates: the previous step's plan shifted by one action (the CEM's
+/// initial mean), full force straight at the goal, and draws around the mean; the first
+/// action of the best plan is executed.
+#[derive(Default)]
+pub struct PushOracle {
+    task: Option<PushTask>,
+    rng: Option<ChaCha8Rng>,
+    steps: u64,
+    plan: Vec<[f32; 2]>,
+}
+
+impl PushOracle {
+    /// Candidates per iteration (besides the mean), iterations, elites.
+    const SAMPLES: usize = 12;
+    const ITERS: usize = 2;
+    const ELITES: usize = 3;
+}
+
+/// `task` cut to its first `frames` frames (the same physics up to there).
+fn truncated(task: &PushTask, frames: usize) -> PushTask {
+    let mut t = task.clone();
+    t.scene.sim.duration_s = frames.saturating_sub(1).max(1) as f32 / t.scene.sim.fps.max(1) as f32;
+    t
+}
+
+impl PushPlanner for PushOracle {
+    fn id(&self) -> &str {
+        "oracle"
+    }
+    fn uses_simulator(&self) -> bool {
+        true
+    }
+    fn begin(&mut self, index: usize, seed: u64, task: Option<&PushTask>) {
+        self.task = task.cloned();
+        self.rng = Some(item_rng(seed, index, 0x4F_52_41_43));
+        self.steps = 0;
+        self.plan.clear();
+    }
+    fn own_steps(&self) -> u64 {
+        self.steps
+    }
+    fn act(&mut self, view: &PushView, executed: &[[f32; 3]]) -> Result<Option<[f32; 2]>> {
+        let (Some(task), Some(rng)) = (self.task.as_ref(), self.rng.as_mut()) else { return Ok(None) };
+        let (fps, hold, max) = (view.fps.max(1) as usize, view.hold, view.max_force);
+        let now = executed.len();
+        let last = view.frames.saturating_sub(1);
+        let remaining = last.saturating_sub(now).max(1);
+        let h = ((HORIZON_S * fps as f32 / hold as f32).ceil() as usize).clamp(1, remaining.div_ceil(hold));
+        // The true simulator, from the start under the executed forces, to the window's end.
+        let window = (h * hold + fps).min(remaining);
+        let model = truncated(task, now + window + 1);
+        let goal = view.goal.position;
+        let toward_goal = match view.puck {
+            Some(p) => {
+                let (dx, dz) = (goal[0] - p.position[0], goal[2] - p.position[2]);
+                let n = dx.hypot(dz).max(1e-6);
+                [max * dx / n, max * dz / n]
+            }
+            None => [0.0, 0.0],
+        };
+        // Warm start: last step's plan shifted by one action.
+        let mut mean: Vec<[f32; 2]> = (0..h).map(|k| self.plan.get(k + 1).copied().unwrap_or([0.0, 0.0])).collect();
+        let mut sd = vec![[0.6 * max; 2]; h];
+        let mut best: Option<(f64, Vec<[f32; 2]>)> = None;
+        for _ in 0..Self::ITERS {
+            let mut scored: Vec<(f64, Vec<[f32; 2]>)> = Vec::with_capacity(Self::SAMPLES + 1);
+            for s in 0..=Self::SAMPLES {
+                let cand: Vec<[f32; 2]> = if s == 0 {
+                    // The mean itself, so a good plan is never lost.
+                    mean.clone()
+                } else if s == 1 {
+                    // Full force straight at the goal throughout.
+                    vec![toward_goal; h]
+                } else {
+                    (0..h)
+                        .map(|k| {
+                            let z = |rng: &mut ChaCha8Rng| -> f32 {
+                                let (u, v): (f32, f32) = (rng.random_range(1e-6..1.0), rng.random_range(0.0..1.0));
+                                (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+                            };
+                            [mean[k][0] + sd[k][0] * z(rng), mean[k][1] + sd[k][1] * z(rng)]
+                        })
+                        .collect()
+                };
+                let mut actions: Vec<[f32; 3]> = executed.to_vec();
+                for f in &cand {
+                    let force = clip(*f, max).unwrap_or([0.0; 3]);
+                    let n = hold.min((now + window).saturating_sub(actions.len()));
+                    actions.extend(std::iter::repeat_n(force, n));
+                }
+                let Ok(Ok(ep)) = model.run(&actions) else { continue };
+                self.steps += ep.physics_steps;
+                let Some(end) = ep.frames.last().and_then(|f| f.objects.first()) else { continue };
+                let d = physworld_sim::math::dist(end.position, goal);
+                let speed = physworld_sim::math::norm(end.linvel);
+                scored.push((f64::from(d + 0.3 * speed), cand));
+            }
+            scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((c, p)) = scored.first()
+                && best.as_ref().is_none_or(|(bc, _)| c < bc)
+            {
+                best = Some((*c, p.clone()));
+            }
+            let elites = &scored[..scored.len().min(Self::ELITES)];
+            if elites.len() >= 2 {
+                let n = elites.len() as f32;
+                for k in 0..h {
+                    for j in 0..2 {
+                        let m = elites.iter().map(|(_, p)| p[k][j]).sum::<f32>() / n;
+                        let v = elites.iter().map(|(_, p)| (p[k][j] - m).powi(2)).sum::<f32>() / n;
+                        mean[k][j] = m;
+                        sd[k][j] = v.sqrt().max(0.02 * max);
+                    }
+                }
+            }
+        }
+        self.plan = best.map(|(_, p)| p).unwrap_or_default();
+        Ok(Some(self.plan.first().copied().unwrap_or([0.0, 0.0])))
+    }
+}
+
+/// A run of one planner over the `push` items of a split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushRun {
+    /// Planner id.
+    pub planner: String,
+    /// Split.
+    pub split: String,
+    /// Seed of the planners' randomness and of the confidence intervals.
+    pub seed: u64,
+    /// Frames each action is held.
+    pub hold: usize,
+    /// Share of items whose puck ended in the goal zone.
+    pub success: f64,
+    /// 95% bootstrap interval of the success rate.
+    pub success_ci: [f64; 2],
+    /// Mean final distance to the goal zone's centre, m.
+    pub final_distance: f64,
+    /// Per item.
+    pub items: Vec<PushOutcome>,
+}
+
+/// Play every item with `planner`, in order (each item's randomness depends only on `seed`
+/// and its episode index); `tick` is called after each item.
+pub fn run_push(
+    items: &[PushItem],
+    planner: &mut dyn PushPlanner,
+    split: &str,
+    seed: u64,
+    hold: usize,
+    resamples: u32,
+    tick: &dyn Fn(&PushOutcome),
+) -> Result<PushRun> {
+    let mut outcomes = Vec::with_capacity(items.len());
+    for it in items {
+        let o = play(&it.task, planner, (it.episode_index, seed), hold)?;
+        tick(&o);
+        outcomes.push(o);
+    }
+    let s: Vec<f64> = outcomes.iter().map(|o| f64::from(u8::from(o.success))).collect();
+    let d: Vec<f64> = outcomes.iter().map(|o| o.final_distance).collect();
+    Ok(PushRun {
+        planner: planner.id().to_string(),
+        split: split.to_string(),
+        seed,
+        hold,
+        success: crate::metrics::mean(&s),
+        success_ci: crate::metrics::bootstrap_mean(&s, seed, resamples),
+        final_distance: crate::metrics::mean(&d),
+        items: outcomes,
+    })
+}
+
+/// Score a run of `plan-push` over `items` (as [`run_push`] played them, in order) into the
+/// task's result and per-item log: the success rate (primary) and the final distance to
+/// the goal, each with its bootstrap interval, and the planner's own physics steps per
+/// action. An item with an unusable answer is counted invalid (it is still scored).
+pub fn score_push(items: &[PushItem], run: &PushRun, b: Bootstrap) -> (TaskResult, Vec<ItemLog>) {
+    let os = &run.items;
+    let invalid = os.iter().filter(|o| o.unusable > 0).count() as u64;
+    let mut metrics = Vec::new();
+    let series: [(&str, Vec<f64>, bool, Option<f64>); 3] = [
+        (PUSH_PRIMARY, os.iter().map(|o| f64::from(u8::from(o.success))).collect(), true, Some(1.0)),
+        ("final_distance", os.iter().map(|o| o.final_distance).collect(), false, Some(0.0)),
+        (
+            "planner_steps_per_action",
+            os.iter().map(|o| o.planner_steps as f64 / o.actions.max(1) as f64).collect(),
+            false,
+            None,
+        ),
+    ];
+    for (name, v, higher, best) in series {
+        metrics.extend(crate::score::metric(name, "all", &v, invalid, higher, None, best, b));
+    }
+    let logs = items
+        .iter()
+        .zip(os)
+        .map(|(it, o)| ItemLog {
+            task: PUSH_TASK.into(),
+            item: it.id.clone(),
+            hash: it.hash.clone(),
+            family: "push".into(),
+            prediction: serde_json::json!({
+                "success": o.success,
+                "final_distance": o.final_distance,
+                "actions": o.actions,
+                "unusable": o.unusable,
+                "judge_steps": o.judge_steps,
+                "planner_steps": o.planner_steps,
+            }),
+            target: serde_json::json!({ "goal": "the puck in the goal zone at the last frame", "hold": run.hold }),
+            correct: Some(o.success),
+            score: f64::from(u8::from(o.success)),
+            invalid: o.unusable > 0,
+            presentation: None,
+            raw: None,
+        })
+        .collect();
+    let result = TaskResult {
+        id: PUSH_TASK.into(),
+        version: PUSH_VERSION,
+        kind: "plan".into(),
+        primary: PUSH_PRIMARY.into(),
+        content_hash: crate::tasks::content_hash(items.iter().map(|i| i.hash.as_str())),
+        n_items: items.len() as u64,
+        invalid,
+        metrics,
+    };
+    (result, logs)
+}
