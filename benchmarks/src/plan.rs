@@ -303,27 +303,64 @@ pub fn launch_items(ds: &Dataset, split: &str, attempts: usize) -> Result<Launch
         let (family, _, sim_split) = ds.family_of(split, m.sample_index)?;
         let Some(task) = family.launch_task(m.seed, sim_split)? else { continue };
         let id = format!("{LAUNCH_TASK}/{split}/launch/{}/{}", m.sample_index, m.episode_index);
-        let mut h = Sha256::new();
-        h.update(b"physworld-plan-item-v1\0");
-        h.update(ds.info.suite_hash.as_bytes());
-        h.update(format!("\0{id}\0{}\0{}\0{attempts}\0{LAUNCH_VERSION}", m.episode_index, task.template).as_bytes());
-        let hash = hex::encode(h.finalize());
+        let hash = item_hash(ds, &id, &format!("{}\0{}\0{attempts}\0{LAUNCH_VERSION}", m.episode_index, task.template));
         out.items.push(LaunchItem { id, hash, episode_index: m.episode_index, task });
     }
     Ok(out)
+}
+
+/// SHA-256 of a planning item: the dataset's suite hash, its id and `fields` (what else
+/// defines it: episode, budget or control rate, the task's version).
+pub(crate) fn item_hash(ds: &Dataset, id: &str, fields: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"physworld-plan-item-v1\0");
+    h.update(ds.info.suite_hash.as_bytes());
+    h.update(format!("\0{id}\0{fields}").as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The error for a split without episodes of `family`, the planning task's source.
+pub(crate) fn no_episodes(split: &str, family: &str) -> BenchError {
+    BenchError::invalid(
+        "split",
+        split,
+        format!(
+            "a split with `{family}` episodes (generate a suite with the {family} family, e.g. datasets/planning.toml)"
+        ),
+    )
 }
 
 /// [`launch_items`], refusing a split that has none.
 pub fn launch_items_required(ds: &Dataset, split: &str, attempts: usize) -> Result<LaunchItems> {
     let items = launch_items(ds, split, attempts)?;
     if items.items.is_empty() {
-        return Err(BenchError::invalid(
-            "split",
-            split,
-            "a split with `launch` episodes (generate a suite with the launch family, e.g. datasets/planning.toml)",
-        ));
+        return Err(no_episodes(split, "launch"));
     }
     Ok(items)
+}
+
+/// The seed of a random planner's spec: `random` and `chance` are seed 0, `chance:SEED`
+/// its seed; `None` for other specs.
+pub(crate) fn random_seed(spec: &str) -> Result<Option<u64>> {
+    match spec {
+        "random" | "chance" => Ok(Some(0)),
+        other => match other.strip_prefix("chance:") {
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| BenchError::invalid("planner", other, "chance:SEED with an integer SEED")),
+            None => Ok(None),
+        },
+    }
+}
+
+/// The error for an unknown planner `spec` among `names`.
+pub(crate) fn unknown_planner(spec: &str, names: [&str; 3]) -> BenchError {
+    BenchError::invalid(
+        "planner",
+        spec,
+        format!("{}{}", names.join(", "), physworld_sim::suggest::did_you_mean(spec, names)),
+    )
 }
 
 /// The planners by spec.
@@ -332,29 +369,25 @@ pub const PLANNERS: [&str; 3] = ["oracle", "random", "greedy"];
 /// The planner `spec` (see [`PLANNERS`]); `chance[:SEED]`, the random planner as `bench`
 /// names it, is accepted too.
 pub fn planner(spec: &str) -> Result<Box<dyn LaunchPlanner>> {
+    if let Some(seed) = random_seed(spec)? {
+        return Ok(Box::new(RandomPlanner::new(seed)));
+    }
     Ok(match spec {
         "oracle" => Box::new(Oracle::default()),
-        "random" | "chance" => Box::new(RandomPlanner::new(0)),
         "greedy" => Box::new(Greedy::default()),
-        other if other.starts_with("chance:") => {
-            let seed = other["chance:".len()..]
-                .parse()
-                .map_err(|_| BenchError::invalid("planner", other, "chance:SEED with an integer SEED"))?;
-            Box::new(RandomPlanner::new(seed))
-        }
-        other => {
-            return Err(BenchError::invalid(
-                "planner",
-                other,
-                format!("{}{}", PLANNERS.join(", "), physworld_sim::suggest::did_you_mean(other, PLANNERS)),
-            ));
-        }
+        other => return Err(unknown_planner(other, PLANNERS)),
     })
 }
 
 /// A seeded generator per item and planner.
-fn item_rng(seed: u64, index: usize, salt: u64) -> ChaCha8Rng {
+pub(crate) fn item_rng(seed: u64, index: usize, salt: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt)
+}
+
+/// A standard normal draw from two uniforms (Box-Muller).
+pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
+    let (u, v): (f32, f32) = (rng.random_range(1e-6..1.0), rng.random_range(0.0..1.0));
+    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
 }
 
 fn uniform_radius(rng: &mut ChaCha8Rng, r: [f32; 2]) -> f32 {
@@ -498,11 +531,7 @@ impl Oracle {
         for _ in 0..Self::ITERS {
             let mut scored = Vec::with_capacity(Self::SAMPLES);
             for _ in 0..Self::SAMPLES {
-                let z = |rng: &mut ChaCha8Rng| -> f32 {
-                    // A standard normal from two uniforms (Box-Muller).
-                    let (u, v): (f32, f32) = (rng.random_range(1e-6..1.0), rng.random_range(0.0..1.0));
-                    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-                };
+                let z = standard_normal;
                 let radius = (mean[2] + sd[2] * z(rng)).clamp(view.radius[0], view.radius[1]);
                 let pl = Placement {
                     x: (mean[0] + sd[0] * z(rng)).clamp(-X_MAX, X_MAX),

@@ -33,7 +33,8 @@ use physworld_sim::{Episode, PushTask, Shape};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use crate::plan::item_rng;
 
 use crate::error::{BenchError, Result};
 use crate::results::{ItemLog, TaskResult};
@@ -255,11 +256,7 @@ pub fn push_items(ds: &Dataset, split: &str, hold: usize) -> Result<PushItems> {
         let (family, _, sim_split) = ds.family_of(split, m.sample_index)?;
         let Some(task) = family.push_task(m.seed, sim_split)? else { continue };
         let id = format!("{PUSH_TASK}/{split}/push/{}/{}", m.sample_index, m.episode_index);
-        let mut h = Sha256::new();
-        h.update(b"physworld-plan-item-v1\0");
-        h.update(ds.info.suite_hash.as_bytes());
-        h.update(format!("\0{id}\0{}\0{hold}\0{PUSH_VERSION}", m.episode_index).as_bytes());
-        let hash = hex::encode(h.finalize());
+        let hash = crate::plan::item_hash(ds, &id, &format!("{}\0{hold}\0{PUSH_VERSION}", m.episode_index));
         out.items.push(PushItem { id, hash, episode_index: m.episode_index, task });
     }
     Ok(out)
@@ -269,11 +266,7 @@ pub fn push_items(ds: &Dataset, split: &str, hold: usize) -> Result<PushItems> {
 pub fn push_items_required(ds: &Dataset, split: &str, hold: usize) -> Result<PushItems> {
     let items = push_items(ds, split, hold)?;
     if items.items.is_empty() {
-        return Err(BenchError::invalid(
-            "split",
-            split,
-            "a split with `push` episodes (generate a suite with the push family, e.g. datasets/planning.toml)",
-        ));
+        return Err(crate::plan::no_episodes(split, "push"));
     }
     Ok(items)
 }
@@ -283,28 +276,14 @@ pub const PLANNERS: [&str; 3] = ["oracle", "random", "greedy"];
 
 /// The `push` planner `spec` (see [`PLANNERS`]); `chance[:SEED]` is the random one.
 pub fn push_planner(spec: &str) -> Result<Box<dyn PushPlanner>> {
+    if let Some(seed) = crate::plan::random_seed(spec)? {
+        return Ok(Box::new(RandomPush::new(seed)));
+    }
     Ok(match spec {
         "oracle" => Box::new(PushOracle::default()),
-        "random" | "chance" => Box::new(RandomPush::new(0)),
         "greedy" => Box::new(GreedyPush),
-        other if other.starts_with("chance:") => {
-            let seed = other["chance:".len()..]
-                .parse()
-                .map_err(|_| BenchError::invalid("planner", other, "chance:SEED with an integer SEED"))?;
-            Box::new(RandomPush::new(seed))
-        }
-        other => {
-            return Err(BenchError::invalid(
-                "planner",
-                other,
-                format!("{}{}", PLANNERS.join(", "), physworld_sim::suggest::did_you_mean(other, PLANNERS)),
-            ));
-        }
+        other => return Err(crate::plan::unknown_planner(other, PLANNERS)),
     })
-}
-
-fn item_rng(seed: u64, index: usize, salt: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt)
 }
 
 /// A force drawn uniformly from the disk of radius `max`.
@@ -446,10 +425,7 @@ impl PushPlanner for PushOracle {
                 } else {
                     (0..h)
                         .map(|k| {
-                            let z = |rng: &mut ChaCha8Rng| -> f32 {
-                                let (u, v): (f32, f32) = (rng.random_range(1e-6..1.0), rng.random_range(0.0..1.0));
-                                (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-                            };
+                            let z = crate::plan::standard_normal;
                             [mean[k][0] + sd[k][0] * z(rng), mean[k][1] + sd[k][1] * z(rng)]
                         })
                         .collect()

@@ -104,7 +104,8 @@ fn oracle_is_the_ceiling_and_baselines_sit_where_they_should() {
     assert_eq!(primary(&majority, "contact"), 0.5);
     assert_eq!(primary(&majority, "voe"), 0.5);
     assert_eq!(metric(&majority, "voe", "auroc", "all"), 0.5);
-    assert_eq!(majority.unsupported, vec!["forecast"]);
+    // Majority neither forecasts nor plans.
+    assert_eq!(majority.unsupported, vec!["forecast", "plan-push"]);
 
     // Chance: near 50% on binary tasks (a seeded draw of about 60 coin flips per task).
     let chance = bench("chance:3", tmp.path());
@@ -465,7 +466,8 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
         })
         .expect("trains");
         let r = bench(&format!("jepa:{}", run.display()), tmp.path());
-        assert!(r.unsupported.is_empty(), "{objective:?}: {:?}", r.unsupported);
+        // Every prediction task; a checkpoint does not plan yet (latent planning: issue 25).
+        assert_eq!(r.unsupported, vec!["plan-push"], "{objective:?}");
         let kind = if objective == Objective::Jepa { "jepa" } else { "state-mse" };
         assert_eq!(r.model.kind, kind);
         assert_eq!(r.model.checkpoint_hash.as_ref().map(String::len), Some(64));

@@ -101,16 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?,
     };
     let ds = Dataset::open(args.data.path()?)?;
-    let mut items = plan::launch_items_required(&ds, &args.split, args.attempts)?.items;
-    if let Some(k) = args.item {
-        if k >= items.len() {
-            bail!("--item {k}: the split `{}` has {} launch items (0..{})", args.split, items.len(), items.len());
-        }
-        items = vec![items.swap_remove(k)];
-    }
-    if let Some(n) = args.limit {
-        items.truncate(n);
-    }
+    let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, args, "launch")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
     let tick = |o: &plan::LaunchOutcome| {
@@ -137,6 +128,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The items `--item` or `--limit` pick from `items` (the `what` items of the split).
+fn select<T>(mut items: Vec<T>, args: &Args, what: &str) -> anyhow::Result<Vec<T>> {
+    if let Some(k) = args.item {
+        if k >= items.len() {
+            bail!("--item {k}: the split `{}` has {} {what} items (0..{})", args.split, items.len(), items.len());
+        }
+        items = vec![items.swap_remove(k)];
+    }
+    if let Some(n) = args.limit {
+        items.truncate(n);
+    }
+    Ok(items)
+}
+
 /// `plan --task push`.
 fn run_push(args: &Args) -> anyhow::Result<()> {
     if args.hold == 0 || args.hold > plan_push::MAX_HOLD {
@@ -144,16 +149,7 @@ fn run_push(args: &Args) -> anyhow::Result<()> {
     }
     let mut planner = plan_push::push_planner(&args.model)?;
     let ds = Dataset::open(args.data.path()?)?;
-    let mut items = plan_push::push_items_required(&ds, &args.split, args.hold)?.items;
-    if let Some(k) = args.item {
-        if k >= items.len() {
-            bail!("--item {k}: the split `{}` has {} push items (0..{})", args.split, items.len(), items.len());
-        }
-        items = vec![items.swap_remove(k)];
-    }
-    if let Some(n) = args.limit {
-        items.truncate(n);
-    }
+    let items = select(plan_push::push_items_required(&ds, &args.split, args.hold)?.items, args, "push")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
     let tick = |o: &plan_push::PushOutcome| {
