@@ -101,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?,
     };
     let ds = Dataset::open(args.data.path()?)?;
-    let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, args, "launch")?;
+    let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, &args, "launch")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
     let tick = |o: &plan::LaunchOutcome| {
