@@ -103,6 +103,18 @@ pub fn parse_tasks<S: AsRef<str>>(ids: &[S]) -> Result<(Vec<TaskKind>, bool, boo
     Ok((kinds, launch, push))
 }
 
+/// Keep the first `n` of `items` (all when `None`), counting the rest under `--limit` in
+/// `dropped`.
+fn limit<T>(items: &mut Vec<T>, dropped: &mut BTreeMap<String, u64>, n: Option<usize>) {
+    if let Some(n) = n {
+        let cut = items.len().saturating_sub(n) as u64;
+        items.truncate(n);
+        if cut > 0 {
+            *dropped.entry("--limit".into()).or_default() += cut;
+        }
+    }
+}
+
 /// A suite ready to be scored: items of every task over the scored and readout splits.
 pub struct Prepared {
     /// The dataset.
@@ -156,13 +168,7 @@ impl Prepared {
         let mut readout = BTreeMap::new();
         for &t in &opts.tasks {
             let mut built = tasks::build(&ds, &frames, &opts.split, t, &opts.items)?;
-            if let Some(n) = opts.limit {
-                let cut = built.items.len().saturating_sub(n) as u64;
-                built.items.truncate(n);
-                if cut > 0 {
-                    *built.dropped.entry("--limit".into()).or_default() += cut;
-                }
-            }
+            limit(&mut built.items, &mut built.dropped, opts.limit);
             items.insert(t, built);
             readout.insert(t, tasks::build(&ds, &readout_frames, &opts.readout_split, t, &opts.items)?);
         }
@@ -176,24 +182,12 @@ impl Prepared {
                 ));
             }
             launch = crate::plan::launch_items(&ds, &opts.split, opts.plan_attempts)?;
-            if let Some(n) = opts.limit {
-                let cut = launch.items.len().saturating_sub(n) as u64;
-                launch.items.truncate(n);
-                if cut > 0 {
-                    *launch.dropped.entry("--limit".into()).or_default() += cut;
-                }
-            }
+            limit(&mut launch.items, &mut launch.dropped, opts.limit);
         }
         let mut push = crate::plan_push::PushItems::default();
         if opts.plan_push {
             push = crate::plan_push::push_items(&ds, &opts.split, opts.push_hold)?;
-            if let Some(n) = opts.limit {
-                let cut = push.items.len().saturating_sub(n) as u64;
-                push.items.truncate(n);
-                if cut > 0 {
-                    *push.dropped.entry("--limit".into()).or_default() += cut;
-                }
-            }
+            limit(&mut push.items, &mut push.dropped, opts.limit);
         }
         Ok(Prepared { ds, opts, frames, readout_frames, items, readout, launch, push })
     }

@@ -113,19 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
         eprintln!("{}: {line}", args.model);
     }
-    let json = serde_json::to_string_pretty(&run)?;
-    if let Some(out) = &args.out {
-        physworld_pipeline::write_atomic(out, json.as_bytes())?;
-    }
-    if args.json {
-        println!("{json}");
-    } else {
-        print_summary(&run, args.item.is_some());
-        if let Some(out) = &args.out {
-            println!("wrote {}", out.display());
-        }
-    }
-    Ok(())
+    emit(&run, &args, || print_summary(&run, args.item.is_some()))
 }
 
 /// The items `--item` or `--limit` pick from `items` (the `what` items of the split).
@@ -162,14 +150,20 @@ fn run_push(args: &Args) -> anyhow::Result<()> {
     };
     let run = plan_push::run_push(&items, planner.as_mut(), &args.split, args.seed, args.hold, args.resamples, &tick)?;
     bar.finish_and_clear();
-    let json = serde_json::to_string_pretty(&run)?;
+    emit(&run, args, || print_push_summary(&run))
+}
+
+/// Write `run` to `--out` (as JSON), then print it as JSON (`--json`) or as `summary`
+/// prints it.
+fn emit<T: serde::Serialize>(run: &T, args: &Args, summary: impl FnOnce()) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(run)?;
     if let Some(out) = &args.out {
         physworld_pipeline::write_atomic(out, json.as_bytes())?;
     }
     if args.json {
         println!("{json}");
     } else {
-        print_push_summary(&run);
+        summary();
         if let Some(out) = &args.out {
             println!("wrote {}", out.display());
         }
