@@ -8,16 +8,14 @@
 //! episode ends. Success is the family's `goal_reached` label (the puck in the goal zone at
 //! the last frame), one definition everywhere.
 //!
-//! The environment steps by re-simulation: the state after `k` actions is frame `k * hold`
-//! of the episode simulated from its start under the actions so far (the simulator is
-//! deterministic, so this is the state a stepping simulator would reach, at the cost of one
-//! simulation per control step).
+//! The environment is one [`Simulation`] advanced frame by frame under the chosen forces:
+//! the episode it records is the one [`PushTask::run`] gives for the same forces.
 //!
 //! A planner observes ([`PushView`]) the static scene, the goal zone, the puck's radius,
 //! position and velocity (when visible), the force bound, the frame, the episode's length
 //! and the control rate; never its mass or friction. Planners ([`push_planner`]): `oracle`
-//! (receding-horizon CEM over the next second of actions with the true simulator from the
-//! true state: the ceiling), `random` (uniform forces in the bound's disk) and `greedy` (a saturated PD
+//! (receding-horizon CEM over the next second of actions with forks of the true simulation:
+//! the ceiling), `random` (uniform forces in the bound's disk) and `greedy` (a saturated PD
 //! controller toward the goal's centre). For planners that need a goal state (latent
 //! planners, issue 25), the goal is the zone's centre at rest.
 //!
@@ -29,7 +27,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use physworld_pipeline::{Dataset, SceneBox};
-use physworld_sim::{Episode, PushTask, Shape};
+use physworld_sim::{Frame, PushTask, Shape, Simulation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -89,17 +87,18 @@ pub struct PushView {
 pub trait PushPlanner: Send {
     /// Model id in results.
     fn id(&self) -> &str;
-    /// Start the item of episode `index` (of a run with seed `seed`); `task` is given only
-    /// to planners that declare [`PushPlanner::uses_simulator`].
-    fn begin(&mut self, index: usize, seed: u64, task: Option<&PushTask>);
+    /// Start the item of episode `index` (of a run with seed `seed`).
+    fn begin(&mut self, index: usize, seed: u64);
     /// Whether this planner searches with the true simulator (the oracle).
     fn uses_simulator(&self) -> bool {
         false
     }
     /// The force `[fx, fz]` to hold next, after the frame-by-frame forces executed so far
     /// (`executed[f]` acts between frames `f` and `f + 1`); `None` for an unusable answer
-    /// (no force is applied, and it is counted). An error stops the run.
-    fn act(&mut self, view: &PushView, executed: &[[f32; 3]]) -> Result<Option<[f32; 2]>>;
+    /// (no force is applied, and it is counted). An error stops the run. `sim`, the true
+    /// simulation at the present frame (to fork, not to advance), is given only to planners
+    /// that declare [`PushPlanner::uses_simulator`].
+    fn act(&mut self, view: &PushView, executed: &[[f32; 3]], sim: Option<&Simulation>) -> Result<Option<[f32; 2]>>;
     /// Physics steps the planner spent on its own simulations for the current item.
     fn own_steps(&self) -> u64 {
         0
@@ -129,8 +128,9 @@ pub struct PushOutcome {
     pub seconds: f64,
 }
 
-/// The observation at `frame` of an episode.
-fn view_at(task: &PushTask, ep: &Episode, frame: usize, hold: usize) -> Result<PushView> {
+/// The observation at the last of `frames`.
+fn view_at(task: &PushTask, frames: &[Frame], hold: usize) -> Result<PushView> {
+    let frame = frames.len().saturating_sub(1);
     let goal =
         task.scene.zones.first().ok_or_else(|| BenchError::invalid("push task", "no goal zone", "a goal zone"))?;
     let puck = task.scene.objects.first().ok_or_else(|| BenchError::invalid("push task", "no puck", "a puck"))?;
@@ -138,7 +138,7 @@ fn view_at(task: &PushTask, ep: &Episode, frame: usize, hold: usize) -> Result<P
         Shape::Cylinder { radius, .. } | Shape::Sphere { radius } => radius,
         _ => puck.shape.bounding_radius(),
     };
-    let state = ep.frames.get(frame).and_then(|f| f.objects.first()).filter(|o| o.present && o.visible);
+    let state = frames.last().and_then(|f| f.objects.first()).filter(|o| o.present && o.visible);
     Ok(PushView {
         statics: task.scene.statics.iter().map(SceneBox::of_static).collect(),
         goal: SceneBox::of_zone(goal),
@@ -152,18 +152,15 @@ fn view_at(task: &PushTask, ep: &Episode, frame: usize, hold: usize) -> Result<P
     })
 }
 
-fn simulate(task: &PushTask, actions: &[[f32; 3]]) -> Result<Episode> {
-    task.run(actions)?.map_err(|r| BenchError::Mismatch {
-        what: "push episode".into(),
-        reason: format!("the physics was rejected: {r:?}"),
-    })
+fn rejected(r: physworld_sim::Rejection) -> BenchError {
+    BenchError::Mismatch { what: "push episode".into(), reason: format!("the physics was rejected: {r:?}") }
 }
 
-/// Distance of the puck at the episode's end to the goal zone's centre (a puck that fell
-/// off the table is far from it, wherever it lies below).
-fn final_distance(task: &PushTask, ep: &Episode) -> f64 {
+/// Distance of the puck at the last of `frames` to the goal zone's centre (a puck that
+/// fell off the table is far from it, wherever it lies below).
+fn final_distance(task: &PushTask, frames: &[Frame]) -> f64 {
     let g = task.scene.zones.first().map_or([0.0; 3], |z| z.center);
-    let p = ep.frames.last().and_then(|f| f.objects.first()).map_or([0.0; 3], |o| o.position);
+    let p = frames.last().and_then(|f| f.objects.first()).map_or([0.0; 3], |o| o.position);
     f64::from(physworld_sim::math::dist(p, g))
 }
 
@@ -189,33 +186,34 @@ pub fn play(
         return Err(BenchError::invalid("hold", hold, format!("1..={MAX_HOLD} frames")));
     }
     let start = Instant::now();
-    let given = if planner.uses_simulator() { Some(task) } else { None };
-    planner.begin(episode_index as usize, seed, given);
+    planner.begin(episode_index as usize, seed);
+    let given = planner.uses_simulator();
     let last = task.frames().saturating_sub(1);
     let mut executed: Vec<[f32; 3]> = Vec::with_capacity(last);
-    let mut ep = simulate(task, &executed)?;
+    let mut sim = task.start()?.map_err(rejected)?;
     let (mut actions, mut unusable, mut planning) = (0usize, 0usize, 0f64);
     while executed.len() < last {
-        let view = view_at(task, &ep, executed.len(), hold)?;
+        let view = view_at(task, sim.frames(), hold)?;
         let t = Instant::now();
-        let chosen = planner.act(&view, &executed)?;
+        let chosen = planner.act(&view, &executed, given.then_some(&sim))?;
         planning += t.elapsed().as_secs_f64();
         actions += 1;
         let force = chosen.and_then(|f| clip(f, task.max_force)).unwrap_or_else(|| {
             unusable += 1;
             [0.0; 3]
         });
-        let n = hold.min(last - executed.len());
-        executed.extend(std::iter::repeat_n(force, n));
-        ep = simulate(task, &executed)?;
+        for _ in 0..hold.min(last - executed.len()) {
+            executed.push(force);
+            sim.advance(force).map_err(rejected)?;
+        }
     }
     Ok(PushOutcome {
         episode_index,
-        success: ep.labels.goal_reached == Some(true),
-        final_distance: final_distance(task, &ep),
+        success: PushTask::reached(sim.frames()),
+        final_distance: final_distance(task, sim.frames()),
         actions,
         unusable,
-        judge_steps: ep.physics_steps,
+        judge_steps: sim.physics_steps(),
         planner_steps: planner.own_steps(),
         planning_seconds: planning,
         seconds: start.elapsed().as_secs_f64(),
@@ -310,10 +308,10 @@ impl PushPlanner for RandomPush {
     fn id(&self) -> &str {
         "random"
     }
-    fn begin(&mut self, index: usize, seed: u64, _task: Option<&PushTask>) {
+    fn begin(&mut self, index: usize, seed: u64) {
         self.rng = item_rng(seed, index, 0x50_52_4E_44 ^ self.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     }
-    fn act(&mut self, view: &PushView, _: &[[f32; 3]]) -> Result<Option<[f32; 2]>> {
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
         Ok(Some(uniform_disk(&mut self.rng, view.max_force)))
     }
 }
@@ -333,8 +331,8 @@ impl PushPlanner for GreedyPush {
     fn id(&self) -> &str {
         "greedy"
     }
-    fn begin(&mut self, _index: usize, _seed: u64, _task: Option<&PushTask>) {}
-    fn act(&mut self, view: &PushView, _: &[[f32; 3]]) -> Result<Option<[f32; 2]>> {
+    fn begin(&mut self, _index: usize, _seed: u64) {}
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
         let Some(p) = view.puck else { return Ok(Some([0.0, 0.0])) };
         let g = view.goal.position;
         Ok(Some([
@@ -345,16 +343,15 @@ impl PushPlanner for GreedyPush {
 }
 
 /// The ceiling: at each control step, the cross-entropy method over the next
-/// [`HORIZON_S`] of actions with the true simulator as its model (the episode re-simulated
-/// from its start under the executed forces, then the candidate's, then none for one more
-/// second or to the episode's end if sooner), scored by the puck's distance
+/// [`HORIZON_S`] of actions with the true simulator as its model (a fork of the episode's
+/// simulation at the present frame, advanced under the candidate's forces, then none for
+/// one more second or to the episode's end if sooner), scored by the puck's distance
 /// to the goal zone's centre there plus 0.3 s times its speed (a puck still sliding has not
 /// arrived). Its candidates: the previous step's plan shifted by one action (the CEM's
 /// initial mean), full force straight at the goal, and draws around the mean; the first
 /// action of the best plan is executed.
 #[derive(Default)]
 pub struct PushOracle {
-    task: Option<PushTask>,
     rng: Option<ChaCha8Rng>,
     steps: u64,
     plan: Vec<[f32; 2]>,
@@ -367,13 +364,6 @@ impl PushOracle {
     const ELITES: usize = 3;
 }
 
-/// `task` cut to its first `frames` frames (the same physics up to there).
-fn truncated(task: &PushTask, frames: usize) -> PushTask {
-    let mut t = task.clone();
-    t.scene.sim.duration_s = frames.saturating_sub(1).max(1) as f32 / t.scene.sim.fps.max(1) as f32;
-    t
-}
-
 impl PushPlanner for PushOracle {
     fn id(&self) -> &str {
         "oracle"
@@ -381,8 +371,7 @@ impl PushPlanner for PushOracle {
     fn uses_simulator(&self) -> bool {
         true
     }
-    fn begin(&mut self, index: usize, seed: u64, task: Option<&PushTask>) {
-        self.task = task.cloned();
+    fn begin(&mut self, index: usize, seed: u64) {
         self.rng = Some(item_rng(seed, index, 0x4F_52_41_43));
         self.steps = 0;
         self.plan.clear();
@@ -390,16 +379,15 @@ impl PushPlanner for PushOracle {
     fn own_steps(&self) -> u64 {
         self.steps
     }
-    fn act(&mut self, view: &PushView, executed: &[[f32; 3]]) -> Result<Option<[f32; 2]>> {
-        let (Some(task), Some(rng)) = (self.task.as_ref(), self.rng.as_mut()) else { return Ok(None) };
+    fn act(&mut self, view: &PushView, executed: &[[f32; 3]], sim: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
+        let (Some(sim), Some(rng)) = (sim, self.rng.as_mut()) else { return Ok(None) };
         let (fps, hold, max) = (view.fps.max(1) as usize, view.hold, view.max_force);
         let now = executed.len();
         let last = view.frames.saturating_sub(1);
         let remaining = last.saturating_sub(now).max(1);
         let h = ((HORIZON_S * fps as f32 / hold as f32).ceil() as usize).clamp(1, remaining.div_ceil(hold));
-        // The true simulator, from the start under the executed forces, to the window's end.
+        // The true simulator, forked at the present, to the window's end.
         let window = (h * hold + fps).min(remaining);
-        let model = truncated(task, now + window + 1);
         let goal = view.goal.position;
         let toward_goal = match view.puck {
             Some(p) => {
@@ -430,15 +418,16 @@ impl PushPlanner for PushOracle {
                         })
                         .collect()
                 };
-                let mut actions: Vec<[f32; 3]> = executed.to_vec();
-                for f in &cand {
-                    let force = clip(*f, max).unwrap_or([0.0; 3]);
-                    let n = hold.min((now + window).saturating_sub(actions.len()));
-                    actions.extend(std::iter::repeat_n(force, n));
+                let mut fork = sim.clone();
+                let healthy = (0..window).all(|k| {
+                    let force = cand.get(k / hold).and_then(|f| clip(*f, max)).unwrap_or([0.0; 3]);
+                    fork.advance(force).is_ok()
+                });
+                self.steps += fork.physics_steps() - sim.physics_steps();
+                if !healthy {
+                    continue;
                 }
-                let Ok(Ok(ep)) = model.run(&actions) else { continue };
-                self.steps += ep.physics_steps;
-                let Some(end) = ep.frames.last().and_then(|f| f.objects.first()) else { continue };
+                let Some(end) = fork.frames().last().and_then(|f| f.objects.first()) else { continue };
                 let d = physworld_sim::math::dist(end.position, goal);
                 let speed = physworld_sim::math::norm(end.linvel);
                 scored.push((f64::from(d + 0.3 * speed), cand));

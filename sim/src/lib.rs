@@ -52,7 +52,7 @@ pub use scene::{
 pub use seed::{Sampler, episode_seed};
 pub use simulate::{
     DEFAULT_ENERGY_GROWTH, DEFAULT_ENERGY_SLACK_J, DEFAULT_MAX_PENETRATION, DEFAULT_MAX_SPEED, HealthConfig,
-    Intervention, Simulated, simulate, simulate_with, touches,
+    Intervention, Simulated, Simulation, simulate, simulate_with, touches,
 };
 pub use split::Split;
 pub use visibility::View;

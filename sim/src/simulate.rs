@@ -145,137 +145,247 @@ pub fn simulate_with(scene: &Scene, health: &HealthConfig, interventions: &[(u32
     Ok(run(scene, health, interventions))
 }
 
-fn reject(reason: RejectReason, frame: u32, detail: String) -> Simulated {
-    Err(Rejection { reason, frame, detail })
+fn run(scene: &Scene, health: &HealthConfig, interventions: &[(u32, Intervention)]) -> Simulated {
+    let mut sim = Simulation::begin(scene, health, interventions)?;
+    while !sim.done() {
+        let f = sim.frames.len();
+        let raw = scene.agent.as_ref().and_then(|a| a.actions.get(f - 1).copied()).unwrap_or([0.0; 3]);
+        sim.advance(raw)?;
+    }
+    Ok(sim.finish())
 }
 
-fn run(scene: &Scene, health: &HealthConfig, interventions: &[(u32, Intervention)]) -> Simulated {
-    let mut world = SceneWorld::build(scene);
-    let view = View::new(&scene.camera);
-    let n = scene.sim.num_frames();
-    let substeps = scene.sim.substeps();
-    let dt = 1.0 / scene.sim.physics_hz as f32;
-    let fps = scene.sim.fps as f32;
-    let mut frames: Vec<Frame> = Vec::with_capacity(n as usize);
-    let mut acc: BTreeMap<(Body, Body), f32> = BTreeMap::new();
-    let mut steps = 0u64;
-    let mut actions_out = scene.agent.as_ref().map(|_| Vec::with_capacity(n as usize));
+/// A simulation in progress, advanced one recorded frame at a time: what [`simulate_with`]
+/// does in one call, for callers that choose the agent's force as the episode unfolds
+/// (closed-loop planning). A clone is a fork: it continues exactly (bit for bit) as the
+/// original would under the same forces, so a planner can try futures from the present
+/// without re-simulating the past. Stepping a scene through to its end under its own
+/// agent actions gives the same episode as [`simulate_with`].
+#[derive(Clone)]
+pub struct Simulation {
+    scene: std::sync::Arc<Scene>,
+    health: HealthConfig,
+    interventions: std::sync::Arc<[(u32, Intervention)]>,
+    world: SceneWorld,
+    view: View,
+    frames: Vec<Frame>,
+    acc: BTreeMap<(Body, Body), f32>,
+    steps: u64,
+    actions_out: Option<Vec<Vec3>>,
+    energy_base: f32,
+    energy_check: bool,
+    work: f32,
+    rejected: Option<Rejection>,
+}
 
-    let mut energy_base = world.energy();
-    let mut energy_check = true;
-    let mut work = 0.0f32;
+impl Simulation {
+    /// Build the world of `scene` and record its first frame (after any intervention at
+    /// frame 0). The outer `Result` is a bad scene; the inner, a first frame that fails the
+    /// health checks.
+    pub fn start(
+        scene: &Scene,
+        health: &HealthConfig,
+        interventions: &[(u32, Intervention)],
+    ) -> Result<std::result::Result<Simulation, Rejection>> {
+        scene.validate()?;
+        Ok(Simulation::begin(scene, health, interventions))
+    }
 
-    for f in 0..n {
-        if f > 0 {
-            let force = scene.agent.as_ref().map(|a| {
-                let raw = a.actions.get(f as usize - 1).copied().unwrap_or([0.0; 3]);
-                let m = norm(raw);
-                let clipped = if m > a.max_force && m > 0.0 { scale(raw, a.max_force / m) } else { raw };
-                world.set_force(a.object, clipped);
-                (a.object, clipped)
-            });
-            if let (Some((_, fv)), Some(out)) = (force, actions_out.as_mut()) {
-                out.push(fv);
+    fn begin(
+        scene: &Scene,
+        health: &HealthConfig,
+        interventions: &[(u32, Intervention)],
+    ) -> std::result::Result<Simulation, Rejection> {
+        let world = SceneWorld::build(scene);
+        let n = scene.sim.num_frames() as usize;
+        let energy_base = world.energy();
+        let mut sim = Simulation {
+            scene: std::sync::Arc::new(scene.clone()),
+            health: health.clone(),
+            interventions: interventions.into(),
+            view: View::new(&scene.camera),
+            world,
+            frames: Vec::with_capacity(n),
+            acc: BTreeMap::new(),
+            steps: 0,
+            actions_out: scene.agent.as_ref().map(|_| Vec::with_capacity(n)),
+            energy_base,
+            energy_check: true,
+            work: 0.0,
+            rejected: None,
+        };
+        sim.record()?;
+        Ok(sim)
+    }
+
+    /// Frames the episode will have.
+    pub fn num_frames(&self) -> usize {
+        self.scene.sim.num_frames() as usize
+    }
+
+    /// Whether every frame has been recorded.
+    pub fn done(&self) -> bool {
+        self.frames.len() >= self.num_frames()
+    }
+
+    /// The frames recorded so far (the last is the present). Frame 0's contacts are filled
+    /// in by the first [`Simulation::advance`], whose collision detection finds them.
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+
+    /// The scene being simulated.
+    pub fn scene(&self) -> &Scene {
+        &self.scene
+    }
+
+    /// Physics steps taken so far.
+    pub fn physics_steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Simulate to the next recorded frame with `action` as the agent's force (clipped to
+    /// its bound; ignored when the scene has no agent) and record it. A simulation that
+    /// fails a health check stays rejected; once every frame is recorded this does nothing.
+    pub fn advance(&mut self, action: Vec3) -> std::result::Result<(), Rejection> {
+        if let Some(r) = &self.rejected {
+            return Err(r.clone());
+        }
+        if self.done() {
+            return Ok(());
+        }
+        let f = self.frames.len() as u32;
+        let substeps = self.scene.sim.substeps();
+        let dt = 1.0 / self.scene.sim.physics_hz as f32;
+        let world = &mut self.world;
+        let force = self.scene.agent.as_ref().map(|a| {
+            let m = norm(action);
+            let clipped = if m > a.max_force && m > 0.0 { scale(action, a.max_force / m) } else { action };
+            world.set_force(a.object, clipped);
+            (a.object, clipped)
+        });
+        if let (Some((_, fv)), Some(out)) = (force, self.actions_out.as_mut()) {
+            out.push(fv);
+        }
+        for _ in 0..substeps {
+            if let Some((obj, fv)) = force
+                && let Some(vel) = self.world.linvel(obj)
+            {
+                self.work += dot(fv, vel) * dt;
             }
-            for _ in 0..substeps {
-                if let Some((obj, fv)) = force
-                    && let Some(vel) = world.linvel(obj)
-                {
-                    work += dot(fv, vel) * dt;
-                }
-                world.step();
-                steps += 1;
-                if steps == 1 {
-                    // Frame 0's contacts: those detected at the start (the first step's
-                    // collision detection runs on the initial poses), with its impulses.
-                    let mut first = BTreeMap::new();
-                    world.accumulate_contacts(&mut first);
-                    frames[0].contacts = to_contacts(first);
-                    frames[0].zone_contacts = world.zone_contacts();
-                }
-                let (pen, pair) = world.accumulate_contacts(&mut acc);
-                if pen > health.max_penetration {
-                    return reject(
-                        RejectReason::Interpenetration,
-                        f,
-                        format!("{pair:?} overlap {pen:.4} m > bound {} m", health.max_penetration),
-                    );
-                }
+            self.world.step();
+            self.steps += 1;
+            if self.steps == 1 {
+                // Frame 0's contacts: those detected at the start (the first step's
+                // collision detection runs on the initial poses), with its impulses.
+                let mut first = BTreeMap::new();
+                self.world.accumulate_contacts(&mut first);
+                self.frames[0].contacts = to_contacts(first);
+                self.frames[0].zone_contacts = self.world.zone_contacts();
+            }
+            let (pen, pair) = self.world.accumulate_contacts(&mut self.acc);
+            if pen > self.health.max_penetration {
+                let bound = self.health.max_penetration;
+                return self.fail(
+                    RejectReason::Interpenetration,
+                    f,
+                    format!("{pair:?} overlap {pen:.4} m > bound {bound} m"),
+                );
             }
         }
+        self.record()
+    }
+
+    fn fail(&mut self, reason: RejectReason, frame: u32, detail: String) -> std::result::Result<(), Rejection> {
+        let r = Rejection { reason, frame, detail };
+        self.rejected = Some(r.clone());
+        Err(r)
+    }
+
+    /// Apply the interventions at the next frame, check the world's health and record it.
+    fn record(&mut self) -> std::result::Result<(), Rejection> {
+        let f = self.frames.len() as u32;
+        let health = &self.health;
         let mut intervened = false;
-        for (_, iv) in interventions.iter().filter(|(at, _)| *at == f) {
-            apply(&mut world, iv);
+        for (_, iv) in self.interventions.iter().filter(|(at, _)| *at == f) {
+            apply(&mut self.world, iv);
             intervened = true;
             if matches!(iv, Intervention::GravityScale { scale, .. } if *scale < 0.0) {
-                energy_check = false;
+                self.energy_check = false;
             }
         }
         if intervened {
-            energy_base = world.energy() - work;
+            self.energy_base = self.world.energy() - self.work;
         }
-        let mut states = world.states().to_vec();
+        let mut states = self.world.states().to_vec();
         for (i, s) in states.iter().enumerate().filter(|(_, s)| s.present) {
             if !(finite3(s.position)
                 && finite3(s.linvel)
                 && finite3(s.angvel)
                 && s.rotation.iter().all(|x| x.is_finite()))
             {
-                return reject(RejectReason::NonFinite, f, format!("object {i} state is not finite"));
+                return self.fail(RejectReason::NonFinite, f, format!("object {i} state is not finite"));
             }
             let speed = norm(s.linvel);
             if speed > health.max_speed {
-                return reject(
-                    RejectReason::SpeedBound,
-                    f,
-                    format!("object {i} speed {speed:.2} m/s > bound {} m/s", health.max_speed),
-                );
+                let detail = format!("object {i} speed {speed:.2} m/s > bound {} m/s", health.max_speed);
+                return self.fail(RejectReason::SpeedBound, f, detail);
             }
         }
-        if energy_check {
-            let e = world.energy();
-            let bound = (1.0 + health.energy_growth) * energy_base.max(0.0) + work.max(0.0) + health.energy_slack_j;
+        if self.energy_check {
+            let e = self.world.energy();
+            let bound =
+                (1.0 + health.energy_growth) * self.energy_base.max(0.0) + self.work.max(0.0) + health.energy_slack_j;
             if !e.is_finite() || e > bound {
-                return reject(RejectReason::EnergyBlowUp, f, format!("energy {e:.3} J > bound {bound:.3} J"));
+                return self.fail(RejectReason::EnergyBlowUp, f, format!("energy {e:.3} J > bound {bound:.3} J"));
             }
         }
-        mark_visible(&world, &view, &mut states);
-        let contacts = to_contacts(std::mem::take(&mut acc));
-        frames.push(Frame { time: f as f32 / fps, objects: states, contacts, zone_contacts: world.zone_contacts() });
+        mark_visible(&self.world, &self.view, &mut states);
+        let contacts = to_contacts(std::mem::take(&mut self.acc));
+        let time = f as f32 / self.scene.sim.fps as f32;
+        self.frames.push(Frame { time, objects: states, contacts, zone_contacts: self.world.zone_contacts() });
+        Ok(())
     }
 
-    let labels = generic_labels(scene, &frames);
-    Ok(Episode {
-        family: "custom".into(),
-        split: Split::Train,
-        seed: 0,
-        attempt: 0,
-        fps: scene.sim.fps,
-        physics_hz: scene.sim.physics_hz,
-        camera: scene.camera.clone(),
-        objects: scene
-            .objects
-            .iter()
-            .map(|o| ObjectProps {
-                name: o.name.clone(),
-                shape: o.shape.kind(),
-                mass: o.mass_kg(),
-                friction: o.friction,
-                restitution: o.restitution,
-                color: o.color,
-            })
-            .collect(),
-        statics: scene.statics.clone(),
-        zones: scene.zones.clone(),
-        joints: scene.joints.clone(),
-        actions: actions_out,
-        agent_object: scene.agent.as_ref().map(|a| a.object),
-        placement: None,
-        template: None,
-        frames,
-        labels,
-        physics_steps: steps,
-    })
+    /// The episode recorded so far (all of it once [`Simulation::done`]), with the generic
+    /// labels computed from its frames. Family, split and seed are placeholders for the
+    /// caller to fill.
+    pub fn finish(self) -> Episode {
+        let scene = &self.scene;
+        let frames = self.frames;
+        let labels = generic_labels(scene, &frames);
+        Episode {
+            family: "custom".into(),
+            split: Split::Train,
+            seed: 0,
+            attempt: 0,
+            fps: scene.sim.fps,
+            physics_hz: scene.sim.physics_hz,
+            camera: scene.camera.clone(),
+            objects: scene
+                .objects
+                .iter()
+                .map(|o| ObjectProps {
+                    name: o.name.clone(),
+                    shape: o.shape.kind(),
+                    mass: o.mass_kg(),
+                    friction: o.friction,
+                    restitution: o.restitution,
+                    color: o.color,
+                })
+                .collect(),
+            statics: scene.statics.clone(),
+            zones: scene.zones.clone(),
+            joints: scene.joints.clone(),
+            actions: self.actions_out,
+            agent_object: scene.agent.as_ref().map(|a| a.object),
+            placement: None,
+            template: None,
+            frames,
+            labels,
+            physics_steps: self.steps,
+        }
+    }
 }
 
 fn to_contacts(acc: BTreeMap<(Body, Body), f32>) -> Vec<Contact> {

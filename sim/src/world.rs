@@ -82,10 +82,45 @@ pub(crate) struct SceneWorld {
 }
 
 /// A spring joint: its two (body, local anchor) ends, stiffness and rest length.
+#[derive(Clone)]
 struct Spring {
     ends: [(RigidBodyHandle, Vector); 2],
     stiffness: f32,
     rest_length: f32,
+}
+
+/// A copy of the world that continues exactly as the original would: every part of
+/// Rapier's state (bodies, colliders, joints, islands, broad and narrow phase with its
+/// contact manifolds and warm-start impulses) is cloned; the pipelines hold only
+/// per-step workspace and start fresh.
+impl Clone for SceneWorld {
+    fn clone(&self) -> Self {
+        let pw = &self.pw;
+        let copy = PhysicsWorld {
+            gravity: pw.gravity,
+            integration_parameters: pw.integration_parameters,
+            physics_pipeline: PhysicsPipeline::new(),
+            collision_pipeline: CollisionPipeline::new(),
+            islands: pw.islands.clone(),
+            broad_phase: pw.broad_phase.clone(),
+            narrow_phase: pw.narrow_phase.clone(),
+            bodies: pw.bodies.clone(),
+            colliders: pw.colliders.clone(),
+            impulse_joints: pw.impulse_joints.clone(),
+            multibody_joints: pw.multibody_joints.clone(),
+            soft_bodies: pw.soft_bodies.clone(),
+            ccd_solver: pw.ccd_solver.clone(),
+        };
+        SceneWorld {
+            pw: copy,
+            specs: self.specs.clone(),
+            objects: self.objects.clone(),
+            statics: self.statics.clone(),
+            zones: self.zones.clone(),
+            last: self.last.clone(),
+            springs: self.springs.clone(),
+        }
+    }
 }
 
 impl SceneWorld {

@@ -4,13 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{self, AGENT_RED};
 use super::{FamilyInfo, FamilyKind, Outcome, Range, Sample};
-use crate::episode::Episode;
+use crate::episode::{Episode, Frame};
 use crate::error::{Rejection, Result};
 use crate::math::{Vec3, sub};
 use crate::scene::{
     AgentSpec, ContactQuery, ContactTarget, Mass, ObjectSpec, Scene, Shape, SimConfig, StaticRole, StaticSpec, Zone,
 };
 use crate::seed::Sampler;
+use crate::simulate::{HealthConfig, Simulation};
 use crate::split::Split;
 
 /// Height of the table top, m.
@@ -135,10 +136,22 @@ impl PushTask {
             a.actions = actions.to_vec();
         }
         Ok(common::run(&scene, &[])?.map(|mut ep| {
-            let reached = ep.frames.last().is_some_and(|f| f.zone_contacts.contains(&(0, 0)));
-            ep.labels.goal_reached = Some(reached);
+            ep.labels.goal_reached = Some(PushTask::reached(&ep.frames));
             ep
         }))
+    }
+
+    /// The task's simulation at its first frame, to be advanced one frame at a time with
+    /// the chosen forces ([`Simulation::advance`]); forks ([`Clone`]) continue exactly as
+    /// [`PushTask::run`] would under the same forces.
+    pub fn start(&self) -> Result<std::result::Result<Simulation, Rejection>> {
+        Simulation::start(&self.scene, &HealthConfig::default(), &[])
+    }
+
+    /// The family's goal label on recorded frames: the puck (object 0) in the goal zone
+    /// (zone 0) at the last frame.
+    pub fn reached(frames: &[Frame]) -> bool {
+        frames.last().is_some_and(|f| f.zone_contacts.contains(&(0, 0)))
     }
 }
 
@@ -236,6 +249,28 @@ mod tests {
             let replay = task.run(&actions).expect("runs").expect("healthy");
             assert_eq!(replay.frames, recorded.frames, "seed {seed}");
             assert_eq!(replay.labels.goal_reached, recorded.labels.goal_reached);
+            // Stepped frame by frame, with a fork taken midway, the simulation is the same.
+            let mut sim = task.start().expect("starts").expect("healthy");
+            let mut fork = None;
+            for f in 0..task.frames() - 1 {
+                if f == task.frames() / 2 {
+                    fork = Some(sim.clone());
+                    // The original goes on a detour the fork must not see.
+                    let mut detour = sim.clone();
+                    for _ in 0..5 {
+                        detour.advance([3.0, 0.0, -3.0]).expect("healthy");
+                    }
+                }
+                sim.advance(actions.get(f).copied().unwrap_or([0.0; 3])).expect("healthy");
+            }
+            assert!(sim.done());
+            let mut fork = fork.expect("forked");
+            while !fork.done() {
+                let f = fork.frames().len() - 1;
+                fork.advance(actions.get(f).copied().unwrap_or([0.0; 3])).expect("healthy");
+            }
+            assert_eq!(sim.finish().frames, recorded.frames, "stepped, seed {seed}");
+            assert_eq!(fork.finish().frames, recorded.frames, "forked, seed {seed}");
             let idle = task.run(&[]).expect("runs").expect("healthy");
             let (a, b) = (idle.frames[0].objects[0].position, idle.frames[task.frames() - 1].objects[0].position);
             assert!(crate::math::dist(a, b) < 1e-3, "an unpushed puck stays: {a:?} -> {b:?}");
