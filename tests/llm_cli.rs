@@ -349,13 +349,18 @@ fn prompt_variants_seeds_and_shots_are_runs_reported_as_mean_and_spread() {
 
 /// A small planning dataset: `launch` only, 3 test items from the held-out templates.
 fn launch_dataset(dir: &Path) -> std::path::PathBuf {
-    let suite = dir.join("launch.toml");
+    family_dataset(dir, "launch")
+}
+
+/// A small dataset of one `family`, 3 test items.
+fn family_dataset(dir: &Path, family: &str) -> std::path::PathBuf {
+    let suite = dir.join(format!("{family}.toml"));
     std::fs::write(
         &suite,
-        "[suite]\nname = \"launch-llm\"\nseed = 7\nsamples_per_file = 16\nmax_objects = 4\n\n[splits]\ntrain = 2\nval = 1\nreadout = 1\ntest = 3\n\n[[family]]\nname = \"launch\"\n",
+        format!("[suite]\nname = \"{family}-llm\"\nseed = 7\nsamples_per_file = 16\nmax_objects = 4\n\n[splits]\ntrain = 2\nval = 1\nreadout = 1\ntest = 3\n\n[[family]]\nname = \"{family}\"\n"),
     )
     .expect("suite");
-    let data = dir.join("launch");
+    let data = dir.join(family);
     let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
         .args(["generate", "--suite", s(&suite), "--out", s(&data)])
         .output()
@@ -450,5 +455,80 @@ fn llms_play_plan_launch_items_as_dialogues_through_the_server_and_in_process() 
         assert_eq!(item["attempts"], logs[0]["prediction"]["attempts"], "{name}");
         assert_eq!(item["first_success"], logs[0]["prediction"]["first_success"], "{name}");
         assert_eq!(item["raw"]["dialogue"], logs[0]["raw"]["dialogue"], "{name}");
+    }
+}
+
+/// SmolLM2 pushes a puck in closed loop as a dialogue, through the llama.cpp server
+/// (json_schema) and in-process (a grammar): one force per reply, the puck's new state back
+/// as the next turn, no hidden property in the scene, and a rerun (by `bench` or by `plan`)
+/// replays the dialogue from the cache with identical results.
+#[test]
+fn llms_push_as_dialogues_through_the_server_and_in_process() {
+    let url = base_url();
+    let gguf = std::env::var("PHYSWORLD_GGUF")
+        .unwrap_or_else(|_| panic!("PHYSWORLD_GGUF is not set: run the tests with `bash .ci/run`"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = family_dataset(tmp.path(), "push");
+    for (name, spec) in [("server", format!("openai:smol@{url}")), ("gguf", format!("gguf:{gguf}"))] {
+        let (out, cache) = (tmp.path().join(name), tmp.path().join(format!("{name}-cache")));
+        // A force held 1 s: three replies per 3 s episode.
+        let args = ["--model", &spec, "--tasks", "plan-push", "--push-hold", "30", "--limit", "1"];
+        let o = bench_args(&data, &out, &cache, &args);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let logs = items(&out);
+        assert_eq!(logs.len(), 1, "{name}");
+        let l = &logs[0];
+        assert_eq!(l["task"], "plan-push", "{l}");
+        assert_eq!(l["prediction"]["actions"], 3, "{l}");
+        let raw = &l["raw"];
+        let turns = raw["dialogue"].as_array().expect("dialogue");
+        assert_eq!(turns.len(), 6, "{l}");
+        for (k, t) in turns.iter().enumerate() {
+            assert_eq!(t["role"], if k % 2 == 0 { "user" } else { "assistant" }, "{l}");
+        }
+        let first = turns[0]["content"].as_str().expect("scene");
+        assert!(first.contains("Goal zone") && first.contains("Puck: a cylinder"), "{first}");
+        assert!(first.contains("At t = 0.00 s the puck is at"), "{first}");
+        assert!(!first.contains("kg") && !first.contains("coefficient"), "no hidden property: {first}");
+        for (t, secs) in turns.iter().skip(2).step_by(2).zip(["1.00", "2.00"]) {
+            let c = t["content"].as_str().expect("state");
+            assert!(c.contains(&format!("At t = {secs} s the puck")), "{c}");
+        }
+        let responses = raw["responses"].as_array().expect("responses");
+        assert_eq!(responses.len(), 3, "{l}");
+        let unusable = l["prediction"]["unusable"].as_u64().expect("unusable");
+        assert_eq!(unusable as usize, responses.iter().filter(|r| r["parsed"].is_null()).count(), "{l}");
+        if name == "gguf" {
+            // Decoded under the force grammar: every reply parses.
+            assert_eq!(raw["request"]["grammar"]["force"], serde_json::json!(["fx", "fz"]), "{l}");
+            assert_eq!(unusable, 0, "{l}");
+        } else {
+            let schema = &raw["request"]["response_format"]["json_schema"]["schema"];
+            assert_eq!(schema["required"], serde_json::json!(["fx", "fz"]), "{l}");
+            assert!(schema["properties"]["fx"]["maximum"].as_f64().expect("max") > 0.0, "{l}");
+        }
+        assert!(text(&o).contains("3 requests, 0 cache hits"), "{name}: {}", text(&o));
+
+        // A rerun sends nothing and writes the same results.
+        let again = tmp.path().join(format!("{name}-again"));
+        let o = bench_args(&data, &again, &cache, &args);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert!(text(&o).contains("0 requests, 3 cache hits"), "{name}: {}", text(&o));
+        assert_eq!(without_wall_time(&out), without_wall_time(&again), "{name}");
+
+        // `plan` plays the same first item the same way, from the same cache.
+        let o = Command::new(env!("CARGO_BIN_EXE_physworld"))
+            .args(["plan", "--task", "push", "--model", &spec, "--data", s(&data), "--item", "0", "--hold", "30"])
+            .arg("--json")
+            .env("PHYSWORLD_LLM_CACHE", &cache)
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("0 requests"), "{name}: {}", text(&o));
+        let run: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        let item = &run["items"][0];
+        assert_eq!(item["success"], l["prediction"]["success"], "{name}");
+        assert_eq!(item["final_distance"], l["prediction"]["final_distance"], "{name}");
+        assert_eq!(item["raw"]["dialogue"], raw["dialogue"], "{name}");
     }
 }

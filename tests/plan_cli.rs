@@ -456,3 +456,62 @@ fn the_oracle_pushes_most_pucks_into_the_goal_and_random_forces_few() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("--hold 0"), "{e}");
 }
+
+/// `process:` planners play `plan-push` over the protocol: the Python example (the PD
+/// controller in f64) lands the same items as `greedy` (the same in f32), each request
+/// carries the item's history, and a program that answers junk gets no force for those
+/// steps, counted as unusable, not a crash.
+#[test]
+fn process_planners_push_over_the_protocol() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = push_dataset(tmp.path());
+    let py = std::env::var("PHYSWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benchmarks/examples/process_model.py");
+    let example = format!("process:{py} {}", script.display());
+    // Replies by control step: not JSON, an error, a force with one component, then full
+    // force along +x; every request's history must have one entry per earlier step.
+    let junk = tmp.path().join("junk.py");
+    std::fs::write(
+        &junk,
+        r#"import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m["type"] == "hello":
+        print(json.dumps({"type": "hello", "name": "junk", "tasks": ["plan-push"]}), flush=True)
+        continue
+    k = int(m["id"].rsplit("/", 1)[1])
+    assert len(m["history"]) == k and m["frame"] == k * m["scene"]["hold"]
+    assert all(h["force"] == [0.0, 0.0] for h in m["history"][:3])
+    if k == 0:
+        print("not json", flush=True)
+    elif k == 1:
+        print(json.dumps({"id": m["id"], "error": "no idea"}), flush=True)
+    elif k == 2:
+        print(json.dumps({"id": m["id"], "force": [1.0]}), flush=True)
+    else:
+        print(json.dumps({"id": m["id"], "force": [1000.0, 0.0]}), flush=True)
+"#,
+    )
+    .expect("script");
+    let run = |model: &str| -> serde_json::Value {
+        let o = ok(bin()
+            .args(["plan", "--task", "push", "--model", model, "--json", "--limit", "4", "--data"])
+            .arg(&ds)
+            .output()
+            .expect("runs"));
+        serde_json::from_slice(&o.stdout).expect("json")
+    };
+    let (python, greedy, junk) = (run(&example), run("greedy"), run(&format!("process:{py} {}", junk.display())));
+    let items = |r: &serde_json::Value| r["items"].as_array().expect("items").clone();
+    assert_eq!(items(&python).len(), 4);
+    for (p, g) in items(&python).iter().zip(&items(&greedy)) {
+        assert_eq!(p["success"], g["success"], "{p} against {g}");
+        assert_eq!(p["unusable"], 0, "{p}");
+        let (a, b) = (p["final_distance"].as_f64().expect("d"), g["final_distance"].as_f64().expect("d"));
+        assert!((a - b).abs() < 0.01, "python {a} m, greedy {b} m");
+    }
+    for i in items(&junk) {
+        assert_eq!((i["actions"].as_u64(), i["unusable"].as_u64()), (Some(15), Some(3)), "{i}");
+        assert_eq!(i["success"], false, "full force along +x for 2.4 s leaves the table: {i}");
+    }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A physworld model in Python, scored through `physworld bench --model process:...`.
 
-It speaks the `physworld-process/4` JSON Lines protocol (see benchmarks/src/adapters/
+It speaks the `physworld-process/5` JSON Lines protocol (see benchmarks/src/adapters/
 process.rs): a hello, then one answer line per item line. Each item carries what every
 model observes: the static scene (floors, walls, ramps, occluders...), goal zones, and per
 observed frame the visible objects, under per-item slot labels. This one is a constant-velocity
@@ -10,11 +10,13 @@ observed frame the visible objects, under per-item slot labels. This one is a co
 It also plans (`plan-launch`): each `plan` request carries the scene, the outcomes of its
 earlier attempts and its refused placements, and it answers with a placement. `place` is a
 heuristic (the largest ball dropped just behind the target, away from the goal, sweeping the
-offset and height over its attempts); replace it with your planner.
+offset and height over its attempts); replace it with your planner. On `plan-push` each
+request is one control step (the scene, the puck now, the steps so far) and `push` answers
+with a force: a saturated PD controller toward the goal's centre (`greedy`'s gains).
 
     physworld bench --data data/tiny --out results \
         --model "process:python3 benchmarks/examples/process_model.py"
-    physworld bench --data data/planning --tasks plan-launch --out results \
+    physworld bench --data data/planning --tasks plan-launch,plan-push --out results \
         --model "process:python3 benchmarks/examples/process_model.py"
 """
 
@@ -129,9 +131,23 @@ def place(msg):
     return {"placement": {"x": x, "y": y, "radius": r}}
 
 
+K_P, K_D = 40.0, 12.0
+
+
+def push(msg):
+    """A force for a `plan-push` control step: PD toward the goal's centre (the harness
+    clips it to the bound); no force while the puck is not visible."""
+    p = msg["puck"]
+    if p is None:
+        return {"force": [0.0, 0.0]}
+    g = msg["scene"]["goal"]["center"]
+    pos, vel = p["position"], p["velocity"]
+    return {"force": [K_P * (g[0] - pos[0]) - K_D * vel[0], K_P * (g[2] - pos[2]) - K_D * vel[2]]}
+
+
 def answer(item):
     if item["type"] == "plan":
-        return place(item)
+        return push(item) if item["task"] == "plan-push" else place(item)
     task = item["task"]
     if task == "forecast":
         return forecast(item)
@@ -146,7 +162,7 @@ def main():
     for line in sys.stdin:
         msg = json.loads(line)
         if msg["type"] == "hello":
-            tasks = ["forecast", "contact", "outcome", "voe", "plan-launch"]
+            tasks = ["forecast", "contact", "outcome", "voe", "plan-launch", "plan-push"]
             reply = {"type": "hello", "name": "python-constant-velocity", "tasks": tasks}
         else:
             try:

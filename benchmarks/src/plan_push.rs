@@ -103,6 +103,11 @@ pub trait PushPlanner: Send {
     fn own_steps(&self) -> u64 {
         0
     }
+    /// The raw exchange behind the current item's actions (an LLM's dialogue), logged with
+    /// the item. Taken once.
+    fn raw_log(&mut self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// One item played out.
@@ -126,6 +131,9 @@ pub struct PushOutcome {
     pub planning_seconds: f64,
     /// Wall-clock seconds of the item (not deterministic).
     pub seconds: f64,
+    /// The planner's raw exchange (an LLM's dialogue), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// The observation at the last of `frames`.
@@ -217,6 +225,7 @@ pub fn play(
         planner_steps: planner.own_steps(),
         planning_seconds: planning,
         seconds: start.elapsed().as_secs_f64(),
+        raw: planner.raw_log(),
     })
 }
 
@@ -550,7 +559,7 @@ pub fn score_push(items: &[PushItem], run: &PushRun, b: Bootstrap) -> (TaskResul
             score: f64::from(u8::from(o.success)),
             invalid: o.unusable > 0,
             presentation: None,
-            raw: None,
+            raw: o.raw.clone(),
         })
         .collect();
     let result = TaskResult {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use indicatif::ProgressBar;
+use physworld_benchmarks::adapters::Adapter;
 use physworld_benchmarks::plan::{self, LaunchRun, MAX_ATTEMPTS};
 use physworld_benchmarks::plan_push::{self, PushRun};
 use physworld_pipeline::Dataset;
@@ -25,7 +26,8 @@ pub struct Args {
     /// each item as a dialogue: the scene as text, a placement per reply, each outcome
     /// back. LLM replies are cached as in `bench` ($PHYSWORLD_LLM_CACHE). On push: oracle
     /// (receding-horizon search with the true simulator), random / chance[:SEED] (uniform
-    /// forces) or greedy (a PD controller toward the goal).
+    /// forces), greedy (a PD controller toward the goal) or an LLM, one force per reply.
+    /// On both, `process:<command>` plays a program over the physworld-process protocol.
     #[arg(long)]
     model: String,
     /// Split whose `launch` (or `push`) episodes are the items (`test` holds the held-out
@@ -62,8 +64,8 @@ pub struct Args {
 }
 
 /// The models `plan` plays with.
-const PLANNERS_HELP: &str =
-    "oracle, random, greedy, chance[:SEED], openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path>";
+const PLANNERS_HELP: &str = "oracle, random, greedy, chance[:SEED], process:<command>, openai:<model>[@<url>], \
+     anthropic:<model>[@<url>], gguf:<path>";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.attempts == 0 || args.attempts > MAX_ATTEMPTS {
@@ -86,20 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.task == "push" {
         return run_push(&args);
     }
-    // The reference planners by name; any other model through its bench adapter.
-    let adapter = match plan::planner(&args.model) {
-        Ok(_) => None,
-        Err(_) if args.model.contains(':') && !args.model.starts_with("chance:") => {
-            Some(physworld_benchmarks::adapters::parse(&args.model)?)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut planner = match &adapter {
-        None => plan::planner(&args.model)?,
-        Some(a) => a.launch_planner().ok_or_else(|| {
-            anyhow::anyhow!("--model {}: this model does not plan; planners: {}", args.model, PLANNERS_HELP)
-        })?,
-    };
+    let (mut planner, adapter) = resolve(&args.model, plan::planner, |a| a.launch_planner())?;
     let ds = Dataset::open(args.data.path()?)?;
     let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, &args, "launch")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
@@ -114,6 +103,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("{}: {line}", args.model);
     }
     emit(&run, &args, || print_summary(&run, args.item.is_some()))
+}
+
+type AdapterBox = Box<dyn Adapter>;
+
+/// The planner `model` names: a reference planner by name (`reference`), any other model
+/// through its bench adapter (`of`), which is returned too (it owns the connection).
+fn resolve<P: ?Sized>(
+    model: &str,
+    reference: impl Fn(&str) -> physworld_benchmarks::Result<Box<P>>,
+    of: impl Fn(&dyn Adapter) -> Option<Box<P>>,
+) -> anyhow::Result<(Box<P>, Option<AdapterBox>)> {
+    match reference(model) {
+        Ok(p) => Ok((p, None)),
+        Err(_) if model.contains(':') && !model.starts_with("chance:") => {
+            let adapter = physworld_benchmarks::adapters::parse(model)?;
+            let planner = of(adapter.as_ref()).ok_or_else(|| {
+                anyhow::anyhow!("--model {model}: this model does not plan this task; planners: {PLANNERS_HELP}")
+            })?;
+            Ok((planner, Some(adapter)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The items `--item` or `--limit` pick from `items` (the `what` items of the split).
@@ -135,7 +146,7 @@ fn run_push(args: &Args) -> anyhow::Result<()> {
     if args.hold == 0 || args.hold > plan_push::MAX_HOLD {
         bail!("--hold {}: expected 1..={} frames", args.hold, plan_push::MAX_HOLD);
     }
-    let mut planner = plan_push::push_planner(&args.model)?;
+    let (mut planner, adapter) = resolve(&args.model, plan_push::push_planner, |a| a.push_planner())?;
     let ds = Dataset::open(args.data.path()?)?;
     let items = select(plan_push::push_items_required(&ds, &args.split, args.hold)?.items, args, "push")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
@@ -150,6 +161,9 @@ fn run_push(args: &Args) -> anyhow::Result<()> {
     };
     let run = plan_push::run_push(&items, planner.as_mut(), &args.split, args.seed, args.hold, args.resamples, &tick)?;
     bar.finish_and_clear();
+    if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
+        eprintln!("{}: {line}", args.model);
+    }
     emit(&run, args, || print_push_summary(&run))
 }
 

@@ -2,11 +2,11 @@
 //! Lines protocol on its standard input and output, so that models outside Rust can be
 //! scored on the same items.
 //!
-//! # Protocol `physworld-process/4`
+//! # Protocol `physworld-process/5`
 //! One JSON object per line each way. The harness starts `sh -c <command>` and sends
-//! `{"type": "hello", "protocol": "physworld-process/4", "tasks": [...]}`; the model answers
+//! `{"type": "hello", "protocol": "physworld-process/5", "tasks": [...]}`; the model answers
 //! `{"type": "hello", "name": "...", "tasks": ["forecast", "contact", ...]}` with the task
-//! kinds it supports (`plan-launch` among them if it plans, see below). Then, per item, the harness sends what every model observes of it
+//! kinds it supports (`plan-launch` and `plan-push` among them if it plans, see below). Then, per item, the harness sends what every model observes of it
 //! ([`crate::observe`]):
 //!
 //! ```json
@@ -86,7 +86,28 @@
 //! eleventh refusal in a row counts as a failed attempt ([`crate::plan::MAX_INVALID_STREAK`]).
 //! The next request of an item follows the outcome; a new `episode` starts a new item.
 //!
-//! Version 3 had no planning; version 2 sent no static scene and the true slot numbers;
+//! ## Planning (`plan-push`)
+//! A model that declares `plan-push` plays each `push` task ([`crate::plan_push`]) in
+//! closed loop: one request per control step, each carrying the whole state (the scene as
+//! every planner observes it, the puck now, and what was observed and applied at every
+//! earlier step of the item), answered with the horizontal force to hold for the next
+//! `hold` frames:
+//!
+//! ```json
+//! {"type": "plan", "task": "plan-push", "id": "plan-push/7/3", "episode": 7,
+//!  "scene": {"statics": [...], "goal": {"center": [x, y, z], "half_extents": [x, y, z]},
+//!            "puck_radius": r, "max_force": f, "fps": 30, "frames": 91, "hold": 6},
+//!  "frame": 18, "puck": {"position": [x, y, z], "velocity": [x, y, z]},
+//!  "history": [{"frame": 0, "puck": {...}, "force": [fx, fz]}, ...]}
+//! ```
+//!
+//! `puck` is `null` while the puck is not visible; `history[k].force` is the force that was
+//! applied after the observation at `history[k].frame` (after clipping to the bound; `[0,
+//! 0]` when the reply was unusable). The model answers `{"id": ..., "force": [fx, fz]}`
+//! (newtons, clipped to the disk of radius `max_force`) or `{"id": ..., "error": "..."}`;
+//! anything else is an unusable answer: no force for that step, and it is counted.
+//!
+//! Version 4 had no `plan-push`; version 3 had no planning; version 2 sent no static scene and the true slot numbers;
 //! version 1 also listed hidden objects as `{"slot": k, "visible": false}`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -106,7 +127,7 @@ use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
 use physworld_sim::Placement;
 
 /// Protocol version.
-pub const PROCESS_PROTOCOL: &str = "physworld-process/4";
+pub const PROCESS_PROTOCOL: &str = "physworld-process/5";
 /// How long one answer may take.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -116,6 +137,7 @@ pub struct Process {
     name: String,
     tasks: Vec<TaskKind>,
     plans: bool,
+    pushes: bool,
     io: Arc<Mutex<Io>>,
 }
 
@@ -197,7 +219,7 @@ impl Process {
         });
         let mut io = Io { id: spec.into(), child, stdin, lines };
         let mut all: Vec<&str> = TaskKind::ALL.iter().map(|k| k.as_str()).collect();
-        all.push(crate::plan::LAUNCH_TASK);
+        all.extend([crate::plan::LAUNCH_TASK, crate::plan_push::PUSH_TASK]);
         if let Err(e) = io.send(&json!({ "type": "hello", "protocol": PROCESS_PROTOCOL, "tasks": all })) {
             // A program that died at once closes its stdin before or while the hello is
             // written: say why from its output side, with its exit status, as when it dies
@@ -217,11 +239,13 @@ impl Process {
             name: v["name"].as_str().unwrap_or("").to_string(),
             tasks: Vec::new(),
             plans: false,
+            pushes: false,
             io: Arc::new(Mutex::new(io)),
         };
         for t in v["tasks"].as_array().into_iter().flatten() {
             match t.as_str().unwrap_or("") {
                 crate::plan::LAUNCH_TASK => p.plans = true,
+                crate::plan_push::PUSH_TASK => p.pushes = true,
                 t => p.tasks.push(TaskKind::parse(t).map_err(|e| bad(e.to_string()))?),
             }
         }
@@ -318,6 +342,12 @@ impl Adapter for Process {
         self.plans.then(|| {
             Box::new(ProcessPlanner { id: self.id.clone(), io: self.io.clone(), episode: 0, attempts: 0, asked: 0 })
                 as Box<dyn crate::plan::LaunchPlanner>
+        })
+    }
+    fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        self.pushes.then(|| {
+            Box::new(ProcessPush { id: self.id.clone(), io: self.io.clone(), episode: 0, seen: Vec::new() })
+                as Box<dyn crate::plan_push::PushPlanner>
         })
     }
     fn answer(
@@ -440,6 +470,80 @@ impl crate::plan::LaunchPlanner for ProcessPlanner {
         Ok(match (num("x"), num("y"), num("radius")) {
             (Some(x), Some(y), Some(radius)) => Proposal::Place(Placement { x, y, radius }),
             _ => Proposal::Unusable(format!("no placement {{x, y, radius}}: {line}")),
+        })
+    }
+}
+
+/// A program playing `plan-push` over the protocol's `plan` messages.
+struct ProcessPush {
+    id: String,
+    io: Arc<Mutex<Io>>,
+    episode: usize,
+    /// The item's earlier observations (frame, puck), for the history.
+    seen: Vec<(usize, Value)>,
+}
+
+fn puck_json(p: Option<&crate::plan_push::PuckState>) -> Value {
+    p.map_or(Value::Null, |p| json!({ "position": p.position, "velocity": p.velocity }))
+}
+
+impl crate::plan_push::PushPlanner for ProcessPush {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn begin(&mut self, index: usize, _seed: u64) {
+        self.episode = index;
+        self.seen.clear();
+    }
+    fn act(
+        &mut self,
+        view: &crate::plan_push::PushView,
+        executed: &[[f32; 3]],
+        _sim: Option<&physworld_sim::Simulation>,
+    ) -> Result<Option<[f32; 2]>> {
+        let id = format!("{}/{}/{}", crate::plan_push::PUSH_TASK, self.episode, self.seen.len());
+        let history: Vec<Value> = self
+            .seen
+            .iter()
+            .map(|(frame, puck)| {
+                let f = executed.get(*frame).copied().unwrap_or([0.0; 3]);
+                json!({ "frame": frame, "puck": puck, "force": [f[0], f[2]] })
+            })
+            .collect();
+        let puck = puck_json(view.puck.as_ref());
+        let msg = json!({
+            "type": "plan",
+            "task": crate::plan_push::PUSH_TASK,
+            "id": id,
+            "episode": self.episode,
+            "scene": {
+                "statics": view.statics.iter().map(|b| json!({
+                    "role": crate::plan::box_role(b.kind),
+                    "position": b.position,
+                    "rotation": b.rotation,
+                    "half_extents": b.half_extents,
+                })).collect::<Vec<Value>>(),
+                "goal": { "center": view.goal.position, "half_extents": view.goal.half_extents },
+                "puck_radius": view.puck_radius,
+                "max_force": view.max_force,
+                "fps": view.fps,
+                "frames": view.frames,
+                "hold": view.hold,
+            },
+            "frame": view.frame,
+            "puck": puck,
+            "history": history,
+        });
+        self.seen.push((view.frame, puck));
+        let line = exchange(&self.io, &self.id, &msg)?;
+        let Ok(v) = serde_json::from_str::<Value>(&line) else { return Ok(None) };
+        if v["id"] != id.as_str() || v.get("error").is_some() {
+            return Ok(None);
+        }
+        let num = |k: usize| v["force"][k].as_f64().filter(|x| x.is_finite()).map(|x| x as f32);
+        Ok(match (num(0), num(1), v["force"].as_array().map(Vec::len)) {
+            (Some(fx), Some(fz), Some(2)) => Some([fx, fz]),
+            _ => None,
         })
     }
 }

@@ -272,6 +272,12 @@ pub enum Expect {
         /// Bounds of the ball's radius.
         radius: [f32; 2],
     },
+    /// A `plan-push` force in newtons, `{"fx": .., "fz": ..}`, each component within
+    /// `[-max, max]` (the harness clips the force to the disk of radius `max`).
+    Force {
+        /// The bound on the force's magnitude.
+        max: f32,
+    },
 }
 
 impl Expect {
@@ -303,6 +309,16 @@ impl Expect {
                     "additionalProperties": false
                 })
             }
+            Expect::Force { max } => {
+                let m = (f64::from(*max) * 1000.0).round() / 1000.0;
+                let bounded = json!({ "type": "number", "minimum": -m, "maximum": m });
+                json!({
+                    "type": "object",
+                    "properties": { "fx": bounded, "fz": bounded },
+                    "required": ["fx", "fz"],
+                    "additionalProperties": false
+                })
+            }
         }
     }
 
@@ -312,6 +328,7 @@ impl Expect {
             Expect::Choice(choices) => json!(answer_texts(choices)),
             Expect::Positions(n) => json!({ "positions": n }),
             Expect::Placement { .. } => json!({ "placement": ["x", "y", "radius"] }),
+            Expect::Force { .. } => json!({ "force": ["fx", "fz"] }),
         }
     }
 
@@ -321,6 +338,7 @@ impl Expect {
             Expect::Choice(_) => max,
             Expect::Positions(n) => max.max(16 + 24 * *n as u32),
             Expect::Placement { .. } => max.max(48),
+            Expect::Force { .. } => max.max(32),
         }
     }
 }
@@ -522,6 +540,7 @@ impl Client {
         let grammar = match &body["grammar"] {
             Value::Array(a) => Some(Grammar::Choices(a.iter().filter_map(|s| s.as_str().map(String::from)).collect())),
             Value::Object(o) if o.contains_key("placement") => Some(Grammar::Placement),
+            Value::Object(o) if o.contains_key("force") => Some(Grammar::Force),
             Value::Object(o) => o.get("positions").and_then(Value::as_u64).map(|n| Grammar::Positions(n as usize)),
             _ => None,
         };

@@ -8,6 +8,8 @@
 //!   millimetre, within ±999 m).
 //! - [`Grammar::Placement`]: `{"x": x, "y": y, "radius": r}` (a `plan-launch` placement, in
 //!   metres), numbers as above.
+//! - [`Grammar::Force`]: `{"fx": fx, "fz": fz}` (a `plan-push` force, in newtons), numbers
+//!   as above.
 
 /// What a constrained reply may be.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +20,8 @@ pub enum Grammar {
     Positions(usize),
     /// A placement `{"x": .., "y": .., "radius": ..}`.
     Placement,
+    /// A force `{"fx": .., "fz": ..}`.
+    Force,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +60,10 @@ fn placement_elems() -> Vec<Elem> {
         Elem::Num,
         Elem::Lit("}"),
     ]
+}
+
+fn force_elems() -> Vec<Elem> {
+    vec![Elem::Lit("{\"fx\": "), Elem::Num, Elem::Lit(", \"fz\": "), Elem::Num, Elem::Lit("}")]
 }
 
 fn step(elems: &[Elem], mut st: State, b: u8) -> Option<State> {
@@ -107,6 +115,7 @@ impl<'a> Matcher<'a> {
         let elems = match grammar {
             Grammar::Positions(n) => positions_elems(*n),
             Grammar::Placement => placement_elems(),
+            Grammar::Force => force_elems(),
             Grammar::Choices(_) => Vec::new(),
         };
         Matcher { grammar, elems, produced: Vec::new(), state: State::default() }
@@ -124,7 +133,7 @@ impl<'a> Matcher<'a> {
                     && s.starts_with(&self.produced)
                     && s[self.produced.len()..].starts_with(piece)
             }),
-            Grammar::Positions(_) | Grammar::Placement => {
+            Grammar::Positions(_) | Grammar::Placement | Grammar::Force => {
                 let mut st = self.state;
                 for &b in piece {
                     match step(&self.elems, st, b) {
@@ -139,7 +148,7 @@ impl<'a> Matcher<'a> {
 
     /// Take `piece` (which [`Matcher::allows`]).
     pub fn push(&mut self, piece: &[u8]) {
-        if let Grammar::Positions(_) | Grammar::Placement = self.grammar {
+        if let Grammar::Positions(_) | Grammar::Placement | Grammar::Force = self.grammar {
             for &b in piece {
                 if let Some(s) = step(&self.elems, self.state, b) {
                     self.state = s;
@@ -153,7 +162,7 @@ impl<'a> Matcher<'a> {
     pub fn complete(&self) -> bool {
         match self.grammar {
             Grammar::Choices(texts) => texts.iter().any(|s| s.as_bytes() == self.produced.as_slice()),
-            Grammar::Positions(_) | Grammar::Placement => self.state.elem == self.elems.len(),
+            Grammar::Positions(_) | Grammar::Placement | Grammar::Force => self.state.elem == self.elems.len(),
         }
     }
 }
@@ -195,6 +204,16 @@ mod tests {
         assert!(!accepts(&g, "{\"x\": -0.45, \"radius\"").0, "y skipped");
         assert!(!accepts(&g, "{\"x\": \"left\"").0, "not a number");
         assert!(!accepts(&g, "{\"x\": 1, \"y\": 1, \"radius\": 0.1, ").0, "a fourth field");
+    }
+
+    #[test]
+    fn force_grammar_accepts_exactly_fx_and_fz() {
+        let g = Grammar::Force;
+        assert_eq!(accepts(&g, "{\"fx\": -2.5, \"fz\": 10}"), (true, true));
+        assert_eq!(accepts(&g, "{\"fx\": -2.5"), (true, false));
+        assert!(!accepts(&g, "{\"fz\": 1").0, "fx first");
+        assert!(!accepts(&g, "{\"fx\": 1, \"fy\"").0, "no vertical force");
+        assert!(!accepts(&g, "{\"fx\": 1, \"fz\": 1, ").0, "a third field");
     }
 
     #[test]

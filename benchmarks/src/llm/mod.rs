@@ -59,10 +59,10 @@ pub fn require_available<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result
 }
 
 /// Version of the prompts (bumps whenever their text changes).
-pub const PROMPT_VERSION: &str = "physworld-prompt/5 (3 variants; static scene and zones, visible objects only under \
+pub const PROMPT_VERSION: &str = "physworld-prompt/6 (3 variants; static scene and zones, visible objects only under \
      relabelled slots, hidden properties only when the suite exposes them, centimetres, every 3rd frame, VoE every \
      6th; k-shot from readout as earlier turns; plan-launch as a dialogue: the scene, one placement per reply, each \
-     outcome back)";
+     outcome back; plan-push as a dialogue: the table seen from above, one force per reply, the new state back)";
 
 /// What varies between runs of one LLM: the prompt variant, the sampling seed and
 /// temperature, and the number of solved examples. Runs that differ only in variant and
@@ -276,8 +276,8 @@ impl Llm {
         let parsed = match expect {
             Expect::Choice(choices) => render::parse_answer(&reply.text, choices).map(Parsed::Choice),
             Expect::Positions(n) => render::parse_positions(&reply.text, *n).map(Parsed::Positions),
-            // Placements are asked by the planner ([`plan`]), never through an item.
-            Expect::Placement { .. } => None,
+            // Placements and forces are asked by the planners ([`plan`]), never through an item.
+            Expect::Placement { .. } | Expect::Force { .. } => None,
         };
         let entry = json!({ "exchange": reply.exchange, "structured": reply.structured, "parsed": parsed });
         match self.raw.get_mut(item) {
@@ -410,6 +410,9 @@ impl Adapter for Llm {
     }
     fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
         Some(Box::new(plan::LlmPlanner::new(&self.id, self.client.clone(), self.run.variant)))
+    }
+    fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        Some(Box::new(plan::LlmPush::new(&self.id, self.client.clone(), self.run.variant)))
     }
     fn summary(&self) -> Option<String> {
         let s = self.stats();

@@ -1,4 +1,5 @@
-//! LLMs as `plan-launch` planners: one dialogue per item.
+//! LLMs as planners: one dialogue per item, on `plan-launch` ([`LlmPlanner`]) and on
+//! `plan-push` ([`LlmPush`]).
 //!
 //! The first user turn is the scene as the planner observes it ([`crate::plan::LaunchView`]:
 //! statics, target, goal zone, the ball's radius range, the simulation's length) and the
@@ -19,7 +20,8 @@ use super::client::{Client, Expect, Turn};
 use super::render;
 use crate::error::{BenchError, Result};
 use crate::plan::{Feedback, LaunchPlanner, LaunchView, Proposal, X_MAX, Y_MAX};
-use physworld_sim::{LaunchTask, Placement};
+use crate::plan_push::{PushPlanner, PushView};
+use physworld_sim::{LaunchTask, Placement, Simulation};
 
 /// What became of the planner's previous reply.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,14 +108,7 @@ impl LaunchPlanner for LlmPlanner {
             match self.client.ask_for(render::plan_system(self.variant), &self.turns, &expect) {
                 Ok(r) => {
                     if self.request.is_none() {
-                        // The request's settings once (model, sampling, response format or
-                        // grammar); its messages are the dialogue.
-                        let mut req = r.exchange["request"].clone();
-                        if let Some(o) = req.as_object_mut() {
-                            o.remove("messages");
-                            o.remove("system");
-                        }
-                        self.request = Some(req);
+                        self.request = Some(settings(&r.exchange["request"]));
                     }
                     (r.text, r.exchange["response"].clone(), r.structured)
                 }
@@ -140,18 +135,113 @@ impl LaunchPlanner for LlmPlanner {
             }
         })
     }
-    /// The item's dialogue (system prompt and every turn), the request's settings and each
-    /// raw response, once.
     fn raw_log(&mut self) -> Option<Value> {
-        if self.turns.is_empty() {
-            return None;
+        dialogue_log(&self.turns, self.variant, &mut self.request, &mut self.responses)
+    }
+}
+
+/// A request's settings (model, sampling, response format or grammar), without its
+/// messages: those are the dialogue.
+fn settings(request: &Value) -> Value {
+    let mut req = request.clone();
+    if let Some(o) = req.as_object_mut() {
+        o.remove("messages");
+        o.remove("system");
+    }
+    req
+}
+
+/// An item's dialogue (system prompt and every turn), the request's settings and each raw
+/// response, once.
+fn dialogue_log(
+    turns: &[Turn],
+    variant: usize,
+    request: &mut Option<Value>,
+    responses: &mut Vec<Value>,
+) -> Option<Value> {
+    if turns.is_empty() {
+        return None;
+    }
+    let dialogue: Vec<Value> = turns.iter().map(|t| json!({ "role": t.role, "content": t.content })).collect();
+    Some(json!({
+        "system": render::plan_system(variant),
+        "dialogue": dialogue,
+        "request": request.take(),
+        "responses": std::mem::take(responses),
+    }))
+}
+
+/// An LLM playing `plan-push` items: one dialogue per item, one force per reply. The first
+/// user turn is the table seen from above, the goal, the force's bound, the control rate
+/// and the puck now ([`render::push_prompt`]); each later turn is the puck's new state
+/// ([`render::push_state`]). A reply that is not a force applies none and is counted by
+/// [`crate::plan_push::play`]; only a spent budget stops the run.
+pub struct LlmPush {
+    id: String,
+    client: Arc<Client>,
+    variant: usize,
+    turns: Vec<Turn>,
+    unusable: bool,
+    responses: Vec<Value>,
+    request: Option<Value>,
+}
+
+impl LlmPush {
+    /// The planner of the LLM `id` asking through `client` in prompt `variant`.
+    pub fn new(id: &str, client: Arc<Client>, variant: usize) -> LlmPush {
+        LlmPush {
+            id: id.to_string(),
+            client,
+            variant,
+            turns: Vec::new(),
+            unusable: false,
+            responses: Vec::new(),
+            request: None,
         }
-        let dialogue: Vec<Value> = self.turns.iter().map(|t| json!({ "role": t.role, "content": t.content })).collect();
-        Some(json!({
-            "system": render::plan_system(self.variant),
-            "dialogue": dialogue,
-            "request": self.request.take(),
-            "responses": std::mem::take(&mut self.responses),
-        }))
+    }
+}
+
+impl PushPlanner for LlmPush {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn begin(&mut self, _index: usize, _seed: u64) {
+        self.turns.clear();
+        self.unusable = false;
+        self.responses.clear();
+        self.request = None;
+    }
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
+        let user = if self.turns.is_empty() {
+            render::push_prompt(view, self.variant)
+        } else {
+            render::push_state(view, self.unusable)
+        };
+        self.turns.push(Turn::user(user));
+        let expect = Expect::Force { max: view.max_force };
+        let (text, response, structured) =
+            match self.client.ask_for(render::plan_system(self.variant), &self.turns, &expect) {
+                Ok(r) => {
+                    if self.request.is_none() {
+                        self.request = Some(settings(&r.exchange["request"]));
+                    }
+                    (r.text, r.exchange["response"].clone(), r.structured)
+                }
+                Err(e @ BenchError::Halt { .. }) => return Err(e),
+                // A server that keeps failing costs this step's force, not the run.
+                Err(e) => (String::new(), json!({ "error": e.to_string() }), false),
+            };
+        let parsed = render::parse_force(&text);
+        self.responses.push(json!({
+            "response": response,
+            "structured": structured,
+            "parsed": parsed.map(render::force_json),
+        }));
+        self.turns.push(Turn::assistant(if text.is_empty() { "(no reply)".to_string() } else { text }));
+        self.unusable = parsed.is_none();
+        Ok(parsed)
+    }
+    fn raw_log(&mut self) -> Option<Value> {
+        dialogue_log(&self.turns, self.variant, &mut self.request, &mut self.responses)
     }
 }

@@ -497,8 +497,100 @@ pub fn parse_placement(text: &str) -> Option<physworld_sim::Placement> {
     Some(physworld_sim::Placement { x: num("x")?, y: num("y")?, radius: num("radius")? })
 }
 
+const FORCE_REPLY: &str = "Reply as JSON {\"fx\": ..., \"fz\": ...} in newtons.";
+
+/// A box of the push scene seen from above: centre and half sizes in the x-z plane, and
+/// the height of its top.
+fn top_box(b: &physworld_pipeline::SceneBox) -> String {
+    format!(
+        "centre ({:.2}, {:.2}), half sizes {:.2} along x and {:.2} along z, top at height {:.2}",
+        b.position[0],
+        b.position[2],
+        b.half_extents[0],
+        b.half_extents[2],
+        b.position[1] + b.half_extents[1]
+    )
+}
+
+/// The puck's state as a user turn states it.
+fn puck_state(v: &crate::plan_push::PushView) -> String {
+    let t = v.frame as f32 / v.fps.max(1) as f32;
+    match v.puck {
+        Some(p) => format!(
+            "At t = {t:.2} s the puck is at ({:.3}, {:.3}), height {:.3}, moving at ({:.3}, {:.3}) m/s.",
+            p.position[0], p.position[2], p.position[1], p.velocity[0], p.velocity[2]
+        ),
+        None => format!("At t = {t:.2} s the puck is not visible."),
+    }
+}
+
+/// The first user message of a `plan-push` dialogue: the table seen from above (the
+/// planner's [`crate::plan_push::PushView`], nothing more), the goal, the force's bound,
+/// the control rate and the puck now.
+pub fn push_prompt(v: &crate::plan_push::PushView, variant: usize) -> String {
+    let fps = v.fps.max(1) as f32;
+    let mut scene = String::from(
+        "A table seen from above: x and z are horizontal, in metres; y points up; gravity pulls towards -y at \
+         9.81 m/s^2.\nStatic boxes (immovable):\n",
+    );
+    for b in &v.statics {
+        scene.push_str(&format!("- {}: {}\n", crate::plan::box_role(b.kind), top_box(b)));
+    }
+    scene.push_str(&format!(
+        "Goal zone (not solid): centre ({:.2}, {:.2}), half sizes {:.2} along x and {:.2} along z.\nPuck: a \
+         cylinder of radius {:.3} lying on the table, with friction; its mass is not given.\n",
+        v.goal.position[0], v.goal.position[2], v.goal.half_extents[0], v.goal.half_extents[2], v.puck_radius
+    ));
+    let task = format!(
+        "Task: push the puck so that it is inside the goal zone when the episode ends at t = {:.2} s. Every {:.2} s \
+         you choose a horizontal force (fx, fz) on the puck, at most {:.2} N in magnitude (stronger forces are \
+         scaled down); it is held until your next choice, and after each you are told where the puck is.",
+        (v.frames.saturating_sub(1)) as f32 / fps,
+        v.hold as f32 / fps,
+        v.max_force
+    );
+    let now = puck_state(v);
+    match variant {
+        1 => format!("{task}\n\n{scene}{now}\nWhich force do you apply?\n{FORCE_REPLY}"),
+        2 => format!("{scene}{task}\n{now}\nForce?\n{FORCE_REPLY}"),
+        _ => format!("{scene}\n{task}\n{now}\nQuestion: which force do you apply now?\n{FORCE_REPLY}"),
+    }
+}
+
+/// What a `plan-push` planner is told after its previous reply, and asked next: the
+/// puck's new state (and, after a reply that was not a force, that none was applied).
+pub fn push_state(v: &crate::plan_push::PushView, unusable: bool) -> String {
+    let lead = if unusable { "That was not a force; none was applied.\n" } else { "" };
+    format!("{lead}{}\nWhich force now?\n{FORCE_REPLY}", puck_state(v))
+}
+
+/// A force as a reply holds it (for logs and tests), to the millinewton.
+pub fn force_json(f: [f32; 2]) -> String {
+    format!("{{\"fx\": {:.3}, \"fz\": {:.3}}}", f[0], f[1])
+}
+
+/// Parse a force reply: a JSON object with finite numbers `fx` and `fz` (in a code fence
+/// or after prose too). The bound is the harness's to apply.
+pub fn parse_force(text: &str) -> Option<[f32; 2]> {
+    let t = text.trim();
+    let j = &t[t.find('{')?..=t.rfind('}')?];
+    let v: serde_json::Value = serde_json::from_str(j).ok()?;
+    let num = |k: &str| v.get(k)?.as_f64().filter(|x| x.is_finite()).map(|x| x as f32);
+    Some([num("fx")?, num("fz")?])
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn forces_parse_from_json_with_two_finite_numbers() {
+        use super::{force_json, parse_force};
+        assert_eq!(parse_force("Push left.\n```json\n{\"fx\": -3.5, \"fz\": 0.25}\n```"), Some([-3.5, 0.25]));
+        assert_eq!(parse_force(&force_json([1.0, -2.0])), Some([1.0, -2.0]));
+        assert_eq!(parse_force("{\"fx\": 1}"), None);
+        assert_eq!(parse_force("{\"fx\": 1, \"fz\": \"left\"}"), None);
+        assert_eq!(parse_force("push harder"), None);
+    }
+
     use super::parse_answer;
 
     #[test]
