@@ -515,3 +515,124 @@ for line in sys.stdin:
         assert_eq!(i["success"], false, "full force along +x for 2.4 s leaves the table: {i}");
     }
 }
+
+/// `plan --item N --record DIR` writes the executed episodes in the dataset's Parquet
+/// schema: pyarrow reads the push episode the planner drove (its forces in `action`, its
+/// goal label, its last position the run's final distance away from the goal) and every
+/// simulated launch attempt; a second recording never lands on the first without
+/// `--force`, and with it the bytes are the same.
+#[test]
+fn plan_records_the_executed_episodes_for_inspection() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = push_dataset(tmp.path());
+    let rec = tmp.path().join("rec");
+    let o = ok(bin()
+        .args(["plan", "--task", "push", "--model", "greedy", "--item", "1", "--json", "--record"])
+        .arg(&rec)
+        .arg("--data")
+        .arg(&ds)
+        .output()
+        .expect("runs"));
+    let run: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let item = &run["items"][0];
+    let about: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rec.join("meta/record.json")).expect("record.json")).expect("json");
+    assert_eq!(about["task"], "plan-push");
+    assert_eq!(about["episodes"], 1);
+    assert_eq!(about["outcome"]["success"], item["success"], "{about}");
+    for f in about["files"].as_array().expect("files") {
+        use sha2::Digest;
+        let bytes = std::fs::read(rec.join(f["path"].as_str().expect("path"))).expect("file");
+        assert_eq!(hex(&sha2::Sha256::digest(&bytes)), f["sha256"].as_str().expect("sha"), "{f}");
+    }
+    let py = std::env::var("PHYSWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let read = r#"import json, math, sys
+import pyarrow.parquet as pq
+d = sys.argv[1]
+f = pq.read_table(d + "/data/record-00000-of-00001.parquet").to_pylist()
+e = pq.read_table(d + "/meta/episodes/record-00000-of-00001.parquet").to_pylist()
+meta = json.loads(e[0]["metadata"])
+print(json.dumps({"frames": len(f), "episodes": len(e), "family": e[0]["family"],
+    "goal_reached": e[0]["label.goal_reached"], "last": f[-1]["object.position"][:3],
+    "forces": sum(1 for r in f if r["action"] is not None and any(a != 0 for a in r["action"])),
+    "zones": meta.get("zones")}))
+"#;
+    let o = ok(std::process::Command::new(&py).args(["-c", read]).arg(&rec).output().expect("python runs"));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((got["frames"].as_u64(), got["episodes"].as_u64()), (Some(91), Some(1)), "{got}");
+    assert_eq!(got["family"], "push");
+    assert_eq!(got["goal_reached"], item["success"], "{got}");
+    assert!(got["forces"].as_u64().expect("forces") > 10, "the controller's forces are recorded: {got}");
+    let goal = &got["zones"][0]["center"];
+    let d: f64 = (0..3)
+        .map(|k| (got["last"][k].as_f64().expect("x") - goal[k].as_f64().expect("g")).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!((d - item["final_distance"].as_f64().expect("d")).abs() < 1e-5, "{d} against {item}");
+
+    // Never over an earlier recording without --force; with it, the same bytes.
+    let again = |force: bool| {
+        let mut c = bin();
+        c.args(["plan", "--task", "push", "--model", "greedy", "--item", "1", "--record"]).arg(&rec);
+        if force {
+            c.arg("--force");
+        }
+        c.arg("--data").arg(&ds).output().expect("runs")
+    };
+    let before = std::fs::read(rec.join("data/record-00000-of-00001.parquet")).expect("frames");
+    let o = again(false);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--force"), "{o:?}");
+    ok(again(true));
+    assert_eq!(std::fs::read(rec.join("data/record-00000-of-00001.parquet")).expect("frames"), before);
+    // A folder that is not a recording is never written into.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    std::fs::write(other.join("notes.txt"), "mine").expect("write");
+    let o = bin()
+        .args(["plan", "--task", "push", "--model", "greedy", "--item", "1", "--force", "--record"])
+        .arg(&other)
+        .arg("--data")
+        .arg(&ds)
+        .output()
+        .expect("runs");
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("other files"), "{o:?}");
+    assert_eq!(std::fs::read_dir(&other).expect("dir").count(), 1);
+    // On launch, every simulated attempt, its placement recorded.
+    let launch = launch_dataset(tmp.path());
+    let lrec = tmp.path().join("lrec");
+    let o = ok(bin()
+        .args(["plan", "--model", "greedy", "--item", "0", "--json", "--record"])
+        .arg(&lrec)
+        .arg("--data")
+        .arg(&launch)
+        .output()
+        .expect("runs"));
+    let run: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let attempts = run["items"][0]["attempts"].as_u64().expect("attempts");
+    let read = r#"import json, sys
+import pyarrow.parquet as pq
+e = pq.read_table(sys.argv[1] + "/meta/episodes/record-00000-of-00001.parquet").to_pylist()
+print(json.dumps({"attempts": [r["attempt"] for r in e], "placed": all(r["placement"] for r in e),
+    "reached": [r["label.goal_reached"] for r in e]}))
+"#;
+    let o = ok(std::process::Command::new(&py).args(["-c", read]).arg(&lrec).output().expect("python runs"));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let n = got["attempts"].as_array().expect("attempts").len() as u64;
+    assert!(n >= 1 && n <= attempts && got["placed"] == true, "{got} against {attempts} attempts");
+    let solved = run["items"][0]["first_success"].is_u64();
+    assert_eq!(got["reached"][n as usize - 1], solved, "{got}");
+
+    // --record needs --item.
+    let o = bin()
+        .args(["plan", "--model", "greedy", "--record"])
+        .arg(tmp.path().join("x"))
+        .arg("--data")
+        .arg(&ds)
+        .output()
+        .expect("runs");
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--item"), "{o:?}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

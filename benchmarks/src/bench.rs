@@ -359,6 +359,7 @@ pub fn run(
                     prep.opts.plan_attempts,
                     b.resamples,
                     &tick,
+                    &mut |_| {},
                 )?;
                 let (r, l) = crate::plan::score_launch(&prep.launch.items, &played, b);
                 tasks_out.push(r);
@@ -382,6 +383,7 @@ pub fn run(
                     prep.opts.push_hold,
                     b.resamples,
                     &tick,
+                    &mut |_| {},
                 )?;
                 let (r, l) = crate::plan_push::score_push(&prep.push.items, &played, b);
                 tasks_out.push(r);

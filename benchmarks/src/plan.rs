@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use physworld_pipeline::{Dataset, SceneBox};
-use physworld_sim::{Attempt, LaunchTask, Placement, Shape};
+use physworld_sim::{Attempt, Episode, LaunchTask, Placement, Shape};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -204,8 +204,20 @@ pub struct LaunchOutcome {
 pub fn play(
     task: &LaunchTask,
     planner: &mut dyn LaunchPlanner,
+    ids: (u64, u64),
+    max_attempts: usize,
+) -> Result<LaunchOutcome> {
+    play_recorded(task, planner, ids, max_attempts, &mut |_| {})
+}
+
+/// [`play`], handing each simulated attempt's episode to `record`, in order (the family,
+/// split and seed fields are placeholders for the caller to fill).
+pub fn play_recorded(
+    task: &LaunchTask,
+    planner: &mut dyn LaunchPlanner,
     (episode_index, seed): (u64, u64),
     max_attempts: usize,
+    record: &mut dyn FnMut(Episode),
 ) -> Result<LaunchOutcome> {
     let start = Instant::now();
     let view = LaunchView::of(task)?;
@@ -241,6 +253,7 @@ pub fn play(
                     judge_steps += episode.physics_steps;
                     let target_final = episode.labels.final_positions.get(1).copied().unwrap_or(view.target);
                     history.push(Feedback { placement: pl, success, target_final });
+                    record(*episode);
                     if success {
                         first_success = Some(attempts);
                         break;
@@ -613,7 +626,8 @@ pub struct LaunchRun {
 
 /// Play every item with `planner`, in order. Each item's randomness depends only on `seed`
 /// and its episode index, so an item scores the same alone (`plan --item`) as in a whole
-/// run. `tick` is called after each item.
+/// run. `tick` is called after each item; `record` gets every simulated attempt's episode
+/// (see [`play_recorded`]).
 pub fn run_launch(
     items: &[LaunchItem],
     planner: &mut dyn LaunchPlanner,
@@ -622,13 +636,14 @@ pub fn run_launch(
     max_attempts: usize,
     resamples: u32,
     tick: &dyn Fn(&LaunchOutcome),
+    record: &mut dyn FnMut(Episode),
 ) -> Result<LaunchRun> {
     if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
         return Err(BenchError::invalid("max_attempts", max_attempts, format!("1..={MAX_ATTEMPTS}")));
     }
     let mut outcomes = Vec::with_capacity(items.len());
     for it in items {
-        let o = play(&it.task, planner, (it.episode_index, seed), max_attempts)?;
+        let o = play_recorded(&it.task, planner, (it.episode_index, seed), max_attempts, record)?;
         tick(&o);
         outcomes.push(o);
     }

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use physworld_pipeline::{Dataset, SceneBox};
-use physworld_sim::{Frame, PushTask, Shape, Simulation};
+use physworld_sim::{Episode, Frame, PushTask, Shape, Simulation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -184,11 +184,18 @@ fn clip(f: [f32; 2], max: f32) -> Option<[f32; 3]> {
 
 /// Play the task of episode `episode_index` with `planner` (seeded by `seed` and the
 /// episode index), each action held `hold` frames.
-pub fn play(
+pub fn play(task: &PushTask, planner: &mut dyn PushPlanner, ids: (u64, u64), hold: usize) -> Result<PushOutcome> {
+    play_recorded(task, planner, ids, hold, &mut |_| {})
+}
+
+/// [`play`], handing the executed episode (with its `goal_reached` label) to `record`
+/// (the family, split and seed fields are placeholders for the caller to fill).
+pub fn play_recorded(
     task: &PushTask,
     planner: &mut dyn PushPlanner,
     (episode_index, seed): (u64, u64),
     hold: usize,
+    record: &mut dyn FnMut(Episode),
 ) -> Result<PushOutcome> {
     if hold == 0 || hold > MAX_HOLD {
         return Err(BenchError::invalid("hold", hold, format!("1..={MAX_HOLD} frames")));
@@ -215,7 +222,7 @@ pub fn play(
             sim.advance(force).map_err(rejected)?;
         }
     }
-    Ok(PushOutcome {
+    let outcome = PushOutcome {
         episode_index,
         success: PushTask::reached(sim.frames()),
         final_distance: final_distance(task, sim.frames()),
@@ -226,7 +233,11 @@ pub fn play(
         planning_seconds: planning,
         seconds: start.elapsed().as_secs_f64(),
         raw: planner.raw_log(),
-    })
+    };
+    let mut episode = sim.finish();
+    episode.labels.goal_reached = Some(outcome.success);
+    record(episode);
+    Ok(outcome)
 }
 
 /// One `plan-push` item: a `push` task.
@@ -487,7 +498,8 @@ pub struct PushRun {
 }
 
 /// Play every item with `planner`, in order (each item's randomness depends only on `seed`
-/// and its episode index); `tick` is called after each item.
+/// and its episode index); `tick` is called after each item; `record` gets each item's
+/// executed episode (see [`play_recorded`]).
 pub fn run_push(
     items: &[PushItem],
     planner: &mut dyn PushPlanner,
@@ -496,10 +508,11 @@ pub fn run_push(
     hold: usize,
     resamples: u32,
     tick: &dyn Fn(&PushOutcome),
+    record: &mut dyn FnMut(Episode),
 ) -> Result<PushRun> {
     let mut outcomes = Vec::with_capacity(items.len());
     for it in items {
-        let o = play(&it.task, planner, (it.episode_index, seed), hold)?;
+        let o = play_recorded(&it.task, planner, (it.episode_index, seed), hold, record)?;
         tick(&o);
         outcomes.push(o);
     }

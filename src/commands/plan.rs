@@ -40,6 +40,11 @@ pub struct Args {
     /// Play only item N (0-based, in episode order) and print each attempt.
     #[arg(long, conflicts_with = "limit")]
     item: Option<usize>,
+    /// With --item: write the episodes the planner executed (every simulated attempt on
+    /// launch, the closed-loop episode on push) into this new folder, in the dataset's
+    /// Parquet schema, with meta/record.json saying what was recorded.
+    #[arg(long, value_name = "DIR", requires = "item")]
+    record: Option<PathBuf>,
     /// Attempts per item (PHYRE: 100); AUCCESS is computed over this budget.
     #[arg(long, default_value_t = MAX_ATTEMPTS)]
     attempts: usize,
@@ -55,7 +60,7 @@ pub struct Args {
     /// Write the run (summary and every item) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Replace --out if it exists.
+    /// Replace --out (or an earlier recording at --record) if it exists.
     #[arg(long)]
     force: bool,
     /// Print the run as JSON instead of the summary.
@@ -85,6 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--out {}: already exists; pass --force to replace it", out.display());
         }
     }
+    if let Some(dir) = &args.record {
+        physworld_pipeline::check_recording_dir(dir, args.force)?;
+    }
     if args.task == "push" {
         return run_push(&args);
     }
@@ -97,8 +105,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.inc(1);
         bar.set_message(format!("last: {}", o.first_success.map_or("unsolved".into(), |n| format!("solved at {n}"))));
     };
-    let run = plan::run_launch(&items, planner.as_mut(), &args.split, args.seed, args.attempts, args.resamples, &tick)?;
+    let mut episodes = Vec::new();
+    let run = plan::run_launch(
+        &items,
+        planner.as_mut(),
+        &args.split,
+        args.seed,
+        args.attempts,
+        args.resamples,
+        &tick,
+        &mut |e| episodes.push(e),
+    )?;
     bar.finish_and_clear();
+    if let (Some(it), Some(o)) = (items.first(), run.items.first()) {
+        record(&args, &ds, (plan::LAUNCH_TASK, &it.id, &it.hash, it.episode_index), o, episodes)?;
+    }
     if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
         eprintln!("{}: {line}", args.model);
     }
@@ -159,12 +180,71 @@ fn run_push(args: &Args) -> anyhow::Result<()> {
             o.final_distance
         ));
     };
-    let run = plan_push::run_push(&items, planner.as_mut(), &args.split, args.seed, args.hold, args.resamples, &tick)?;
+    let mut episodes = Vec::new();
+    let run = plan_push::run_push(
+        &items,
+        planner.as_mut(),
+        &args.split,
+        args.seed,
+        args.hold,
+        args.resamples,
+        &tick,
+        &mut |e| episodes.push(e),
+    )?;
     bar.finish_and_clear();
+    if let (Some(it), Some(o)) = (items.first(), run.items.first()) {
+        record(args, &ds, (plan_push::PUSH_TASK, &it.id, &it.hash, it.episode_index), o, episodes)?;
+    }
     if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
         eprintln!("{}: {line}", args.model);
     }
     emit(&run, args, || print_push_summary(&run))
+}
+
+/// With `--record`: write the `episodes` executed on the item (task, id, hash, episode
+/// index) as a recording, tagged with the source episode's family, split and seed.
+fn record<O: serde::Serialize>(
+    args: &Args,
+    ds: &Dataset,
+    (task, id, hash, episode_index): (&str, &str, &str, u64),
+    outcome: &O,
+    mut episodes: Vec<physworld_sim::Episode>,
+) -> anyhow::Result<()> {
+    let Some(dir) = &args.record else { return Ok(()) };
+    let m = ds.meta(episode_index)?;
+    let (_, _, split) = ds.family_of(&m.split, m.sample_index)?;
+    for (k, e) in episodes.iter_mut().enumerate() {
+        e.family = m.family.clone();
+        e.split = split;
+        e.seed = m.seed;
+        e.attempt = k as u32;
+    }
+    let mut outcome = serde_json::to_value(outcome)?;
+    if let Some(o) = outcome.as_object_mut() {
+        // Wall times differ between runs; an LLM's dialogue stays in the run's JSON.
+        for k in ["seconds", "planning_seconds", "raw"] {
+            o.remove(k);
+        }
+    }
+    let about = serde_json::json!({
+        "task": task,
+        "planner": args.model,
+        "item": id,
+        "item_hash": hash,
+        "source": {
+            "dataset": args.data.path()?.display().to_string(),
+            "suite_hash": ds.info.suite_hash,
+            "split": m.split,
+            "episode_index": episode_index,
+            "seed": m.seed,
+        },
+        "seed": args.seed,
+        "outcome": outcome,
+    });
+    let n = episodes.len();
+    physworld_pipeline::write_recording(dir, &episodes, ds.slots(), &about, args.force)?;
+    eprintln!("recorded {n} episode{} in {}", if n == 1 { "" } else { "s" }, dir.display());
+    Ok(())
 }
 
 /// Write `run` to `--out` (as JSON), then print it as JSON (`--json`) or as `summary`
