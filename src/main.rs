@@ -42,8 +42,10 @@ enum Command {
     Probe(commands::probe::Args),
     /// Score models on a dataset's held-out tasks; one result file per model.
     Bench(commands::bench::Args),
-    /// Play planners (oracle, random, greedy) on a dataset's PHYRE-like `launch` tasks:
-    /// placements judged by the simulator, scored by AUCCESS.
+    /// Play a planner on a dataset's PHYRE-like `launch` tasks (placements judged by the
+    /// simulator, scored by AUCCESS) or, with `--task push`, on closed-loop pushing. A
+    /// --data folder holding several datasets (folds, e.g. each generated with
+    /// `--set launch.fold=K`) plays each and reports the mean ± sd over them.
     Plan(commands::plan::Args),
     /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
     Leaderboard(commands::leaderboard::Args),

@@ -636,3 +636,86 @@ print(json.dumps({"attempts": [r["attempt"] for r in e], "placed": all(r["placem
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// PHYRE's folds: `generate --set launch.fold=K` holds out fold K's templates (only its
+/// test items come from them), and `plan --data` on a folder of such datasets plays each
+/// and reports the mean and sample standard deviation over the folds; within-template
+/// draws every template in test. Bad overrides name the flag and what is allowed.
+#[test]
+fn plan_reports_the_mean_and_spread_over_template_folds() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let suite = tmp.path().join("launch.toml");
+    std::fs::write(
+        &suite,
+        "[suite]\nname = \"folds\"\nseed = 3\nsamples_per_file = 64\nmax_objects = 4\n\n[splits]\ntrain = 2\nval = 1\nreadout = 1\ntest = 12\n\n[[family]]\nname = \"launch\"\n",
+    )
+    .expect("suite");
+    let folds = tmp.path().join("folds");
+    for (k, set) in [(1, "launch.fold=1"), (3, "launch.fold=3")] {
+        ok(bin()
+            .args(["generate", "--suite"])
+            .arg(&suite)
+            .arg("--out")
+            .arg(folds.join(format!("fold{k}")))
+            .args(["--set", set])
+            .output()
+            .expect("runs"));
+    }
+    let o = ok(bin().args(["plan", "--model", "greedy", "--json", "--data"]).arg(&folds).output().expect("runs"));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let runs = doc["folds"].as_array().expect("folds");
+    assert_eq!(runs.len(), 2, "{doc}");
+    let mut values = Vec::new();
+    for (run, held) in runs.iter().zip([[4, 5], [0, 1]]) {
+        let items = run["run"]["items"].as_array().expect("items");
+        assert_eq!(items.len(), 12);
+        for i in items {
+            let t = i["template"].as_u64().expect("template");
+            assert!(held.contains(&t), "fold holding out {held:?} tested template {t}");
+        }
+        values.push(run["run"]["auccess"].as_f64().expect("auccess"));
+    }
+    let mean = (values[0] + values[1]) / 2.0;
+    let sd = ((values[0] - mean).powi(2) + (values[1] - mean).powi(2)).sqrt();
+    assert!((doc["mean"].as_f64().expect("mean") - mean).abs() < 1e-12, "{doc}");
+    assert!((doc["sd"].as_f64().expect("sd") - sd).abs() < 1e-12, "{doc}");
+    let o = ok(bin().args(["plan", "--model", "greedy", "--data"]).arg(&folds).output().expect("runs"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("over 2 folds: auccess"), "{o:?}");
+    // One item of one dataset only.
+    let o = bin().args(["plan", "--model", "greedy", "--item", "0", "--data"]).arg(&folds).output().expect("runs");
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("folds"), "{o:?}");
+
+    // Within-template: test draws the training templates too.
+    let within = tmp.path().join("within");
+    ok(bin()
+        .args(["generate", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&within)
+        .args(["--set", "launch.protocol=within"])
+        .output()
+        .expect("runs"));
+    let o = ok(bin()
+        .args(["plan", "--model", "random", "--attempts", "1", "--json", "--data"])
+        .arg(&within)
+        .output()
+        .expect("runs"));
+    let run: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let templates: std::collections::BTreeSet<u64> =
+        run["items"].as_array().expect("items").iter().map(|i| i["template"].as_u64().expect("t")).collect();
+    assert!(templates.len() >= 4 && templates.iter().any(|t| *t < 6), "{templates:?}");
+
+    for (set, says) in [("launch.fold=7", "0..4"), ("lunch.fold=1", "launch"), ("fold", "FAMILY.PARAM=VALUE")] {
+        let o = bin()
+            .args(["generate", "--suite"])
+            .arg(&suite)
+            .arg("--out")
+            .arg(tmp.path().join("bad"))
+            .args(["--set", set])
+            .output()
+            .expect("runs");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains("--set") && e.contains(says), "{set}: {e}");
+    }
+    assert!(!tmp.path().join("bad").exists(), "a refused override writes nothing");
+}

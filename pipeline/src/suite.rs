@@ -309,6 +309,41 @@ impl Suite {
             .collect()
     }
 
+    /// Apply `FAMILY.KEY=VALUE` (the `generate --set` override) to every family of that
+    /// name: `VALUE` is read as a TOML value (`2`, `[4, 5]`, `"within"`; a bare word is a
+    /// string), merged over the family's parameters and validated as the suite file's are.
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        let bad = |allowed: String| PipelineError::InvalidArgument {
+            field: "--set".into(),
+            value: assignment.to_string(),
+            allowed,
+        };
+        let Some((path, raw)) = assignment.split_once('=') else {
+            return Err(bad("FAMILY.PARAM=VALUE, e.g. launch.fold=2".into()));
+        };
+        let Some((family, key)) = path.trim().split_once('.') else {
+            return Err(bad("FAMILY.PARAM=VALUE, e.g. launch.fold=2".into()));
+        };
+        let raw = raw.trim();
+        let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            Ok(t) => t.get("v").and_then(|v| serde_json::to_value(v).ok()).unwrap_or(Value::Null),
+            Err(_) => Value::String(raw.to_string()),
+        };
+        let names: Vec<String> = self.families.iter().map(|f| f.name.clone()).collect();
+        let mut found = false;
+        for f in self.families.iter_mut().filter(|f| f.name == family) {
+            let mut params = f.params.as_object().cloned().unwrap_or_default();
+            params.insert(key.to_string(), value.clone());
+            let fam = Family::with_overrides(family, &params).map_err(|e| bad(e.to_string()))?;
+            f.params = fam.params_json();
+            found = true;
+        }
+        if !found {
+            return Err(bad(format!("a family of the suite: {}", names.join(", "))));
+        }
+        Ok(())
+    }
+
     /// Set the train split's sample count (the `--episodes` override).
     pub fn with_train_samples(mut self, n: u64) -> Suite {
         if let Some(s) = self.splits.iter_mut().find(|s| s.name == "train") {

@@ -154,3 +154,43 @@ fn visibility_follows_frustum_and_occluders() {
     // Occluders block sight but not motion: nothing ever touches the panel.
     assert!(e.frames.iter().all(|f| f.contacts.iter().all(|c| c.b != physworld_sim::Body::Static(1))));
 }
+
+/// `launch`'s PHYRE protocols: a cross-template fold holds out its pair of templates from
+/// every split but test; within-template draws every template in every split; the
+/// defaults serialise as before (so existing suites keep their hashes); contradictions are
+/// refused by field.
+#[test]
+fn launch_folds_and_protocols_choose_the_test_templates() {
+    use physworld_sim::Split;
+    let templates = |pairs: &[(&str, Value)], split: Split| -> std::collections::BTreeSet<u32> {
+        let f = Family::with_overrides("launch", &overrides(pairs)).expect("valid");
+        (0..48u64)
+            .filter_map(|seed| f.sample(seed, split).expect("samples").ok())
+            .filter_map(|s| s.episodes[0].template)
+            .collect()
+    };
+    assert_eq!(templates(&[("fold", json!(2))], Split::Test), [2, 3].into());
+    let train = templates(&[("fold", json!(2))], Split::Train);
+    assert!(!train.contains(&2) && !train.contains(&3) && train.len() >= 5, "{train:?}");
+    assert_eq!(templates(&[], Split::Test), [6, 7].into(), "fold 0 is the default");
+    let within = templates(&[("protocol", json!("within"))], Split::Test);
+    assert!(within.len() >= 7, "within-template test draws every template: {within:?}");
+
+    let default = Family::with_overrides("launch", &overrides(&[])).expect("default");
+    let params = default.params_json();
+    assert!(params.get("fold").is_none() && params.get("protocol").is_none(), "{params}");
+
+    for (pairs, field, says) in [
+        (vec![("fold", json!(4))], "launch.fold", "0..4"),
+        (vec![("fold", json!(1)), ("protocol", json!("within"))], "launch.fold", "within"),
+        (vec![("fold", json!(1)), ("heldout_templates", json!([0, 1]))], "launch.heldout_templates", "either"),
+        (vec![("protocol", json!("within")), ("heldout_templates", json!([1]))], "launch.heldout_templates", "within"),
+    ] {
+        let (f, _, allowed) = invalid(Family::with_overrides("launch", &overrides(&pairs)).expect_err("refused"));
+        assert_eq!(f, field, "{pairs:?}");
+        assert!(allowed.contains(says), "{pairs:?}: {allowed}");
+    }
+    // Naming the fold's own templates as well is consistent, not a contradiction.
+    Family::with_overrides("launch", &overrides(&[("fold", json!(1)), ("heldout_templates", json!([4, 5]))]))
+        .expect("consistent");
+}

@@ -20,6 +20,11 @@ pub struct Args {
     /// Override the number of train samples (other splits as in the suite).
     #[arg(long)]
     episodes: Option<u64>,
+    /// Override a family parameter, FAMILY.PARAM=VALUE (repeatable; VALUE as in the suite
+    /// file's TOML), e.g. `--set launch.fold=2` for a cross-template fold or
+    /// `--set launch.protocol=within`. The dataset records the resolved suite, so its hash.
+    #[arg(long = "set", value_name = "FAMILY.PARAM=VALUE")]
+    set: Vec<String>,
     /// Worker threads (default: all cores). Output bytes do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -63,6 +68,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut suite = Suite::load(&args.suite)?;
     if let Some(n) = args.episodes {
         suite = suite.with_train_samples(n);
+    }
+    for s in &args.set {
+        suite.set(s)?;
     }
     let shard = worker_shard(&args)?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -1,7 +1,7 @@
 //! `physworld plan`: planners on the `launch` family's PHYRE-like tasks and on `push`'s
 //! closed-loop pushing, judged by the simulator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use indicatif::ProgressBar;
@@ -93,12 +93,93 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.record {
         physworld_pipeline::check_recording_dir(dir, args.force)?;
     }
+    let folds = folds(args.data.path()?)?;
+    if folds.len() > 1 && (args.item.is_some() || args.record.is_some()) {
+        bail!(
+            "--data {}: holds {} datasets (folds); --item and --record play one item of one dataset",
+            args.data.path()?.display(),
+            folds.len()
+        );
+    }
     if args.task == "push" {
-        return run_push(&args);
+        if args.hold == 0 || args.hold > plan_push::MAX_HOLD {
+            bail!("--hold {}: expected 1..={} frames", args.hold, plan_push::MAX_HOLD);
+        }
+        let (mut planner, adapter) = resolve(&args.model, plan_push::push_planner, |a| a.push_planner())?;
+        let mut runs = Vec::new();
+        for (name, dir) in &folds {
+            runs.push((name.clone(), run_push(&args, dir, planner.as_mut())?));
+        }
+        if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
+            eprintln!("{}: {line}", args.model);
+        }
+        return emit_folds(runs, &args, |r| r.success, print_push_summary);
     }
     let (mut planner, adapter) = resolve(&args.model, plan::planner, |a| a.launch_planner())?;
-    let ds = Dataset::open(args.data.path()?)?;
-    let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, &args, "launch")?;
+    let mut runs = Vec::new();
+    for (name, dir) in &folds {
+        runs.push((name.clone(), run_launch(&args, dir, planner.as_mut())?));
+    }
+    if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
+        eprintln!("{}: {line}", args.model);
+    }
+    emit_folds(runs, &args, |r| r.auccess, |r| print_summary(r, args.item.is_some()))
+}
+
+/// The datasets `--data` names: the folder itself, or, for a folder that is not a dataset
+/// but holds datasets (one per fold, e.g. generated with `--set launch.fold=K`), each of
+/// them by name, in name order.
+fn folds(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let is_dataset = |d: &Path| d.join(physworld_pipeline::INFO_PATH).is_file();
+    if !dir.is_dir() || is_dataset(dir) {
+        return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
+    }
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| is_dataset(p))
+        .map(|p| (p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), p))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        // Not a dataset and no datasets inside: let the dataset reader say why.
+        return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
+    }
+    Ok(found)
+}
+
+/// A run per fold, printed (and written) as such with the mean and sample standard
+/// deviation of `value` over the folds; a single dataset's run as before.
+fn emit_folds<T: serde::Serialize>(
+    mut runs: Vec<(String, T)>,
+    args: &Args,
+    value: impl Fn(&T) -> f64,
+    summary: impl Fn(&T),
+) -> anyhow::Result<()> {
+    if runs.len() == 1 {
+        let (_, run) = runs.remove(0);
+        return emit(&run, args, || summary(&run));
+    }
+    let v: Vec<f64> = runs.iter().map(|(_, r)| value(r)).collect();
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
+    let metric = if args.task == "push" { "success" } else { "auccess" };
+    let folds: Vec<serde_json::Value> =
+        runs.iter().map(|(name, run)| serde_json::json!({ "dataset": name, "run": run })).collect();
+    let doc = serde_json::json!({ "metric": metric, "folds": folds, "mean": mean, "sd": sd });
+    emit(&doc, args, || {
+        for (name, run) in &runs {
+            println!("== {name}");
+            summary(run);
+        }
+        println!("over {} folds: {metric} {mean:.3} ± {sd:.3} (mean ± sd)", runs.len());
+    })
+}
+
+/// `plan` on one dataset's `launch` items.
+fn run_launch(args: &Args, dir: &Path, planner: &mut dyn plan::LaunchPlanner) -> anyhow::Result<LaunchRun> {
+    let ds = Dataset::open(dir)?;
+    let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, args, "launch")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
     let tick = |o: &plan::LaunchOutcome| {
@@ -106,24 +187,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.set_message(format!("last: {}", o.first_success.map_or("unsolved".into(), |n| format!("solved at {n}"))));
     };
     let mut episodes = Vec::new();
-    let run = plan::run_launch(
-        &items,
-        planner.as_mut(),
-        &args.split,
-        args.seed,
-        args.attempts,
-        args.resamples,
-        &tick,
-        &mut |e| episodes.push(e),
-    )?;
+    let run =
+        plan::run_launch(&items, planner, &args.split, args.seed, args.attempts, args.resamples, &tick, &mut |e| {
+            episodes.push(e)
+        })?;
     bar.finish_and_clear();
     if let (Some(it), Some(o)) = (items.first(), run.items.first()) {
-        record(&args, &ds, (plan::LAUNCH_TASK, &it.id, &it.hash, it.episode_index), o, episodes)?;
+        record(args, &ds, (plan::LAUNCH_TASK, &it.id, &it.hash, it.episode_index), o, episodes)?;
     }
-    if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
-        eprintln!("{}: {line}", args.model);
-    }
-    emit(&run, &args, || print_summary(&run, args.item.is_some()))
+    Ok(run)
 }
 
 type AdapterBox = Box<dyn Adapter>;
@@ -162,13 +234,9 @@ fn select<T>(mut items: Vec<T>, args: &Args, what: &str) -> anyhow::Result<Vec<T
     Ok(items)
 }
 
-/// `plan --task push`.
-fn run_push(args: &Args) -> anyhow::Result<()> {
-    if args.hold == 0 || args.hold > plan_push::MAX_HOLD {
-        bail!("--hold {}: expected 1..={} frames", args.hold, plan_push::MAX_HOLD);
-    }
-    let (mut planner, adapter) = resolve(&args.model, plan_push::push_planner, |a| a.push_planner())?;
-    let ds = Dataset::open(args.data.path()?)?;
+/// `plan --task push` on one dataset.
+fn run_push(args: &Args, dir: &Path, planner: &mut dyn plan_push::PushPlanner) -> anyhow::Result<PushRun> {
+    let ds = Dataset::open(dir)?;
     let items = select(plan_push::push_items_required(&ds, &args.split, args.hold)?.items, args, "push")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
@@ -181,24 +249,15 @@ fn run_push(args: &Args) -> anyhow::Result<()> {
         ));
     };
     let mut episodes = Vec::new();
-    let run = plan_push::run_push(
-        &items,
-        planner.as_mut(),
-        &args.split,
-        args.seed,
-        args.hold,
-        args.resamples,
-        &tick,
-        &mut |e| episodes.push(e),
-    )?;
+    let run =
+        plan_push::run_push(&items, planner, &args.split, args.seed, args.hold, args.resamples, &tick, &mut |e| {
+            episodes.push(e)
+        })?;
     bar.finish_and_clear();
     if let (Some(it), Some(o)) = (items.first(), run.items.first()) {
         record(args, &ds, (plan_push::PUSH_TASK, &it.id, &it.hash, it.episode_index), o, episodes)?;
     }
-    if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
-        eprintln!("{}: {line}", args.model);
-    }
-    emit(&run, args, || print_push_summary(&run))
+    Ok(run)
 }
 
 /// With `--record`: write the `episodes` executed on the item (task, id, hash, episode

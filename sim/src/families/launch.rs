@@ -21,6 +21,30 @@ use crate::split::Split;
 /// Number of templates.
 pub const TEMPLATES: u32 = 8;
 
+/// The cross-template folds: fold `k` holds out `FOLD_TEMPLATES[k]` (each pair differs only
+/// in the platform's height, so a fold's test asks for an unseen combination of goal
+/// distance and obstacle); fold 0 is the default held-out pair.
+pub const FOLD_TEMPLATES: [[u32; 2]; 4] = [[6, 7], [4, 5], [2, 3], [0, 1]];
+
+/// PHYRE's evaluation protocols.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Cross-template: test draws only the held-out templates, the other splits only the
+    /// rest.
+    #[default]
+    Cross,
+    /// Within-template: every split draws every template; test tasks are new instances of
+    /// the training templates.
+    Within,
+}
+
+impl Protocol {
+    fn is_cross(&self) -> bool {
+        *self == Protocol::Cross
+    }
+}
+
 pub(crate) const INFO: FamilyInfo = FamilyInfo {
     name: "launch",
     kind: FamilyKind::Planning,
@@ -30,12 +54,20 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
             "heldout_templates",
             "templates used only by test (0..8; bit 0 high platform, bit 1 far goal, bit 2 obstacle wall)",
         ),
+        (
+            "protocol",
+            "cross (test draws only held-out templates, default) or within (every split draws every template)",
+        ),
+        (
+            "fold",
+            "cross-template fold 0..4: holds out templates [6,7], [4,5], [2,3] or [0,1] (replaces heldout_templates)",
+        ),
         ("action_radius", "radius of the placed ball, m"),
         ("target_radius", "radius of the target ball, m"),
         ("guided_fraction", "fraction of sampled actions aimed near the target (the rest are uniform)"),
         ("duration_s", "episode length, s"),
     ],
-    heldout: "whole templates (PHYRE's cross-template protocol): `heldout_templates`",
+    heldout: "whole templates (PHYRE's cross-template protocol): `heldout_templates` or `fold`; none under `protocol = \"within\"`",
     labels: "goal_reached (target in goal zone at the end), contact (target→goal zone), action_valid, placement",
 };
 
@@ -53,6 +85,13 @@ pub struct Params {
     pub guided_fraction: f32,
     /// Default 3 s.
     pub duration_s: f32,
+    /// Default cross-template (written out only when not).
+    #[serde(skip_serializing_if = "Protocol::is_cross")]
+    pub protocol: Protocol,
+    /// A cross-template fold, `0..FOLD_TEMPLATES.len()`: the held-out templates are the
+    /// fold's (written out only when set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fold: Option<u32>,
 }
 
 impl Default for Params {
@@ -63,6 +102,8 @@ impl Default for Params {
             target_radius: Range::new(0.05, 0.08),
             guided_fraction: 0.6,
             duration_s: 3.0,
+            protocol: Protocol::Cross,
+            fold: None,
         }
     }
 }
@@ -83,6 +124,37 @@ impl Params {
                 "launch.heldout_templates",
                 format!("{:?}", self.heldout_templates),
                 "at most 7 of the 8 templates",
+            ));
+        }
+        let custom = self.heldout_templates != Params::default().heldout_templates;
+        if let Some(k) = self.fold {
+            if k as usize >= FOLD_TEMPLATES.len() {
+                return Err(SimError::invalid(
+                    "launch.fold",
+                    k,
+                    format!("a cross-template fold in 0..{}", FOLD_TEMPLATES.len()),
+                ));
+            }
+            if self.protocol == Protocol::Within {
+                return Err(SimError::invalid(
+                    "launch.fold",
+                    k,
+                    "no fold under protocol = \"within\" (within-template folds are new instances: vary the suite's seed)",
+                ));
+            }
+            if custom && self.heldout_templates != FOLD_TEMPLATES[k as usize] {
+                return Err(SimError::invalid(
+                    "launch.heldout_templates",
+                    format!("{:?}", self.heldout_templates),
+                    format!("either heldout_templates or fold (fold {k} holds out {:?})", FOLD_TEMPLATES[k as usize]),
+                ));
+            }
+        }
+        if self.protocol == Protocol::Within && custom {
+            return Err(SimError::invalid(
+                "launch.heldout_templates",
+                format!("{:?}", self.heldout_templates),
+                "none under protocol = \"within\" (every split draws every template)",
             ));
         }
         self.action_radius.validate("launch.action_radius", 0.01, 0.5)?;
@@ -199,7 +271,14 @@ impl LaunchTask {
 /// Draw the task's scene from `s` (the family's draws, in order) and what the family's own
 /// placement sampler needs next: the target's x and radius and the platform height.
 fn task(p: &Params, s: &mut Sampler, split: Split) -> Result<(LaunchTask, f32, f32, f32)> {
-    let allowed: Vec<u32> = (0..TEMPLATES).filter(|t| p.heldout_templates.contains(t) == split.is_heldout()).collect();
+    let heldout = match (p.protocol, p.fold) {
+        (Protocol::Within, _) => &[][..],
+        (Protocol::Cross, Some(k)) => &FOLD_TEMPLATES[k as usize % FOLD_TEMPLATES.len()][..],
+        (Protocol::Cross, None) => &p.heldout_templates[..],
+    };
+    let allowed: Vec<u32> = (0..TEMPLATES)
+        .filter(|t| p.protocol == Protocol::Within || heldout.contains(t) == split.is_heldout())
+        .collect();
     if allowed.is_empty() {
         return Err(SimError::invalid(
             "launch.heldout_templates",

@@ -199,7 +199,16 @@ where
         _ => Map::new(),
     };
     for (k, v) in overrides {
-        if !base.contains_key(k) {
+        // Optional parameters are absent from the defaults' serialisation but deserialise
+        // (with a wrong value, the type check below names them); unknown ones do not.
+        let optional = || {
+            let probe = Map::from_iter([(k.clone(), v.clone())]);
+            match serde_json::from_value::<P>(Value::Object(merge(&base, &probe))) {
+                Ok(_) => true,
+                Err(e) => !e.to_string().contains("unknown field"),
+            }
+        };
+        if !base.contains_key(k) && !optional() {
             let keys: Vec<&str> = base.keys().map(String::as_str).collect();
             return Err(SimError::UnknownParam {
                 field: format!("{name}.{k}"),
