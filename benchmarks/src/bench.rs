@@ -350,7 +350,7 @@ pub fn run(
             None => unsupported.push(task),
             Some(mut planner) => {
                 progress(Event::Task(&id, crate::plan::LAUNCH_TASK, prep.launch.items.len()));
-                let tick = |_: &crate::plan::LaunchOutcome| progress(Event::Item);
+                let mut tick = |_: &crate::plan::LaunchOutcome, _| progress(Event::Item);
                 let played = crate::plan::run_launch(
                     &prep.launch.items,
                     planner.as_mut(),
@@ -358,8 +358,7 @@ pub fn run(
                     b.seed,
                     prep.opts.plan_attempts,
                     b.resamples,
-                    &tick,
-                    &mut |_| {},
+                    &mut tick,
                 )?;
                 let (r, l) = crate::plan::score_launch(&prep.launch.items, &played, b);
                 tasks_out.push(r);
@@ -374,7 +373,7 @@ pub fn run(
             None => unsupported.push(task),
             Some(mut planner) => {
                 progress(Event::Task(&id, crate::plan_push::PUSH_TASK, prep.push.items.len()));
-                let tick = |_: &crate::plan_push::PushOutcome| progress(Event::Item);
+                let mut tick = |_: &crate::plan_push::PushOutcome, _| progress(Event::Item);
                 let played = crate::plan_push::run_push(
                     &prep.push.items,
                     planner.as_mut(),
@@ -382,8 +381,7 @@ pub fn run(
                     b.seed,
                     prep.opts.push_hold,
                     b.resamples,
-                    &tick,
-                    &mut |_| {},
+                    &mut tick,
                 )?;
                 let (r, l) = crate::plan_push::score_push(&prep.push.items, &played, b);
                 tasks_out.push(r);

@@ -626,8 +626,8 @@ pub struct LaunchRun {
 
 /// Play every item with `planner`, in order. Each item's randomness depends only on `seed`
 /// and its episode index, so an item scores the same alone (`plan --item`) as in a whole
-/// run. `tick` is called after each item; `record` gets every simulated attempt's episode
-/// (see [`play_recorded`]).
+/// run. `tick` is called after each item with its outcome and every simulated attempt's
+/// episode (see [`play_recorded`]).
 pub fn run_launch(
     items: &[LaunchItem],
     planner: &mut dyn LaunchPlanner,
@@ -635,16 +635,16 @@ pub fn run_launch(
     seed: u64,
     max_attempts: usize,
     resamples: u32,
-    tick: &dyn Fn(&LaunchOutcome),
-    record: &mut dyn FnMut(Episode),
+    tick: &mut dyn FnMut(&LaunchOutcome, Vec<Episode>),
 ) -> Result<LaunchRun> {
     if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
         return Err(BenchError::invalid("max_attempts", max_attempts, format!("1..={MAX_ATTEMPTS}")));
     }
     let mut outcomes = Vec::with_capacity(items.len());
     for it in items {
-        let o = play_recorded(&it.task, planner, (it.episode_index, seed), max_attempts, record)?;
-        tick(&o);
+        let mut episodes = Vec::new();
+        let o = play_recorded(&it.task, planner, (it.episode_index, seed), max_attempts, &mut |e| episodes.push(e))?;
+        tick(&o, episodes);
         outcomes.push(o);
     }
     let au: Vec<f64> = outcomes.iter().map(|o| o.auccess).collect();

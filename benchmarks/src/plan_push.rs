@@ -498,7 +498,7 @@ pub struct PushRun {
 }
 
 /// Play every item with `planner`, in order (each item's randomness depends only on `seed`
-/// and its episode index); `tick` is called after each item; `record` gets each item's
+/// and its episode index); `tick` is called after each item with its outcome and its
 /// executed episode (see [`play_recorded`]).
 pub fn run_push(
     items: &[PushItem],
@@ -507,13 +507,13 @@ pub fn run_push(
     seed: u64,
     hold: usize,
     resamples: u32,
-    tick: &dyn Fn(&PushOutcome),
-    record: &mut dyn FnMut(Episode),
+    tick: &mut dyn FnMut(&PushOutcome, Vec<Episode>),
 ) -> Result<PushRun> {
     let mut outcomes = Vec::with_capacity(items.len());
     for it in items {
-        let o = play_recorded(&it.task, planner, (it.episode_index, seed), hold, record)?;
-        tick(&o);
+        let mut episodes = Vec::new();
+        let o = play_recorded(&it.task, planner, (it.episode_index, seed), hold, &mut |e| episodes.push(e))?;
+        tick(&o, episodes);
         outcomes.push(o);
     }
     let s: Vec<f64> = outcomes.iter().map(|o| f64::from(u8::from(o.success))).collect();

@@ -42,7 +42,7 @@ pub use episode::{
     Violation, ViolationKind,
 };
 pub use error::{RejectReason, Rejection, Result, SimError};
-pub use families::{Attempt, Family, FamilyKind, LaunchTask, PushTask, Sample};
+pub use families::{Attempt, Family, FamilyKind, LaunchTask, PushTask, Sample, solve};
 pub use generate::{BatchReport, DEFAULT_MAX_ATTEMPTS, content_sha256, generate, generate_batch, generate_with};
 pub use scene::{
     AgentSpec, Camera, ContactQuery, ContactTarget, DEFAULT_DURATION_S, DEFAULT_FPS, DEFAULT_PHYSICS_HZ,

@@ -194,3 +194,36 @@ fn launch_folds_and_protocols_choose_the_test_templates() {
     Family::with_overrides("launch", &overrides(&[("fold", json!(1)), ("heldout_templates", json!([4, 5]))]))
         .expect("consistent");
 }
+
+/// `launch.solvable`: the solver's placements really solve their tasks, a task whose goal
+/// is out of reach is not solved, and with the filter on the generator rejects the tasks
+/// the solver cannot solve (which the unfiltered family keeps).
+#[test]
+fn launch_keeps_only_solved_tasks_when_asked() {
+    use physworld_sim::{Attempt, LaunchTask, RejectReason, Split, solve};
+    let plain = Family::with_overrides("launch", &overrides(&[])).expect("plain");
+    let filtered = Family::with_overrides("launch", &overrides(&[("solvable", json!(true))])).expect("filtered");
+    let (mut solved, mut refused) = (0, 0);
+    for seed in 0..40u64 {
+        let task = plain.launch_task(seed, Split::Test).expect("task").expect("a launch task");
+        match solve(&task, seed).expect("solves") {
+            Some(pl) => {
+                solved += 1;
+                assert!(matches!(task.attempt(&pl).expect("attempt"), Attempt::Simulated { success: true, .. }));
+                assert!(filtered.sample(seed, Split::Test).expect("samples").is_ok(), "seed {seed}");
+            }
+            None => {
+                refused += 1;
+                let r = filtered.sample(seed, Split::Test).expect("samples").expect_err("rejected");
+                assert_eq!(r.reason, RejectReason::Family, "seed {seed}");
+                assert!(plain.sample(seed, Split::Test).expect("samples").is_ok(), "seed {seed}");
+            }
+        }
+    }
+    eprintln!("solved {solved} of 40 test tasks");
+    assert!(solved >= 30 && refused >= 1, "solved {solved}, refused {refused}");
+    // A goal out of reach: no placement gets the target there.
+    let mut far: LaunchTask = plain.launch_task(1, Split::Test).expect("task").expect("a launch task");
+    far.scene.zones[0].center[0] += 20.0;
+    assert_eq!(solve(&far, 1).expect("runs"), None);
+}

@@ -182,15 +182,15 @@ fn run_launch(args: &Args, dir: &Path, planner: &mut dyn plan::LaunchPlanner) ->
     let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, args, "launch")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
-    let tick = |o: &plan::LaunchOutcome| {
+    let mut episodes = Vec::new();
+    let mut tick = |o: &plan::LaunchOutcome, executed| {
         bar.inc(1);
         bar.set_message(format!("last: {}", o.first_success.map_or("unsolved".into(), |n| format!("solved at {n}"))));
+        if args.record.is_some() {
+            episodes = executed;
+        }
     };
-    let mut episodes = Vec::new();
-    let run =
-        plan::run_launch(&items, planner, &args.split, args.seed, args.attempts, args.resamples, &tick, &mut |e| {
-            episodes.push(e)
-        })?;
+    let run = plan::run_launch(&items, planner, &args.split, args.seed, args.attempts, args.resamples, &mut tick)?;
     bar.finish_and_clear();
     if let (Some(it), Some(o)) = (items.first(), run.items.first()) {
         record(args, &ds, (plan::LAUNCH_TASK, &it.id, &it.hash, it.episode_index), o, episodes)?;
@@ -240,19 +240,19 @@ fn run_push(args: &Args, dir: &Path, planner: &mut dyn plan_push::PushPlanner) -
     let items = select(plan_push::push_items_required(&ds, &args.split, args.hold)?.items, args, "push")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
-    let tick = |o: &plan_push::PushOutcome| {
+    let mut episodes = Vec::new();
+    let mut tick = |o: &plan_push::PushOutcome, executed| {
         bar.inc(1);
         bar.set_message(format!(
             "last: {} ({:.2} m from the goal)",
             if o.success { "reached" } else { "missed" },
             o.final_distance
         ));
+        if args.record.is_some() {
+            episodes = executed;
+        }
     };
-    let mut episodes = Vec::new();
-    let run =
-        plan_push::run_push(&items, planner, &args.split, args.seed, args.hold, args.resamples, &tick, &mut |e| {
-            episodes.push(e)
-        })?;
+    let run = plan_push::run_push(&items, planner, &args.split, args.seed, args.hold, args.resamples, &mut tick)?;
     bar.finish_and_clear();
     if let (Some(it), Some(o)) = (items.first(), run.items.first()) {
         record(args, &ds, (plan_push::PUSH_TASK, &it.id, &it.hash, it.episode_index), o, episodes)?;

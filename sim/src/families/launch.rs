@@ -62,6 +62,10 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
             "fold",
             "cross-template fold 0..4: holds out templates [6,7], [4,5], [2,3] or [0,1] (replaces heldout_templates)",
         ),
+        (
+            "solvable",
+            "keep only tasks a search of SOLVER_TRIES (128) placements solves (PHYRE's tasks are all solvable); default false",
+        ),
         ("action_radius", "radius of the placed ball, m"),
         ("target_radius", "radius of the target ball, m"),
         ("guided_fraction", "fraction of sampled actions aimed near the target (the rest are uniform)"),
@@ -92,6 +96,11 @@ pub struct Params {
     /// fold's (written out only when set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fold: Option<u32>,
+    /// Keep only tasks that [`solve`] solves (a task it cannot solve is rejected and the
+    /// generator draws the next attempt), as PHYRE keeps only solvable tasks. Default false
+    /// (written out only when set).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub solvable: bool,
 }
 
 impl Default for Params {
@@ -104,6 +113,7 @@ impl Default for Params {
             duration_s: 3.0,
             protocol: Protocol::Cross,
             fold: None,
+            solvable: false,
         }
     }
 }
@@ -328,9 +338,61 @@ fn task(p: &Params, s: &mut Sampler, split: Split) -> Result<(LaunchTask, f32, f
     Ok((LaunchTask { scene, template, radius: p.action_radius }, tx, tr, hp))
 }
 
+/// Placements [`solve`] simulates at most.
+pub const SOLVER_TRIES: usize = 128;
+
+/// A placement that solves `task`, if a seeded search finds one within [`SOLVER_TRIES`]
+/// simulations: balls of the largest and a middle radius dropped on a grid of offsets
+/// behind the target and heights above it (where the family's own successful placements
+/// lie), then uniform draws over the scene from a stream of `seed`'s own. Deterministic
+/// for a task and seed.
+pub fn solve(task: &LaunchTask, seed: u64) -> Result<Option<Placement>> {
+    let target = task.scene.objects.first().map_or([0.0; 3], |o| o.position);
+    let tr = task.scene.objects.first().map_or(0.05, |o| o.shape.bounding_radius());
+    let (rmin, rmax) = (task.radius.min, task.radius.max);
+    let mut tried = 0usize;
+    let try_one = |pl: Placement, tried: &mut usize| -> Result<Option<Placement>> {
+        if validate_placement(&task.scene, &pl).is_err() {
+            return Ok(None);
+        }
+        *tried += 1;
+        Ok(match task.attempt(&pl)? {
+            Attempt::Simulated { success: true, .. } => Some(pl),
+            _ => None,
+        })
+    };
+    for radius in [rmax, 0.5 * (rmin + rmax)] {
+        for dx in [0.3, 0.6, 0.9, 0.0, 1.2] {
+            for dy in [0.05, 0.25, 0.5] {
+                let x = target[0] - dx * (tr + radius);
+                let y = target[1] + tr + radius + dy;
+                if let Some(pl) = try_one(Placement { x, y, radius }, &mut tried)? {
+                    return Ok(Some(pl));
+                }
+            }
+        }
+    }
+    let mut s = Sampler::new(seed ^ 0x534F_4C56_4552_0001);
+    // Invalid draws cost no simulation; bound them all the same.
+    for _ in 0..SOLVER_TRIES * 16 {
+        if tried >= SOLVER_TRIES {
+            break;
+        }
+        let radius = s.uniform(rmin, rmax);
+        let pl = Placement { x: s.uniform(-1.4, 1.4), y: s.uniform(0.05, 1.9), radius };
+        if let Some(pl) = try_one(pl, &mut tried)? {
+            return Ok(Some(pl));
+        }
+    }
+    Ok(None)
+}
+
 pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     let mut s = Sampler::new(seed);
     let (task, tx, tr, hp) = task(p, &mut s, split)?;
+    if p.solvable && solve(&task, seed)?.is_none() {
+        return Ok(Err(Rejection::family(format!("unsolved by a search of {SOLVER_TRIES} placements"))));
+    }
     // Sample actions until one is valid (PHYRE does not simulate invalid actions).
     let mut placement = None;
     for _ in 0..64 {
