@@ -441,6 +441,10 @@ fn the_oracle_pushes_most_pucks_into_the_goal_and_random_forces_few() {
         assert_eq!(logged.len(), items.len(), "{model}");
         for (l, i) in logged.iter().zip(items) {
             assert_eq!(l["task"], "plan-push");
+            // A goal state from the reference run: at rest, a puck's height above the table.
+            let g = &l["target"]["goal_state"];
+            let speed = (0..3).map(|k| g["velocity"][k].as_f64().expect("v").powi(2)).sum::<f64>().sqrt();
+            assert!(speed < 0.05 && g["position"][1].as_f64().expect("y") > 0.3, "{g}");
             assert_eq!(l["prediction"]["success"], i["success"], "{model}: {l} against {i}");
             assert_eq!(l["prediction"]["final_distance"], i["final_distance"], "{model}");
         }
@@ -481,6 +485,8 @@ for line in sys.stdin:
         continue
     k = int(m["id"].rsplit("/", 1)[1])
     assert len(m["history"]) == k and m["frame"] == k * m["scene"]["hold"]
+    g, s = m["scene"]["goal"], m["scene"]["goal_state"]
+    assert all(abs(s["position"][i] - g["center"][i]) <= g["half_extents"][i] for i in (0, 2)), (g, s)
     assert all(h["force"] == [0.0, 0.0] for h in m["history"][:3])
     if k == 0:
         print("not json", flush=True)

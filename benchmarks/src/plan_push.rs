@@ -16,8 +16,14 @@
 //! and the control rate; never its mass or friction. Planners ([`push_planner`]): `oracle`
 //! (receding-horizon CEM over the next second of actions with forks of the true simulation:
 //! the ceiling), `random` (uniform forces in the bound's disk) and `greedy` (a saturated PD
-//! controller toward the goal's centre). For planners that need a goal state (latent
-//! planners, issue 25), the goal is the zone's centre at rest.
+//! controller toward the goal's centre).
+//!
+//! For planners that need a goal state rather than a zone (latent planners compare
+//! representations), each item carries one ([`PushItem::goal_state`], in
+//! [`PushView::goal_state`] and the `process:` protocol), derived from a successful
+//! reference run: where the `greedy` controller's run on the task (at the item's control
+//! rate) leaves the puck, when that run ends with it at rest in the zone; otherwise the
+//! zone's centre at the puck's starting height. Either way at rest.
 //!
 //! Scores per item: success, the puck's final distance to the goal zone's centre,
 //! and the planner's own physics steps per action. In `bench` the task is [`PUSH_TASK`],
@@ -67,6 +73,8 @@ pub struct PushView {
     pub statics: Vec<SceneBox>,
     /// The goal zone.
     pub goal: SceneBox,
+    /// A goal state inside the zone (see [`PushItem::goal_state`]).
+    pub goal_state: PuckState,
     /// The puck's radius, m.
     pub puck_radius: f32,
     /// The puck now, if visible.
@@ -137,7 +145,7 @@ pub struct PushOutcome {
 }
 
 /// The observation at the last of `frames`.
-fn view_at(task: &PushTask, frames: &[Frame], hold: usize) -> Result<PushView> {
+fn view_at(task: &PushTask, frames: &[Frame], hold: usize, goal_state: PuckState) -> Result<PushView> {
     let frame = frames.len().saturating_sub(1);
     let goal =
         task.scene.zones.first().ok_or_else(|| BenchError::invalid("push task", "no goal zone", "a goal zone"))?;
@@ -150,6 +158,7 @@ fn view_at(task: &PushTask, frames: &[Frame], hold: usize) -> Result<PushView> {
     Ok(PushView {
         statics: task.scene.statics.iter().map(SceneBox::of_static).collect(),
         goal: SceneBox::of_zone(goal),
+        goal_state,
         puck_radius,
         puck: state.map(|o| PuckState { position: o.position, velocity: o.linvel }),
         max_force: task.max_force,
@@ -182,16 +191,28 @@ fn clip(f: [f32; 2], max: f32) -> Option<[f32; 3]> {
     Some([f[0] * s, 0.0, f[1] * s])
 }
 
-/// Play the task of episode `episode_index` with `planner` (seeded by `seed` and the
-/// episode index), each action held `hold` frames.
-pub fn play(task: &PushTask, planner: &mut dyn PushPlanner, ids: (u64, u64), hold: usize) -> Result<PushOutcome> {
-    play_recorded(task, planner, ids, hold, &mut |_| {})
+/// Play `item` with `planner` (seeded by `seed` and the item's episode index), each
+/// action held `hold` frames.
+pub fn play(item: &PushItem, planner: &mut dyn PushPlanner, seed: u64, hold: usize) -> Result<PushOutcome> {
+    play_recorded(item, planner, seed, hold, &mut |_| {})
 }
 
 /// [`play`], handing the executed episode (with its `goal_reached` label) to `record`
 /// (the family, split and seed fields are placeholders for the caller to fill).
 pub fn play_recorded(
+    item: &PushItem,
+    planner: &mut dyn PushPlanner,
+    seed: u64,
+    hold: usize,
+    record: &mut dyn FnMut(Episode),
+) -> Result<PushOutcome> {
+    drive(&item.task, item.goal_state, planner, (item.episode_index, seed), hold, record)
+}
+
+/// The closed loop of [`play_recorded`] on `task`, the planner shown `goal_state`.
+fn drive(
     task: &PushTask,
+    goal_state: PuckState,
     planner: &mut dyn PushPlanner,
     (episode_index, seed): (u64, u64),
     hold: usize,
@@ -208,7 +229,7 @@ pub fn play_recorded(
     let mut sim = task.start()?.map_err(rejected)?;
     let (mut actions, mut unusable, mut planning) = (0usize, 0usize, 0f64);
     while executed.len() < last {
-        let view = view_at(task, sim.frames(), hold)?;
+        let view = view_at(task, sim.frames(), hold, goal_state)?;
         let t = Instant::now();
         let chosen = planner.act(&view, &executed, given.then_some(&sim))?;
         planning += t.elapsed().as_secs_f64();
@@ -252,6 +273,34 @@ pub struct PushItem {
     pub episode_index: u64,
     /// The task.
     pub task: PushTask,
+    /// A goal state for planners that need one, at rest: where the `greedy` controller's
+    /// run on the task (at the item's control rate) leaves the puck when it ends at rest
+    /// ([`REST_SPEED`]) in the goal zone, else the zone's centre at the puck's starting
+    /// height.
+    pub goal_state: PuckState,
+}
+
+/// Below this speed (m/s) the reference run's last state counts as at rest.
+pub const REST_SPEED: f32 = 0.05;
+
+/// The goal state of `task` at control rate `hold` (see [`PushItem::goal_state`]).
+pub fn goal_state(task: &PushTask, hold: usize) -> Result<PuckState> {
+    let zone = task.scene.zones.first().map_or([0.0; 3], |z| z.center);
+    let start = task.scene.objects.first().map_or(zone, |o| o.position);
+    let fallback = PuckState { position: [zone[0], start[1], zone[2]], velocity: [0.0; 3] };
+    let mut end = None;
+    let run = drive(task, fallback, &mut GreedyPush, (0, 0), hold, &mut |e| {
+        end = e
+            .frames
+            .last()
+            .and_then(|f| f.objects.first())
+            .map(|o| PuckState { position: o.position, velocity: o.linvel });
+    })?;
+    let at_rest = |s: &PuckState| physworld_sim::math::norm(s.velocity) < REST_SPEED;
+    Ok(match end {
+        Some(s) if run.success && at_rest(&s) => PuckState { velocity: [0.0; 3], ..s },
+        _ => fallback,
+    })
 }
 
 /// The `plan-push` items of a split, and the `push` episodes left out (by `--limit`).
@@ -275,7 +324,8 @@ pub fn push_items(ds: &Dataset, split: &str, hold: usize) -> Result<PushItems> {
         let Some(task) = family.push_task(m.seed, sim_split)? else { continue };
         let id = format!("{PUSH_TASK}/{split}/push/{}/{}", m.sample_index, m.episode_index);
         let hash = crate::plan::item_hash(ds, &id, &format!("{}\0{hold}\0{PUSH_VERSION}", m.episode_index));
-        out.items.push(PushItem { id, hash, episode_index: m.episode_index, task });
+        let goal_state = goal_state(&task, hold)?;
+        out.items.push(PushItem { id, hash, episode_index: m.episode_index, task, goal_state });
     }
     Ok(out)
 }
@@ -512,7 +562,7 @@ pub fn run_push(
     let mut outcomes = Vec::with_capacity(items.len());
     for it in items {
         let mut episodes = Vec::new();
-        let o = play_recorded(&it.task, planner, (it.episode_index, seed), hold, &mut |e| episodes.push(e))?;
+        let o = play_recorded(it, planner, seed, hold, &mut |e| episodes.push(e))?;
         tick(&o, episodes);
         outcomes.push(o);
     }
@@ -567,7 +617,11 @@ pub fn score_push(items: &[PushItem], run: &PushRun, b: Bootstrap) -> (TaskResul
                 "judge_steps": o.judge_steps,
                 "planner_steps": o.planner_steps,
             }),
-            target: serde_json::json!({ "goal": "the puck in the goal zone at the last frame", "hold": run.hold }),
+            target: serde_json::json!({
+                "goal": "the puck in the goal zone at the last frame",
+                "goal_state": it.goal_state,
+                "hold": run.hold,
+            }),
             correct: Some(o.success),
             score: f64::from(u8::from(o.success)),
             invalid: o.unusable > 0,

@@ -57,5 +57,40 @@ fn physics_steps(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, episodes_per_family, physics_steps);
+/// What a closed-loop planner pays to look ahead from the middle of a `push` episode: the
+/// next 36 frames (1.2 s) from a fork of the simulation at frame 45, against re-simulating
+/// the episode from its start to the same frame (what planning cost before forks).
+fn fork(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fork");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    let Ok(family) = Family::by_name("push") else { return };
+    let Ok(Some(task)) = family.push_task(1, Split::Test) else { return };
+    let force = [1.0, 0.0, 0.5];
+    let Ok(Ok(mut at45)) = task.start() else { return };
+    for _ in 0..45 {
+        let _ = at45.advance(force);
+    }
+    g.bench_function("clone_at_45", |b| b.iter(|| black_box(at45.clone())));
+    g.bench_function("fork_at_45_advance_36", |b| {
+        b.iter(|| {
+            let mut f = at45.clone();
+            for _ in 0..36 {
+                let _ = f.advance(force);
+            }
+            black_box(f.frames().len())
+        })
+    });
+    g.bench_function("from_start_advance_81", |b| {
+        b.iter(|| {
+            let Ok(Ok(mut s)) = task.start() else { return 0 };
+            for _ in 0..81 {
+                let _ = s.advance(force);
+            }
+            black_box(s.frames().len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, episodes_per_family, physics_steps, fork);
 criterion_main!(benches);

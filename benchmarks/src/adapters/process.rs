@@ -96,12 +96,15 @@
 //! ```json
 //! {"type": "plan", "task": "plan-push", "id": "plan-push/7/3", "episode": 7,
 //!  "scene": {"statics": [...], "goal": {"center": [x, y, z], "half_extents": [x, y, z]},
+//!            "goal_state": {"position": [x, y, z], "velocity": [x, y, z]},
 //!            "puck_radius": r, "max_force": f, "fps": 30, "frames": 91, "hold": 6},
 //!  "frame": 18, "puck": {"position": [x, y, z], "velocity": [x, y, z]},
 //!  "history": [{"frame": 0, "puck": {...}, "force": [fx, fz]}, ...]}
 //! ```
 //!
-//! `puck` is `null` while the puck is not visible; `history[k].force` is the force that was
+//! `goal_state` is a state of the puck inside the zone, for planners that need a goal state
+//! rather than a zone ([`crate::plan_push::PushItem::goal_state`]). `puck` is `null` while
+//! the puck is not visible; `history[k].force` is the force that was
 //! applied after the observation at `history[k].frame` (after clipping to the bound; `[0,
 //! 0]` when the reply was unusable). The model answers `{"id": ..., "force": [fx, fz]}`
 //! (newtons, clipped to the disk of radius `max_force`) or `{"id": ..., "error": "..."}`;
@@ -524,6 +527,7 @@ impl crate::plan_push::PushPlanner for ProcessPush {
                     "half_extents": b.half_extents,
                 })).collect::<Vec<Value>>(),
                 "goal": { "center": view.goal.position, "half_extents": view.goal.half_extents },
+                "goal_state": { "position": view.goal_state.position, "velocity": view.goal_state.velocity },
                 "puck_radius": view.puck_radius,
                 "max_force": view.max_force,
                 "fps": view.fps,

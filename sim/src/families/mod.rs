@@ -32,7 +32,7 @@ mod spring;
 mod support;
 mod voe;
 
-pub use launch::{Attempt, LaunchTask, solve, validate_placement};
+pub use launch::{Attempt, FOLD_TEMPLATES, LaunchTask, Protocol, SOLVER_TRIES, solve, validate_placement};
 pub use push::PushTask;
 pub use range::{IntRange, Range};
 
