@@ -401,6 +401,21 @@ struct ProcessPlanner {
     asked: usize,
 }
 
+/// A planning scene's static boxes as protocol JSON.
+fn statics_json(statics: &[physworld_pipeline::SceneBox]) -> Vec<Value> {
+    statics
+        .iter()
+        .map(|b| {
+            json!({
+                "role": crate::plan::box_role(b.kind),
+                "position": b.position,
+                "rotation": b.rotation,
+                "half_extents": b.half_extents,
+            })
+        })
+        .collect()
+}
+
 /// A placement as protocol JSON.
 fn placement_json(p: &Placement) -> Value {
     json!({ "x": p.x, "y": p.y, "radius": p.radius })
@@ -442,12 +457,7 @@ impl crate::plan::LaunchPlanner for ProcessPlanner {
             "episode": self.episode,
             "attempts": self.attempts,
             "scene": {
-                "statics": view.statics.iter().map(|b| json!({
-                    "role": crate::plan::box_role(b.kind),
-                    "position": b.position,
-                    "rotation": b.rotation,
-                    "half_extents": b.half_extents,
-                })).collect::<Vec<Value>>(),
+                "statics": statics_json(&view.statics),
                 "goal": { "center": view.goal.position, "half_extents": view.goal.half_extents },
                 "target": { "position": view.target, "radius": view.target_radius },
                 "radius": view.radius,
@@ -520,12 +530,7 @@ impl crate::plan_push::PushPlanner for ProcessPush {
             "id": id,
             "episode": self.episode,
             "scene": {
-                "statics": view.statics.iter().map(|b| json!({
-                    "role": crate::plan::box_role(b.kind),
-                    "position": b.position,
-                    "rotation": b.rotation,
-                    "half_extents": b.half_extents,
-                })).collect::<Vec<Value>>(),
+                "statics": statics_json(&view.statics),
                 "goal": { "center": view.goal.position, "half_extents": view.goal.half_extents },
                 "goal_state": { "position": view.goal_state.position, "velocity": view.goal_state.velocity },
                 "puck_radius": view.puck_radius,

@@ -104,19 +104,7 @@ impl LaunchPlanner for LlmPlanner {
         self.turns.push(Turn::user(user));
         self.seen = (history.len(), invalid.len());
         let expect = Expect::Placement { x: [-X_MAX, X_MAX], y: [view.radius[0], Y_MAX], radius: view.radius };
-        let (text, response, structured) =
-            match self.client.ask_for(render::plan_system(self.variant), &self.turns, &expect) {
-                Ok(r) => {
-                    if self.request.is_none() {
-                        self.request = Some(settings(&r.exchange["request"]));
-                    }
-                    (r.text, r.exchange["response"].clone(), r.structured)
-                }
-                // A spent budget stops the run (answers so far are cached: a rerun resumes).
-                Err(e @ BenchError::Halt { .. }) => return Err(e),
-                // A server that keeps failing costs this attempt, not the run.
-                Err(e) => (String::new(), json!({ "error": e.to_string() }), false),
-            };
+        let (text, response, structured) = ask(&self.client, self.variant, &self.turns, &expect, &mut self.request)?;
         let parsed = render::parse_placement(&text);
         self.responses.push(json!({
             "response": response,
@@ -137,6 +125,29 @@ impl LaunchPlanner for LlmPlanner {
     }
     fn raw_log(&mut self) -> Option<Value> {
         dialogue_log(&self.turns, self.variant, &mut self.request, &mut self.responses)
+    }
+}
+
+/// Ask for the dialogue's next reply: its text, raw response and whether it came as
+/// structured output, keeping the first request's settings in `request`. A spent budget
+/// stops the run (the answers so far are cached: a rerun resumes); a server that keeps
+/// failing costs this reply (an empty text), not the run.
+fn ask(
+    client: &Client,
+    variant: usize,
+    turns: &[Turn],
+    expect: &Expect,
+    request: &mut Option<Value>,
+) -> Result<(String, Value, bool)> {
+    match client.ask_for(render::plan_system(variant), turns, expect) {
+        Ok(r) => {
+            if request.is_none() {
+                *request = Some(settings(&r.exchange["request"]));
+            }
+            Ok((r.text, r.exchange["response"].clone(), r.structured))
+        }
+        Err(e @ BenchError::Halt { .. }) => Err(e),
+        Err(e) => Ok((String::new(), json!({ "error": e.to_string() }), false)),
     }
 }
 
@@ -219,18 +230,7 @@ impl PushPlanner for LlmPush {
         };
         self.turns.push(Turn::user(user));
         let expect = Expect::Force { max: view.max_force };
-        let (text, response, structured) =
-            match self.client.ask_for(render::plan_system(self.variant), &self.turns, &expect) {
-                Ok(r) => {
-                    if self.request.is_none() {
-                        self.request = Some(settings(&r.exchange["request"]));
-                    }
-                    (r.text, r.exchange["response"].clone(), r.structured)
-                }
-                Err(e @ BenchError::Halt { .. }) => return Err(e),
-                // A server that keeps failing costs this step's force, not the run.
-                Err(e) => (String::new(), json!({ "error": e.to_string() }), false),
-            };
+        let (text, response, structured) = ask(&self.client, self.variant, &self.turns, &expect, &mut self.request)?;
         let parsed = render::parse_force(&text);
         self.responses.push(json!({
             "response": response,
