@@ -106,7 +106,8 @@ pub trait PushPlanner: Send {
     /// (no force is applied, and it is counted). An error stops the run. `sim`, the true
     /// simulation at the present frame (to fork, not to advance), is given only to planners
     /// that declare [`PushPlanner::uses_simulator`].
-    fn act(&mut self, view: &PushView, executed: &[[f32; 3]], sim: Option<&Simulation>) -> Result<Option<[f32; 2]>>;
+    fn act(&mut self, view: &PushView, executed: &[[f32; 3]], sim: Option<&Simulation<'_>>)
+    -> Result<Option<[f32; 2]>>;
     /// Physics steps the planner spent on its own simulations for the current item.
     fn own_steps(&self) -> u64 {
         0
@@ -381,7 +382,7 @@ impl PushPlanner for RandomPush {
     fn begin(&mut self, index: usize, seed: u64) {
         self.rng = item_rng(seed, index, 0x50_52_4E_44 ^ self.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     }
-    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
         Ok(Some(uniform_disk(&mut self.rng, view.max_force)))
     }
 }
@@ -402,7 +403,7 @@ impl PushPlanner for GreedyPush {
         "greedy"
     }
     fn begin(&mut self, _index: usize, _seed: u64) {}
-    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
         let Some(p) = view.puck else { return Ok(Some([0.0, 0.0])) };
         let g = view.goal.position;
         Ok(Some([
@@ -449,7 +450,12 @@ impl PushPlanner for PushOracle {
     fn own_steps(&self) -> u64 {
         self.steps
     }
-    fn act(&mut self, view: &PushView, executed: &[[f32; 3]], sim: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
+    fn act(
+        &mut self,
+        view: &PushView,
+        executed: &[[f32; 3]],
+        sim: Option<&Simulation<'_>>,
+    ) -> Result<Option<[f32; 2]>> {
         let (Some(sim), Some(rng)) = (sim, self.rng.as_mut()) else { return Ok(None) };
         let (fps, hold, max) = (view.fps.max(1) as usize, view.hold, view.max_force);
         let now = executed.len();

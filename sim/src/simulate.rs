@@ -162,10 +162,10 @@ fn run(scene: &Scene, health: &HealthConfig, interventions: &[(u32, Intervention
 /// without re-simulating the past. Stepping a scene through to its end under its own
 /// agent actions gives the same episode as [`simulate_with`].
 #[derive(Clone)]
-pub struct Simulation {
-    scene: std::sync::Arc<Scene>,
+pub struct Simulation<'a> {
+    scene: &'a Scene,
     health: HealthConfig,
-    interventions: std::sync::Arc<[(u32, Intervention)]>,
+    interventions: &'a [(u32, Intervention)],
     world: SceneWorld,
     view: View,
     frames: Vec<Frame>,
@@ -178,31 +178,31 @@ pub struct Simulation {
     rejected: Option<Rejection>,
 }
 
-impl Simulation {
+impl<'a> Simulation<'a> {
     /// Build the world of `scene` and record its first frame (after any intervention at
     /// frame 0). The outer `Result` is a bad scene; the inner, a first frame that fails the
     /// health checks.
     pub fn start(
-        scene: &Scene,
+        scene: &'a Scene,
         health: &HealthConfig,
-        interventions: &[(u32, Intervention)],
-    ) -> Result<std::result::Result<Simulation, Rejection>> {
+        interventions: &'a [(u32, Intervention)],
+    ) -> Result<std::result::Result<Simulation<'a>, Rejection>> {
         scene.validate()?;
         Ok(Simulation::begin(scene, health, interventions))
     }
 
     fn begin(
-        scene: &Scene,
+        scene: &'a Scene,
         health: &HealthConfig,
-        interventions: &[(u32, Intervention)],
-    ) -> std::result::Result<Simulation, Rejection> {
+        interventions: &'a [(u32, Intervention)],
+    ) -> std::result::Result<Simulation<'a>, Rejection> {
         let world = SceneWorld::build(scene);
         let n = scene.sim.num_frames() as usize;
         let energy_base = world.energy();
         let mut sim = Simulation {
-            scene: std::sync::Arc::new(scene.clone()),
+            scene,
             health: health.clone(),
-            interventions: interventions.into(),
+            interventions,
             view: View::new(&scene.camera),
             world,
             frames: Vec::with_capacity(n),
@@ -235,8 +235,8 @@ impl Simulation {
     }
 
     /// The scene being simulated.
-    pub fn scene(&self) -> &Scene {
-        &self.scene
+    pub fn scene(&self) -> &'a Scene {
+        self.scene
     }
 
     /// Physics steps taken so far.
@@ -351,7 +351,7 @@ impl Simulation {
     /// labels computed from its frames. Family, split and seed are placeholders for the
     /// caller to fill.
     pub fn finish(self) -> Episode {
-        let scene = &self.scene;
+        let scene = self.scene;
         let frames = self.frames;
         let labels = generic_labels(scene, &frames);
         Episode {

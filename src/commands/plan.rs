@@ -105,25 +105,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.hold == 0 || args.hold > plan_push::MAX_HOLD {
             bail!("--hold {}: expected 1..={} frames", args.hold, plan_push::MAX_HOLD);
         }
-        let (mut planner, adapter) = resolve(&args.model, plan_push::push_planner, |a| a.push_planner())?;
-        let mut runs = Vec::new();
-        for (name, dir) in &folds {
-            runs.push((name.clone(), run_push(&args, dir, planner.as_mut())?));
-        }
-        if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
-            eprintln!("{}: {line}", args.model);
-        }
-        return emit_folds(runs, &args, |r| r.success, print_push_summary);
+        let planner = resolve(&args.model, plan_push::push_planner, |a| a.push_planner())?;
+        return play_folds(&args, &folds, planner, run_push, |r| r.success, print_push_summary);
     }
-    let (mut planner, adapter) = resolve(&args.model, plan::planner, |a| a.launch_planner())?;
-    let mut runs = Vec::new();
-    for (name, dir) in &folds {
-        runs.push((name.clone(), run_launch(&args, dir, planner.as_mut())?));
+    let planner = resolve(&args.model, plan::planner, |a| a.launch_planner())?;
+    play_folds(&args, &folds, planner, run_launch, |r| r.auccess, |r| print_summary(r, args.item.is_some()))
+}
+
+/// Play `planner` on every dataset of `folds` with `play`, then print the adapter's
+/// summary line and emit the runs ([`emit_folds`]).
+fn play_folds<P: ?Sized, R: serde::Serialize>(
+    args: &Args,
+    folds: &[(String, PathBuf)],
+    (mut planner, adapter): (Box<P>, Option<AdapterBox>),
+    play: impl Fn(&Args, &Path, &mut P) -> anyhow::Result<R>,
+    value: impl Fn(&R) -> f64,
+    summary: impl Fn(&R),
+) -> anyhow::Result<()> {
+    let mut runs = Vec::with_capacity(folds.len());
+    for (name, dir) in folds {
+        runs.push((name.clone(), play(args, dir, planner.as_mut())?));
     }
     if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {
         eprintln!("{}: {line}", args.model);
     }
-    emit_folds(runs, &args, |r| r.auccess, |r| print_summary(r, args.item.is_some()))
+    emit_folds(runs, args, value, summary)
 }
 
 /// The datasets `--data` names: the folder itself, or, for a folder that is not a dataset
@@ -177,7 +183,7 @@ fn emit_folds<T: serde::Serialize>(
 }
 
 /// `plan` on one dataset's `launch` items.
-fn run_launch(args: &Args, dir: &Path, planner: &mut dyn plan::LaunchPlanner) -> anyhow::Result<LaunchRun> {
+fn run_launch(args: &Args, dir: &Path, planner: &mut (dyn plan::LaunchPlanner + 'static)) -> anyhow::Result<LaunchRun> {
     let ds = Dataset::open(dir)?;
     let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, args, "launch")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
@@ -235,7 +241,7 @@ fn select<T>(mut items: Vec<T>, args: &Args, what: &str) -> anyhow::Result<Vec<T
 }
 
 /// `plan --task push` on one dataset.
-fn run_push(args: &Args, dir: &Path, planner: &mut dyn plan_push::PushPlanner) -> anyhow::Result<PushRun> {
+fn run_push(args: &Args, dir: &Path, planner: &mut (dyn plan_push::PushPlanner + 'static)) -> anyhow::Result<PushRun> {
     let ds = Dataset::open(dir)?;
     let items = select(plan_push::push_items_required(&ds, &args.split, args.hold)?.items, args, "push")?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };

@@ -512,7 +512,7 @@ impl crate::plan_push::PushPlanner for ProcessPush {
         &mut self,
         view: &crate::plan_push::PushView,
         executed: &[[f32; 3]],
-        _sim: Option<&physworld_sim::Simulation>,
+        _sim: Option<&physworld_sim::Simulation<'_>>,
     ) -> Result<Option<[f32; 2]>> {
         let id = format!("{}/{}/{}", crate::plan_push::PUSH_TASK, self.episode, self.seen.len());
         let history: Vec<Value> = self

@@ -222,7 +222,7 @@ impl PushPlanner for LlmPush {
         self.responses.clear();
         self.request = None;
     }
-    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation>) -> Result<Option<[f32; 2]>> {
+    fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
         let user = if self.turns.is_empty() {
             render::push_prompt(view, self.variant)
         } else {

@@ -144,7 +144,7 @@ impl PushTask {
     /// The task's simulation at its first frame, to be advanced one frame at a time with
     /// the chosen forces ([`Simulation::advance`]); forks ([`Clone`]) continue exactly as
     /// [`PushTask::run`] would under the same forces.
-    pub fn start(&self) -> Result<std::result::Result<Simulation, Rejection>> {
+    pub fn start(&self) -> Result<std::result::Result<Simulation<'_>, Rejection>> {
         Simulation::start(&self.scene, &HealthConfig::default(), &[])
     }
 
