@@ -355,12 +355,13 @@ for line in sys.stdin:
     }
 }
 
-/// A small `push` dataset: test goals in the held-out quadrant.
+/// A small `push` dataset: test goals in the held-out quadrant, a wall across the way on
+/// about half the tasks.
 fn push_dataset(root: &Path) -> std::path::PathBuf {
     let suite = root.join("push.toml");
     std::fs::write(
         &suite,
-        "[suite]\nname = \"push-small\"\nseed = 11\nsamples_per_file = 64\nmax_objects = 2\n\n[splits]\ntrain = 2\nval = 2\nreadout = 2\ntest = 8\n\n[[family]]\nname = \"push\"\n",
+        "[suite]\nname = \"push-small\"\nseed = 11\nsamples_per_file = 64\nmax_objects = 2\n\n[splits]\ntrain = 2\nval = 2\nreadout = 2\ntest = 8\n\n[[family]]\nname = \"push\"\nparams = { wall_chance = 0.5 }\n",
     )
     .expect("suite");
     let dir = root.join("push-ds");
@@ -368,8 +369,9 @@ fn push_dataset(root: &Path) -> std::path::PathBuf {
     dir
 }
 
-/// Closed-loop pushing: the oracle (re-planning with the true simulator) reaches most goals,
-/// random forces almost none, the PD controller about as many as the oracle; `bench` scores
+/// Closed-loop pushing: the oracle (re-planning with the true simulator, its cost going
+/// round walls) reaches most goals, random forces almost none, the PD controller (straight
+/// at the goal) fewer than the oracle, stopped by the walls; `bench` scores
 /// the same items as `plan` (a rerun, item for item), and a bad control rate is refused by
 /// name.
 #[test]
@@ -396,12 +398,13 @@ fn the_oracle_pushes_most_pucks_into_the_goal_and_random_forces_few() {
         dist(&greedy),
         dist(&random)
     );
-    // Measured on these 8 items: oracle 8 of 8, greedy 8, random 0; mean distances to the
-    // goal zone's centre 0.036, 0.060 and 1.10 m (0.03 is a puck resting at its centre).
+    // Measured on these 8 items (3 with a wall across the way): oracle 8 of 8, greedy 5
+    // (none of the walled ones), random 0; mean distances to the goal zone's centre 0.037,
+    // 0.183 and 1.16 m (0.03 is a puck resting at its centre).
     assert_eq!(oracle["items"].as_array().expect("items").len(), 8);
     assert!(rate(&oracle) >= 0.75, "{oracle:#}");
     assert!(rate(&random) <= 0.25, "{random:#}");
-    assert!(rate(&oracle) >= rate(&greedy) && rate(&greedy) > rate(&random) + 0.4);
+    assert!(rate(&oracle) >= rate(&greedy) + 0.25 && rate(&greedy) > rate(&random) + 0.4);
     assert!(dist(&oracle) < dist(&random) / 3.0 && dist(&greedy) < dist(&random) / 3.0);
     for r in [&oracle, &random, &greedy] {
         for i in r["items"].as_array().expect("items") {

@@ -131,7 +131,7 @@ def place(msg):
     return {"placement": {"x": x, "y": y, "radius": r}}
 
 
-K_P, K_D = 40.0, 12.0
+K_P, K_D = 8.0, 1.6
 
 
 def push(msg):

@@ -20,6 +20,7 @@
 
 pub mod adapters;
 pub mod bench;
+pub mod cost_to_go;
 mod error;
 pub mod leaderboard;
 pub mod llm;

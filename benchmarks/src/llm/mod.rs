@@ -59,10 +59,11 @@ pub fn require_available<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result
 }
 
 /// Version of the prompts (bumps whenever their text changes).
-pub const PROMPT_VERSION: &str = "physworld-prompt/6 (3 variants; static scene and zones, visible objects only under \
+pub const PROMPT_VERSION: &str = "physworld-prompt/7 (3 variants; static scene and zones, visible objects only under \
      relabelled slots, hidden properties only when the suite exposes them, centimetres, every 3rd frame, VoE every \
      6th; k-shot from readout as earlier turns; plan-launch as a dialogue: the scene, one placement per reply, each \
-     outcome back; plan-push as a dialogue: the table seen from above, one force per reply, the new state back)";
+     outcome back; plan-push as a dialogue: the table seen from above, turned boxes by their footprint's corners, one force per \
+     reply, the new state back)";
 
 /// What varies between runs of one LLM: the prompt variant, the sampling seed and
 /// temperature, and the number of solved examples. Runs that differ only in variant and

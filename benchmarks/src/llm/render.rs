@@ -502,14 +502,24 @@ const FORCE_REPLY: &str = "Reply as JSON {\"fx\": ..., \"fz\": ...} in newtons."
 /// A box of the push scene seen from above: centre and half sizes in the x-z plane, and
 /// the height of its top.
 fn top_box(b: &physworld_pipeline::SceneBox) -> String {
-    format!(
-        "centre ({:.2}, {:.2}), half sizes {:.2} along x and {:.2} along z, top at height {:.2}",
-        b.position[0],
-        b.position[2],
-        b.half_extents[0],
-        b.half_extents[2],
-        b.position[1] + b.half_extents[1]
-    )
+    let top = b.position[1] + b.half_extents[1];
+    let [x, y, z, _] = b.rotation;
+    if x == 0.0 && y == 0.0 && z == 0.0 {
+        return format!(
+            "centre ({:.2}, {:.2}), half sizes {:.2} along x and {:.2} along z, top at height {top:.2}",
+            b.position[0], b.position[2], b.half_extents[0], b.half_extents[2]
+        );
+    }
+    // Turned about the vertical (a wall across the way): its footprint's corners.
+    let corners: Vec<String> = [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)]
+        .iter()
+        .map(|&(sx, sz)| {
+            let local = [sx * b.half_extents[0], 0.0, sz * b.half_extents[2]];
+            let c = physworld_sim::math::quat_rotate(b.rotation, local);
+            format!("({:.2}, {:.2})", b.position[0] + c[0], b.position[2] + c[2])
+        })
+        .collect();
+    format!("footprint with corners {}, top at height {top:.2}", corners.join(", "))
 }
 
 /// The puck's state as a user turn states it.
@@ -581,6 +591,28 @@ pub fn parse_force(text: &str) -> Option<[f32; 2]> {
 
 #[cfg(test)]
 mod tests {
+    /// A box turned about the vertical is told by its footprint's corners, an axis-aligned
+    /// one by its half sizes along x and z.
+    #[test]
+    fn turned_boxes_are_told_by_their_corners() {
+        use physworld_pipeline::SceneBox;
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let wall = SceneBox {
+            kind: 1,
+            position: [0.5, 0.45, -0.2],
+            rotation: [0.0, s, 0.0, s],
+            half_extents: [0.3, 0.05, 0.02],
+        };
+        let text = super::top_box(&wall);
+        // Turned 90°: 0.3 m along z, 0.02 m along x.
+        for c in ["(0.48, 0.10)", "(0.52, 0.10)", "(0.52, -0.50)", "(0.48, -0.50)"] {
+            assert!(text.contains(c), "{c} in {text}");
+        }
+        assert!(text.contains("top at height 0.50"), "{text}");
+        let table = SceneBox { rotation: [0.0, 0.0, 0.0, 1.0], ..wall };
+        assert!(super::top_box(&table).contains("half sizes 0.30 along x and 0.02 along z"));
+    }
+
     #[test]
     fn forces_parse_from_json_with_two_finite_numbers() {
         use super::{force_json, parse_force};

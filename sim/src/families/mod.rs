@@ -33,7 +33,7 @@ mod support;
 mod voe;
 
 pub use launch::{Attempt, FOLD_TEMPLATES, LaunchTask, Protocol, SOLVER_TRIES, solve, validate_placement};
-pub use push::PushTask;
+pub use push::{PushTask, REST_SPEED};
 pub use range::{IntRange, Range};
 
 /// Outcome of drawing a sample: the sample, or why this attempt was rejected.

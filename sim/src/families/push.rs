@@ -6,7 +6,7 @@ use super::common::{self, AGENT_RED};
 use super::{FamilyInfo, FamilyKind, Outcome, Range, Sample};
 use crate::episode::{Episode, Frame};
 use crate::error::{Rejection, Result};
-use crate::math::{Vec3, sub};
+use crate::math::{Vec3, norm, sub};
 use crate::scene::{
     AgentSpec, ContactQuery, ContactTarget, Mass, ObjectSpec, Scene, Shape, SimConfig, StaticRole, StaticSpec, Zone,
 };
@@ -22,7 +22,7 @@ pub const TABLE_HALF: f32 = 0.8;
 pub(crate) const INFO: FamilyInfo = FamilyInfo {
     name: "push",
     kind: FamilyKind::Planning,
-    description: "An agent pushes a puck across a table with bounded horizontal forces (one per frame) toward a goal zone.",
+    description: "An agent pushes a puck across a table with bounded horizontal forces (one per frame) toward a goal zone, around a wall where one stands across the way. Samples whose force bound is under 1.5x the puck's friction force are redrawn.",
     params: &[
         ("max_force", "bound on the agent's force, N"),
         ("puck_radius", "puck radius, m"),
@@ -35,9 +35,13 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
         ),
         ("aim_noise", "scripted policy: heading error around the goal direction, degrees"),
         ("duration_s", "episode length, s"),
+        (
+            "wall_chance",
+            "chance that a wall stands across the straight path from the puck to the goal (a detour is needed); default 0",
+        ),
     ],
     heldout: "goal positions in the +x,+z quadrant of the table",
-    labels: "goal_reached (puck in goal zone at the end), contact (puck→goal zone), actions per frame, final_positions",
+    labels: "goal_reached (puck at rest, overlapping the goal zone, at the last frame), contact (puck→goal zone), actions per frame, final_positions",
 };
 
 /// Parameters of `push`.
@@ -60,7 +64,21 @@ pub struct Params {
     pub aim_noise: Range,
     /// Default 3 s.
     pub duration_s: f32,
+    /// Chance that a wall ([`StaticRole::Wall`]) stands across the straight path from the
+    /// puck to the goal, so that pushing straight at the goal gets stuck and a detour is
+    /// needed. Default 0 (written out only when set, so suites without walls keep their
+    /// hashes).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wall_chance: f32,
 }
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
+}
+
+/// Below this speed (m/s) the puck counts as at rest: `goal_reached` needs it at rest in
+/// the goal zone at the last frame.
+pub const REST_SPEED: f32 = 0.05;
 
 impl Default for Params {
     fn default() -> Self {
@@ -73,6 +91,7 @@ impl Default for Params {
             heldout_goal_quadrant: true,
             aim_noise: Range::new(0.0, 8.0),
             duration_s: 3.0,
+            wall_chance: 0.0,
         }
     }
 }
@@ -85,7 +104,8 @@ impl Params {
         self.friction.validate("push.friction", 0.0, 2.0)?;
         self.goal_half_size.validate("push.goal_half_size", 0.02, 0.5)?;
         self.aim_noise.validate("push.aim_noise", 0.0, 180.0)?;
-        Range::new(self.duration_s, self.duration_s).validate("push.duration_s", 0.1, 60.0)
+        Range::new(self.duration_s, self.duration_s).validate("push.duration_s", 0.1, 60.0)?;
+        Range::new(self.wall_chance, self.wall_chance).validate("push.wall_chance", 0.0, 1.0)
     }
 }
 
@@ -129,7 +149,8 @@ impl PushTask {
 
     /// Simulate the whole episode under `actions` (entry `f` acts between frames `f` and
     /// `f + 1`, none after the list): the episode, with `goal_reached` (the family's label:
-    /// the puck in the goal zone at the last frame) set, or why the physics was rejected.
+    /// the puck at rest in the goal zone at the last frame) set, or why the physics was
+    /// rejected.
     pub fn run(&self, actions: &[Vec3]) -> Result<std::result::Result<Episode, Rejection>> {
         let mut scene = self.scene.clone();
         if let Some(a) = scene.agent.as_mut() {
@@ -148,21 +169,34 @@ impl PushTask {
         Simulation::start(&self.scene, &HealthConfig::default(), &[])
     }
 
-    /// The family's goal label on recorded frames: the puck (object 0) in the goal zone
-    /// (zone 0) at the last frame.
+    /// The family's goal label on recorded frames: the puck (object 0) overlapping the goal
+    /// zone (zone 0) and at rest (slower than [`REST_SPEED`]) at the last frame.
     pub fn reached(frames: &[Frame]) -> bool {
-        frames.last().is_some_and(|f| f.zone_contacts.contains(&(0, 0)))
+        frames.last().is_some_and(|f| {
+            f.zone_contacts.contains(&(0, 0)) && f.objects.first().is_some_and(|o| norm(o.linvel) < REST_SPEED)
+        })
     }
 }
 
+/// The agent's bound must exceed the force that keeps the puck from sliding (friction
+/// times weight) by this factor, or the sample is redrawn: a puck the agent can hardly
+/// move is no planning task.
+pub const FORCE_MARGIN: f32 = 1.5;
+
 pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     let scene = scene(p, seed, split)?;
+    let (puck, bound) = (&scene.objects[0], scene.agent.as_ref().map_or(0.0, |a| a.max_force));
+    let sticking = puck.friction * puck.mass_kg() * crate::scene::GRAVITY;
+    if bound < FORCE_MARGIN * sticking {
+        return Ok(Err(Rejection::family(format!(
+            "the agent's bound {bound:.2} N is under {FORCE_MARGIN} times the puck's friction force {sticking:.2} N"
+        ))));
+    }
     let mut ep = match common::run(&scene, &[])? {
         Ok(e) => e,
         Err(rj) => return Ok(Err(rj)),
     };
-    let last = &ep.frames[ep.frames.len() - 1];
-    ep.labels.goal_reached = Some(last.zone_contacts.contains(&(0, 0)));
+    ep.labels.goal_reached = Some(PushTask::reached(&ep.frames));
     Ok(Ok(Sample::one(ep)))
 }
 
@@ -205,7 +239,7 @@ fn scene(p: &Params, seed: u64, split: Split) -> Result<Scene> {
     let mass = scene.objects[0].mass_kg();
     let mu = friction; // puck and table share the coefficient (averaged rule)
     let to_goal = sub(goal, start);
-    let distance = crate::math::norm([to_goal[0], 0.0, to_goal[2]]);
+    let distance = norm([to_goal[0], 0.0, to_goal[2]]);
     let base = libm::atan2f(to_goal[2], to_goal[0]);
     let directed = s.chance(0.7);
     let force = max_force * s.uniform(0.6, 1.0);
@@ -227,7 +261,36 @@ fn scene(p: &Params, seed: u64, split: Split) -> Result<Scene> {
     scene.agent = Some(AgentSpec { object: 0, max_force, actions });
     scene.camera = common::camera(&mut s, [0.0, TABLE_TOP, 0.0], 0.6, (2.2, 3.0), (1.0, 1.8));
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Zone(0) });
+    // Drawn last, and only when walls are asked for, so the draws above are those of a
+    // suite without walls.
+    if p.wall_chance > 0.0 && s.chance(p.wall_chance) {
+        scene.statics.push(wall(&mut s, start, goal, r));
+    }
     Ok(scene)
+}
+
+/// A wall across the straight path from `start` to `goal`, standing on the table, about
+/// midway, wider than the puck (radius `r`) by 0.15-0.3 m on each side: a straight push
+/// stops against it. The sampler keeps puck and goal at least 0.35 m apart, so the wall
+/// (0.04 m thick) clears the puck's start.
+fn wall(s: &mut Sampler, start: Vec3, goal: Vec3, r: f32) -> StaticSpec {
+    let (dx, dz) = (goal[0] - start[0], goal[2] - start[2]);
+    let n = dx.hypot(dz).max(1e-6);
+    let (ux, uz) = (dx / n, dz / n);
+    let t = s.uniform(0.4, 0.6);
+    let (half_len, height) = (r + s.uniform(0.15, 0.3), 0.1);
+    let mut c = [start[0] + t * dx, TABLE_TOP + height / 2.0, start[2] + t * dz];
+    // A little off-centre, so the shorter way round is not always the same side.
+    let shift = s.uniform(-0.5, 0.5) * half_len;
+    c[0] += -uz * shift;
+    c[2] += ux * shift;
+    // The wall's long side (local x) across the path: rotate local x onto (-uz, ux).
+    let yaw = libm::atan2f(-ux, -uz);
+    let mut w = StaticSpec::new("wall", StaticRole::Wall, [half_len, height / 2.0, 0.02], c);
+    w.rotation = crate::math::quat_axis_angle([0.0, 1.0, 0.0], yaw);
+    w.friction = 0.3;
+    w.color = [0.5, 0.5, 0.55];
+    w
 }
 
 #[cfg(test)]
@@ -274,6 +337,33 @@ mod tests {
             let idle = task.run(&[]).expect("runs").expect("healthy");
             let (a, b) = (idle.frames[0].objects[0].position, idle.frames[task.frames() - 1].objects[0].position);
             assert!(crate::math::dist(a, b) < 1e-3, "an unpushed puck stays: {a:?} -> {b:?}");
+        }
+    }
+
+    /// A wall stands across the way when asked for: the full bound straight at the goal
+    /// leaves the puck in front of it, short of the zone. The draws before the wall are
+    /// those of a suite without walls.
+    #[test]
+    fn a_wall_across_the_way_stops_a_straight_push() {
+        use crate::math::{dot, normalize, scale};
+        let walled = Params { wall_chance: 1.0, ..Params::default() };
+        for seed in 0..6u64 {
+            let plain = scene(&Params::default(), seed, Split::Test).expect("scene");
+            let task = PushTask::new(&walled, seed, Split::Test).expect("task");
+            let b = &task.scene;
+            assert_eq!(b.statics.len(), plain.statics.len() + 1);
+            assert_eq!(&b.statics[..plain.statics.len()], &plain.statics[..]);
+            assert_eq!((&b.objects, &b.zones, &b.camera), (&plain.objects, &plain.zones, &plain.camera));
+            let wall = &b.statics[plain.statics.len()];
+            assert_eq!(wall.role, StaticRole::Wall);
+            let (start, goal) = (b.objects[0].position, b.zones[0].center);
+            let way = normalize([goal[0] - start[0], 0.0, goal[2] - start[2]]);
+            let push = scale(way, task.max_force);
+            let ep = task.run(&vec![push; task.frames() - 1]).expect("runs").expect("healthy");
+            let end = ep.frames[task.frames() - 1].objects[0].position;
+            let (reached, at_wall) = (dot(sub(end, start), way), dot(sub(wall.position, start), way));
+            assert!(reached < at_wall, "seed {seed}: {reached} m along the way, the wall at {at_wall} m");
+            assert_eq!(ep.labels.goal_reached, Some(false));
         }
     }
 }

@@ -1,0 +1,239 @@
+//! Distance to a goal around the obstacles on a table top: the oracle's cost on
+//! `plan-push` ([`crate::plan_push::PushOracle`]).
+//!
+//! A straight-line distance has a local minimum in front of a wall standing between a
+//! puck and its goal: a receding-horizon search that looks a second ahead stays pressed
+//! against it. [`CostToGo`] replaces it by the length of the shortest path that keeps the
+//! puck's centre clear of every obstacle (each static body standing on the table, its
+//! footprint inflated by the puck's radius): exactly the straight-line distance where the
+//! goal is in sight, and otherwise the length of a path through a grid of
+//! [`CostToGo::CELL`] cells, seeded by the cells that see the goal (Dijkstra, 8
+//! neighbours). Where nothing stands on the table it is the straight-line distance
+//! everywhere.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use physworld_pipeline::SceneBox;
+use physworld_sim::math::{dist, quat_rotate};
+
+/// [`SceneBox::kind`]s that are not obstacles: the floor, the table and goal zones.
+const NOT_OBSTACLES: [u8; 3] = [0, 4, 6];
+
+/// A static body's footprint on the table, inflated by the puck's radius.
+#[derive(Debug, Clone, Copy)]
+struct Footprint {
+    centre: [f32; 2],
+    /// Unit axes of the box's local x and z, projected on the table.
+    axes: [[f32; 2]; 2],
+    half: [f32; 2],
+}
+
+impl Footprint {
+    fn contains(&self, p: [f32; 2]) -> bool {
+        let d = [p[0] - self.centre[0], p[1] - self.centre[1]];
+        (0..2).all(|k| (d[0] * self.axes[k][0] + d[1] * self.axes[k][1]).abs() <= self.half[k])
+    }
+}
+
+/// Shortest-path distance to a goal on a table top around the obstacles on it.
+#[derive(Debug, Clone)]
+pub struct CostToGo {
+    goal: [f32; 3],
+    obstacles: Vec<Footprint>,
+    /// The grid: its corner (least x and z), cells along x and z, and each cell centre's
+    /// distance to the goal (infinite where blocked or cut off). Empty without obstacles.
+    origin: [f32; 2],
+    n: [usize; 2],
+    dist: Vec<f32>,
+}
+
+impl CostToGo {
+    /// Grid cell size, m.
+    pub const CELL: f32 = 0.02;
+
+    /// The distance field to `goal` on the table of `statics` (the static body of kind 4;
+    /// without one, the box holding the goal and every static within 2 m) for a puck of
+    /// radius `radius` and height `height` whose base rests at the table's top. Obstacles
+    /// are the static bodies other than floor and table whose vertical extent overlaps the
+    /// puck's.
+    pub fn new(statics: &[SceneBox], goal: [f32; 3], radius: f32, height: f32) -> CostToGo {
+        let table = statics.iter().find(|s| s.kind == 4);
+        let top = table.map_or(goal[1] - height, |t| t.position[1] + t.half_extents[1]);
+        let mut obstacles = Vec::new();
+        for s in statics.iter().filter(|s| !NOT_OBSTACLES.contains(&s.kind)) {
+            // The box's world-space half extent along y (any rotation).
+            let axis = |v: [f32; 3]| quat_rotate(s.rotation, v);
+            let local = [axis([1.0, 0.0, 0.0]), axis([0.0, 1.0, 0.0]), axis([0.0, 0.0, 1.0])];
+            let hy: f32 = (0..3).map(|k| (local[k][1] * s.half_extents[k]).abs()).sum();
+            if s.position[1] + hy <= top || s.position[1] - hy >= top + height {
+                continue;
+            }
+            let flat = |v: [f32; 3]| {
+                let n = v[0].hypot(v[2]);
+                if n > 1e-6 { [v[0] / n, v[2] / n] } else { [0.0, 0.0] }
+            };
+            obstacles.push(Footprint {
+                centre: [s.position[0], s.position[2]],
+                axes: [flat(local[0]), flat(local[2])],
+                half: [s.half_extents[0] + radius, s.half_extents[2] + radius],
+            });
+        }
+        let mut out = CostToGo { goal, obstacles, origin: [0.0; 2], n: [0, 0], dist: Vec::new() };
+        if out.obstacles.is_empty() {
+            return out;
+        }
+        let (lo, hi) = match table {
+            Some(t) => (
+                [t.position[0] - t.half_extents[0], t.position[2] - t.half_extents[2]],
+                [t.position[0] + t.half_extents[0], t.position[2] + t.half_extents[2]],
+            ),
+            None => ([goal[0] - 2.0, goal[2] - 2.0], [goal[0] + 2.0, goal[2] + 2.0]),
+        };
+        let n = [((hi[0] - lo[0]) / Self::CELL).ceil() as usize, ((hi[1] - lo[1]) / Self::CELL).ceil() as usize];
+        out.origin = lo;
+        out.n = n;
+        out.dist = vec![f32::INFINITY; n[0] * n[1]];
+        let mut heap = BinaryHeap::new();
+        for i in 0..n[0] {
+            for j in 0..n[1] {
+                let c = out.centre(i, j);
+                if out.blocked(c) || !out.in_sight(c) {
+                    continue;
+                }
+                let d = c[0] - goal[0];
+                let e = c[1] - goal[2];
+                let v = d.hypot(e);
+                out.dist[i * n[1] + j] = v;
+                heap.push(Reverse((v.to_bits(), i, j)));
+            }
+        }
+        // Non-negative f32s order as their bits do.
+        while let Some(Reverse((bits, i, j))) = heap.pop() {
+            let here = f32::from_bits(bits);
+            if here > out.dist[i * n[1] + j] {
+                continue;
+            }
+            for (di, dj) in [(-1i64, -1i64), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)] {
+                let (a, b) = (i as i64 + di, j as i64 + dj);
+                if a < 0 || b < 0 || a >= n[0] as i64 || b >= n[1] as i64 {
+                    continue;
+                }
+                let (a, b) = (a as usize, b as usize);
+                if out.blocked(out.centre(a, b)) {
+                    continue;
+                }
+                let v = here + Self::CELL * if di != 0 && dj != 0 { std::f32::consts::SQRT_2 } else { 1.0 };
+                if v < out.dist[a * n[1] + b] {
+                    out.dist[a * n[1] + b] = v;
+                    heap.push(Reverse((v.to_bits(), a, b)));
+                }
+            }
+        }
+        out
+    }
+
+    fn centre(&self, i: usize, j: usize) -> [f32; 2] {
+        [self.origin[0] + (i as f32 + 0.5) * Self::CELL, self.origin[1] + (j as f32 + 0.5) * Self::CELL]
+    }
+
+    fn blocked(&self, p: [f32; 2]) -> bool {
+        self.obstacles.iter().any(|o| o.contains(p))
+    }
+
+    /// Whether the straight segment from `p` to the goal is clear (checked every half cell).
+    fn in_sight(&self, p: [f32; 2]) -> bool {
+        let g = [self.goal[0], self.goal[2]];
+        let len = (g[0] - p[0]).hypot(g[1] - p[1]);
+        let steps = (len / (0.5 * Self::CELL)).ceil() as usize;
+        (0..=steps).all(|k| {
+            let t = if steps == 0 { 1.0 } else { k as f32 / steps as f32 };
+            !self.blocked([p[0] + t * (g[0] - p[0]), p[1] + t * (g[1] - p[1])])
+        })
+    }
+
+    /// Whether anything stands on the table (else [`CostToGo::distance`] is the straight
+    /// line's).
+    pub fn has_obstacles(&self) -> bool {
+        !self.obstacles.is_empty()
+    }
+
+    /// Distance from `p` to the goal: the straight line's where the goal is in sight (or
+    /// `p` is off the grid, e.g. fallen off the table), else the shortest path's through
+    /// the grid from the nearest reachable cell around `p`, with the height difference
+    /// added in quadrature.
+    pub fn distance(&self, p: [f32; 3]) -> f32 {
+        let flat = [p[0], p[2]];
+        if self.dist.is_empty() || self.in_sight(flat) {
+            return dist(p, self.goal);
+        }
+        let (fi, fj) = ((p[0] - self.origin[0]) / Self::CELL, (p[2] - self.origin[1]) / Self::CELL);
+        if fi < 0.0 || fj < 0.0 || fi >= self.n[0] as f32 || fj >= self.n[1] as f32 {
+            return dist(p, self.goal);
+        }
+        let (i, j) = (fi as usize, fj as usize);
+        let mut best = f32::INFINITY;
+        for a in i.saturating_sub(1)..(i + 2).min(self.n[0]) {
+            for b in j.saturating_sub(1)..(j + 2).min(self.n[1]) {
+                let c = self.centre(a, b);
+                best = best.min(self.dist[a * self.n[1] + b] + (c[0] - flat[0]).hypot(c[1] - flat[1]));
+            }
+        }
+        if !best.is_finite() {
+            // Inside an obstacle's inflated footprint and cut off: at least the line's.
+            return dist(p, self.goal) + 1.0;
+        }
+        best.hypot(p[1] - self.goal[1])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> SceneBox {
+        SceneBox { kind: 4, position: [0.0, 0.35, 0.0], rotation: [0.0, 0.0, 0.0, 1.0], half_extents: [0.8, 0.05, 0.8] }
+    }
+
+    #[test]
+    fn an_empty_table_is_the_straight_line() {
+        let c = CostToGo::new(&[table()], [0.3, 0.45, 0.2], 0.05, 0.04);
+        assert!(!c.has_obstacles());
+        for p in [[-0.5, 0.42, -0.6], [0.3, 0.42, 0.2], [0.0, -1.0, 0.0]] {
+            assert_eq!(c.distance(p), dist(p, [0.3, 0.45, 0.2]));
+        }
+    }
+
+    /// A wall 0.6 m long across the line from (-0.5, 0) to the goal at (0.5, 0): the way
+    /// round is longer than the line, by about what the geometry says, and the field
+    /// falls along the way round.
+    #[test]
+    fn a_wall_lengthens_the_way_to_the_goal_by_the_detour() {
+        // Rotated 90° about y: its local x (0.3 m half length) lies along z.
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let wall = SceneBox {
+            kind: 1,
+            position: [0.0, 0.45, 0.0],
+            rotation: [0.0, s, 0.0, s],
+            half_extents: [0.3, 0.05, 0.02],
+        };
+        let goal = [0.5, 0.4, 0.0];
+        let c = CostToGo::new(&[table(), wall], goal, 0.05, 0.04);
+        assert!(c.has_obstacles());
+        let start = [-0.5, 0.4, 0.0];
+        // Round the wall's end (inflated: 0.35 m off the line, 0.07 m thick).
+        let corner = 0.35f32;
+        let detour = 2.0 * (0.5f32 - 0.07).hypot(corner) + 2.0 * 0.07;
+        let d = c.distance(start);
+        assert!(d > 1.0 + 0.1, "longer than the line: {d}");
+        assert!((d - detour).abs() < 0.08, "{d} against {detour}");
+        // Beyond the wall's end the goal is in sight again: the line's distance.
+        let side = [0.0, 0.4, 0.5];
+        assert_eq!(c.distance(side), dist(side, goal));
+        // Moving toward the end of the wall brings the goal nearer than staying put.
+        assert!(c.distance([-0.3, 0.4, 0.3]) < d);
+        // A wall above the puck's height is no obstacle.
+        let high = SceneBox { position: [0.0, 0.7, 0.0], ..wall };
+        assert!(!CostToGo::new(&[table(), high], goal, 0.05, 0.04).has_obstacles());
+    }
+}
