@@ -33,7 +33,7 @@ enum Command {
     Generate(commands::generate::Args),
     /// Merge the shards of a sharded run into meta/info.json, meta/stats.json and the card.
     Finalize(commands::finalize::Args),
-    /// Check a dataset: counts, label balance, schema, versions and file hashes.
+    /// Check a dataset (counts, label balance, schema, versions, file hashes) or a `plan --record` recording.
     Inspect(commands::inspect::Args),
     /// Train a JEPA (or state-mse baseline) world model on a dataset.
     Train(commands::train::Args),

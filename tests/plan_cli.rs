@@ -528,8 +528,9 @@ for line in sys.stdin:
 /// `plan --item N --record DIR` writes the executed episodes in the dataset's Parquet
 /// schema: pyarrow reads the push episode the planner drove (its forces in `action`, its
 /// goal label, its last position the run's final distance away from the goal) and every
-/// simulated launch attempt; a second recording never lands on the first without
-/// `--force`, and with it the bytes are the same.
+/// simulated launch attempt; `inspect` reports it and finds a damaged file; a second
+/// recording never lands on the first without `--force`, and with it the bytes are the
+/// same.
 #[test]
 fn plan_records_the_executed_episodes_for_inspection() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -578,6 +579,15 @@ print(json.dumps({"frames": len(f), "episodes": len(e), "family": e[0]["family"]
         .sum::<f64>()
         .sqrt();
     assert!((d - item["final_distance"].as_f64().expect("d")).abs() < 1e-5, "{d} against {item}");
+    // inspect reads it: what was recorded, the episode's label, every file checked.
+    let o = ok(bin().args(["inspect", "--json", "--data"]).arg(&rec).output().expect("runs"));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["about"]["planner"], "greedy");
+    assert_eq!(report["episodes"][0]["goal_reached"], item["success"], "{report}");
+    assert_eq!(
+        (report["episodes"][0]["frames"].as_u64(), report["files"].as_array().map(Vec::len)),
+        (Some(91), Some(2))
+    );
 
     // Never over an earlier recording without --force; with it, the same bytes.
     let again = |force: bool| {
@@ -593,6 +603,15 @@ print(json.dumps({"frames": len(f), "episodes": len(e), "family": e[0]["family"]
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--force"), "{o:?}");
     ok(again(true));
     assert_eq!(std::fs::read(rec.join("data/record-00000-of-00001.parquet")).expect("frames"), before);
+    // A damaged recording is reported by file.
+    let mut bad = before.clone();
+    let k = bad.len() / 2;
+    bad[k] ^= 0xFF;
+    std::fs::write(rec.join("data/record-00000-of-00001.parquet"), &bad).expect("write");
+    let o = bin().args(["inspect", "--data"]).arg(&rec).output().expect("runs");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("data/record-00000-of-00001.parquet") && e.contains("SHA-256"), "{e}");
+    ok(again(true));
     // A folder that is not a recording is never written into.
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).expect("dir");

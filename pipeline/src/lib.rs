@@ -36,7 +36,10 @@ pub use inspect::{InspectReport, SplitReport, inspect};
 pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};
 pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, writer_properties};
 pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, SCENE_KINDS, SceneBox, WindowSpec, WindowStream, load_file};
-pub use record::{RECORD_EPISODES, RECORD_FRAMES, RECORD_META, RECORD_SPLIT, check_recording_dir, write_recording};
+pub use record::{
+    RECORD_EPISODES, RECORD_FRAMES, RECORD_META, RECORD_SPLIT, RecordedEpisode, RecordingReport, check_recording_dir,
+    inspect_recording, is_recording, write_recording,
+};
 pub use schema::{
     FORMAT_VERSION, OBJECT_FLOAT_FEATURES, Placed, columns, episodes_batch, episodes_schema, frames_batch,
     frames_schema,

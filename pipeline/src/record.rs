@@ -8,16 +8,20 @@
 //! recorded: the planner, the item, its outcome, the source dataset's suite hash, the
 //! files with their SHA-256) and a short `README.md`. It is not a generated dataset: its
 //! episodes come from a planner's actions, not from a suite's seeds, so it has no suite
-//! and `Dataset::open` does not open it.
+//! and `Dataset::open` does not open it; `physworld inspect` does ([`inspect_recording`]:
+//! what was recorded, each episode, every file checked against `meta/record.json`).
 
 use std::path::Path;
 
+use arrow_array::{Array, BooleanArray, Int32Array, StringArray};
 use physworld_sim::Episode;
+use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
-use crate::parquet_io::encode;
-use crate::schema::{Placed, episodes_batch, frames_batch};
-use crate::storage::{sha256_hex, write_atomic};
+use crate::generate::FileEntry;
+use crate::parquet_io::{decode, encode};
+use crate::schema::{FORMAT_VERSION, Placed, columns, episodes_batch, episodes_schema, frames_batch, frames_schema};
+use crate::storage::{Storage, sha256_hex, write_atomic};
 
 /// The recording's frames file.
 pub const RECORD_FRAMES: &str = "data/record-00000-of-00001.parquet";
@@ -113,6 +117,141 @@ pub fn write_recording(
         write_atomic(&dir.join(path), bytes)?;
     }
     Ok(written.iter().map(|(p, _)| p.to_string()).collect())
+}
+
+/// One recorded episode as `inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedEpisode {
+    /// Episode index in the recording.
+    pub episode_index: i64,
+    /// Family of the task.
+    pub family: String,
+    /// Frames.
+    pub frames: i32,
+    /// The family's goal label, where it has one.
+    pub goal_reached: Option<bool>,
+    /// The contact label, where the family has one.
+    pub contact: Option<bool>,
+}
+
+/// What `inspect` finds in a recording ([`write_recording`]'s folder).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingReport {
+    /// The folder.
+    pub location: String,
+    /// `meta/record.json` as written: the task, planner, item, source dataset, seed and
+    /// outcome, the format version, slots and files.
+    pub about: serde_json::Value,
+    /// Every file that matched `meta/record.json` (size, SHA-256), decoded, and has the
+    /// dataset schema.
+    pub files: Vec<FileEntry>,
+    /// The episodes, in order.
+    pub episodes: Vec<RecordedEpisode>,
+    /// Problems: missing, truncated, corrupt or mismatching files, wrong schema or version.
+    pub problems: Vec<String>,
+}
+
+impl RecordingReport {
+    /// Whether nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Whether `storage` holds a recording (its `meta/record.json`).
+pub fn is_recording(storage: &dyn Storage) -> bool {
+    storage.exists(RECORD_META)
+}
+
+/// Inspect a recording: every file listed in `meta/record.json` is checked (size,
+/// SHA-256, rows), decoded and its schema compared with the dataset format's; the
+/// episodes are listed with their labels.
+pub fn inspect_recording(storage: &dyn Storage) -> Result<RecordingReport> {
+    let about: serde_json::Value = serde_json::from_slice(&storage.get(RECORD_META)?)
+        .map_err(|e| PipelineError::Layout(format!("{RECORD_META}: unreadable: {e}")))?;
+    let mut r = RecordingReport {
+        location: storage.location(),
+        about: about.clone(),
+        files: Vec::new(),
+        episodes: Vec::new(),
+        problems: Vec::new(),
+    };
+    if about["format_version"] != FORMAT_VERSION {
+        r.problems.push(format!(
+            "{RECORD_META}: format {} but this physworld reads {FORMAT_VERSION}",
+            about["format_version"]
+        ));
+    }
+    let slots = about["slots"].as_u64().unwrap_or(0) as usize;
+    let listed: Vec<FileEntry> = serde_json::from_value(about["files"].clone()).unwrap_or_default();
+    for path in [RECORD_FRAMES, RECORD_EPISODES] {
+        let Some(entry) = listed.iter().find(|f| f.path == path) else {
+            r.problems.push(format!("{RECORD_META}: does not list {path}"));
+            continue;
+        };
+        match check_file(storage, entry, slots) {
+            Ok(batches) => {
+                if path == RECORD_EPISODES {
+                    r.episodes = batches.iter().flat_map(episodes_of).collect();
+                }
+                r.files.push(entry.clone());
+            }
+            Err(problem) => r.problems.push(problem),
+        }
+    }
+    if about["episodes"].as_u64() != Some(r.episodes.len() as u64) && r.problems.is_empty() {
+        r.problems.push(format!(
+            "{RECORD_META}: {} episodes, {RECORD_EPISODES} holds {}",
+            about["episodes"],
+            r.episodes.len()
+        ));
+    }
+    Ok(r)
+}
+
+/// A listed file's bytes, rows and schema against `entry` and the format's.
+fn check_file(
+    storage: &dyn Storage,
+    entry: &FileEntry,
+    slots: usize,
+) -> std::result::Result<Vec<arrow_array::RecordBatch>, String> {
+    let path = &entry.path;
+    if !storage.exists(path) {
+        return Err(format!("{path}: missing"));
+    }
+    let bytes = storage.get(path).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 != entry.bytes || sha256_hex(&bytes) != entry.sha256 {
+        return Err(format!("{path}: {} bytes whose SHA-256 does not match {RECORD_META}", bytes.len()));
+    }
+    let batches = decode(bytes, path).map_err(|e| e.to_string())?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows as u64 != entry.rows {
+        return Err(format!("{path}: {rows} rows, {RECORD_META} says {}", entry.rows));
+    }
+    let schema = if path == RECORD_FRAMES { frames_schema(slots) } else { episodes_schema(slots) };
+    if batches.iter().any(|b| b.schema().fields() != schema.fields()) {
+        return Err(format!("{path}: schema differs from {FORMAT_VERSION}'s"));
+    }
+    Ok(batches)
+}
+
+fn episodes_of(b: &arrow_array::RecordBatch) -> Vec<RecordedEpisode> {
+    let col = |name: &str| b.column_by_name(name);
+    let index = col(columns::EPISODE_INDEX).and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>().cloned());
+    let family = col(columns::FAMILY).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+    let frames = col(columns::NUM_FRAMES).and_then(|c| c.as_any().downcast_ref::<Int32Array>().cloned());
+    let flag = |name: &str| col(name).and_then(|c| c.as_any().downcast_ref::<BooleanArray>().cloned());
+    let (goal, contact) = (flag(columns::LABEL_GOAL_REACHED), flag(columns::LABEL_CONTACT));
+    let opt = |a: &Option<BooleanArray>, i: usize| a.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i));
+    (0..b.num_rows())
+        .map(|i| RecordedEpisode {
+            episode_index: index.as_ref().map_or(i as i64, |a| a.value(i)),
+            family: family.as_ref().map_or(String::new(), |a| a.value(i).to_string()),
+            frames: frames.as_ref().map_or(0, |a| a.value(i)),
+            goal_reached: opt(&goal, i),
+            contact: opt(&contact, i),
+        })
+        .collect()
 }
 
 fn io(dir: &Path, e: std::io::Error) -> PipelineError {

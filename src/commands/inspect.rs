@@ -1,7 +1,7 @@
 //! `physworld inspect`.
 
 use anyhow::bail;
-use physworld_pipeline::{LocalStorage, inspect};
+use physworld_pipeline::{LocalStorage, RecordingReport, inspect, inspect_recording, is_recording};
 
 /// Arguments of `inspect`.
 #[derive(clap::Args)]
@@ -14,8 +14,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = args.data.existing("a dataset folder from `physworld generate`")?;
-    let r = inspect(&LocalStorage::new(dir))?;
+    let dir = args
+        .data
+        .existing("a dataset folder from `physworld generate` or a recording from `physworld plan --record`")?;
+    let storage = LocalStorage::new(dir);
+    if is_recording(&storage) {
+        return recording(&inspect_recording(&storage)?, args.json);
+    }
+    let r = inspect(&storage)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -65,6 +71,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         if r.ok() {
             println!("\nall files match their manifests (size, sha256), decode, and have the expected schema");
+        }
+    }
+    if !r.ok() {
+        for p in &r.problems {
+            eprintln!("problem: {p}");
+        }
+        bail!("{} problem(s) found in {}", r.problems.len(), r.location);
+    }
+    Ok(())
+}
+
+/// A recording's report (`physworld plan --record`).
+fn recording(r: &RecordingReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        let a = &r.about;
+        let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        println!(
+            "{}: a recording of `{}` by `{}` (seed {})",
+            r.location,
+            text(&a["item"]),
+            text(&a["planner"]),
+            a["seed"]
+        );
+        println!(
+            "from {} (suite {}), {} episode {}",
+            text(&a["source"]["dataset"]),
+            text(&a["source"]["suite_hash"]),
+            text(&a["source"]["split"]),
+            a["source"]["episode_index"]
+        );
+        println!("outcome: {}", a["outcome"]);
+        println!("\nepisodes:");
+        for e in &r.episodes {
+            let label = |name: &str, v: Option<bool>| v.map(|v| format!(", {name} {v}")).unwrap_or_default();
+            println!(
+                "  {:>4}  {:<10} {:>4} frames{}{}",
+                e.episode_index,
+                e.family,
+                e.frames,
+                label("goal reached", e.goal_reached),
+                label("contact", e.contact)
+            );
+        }
+        if !r.files.is_empty() {
+            println!("\nfiles (rows, bytes, sha256):");
+            for f in &r.files {
+                println!("  {:<44} {:>8} {:>10}  {}", f.path, f.rows, f.bytes, f.sha256);
+            }
+        }
+        if r.ok() {
+            println!("\nall files match meta/record.json (size, sha256), decode, and have the dataset schema");
         }
     }
     if !r.ok() {
