@@ -667,7 +667,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// PHYRE's folds: `generate --set launch.fold=K` holds out fold K's templates (only its
 /// test items come from them), and `plan --data` on a folder of such datasets plays each
-/// and reports the mean and sample standard deviation over the folds; within-template
+/// and reports the mean and sample standard deviation over the folds, as `bench` and the
+/// leaderboard do; within-template
 /// draws every template in test. Bad overrides name the flag and what is allowed.
 #[test]
 fn plan_reports_the_mean_and_spread_over_template_folds() {
@@ -709,6 +710,47 @@ fn plan_reports_the_mean_and_spread_over_template_folds() {
     assert!((doc["sd"].as_f64().expect("sd") - sd).abs() < 1e-12, "{doc}");
     let o = ok(bin().args(["plan", "--model", "greedy", "--data"]).arg(&folds).output().expect("runs"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("over 2 folds: auccess"), "{o:?}");
+    // bench scores every fold (side by side in one folder); the leaderboard shows each
+    // model's folds as one row: the same mean and spread, normalised between chance and
+    // the oracle, and no column per fold.
+    let res = tmp.path().join("fold-results");
+    ok(bin()
+        .args(["bench", "--model", "greedy", "--model", "chance", "--model", "oracle", "--tasks", "plan-launch"])
+        .arg("--data")
+        .arg(&folds)
+        .arg("--out")
+        .arg(&res)
+        .output()
+        .expect("runs"));
+    assert!(
+        res.join("greedy__folds.launch.fold_1__test.json").is_file()
+            && res.join("greedy__folds.launch.fold_3__test.json").is_file()
+    );
+    let o = ok(bin().args(["leaderboard", "--json", "--results"]).arg(&res).output().expect("runs"));
+    let board: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let columns = board["columns"].as_array().expect("columns");
+    assert_eq!(columns.len(), 1, "one column over the folds: {columns:?}");
+    assert!(columns[0]["content_hash"].as_str().expect("hash").starts_with("folds-"));
+    let rows = board["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let greedy = rows.iter().find(|r| r["model"] == "greedy").expect("greedy row");
+    assert_eq!(greedy["folds"], serde_json::json!(["launch.fold=1", "launch.fold=3"]));
+    let cell = greedy["cells"].as_object().expect("cells").values().next().expect("cell");
+    assert!((cell["value"].as_f64().expect("v") - mean).abs() < 1e-12, "{cell}");
+    assert!((cell["seed_std"].as_f64().expect("sd") - sd).abs() < 1e-12, "{cell}");
+    assert_eq!(
+        (cell["seeds"].as_u64(), cell["n"].as_u64(), cell["items"].as_object().map(|m| m.len())),
+        (Some(2), Some(24), Some(24))
+    );
+    assert!(cell["normalised"].as_f64().is_some(), "{cell}");
+    let o = ok(bin().args(["leaderboard", "--results"]).arg(&res).output().expect("runs"));
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("auccess over 2 folds")
+            && md.contains("(2 folds)")
+            && md.contains("folds (launch.fold=1, launch.fold=3)"),
+        "{md}"
+    );
     // One item of one dataset only.
     let o = bin().args(["plan", "--model", "greedy", "--item", "0", "--data"]).arg(&folds).output().expect("runs");
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("folds"), "{o:?}");

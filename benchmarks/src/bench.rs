@@ -239,6 +239,7 @@ impl Prepared {
             content_hash: self.content_hash(),
             generator: self.ds.info.generator_version.clone(),
             observation: format!("{} {}", crate::observe::OBSERVATION_VERSION, self.ds.suite.observation.name()),
+            fold: self.ds.suite.fold().map(|(name, group)| crate::results::FoldRef { name, group }),
         }
     }
 }

@@ -32,6 +32,19 @@ pub struct SuiteRef {
     /// `physworld-observation/1 visible-state`; see [`crate::observe`]).
     #[serde(default)]
     pub observation: String,
+    /// The suite's cross-validation fold, where it has one (`launch.fold`): result files of
+    /// one model on every fold of one suite form one leaderboard row, mean ± sd over folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<FoldRef>,
+}
+
+/// Which fold of a suite a result file scored ([`physworld_pipeline::Suite::fold`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldRef {
+    /// The fold's setting, e.g. `launch.fold=2`.
+    pub name: String,
+    /// Content hash of the suite without its fold setting: the same for every fold.
+    pub group: String,
 }
 
 /// The model that was scored.
@@ -194,16 +207,23 @@ pub fn slug(s: &str) -> String {
 }
 
 /// The stem of a result file's name: `<model>__<suite>__<split>`, so that runs on
-/// different splits never overwrite each other.
-pub fn stem(model: &str, suite: &str, split: &str) -> String {
-    format!("{}__{}__{}", slug(model), slug(suite), slug(split))
+/// different splits never overwrite each other; for a suite's fold,
+/// `<model>__<suite>.<fold>__<split>` (`oracle__planning.launch.fold_2__test`), so that
+/// the folds' files sit side by side.
+pub fn stem(model: &str, suite: &str, fold: Option<&str>, split: &str) -> String {
+    let name = match fold {
+        Some(f) => format!("{suite}.{f}"),
+        None => suite.to_string(),
+    };
+    format!("{}__{}__{}", slug(model), slug(&name), slug(split))
 }
 
 /// Write `file` and its item log into `dir` atomically (temporary file, then rename):
 /// `<model>__<suite>__<split>.json` and `.items.jsonl` ([`stem`]). Returns the JSON path.
 pub fn write(dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| BenchError::file(dir, e))?;
-    let stem = stem(&file.model.id, &file.suite.name, &file.suite.split);
+    let fold = file.suite.fold.as_ref().map(|f| f.name.as_str());
+    let stem = stem(&file.model.id, &file.suite.name, fold, &file.suite.split);
     let items_name = format!("{stem}.items.jsonl");
     file.items_file = items_name.clone();
     let mut lines = String::new();

@@ -53,6 +53,7 @@ fn result_file(model: &str, kind: &str, suite: &str, tasks: Vec<TaskResult>) -> 
             content_hash: SUITE_HASH.into(),
             generator: "physworld-sim 0.1.0".into(),
             observation: "physworld-observation/1 visible-state".into(),
+            fold: None,
         },
         model: ModelRef {
             id: model.into(),

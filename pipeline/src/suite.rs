@@ -352,6 +352,21 @@ impl Suite {
         self
     }
 
+    /// The suite's cross-validation fold, where a family sets one (`launch.fold`, e.g.
+    /// with `generate --set launch.fold=2`): the fold's name (`launch.fold=2`, several
+    /// joined by `,`) and the [`Suite::content_hash`] of the same suite with every family's
+    /// `fold` removed, which the datasets of all folds of one suite share.
+    pub fn fold(&self) -> Option<(String, String)> {
+        let mut names = Vec::new();
+        let mut rest = self.clone();
+        for f in &mut rest.families {
+            if let Some(k) = f.params.as_object_mut().and_then(|p| p.remove("fold")) {
+                names.push(format!("{}.fold={k}", f.name));
+            }
+        }
+        (!names.is_empty()).then(|| (names.join(","), rest.content_hash()))
+    }
+
     /// SHA-256 over the canonical JSON of the resolved suite and the generator version:
     /// equal hashes promise identical datasets.
     pub fn content_hash(&self) -> String {

@@ -14,7 +14,9 @@ pub struct Args {
     /// Dataset folder to draw the items from (from `physworld generate`): items come from its `test` split,
     /// probes are fit on its `readout` split.
     ///
-    /// Every file read is checked against the SHA-256 in its shard manifest.
+    /// Every file read is checked against the SHA-256 in its shard manifest. A folder that holds
+    /// datasets instead (one per cross-template fold, `generate --set launch.fold=K`) scores
+    /// each; the leaderboard shows a model's folds as one row, mean ± sd over folds.
     #[arg(long, value_name = "DIR", alias = "suite")]
     data: PathBuf,
     /// Model to score (repeatable): oracle, constant-velocity, chance[:SEED], majority,
@@ -167,10 +169,11 @@ fn options(args: &Args) -> anyhow::Result<BenchOptions> {
     Ok(o)
 }
 
-/// Score `models` on the dataset at `suite` into `out`; returns the result files written.
-/// Refuses, before any work, to replace a result file already in `out` unless `force`.
+/// Score `models` on each dataset of `datasets` into `out`; returns the result files
+/// written. Refuses, before any work, to replace a result file already in `out` unless
+/// `force`.
 pub fn bench(
-    suite: &Path,
+    datasets: &[PathBuf],
     models: &[String],
     out: &Path,
     opts: BenchOptions,
@@ -192,14 +195,19 @@ pub fn bench(
             adapters.push(adapters::parse(m)?);
         }
     }
-    let prep = Prepared::new(suite, opts)?;
     if !force {
-        let existing: Vec<String> = adapters
-            .iter()
-            .map(|a| out.join(format!("{}.json", results::stem(a.id(), &prep.ds.suite.suite.name, &prep.opts.split))))
-            .filter(|p| p.exists())
-            .map(|p| p.display().to_string())
-            .collect();
+        let mut existing = Vec::new();
+        for d in datasets {
+            let suite = physworld_pipeline::Dataset::open(d)?.suite;
+            let fold = suite.fold().map(|(name, _)| name);
+            for a in &adapters {
+                let stem = results::stem(a.id(), &suite.suite.name, fold.as_deref(), &opts.split);
+                let p = out.join(format!("{stem}.json"));
+                if p.exists() {
+                    existing.push(p.display().to_string());
+                }
+            }
+        }
         if !existing.is_empty() {
             bail!(
                 "{} already hold(s) results of the same model, suite and split: pass --force to replace them, or --out another folder",
@@ -210,19 +218,22 @@ pub fn bench(
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
     let mut written = Vec::new();
-    for a in adapters.iter_mut() {
-        bar.set_length(prep.items_for(a.as_ref()));
-        bar.set_position(0);
-        let progress = |e: Event<'_>| match e {
-            Event::Task(m, k, _) => bar.set_message(format!("{m}: {k}")),
-            Event::Item => bar.inc(1),
-        };
-        let path = run_bench(&prep, a.as_mut(), out, &progress)?;
-        if let Some(line) = a.summary() {
-            eprintln!("{}: {line}", a.id());
+    for d in datasets {
+        let prep = Prepared::new(d, opts.clone())?;
+        for a in adapters.iter_mut() {
+            bar.set_length(prep.items_for(a.as_ref()));
+            bar.set_position(0);
+            let progress = |e: Event<'_>| match e {
+                Event::Task(m, k, _) => bar.set_message(format!("{m}: {k}")),
+                Event::Item => bar.inc(1),
+            };
+            let path = run_bench(&prep, a.as_mut(), out, &progress)?;
+            if let Some(line) = a.summary() {
+                eprintln!("{}: {line}", a.id());
+            }
+            let file = results::read(&path)?;
+            written.push((path, file));
         }
-        let file = results::read(&path)?;
-        written.push((path, file));
     }
     bar.finish_and_clear();
     Ok(written)
@@ -269,7 +280,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = options(&args)?;
     let _ = SPECS;
     let runs = llm_runs(&args)?;
-    let written = bench(&args.data, &args.models, &args.out, opts, &runs, args.json, args.force)?;
+    let datasets: Vec<PathBuf> = crate::commands::datasets_in(&args.data)?.into_iter().map(|(_, d)| d).collect();
+    let written = bench(&datasets, &args.models, &args.out, opts, &runs, args.json, args.force)?;
     let failed = all_invalid(&written);
     if args.json {
         let v: Vec<serde_json::Value> = written

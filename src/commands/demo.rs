@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .chain(args.llms.iter().cloned())
         .collect();
     let opts = BenchOptions { resamples: args.resamples, ..BenchOptions::default() };
-    super::bench::bench(&data, &models, &results, opts, &[], quiet, false)?;
+    super::bench::bench(std::slice::from_ref(&data), &models, &results, opts, &[], quiet, false)?;
     stage(quiet, 4, "leaderboard");
     let board = leaderboard::load(&results)?;
     let html = args.out.join("leaderboard.html");

@@ -98,6 +98,28 @@ impl DataArg {
     }
 }
 
+/// The datasets `--data` names: the folder itself, or, for a folder that is not a dataset
+/// but holds datasets (one per fold, e.g. generated with `--set launch.fold=K`), each of
+/// them by name, in name order.
+pub fn datasets_in(dir: &std::path::Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let is_dataset = |d: &std::path::Path| d.join(physworld_pipeline::INFO_PATH).is_file();
+    if !dir.is_dir() || is_dataset(dir) {
+        return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
+    }
+    let mut found: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| is_dataset(p))
+        .map(|p| (p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), p))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        // Not a dataset and no datasets inside: let the dataset reader say why.
+        return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
+    }
+    Ok(found)
+}
+
 /// Refuse an output folder that is a file, naming the flag: `--out results.json` would
 /// otherwise fail deep inside with a bare "File exists (os error 17)".
 pub fn check_out_dir(flag: &str, path: &std::path::Path, what: &str) -> anyhow::Result<()> {

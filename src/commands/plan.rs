@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.record {
         physworld_pipeline::check_recording_dir(dir, args.force)?;
     }
-    let folds = folds(args.data.path()?)?;
+    let folds = super::datasets_in(args.data.path()?)?;
     if folds.len() > 1 && (args.item.is_some() || args.record.is_some()) {
         bail!(
             "--data {}: holds {} datasets (folds); --item and --record play one item of one dataset",
@@ -130,28 +130,6 @@ fn play_folds<P: ?Sized, R: serde::Serialize>(
         eprintln!("{}: {line}", args.model);
     }
     emit_folds(runs, args, value, summary)
-}
-
-/// The datasets `--data` names: the folder itself, or, for a folder that is not a dataset
-/// but holds datasets (one per fold, e.g. generated with `--set launch.fold=K`), each of
-/// them by name, in name order.
-fn folds(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let is_dataset = |d: &Path| d.join(physworld_pipeline::INFO_PATH).is_file();
-    if !dir.is_dir() || is_dataset(dir) {
-        return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
-    }
-    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| is_dataset(p))
-        .map(|p| (p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), p))
-        .collect();
-    found.sort();
-    if found.is_empty() {
-        // Not a dataset and no datasets inside: let the dataset reader say why.
-        return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
-    }
-    Ok(found)
 }
 
 /// A run per fold, printed (and written) as such with the mean and sample standard

@@ -67,6 +67,9 @@ pub struct RowFile {
     /// Model ids of a seed group's members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<String>>,
+    /// A fold group's folds (its cells' `seeds` and `seed_std` then count and spread folds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<Vec<String>>,
 }
 
 /// One cell of a [`RowFile`].
@@ -85,7 +88,7 @@ pub struct CellFile {
     pub invalid: u64,
     /// Per-item scores by item hash.
     pub items: BTreeMap<String, f64>,
-    /// In a seed group's row: the spread and count of its seeds.
+    /// In a seed (or fold) group's row: the spread and count of its seeds (or folds).
     #[serde(flatten)]
     pub group: Option<SeedSpread>,
     /// Planning columns: the cell normalised between the random and oracle rows
@@ -147,7 +150,8 @@ impl Board {
     /// that it can serve as the baseline of [`check`](super::check). Rows of learned models
     /// carry `pretraining` (empty: all) where known; seed groups carry `seeds` (training
     /// seeds) and `members` (model ids), and their cells `seed_std` and `seeds` (the count),
-    /// with `items` the per-item means over seeds.
+    /// with `items` the per-item means over seeds; fold groups carry `folds`, and their
+    /// cells `seed_std` and `seeds` over folds, with every fold's items.
     pub fn json(&self) -> BoardFile {
         let columns = self
             .columns
@@ -165,6 +169,7 @@ impl Board {
             .iter()
             .map(|r| {
                 let group = r.is_seed_group();
+                let spread = group || !r.folds.is_empty();
                 let cells = r
                     .cells
                     .iter()
@@ -175,7 +180,7 @@ impl Board {
                             n: x.n,
                             invalid: x.invalid,
                             items: x.items.clone(),
-                            group: group.then_some(SeedSpread { seed_std: x.seed_std, seeds: x.seeds }),
+                            group: spread.then_some(SeedSpread { seed_std: x.seed_std, seeds: x.seeds }),
                             normalised: x.normalised,
                         };
                         (k.clone(), cell)
@@ -190,6 +195,7 @@ impl Board {
                     pretraining: r.pretraining.clone(),
                     seeds: group.then(|| r.seeds()),
                     members: group.then(|| r.members.iter().map(|m| m.model.clone()).collect()),
+                    folds: (!r.folds.is_empty()).then(|| r.folds.clone()),
                 }
             })
             .collect();

@@ -105,6 +105,7 @@ pub fn load(dir: &Path) -> Result<Board> {
             _ => rows.push(seed_group(group)),
         }
     }
+    let mut rows = fold_groups(rows, &mut columns);
     let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
     for c in columns.values() {
         *per_task.entry(c.task.clone()).or_default() += 1;
@@ -149,6 +150,7 @@ fn load_row(
             higher_is_better: m.higher_is_better,
             chance: m.chance,
             ambiguous: false,
+            folds: 0,
         });
         if col.metric != m.name || col.higher_is_better != m.higher_is_better {
             return Err(BenchError::Mismatch {
@@ -169,6 +171,7 @@ fn load_row(
             items,
             seeds: 1,
             seed_std: None,
+            folds: false,
             normalised: None,
         };
         cells.insert(col.key(), cell);
@@ -186,6 +189,8 @@ fn load_row(
         file: path.to_path_buf(),
         members: Vec::new(),
         cells,
+        fold: file.suite.fold.clone(),
+        folds: Vec::new(),
     })
 }
 
@@ -287,7 +292,7 @@ fn seed_group(mut files: Vec<(Row, Option<u64>)>) -> Row {
     );
     let members =
         files.into_iter().map(|(r, seed)| Member { model: r.model, seed, file: r.file, cells: r.cells }).collect();
-    Row { model, kind, pretraining, suite, suite_hash, file, members, cells }
+    Row { model, kind, pretraining, suite, suite_hash, file, members, cells, fold: None, folds: Vec::new() }
 }
 
 /// The cell of a seed group from its members' cells of one column (at least one).
@@ -313,8 +318,83 @@ fn mean_over_seeds(cells: &[&Cell]) -> Cell {
         items,
         seeds: cells.len(),
         seed_std,
+        folds: false,
         normalised: None,
     }
+}
+
+/// Join one-file rows of one model on two or more folds of one suite (result files whose
+/// [`FoldRef`](crate::results::FoldRef)s share a group and differ in name) into one row:
+/// per task (id and version) that every fold scored, one column over the folds (keyed by a
+/// hash of the folds' item hashes, so the same folds make the same column whatever the
+/// model) whose cell is the mean over folds with their sample standard deviation, the
+/// folds' mean interval endpoints, and every fold's items. The folds' own columns go when
+/// no row is left on them. Rows of learned models (a run per fold) are not joined.
+fn fold_groups(rows: Vec<Row>, columns: &mut BTreeMap<(String, String, u32), Column>) -> Vec<Row> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::new();
+    let mut groups: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+    for r in rows {
+        match r.fold.clone() {
+            Some(f) if !r.is_seed_group() => groups.entry((r.model.clone(), f.group)).or_default().push(r),
+            _ => out.push(r),
+        }
+    }
+    for ((_, group), mut rows) in groups {
+        let fold_name = |r: &Row| r.fold.as_ref().map(|f| f.name.clone()).unwrap_or_default();
+        rows.sort_by_key(|r| fold_name(r));
+        let names: Vec<String> = rows.iter().map(fold_name).collect();
+        if rows.len() < 2 || names.windows(2).any(|w| w[0] == w[1]) {
+            out.extend(rows);
+            continue;
+        }
+        // Per task: each fold's (column key, cell).
+        let mut by_task: BTreeMap<(String, u32), Vec<(String, &Cell)>> = BTreeMap::new();
+        for r in &rows {
+            for (key, cell) in &r.cells {
+                if let Some((task, version, hash)) = super::parse_key(key) {
+                    by_task.entry((task.to_string(), version)).or_default().push((hash.to_string(), cell));
+                }
+            }
+        }
+        let mut cells = BTreeMap::new();
+        for ((task, version), of_folds) in by_task.into_iter().filter(|(_, v)| v.len() == rows.len()) {
+            let mut h = Sha256::new();
+            for (hash, _) in &of_folds {
+                h.update(hash.as_bytes());
+                h.update([0]);
+            }
+            let hash = format!("folds-{}", hex::encode(h.finalize()));
+            let Some(first) = columns.get(&(task.clone(), of_folds[0].0.clone(), version)).cloned() else { continue };
+            let col = columns.entry((task.clone(), hash.clone(), version)).or_insert_with(|| Column {
+                content_hash: hash.clone(),
+                folds: rows.len(),
+                ..first
+            });
+            let folds: Vec<&Cell> = of_folds.iter().map(|(_, c)| *c).collect();
+            let mut cell = mean_over_seeds(&folds);
+            cell.items = folds.iter().flat_map(|c| c.items.iter().map(|(k, v)| (k.clone(), *v))).collect();
+            cell.n = folds.iter().map(|c| c.n).sum();
+            cell.folds = true;
+            cells.insert(col.key(), cell);
+        }
+        let first = &rows[0];
+        out.push(Row {
+            model: first.model.clone(),
+            kind: first.kind.clone(),
+            pretraining: first.pretraining.clone(),
+            suite: first.suite.clone(),
+            suite_hash: group,
+            file: first.file.clone(),
+            members: Vec::new(),
+            cells,
+            fold: None,
+            folds: names,
+        });
+    }
+    let used: BTreeSet<&String> = out.iter().flat_map(|r| r.cells.keys()).collect();
+    columns.retain(|_, c| used.contains(&c.key()));
+    out
 }
 
 /// Fill in [`Cell::normalised`] on planning columns (task ids `plan-*`) from the mean of

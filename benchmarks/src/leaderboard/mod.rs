@@ -63,6 +63,8 @@ pub struct Column {
     pub chance: Option<f64>,
     /// Whether another column has the same task id (headers then show version and hash).
     ambiguous: bool,
+    /// For a column over a suite's folds (see [`load`]): how many; 0 otherwise.
+    pub folds: usize,
 }
 
 impl Column {
@@ -80,6 +82,9 @@ impl Column {
             let _ = write!(h, " v{} #{short}", self.version);
         }
         let _ = write!(h, ": {}", self.metric);
+        if self.folds > 0 {
+            let _ = write!(h, " over {} folds", self.folds);
+        }
         let unit = metric_unit(&self.metric);
         match (unit, self.higher_is_better) {
             (Some(u), true) => {
@@ -110,10 +115,16 @@ pub struct Cell {
     /// Per-item scores ([`ItemLog::score`](crate::results::ItemLog::score), higher is better) by item hash; in a seed group,
     /// the mean over the seeds of each item that every seed scored.
     pub items: BTreeMap<String, f64>,
-    /// Result files behind the cell: 1, or the members of a seed group that scored the column.
+    /// Result files behind the cell: 1, or the members of a seed group that scored the
+    /// column, or of a fold group ([`Cell::folds`]).
     pub seeds: usize,
-    /// Sample standard deviation (n − 1 denominator) of the seeds' values, for two or more.
+    /// Sample standard deviation (n − 1 denominator) of the seeds' (or folds') values, for
+    /// two or more.
     pub seed_std: Option<f64>,
+    /// Whether the cell is a fold group's: its value is the mean over the suite's folds,
+    /// its items those of every fold, and [`Cell::seeds`] and [`Cell::seed_std`] count and
+    /// spread folds rather than training seeds.
+    pub folds: bool,
     /// Planning columns (`plan-*`): `(value − random) / (oracle − random)`, where random and
     /// oracle are the mean values of the board's `chance` and `oracle` rows on the same
     /// items (PHYRE-style normalisation, so rows compare across tasks); `None` elsewhere or
@@ -156,6 +167,11 @@ pub struct Row {
     pub members: Vec<Member>,
     /// Cells by [`Column::key`].
     pub cells: BTreeMap<String, Cell>,
+    /// The suite's fold, for a one-file row on one fold of a suite.
+    pub fold: Option<crate::results::FoldRef>,
+    /// A fold group's folds (`launch.fold=0`, ...), in order; empty otherwise. The row's
+    /// suite hash is then the suite's without its fold setting.
+    pub folds: Vec<String>,
 }
 
 impl Row {
@@ -179,6 +195,16 @@ impl Row {
     /// (labels), the ideal observer (the physics engine), chance and majority (the floor).
     pub fn is_reference(&self) -> bool {
         REFERENCE_KINDS.contains(&self.kind.as_str())
+    }
+
+    /// The suite column's text: the suite's name, with its fold or a fold group's folds
+    /// (`planning (launch.fold=0, launch.fold=1)`).
+    pub fn suite_label(&self) -> String {
+        match (&self.fold, self.folds.is_empty()) {
+            (_, false) => format!("{} ({})", self.suite, self.folds.join(", ")),
+            (Some(f), true) => format!("{} ({})", self.suite, f.name),
+            (None, true) => self.suite.clone(),
+        }
     }
 
     /// Training seeds of a seed group's members (`None` where unknown); empty for one file.

@@ -20,7 +20,7 @@ impl Board {
         let _ = writeln!(out, "| {} |", headers.join(" | "));
         let _ = writeln!(out, "|{}", "---|".repeat(headers.len()));
         for r in &self.rows {
-            let mut cells = vec![md_escape(&r.model), md_escape(&r.kind_label()), md_escape(&r.suite)];
+            let mut cells = vec![md_escape(&r.model), md_escape(&r.kind_label()), md_escape(&r.suite_label())];
             cells.extend(self.columns.iter().map(|c| r.cells.get(&c.key()).map_or_else(|| "—".into(), format_cell)));
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
@@ -55,7 +55,7 @@ impl Board {
         }
         out.push_str("</tr></thead>\n<tbody>\n");
         for r in &self.rows {
-            let (model, kind, suite) = (esc(&r.model), esc(&r.kind_label()), esc(&r.suite));
+            let (model, kind, suite) = (esc(&r.model), esc(&r.kind_label()), esc(&r.suite_label()));
             let _ = write!(out, "<tr><td>{model}</td><td>{kind}</td><td>{suite}</td>");
             for c in &self.columns {
                 match r.cells.get(&c.key()) {
@@ -138,7 +138,7 @@ impl Board {
                 "<g><title>{} ({}): {:.3} {}</title>\
                  <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" dominant-baseline=\"middle\">{}</text>",
                 esc(&r.model),
-                esc(&r.suite),
+                esc(&r.suite_label()),
                 cell.value,
                 esc(&cell_detail(cell)),
                 LABEL - 6.0,
@@ -184,7 +184,8 @@ impl Board {
     }
 }
 
-/// `0.812 [0.750, 0.870] n=120`, or for a seed group `0.812 ± 0.031 (3 seeds) [0.750, 0.870] n=120`.
+/// `0.812 [0.750, 0.870] n=120`, or for a seed group `0.812 ± 0.031 (3 seeds) [0.750, 0.870] n=120`
+/// (`(4 folds)` for a fold group).
 fn format_cell(x: &Cell) -> String {
     format!("{:.3} {}", x.value, cell_detail(x))
 }
@@ -194,7 +195,7 @@ fn format_cell(x: &Cell) -> String {
 /// with random and oracle rows ([`Cell::normalised`]).
 fn cell_detail(x: &Cell) -> String {
     let spread = match x.seed_std {
-        Some(sd) => format!("± {sd:.3} ({} seeds) ", x.seeds),
+        Some(sd) => format!("± {sd:.3} ({} {}) ", x.seeds, if x.folds { "folds" } else { "seeds" }),
         None => String::new(),
     };
     let invalid = if x.invalid > 0 { format!(" invalid={}", x.invalid) } else { String::new() };
