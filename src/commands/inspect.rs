@@ -63,21 +63,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 println!("  {fam:<16} {n:>6} episodes  {}", labels.join(", "));
             }
         }
-        if !r.files.is_empty() {
-            println!("\nfiles (rows, bytes, sha256):");
-            for f in &r.files {
-                println!("  {:<44} {:>8} {:>10}  {}", f.path, f.rows, f.bytes, f.sha256);
-            }
-        }
-        if r.ok() {
-            println!("\nall files match their manifests (size, sha256), decode, and have the expected schema");
+        files(&r.files, r.ok(), "their manifests (size, sha256), decode, and have the expected schema");
+    }
+    verdict(&r.problems, &r.location)
+}
+
+/// The files table, and the all-clear when nothing is wrong (`matched` says against what).
+fn files(files: &[physworld_pipeline::FileEntry], ok: bool, matched: &str) {
+    if !files.is_empty() {
+        println!("\nfiles (rows, bytes, sha256):");
+        for f in files {
+            println!("  {:<44} {:>8} {:>10}  {}", f.path, f.rows, f.bytes, f.sha256);
         }
     }
-    if !r.ok() {
-        for p in &r.problems {
+    if ok {
+        println!("\nall files match {matched}");
+    }
+}
+
+/// Each problem on stderr, and an error when there is any.
+fn verdict(problems: &[String], location: &str) -> anyhow::Result<()> {
+    if !problems.is_empty() {
+        for p in problems {
             eprintln!("problem: {p}");
         }
-        bail!("{} problem(s) found in {}", r.problems.len(), r.location);
+        bail!("{} problem(s) found in {location}", problems.len());
     }
     Ok(())
 }
@@ -116,21 +126,7 @@ fn recording(r: &RecordingReport, json: bool) -> anyhow::Result<()> {
                 label("contact", e.contact)
             );
         }
-        if !r.files.is_empty() {
-            println!("\nfiles (rows, bytes, sha256):");
-            for f in &r.files {
-                println!("  {:<44} {:>8} {:>10}  {}", f.path, f.rows, f.bytes, f.sha256);
-            }
-        }
-        if r.ok() {
-            println!("\nall files match meta/record.json (size, sha256), decode, and have the dataset schema");
-        }
+        files(&r.files, r.ok(), "meta/record.json (size, sha256), decode, and have the dataset schema");
     }
-    if !r.ok() {
-        for p in &r.problems {
-            eprintln!("problem: {p}");
-        }
-        bail!("{} problem(s) found in {}", r.problems.len(), r.location);
-    }
-    Ok(())
+    verdict(&r.problems, &r.location)
 }
