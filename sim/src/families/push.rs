@@ -366,4 +366,29 @@ mod tests {
             assert_eq!(ep.labels.goal_reached, Some(false));
         }
     }
+
+    /// A puck the agent can hardly move is redrawn: every kept sample's bound exceeds
+    /// 1.5x the puck's friction force, and some draws of the default ranges are refused.
+    #[test]
+    fn samples_whose_bound_cannot_move_the_puck_are_redrawn() {
+        let p = Params::default();
+        let (mut kept, mut refused) = (0, 0);
+        for seed in 0..60u64 {
+            let scene = scene(&p, seed, Split::Train).expect("scene");
+            let puck = &scene.objects[0];
+            let margin = scene.agent.as_ref().expect("agent").max_force
+                / (puck.friction * puck.mass_kg() * crate::scene::GRAVITY);
+            match sample(&p, seed, Split::Train).expect("samples") {
+                Ok(_) => {
+                    assert!(margin >= FORCE_MARGIN, "seed {seed}: kept at {margin:.2}x");
+                    kept += 1;
+                }
+                Err(rj) => {
+                    assert!(margin < FORCE_MARGIN, "seed {seed}: refused at {margin:.2}x: {rj:?}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(kept > 30 && refused > 3, "kept {kept}, refused {refused}");
+    }
 }
