@@ -601,9 +601,14 @@ impl WorldModel {
             let pred = self.predict(batch, tf)?;
             let err = match self.cfg.objective {
                 Objective::Jepa => {
-                    let target = layer_norm_plain(
-                        &self.target.forward(&batch.obs, &batch.valid, batch.scene.as_ref(), 0)?.narrow(1, tc, tf)?,
-                    )?;
+                    // The encoder reads each frame alone (time enters as the frame's own
+                    // encoding), so the future frames are encoded without the context.
+                    let target = layer_norm_plain(&self.target.forward(
+                        &batch.obs.narrow(1, tc, tf)?,
+                        &batch.valid.narrow(1, tc, tf)?,
+                        batch.scene.as_ref(),
+                        tc,
+                    )?)?;
                     (pred - target)?.abs()?.mean(D::Minus1)?
                 }
                 Objective::StateMse => (pred - batch.obs.narrow(1, tc, tf)?)?.sqr()?.mean(D::Minus1)?,
@@ -747,9 +752,10 @@ pub fn variance_covariance(x: &Tensor, valid: &Tensor) -> Result<(Tensor, Tensor
 }
 
 /// Run inference with rayon's workers kept warm where the program asked for it
-/// ([`crate::runtime::set_warm_workers`]).
+/// ([`crate::runtime::set_warm_workers`]), the fused ops keeping nothing for a backward
+/// ([`crate::fused::inference`]).
 fn warm<R>(f: impl FnOnce() -> R) -> R {
-    crate::runtime::warm_if_enabled(f)
+    crate::runtime::warm_if_enabled(|| crate::fused::inference(f))
 }
 
 /// The batch's first `len` actions, zero-padded past its last frame: `[B, len, A]`.

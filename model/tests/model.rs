@@ -581,6 +581,21 @@ fn effective_rank_and_ridge_match_closed_forms() {
     let _ = DType::F32;
 }
 
+/// `surprise` encodes only the future frames: that is the same as encoding the whole
+/// window and keeping its end only while the encoder reads each frame alone.
+#[test]
+fn the_encoder_reads_each_frame_alone() {
+    let model = WorldModel::new(&tiny(Objective::Jepa), 4, &Device::Cpu).expect("model");
+    let b = batch();
+    let all = model.encoder.forward(&b.obs, &b.valid, b.scene.as_ref(), 0).expect("all").narrow(1, 2, 3).expect("end");
+    let end = model
+        .encoder
+        .forward(&b.obs.narrow(1, 2, 3).expect("obs"), &b.valid.narrow(1, 2, 3).expect("valid"), b.scene.as_ref(), 2)
+        .expect("end alone");
+    let diff: f32 = (all - end).expect("diff").abs().expect("abs").max_all().expect("max").to_scalar().expect("scalar");
+    assert!(diff < 1e-5, "{diff}");
+}
+
 #[test]
 fn surprise_is_per_frame_and_zero_where_nothing_is_valid() {
     let model = WorldModel::new(&tiny(Objective::Jepa), 4, &Device::Cpu).expect("model");

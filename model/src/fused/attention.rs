@@ -436,6 +436,6 @@ pub fn attention(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Result<Op
         }
     };
     // Keep the weights for the backward only when there will be one.
-    let op = AttentionFwd::new(heads, qkv.track_op(), mask, b_stride, q_stride, n);
+    let op = AttentionFwd::new(heads, qkv.track_op() && !super::in_inference(), mask, b_stride, q_stride, n);
     Ok(Some(qkv.contiguous()?.apply_op1(op)?))
 }

@@ -23,7 +23,34 @@ mod norm;
 mod rows;
 mod softmax;
 
+use std::cell::Cell;
+
 use candle_core::{Result, Tensor};
+
+thread_local! {
+    static INFERENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `f` with the fused ops keeping nothing for a backward pass: attention recomputes
+/// its weights if a backward comes after all, instead of keeping `[B, H, N, N]` of them
+/// from the forward (at inference most of the forward's time went into zeroing and
+/// faulting in that buffer). Values are the same bits either way. Ops are built on the
+/// calling thread, so this holds for the calls `f` makes on it.
+pub fn inference<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INFERENCE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(INFERENCE.with(|c| c.replace(true)));
+    f()
+}
+
+/// Whether [`inference`] is on for this thread.
+fn in_inference() -> bool {
+    INFERENCE.with(Cell::get)
+}
 
 pub use attention::attention;
 use gelu::{BiasGelu, GeluFwd};
@@ -169,6 +196,17 @@ mod tests {
         let recomputed: Vec<f32> = recomputed.flatten_all().and_then(|t| t.to_vec1()).expect("vec");
         assert_eq!(kept, recomputed);
         assert!(kept.iter().any(|x| *x != 0.0));
+        // Under `inference` the forward keeps nothing, gives the same values, and a
+        // backward after it still gives the same gradient (recomputing the weights).
+        let (y2, grads) = super::inference(|| {
+            let y2 = super::attention(qkv.as_tensor(), Some(&mask), heads).expect("attention").expect("fused");
+            let grads = (&y2 * &g).and_then(|l| l.sum_all()).and_then(|l| l.backward()).expect("backward");
+            (y2, grads)
+        });
+        let y1 = super::attention(qkv.as_tensor(), Some(&mask), heads).expect("attention").expect("fused");
+        let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().and_then(|t| t.to_vec1()).expect("vec") };
+        assert_eq!(flat(&y1), flat(&y2));
+        assert_eq!(flat(grads.get(&qkv).expect("grad")), kept);
     }
 
     /// Keys dropped at the end of a mask row are skipped (their weights are exactly 0):
