@@ -169,11 +169,11 @@ fn bad_suite_file_names_file_key_and_line() {
     assert!(e.contains("bad.toml") && e.contains("drop.count") && e.contains("line 16"), "{e}");
 }
 
-/// Training is deterministic whatever the thread count: the same weights, optimizer state
-/// and losses with 1 and 2 threads (Candle's gemm and our fused kernels split work by
+/// Training and scoring are deterministic whatever the thread count: the same weights,
+/// optimizer state, losses and bench answers with 1 and 2 threads (Candle's gemm and our fused kernels split work by
 /// output rows, never inside a sum).
 #[test]
-fn training_gives_identical_bytes_with_one_and_two_threads() {
+fn training_and_scoring_give_identical_bytes_with_one_and_two_threads() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tiny_dataset(tmp.path());
     let run = |threads: &str| -> (Vec<u8>, Vec<u8>, Vec<f64>) {
@@ -203,6 +203,31 @@ fn training_gives_identical_bytes_with_one_and_two_threads() {
     assert_eq!(one.2, two.2, "losses");
     assert!(one.0 == two.0, "model weights differ between 1 and 2 threads");
     assert!(one.1 == two.1, "optimizer state differs between 1 and 2 threads");
+
+    // Scoring it, items in parallel, gives the same answers too.
+    let spec = format!("jepa:{}", tmp.path().join("run1").display());
+    let answers = |threads: &str| -> String {
+        let out = tmp.path().join(format!("bench{threads}"));
+        ok(bin()
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["bench", "--tasks", "voe,contact", "--model", &spec, "--data"])
+            .arg(&dir)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("runs"));
+        let mut logs: Vec<_> = std::fs::read_dir(&out)
+            .expect("results")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".jsonl"))
+            .collect();
+        logs.sort();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        std::fs::read_to_string(&logs[0]).expect("items")
+    };
+    let (a, b) = (answers("1"), answers("2"));
+    assert!(a.contains("\"voe\"") && a.contains("\"contact\""), "{a}");
+    assert!(a == b, "bench answers differ between 1 and 2 threads");
 }
 
 /// `physworld probe` through the binary: the JSON report on chosen splits, and clear errors

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use physworld_model::{Batch, Normalizer, OBS_DIM, RidgeProbe, TrainConfig, WorldModel, checkpoint, load_run};
 use physworld_pipeline::EpisodeFrames;
+use rayon::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -88,7 +89,7 @@ pub fn static_features(e: &EpisodeObs, zone: Option<u16>) -> Vec<f32> {
 }
 
 /// Where probe features come from.
-pub trait Featurizer {
+pub trait Featurizer: Sync {
     /// Adapter kind.
     fn kind(&self) -> &'static str;
     /// Description for result files.
@@ -103,8 +104,9 @@ pub trait Featurizer {
     /// reference) at future `offsets` (frames after the last observed one, 1-based);
     /// `norm` is the dataset's input normalisation.
     fn features(&self, norm: &Normalizer, obs: &[&EpisodeObs], offsets: &[usize]) -> Result<Vec<ItemFeatures>>;
-    /// Surprise of a whole observed episode, for featurizers with a predictor.
-    fn surprise(&self, _e: &EpisodeFrames) -> Option<Result<Surprise>> {
+    /// Surprise of each whole observed episode of one item, for featurizers with a
+    /// predictor.
+    fn surprise(&self, _episodes: &[&EpisodeFrames]) -> Option<Result<Vec<Surprise>>> {
         None
     }
 }
@@ -228,6 +230,11 @@ impl Featurizer for Jepa {
                 "ridge_lambdas": RidgeProbe::LAMBDAS,
                 "logistic_l2": LOGISTIC_L2,
                 "readout_rollout": READOUT_ROLLOUT,
+                "voe_windows": {
+                    "context": self.cfg.data.context,
+                    "future": self.cfg.data.future,
+                    "stride": self.cfg.data.future,
+                },
             }),
         }
     }
@@ -292,20 +299,73 @@ impl Featurizer for Jepa {
         }
         Ok(out)
     }
-    fn surprise(&self, e: &EpisodeFrames) -> Option<Result<Surprise>> {
-        let run = || -> Result<Surprise> {
-            let c = self.cfg.data.context;
-            let starts: Vec<usize> = (0..e.frames.saturating_sub(c)).step_by(2).collect();
-            let mut per = Vec::new();
-            for chunk in starts.chunks(64) {
-                let wins: Vec<EpisodeFrames> = chunk.iter().map(|&t| e.slice(t, c + 1)).collect();
-                let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
-                per.extend(self.model.surprise(&batch, 1)?.into_iter().map(|v| v[0] as f64));
+    /// The task the model was trained on, slid over each episode (Garrido et al. 2025):
+    /// windows of `data.context` frames and the `data.future` frames after them, one
+    /// window every `data.future` frames, so that every frame after the first context is
+    /// predicted once (see `surprise_windows`). All windows of the item's episodes with
+    /// the same slot count and length go through the model as one batch.
+    fn surprise(&self, episodes: &[&EpisodeFrames]) -> Option<Result<Vec<Surprise>>> {
+        let run = || -> Result<Vec<Surprise>> {
+            let (c, f) = (self.cfg.data.context, self.cfg.data.future);
+            let mut jobs: Vec<(usize, Window)> = Vec::new();
+            for (i, e) in episodes.iter().enumerate() {
+                jobs.extend(surprise_windows(e.frames, c, f).into_iter().map(|w| (i, w)));
             }
-            Ok(Surprise::from_frames(&per))
+            // A stable sort: each episode's windows stay in time order.
+            jobs.sort_by_key(|(i, w)| (episodes[*i].slots, w.future));
+            let mut per: Vec<Vec<f64>> = vec![Vec::new(); episodes.len()];
+            for group in jobs.chunk_by(|a, b| (episodes[a.0].slots, a.1.future) == (episodes[b.0].slots, b.1.future)) {
+                for chunk in group.chunks(SURPRISE_BATCH) {
+                    let wins: Vec<EpisodeFrames> =
+                        chunk.iter().map(|(i, w)| episodes[*i].slice(w.start, c + w.future)).collect();
+                    let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
+                    let out = self.model.surprise(&batch, batch.frames - c)?;
+                    for ((i, w), v) in chunk.iter().zip(out) {
+                        per[*i].extend(v[w.skip..].iter().map(|&x| f64::from(x)));
+                    }
+                }
+            }
+            Ok(per.iter().map(|p| Surprise::from_frames(p)).collect())
         };
         Some(run())
     }
+}
+
+/// Windows one forward pass scores at most.
+const SURPRISE_BATCH: usize = 128;
+
+/// One surprise window: the frames from `start`, `future` of them predicted after the
+/// context, of which the first `skip` were already scored by the window before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First frame (of the context).
+    pub start: usize,
+    /// Predicted frames after the context.
+    pub future: usize,
+    /// Predicted frames already scored by the previous window.
+    pub skip: usize,
+}
+
+/// The surprise windows of an episode of `frames` frames for a model with `context` and
+/// `future` frames: one window every `future` frames; the last one ends at the episode's
+/// end (overlapping the one before, whose frames it skips); an episode shorter than
+/// `context + future` gets one window with fewer future frames; none when no frame
+/// follows a context. Every frame from `context` on is scored exactly once.
+pub fn surprise_windows(frames: usize, context: usize, future: usize) -> Vec<Window> {
+    if frames <= context || future == 0 {
+        return Vec::new();
+    }
+    if frames < context + future {
+        return vec![Window { start: 0, future: frames - context, skip: 0 }];
+    }
+    let mut out: Vec<Window> =
+        (0..=frames - context - future).step_by(future).map(|start| Window { start, future, skip: 0 }).collect();
+    let covered = out.last().map_or(0, |w| w.start + context + future);
+    if covered < frames {
+        let start = frames - context - future;
+        out.push(Window { start, future, skip: covered - (start + context) });
+    }
+    out
 }
 
 /// Probes over a [`Featurizer`]: ridge from per-object features to displacements
@@ -346,25 +406,31 @@ impl<F: Featurizer> ProbeAdapter<F> {
             return Ok(f.clone());
         }
         let offsets = Self::offsets(task, items);
-        let mut out = Vec::new();
         let norm = ctx.frames.normalizer();
-        for chunk in items.chunks(32) {
-            let obs = chunk.iter().map(|it| ctx.observe(it)).collect::<Result<Vec<_>>>()?;
-            let eps: Vec<&EpisodeObs> = obs.iter().map(|o| o.first()).collect();
-            let mut f = self.feat.features(norm, &eps, &offsets)?;
-            if task == TaskKind::Forecast && self.feat.kind() != "raw-state" {
-                for (x, r) in f.iter_mut().zip(RawState.features(norm, &eps, &[])?) {
-                    x.raw = r.obs;
+        let feat = &self.feat;
+        // Chunks of 32 items in parallel: the chunks, and so every batch, are the same
+        // whatever the thread count.
+        let chunks = items
+            .par_chunks(32)
+            .map(|chunk| -> Result<Vec<ItemFeatures>> {
+                let obs = chunk.iter().map(|it| ctx.observe(it)).collect::<Result<Vec<_>>>()?;
+                let eps: Vec<&EpisodeObs> = obs.iter().map(|o| o.first()).collect();
+                let mut f = feat.features(norm, &eps, &offsets)?;
+                if task == TaskKind::Forecast && feat.kind() != "raw-state" {
+                    for (x, r) in f.iter_mut().zip(RawState.features(norm, &eps, &[])?) {
+                        x.raw = r.obs;
+                    }
                 }
-            }
-            for ((x, o), it) in f.iter_mut().zip(&obs).zip(chunk) {
-                x.scene = static_features(o.first(), it.zone);
-            }
-            out.extend(f);
-            if let Some(t) = tick {
-                chunk.iter().for_each(|_| t());
-            }
-        }
+                for ((x, o), it) in f.iter_mut().zip(&obs).zip(chunk) {
+                    x.scene = static_features(o.first(), it.zone);
+                }
+                if let Some(t) = tick {
+                    chunk.iter().for_each(|_| t());
+                }
+                Ok(f)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out: Vec<ItemFeatures> = chunks.into_iter().flatten().collect();
         self.cache.insert((task, readout), out.clone());
         Ok(out)
     }
@@ -446,19 +512,16 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
     ) -> Result<Vec<Answer>> {
         self.feat.check(ctx)?;
         if task == TaskKind::Voe {
+            // Items in parallel: each item's batches are the same whatever the thread count.
+            let feat = &self.feat;
             return items
-                .iter()
+                .par_iter()
                 .map(|it| {
                     let obs = ctx.observe(it)?;
-                    let s = obs
-                        .episodes
-                        .iter()
-                        .map(|e| {
-                            self.feat
-                                .surprise(&e.frames)
-                                .unwrap_or_else(|| Err(BenchError::invalid("task", "voe", "a model with a predictor")))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
+                    let eps: Vec<&EpisodeFrames> = obs.episodes.iter().map(|e| &e.frames).collect();
+                    let s = feat
+                        .surprise(&eps)
+                        .unwrap_or_else(|| Err(BenchError::invalid("task", "voe", "a model with a predictor")))?;
                     tick();
                     Ok(Answer::Surprise(s))
                 })
@@ -577,5 +640,28 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                 Ok(out)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every frame from the context on is predicted exactly once, by windows that fit
+    /// inside the episode.
+    #[test]
+    fn surprise_windows_score_every_frame_after_the_context_once() {
+        for (frames, c, f) in [(120, 8, 8), (121, 8, 8), (127, 8, 8), (16, 8, 8), (13, 8, 8), (9, 8, 8), (100, 4, 3)] {
+            let ws = surprise_windows(frames, c, f);
+            let mut scored = Vec::new();
+            for w in &ws {
+                assert!(w.start + c + w.future <= frames, "{frames} {w:?}");
+                assert!(w.skip < w.future, "{frames} {w:?}");
+                scored.extend(w.start + c + w.skip..w.start + c + w.future);
+            }
+            assert_eq!(scored, (c..frames).collect::<Vec<_>>(), "{frames} {c} {f}: {ws:?}");
+        }
+        assert!(surprise_windows(8, 8, 8).is_empty());
+        assert_eq!(surprise_windows(121, 8, 8).last(), Some(&Window { start: 105, future: 8, skip: 7 }));
     }
 }
