@@ -170,8 +170,9 @@ fn bad_suite_file_names_file_key_and_line() {
 }
 
 /// Training and scoring are deterministic whatever the thread count: the same weights,
-/// optimizer state, losses and bench answers with 1 and 2 threads (Candle's gemm and our fused kernels split work by
-/// output rows, never inside a sum).
+/// optimizer state, losses and bench answers with 1 and 2 threads (Candle's gemm and our
+/// fused kernels split work by output rows, never inside a sum; bench batches per item or
+/// chunk of items).
 #[test]
 fn training_and_scoring_give_identical_bytes_with_one_and_two_threads() {
     let tmp = tempfile::tempdir().expect("tmp");

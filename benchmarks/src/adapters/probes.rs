@@ -311,10 +311,12 @@ impl Featurizer for Jepa {
             for (i, e) in episodes.iter().enumerate() {
                 jobs.extend(surprise_windows(e.frames, c, f).into_iter().map(|w| (i, w)));
             }
-            // A stable sort: each episode's windows stay in time order.
-            jobs.sort_by_key(|(i, w)| (episodes[*i].slots, w.future));
+            // Windows batch together when their shapes agree; a stable sort keeps each
+            // episode's windows in time order.
+            let shape = |(i, w): &(usize, Window)| (episodes[*i].slots, w.future);
+            jobs.sort_by_key(shape);
             let mut per: Vec<Vec<f64>> = vec![Vec::new(); episodes.len()];
-            for group in jobs.chunk_by(|a, b| (episodes[a.0].slots, a.1.future) == (episodes[b.0].slots, b.1.future)) {
+            for group in jobs.chunk_by(|a, b| shape(a) == shape(b)) {
                 for chunk in group.chunks(SURPRISE_BATCH) {
                     let wins: Vec<EpisodeFrames> =
                         chunk.iter().map(|(i, w)| episodes[*i].slice(w.start, c + w.future)).collect();
