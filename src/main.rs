@@ -47,6 +47,8 @@ enum Command {
     /// --data folder holding several datasets (folds, e.g. each generated with
     /// `--set launch.fold=K`) plays each and reports the mean ± sd over them.
     Plan(commands::plan::Args),
+    /// Work on result files: `results merge` joins the shards of `bench --shard I/N` runs.
+    Results(commands::results::Args),
     /// Table result files as a leaderboard (Markdown, HTML, JSON) or gate on a baseline.
     Leaderboard(commands::leaderboard::Args),
     /// Check that cheap tricks stay at chance on a dataset's VoE, contact and outcome items,
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
         Command::Probe(a) => commands::probe::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Plan(a) => commands::plan::run(a),
+        Command::Results(a) => commands::results::run(a),
         Command::Leaderboard(a) => commands::leaderboard::run(a),
         Command::ValidateSuite(a) => commands::validate_suite::run(a),
         Command::Demo(a) => commands::demo::run(a),

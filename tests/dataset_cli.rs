@@ -229,6 +229,149 @@ fn training_and_scoring_give_identical_bytes_with_one_and_two_threads() {
     let (a, b) = (answers("1"), answers("2"));
     assert!(a.contains("\"voe\"") && a.contains("\"contact\""), "{a}");
     assert!(a == b, "bench answers differ between 1 and 2 threads");
+    sharded_bench_merges_to_the_unsharded_files(tmp.path(), &dir, &spec);
+}
+
+/// A result file without its wall time, and an item log or shard file without the
+/// per-item `seconds` of planning: the only bytes allowed to differ between runs.
+fn without_timing(bytes: &[u8]) -> String {
+    let t = String::from_utf8_lossy(bytes);
+    let re = |s: &str, key: &str| -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(at) = rest.find(key) {
+            out.push_str(&rest[..at + key.len()]);
+            rest = &rest[at + key.len()..];
+            let end = rest.find([',', '}', '\n']).unwrap_or(rest.len());
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    };
+    re(&re(&t, "\"wall_time_s\":"), "\"seconds\":")
+}
+
+/// `bench --shard I/N` on three workers (one through `$JOB_COMPLETION_INDEX`), then `results
+/// merge`: the same result files and item logs as one unsharded run, the trained JEPA
+/// included; a retried shard rewrites the same answers; missing, overlapping and mismatched
+/// shards are refused by name, and nothing is overwritten without --force.
+fn sharded_bench_merges_to_the_unsharded_files(tmp: &Path, dir: &Path, jepa: &str) {
+    let models =
+        ["--model", jepa, "--model", "oracle", "--model", "greedy", "--model", "raw-state", "--model", "chance"];
+    // 40 items a task: blocks of 32 put 32 in shard 0, 8 in shard 1 and none in shard 2.
+    let bench = |out: &Path, extra: &[&str]| {
+        bin()
+            .args(["bench", "--limit", "40", "--plan-attempts", "5", "--data"])
+            .arg(dir)
+            .arg("--out")
+            .arg(out)
+            .args(models)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let full = tmp.join("full");
+    ok(bench(&full, &[]));
+    let sharded = tmp.join("sharded");
+    ok(bench(&sharded, &["--shard", "0/3"]));
+    ok(bench(&sharded, &["--shard", "2/3"]));
+    // A worker of a Kubernetes Indexed Job finds its index in the environment.
+    ok(bin()
+        .env("JOB_COMPLETION_INDEX", "1")
+        .args(["bench", "--limit", "40", "--plan-attempts", "5", "--shards", "3", "--data"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&sharded)
+        .args(models)
+        .output()
+        .expect("runs"));
+    let merge = |extra: &[&str]| {
+        bin()
+            .args(["results", "merge", "--data"])
+            .arg(dir)
+            .arg("--out")
+            .arg(&sharded)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let o = bin().arg("leaderboard").arg(&sharded).output().expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("physworld results merge"), "{err}");
+    ok(merge(&["--json"]));
+    let results = |d: &Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .expect("results")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .map(|p| (p.file_name().expect("name").into(), std::fs::read(&p).expect("read")))
+            .collect();
+        v.sort();
+        v
+    };
+    let (want, got) = (results(&full), results(&sharded));
+    assert_eq!(want.len(), 10, "{:?}", want.iter().map(|w| &w.0).collect::<Vec<_>>());
+    assert_eq!(want.iter().map(|w| &w.0).collect::<Vec<_>>(), got.iter().map(|w| &w.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in want.iter().zip(&got) {
+        assert_eq!(without_timing(a), without_timing(b), "{} differs from the unsharded run's", name.display());
+    }
+    let log = String::from_utf8_lossy(
+        &want
+            .iter()
+            .find(|w| w.0.to_string_lossy().starts_with("greedy") && w.0.to_string_lossy().ends_with(".jsonl"))
+            .expect("greedy log")
+            .1,
+    )
+    .into_owned();
+    assert!(log.contains("\"plan-push\""), "{log}");
+    // The leaderboard reads the merged folder (the shards beside it are not result files).
+    ok(bin().arg("leaderboard").arg(&sharded).output().expect("runs"));
+
+    // A retried shard (a restarted pod) rewrites the same answers.
+    let shard1 = sharded.join("shards/oracle__tiny__test/shard-0001-of-0003.json");
+    let before = std::fs::read(&shard1).expect("shard");
+    ok(bench(&sharded, &["--shard", "1/3"]));
+    assert_eq!(without_timing(&before), without_timing(&std::fs::read(&shard1).expect("shard")));
+    // Merged files are not replaced without --force.
+    let o = merge(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("oracle__tiny__test.json") && err.contains("--force"), "{err}");
+    // Missing, overlapping, mismatched: refused, naming the files.
+    let moved = tmp.join("moved.json");
+    std::fs::rename(&shard1, &moved).expect("move");
+    let o = merge(&["--force"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("missing shard 1/3") && err.contains("oracle__tiny__test"), "{err}");
+    std::fs::copy(&moved, &shard1).expect("copy");
+    std::fs::copy(&moved, sharded.join("shards/oracle__tiny__test/again.json")).expect("copy");
+    let o = merge(&["--force"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("overlapping")
+            && err.contains("again.json")
+            && err.contains("shard-0001-of-0003.json"),
+        "{err}"
+    );
+    std::fs::remove_file(sharded.join("shards/oracle__tiny__test/again.json")).expect("rm");
+    // A shard scored on other items (another --limit) is another run's: bench refuses to
+    // replace it without --force, and merge refuses to join it.
+    let other = ["--shard", "1/3", "--limit", "20", "--model", "oracle"];
+    let o = bin().args(["bench", "--data"]).arg(dir).arg("--out").arg(&sharded).args(other).output().expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("shard-0001-of-0003.json") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&shard1).expect("kept"), std::fs::read(&moved).expect("moved"));
+    ok(bin()
+        .args(["bench", "--force", "--data"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&sharded)
+        .args(other)
+        .output()
+        .expect("runs"));
+    let o = merge(&["--force"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("mismatched") && err.contains("content_hash"), "{err}");
 }
 
 /// `physworld probe` through the binary: the JSON report on chosen splits, and clear errors
@@ -263,4 +406,128 @@ fn probe_reports_json_on_chosen_splits_and_rejects_bad_ones() {
     let err = probe(&["--fit-split", "val", "--eval-split", "val"]).expect("runs");
     let msg = String::from_utf8_lossy(&err.stderr);
     assert!(!err.status.success() && msg.contains("--fit-split") && msg.contains("val"), "{msg}");
+}
+
+/// The cluster recipes in docs/cluster run as written: the Slurm scripts' workers (all at
+/// once, each with its `$SLURM_ARRAY_TASK_ID`) and then their `after` step, and the
+/// Kubernetes manifests' commands as their Indexed Jobs' pods (all at once, each with its
+/// `$JOB_COMPLETION_INDEX`) with the volumes mapped to local folders. Each yields the same
+/// dataset as one `generate` and the same result files as one `bench`.
+#[test]
+fn the_cluster_recipes_run_as_concurrent_local_workers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cluster");
+    let exe = Path::new(env!("CARGO_BIN_EXE_physworld"));
+    let path = format!("{}:{}", exe.parent().expect("bin dir").display(), std::env::var("PATH").unwrap_or_default());
+    let suite = tmp.path().join("s.toml");
+    std::fs::write(&suite, SUITE.replace("train = 36", "train = 6")).expect("suite");
+    let whole = tmp.path().join("whole");
+    ok(bin().args(["generate", "--suite"]).arg(&suite).arg("--out").arg(&whole).output().expect("runs"));
+    let full = tmp.path().join("full");
+    ok(bin()
+        .args(["bench", "--model", "oracle", "--model", "raw-state", "--model", "chance", "--data"])
+        .arg(&whole)
+        .arg("--out")
+        .arg(&full)
+        .output()
+        .expect("runs"));
+    // Every file of `got` is the unsharded run's file of the same name.
+    let same_results = |got: &Path, n: usize| {
+        let names: Vec<_> = std::fs::read_dir(got)
+            .expect("results")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        assert_eq!(names.len(), n, "{names:?}");
+        for p in names {
+            let want = full.join(p.file_name().expect("name"));
+            let (a, b) = (std::fs::read(&want).expect("unsharded"), std::fs::read(&p).expect("merged"));
+            assert_eq!(without_timing(&a), without_timing(&b), "{}", p.display());
+        }
+    };
+    let all_ok = |children: Vec<std::process::Child>| {
+        for c in children {
+            ok(c.wait_with_output().expect("waits"));
+        }
+    };
+
+    // Slurm: three array tasks at once, then the step that runs after them.
+    let slurm = |script: &str, step: &str, env: &[(&str, &std::ffi::OsStr)]| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(root.join(script)).arg(step).env("PATH", &path).env("SHARDS", "3").env_remove("JOB_COMPLETION_INDEX");
+        c.envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    };
+    let data = tmp.path().join("slurm-data");
+    let gen_env = [("SUITE", suite.as_os_str()), ("DATA", data.as_os_str())];
+    all_ok(
+        (0..3)
+            .map(|i| {
+                slurm("slurm-generate.sh", "worker", &gen_env)
+                    .env("SLURM_ARRAY_TASK_ID", i.to_string())
+                    .spawn()
+                    .expect("spawns")
+            })
+            .collect(),
+    );
+    ok(slurm("slurm-generate.sh", "after", &gen_env).output().expect("runs"));
+    assert_eq!(snapshot(&whole), snapshot(&data));
+    let out = tmp.path().join("slurm-results");
+    let models = std::ffi::OsStr::new("oracle chance");
+    let bench_env = [("DATA", data.as_os_str()), ("OUT", out.as_os_str()), ("MODELS", models)];
+    all_ok(
+        (0..3)
+            .map(|i| {
+                slurm("slurm-bench.sh", "worker", &bench_env)
+                    .env("SLURM_ARRAY_TASK_ID", i.to_string())
+                    .spawn()
+                    .expect("spawns")
+            })
+            .collect(),
+    );
+    ok(slurm("slurm-bench.sh", "after", &bench_env).output().expect("runs"));
+    same_results(&out, 4);
+
+    // Kubernetes: each manifest's command, its Indexed Job's pods at once.
+    let kdata = tmp.path().join("k8s-data");
+    let kout = tmp.path().join("k8s-results");
+    let job = |file: &str| -> (Vec<String>, usize) {
+        let yaml = std::fs::read_to_string(root.join(file)).expect("manifest");
+        let line = yaml.lines().find_map(|l| l.trim().strip_prefix("command: ")).expect("a command");
+        let args: Vec<String> = serde_json::from_str(line).expect("a flow list of strings");
+        let args = args
+            .into_iter()
+            .map(|a| match a.as_str() {
+                "/suites/physion.toml" => suite.display().to_string(),
+                "/data/physion" => kdata.display().to_string(),
+                "/results/physion" => kout.display().to_string(),
+                _ => a,
+            })
+            .collect();
+        let pods =
+            yaml.lines().find_map(|l| l.trim().strip_prefix("completions: ")).map_or(1, |n| n.parse().expect("count"));
+        (args, pods)
+    };
+    let pods = |file: &str| {
+        let (args, n) = job(file);
+        assert_eq!(args[0], "physworld", "{file}");
+        let spawn = |i: usize| {
+            std::process::Command::new(exe)
+                .args(&args[1..])
+                .env("JOB_COMPLETION_INDEX", i.to_string())
+                .env_remove("SLURM_ARRAY_TASK_ID")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawns")
+        };
+        all_ok((0..n).map(spawn).collect());
+        n
+    };
+    assert_eq!(pods("k8s-generate.yaml"), 8);
+    assert_eq!(pods("k8s-finalize.yaml"), 1);
+    assert_eq!(snapshot(&whole), snapshot(&kdata));
+    assert_eq!(pods("k8s-bench.yaml"), 8);
+    assert_eq!(pods("k8s-merge.yaml"), 1);
+    same_results(&kout, 4);
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use physworld_pipeline::Dataset;
+use physworld_pipeline::{Dataset, WorkerShard};
+use serde::{Deserialize, Serialize};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,15 +14,15 @@ use crate::adapters::{Adapter, Answer, Context};
 use crate::error::{BenchError, Result};
 use crate::metrics::DEFAULT_RESAMPLES;
 use crate::present::Presentation;
-use crate::results::{self, ItemLog, RESULTS_SCHEMA, ResultFile, SuiteRef};
+use crate::results::{self, ItemLog, ModelRef, RESULTS_SCHEMA, ResultFile, SuiteRef, TaskResult};
 use crate::score::{Bootstrap, score};
-use crate::tasks::{self, Frames, TaskItems, TaskKind, TaskOptions};
+use crate::tasks::{self, Frames, Item, TaskItems, TaskKind, TaskOptions};
 
 /// The git commit physworld was built from (empty when unknown).
 pub const GIT_HASH: &str = env!("PHYSWORLD_GIT_HASH");
 
 /// What to score.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchOptions {
     /// Split scored. Default `test`.
     pub split: String,
@@ -225,13 +226,20 @@ impl Prepared {
 
     /// Items `adapter` will answer (the tasks it supports, and the planning tasks it plans).
     pub fn items_for(&self, adapter: &dyn Adapter) -> u64 {
-        let planning = if adapter.launch_planner().is_some() { self.launch.items.len() as u64 } else { 0 }
-            + if adapter.push_planner().is_some() { self.push.items.len() as u64 } else { 0 };
-        self.items.iter().filter(|(k, _)| adapter.supports(**k)).map(|(_, t)| t.items.len() as u64).sum::<u64>()
+        self.items_for_shard(adapter, WorkerShard::ALL)
+    }
+
+    /// Items `adapter` will answer in `shard` ([`Prepared::items_for`] restricted to it).
+    pub fn items_for_shard(&self, adapter: &dyn Adapter, shard: WorkerShard) -> u64 {
+        let mine = |n: usize| (0..n).filter(|&i| in_shard(shard, i)).count() as u64;
+        let planning = if adapter.launch_planner().is_some() { mine(self.launch.items.len()) } else { 0 }
+            + if adapter.push_planner().is_some() { mine(self.push.items.len()) } else { 0 };
+        self.items.iter().filter(|(k, _)| adapter.supports(**k)).map(|(_, t)| mine(t.items.len())).sum::<u64>()
             + planning
     }
 
-    fn suite_ref(&self) -> SuiteRef {
+    /// The suite reference of result files scored on these items.
+    pub fn suite_ref(&self) -> SuiteRef {
         SuiteRef {
             name: self.ds.suite.suite.name.clone(),
             dataset_hash: self.ds.info.suite_hash.clone(),
@@ -253,6 +261,17 @@ pub enum Event<'a> {
     Item,
 }
 
+/// Items of a task are dealt to the shards of a sharded run (`bench --shard I/N`) in blocks
+/// of this many consecutive items, round robin: block `b` goes to shard `b mod N`. Whole
+/// blocks keep every batch an adapter forms (the learned adapters batch 32 items) the same
+/// as in an unsharded run, so a merged run is byte-identical to it.
+pub const SHARD_BLOCK: usize = 32;
+
+/// Whether item `index` of a task (or its planning items) is `shard`'s ([`SHARD_BLOCK`]).
+pub fn in_shard(shard: WorkerShard, index: usize) -> bool {
+    shard.owns(index / SHARD_BLOCK)
+}
+
 /// Let `adapter` answer `task`'s items as [`Presentation`] shows them under `seed`, once per
 /// readout protocol it scores the task under (the first is primary); returns the
 /// presentation and the answers mapped back to the original items. Calls `tick` once per
@@ -265,10 +284,34 @@ pub fn answer_shown(
     seed: u64,
     tick: &(dyn Fn() + Sync),
 ) -> Result<(Presentation, Vec<(Option<&'static str>, Vec<Answer>)>)> {
+    let (shown, _, answers) = answer_part(adapter, ctx, task, seed, WorkerShard::ALL, tick)?;
+    Ok((shown, answers))
+}
+
+/// [`answer_shown`] for the items of `shard` only: the whole task is presented (the
+/// presentation balances answer positions over all items), and the adapter is shown the
+/// presented items behind `shard`'s original items, in presented order. Returns the
+/// presentation, the indices of the original items answered, and per protocol their
+/// answers in that order.
+#[allow(clippy::type_complexity)]
+pub fn answer_part(
+    adapter: &mut dyn Adapter,
+    ctx: &Context<'_>,
+    task: &TaskItems,
+    seed: u64,
+    shard: WorkerShard,
+    tick: &(dyn Fn() + Sync),
+) -> Result<(Presentation, Vec<usize>, Vec<(Option<&'static str>, Vec<Answer>)>)> {
     let kind = task.kind;
     let shown = Presentation::new(task, seed, ctx.ds.slots());
+    let selected: Vec<usize> = (0..task.items.len()).filter(|&i| in_shard(shard, i)).collect();
+    let mut places: Vec<usize> = selected.iter().flat_map(|&i| shown.places(i)).collect();
+    places.sort_unstable();
+    let whole = places.len() == shown.shown.len();
+    let part: Vec<Item> = if whole { Vec::new() } else { places.iter().map(|&k| shown.shown[k].clone()).collect() };
+    let asked: &[Item] = if whole { &shown.shown } else { &part };
     // VoE shows four movies per item: tick once per item, not per movie.
-    let per_item = (shown.shown.len() / task.items.len().max(1)).max(1);
+    let per_item = (places.len() / selected.len().max(1)).max(1);
     let count = AtomicUsize::new(0);
     let tick_shown = || {
         if (count.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(per_item) {
@@ -280,55 +323,120 @@ pub fn answer_shown(
     let protocols: Vec<Option<&'static str>> =
         if protocols.is_empty() { vec![None] } else { protocols.into_iter().map(Some).collect() };
     let mut answers = Vec::with_capacity(protocols.len());
+    // The adapter answers even when the shard holds none of the task's items, so that it
+    // fits (and describes) the same readouts in every shard.
     for (i, p) in protocols.into_iter().enumerate() {
         let t: &(dyn Fn() + Sync) = if i == 0 { &tick_shown } else { &quiet };
-        let a = adapter.answer(ctx, kind, &shown.shown, p, t)?;
-        if a.len() != shown.shown.len() {
+        let a = adapter.answer(ctx, kind, asked, p, t)?;
+        if a.len() != asked.len() {
             return Err(BenchError::Mismatch {
                 what: format!("model `{}` on task {}", adapter.id(), kind.as_str()),
-                reason: format!("{} answers for {} items", a.len(), shown.shown.len()),
+                reason: format!("{} answers for {} items", a.len(), asked.len()),
             });
         }
-        answers.push((p, shown.gather(&a)));
+        let all = if whole {
+            a
+        } else {
+            let mut all = vec![Answer::Invalid("not in this shard".into()); shown.shown.len()];
+            for (k, x) in places.iter().zip(a) {
+                all[*k] = x;
+            }
+            all
+        };
+        let gathered = shown.gather(&all);
+        answers.push((p, selected.iter().map(|&i| gathered[i].clone()).collect()));
     }
-    Ok((shown, answers))
+    Ok((shown, selected, answers))
 }
 
-/// Score `adapter` on `prep` and write its result file and item log into `out`.
-pub fn run(
+/// One item's answers, as a run or one shard of it produced them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnsweredItem {
+    /// Index of the item in its task.
+    pub index: usize,
+    /// The item's hash (checked against the dataset's when shards are merged).
+    pub hash: String,
+    /// One answer per readout protocol, the primary first.
+    pub answers: Vec<Answer>,
+    /// How the item was shown ([`Presentation::record`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presentation: Option<serde_json::Value>,
+    /// The raw exchange behind the answer (LLM requests and responses, without keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
+}
+
+/// A prediction task's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnsweredTask {
+    /// The task.
+    pub task: TaskKind,
+    /// The readout protocols answered under, the primary first (one `null` for models
+    /// without probes).
+    pub protocols: Vec<Option<String>>,
+    /// The items answered, by index.
+    pub items: Vec<AnsweredItem>,
+}
+
+/// One planning item played.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayedItem<T> {
+    /// Index of the item among the task's items.
+    pub index: usize,
+    /// The item's hash.
+    pub hash: String,
+    /// How it went.
+    pub outcome: T,
+}
+
+/// Everything a model answered on a suite (or on one shard of it), before scoring: what
+/// [`score_answers`] turns into a result file, and what a shard file carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Answers {
+    /// Prediction tasks, in task order.
+    pub tasks: Vec<AnsweredTask>,
+    /// `plan-launch` items played, where the model plans it and there are items.
+    pub launch: Option<Vec<PlayedItem<crate::plan::LaunchOutcome>>>,
+    /// `plan-push` items played, likewise.
+    pub push: Option<Vec<PlayedItem<crate::plan_push::PushOutcome>>>,
+    /// Tasks asked for that the model does not answer.
+    pub unsupported: Vec<String>,
+    /// Tasks asked for that have no items in the scored split.
+    pub no_items: Vec<String>,
+}
+
+/// Let `adapter` answer the items of `shard` ([`WorkerShard::ALL`] for all) of every task
+/// of `prep`, and play its planning items.
+pub fn answer(
     prep: &Prepared,
     adapter: &mut dyn Adapter,
-    out: &Path,
+    shard: WorkerShard,
     progress: &(dyn Fn(Event<'_>) + Sync),
-) -> Result<PathBuf> {
-    let start = Instant::now();
+) -> Result<Answers> {
     let ctx = prep.context();
-    let b = Bootstrap { seed: prep.opts.bootstrap_seed, resamples: prep.opts.resamples };
-    let mut tasks_out = Vec::new();
-    let mut unsupported = Vec::new();
-    let mut logs: Vec<ItemLog> = Vec::new();
+    let seed = prep.opts.bootstrap_seed;
+    let mut out = Answers::default();
     let id = adapter.id().to_string();
-    let mut no_items = Vec::new();
+    let mine = |n: usize| (0..n).filter(|&i| in_shard(shard, i)).collect::<Vec<usize>>();
     for (&kind, items) in &prep.items {
         if !adapter.supports(kind) {
-            unsupported.push(kind.as_str().to_string());
+            out.unsupported.push(kind.as_str().to_string());
             continue;
         }
         if items.items.is_empty() {
-            no_items.push(kind.as_str().to_string());
+            out.no_items.push(kind.as_str().to_string());
             continue;
         }
-        progress(Event::Task(&id, kind.as_str(), items.items.len()));
+        progress(Event::Task(&id, kind.as_str(), mine(items.items.len()).len()));
         let tick = || progress(Event::Item);
-        let (shown, answers) = answer_shown(adapter, &ctx, items, b.seed, &tick)?;
-        let (r, mut l) = score(items, &answers, &prep.frames, &prep.opts.items, b);
-        for (i, log) in l.iter_mut().enumerate() {
+        let (shown, selected, answers) = answer_part(adapter, &ctx, items, seed, shard, &tick)?;
+        let mut answered = Vec::with_capacity(selected.len());
+        for (j, &i) in selected.iter().enumerate() {
             let record = shown.record(i);
-            log.presentation = (!record.is_null()).then_some(record);
             let raw: Vec<serde_json::Value> =
                 shown.shown_ids(i).into_iter().filter_map(|s| adapter.raw_log(s)).collect();
             // One item's exchanges: a VoE quadruplet's are its movies', in member order.
-            log.raw = match raw.len() {
+            let raw = match raw.len() {
                 0 => None,
                 1 => raw.into_iter().next(),
                 _ => Some(serde_json::Value::Array(
@@ -340,69 +448,204 @@ pub fn run(
                         .collect(),
                 )),
             };
+            answered.push(AnsweredItem {
+                index: i,
+                hash: items.items[i].hash.clone(),
+                answers: answers.iter().map(|(_, a)| a[j].clone()).collect(),
+                presentation: (!record.is_null()).then_some(record),
+                raw,
+            });
         }
-        tasks_out.push(r);
-        logs.extend(l);
+        let protocols = answers.iter().map(|(p, _)| p.map(str::to_string)).collect();
+        out.tasks.push(AnsweredTask { task: kind, protocols, items: answered });
     }
     if prep.opts.plan_launch {
         let task = crate::plan::LAUNCH_TASK.to_string();
         match adapter.launch_planner() {
-            _ if prep.launch.items.is_empty() => no_items.push(task),
-            None => unsupported.push(task),
+            _ if prep.launch.items.is_empty() => out.no_items.push(task),
+            None => out.unsupported.push(task),
             Some(mut planner) => {
-                progress(Event::Task(&id, crate::plan::LAUNCH_TASK, prep.launch.items.len()));
+                let chosen = mine(prep.launch.items.len());
+                let items: Vec<_> = chosen.iter().map(|&i| prep.launch.items[i].clone()).collect();
+                progress(Event::Task(&id, crate::plan::LAUNCH_TASK, items.len()));
                 let mut tick = |_: &crate::plan::LaunchOutcome, _| progress(Event::Item);
                 let played = crate::plan::run_launch(
-                    &prep.launch.items,
+                    &items,
                     planner.as_mut(),
                     &prep.opts.split,
-                    b.seed,
+                    seed,
                     prep.opts.plan_attempts,
-                    b.resamples,
+                    prep.opts.resamples,
                     &mut tick,
                 )?;
-                let (r, l) = crate::plan::score_launch(&prep.launch.items, &played, b);
-                tasks_out.push(r);
-                logs.extend(l);
+                out.launch = Some(
+                    chosen
+                        .into_iter()
+                        .zip(items)
+                        .zip(played.items)
+                        .map(|((index, it), outcome)| PlayedItem { index, hash: it.hash, outcome })
+                        .collect(),
+                );
             }
         }
     }
     if prep.opts.plan_push {
         let task = crate::plan_push::PUSH_TASK.to_string();
         match adapter.push_planner() {
-            _ if prep.push.items.is_empty() => no_items.push(task),
-            None => unsupported.push(task),
+            _ if prep.push.items.is_empty() => out.no_items.push(task),
+            None => out.unsupported.push(task),
             Some(mut planner) => {
-                progress(Event::Task(&id, crate::plan_push::PUSH_TASK, prep.push.items.len()));
+                let chosen = mine(prep.push.items.len());
+                let items: Vec<_> = chosen.iter().map(|&i| prep.push.items[i].clone()).collect();
+                progress(Event::Task(&id, crate::plan_push::PUSH_TASK, items.len()));
                 let mut tick = |_: &crate::plan_push::PushOutcome, _| progress(Event::Item);
                 let played = crate::plan_push::run_push(
-                    &prep.push.items,
+                    &items,
                     planner.as_mut(),
                     &prep.opts.split,
-                    b.seed,
+                    seed,
                     prep.opts.push_hold,
-                    b.resamples,
+                    prep.opts.resamples,
                     &mut tick,
                 )?;
-                let (r, l) = crate::plan_push::score_push(&prep.push.items, &played, b);
-                tasks_out.push(r);
-                logs.extend(l);
+                out.push = Some(
+                    chosen
+                        .into_iter()
+                        .zip(items)
+                        .zip(played.items)
+                        .map(|((index, it), outcome)| PlayedItem { index, hash: it.hash, outcome })
+                        .collect(),
+                );
             }
         }
     }
-    let mut file = ResultFile {
+    Ok(out)
+}
+
+/// Check that `got` holds each of `want`'s items exactly once, in order, with its hash.
+fn check_cover<'a>(task: &str, want: impl ExactSizeIterator<Item = &'a str>, got: &[(usize, &str)]) -> Result<()> {
+    let mismatch = |reason: String| BenchError::Mismatch { what: format!("answers to task {task}"), reason };
+    if got.len() != want.len() {
+        return Err(mismatch(format!("{} answers for {} items", got.len(), want.len())));
+    }
+    for (k, (h, (i, g))) in want.zip(got).enumerate() {
+        if *i != k {
+            return Err(mismatch(format!("item {k} answered as item {i}")));
+        }
+        if h != *g {
+            return Err(mismatch(format!(
+                "item {k} has hash {g} in the answers but {h} in the dataset: they were answered on other items"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Score `answers` (to every item of `prep`, in order) into the result file's tasks and the
+/// item log.
+///
+/// # Errors
+/// [`BenchError::Mismatch`] when the answers do not cover `prep`'s items exactly.
+pub fn score_answers(prep: &Prepared, model: &str, answers: &Answers) -> Result<(Vec<TaskResult>, Vec<ItemLog>)> {
+    let b = Bootstrap { seed: prep.opts.bootstrap_seed, resamples: prep.opts.resamples };
+    let mut tasks_out = Vec::new();
+    let mut logs: Vec<ItemLog> = Vec::new();
+    for t in &answers.tasks {
+        let name = t.task.as_str();
+        let items = prep.items.get(&t.task).ok_or_else(|| BenchError::Mismatch {
+            what: format!("answers to task {name}"),
+            reason: "the task was not asked for".into(),
+        })?;
+        let got: Vec<(usize, &str)> = t.items.iter().map(|a| (a.index, a.hash.as_str())).collect();
+        check_cover(name, items.items.iter().map(|i| i.hash.as_str()), &got)?;
+        if let Some(a) = t.items.iter().find(|a| a.answers.len() != t.protocols.len()) {
+            return Err(BenchError::Mismatch {
+                what: format!("answers to task {name}"),
+                reason: format!("item {} has {} answers for {} protocols", a.index, a.answers.len(), t.protocols.len()),
+            });
+        }
+        let per_protocol: Vec<(Option<&str>, Vec<Answer>)> = t
+            .protocols
+            .iter()
+            .enumerate()
+            .map(|(k, p)| (p.as_deref(), t.items.iter().map(|a| a.answers[k].clone()).collect()))
+            .collect();
+        let (r, mut l) = score(items, &per_protocol, &prep.frames, &prep.opts.items, b);
+        for (log, a) in l.iter_mut().zip(&t.items) {
+            log.presentation = a.presentation.clone();
+            log.raw = a.raw.clone();
+        }
+        tasks_out.push(r);
+        logs.extend(l);
+    }
+    if let Some(played) = &answers.launch {
+        let got: Vec<(usize, &str)> = played.iter().map(|p| (p.index, p.hash.as_str())).collect();
+        check_cover(crate::plan::LAUNCH_TASK, prep.launch.items.iter().map(|i| i.hash.as_str()), &got)?;
+        let run = crate::plan::LaunchRun::new(
+            model,
+            &prep.opts.split,
+            b.seed,
+            prep.opts.plan_attempts,
+            b.resamples,
+            played.iter().map(|p| p.outcome.clone()).collect(),
+        );
+        let (r, l) = crate::plan::score_launch(&prep.launch.items, &run, b);
+        tasks_out.push(r);
+        logs.extend(l);
+    }
+    if let Some(played) = &answers.push {
+        let got: Vec<(usize, &str)> = played.iter().map(|p| (p.index, p.hash.as_str())).collect();
+        check_cover(crate::plan_push::PUSH_TASK, prep.push.items.iter().map(|i| i.hash.as_str()), &got)?;
+        let run = crate::plan_push::PushRun::new(
+            model,
+            &prep.opts.split,
+            b.seed,
+            prep.opts.push_hold,
+            b.resamples,
+            played.iter().map(|p| p.outcome.clone()).collect(),
+        );
+        let (r, l) = crate::plan_push::score_push(&prep.push.items, &run, b);
+        tasks_out.push(r);
+        logs.extend(l);
+    }
+    Ok((tasks_out, logs))
+}
+
+/// The result file of `model` on `prep` from its scored `tasks` ([`score_answers`]), with
+/// no item log name yet ([`results::write`] sets it).
+pub fn result_file(
+    prep: &Prepared,
+    model: ModelRef,
+    answers: &Answers,
+    tasks: Vec<TaskResult>,
+    wall_time_s: f64,
+) -> ResultFile {
+    ResultFile {
         schema: RESULTS_SCHEMA.into(),
         physworld_version: env!("CARGO_PKG_VERSION").into(),
         git_hash: (!GIT_HASH.is_empty()).then(|| GIT_HASH.to_string()),
         suite: prep.suite_ref(),
-        model: adapter.describe(),
-        bootstrap_seed: b.seed,
-        bootstrap_resamples: b.resamples,
-        tasks: tasks_out,
-        unsupported,
-        no_items,
+        model,
+        bootstrap_seed: prep.opts.bootstrap_seed,
+        bootstrap_resamples: prep.opts.resamples,
+        tasks,
+        unsupported: answers.unsupported.clone(),
+        no_items: answers.no_items.clone(),
         items_file: String::new(),
-        wall_time_s: start.elapsed().as_secs_f64(),
-    };
+        wall_time_s,
+    }
+}
+
+/// Score `adapter` on `prep` and write its result file and item log into `out`.
+pub fn run(
+    prep: &Prepared,
+    adapter: &mut dyn Adapter,
+    out: &Path,
+    progress: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<PathBuf> {
+    let start = Instant::now();
+    let answers = answer(prep, adapter, WorkerShard::ALL, progress)?;
+    let (tasks, logs) = score_answers(prep, adapter.id(), &answers)?;
+    let mut file = result_file(prep, adapter.describe(), &answers, tasks, start.elapsed().as_secs_f64());
     results::write(out, &mut file, &logs)
 }

@@ -32,6 +32,7 @@ pub mod present;
 pub mod probe;
 pub mod results;
 pub mod score;
+pub mod shard;
 pub mod tasks;
 pub mod validate;
 

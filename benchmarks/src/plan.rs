@@ -647,23 +647,38 @@ pub fn run_launch(
         tick(&o, episodes);
         outcomes.push(o);
     }
-    let au: Vec<f64> = outcomes.iter().map(|o| o.auccess).collect();
-    let share = |k: usize| {
-        outcomes.iter().filter(|o| o.first_success.is_some_and(|n| n <= k)).count() as f64
-            / outcomes.len().max(1) as f64
-    };
-    Ok(LaunchRun {
-        planner: planner.id().to_string(),
-        split: split.to_string(),
-        seed,
-        max_attempts,
-        auccess: crate::metrics::mean(&au),
-        auccess_ci: crate::metrics::bootstrap_mean(&au, seed, resamples),
-        success_at_1: share(1),
-        success_at_10: share(10),
-        success: share(max_attempts),
-        items: outcomes,
-    })
+    Ok(LaunchRun::new(planner.id(), split, seed, max_attempts, resamples, outcomes))
+}
+
+impl LaunchRun {
+    /// The run of `planner` made of `outcomes` (one per item, in order), with its summary
+    /// figures and the AUCCESS interval under `seed` and `resamples`.
+    pub fn new(
+        planner: &str,
+        split: &str,
+        seed: u64,
+        max_attempts: usize,
+        resamples: u32,
+        outcomes: Vec<LaunchOutcome>,
+    ) -> LaunchRun {
+        let au: Vec<f64> = outcomes.iter().map(|o| o.auccess).collect();
+        let share = |k: usize| {
+            outcomes.iter().filter(|o| o.first_success.is_some_and(|n| n <= k)).count() as f64
+                / outcomes.len().max(1) as f64
+        };
+        LaunchRun {
+            planner: planner.to_string(),
+            split: split.to_string(),
+            seed,
+            max_attempts,
+            auccess: crate::metrics::mean(&au),
+            auccess_ci: crate::metrics::bootstrap_mean(&au, seed, resamples),
+            success_at_1: share(1),
+            success_at_10: share(10),
+            success: share(max_attempts),
+            items: outcomes,
+        }
+    }
 }
 
 /// Score a run of `plan-launch` over `items` (as [`run_launch`] played them, in order) into

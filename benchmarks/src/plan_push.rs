@@ -588,18 +588,33 @@ pub fn run_push(
         tick(&o, episodes);
         outcomes.push(o);
     }
-    let s: Vec<f64> = outcomes.iter().map(|o| f64::from(u8::from(o.success))).collect();
-    let d: Vec<f64> = outcomes.iter().map(|o| o.final_distance).collect();
-    Ok(PushRun {
-        planner: planner.id().to_string(),
-        split: split.to_string(),
-        seed,
-        hold,
-        success: crate::metrics::mean(&s),
-        success_ci: crate::metrics::bootstrap_mean(&s, seed, resamples),
-        final_distance: crate::metrics::mean(&d),
-        items: outcomes,
-    })
+    Ok(PushRun::new(planner.id(), split, seed, hold, resamples, outcomes))
+}
+
+impl PushRun {
+    /// The run of `planner` made of `outcomes` (one per item, in order), with its summary
+    /// figures and the success interval under `seed` and `resamples`.
+    pub fn new(
+        planner: &str,
+        split: &str,
+        seed: u64,
+        hold: usize,
+        resamples: u32,
+        outcomes: Vec<PushOutcome>,
+    ) -> PushRun {
+        let s: Vec<f64> = outcomes.iter().map(|o| f64::from(u8::from(o.success))).collect();
+        let d: Vec<f64> = outcomes.iter().map(|o| o.final_distance).collect();
+        PushRun {
+            planner: planner.to_string(),
+            split: split.to_string(),
+            seed,
+            hold,
+            success: crate::metrics::mean(&s),
+            success_ci: crate::metrics::bootstrap_mean(&s, seed, resamples),
+            final_distance: crate::metrics::mean(&d),
+            items: outcomes,
+        }
+    }
 }
 
 /// Score a run of `plan-push` over `items` (as [`run_push`] played them, in order) into the

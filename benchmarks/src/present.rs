@@ -314,6 +314,15 @@ impl Presentation {
         }
     }
 
+    /// Places in [`Presentation::shown`] of the presented items behind original item `i`
+    /// (its own place, or a quadruplet's four movies in member order).
+    pub fn places(&self, i: usize) -> Vec<usize> {
+        match &self.layout[i] {
+            Shown::Item { .. } => vec![i],
+            Shown::Movies { at } => at.clone(),
+        }
+    }
+
     /// Ids of the presented items behind original item `i` (its raw exchanges are logged under
     /// these).
     pub fn shown_ids(&self, i: usize) -> Vec<&str> {

@@ -12,7 +12,7 @@ use crate::layout::{Layout, ShardId, WorkerShard};
 use crate::parquet_io::encode;
 use crate::schema::{Placed, episodes_batch, frames_batch};
 use crate::stats::{self, Partials};
-use crate::storage::{Storage, TMP_PREFIX, sha256_hex};
+use crate::storage::{Storage, TMP_PREFIX, sha256_hex, tmp_name};
 use crate::suite::Suite;
 
 /// Path of the resolved suite inside a dataset.
@@ -266,7 +266,12 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     for s in &mine {
         for p in [s.data_path(), s.episodes_path(), s.manifest_path()] {
             let (dir, name) = p.rsplit_once('/').unwrap_or(("", &p));
-            storage.remove(&format!("{dir}/{TMP_PREFIX}{name}"))?;
+            let tmp = tmp_name(name);
+            let ours =
+                |f: &str| f.strip_prefix(tmp.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
+            for leftover in storage.list(dir)?.into_iter().filter(|f| ours(f)) {
+                storage.remove(&format!("{dir}/{leftover}"))?;
+            }
         }
     }
     let mut todo = Vec::new();

@@ -164,7 +164,7 @@ impl Layout {
 }
 
 /// A worker's part of a sharded run: `index` of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkerShard {
     /// This worker, `0..count`.
     pub index: u64,

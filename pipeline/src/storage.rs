@@ -50,6 +50,12 @@ impl LocalStorage {
 /// Prefix of temporary files; `generate --resume` removes its own leftovers.
 pub const TMP_PREFIX: &str = ".tmp-";
 
+/// The start of the temporary names [`write_atomic`] gives `name` while writing it (it adds
+/// the process and a counter): what a resumed run removes as leftovers of a killed one.
+pub fn tmp_name(name: &str) -> String {
+    format!("{TMP_PREFIX}{name}")
+}
+
 impl Storage for LocalStorage {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -111,7 +117,12 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     }
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
+    // A name of its own per process and write: workers of a sharded run write the same
+    // file (meta/suite.json) at once, and a shared temporary name would let one rename
+    // another's half-written file or find its own gone.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{}.{}-{seq}", tmp_name(&name), std::process::id()));
     let written = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;

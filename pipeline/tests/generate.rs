@@ -61,7 +61,7 @@ fn resume_redoes_missing_and_damaged_shards_only() {
     let bytes = std::fs::read(&truncated).expect("read");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("truncate");
     std::fs::remove_file(d.path().join("meta/shards/val-00000-of-00001.json")).expect("rm");
-    std::fs::write(d.path().join("data/.tmp-test-00000-of-00001.parquet"), b"partial").expect("tmp");
+    std::fs::write(d.path().join("data/.tmp-test-00000-of-00001.parquet.4242-0"), b"partial").expect("tmp");
 
     // Without --resume the folder is refused and left as it is.
     let err = run(&suite, d.path(), WorkerShard::ALL, false, 2).expect_err("refuses");

@@ -7,6 +7,8 @@ use indicatif::ProgressBar;
 use physworld_benchmarks::adapters::{self, SPECS};
 use physworld_benchmarks::bench::{BenchOptions, Event, Prepared, run as run_bench};
 use physworld_benchmarks::results::{self, ResultFile};
+use physworld_benchmarks::shard;
+use physworld_pipeline::WorkerShard;
 
 /// Arguments of `bench`.
 #[derive(clap::Args)]
@@ -101,6 +103,20 @@ pub struct Args {
     /// ANTHROPIC_API_KEY; keys are never printed, logged, cached or written to results).
     #[arg(help_heading = "LLM models", hide_short_help = true, long)]
     api_key_env: Option<String>,
+    /// Score only part I of N (0-based) of every task's items, e.g. `--shard 2/8`, for
+    /// Slurm job arrays and Kubernetes Indexed Jobs.
+    ///
+    /// Items are dealt to shards in blocks of 32, round robin. A shard writes its answers,
+    /// unscored, to `--out/shards/<model>__<suite>__<split>/shard-I-of-N.json`; a retried
+    /// shard replaces its own file. `physworld results merge --data DIR --out DIR` then
+    /// joins the shards into the result file an unsharded run writes (byte for byte but for
+    /// the wall time), computing every metric and interval over all items.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<String>,
+    /// N workers, this one's index read from $JOB_COMPLETION_INDEX (Kubernetes) or
+    /// $SLURM_ARRAY_TASK_ID (Slurm); see --shard.
+    #[arg(long, value_name = "N")]
+    shards: Option<u64>,
     /// Replace result files of the same model, suite and split already in --out (without
     /// it, bench refuses to overwrite them and names them).
     #[arg(long)]
@@ -169,20 +185,12 @@ fn options(args: &Args) -> anyhow::Result<BenchOptions> {
     Ok(o)
 }
 
-/// Score `models` on each dataset of `datasets` into `out`; returns the result files
-/// written. Refuses, before any work, to replace a result file already in `out` unless
-/// `force`.
-pub fn bench(
-    datasets: &[PathBuf],
+/// The adapters of `models`, every spec parsed before any work so that a typo fails fast;
+/// an LLM spec is one model per run (prompt variant x seed).
+fn parse_adapters(
     models: &[String],
-    out: &Path,
-    opts: BenchOptions,
     runs: &[physworld_benchmarks::llm::LlmRun],
-    quiet: bool,
-    force: bool,
-) -> anyhow::Result<Vec<(PathBuf, ResultFile)>> {
-    // Parse every spec before any work, so that a typo fails fast.
-    // An LLM spec is one model per run (prompt variant x seed).
+) -> anyhow::Result<Vec<Box<dyn physworld_benchmarks::adapters::Adapter>>> {
     let default_run = [physworld_benchmarks::llm::LlmRun::default()];
     let runs = if runs.is_empty() { &default_run[..] } else { runs };
     let mut adapters = Vec::new();
@@ -195,6 +203,74 @@ pub fn bench(
             adapters.push(adapters::parse(m)?);
         }
     }
+    Ok(adapters)
+}
+
+/// Answer `shard` of every dataset's items with each of `models`, writing shard files
+/// under `out` ([`physworld_benchmarks::shard`]); returns their paths. Refuses, before any
+/// work, a shard file of another run at the same place unless `force`.
+#[allow(clippy::too_many_arguments)]
+pub fn bench_shard(
+    datasets: &[PathBuf],
+    models: &[String],
+    out: &Path,
+    opts: BenchOptions,
+    runs: &[physworld_benchmarks::llm::LlmRun],
+    shard: WorkerShard,
+    quiet: bool,
+    force: bool,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut adapters = parse_adapters(models, runs)?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
+    let mut written = Vec::new();
+    for d in datasets {
+        let prep = Prepared::new(d, opts.clone())?;
+        if !force {
+            let mut clash = Vec::new();
+            for a in &adapters {
+                let p = shard::path(out, &prep, a.id(), shard);
+                if let Some(why) = shard::conflict(&p, &prep, a.id(), shard) {
+                    clash.push(format!("{} ({why})", p.display()));
+                }
+            }
+            if !clash.is_empty() {
+                bail!(
+                    "{} already hold(s) another run's shard: pass --force to replace, or --out another folder",
+                    clash.join(", ")
+                );
+            }
+        }
+        for a in adapters.iter_mut() {
+            bar.set_length(prep.items_for_shard(a.as_ref(), shard));
+            bar.set_position(0);
+            let progress = |e: Event<'_>| match e {
+                Event::Task(m, k, _) => bar.set_message(format!("{m}: {k} (shard {}/{})", shard.index, shard.count)),
+                Event::Item => bar.inc(1),
+            };
+            written.push(shard::run(&prep, a.as_mut(), shard, out, &progress)?);
+            if let Some(line) = a.summary() {
+                eprintln!("{}: {line}", a.id());
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(written)
+}
+
+/// Score `models` on each dataset of `datasets` into `out`; returns the result files
+/// written. Refuses, before any work, to replace a result file already in `out` unless
+/// `force`.
+pub fn bench(
+    datasets: &[PathBuf],
+    models: &[String],
+    out: &Path,
+    opts: BenchOptions,
+    runs: &[physworld_benchmarks::llm::LlmRun],
+    quiet: bool,
+    force: bool,
+) -> anyhow::Result<Vec<(PathBuf, ResultFile)>> {
+    let mut adapters = parse_adapters(models, runs)?;
     if !force {
         let mut existing = Vec::new();
         for d in datasets {
@@ -281,6 +357,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let _ = SPECS;
     let runs = llm_runs(&args)?;
     let datasets: Vec<PathBuf> = crate::commands::datasets_in(&args.data)?.into_iter().map(|(_, d)| d).collect();
+    let shard = crate::commands::worker_shard(args.shard.as_deref(), args.shards)?;
+    if shard != WorkerShard::ALL {
+        let written = bench_shard(&datasets, &args.models, &args.out, opts, &runs, shard, args.json, args.force)?;
+        if args.json {
+            println!("{}", serde_json::json!({ "shard": shard, "shard_files": written }));
+        } else {
+            for p in &written {
+                println!("shard {}/{} -> {}", shard.index, shard.count, p.display());
+            }
+            println!(
+                "run `physworld results merge --data {} --out {}` once all {} shards are done",
+                args.data.display(),
+                args.out.display(),
+                shard.count
+            );
+        }
+        return Ok(());
+    }
     let written = bench(&datasets, &args.models, &args.out, opts, &runs, args.json, args.force)?;
     let failed = all_invalid(&written);
     if args.json {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
-use physworld_pipeline::{GenerateOptions, LocalStorage, PipelineError, Progress, Suite, WorkerShard, generate};
+use physworld_pipeline::{GenerateOptions, LocalStorage, PipelineError, Progress, Suite, generate};
 
 /// Arguments of `generate`.
 #[derive(clap::Args)]
@@ -45,25 +45,6 @@ pub struct Args {
     json: bool,
 }
 
-fn worker_shard(args: &Args) -> anyhow::Result<WorkerShard> {
-    if let Some(s) = &args.shard {
-        return Ok(WorkerShard::parse(s)?);
-    }
-    let Some(n) = args.shards else { return Ok(WorkerShard::ALL) };
-    for var in ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"] {
-        if let Ok(v) = std::env::var(var) {
-            let mut i: u64 = v.trim().parse().with_context(|| format!("${var} = {v:?} is not an integer"))?;
-            if var == "SLURM_ARRAY_TASK_ID"
-                && let Some(min) = std::env::var("SLURM_ARRAY_TASK_MIN").ok().and_then(|m| m.trim().parse::<u64>().ok())
-            {
-                i -= min.min(i);
-            }
-            return Ok(WorkerShard::parse(&format!("{i}/{n}"))?);
-        }
-    }
-    bail!("--shards {n}: neither $JOB_COMPLETION_INDEX nor $SLURM_ARRAY_TASK_ID is set; use --shard I/N")
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut suite = Suite::load(&args.suite)?;
     if let Some(n) = args.episodes {
@@ -72,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for s in &args.set {
         suite.set(s)?;
     }
-    let shard = worker_shard(&args)?;
+    let shard = super::worker_shard(args.shard.as_deref(), args.shards)?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         bail!("--threads 0: expected at least 1");

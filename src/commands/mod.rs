@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod leaderboard;
 pub mod plan;
 pub mod probe;
+pub mod results;
 pub mod scenarios;
 pub mod simulate;
 pub mod train;
@@ -127,4 +128,28 @@ pub fn check_out_dir(flag: &str, path: &std::path::Path, what: &str) -> anyhow::
         anyhow::bail!("{flag} {}: is a file; expected {what}", path.display());
     }
     Ok(())
+}
+
+/// This worker's shard: `--shard I/N` as given, or with `--shards N` the index from
+/// `$JOB_COMPLETION_INDEX` (Kubernetes Indexed Jobs) or `$SLURM_ARRAY_TASK_ID` (Slurm job
+/// arrays, counted from `$SLURM_ARRAY_TASK_MIN`); the whole run when neither is given.
+pub fn worker_shard(shard: Option<&str>, shards: Option<u64>) -> anyhow::Result<physworld_pipeline::WorkerShard> {
+    use anyhow::Context;
+    use physworld_pipeline::WorkerShard;
+    if let Some(s) = shard {
+        return Ok(WorkerShard::parse(s)?);
+    }
+    let Some(n) = shards else { return Ok(WorkerShard::ALL) };
+    for var in ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"] {
+        if let Ok(v) = std::env::var(var) {
+            let mut i: u64 = v.trim().parse().with_context(|| format!("${var} = {v:?} is not an integer"))?;
+            if var == "SLURM_ARRAY_TASK_ID"
+                && let Some(min) = std::env::var("SLURM_ARRAY_TASK_MIN").ok().and_then(|m| m.trim().parse::<u64>().ok())
+            {
+                i -= min.min(i);
+            }
+            return Ok(WorkerShard::parse(&format!("{i}/{n}"))?);
+        }
+    }
+    anyhow::bail!("--shards {n}: neither $JOB_COMPLETION_INDEX nor $SLURM_ARRAY_TASK_ID is set; use --shard I/N")
 }

@@ -70,6 +70,15 @@ pub fn load(dir: &Path) -> Result<Board> {
     }
     paths.sort();
     if paths.is_empty() {
+        if !crate::shard::find(dir)?.is_empty() {
+            return Err(BenchError::file(
+                dir,
+                format!(
+                    "no result files (*.json) here, only the shards of sharded runs: join them with `physworld results merge --data <dataset> --out {}`",
+                    dir.display()
+                ),
+            ));
+        }
         return Err(BenchError::file(dir, "no result files (*.json) here"));
     }
     // Columns sorted by task id, then content hash, then version.
