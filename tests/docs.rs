@@ -41,9 +41,15 @@ fn every_path_in_the_readme_concept_table_exists() {
 #[test]
 fn relative_links_in_the_docs_resolve_inside_the_repository() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for doc in
-        ["README.md", "BENCHMARKS.md", "sim/README.md", "pipeline/README.md", "model/README.md", "benchmarks/README.md"]
-    {
+    for doc in [
+        "README.md",
+        "BENCHMARKS.md",
+        "sim/README.md",
+        "pipeline/README.md",
+        "model/README.md",
+        "benchmarks/README.md",
+        "docs/cluster/README.md",
+    ] {
         let text = std::fs::read_to_string(root.join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
         let dir = root.join(doc).parent().expect("parent").to_path_buf();
         for link in text.split("](").skip(1).filter_map(|s| s.split(')').next()) {

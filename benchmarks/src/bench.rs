@@ -231,7 +231,7 @@ impl Prepared {
 
     /// Items `adapter` will answer in `shard` ([`Prepared::items_for`] restricted to it).
     pub fn items_for_shard(&self, adapter: &dyn Adapter, shard: WorkerShard) -> u64 {
-        let mine = |n: usize| (0..n).filter(|&i| in_shard(shard, i)).count() as u64;
+        let mine = |n: usize| shard_len(shard, n);
         let planning = if adapter.launch_planner().is_some() { mine(self.launch.items.len()) } else { 0 }
             + if adapter.push_planner().is_some() { mine(self.push.items.len()) } else { 0 };
         self.items.iter().filter(|(k, _)| adapter.supports(**k)).map(|(_, t)| mine(t.items.len())).sum::<u64>()
@@ -270,6 +270,11 @@ pub const SHARD_BLOCK: usize = 32;
 /// Whether item `index` of a task (or its planning items) is `shard`'s ([`SHARD_BLOCK`]).
 pub fn in_shard(shard: WorkerShard, index: usize) -> bool {
     shard.owns(index / SHARD_BLOCK)
+}
+
+/// How many of `n` items are `shard`'s.
+pub fn shard_len(shard: WorkerShard, n: usize) -> u64 {
+    (0..n).filter(|&i| in_shard(shard, i)).count() as u64
 }
 
 /// Let `adapter` answer `task`'s items as [`Presentation`] shows them under `seed`, once per
@@ -417,7 +422,6 @@ pub fn answer(
     let seed = prep.opts.bootstrap_seed;
     let mut out = Answers::default();
     let id = adapter.id().to_string();
-    let mine = |n: usize| (0..n).filter(|&i| in_shard(shard, i)).collect::<Vec<usize>>();
     for (&kind, items) in &prep.items {
         if !adapter.supports(kind) {
             out.unsupported.push(kind.as_str().to_string());
@@ -427,7 +431,7 @@ pub fn answer(
             out.no_items.push(kind.as_str().to_string());
             continue;
         }
-        progress(Event::Task(&id, kind.as_str(), mine(items.items.len()).len()));
+        progress(Event::Task(&id, kind.as_str(), shard_len(shard, items.items.len()) as usize));
         let tick = || progress(Event::Item);
         let (shown, selected, answers) = answer_part(adapter, &ctx, items, seed, shard, &tick)?;
         let mut answered = Vec::with_capacity(selected.len());
@@ -465,27 +469,26 @@ pub fn answer(
             _ if prep.launch.items.is_empty() => out.no_items.push(task),
             None => out.unsupported.push(task),
             Some(mut planner) => {
-                let chosen = mine(prep.launch.items.len());
-                let items: Vec<_> = chosen.iter().map(|&i| prep.launch.items[i].clone()).collect();
-                progress(Event::Task(&id, crate::plan::LAUNCH_TASK, items.len()));
-                let mut tick = |_: &crate::plan::LaunchOutcome, _| progress(Event::Item);
-                let played = crate::plan::run_launch(
-                    &items,
-                    planner.as_mut(),
-                    &prep.opts.split,
-                    seed,
-                    prep.opts.plan_attempts,
-                    prep.opts.resamples,
-                    &mut tick,
-                )?;
-                out.launch = Some(
-                    chosen
-                        .into_iter()
-                        .zip(items)
-                        .zip(played.items)
-                        .map(|((index, it), outcome)| PlayedItem { index, hash: it.hash, outcome })
-                        .collect(),
-                );
+                out.launch = Some(play_part(
+                    &prep.launch.items,
+                    |i| &i.hash,
+                    shard,
+                    |items| {
+                        progress(Event::Task(&id, crate::plan::LAUNCH_TASK, items.len()));
+                        let mut tick = |_: &crate::plan::LaunchOutcome, _| progress(Event::Item);
+                        let o = &prep.opts;
+                        Ok(crate::plan::run_launch(
+                            items,
+                            planner.as_mut(),
+                            &o.split,
+                            seed,
+                            o.plan_attempts,
+                            o.resamples,
+                            &mut tick,
+                        )?
+                        .items)
+                    },
+                )?);
             }
         }
     }
@@ -495,31 +498,60 @@ pub fn answer(
             _ if prep.push.items.is_empty() => out.no_items.push(task),
             None => out.unsupported.push(task),
             Some(mut planner) => {
-                let chosen = mine(prep.push.items.len());
-                let items: Vec<_> = chosen.iter().map(|&i| prep.push.items[i].clone()).collect();
-                progress(Event::Task(&id, crate::plan_push::PUSH_TASK, items.len()));
-                let mut tick = |_: &crate::plan_push::PushOutcome, _| progress(Event::Item);
-                let played = crate::plan_push::run_push(
-                    &items,
-                    planner.as_mut(),
-                    &prep.opts.split,
-                    seed,
-                    prep.opts.push_hold,
-                    prep.opts.resamples,
-                    &mut tick,
-                )?;
-                out.push = Some(
-                    chosen
-                        .into_iter()
-                        .zip(items)
-                        .zip(played.items)
-                        .map(|((index, it), outcome)| PlayedItem { index, hash: it.hash, outcome })
-                        .collect(),
-                );
+                out.push = Some(play_part(
+                    &prep.push.items,
+                    |i| &i.hash,
+                    shard,
+                    |items| {
+                        progress(Event::Task(&id, crate::plan_push::PUSH_TASK, items.len()));
+                        let mut tick = |_: &crate::plan_push::PushOutcome, _| progress(Event::Item);
+                        let o = &prep.opts;
+                        Ok(crate::plan_push::run_push(
+                            items,
+                            planner.as_mut(),
+                            &o.split,
+                            seed,
+                            o.push_hold,
+                            o.resamples,
+                            &mut tick,
+                        )?
+                        .items)
+                    },
+                )?);
             }
         }
     }
     Ok(out)
+}
+
+/// Play `shard`'s share of the planning `items` with `play` (one outcome per item given, in
+/// order), each outcome labelled with its item's index and hash.
+fn play_part<I: Clone, O>(
+    items: &[I],
+    hash: fn(&I) -> &String,
+    shard: WorkerShard,
+    play: impl FnOnce(&[I]) -> Result<Vec<O>>,
+) -> Result<Vec<PlayedItem<O>>> {
+    let chosen: Vec<usize> = (0..items.len()).filter(|&i| in_shard(shard, i)).collect();
+    let mine: Vec<I> = chosen.iter().map(|&i| items[i].clone()).collect();
+    let outcomes = play(&mine)?;
+    Ok(chosen
+        .into_iter()
+        .zip(outcomes)
+        .map(|(index, outcome)| PlayedItem { index, hash: hash(&items[index]).clone(), outcome })
+        .collect())
+}
+
+/// The outcomes of `played`, after checking that they cover `task`'s items `want` (their
+/// hashes) exactly, in order.
+fn outcomes<'a, O: Clone>(
+    task: &str,
+    want: impl ExactSizeIterator<Item = &'a str>,
+    played: &[PlayedItem<O>],
+) -> Result<Vec<O>> {
+    let got: Vec<(usize, &str)> = played.iter().map(|p| (p.index, p.hash.as_str())).collect();
+    check_cover(task, want, &got)?;
+    Ok(played.iter().map(|p| p.outcome.clone()).collect())
 }
 
 /// Check that `got` holds each of `want`'s items exactly once, in order, with its hash.
@@ -578,32 +610,17 @@ pub fn score_answers(prep: &Prepared, model: &str, answers: &Answers) -> Result<
         tasks_out.push(r);
         logs.extend(l);
     }
+    let (split, seed, resamples) = (&prep.opts.split, b.seed, b.resamples);
     if let Some(played) = &answers.launch {
-        let got: Vec<(usize, &str)> = played.iter().map(|p| (p.index, p.hash.as_str())).collect();
-        check_cover(crate::plan::LAUNCH_TASK, prep.launch.items.iter().map(|i| i.hash.as_str()), &got)?;
-        let run = crate::plan::LaunchRun::new(
-            model,
-            &prep.opts.split,
-            b.seed,
-            prep.opts.plan_attempts,
-            b.resamples,
-            played.iter().map(|p| p.outcome.clone()).collect(),
-        );
+        let os = outcomes(crate::plan::LAUNCH_TASK, prep.launch.items.iter().map(|i| i.hash.as_str()), played)?;
+        let run = crate::plan::LaunchRun::new(model, split, seed, prep.opts.plan_attempts, resamples, os);
         let (r, l) = crate::plan::score_launch(&prep.launch.items, &run, b);
         tasks_out.push(r);
         logs.extend(l);
     }
     if let Some(played) = &answers.push {
-        let got: Vec<(usize, &str)> = played.iter().map(|p| (p.index, p.hash.as_str())).collect();
-        check_cover(crate::plan_push::PUSH_TASK, prep.push.items.iter().map(|i| i.hash.as_str()), &got)?;
-        let run = crate::plan_push::PushRun::new(
-            model,
-            &prep.opts.split,
-            b.seed,
-            prep.opts.push_hold,
-            b.resamples,
-            played.iter().map(|p| p.outcome.clone()).collect(),
-        );
+        let os = outcomes(crate::plan_push::PUSH_TASK, prep.push.items.iter().map(|i| i.hash.as_str()), played)?;
+        let run = crate::plan_push::PushRun::new(model, split, seed, prep.opts.push_hold, resamples, os);
         let (r, l) = crate::plan_push::score_push(&prep.push.items, &run, b);
         tasks_out.push(r);
         logs.extend(l);

@@ -17,6 +17,8 @@
 //!   and paired tests.
 //! - [`results`]: one JSON file per (model, suite) and a per-item log; [`leaderboard`]
 //!   tables them (Markdown, HTML with plots, JSON) and gates regressions.
+//! - [`shard`]: sharded runs (`bench --shard I/N`) and `results merge`, which joins them
+//!   into the unsharded run's result file.
 
 pub mod adapters;
 pub mod bench;
