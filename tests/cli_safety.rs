@@ -339,3 +339,37 @@ fn inspect_leaderboard_and_validate_say_what_they_promise() {
     let o = run(&["validate-suite", "--data", s(&push), "--split", "val"]);
     assert!(!o.status.success() && err(&o).contains("nothing was checked"), "{}", err(&o));
 }
+
+/// Object-store URLs are refused naming the value and what to do, and create nothing (an
+/// `s3://` path used to become a local folder named `s3:`); `file://` URLs are paths.
+#[test]
+fn object_store_urls_are_refused_and_file_urls_are_paths() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let in_tmp = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_physworld")).args(args).current_dir(tmp.path()).output().expect("runs")
+    };
+    for args in [
+        &["generate", "--suite", "tiny.toml", "--out", "s3://bucket/tiny"][..],
+        &["bench", "--data", "gs://bucket/data", "--model", "oracle", "--out", "r"],
+        &["bench", "--data", "d", "--model", "jepa:s3://bucket/run", "--out", "r"],
+        &["train", "--data", "az://container/data", "--out", "run"],
+        &["leaderboard", "--results", "s3://bucket/results"],
+        &["results", "merge", "--data", "d", "--out", "s3://bucket/results"],
+    ] {
+        let o = in_tmp(args);
+        let e = err(&o);
+        let url = args.iter().find(|a| a.contains("://")).expect("a URL");
+        let url = url.strip_prefix("jepa:").unwrap_or(url);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(e.contains(url) && e.contains("not supported") && e.contains("mount"), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("list").collect();
+    assert!(left.is_empty(), "a refused URL left {left:?}");
+    // A file URL names the folder it points at.
+    let missing = tmp.path().join("no such data");
+    let url = format!("file://{}", s(&missing).replace(' ', "%20"));
+    let o = in_tmp(&["inspect", "--data", &url]);
+    let e = err(&o);
+    assert!(!o.status.success() && e.contains(s(&missing)) && !e.contains("file://"), "{e}");
+}

@@ -341,7 +341,7 @@ fn sharded_bench_merges_to_the_unsharded_files(tmp: &Path, dir: &Path, jepa: &st
     std::fs::rename(&shard1, &moved).expect("move");
     let o = merge(&["--force"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("missing shard 1/3") && err.contains("oracle__tiny__test"), "{err}");
+    assert!(!o.status.success() && err.contains("missing 1 shard: 1/3") && err.contains("oracle__tiny__test"), "{err}");
     std::fs::copy(&moved, &shard1).expect("copy");
     std::fs::copy(&moved, sharded.join("shards/oracle__tiny__test/again.json")).expect("copy");
     let o = merge(&["--force"]);
@@ -372,6 +372,46 @@ fn sharded_bench_merges_to_the_unsharded_files(tmp: &Path, dir: &Path, jepa: &st
     let o = merge(&["--force"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("mismatched") && err.contains("content_hash"), "{err}");
+
+    // A model that answers from the presentation cannot be sharded exactly: refused.
+    let h = tmp.join("heuristic");
+    let o = bin()
+        .args(["bench", "--shard", "0/2", "--model", "heuristic:movie-position", "--data"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&h)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("heuristic:movie-position") && err.contains("without --shard"),
+        "{err}"
+    );
+    assert!(!h.exists());
+    // An index beyond the workers is named by its variable.
+    let o = bin()
+        .env("JOB_COMPLETION_INDEX", "5")
+        .args(["bench", "--shards", "3", "--model", "oracle", "--data"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&h)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("$JOB_COMPLETION_INDEX = 5"), "{err}");
+    // One worker (`--shards 1`) still writes a shard, which merges.
+    let one = tmp.join("one");
+    ok(bin()
+        .env("JOB_COMPLETION_INDEX", "0")
+        .args(["bench", "--shards", "1", "--limit", "5", "--model", "chance", "--data"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&one)
+        .output()
+        .expect("runs"));
+    assert!(one.join("shards/chance__tiny__test/shard-0000-of-0001.json").is_file());
+    ok(bin().args(["results", "merge", "--data"]).arg(dir).arg("--out").arg(&one).output().expect("runs"));
+    assert!(one.join("chance__tiny__test.json").is_file());
 }
 
 /// `physworld probe` through the binary: the JSON report on chosen splits, and clear errors
@@ -460,31 +500,17 @@ fn the_cluster_recipes_run_as_concurrent_local_workers() {
     };
     let data = tmp.path().join("slurm-data");
     let gen_env = [("SUITE", suite.as_os_str()), ("DATA", data.as_os_str())];
-    all_ok(
-        (0..3)
-            .map(|i| {
-                slurm("slurm-generate.sh", "worker", &gen_env)
-                    .env("SLURM_ARRAY_TASK_ID", i.to_string())
-                    .spawn()
-                    .expect("spawns")
-            })
-            .collect(),
-    );
+    let array = |script: &str, env: &[(&str, &std::ffi::OsStr)]| {
+        let task = |i: usize| slurm(script, "worker", env).env("SLURM_ARRAY_TASK_ID", i.to_string()).spawn();
+        all_ok((0..3).map(|i| task(i).expect("spawns")).collect());
+    };
+    array("slurm-generate.sh", &gen_env);
     ok(slurm("slurm-generate.sh", "after", &gen_env).output().expect("runs"));
     assert_eq!(snapshot(&whole), snapshot(&data));
     let out = tmp.path().join("slurm-results");
     let models = std::ffi::OsStr::new("oracle chance");
     let bench_env = [("DATA", data.as_os_str()), ("OUT", out.as_os_str()), ("MODELS", models)];
-    all_ok(
-        (0..3)
-            .map(|i| {
-                slurm("slurm-bench.sh", "worker", &bench_env)
-                    .env("SLURM_ARRAY_TASK_ID", i.to_string())
-                    .spawn()
-                    .expect("spawns")
-            })
-            .collect(),
-    );
+    array("slurm-bench.sh", &bench_env);
     ok(slurm("slurm-bench.sh", "after", &bench_env).output().expect("runs"));
     same_results(&out, 4);
 

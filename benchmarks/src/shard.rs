@@ -193,11 +193,21 @@ fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
     }
 }
 
+/// Model-config fields an adapter learns from the replies it gets (an LLM server's resolved
+/// model and fingerprint): `null` in a shard that asked nothing, so they are not compared
+/// across shards, and the merged file takes the first shard's that has them.
+const PER_REPLY: [&str; 2] = ["resolved_model", "system_fingerprint"];
+
 /// What must be the same in every shard of one run: everything but the shard's index, its
 /// answers and its wall time, most telling first (the model before the options).
 fn header(s: &ShardFile) -> Vec<(&'static str, Value)> {
     let mut result = s.result.clone();
     result.wall_time_s = 0.0;
+    if let Some(config) = result.model.config.as_object_mut() {
+        for k in PER_REPLY {
+            config.remove(k);
+        }
+    }
     let a = &s.answers;
     let tasks: Vec<Value> =
         a.tasks.iter().map(|t| serde_json::json!({ "task": t.task, "protocols": t.protocols })).collect();
@@ -236,12 +246,28 @@ pub fn check(shards: &[(PathBuf, ShardFile)]) -> Result<()> {
     let Some((first_path, first)) = shards.first() else {
         return Err(BenchError::Mismatch { what: "shards".into(), reason: "none given".into() });
     };
+    for (p, s) in shards {
+        if s.shard.count == 0 || s.shard.index >= s.shard.count {
+            return Err(BenchError::file(
+                p,
+                format!("`shard`: {}/{} is not a shard (expected I/N with 0 <= I < N)", s.shard.index, s.shard.count),
+            ));
+        }
+    }
     let h0 = header(first);
     for (p, s) in &shards[1..] {
         if let Some(field) = header_difference(&h0, &header(s)) {
+            let stale = if field == "shard.count" {
+                format!(
+                    "; {} of {} and {} of {}: remove the stale run's files",
+                    first.shard.index, first.shard.count, s.shard.index, s.shard.count
+                )
+            } else {
+                String::new()
+            };
             return Err(BenchError::Mismatch {
                 what: format!("shards {} and {}", first_path.display(), p.display()),
-                reason: format!("mismatched: they come from different runs (`{field}` differs)"),
+                reason: format!("mismatched: they come from different runs (`{field}` differs{stale})"),
             });
         }
     }
@@ -255,16 +281,18 @@ pub fn check(shards: &[(PathBuf, ShardFile)]) -> Result<()> {
             });
         }
     }
-    let missing: Vec<String> = (0..n).filter(|i| !by_index.contains_key(i)).map(|i| format!("{i}/{n}")).collect();
-    if !missing.is_empty() {
+    let missing = n - by_index.len() as u64;
+    if missing > 0 {
         let dir = first_path.parent().unwrap_or(Path::new("."));
+        let shown: Vec<String> =
+            (0..n).filter(|i| !by_index.contains_key(i)).take(10).map(|i| format!("{i}/{n}")).collect();
         return Err(BenchError::Mismatch {
             what: format!("shards in {}", dir.display()),
             reason: format!(
-                "missing shard{} {} (run `physworld bench` with --shard {} on the same data, model and options, then merge again)",
-                if missing.len() == 1 { "" } else { "s" },
-                missing.join(", "),
-                missing.join(", --shard ")
+                "missing {missing} shard{}: {}{} (run `physworld bench --shard I/{n}` for each on the same data, model and options, then merge again)",
+                if missing == 1 { "" } else { "s" },
+                shown.join(", "),
+                if missing > 10 { ", ..." } else { "" }
             ),
         });
     }
@@ -281,6 +309,19 @@ pub fn merge(prep: &Prepared, shards: &[(PathBuf, ShardFile)]) -> Result<(Result
     check(shards)?;
     let (first_path, first) = &shards[0];
     let what = format!("shards in {}", first_path.parent().unwrap_or(Path::new(".")).display());
+    let this = result_file(prep, first.result.model.clone(), &Answers::default(), Vec::new(), 0.0);
+    if (&first.result.physworld_version, &first.result.git_hash) != (&this.physworld_version, &this.git_hash) {
+        return Err(BenchError::Mismatch {
+            what,
+            reason: format!(
+                "they were scored by physworld {} ({}) and this is {} ({}): merge with the build that scored them",
+                first.result.physworld_version,
+                first.result.git_hash.as_deref().unwrap_or("unknown commit"),
+                this.physworld_version,
+                this.git_hash.as_deref().unwrap_or("unknown commit"),
+            ),
+        });
+    }
     if first.options != prep.opts {
         return Err(BenchError::Mismatch { what, reason: "they were scored with other options than asked".into() });
     }
@@ -328,5 +369,15 @@ pub fn merge(prep: &Prepared, shards: &[(PathBuf, ShardFile)]) -> Result<(Result
     }
     let (tasks, logs) = score_answers(prep, &first.result.model.id, &joined)?;
     let wall: f64 = shards.iter().map(|(_, s)| s.result.wall_time_s).sum();
-    Ok((result_file(prep, first.result.model.clone(), &joined, tasks, wall), logs))
+    let mut model = first.result.model.clone();
+    let mut by_index: Vec<&ShardFile> = shards.iter().map(|(_, s)| s).collect();
+    by_index.sort_by_key(|s| s.shard.index);
+    if let Some(config) = model.config.as_object_mut() {
+        for k in PER_REPLY {
+            if let Some(v) = by_index.iter().filter_map(|s| s.result.model.config.get(k)).find(|v| !v.is_null()) {
+                config.insert(k.to_string(), v.clone());
+            }
+        }
+    }
+    Ok((result_file(prep, model, &joined, tasks, wall), logs))
 }

@@ -7,9 +7,12 @@
 # submits an array of SHARDS workers (each answers its slice of every task's items,
 # `physworld bench --shards N` reading its index from $SLURM_ARRAY_TASK_ID) and a job that
 # runs `physworld results merge` once all succeeded: the same result files as one
-# unsharded run. MODELS is a space-separated list of model specs. LLM answers are cached
+# unsharded run. MODELS is a space-separated list of model specs (a `process:` command
+# with spaces needs its own `--model` line here). LLM answers are cached
 # per request in PHYSWORLD_LLM_CACHE (here on the shared storage), so a retried worker asks
-# nothing twice; resubmit one alone with `sbatch --array=3 ... worker`.
+# nothing twice; resubmit one alone with `sbatch --array=3 --export=ALL slurm-bench.sh
+# worker`, then run `bash slurm-bench.sh after` (a failed worker keeps the after job from
+# running).
 #SBATCH --job-name=physworld-bench
 #SBATCH --cpus-per-task=2
 #SBATCH --mem=8G

@@ -6,8 +6,10 @@
 # submits an array of SHARDS workers (each generates its part of the suite's Parquet shards,
 # `physworld generate --shards N` reading its index from $SLURM_ARRAY_TASK_ID) and a job
 # that runs `physworld finalize` once all succeeded. DATA must be on storage every node
-# sees. A failed or preempted worker can be resubmitted alone (`sbatch --array=3 ...
-# worker`): `--resume` keeps its finished shards and regenerates the same bytes.
+# sees. A failed or preempted worker can be resubmitted alone (`sbatch --array=3
+# --export=ALL slurm-generate.sh worker`: `--resume` keeps its finished shards and
+# regenerates the same bytes); then run `bash slurm-generate.sh after` (a failed worker
+# keeps the after job from running).
 #SBATCH --job-name=physworld-generate
 #SBATCH --cpus-per-task=4
 #SBATCH --mem=4G

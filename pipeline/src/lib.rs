@@ -44,7 +44,7 @@ pub use schema::{
     FORMAT_VERSION, OBJECT_FLOAT_FEATURES, Placed, columns, episodes_batch, episodes_schema, frames_batch,
     frames_schema,
 };
-pub use storage::{LocalStorage, Storage, sha256_hex, write_atomic};
+pub use storage::{LocalStorage, Storage, local_path, sha256_hex, write_atomic};
 pub use suite::{
     DEFAULT_MAX_OBJECTS, DEFAULT_SAMPLES_PER_FILE, Observability, SplitSpec, Suite, SuiteFamily, SuiteMeta,
 };

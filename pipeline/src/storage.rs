@@ -101,8 +101,9 @@ impl Storage for LocalStorage {
     }
 }
 
-/// Write `bytes` to `target` so that it survives a crash whole or not at all: writes
-/// `<dir>/.tmp-<name>`, fsyncs it, renames it over `target` and fsyncs the folder. Missing
+/// Write `bytes` to `target` so that it survives a crash whole or not at all: writes a
+/// temporary file of its own (`<dir>/.tmp-<name>.<pid>-<n>-<nonce>`, created exclusively),
+/// fsyncs it, renames it over `target` and fsyncs the folder. Missing
 /// parent folders are created; the file gets ordinary permissions (0644 under the usual
 /// umask). Errors name `target`, the file the caller asked for, never the temporary one.
 /// The one atomic write of the workspace: datasets, run configs, checkpoints' `latest`,
@@ -117,14 +118,23 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     }
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // A name of its own per process and write: workers of a sharded run write the same
-    // file (meta/suite.json) at once, and a shared temporary name would let one rename
-    // another's half-written file or find its own gone.
+    // A name of its own per write, created exclusively: workers of a sharded run write the
+    // same file (meta/suite.json) at once, possibly as the same process id in different
+    // containers, and a shared temporary name would let one rename another's half-written
+    // file or find its own gone.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!("{}.{}-{seq}", tmp_name(&name), std::process::id()));
+    let (tmp, file) = loop {
+        let seq = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let tmp = dir.join(format!("{}.{}-{seq}-{nanos:08x}", tmp_name(&name), std::process::id()));
+        match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(target)(e)),
+        }
+    };
     let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = file;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, target)
@@ -139,8 +149,73 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The local path a command-line location names: a path as given, or the path of a
+/// `file://` URL (`file:///abs/path`, percent-escapes decoded). URLs of other schemes
+/// (`s3://`, `gs://`, `az://`, `https://`, ...) are refused with what to do instead: without
+/// this, `--out s3://bucket/x` silently became a local folder named `s3:`. Returns why a
+/// value is refused.
+pub fn local_path(value: &str) -> std::result::Result<PathBuf, String> {
+    let Some((scheme, rest)) = value.split_once("://") else { return Ok(PathBuf::from(value)) };
+    let is_scheme = scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    if !is_scheme {
+        return Ok(PathBuf::from(value));
+    }
+    if scheme.eq_ignore_ascii_case("file") {
+        let path = rest.strip_prefix("localhost").unwrap_or(rest);
+        if !path.starts_with('/') {
+            return Err(format!("`{value}`: a file URL names an absolute path on this machine (file:///abs/path)"));
+        }
+        return percent_decode(path).map(PathBuf::from).ok_or_else(|| format!("`{value}`: a bad %-escape"));
+    }
+    Err(format!(
+        "`{value}`: {scheme}:// locations are not supported (physworld reads and writes local or network-mounted folders only); mount the bucket (e.g. mountpoint-s3, gcsfuse, blobfuse2) and pass the mounted path, or copy the files to a local folder"
+    ))
+}
+
+/// `s` with `%XX` escapes decoded; `None` when an escape is malformed or the result is not
+/// UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_path_reads_paths_and_file_urls_and_refuses_other_urls() {
+        assert_eq!(local_path("data/tiny"), Ok(PathBuf::from("data/tiny")));
+        assert_eq!(local_path("/abs/x y"), Ok(PathBuf::from("/abs/x y")));
+        assert_eq!(local_path("file:///abs/x%20y"), Ok(PathBuf::from("/abs/x y")));
+        assert_eq!(local_path("file://localhost/abs"), Ok(PathBuf::from("/abs")));
+        assert!(local_path("file://relative/path").is_err());
+        assert!(local_path("file:///bad%zz").is_err());
+        for url in ["s3://bucket/key", "gs://b/k", "az://c/k", "https://host/x", "S3://b"] {
+            let e = local_path(url).expect_err(url);
+            assert!(e.contains(url) && e.contains("not supported"), "{e}");
+        }
+        // Not a URL: a name with `://` after something that is not a scheme.
+        assert_eq!(local_path("a b://c"), Ok(PathBuf::from("a b://c")));
+    }
 }

@@ -19,7 +19,7 @@ pub struct Args {
     /// Every file read is checked against the SHA-256 in its shard manifest. A folder that holds
     /// datasets instead (one per cross-template fold, `generate --set launch.fold=K`) scores
     /// each; the leaderboard shows a model's folds as one row, mean ± sd over folds.
-    #[arg(long, value_name = "DIR", alias = "suite")]
+    #[arg(value_parser = crate::commands::path_arg, long, value_name = "DIR", alias = "suite")]
     data: PathBuf,
     /// Model to score (repeatable): oracle, constant-velocity, chance[:SEED], majority,
     /// greedy (plans only), raw-state, jepa:<run dir> (also serves state-mse runs), heuristic:<name>,
@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`).
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     out: PathBuf,
     /// Tasks (comma-separated): forecast, contact, outcome, voe, plan-launch, plan-push.
     /// Default all.
@@ -221,26 +221,33 @@ pub fn bench_shard(
     force: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut adapters = parse_adapters(models, runs)?;
+    if let Some(a) = adapters.iter().find(|a| !a.answers_alone()) {
+        bail!(
+            "--shard: model `{}` answers an item from how the items around it are shown, so a worker's part would be answered differently than in one run; score it without --shard",
+            a.id()
+        );
+    }
+    // Every dataset's items built, and every clash found, before any work.
+    let preps = datasets.iter().map(|d| Prepared::new(d, opts.clone())).collect::<Result<Vec<_>, _>>()?;
+    let mut clash = Vec::new();
+    for prep in &preps {
+        for a in &adapters {
+            let p = shard::path(out, prep, a.id(), shard);
+            if let Some(why) = shard::conflict(&p, prep, a.id(), shard) {
+                clash.push(format!("{} ({why})", p.display()));
+            }
+        }
+    }
+    if !clash.is_empty() && !force {
+        bail!(
+            "{} already hold(s) another run's shard: pass --force to replace, or --out another folder",
+            clash.join(", ")
+        );
+    }
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
     let mut written = Vec::new();
-    for d in datasets {
-        let prep = Prepared::new(d, opts.clone())?;
-        if !force {
-            let mut clash = Vec::new();
-            for a in &adapters {
-                let p = shard::path(out, &prep, a.id(), shard);
-                if let Some(why) = shard::conflict(&p, &prep, a.id(), shard) {
-                    clash.push(format!("{} ({why})", p.display()));
-                }
-            }
-            if !clash.is_empty() {
-                bail!(
-                    "{} already hold(s) another run's shard: pass --force to replace, or --out another folder",
-                    clash.join(", ")
-                );
-            }
-        }
+    for prep in &preps {
         for a in adapters.iter_mut() {
             bar.set_length(prep.items_for_shard(a.as_ref(), shard));
             bar.set_position(0);
@@ -248,7 +255,7 @@ pub fn bench_shard(
                 Event::Task(m, k, _) => bar.set_message(format!("{m}: {k} (shard {}/{})", shard.index, shard.count)),
                 Event::Item => bar.inc(1),
             };
-            written.push(shard::run(&prep, a.as_mut(), shard, out, &progress)?);
+            written.push(shard::run(prep, a.as_mut(), shard, out, &progress)?);
             if let Some(line) = a.summary() {
                 eprintln!("{}: {line}", a.id());
             }
@@ -358,7 +365,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runs = llm_runs(&args)?;
     let datasets: Vec<PathBuf> = crate::commands::datasets_in(&args.data)?.into_iter().map(|(_, d)| d).collect();
     let shard = crate::commands::worker_shard(args.shard.as_deref(), args.shards)?;
-    if shard != WorkerShard::ALL {
+    // A run asked to shard writes shards even as the only worker (`--shards 1`), so that the
+    // recipes' merge step finds them.
+    if args.shard.is_some() || args.shards.is_some() {
         let written = bench_shard(&datasets, &args.models, &args.out, opts, &runs, shard, args.json, args.force)?;
         if args.json {
             println!("{}", serde_json::json!({ "shard": shard, "shard_files": written }));
@@ -376,19 +385,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let written = bench(&datasets, &args.models, &args.out, opts, &runs, args.json, args.force)?;
-    let failed = all_invalid(&written);
-    if args.json {
+    let written: Vec<_> = written.into_iter().map(|(p, f)| (p, f, None)).collect();
+    report(&written, args.json)
+}
+
+/// Print result files (a table, or JSON with `--json`; `shards` when merged from them), then
+/// fail when every answer of a file was invalid.
+pub fn report(written: &[(PathBuf, ResultFile, Option<usize>)], json: bool) -> anyhow::Result<()> {
+    if json {
         let v: Vec<serde_json::Value> = written
             .iter()
-            .map(|(p, f)| serde_json::json!({ "path": p, "model": f.model.id, "tasks": f.tasks, "unsupported": f.unsupported }))
+            .map(|(p, f, n)| {
+                let mut v = serde_json::json!({ "path": p, "model": f.model.id, "tasks": f.tasks, "unsupported": f.unsupported });
+                if let Some(n) = n {
+                    v["shards"] = serde_json::json!(n);
+                }
+                v
+            })
             .collect();
         println!("{}", serde_json::Value::Array(v));
     } else {
-        for (p, f) in &written {
+        for (p, f, n) in written {
             print!("{}", summary(f));
-            println!("  -> {}", p.display());
+            let from = n.map(|n| format!(" (from {n} shards)")).unwrap_or_default();
+            println!("  -> {}{from}", p.display());
         }
     }
+    let pairs: Vec<(PathBuf, ResultFile)> = written.iter().map(|(p, f, _)| (p.clone(), f.clone())).collect();
+    let failed = all_invalid(&pairs);
     if !failed.is_empty() {
         let list: Vec<String> = failed.iter().map(|p| p.display().to_string()).collect();
         bail!(

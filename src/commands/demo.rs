@@ -17,7 +17,7 @@ const TINY: &str = include_str!("../../datasets/tiny.toml");
 #[derive(clap::Args)]
 pub struct Args {
     /// Working folder: data/ (the tiny dataset), run/ (the JEPA), results/, leaderboard.html.
-    #[arg(long, default_value = "physworld-demo")]
+    #[arg(value_parser = crate::commands::path_arg, long, default_value = "physworld-demo")]
     out: PathBuf,
     /// Training steps of the tiny JEPA.
     #[arg(long, default_value_t = 150)]

@@ -12,10 +12,10 @@ use physworld_pipeline::{GenerateOptions, LocalStorage, PipelineError, Progress,
 #[derive(clap::Args)]
 pub struct Args {
     /// Suite file (e.g. datasets/tiny.toml): families, parameters, splits, seed.
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     suite: PathBuf,
     /// Output dataset folder (Hugging Face layout: data/, meta/, README.md).
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     out: PathBuf,
     /// Override the number of train samples (other splits as in the suite).
     #[arg(long)]

@@ -10,6 +10,7 @@ use physworld_benchmarks::leaderboard::{self, Board, BoardFile};
 pub struct Args {
     /// Folder of result files (written by `physworld bench --out DIR`).
     #[arg(
+        value_parser = crate::commands::path_arg,
         long,
         value_name = "DIR",
         required_unless_present = "results_positional",
@@ -17,7 +18,7 @@ pub struct Args {
     )]
     results: Option<PathBuf>,
     /// The results folder as a positional argument (older spelling of --results).
-    #[arg(hide = true, value_name = "DIR")]
+    #[arg(value_parser = crate::commands::path_arg, hide = true, value_name = "DIR")]
     results_positional: Option<PathBuf>,
     /// Output format: md (Markdown table), html (a self-contained page with bar charts and error bars), json
     /// (with per-item scores: usable as a `--check` baseline).
@@ -27,12 +28,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Md)]
     format: Format,
     /// Write to this file instead of standard output.
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     out: Option<PathBuf>,
     /// Gate on a baseline (a `--format json` leaderboard): exit non-zero when any model
     /// regresses significantly on the same items (paired bootstrap of per-item scores,
     /// plus McNemar's exact test for right/wrong scores), naming the task and the drop.
-    #[arg(long, value_name = "BASELINE.json")]
+    #[arg(value_parser = crate::commands::path_arg, long, value_name = "BASELINE.json")]
     check: Option<PathBuf>,
     /// Seed of the paired bootstrap.
     #[arg(long, default_value_t = 0)]

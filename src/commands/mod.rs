@@ -73,10 +73,10 @@ pub fn bar_style(template: &str) -> indicatif::ProgressStyle {
 #[derive(clap::Args)]
 pub struct DataArg {
     /// Dataset folder (written by `physworld generate --suite FILE --out DIR`).
-    #[arg(long, value_name = "DIR", required_unless_present = "data_positional", conflicts_with = "data_positional")]
+    #[arg(value_parser = crate::commands::path_arg, long, value_name = "DIR", required_unless_present = "data_positional", conflicts_with = "data_positional")]
     data: Option<std::path::PathBuf>,
     /// The dataset folder as a positional argument (older spelling of --data).
-    #[arg(hide = true, value_name = "DIR")]
+    #[arg(value_parser = crate::commands::path_arg, hide = true, value_name = "DIR")]
     data_positional: Option<std::path::PathBuf>,
 }
 
@@ -132,7 +132,8 @@ pub fn check_out_dir(flag: &str, path: &std::path::Path, what: &str) -> anyhow::
 
 /// This worker's shard: `--shard I/N` as given, or with `--shards N` the index from
 /// `$JOB_COMPLETION_INDEX` (Kubernetes Indexed Jobs) or `$SLURM_ARRAY_TASK_ID` (Slurm job
-/// arrays, counted from `$SLURM_ARRAY_TASK_MIN`); the whole run when neither is given.
+/// arrays, which must then be numbered `0..N`: a resubmitted single task `--array=3` is
+/// shard 3); the whole run when neither is given.
 pub fn worker_shard(shard: Option<&str>, shards: Option<u64>) -> anyhow::Result<physworld_pipeline::WorkerShard> {
     use anyhow::Context;
     use physworld_pipeline::WorkerShard;
@@ -140,16 +141,28 @@ pub fn worker_shard(shard: Option<&str>, shards: Option<u64>) -> anyhow::Result<
         return Ok(WorkerShard::parse(s)?);
     }
     let Some(n) = shards else { return Ok(WorkerShard::ALL) };
+    if n == 0 {
+        anyhow::bail!("--shards 0: expected at least 1 worker");
+    }
     for var in ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"] {
         if let Ok(v) = std::env::var(var) {
-            let mut i: u64 = v.trim().parse().with_context(|| format!("${var} = {v:?} is not an integer"))?;
-            if var == "SLURM_ARRAY_TASK_ID"
-                && let Some(min) = std::env::var("SLURM_ARRAY_TASK_MIN").ok().and_then(|m| m.trim().parse::<u64>().ok())
-            {
-                i -= min.min(i);
+            let i: u64 = v.trim().parse().with_context(|| format!("${var} = {v:?} is not an integer"))?;
+            if i >= n {
+                anyhow::bail!(
+                    "${var} = {i} is not a worker of --shards {n}: expected 0..={} (a Slurm array is submitted as --array=0-{})",
+                    n - 1,
+                    n - 1
+                );
             }
-            return Ok(WorkerShard::parse(&format!("{i}/{n}"))?);
+            return Ok(WorkerShard { index: i, count: n });
         }
     }
     anyhow::bail!("--shards {n}: neither $JOB_COMPLETION_INDEX nor $SLURM_ARRAY_TASK_ID is set; use --shard I/N")
+}
+
+/// The value parser of every path flag ([`physworld_pipeline::local_path`]): `file://` URLs
+/// become paths, and object-store URLs (`s3://`, ...) are refused naming the value, instead of
+/// becoming a local folder named `s3:`.
+pub fn path_arg(value: &str) -> Result<std::path::PathBuf, String> {
+    physworld_pipeline::local_path(value)
 }

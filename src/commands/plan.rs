@@ -43,7 +43,7 @@ pub struct Args {
     /// With --item: write the episodes the planner executed (every simulated attempt on
     /// launch, the closed-loop episode on push) into this new folder, in the dataset's
     /// Parquet schema, with meta/record.json saying what was recorded.
-    #[arg(long, value_name = "DIR", requires = "item")]
+    #[arg(value_parser = crate::commands::path_arg, long, value_name = "DIR", requires = "item")]
     record: Option<PathBuf>,
     /// Attempts per item (PHYRE: 100); AUCCESS is computed over this budget.
     #[arg(long, default_value_t = MAX_ATTEMPTS)]
@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
     resamples: u32,
     /// Write the run (summary and every item) as JSON to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = crate::commands::path_arg, long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Replace --out (or an earlier recording at --record) if it exists.
     #[arg(long)]

@@ -12,10 +12,10 @@ use physworld_pipeline::Dataset;
 pub struct Args {
     /// Dataset folder: probes are fit on its `readout` split and scored on `test` (change
     /// with --fit-split / --eval-split).
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     data: PathBuf,
     /// Run folder of a trained model (its latest checkpoint).
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     run: PathBuf,
     /// Position horizon in frames (15 = 0.5 s at 30 fps).
     #[arg(long, default_value_t = 15)]
@@ -37,7 +37,7 @@ pub struct Args {
     /// per split (`<split>.safetensors`: `[rows, width]` tensors named `trained`,
     /// `trained_predictor_state`, `raw_context`, `log_mass_friction`, `moving`, ...), to fit
     /// other probes (e.g. nonlinear ones) outside physworld.
-    #[arg(long, value_name = "DIR")]
+    #[arg(value_parser = crate::commands::path_arg, long, value_name = "DIR")]
     features_out: Option<PathBuf>,
 }
 

@@ -37,7 +37,7 @@ struct MergeArgs {
     data: super::DataArg,
     /// The folder bench's shards wrote to (bench's --out): shards are read from its
     /// `shards/` folder, and the merged result files written beside it.
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     out: PathBuf,
     /// Replace merged result files already in --out (without it, merge refuses to
     /// overwrite them and names them).
@@ -90,7 +90,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
         opened.push((d.clone(), ds.info.suite_hash.clone(), fold));
     }
     let mut prepared: Vec<(PathBuf, String, Prepared)> = Vec::new();
-    let mut written = Vec::new();
+    let mut merged = Vec::new();
     for shards in &loaded {
         let (first_path, first) = &shards[0];
         let suite = &first.result.suite;
@@ -113,21 +113,14 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
                 prepared.len() - 1
             }
         };
-        let (mut file, logs) = shard::merge(&prepared[at].2, shards)?;
+        merged.push((shard::merge(&prepared[at].2, shards)?, shards.len()));
+    }
+    // Every run merged before any file is written: a refused run leaves --out as it was.
+    drop(prepared);
+    let mut written = Vec::new();
+    for ((mut file, logs), n) in merged {
         let path = results::write(&args.out, &mut file, &logs)?;
-        written.push((path, file, shards.len()));
+        written.push((path, file, Some(n)));
     }
-    if args.json {
-        let v: Vec<serde_json::Value> = written
-            .iter()
-            .map(|(p, f, n)| serde_json::json!({ "path": p, "model": f.model.id, "shards": n, "tasks": f.tasks, "unsupported": f.unsupported }))
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
-    } else {
-        for (p, f, n) in &written {
-            print!("{}", super::bench::summary(f));
-            println!("  -> {} (from {n} shards)", p.display());
-        }
-    }
-    Ok(())
+    super::bench::report(&written, args.json)
 }

@@ -19,13 +19,13 @@ enum SceneMode {
 #[derive(clap::Args)]
 pub struct Args {
     /// Dataset folder (from `physworld generate`).
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     data: PathBuf,
     /// Run folder: config.json, metrics.jsonl, checkpoints/.
-    #[arg(long)]
+    #[arg(value_parser = crate::commands::path_arg, long)]
     out: PathBuf,
     /// Configuration file (JSON, the TrainConfig written beside every checkpoint).
-    #[arg(long, conflicts_with = "preset")]
+    #[arg(value_parser = crate::commands::path_arg, long, conflicts_with = "preset")]
     config: Option<PathBuf>,
     /// Model preset: tiny (minutes on 2 CPU cores), small, base (for a GPU). Default tiny,
     /// or with --resume the run's own config.json.

@@ -175,6 +175,10 @@ impl Adapter for HeuristicAdapter {
     fn describe(&self) -> ModelRef {
         ModelRef { config: json!({ "heuristic": self.h.name() }), ..ModelRef::new(&self.id, "heuristic") }
     }
+    fn answers_alone(&self) -> bool {
+        // Structural tricks read the presentation: positions in the stream, earlier movies.
+        !matches!(self.h, Heuristic::Structural(_))
+    }
     fn answer(
         &mut self,
         ctx: &Context<'_>,

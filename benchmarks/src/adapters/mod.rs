@@ -16,7 +16,6 @@
 //! | `process:<command>` | any external program over JSON Lines on stdin/stdout (see [`Process`]) | what it declares |
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use physworld_pipeline::Dataset;
 use serde::{Deserialize, Serialize};
@@ -42,9 +41,11 @@ pub use structural::Structural;
 /// Surprise of one episode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Surprise {
-    /// Maximum over frames.
+    /// Maximum over frames (`null` in JSON when not finite).
+    #[serde(deserialize_with = "crate::results::nullable_f64")]
     pub max: f64,
     /// Mean over frames.
+    #[serde(deserialize_with = "crate::results::nullable_f64")]
     pub mean: f64,
 }
 
@@ -62,14 +63,21 @@ impl Surprise {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Answer {
-    /// Forecast: positions `[horizon][object]`.
-    Positions(Vec<Vec<[f32; 3]>>),
+    /// Forecast: positions `[horizon][object]` (a coordinate that is not finite is `null`
+    /// in JSON and read back as NaN, so a shard file round-trips it).
+    Positions(#[serde(deserialize_with = "nullable_positions")] Vec<Vec<[f32; 3]>>),
     /// Choice index.
     Choice(usize),
     /// VoE: surprise per episode of the quadruplet.
     Surprise(Vec<Surprise>),
     /// No usable answer (scored as wrong and counted as invalid), with why.
     Invalid(String),
+}
+
+/// Deserialize forecast positions whose non-finite coordinates serde_json wrote as `null`.
+fn nullable_positions<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<Vec<[f32; 3]>>, D::Error> {
+    let raw = Vec::<Vec<[Option<f32>; 3]>>::deserialize(d)?;
+    Ok(raw.into_iter().map(|h| h.into_iter().map(|p| p.map(|c| c.unwrap_or(f32::NAN))).collect()).collect())
 }
 
 /// The answer naming choice `label` of `it` (e.g. `"yes"`), wherever the item shows it
@@ -133,6 +141,12 @@ pub trait Adapter {
     /// do not plan it.
     fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
         None
+    }
+    /// Whether each answer depends on its item alone, not on the other items asked with it
+    /// or before it. Sharded runs (`bench --shard`) ask each worker a part of the items, so
+    /// they refuse adapters that say no.
+    fn answers_alone(&self) -> bool {
+        true
     }
     /// A line about the run for people (e.g. an LLM's requests and cache hits); not part of
     /// the results.
@@ -211,7 +225,8 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         ("process", Some(cmd)) if !cmd.trim().is_empty() => Ok(Box::new(Process::start(spec, cmd)?)),
         ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),
         ("jepa", Some(run)) if !run.is_empty() => {
-            Ok(Box::new(ProbeAdapter::new(spec, Jepa::load(&PathBuf::from(run), spec)?)))
+            let dir = physworld_pipeline::local_path(run).map_err(|why| BenchError::invalid("model", spec, why))?;
+            Ok(Box::new(ProbeAdapter::new(spec, Jepa::load(&dir, spec)?)))
         }
         _ => {
             let hint = physworld_sim::suggest::closest(head, SPEC_HEADS)

@@ -377,7 +377,9 @@ pub fn surprise_windows(frames: usize, context: usize, future: usize) -> Vec<Win
 pub struct ProbeAdapter<F> {
     id: String,
     feat: F,
-    cache: BTreeMap<(TaskKind, bool), Vec<ItemFeatures>>,
+    /// Features per (dataset, items, task, readout): a task's readout protocols share them,
+    /// and the next dataset of a run (another fold) never finds the last one's.
+    cache: BTreeMap<(String, String, TaskKind, bool), Vec<ItemFeatures>>,
 }
 
 impl<F: Featurizer> ProbeAdapter<F> {
@@ -401,7 +403,13 @@ impl<F: Featurizer> ProbeAdapter<F> {
         readout: bool,
         tick: Option<&(dyn Fn() + Sync)>,
     ) -> Result<Vec<ItemFeatures>> {
-        if let Some(f) = self.cache.get(&(task, readout)) {
+        let key = (
+            ctx.ds.info.suite_hash.clone(),
+            crate::tasks::content_hash(items.iter().map(|i| i.hash.as_str())),
+            task,
+            readout,
+        );
+        if let Some(f) = self.cache.get(&key) {
             if let Some(t) = tick {
                 items.iter().for_each(|_| t());
             }
@@ -433,7 +441,8 @@ impl<F: Featurizer> ProbeAdapter<F> {
             })
             .collect::<Result<Vec<_>>>()?;
         let out: Vec<ItemFeatures> = chunks.into_iter().flatten().collect();
-        self.cache.insert((task, readout), out.clone());
+        self.cache.retain(|k, _| k.0 == key.0);
+        self.cache.insert(key, out.clone());
         Ok(out)
     }
 }
