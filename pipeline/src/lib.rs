@@ -18,6 +18,8 @@ mod finalize;
 mod generate;
 mod inspect;
 mod layout;
+#[cfg(feature = "cloud")]
+mod object;
 mod parquet_io;
 mod reader;
 mod record;
@@ -44,7 +46,11 @@ pub use schema::{
     FORMAT_VERSION, OBJECT_FLOAT_FEATURES, Placed, columns, episodes_batch, episodes_schema, frames_batch,
     frames_schema,
 };
-pub use storage::{LocalStorage, Storage, local_path, sha256_hex, write_atomic};
+#[cfg(feature = "cloud")]
+pub use object::{ObjectStorage, STORE_SCHEMES};
+pub use storage::{
+    LocalStorage, Storage, dataset_location, local_path, open_storage, sha256_hex, store_url, write_atomic,
+};
 pub use suite::{
     DEFAULT_MAX_OBJECTS, DEFAULT_SAMPLES_PER_FILE, Observability, SplitSpec, Suite, SuiteFamily, SuiteMeta,
 };

@@ -244,10 +244,14 @@ impl Dataset {
         Dataset::open(dir).is_ok_and(|ds| ds.info.suite_hash == suite.content_hash())
     }
 
-    /// Open a finalised dataset folder. Every file read from it is checked against the
-    /// SHA-256 in its shard manifest: a corrupt file is an error naming it, never data.
+    /// Open a finalised dataset folder, or an object-store location ([`crate::store_url`],
+    /// with the `cloud` feature). Every file read from it is checked against the SHA-256 in
+    /// its shard manifest: a corrupt file is an error naming it, never data.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Dataset> {
         let dir = dir.into();
+        if crate::storage::store_url(&dir).is_some() {
+            return Dataset::open_storage(crate::storage::open_storage(&dir)?);
+        }
         if dir.is_file() {
             let hint = if dir.extension().is_some_and(|e| e == "toml") {
                 format!(

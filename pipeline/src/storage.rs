@@ -149,6 +149,50 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The object-store URL (`s3://`, `gs://`, `az://`) a dataset location holds, if it is one.
+/// Dataset locations travel as paths ([`dataset_location`] keeps such URLs verbatim).
+pub fn store_url(location: &Path) -> Option<&str> {
+    let s = location.to_str()?;
+    let (scheme, _) = s.split_once("://")?;
+    ["s3", "gs", "az"].iter().any(|k| scheme.eq_ignore_ascii_case(k)).then_some(s)
+}
+
+/// The storage a dataset location names: a local folder, or with the `cloud` feature a
+/// prefix in an object store ([`store_url`]); checks that the store answers.
+pub fn open_storage(location: &Path) -> Result<std::sync::Arc<dyn Storage>> {
+    let Some(url) = store_url(location) else { return Ok(std::sync::Arc::new(LocalStorage::new(location))) };
+    #[cfg(feature = "cloud")]
+    {
+        let store = crate::object::ObjectStorage::open(url)?;
+        // One listing up front, so that a wrong endpoint, bucket or credentials is an error
+        // naming the URL rather than a dataset that looks empty.
+        store.list("")?;
+        Ok(std::sync::Arc::new(store))
+    }
+    #[cfg(not(feature = "cloud"))]
+    Err(crate::error::PipelineError::InvalidArgument { field: "location".into(), value: url.into(), allowed: NO_CLOUD.into() })
+}
+
+/// Why a build without the `cloud` feature refuses object-store URLs, and the rebuild.
+#[cfg(not(feature = "cloud"))]
+const NO_CLOUD: &str = "a local folder: this build has no object storage; rebuild with `cargo build --release --features cloud` (or `cargo install --path . --features cloud`) for s3://, gs:// and az:// datasets";
+
+/// The value parser of dataset locations (`generate --out`, every `--data`): a local path,
+/// a `file://` URL ([`local_path`]) or an object-store URL kept verbatim, which a build
+/// without the `cloud` feature refuses naming the rebuild. Returns why a value is refused.
+pub fn dataset_location(value: &str) -> std::result::Result<PathBuf, String> {
+    if store_url(Path::new(value)).is_none() {
+        return local_path(value);
+    }
+    #[cfg(feature = "cloud")]
+    {
+        crate::object::split_url(value)?;
+        Ok(PathBuf::from(value))
+    }
+    #[cfg(not(feature = "cloud"))]
+    Err(format!("`{value}`: {NO_CLOUD}"))
+}
+
 /// The local path a command-line location names: a path as given, or the path of a
 /// `file://` URL (`file:///abs/path`, percent-escapes decoded). URLs of other schemes
 /// (`s3://`, `gs://`, `az://`, `https://`, ...) are refused with what to do instead: without
@@ -170,7 +214,7 @@ pub fn local_path(value: &str) -> std::result::Result<PathBuf, String> {
         return percent_decode(path).map(PathBuf::from).ok_or_else(|| format!("`{value}`: a bad %-escape"));
     }
     Err(format!(
-        "`{value}`: {scheme}:// locations are not supported (physworld reads and writes local or network-mounted folders only); mount the bucket (e.g. mountpoint-s3, gcsfuse, blobfuse2) and pass the mounted path, or copy the files to a local folder"
+        "`{value}`: {scheme}:// locations are not supported here: this flag takes a local or network-mounted path (datasets, `generate --out` and `--data`, may be s3://, gs:// or az:// URLs in a build with the `cloud` feature); mount the bucket (e.g. mountpoint-s3, gcsfuse, blobfuse2) and pass the mounted path, or copy the files to a local folder"
     ))
 }
 

@@ -19,7 +19,7 @@ pub struct Args {
     /// Every file read is checked against the SHA-256 in its shard manifest. A folder that holds
     /// datasets instead (one per cross-template fold, `generate --set launch.fold=K`) scores
     /// each; the leaderboard shows a model's folds as one row, mean ± sd over folds.
-    #[arg(value_parser = crate::commands::path_arg, long, value_name = "DIR", alias = "suite")]
+    #[arg(value_parser = crate::commands::dataset_arg, long, value_name = "DIR", alias = "suite")]
     data: PathBuf,
     /// Model to score (repeatable): oracle, constant-velocity, chance[:SEED], majority,
     /// greedy (plans only), raw-state, jepa:<run dir> (also serves state-mse runs), heuristic:<name>,

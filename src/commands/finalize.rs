@@ -1,6 +1,6 @@
 //! `physworld finalize`.
 
-use physworld_pipeline::{LocalStorage, finalize};
+use physworld_pipeline::{finalize, open_storage};
 
 /// Arguments of `finalize`.
 #[derive(clap::Args)]
@@ -15,7 +15,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.data.existing("the folder `generate --shard` workers wrote")?;
-    let info = finalize(&LocalStorage::new(dir))?;
+    let info = finalize(open_storage(dir)?.as_ref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {

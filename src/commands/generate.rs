@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
-use physworld_pipeline::{GenerateOptions, LocalStorage, PipelineError, Progress, Suite, generate};
+use physworld_pipeline::{GenerateOptions, PipelineError, Progress, Suite, generate, open_storage};
 
 /// Arguments of `generate`.
 #[derive(clap::Args)]
@@ -14,8 +14,9 @@ pub struct Args {
     /// Suite file (e.g. datasets/tiny.toml): families, parameters, splits, seed.
     #[arg(value_parser = crate::commands::path_arg, long)]
     suite: PathBuf,
-    /// Output dataset folder (Hugging Face layout: data/, meta/, README.md).
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    /// Output dataset folder (Hugging Face layout: data/, meta/, README.md), or with the
+    /// `cloud` feature an object-store prefix (s3://BUCKET/PREFIX, gs://..., az://...).
+    #[arg(value_parser = crate::commands::dataset_arg, long)]
     out: PathBuf,
     /// Override the number of train samples (other splits as in the suite).
     #[arg(long)]
@@ -74,11 +75,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     super::check_out_dir("--out", &args.out, "a dataset folder (a new or empty one, or one to --resume)")?;
-    let storage = LocalStorage::new(&args.out);
+    let storage = open_storage(&args.out)?;
     let stop = super::interrupt_flag()?;
     let start = Instant::now();
     let opts = GenerateOptions { shard, resume: args.resume, progress: &progress, stop: Some(&stop) };
-    let report = match pool.install(|| generate(&suite, &storage, &opts)) {
+    let report = match pool.install(|| generate(&suite, storage.as_ref(), &opts)) {
         Err(PipelineError::Interrupted { dir }) => {
             bar.finish_and_clear();
             let mut shard_flag = match (&args.shard, args.shards) {

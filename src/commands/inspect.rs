@@ -1,7 +1,7 @@
 //! `physworld inspect`.
 
 use anyhow::bail;
-use physworld_pipeline::{LocalStorage, RecordingReport, inspect, inspect_recording, is_recording};
+use physworld_pipeline::{RecordingReport, inspect, inspect_recording, is_recording, open_storage};
 
 /// Arguments of `inspect`.
 #[derive(clap::Args)]
@@ -17,11 +17,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = args
         .data
         .existing("a dataset folder from `physworld generate` or a recording from `physworld plan --record`")?;
-    let storage = LocalStorage::new(dir);
-    if is_recording(&storage) {
-        return recording(&inspect_recording(&storage)?, args.json);
+    let storage = open_storage(dir)?;
+    if is_recording(storage.as_ref()) {
+        return recording(&inspect_recording(storage.as_ref())?, args.json);
     }
-    let r = inspect(&storage)?;
+    let r = inspect(storage.as_ref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

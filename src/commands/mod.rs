@@ -72,11 +72,12 @@ pub fn bar_style(template: &str) -> indicatif::ProgressStyle {
 /// positional spelling is still accepted, hidden, for one release.
 #[derive(clap::Args)]
 pub struct DataArg {
-    /// Dataset folder (written by `physworld generate --suite FILE --out DIR`).
-    #[arg(value_parser = crate::commands::path_arg, long, value_name = "DIR", required_unless_present = "data_positional", conflicts_with = "data_positional")]
+    /// Dataset folder (written by `physworld generate --suite FILE --out DIR`), or with the
+    /// `cloud` feature an object-store URL (s3://BUCKET/PREFIX, gs://..., az://...).
+    #[arg(value_parser = crate::commands::dataset_arg, long, value_name = "DIR", required_unless_present = "data_positional", conflicts_with = "data_positional")]
     data: Option<std::path::PathBuf>,
     /// The dataset folder as a positional argument (older spelling of --data).
-    #[arg(value_parser = crate::commands::path_arg, hide = true, value_name = "DIR")]
+    #[arg(value_parser = crate::commands::dataset_arg, hide = true, value_name = "DIR")]
     data_positional: Option<std::path::PathBuf>,
 }
 
@@ -92,7 +93,7 @@ impl DataArg {
     /// The folder given, which must exist: otherwise an error saying what was `expected`.
     pub fn existing(&self, expected: &str) -> anyhow::Result<&std::path::Path> {
         let dir = self.path()?;
-        if !dir.is_dir() {
+        if physworld_pipeline::store_url(dir).is_none() && !dir.is_dir() {
             anyhow::bail!("--data {}: no such folder (expected {expected})", dir.display());
         }
         Ok(dir)
@@ -104,7 +105,8 @@ impl DataArg {
 /// them by name, in name order.
 pub fn datasets_in(dir: &std::path::Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
     let is_dataset = |d: &std::path::Path| d.join(physworld_pipeline::INFO_PATH).is_file();
-    if !dir.is_dir() || is_dataset(dir) {
+    // An object-store location is one dataset (folds are given one URL each).
+    if physworld_pipeline::store_url(dir).is_some() || !dir.is_dir() || is_dataset(dir) {
         return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
     }
     let mut found: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)?
@@ -165,4 +167,11 @@ pub fn worker_shard(shard: Option<&str>, shards: Option<u64>) -> anyhow::Result<
 /// becoming a local folder named `s3:`.
 pub fn path_arg(value: &str) -> Result<std::path::PathBuf, String> {
     physworld_pipeline::local_path(value)
+}
+
+/// The value parser of dataset locations ([`physworld_pipeline::dataset_location`]): a path,
+/// a `file://` URL, or an `s3://`, `gs://` or `az://` URL, which a build without the `cloud`
+/// feature refuses naming the rebuild.
+pub fn dataset_arg(value: &str) -> Result<std::path::PathBuf, String> {
+    physworld_pipeline::dataset_location(value)
 }

@@ -12,7 +12,7 @@ use physworld_pipeline::Dataset;
 pub struct Args {
     /// Dataset folder: probes are fit on its `readout` split and scored on `test` (change
     /// with --fit-split / --eval-split).
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    #[arg(value_parser = crate::commands::dataset_arg, long)]
     data: PathBuf,
     /// Run folder of a trained model (its latest checkpoint).
     #[arg(value_parser = crate::commands::path_arg, long)]

@@ -18,8 +18,9 @@ enum SceneMode {
 /// Arguments of `train`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder (from `physworld generate`).
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    /// Dataset folder (from `physworld generate`), or an object-store URL (`cloud` feature):
+    /// shards are streamed from the store with prefetch.
+    #[arg(value_parser = crate::commands::dataset_arg, long)]
     data: PathBuf,
     /// Run folder: config.json, metrics.jsonl, checkpoints/.
     #[arg(value_parser = crate::commands::path_arg, long)]

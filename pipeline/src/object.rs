@@ -1,0 +1,183 @@
+//! Datasets in object storage (the `cloud` feature): `s3://`, `gs://` and `az://` locations
+//! through the `object_store` crate, behind the same [`Storage`] seam as local folders.
+//!
+//! Credentials and endpoints come from the stores' usual environment variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+//! `AWS_ALLOW_HTTP` for an S3-compatible server over plain HTTP; `GOOGLE_SERVICE_ACCOUNT`;
+//! `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...) and instance or pod
+//! identities; they are never written anywhere. A put is one request, so atomic: readers see
+//! the old object or the whole new one, as [`crate::write_atomic`] gives local folders.
+
+use std::sync::Arc;
+
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{PipelineError, Result};
+use crate::storage::Storage;
+
+/// A dataset under a prefix of a bucket (or container).
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for ObjectStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStorage").field("url", &self.url).finish()
+    }
+}
+
+/// The URL schemes object storage is reached by.
+pub const STORE_SCHEMES: [&str; 3] = ["s3", "gs", "az"];
+
+/// `(scheme, bucket, prefix)` of an object-store URL such as `s3://bucket/some/prefix/`.
+pub(crate) fn split_url(url: &str) -> std::result::Result<(String, String, String), String> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("`{url}`: not a URL"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if !STORE_SCHEMES.contains(&scheme.as_str()) {
+        return Err(format!("`{url}`: {scheme}:// is not an object store (allowed: s3://, gs://, az://)"));
+    }
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("`{url}`: no bucket (expected {scheme}://BUCKET/PREFIX)"));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
+        return Err(format!("`{url}`: the prefix has an empty, `.` or `..` part"));
+    }
+    Ok((scheme, bucket.to_string(), prefix.to_string()))
+}
+
+fn store_err(url: &str, path: &str, e: impl std::fmt::Display) -> PipelineError {
+    let at = if path.is_empty() { url.to_string() } else { format!("{}/{path}", url.trim_end_matches('/')) };
+    PipelineError::Io { path: at.into(), source: std::io::Error::other(e.to_string()) }
+}
+
+/// object_store's retries (with backoff, on timeouts, 5xx and connection errors), cut from
+/// its 3-minute default to one: a wrong endpoint should not look like a hang.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig { retry_timeout: std::time::Duration::from_secs(60), ..Default::default() }
+}
+
+impl ObjectStorage {
+    /// Open the store `url` names (`s3://bucket/prefix`, `gs://...`, `az://container/...`),
+    /// configured from the environment. Nothing is contacted until the first request.
+    pub fn open(url: &str) -> Result<ObjectStorage> {
+        let bad = |why: String| PipelineError::InvalidArgument {
+            field: "location".into(),
+            value: url.into(),
+            allowed: format!("an object-store URL s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX ({why})"),
+        };
+        let (scheme, bucket, prefix) = split_url(url).map_err(bad)?;
+        // reqwest is built without a crypto provider (no aws-lc-sys): use ring's. A second
+        // call finds one installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = format!("{scheme}://{bucket}");
+        let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+            "s3" => Arc::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(&base)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| store_err(url, "", e))?,
+            ),
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(&base)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| store_err(url, "", e))?,
+            ),
+            _ => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(&base)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| store_err(url, "", e))?,
+            ),
+        };
+        // Requests run on a small runtime of their own; callers (rayon workers of
+        // `generate`, the training reader's thread) block on them, several at once.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("physworld-store")
+            .enable_all()
+            .build()
+            .map_err(|e| store_err(url, "", e))?;
+        let url = if prefix.is_empty() { base } else { format!("{base}/{prefix}") };
+        Ok(ObjectStorage { store, prefix, url, runtime })
+    }
+
+    fn key(&self, path: &str) -> std::result::Result<StorePath, PipelineError> {
+        let path = path.trim_matches('/');
+        let full = match (self.prefix.is_empty(), path.is_empty()) {
+            (true, _) => path.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}/{path}", self.prefix),
+        };
+        StorePath::parse(&full).map_err(|e| store_err(&self.url, path, e))
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let key = self.key(path)?;
+        let payload = PutPayload::from(bytes.to_vec());
+        self.runtime.block_on(self.store.put(&key, payload)).map_err(|e| store_err(&self.url, path, e))?;
+        Ok(())
+    }
+
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let key = self.key(path)?;
+        let bytes = self
+            .runtime
+            .block_on(async { self.store.get(&key).await?.bytes().await })
+            .map_err(|e| store_err(&self.url, path, e))?;
+        Ok(bytes.to_vec())
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        let Ok(key) = self.key(path) else { return false };
+        self.runtime.block_on(self.store.head(&key)).is_ok()
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let key = self.key(dir)?;
+        let prefix = (!key.as_ref().is_empty()).then_some(&key);
+        let listed =
+            self.runtime.block_on(self.store.list_with_delimiter(prefix)).map_err(|e| store_err(&self.url, dir, e))?;
+        let mut names: Vec<String> =
+            listed.objects.iter().filter_map(|o| o.location.filename().map(str::to_string)).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn remove(&self, path: &str) -> Result<()> {
+        let key = self.key(path)?;
+        match self.runtime.block_on(self.store.delete(&key)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(&self.url, path, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_scheme_bucket_and_prefix() {
+        assert_eq!(split_url("s3://b/x/y/"), Ok(("s3".into(), "b".into(), "x/y".into())));
+        assert_eq!(split_url("GS://b"), Ok(("gs".into(), "b".into(), String::new())));
+        assert!(split_url("s3:///x").is_err());
+        assert!(split_url("s3://b/x/../y").is_err());
+        assert!(split_url("https://h/x").is_err());
+    }
+}
