@@ -4,8 +4,9 @@
 //!
 //! Generation killed mid-way and resumed in the store, a sharded generation finalised
 //! there, inspect, training and bench reading from it: each gives the same bytes as the
-//! same command on a local folder. pyarrow and polars read the dataset straight from the
-//! store (tests/python/check_store.py).
+//! same command on a local folder, and so do docs/cluster's Slurm recipes run as concurrent
+//! local workers on a dataset in the store. pyarrow and polars read the dataset straight
+//! from the store (tests/python/check_store.py).
 
 mod common;
 
@@ -58,22 +59,32 @@ impl Moto {
     /// Create a bucket (an unsigned PUT, which moto accepts).
     fn bucket(&self, name: &str) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
-        write!(s, "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.port)
-            .expect("sends");
+        write!(
+            s,
+            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .expect("sends");
         let mut reply = String::new();
         s.read_to_string(&mut reply).expect("reads");
         assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {name}: {reply}");
     }
 
-    /// The binary, configured for this server through the usual AWS variables.
+    /// The usual AWS variables, pointing at this server.
+    fn aws_env(&self) -> [(&'static str, String); 5] {
+        [
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// The binary, configured for this server.
     fn physworld(&self, args: &[&str]) -> Command {
         let mut c = bin();
-        c.args(args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", self.endpoint())
-            .env("AWS_ALLOW_HTTP", "true");
+        c.args(args).envs(self.aws_env());
         c
     }
 
@@ -89,9 +100,7 @@ impl Moto {
             .arg(self.endpoint())
             .arg(url)
             .arg(local)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
+            .envs(self.aws_env())
             .output()
             .expect("python runs");
         assert!(o.status.success(), "check_store.py: {}", String::from_utf8_lossy(&o.stderr));
@@ -188,8 +197,8 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     assert!(String::from_utf8_lossy(&o.stdout).contains("not finalised"), "{}", String::from_utf8_lossy(&o.stdout));
     moto.run(&["finalize", "--data", sharded]);
     assert_same_as(&moto, sharded, &local, "sharded and finalised");
-    let r: serde_json::Value = serde_json::from_slice(&moto.run(&["inspect", "--json", "--data", sharded]).stdout)
-        .expect("json");
+    let r: serde_json::Value =
+        serde_json::from_slice(&moto.run(&["inspect", "--json", "--data", sharded]).stdout).expect("json");
     assert_eq!(r["location"], sharded);
 
     // Training streams the shards from the store: the same losses as from the local folder.
@@ -214,8 +223,6 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
             "constant-velocity",
             "--model",
             "majority",
-            "--resamples",
-            "50",
             "--out",
             out.to_str().expect("utf-8"),
         ]);
@@ -235,6 +242,36 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     }
     let o = moto.run(&["leaderboard", "--results", res_store.to_str().expect("utf-8")]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("constant-velocity"));
+
+    // docs/cluster's Slurm recipes with the dataset in the store: three array tasks at once,
+    // then the step after them; the results (on a shared folder) are the unsharded run's.
+    let exe = Path::new(env!("CARGO_BIN_EXE_physworld"));
+    let path = format!("{}:{}", exe.parent().expect("bin dir").display(), std::env::var("PATH").unwrap_or_default());
+    let recipe = |script: &str, step: &str, env: &[(&str, &str)]| {
+        let mut bash = Command::new("bash");
+        bash.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cluster").join(script)).arg(step);
+        bash.envs(moto.aws_env()).env("PATH", &path).env("SHARDS", "3").env_remove("JOB_COMPLETION_INDEX");
+        bash.envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        bash
+    };
+    let array = |script: &str, env: &[(&str, &str)]| {
+        let tasks: Vec<Child> = (0..3)
+            .map(|i| recipe(script, "worker", env).env("SLURM_ARRAY_TASK_ID", i.to_string()).spawn().expect("spawns"))
+            .collect();
+        for t in tasks {
+            ok(t.wait_with_output().expect("task"));
+        }
+        ok(recipe(script, "after", env).output().expect("after"));
+    };
+    let slurm_data = "s3://physworld/slurm/tiny";
+    array("slurm-generate.sh", &[("SUITE", tiny().to_str().expect("utf-8")), ("DATA", slurm_data)]);
+    assert_same_as(&moto, slurm_data, &local, "Slurm recipe");
+    let slurm_out = tmp.path().join("slurm-results");
+    let out = slurm_out.to_str().expect("utf-8");
+    array("slurm-bench.sh", &[("DATA", slurm_data), ("OUT", out), ("MODELS", "constant-velocity majority")]);
+    for n in names.iter().filter(|n| n.to_string_lossy().ends_with(".json")) {
+        assert_eq!(result_without_time(&slurm_out.join(n)), result_without_time(&res_disk.join(n)), "{n:?}");
+    }
 
     // A wrong bucket is an error naming the URL, not an empty dataset.
     let o = moto.physworld(&["inspect", "--data", "s3://no-such-bucket/x"]).output().expect("runs");

@@ -36,6 +36,8 @@ pub use generate::{
 };
 pub use inspect::{InspectReport, SplitReport, inspect};
 pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};
+#[cfg(feature = "cloud")]
+pub use object::{ObjectStorage, STORE_SCHEMES};
 pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, writer_properties};
 pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, SCENE_KINDS, SceneBox, WindowSpec, WindowStream, load_file};
 pub use record::{
@@ -46,8 +48,6 @@ pub use schema::{
     FORMAT_VERSION, OBJECT_FLOAT_FEATURES, Placed, columns, episodes_batch, episodes_schema, frames_batch,
     frames_schema,
 };
-#[cfg(feature = "cloud")]
-pub use object::{ObjectStorage, STORE_SCHEMES};
 pub use storage::{
     LocalStorage, Storage, dataset_location, local_path, open_storage, sha256_hex, store_url, write_atomic,
 };

@@ -69,7 +69,9 @@ impl ObjectStorage {
         let bad = |why: String| PipelineError::InvalidArgument {
             field: "location".into(),
             value: url.into(),
-            allowed: format!("an object-store URL s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX ({why})"),
+            allowed: format!(
+                "an object-store URL s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX ({why})"
+            ),
         };
         let (scheme, bucket, prefix) = split_url(url).map_err(bad)?;
         // reqwest is built without a crypto provider (no aws-lc-sys): use ring's. A second

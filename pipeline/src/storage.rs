@@ -170,7 +170,11 @@ pub fn open_storage(location: &Path) -> Result<std::sync::Arc<dyn Storage>> {
         Ok(std::sync::Arc::new(store))
     }
     #[cfg(not(feature = "cloud"))]
-    Err(crate::error::PipelineError::InvalidArgument { field: "location".into(), value: url.into(), allowed: NO_CLOUD.into() })
+    Err(crate::error::PipelineError::InvalidArgument {
+        field: "location".into(),
+        value: url.into(),
+        allowed: NO_CLOUD.into(),
+    })
 }
 
 /// Why a build without the `cloud` feature refuses object-store URLs, and the rebuild.
