@@ -272,6 +272,11 @@ pub fn in_shard(shard: WorkerShard, index: usize) -> bool {
     shard.owns(index / SHARD_BLOCK)
 }
 
+/// The indices, in order, of `shard`'s items among `n`.
+pub fn shard_indices(shard: WorkerShard, n: usize) -> Vec<usize> {
+    (0..n).filter(|&i| in_shard(shard, i)).collect()
+}
+
 /// How many of `n` items are `shard`'s.
 pub fn shard_len(shard: WorkerShard, n: usize) -> u64 {
     (0..n).filter(|&i| in_shard(shard, i)).count() as u64
@@ -309,7 +314,7 @@ pub fn answer_part(
 ) -> Result<(Presentation, Vec<usize>, Vec<(Option<&'static str>, Vec<Answer>)>)> {
     let kind = task.kind;
     let shown = Presentation::new(task, seed, ctx.ds.slots());
-    let selected: Vec<usize> = (0..task.items.len()).filter(|&i| in_shard(shard, i)).collect();
+    let selected = shard_indices(shard, task.items.len());
     let mut places: Vec<usize> = selected.iter().flat_map(|&i| shown.places(i)).collect();
     places.sort_unstable();
     let whole = places.len() == shown.shown.len();
@@ -532,9 +537,13 @@ fn play_part<I: Clone, O>(
     shard: WorkerShard,
     play: impl FnOnce(&[I]) -> Result<Vec<O>>,
 ) -> Result<Vec<PlayedItem<O>>> {
-    let chosen: Vec<usize> = (0..items.len()).filter(|&i| in_shard(shard, i)).collect();
-    let mine: Vec<I> = chosen.iter().map(|&i| items[i].clone()).collect();
-    let outcomes = play(&mine)?;
+    let chosen = shard_indices(shard, items.len());
+    // A whole run plays the items as they are; a shard, copies of its own.
+    let outcomes = if chosen.len() == items.len() {
+        play(items)?
+    } else {
+        play(&chosen.iter().map(|&i| items[i].clone()).collect::<Vec<I>>())?
+    };
     Ok(chosen
         .into_iter()
         .zip(outcomes)

@@ -244,8 +244,7 @@ pub fn bench_shard(
             clash.join(", ")
         );
     }
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
+    let bar = items_bar(quiet);
     let mut written = Vec::new();
     for prep in &preps {
         for a in adapters.iter_mut() {
@@ -263,6 +262,13 @@ pub fn bench_shard(
     }
     bar.finish_and_clear();
     Ok(written)
+}
+
+/// The bar of items answered (hidden when `quiet`).
+fn items_bar(quiet: bool) -> ProgressBar {
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
+    bar
 }
 
 /// Score `models` on each dataset of `datasets` into `out`; returns the result files
@@ -298,8 +304,7 @@ pub fn bench(
             );
         }
     }
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(crate::commands::bar_style("{spinner} {bar:30} {pos}/{len} items  {msg}  {rate}  eta {eta}"));
+    let bar = items_bar(quiet);
     let mut written = Vec::new();
     for d in datasets {
         let prep = Prepared::new(d, opts.clone())?;
