@@ -56,18 +56,34 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Create a bucket (an unsigned PUT, which moto accepts).
-    fn bucket(&self, name: &str) {
+    /// Write an object through boto3 (moto's dependency), as another S3 client would.
+    fn put_object(&self, bucket: &str, key: &str, body: &str) {
+        let code = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{}').put_object(Bucket='{bucket}', Key='{key}', Body=b'{body}')",
+            self.endpoint()
+        );
+        let o = Command::new(python()).args(["-c", &code]).envs(self.aws_env()).output().expect("python runs");
+        assert!(o.status.success(), "put_object {key}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// PUT `body` at `path` unsigned, which moto accepts for a bucket.
+    fn put(&self, path: &str, body: &[u8]) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
         write!(
             s,
-            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
+            "PUT /{path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
         )
         .expect("sends");
+        s.write_all(body).expect("sends");
         let mut reply = String::new();
         s.read_to_string(&mut reply).expect("reads");
-        assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {name}: {reply}");
+        assert!(reply.starts_with("HTTP/1.1 200"), "PUT /{path}: {reply}");
+    }
+
+    fn bucket(&self, name: &str) {
+        self.put(name, b"");
     }
 
     /// The usual AWS variables, pointing at this server.
@@ -173,6 +189,10 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     let cut = inspect(url);
     assert!(files_found(&cut) >= 3 && cut["finalized"] == false, "killed too late or too early: {cut}");
     let o = moto.run(&["generate", "--resume", "--json", "--out", url, "--suite", tiny().to_str().expect("utf-8")]);
+    // ... and without --resume, a finished dataset in the store is refused, not rewritten.
+    let again = moto.physworld(&["generate", "--out", url, "--suite"]).arg(tiny()).output().expect("runs");
+    let e = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && e.contains(url) && e.contains("--resume"), "{e}");
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(report["shards_skipped"].as_u64().expect("n") >= 2, "{report}");
     assert_same_as(&moto, url, &local, "killed and resumed");
@@ -210,6 +230,7 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     let (from_store, from_disk) = (tmp.path().join("run-s3"), tmp.path().join("run-local"));
     let a = train(url, &from_store);
     let b = train(local.to_str().expect("utf-8"), &from_disk);
+    assert!(a["loss"].as_f64().is_some_and(f64::is_finite), "{a}");
     assert_eq!(a["loss"], b["loss"], "{a} vs {b}");
     assert_eq!(a["step"], 3, "{a}");
 
@@ -272,6 +293,17 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     for n in names.iter().filter(|n| n.to_string_lossy().ends_with(".json")) {
         assert_eq!(result_without_time(&slurm_out.join(n)), result_without_time(&res_disk.join(n)), "{n:?}");
     }
+
+    // A damaged object is found and named; a folder marker (an empty object named like
+    // the prefix, as consoles make) is not a file of the dataset.
+    moto.put_object("physworld", "sharded/data/val-00000-of-00001.parquet", "not parquet");
+    let o = moto.physworld(&["inspect", "--data", sharded]).output().expect("runs");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("data/val-00000-of-00001.parquet") && !e.contains("panicked"), "{e}");
+    moto.put_object("physworld", "marked/", "");
+    let marked = "s3://physworld/marked";
+    let o = moto.physworld(&["generate", "--json", "--out", marked, "--suite"]).arg(tiny()).output().expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // A wrong bucket is an error naming the URL, not an empty dataset.
     let o = moto.physworld(&["inspect", "--data", "s3://no-such-bucket/x"]).output().expect("runs");

@@ -111,7 +111,7 @@ fn features(slots: u32) -> Value {
 
 /// The suite as stored in `meta/suite.json` and its hash.
 pub fn stored_suite(storage: &dyn Storage) -> Result<(Suite, String)> {
-    if !storage.exists(SUITE_PATH) {
+    if !storage.exists(SUITE_PATH)? {
         return Err(PipelineError::Corrupt {
             path: format!("{}/{SUITE_PATH}", storage.location()).into(),
             reason: "missing: not a physworld dataset folder (run `physworld generate` first)".into(),

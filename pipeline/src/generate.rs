@@ -152,7 +152,7 @@ pub struct GenerateReport {
 /// The manifest of a shard, if it has one.
 pub(crate) fn load_manifest(storage: &dyn Storage, shard: &ShardId) -> Result<Option<ShardManifest>> {
     let path = shard.manifest_path();
-    if !storage.exists(&path) {
+    if !storage.exists(&path)? {
         return Ok(None);
     }
     let bytes = storage.get(&path)?;
@@ -172,7 +172,7 @@ pub fn verify_shard(storage: &dyn Storage, m: &ShardManifest) -> Result<()> {
 /// The bytes of `f`, checked against its manifest entry (size and SHA-256); a mismatch is
 /// [`PipelineError::Corrupt`] naming the file.
 pub fn verified_get(storage: &dyn Storage, f: &FileEntry) -> Result<Vec<u8>> {
-    if !storage.exists(&f.path) {
+    if !storage.exists(&f.path)? {
         return Err(PipelineError::Corrupt {
             path: f.path.clone().into(),
             reason: "missing (listed in its shard manifest)".into(),
@@ -198,7 +198,7 @@ pub fn verified_get(storage: &dyn Storage, f: &FileEntry) -> Result<Vec<u8>> {
 /// Check (or record) which suite the folder holds: a folder never mixes two suites.
 fn claim(storage: &dyn Storage, suite: &Suite, hash: &str) -> Result<()> {
     let doc = serde_json::json!({ "suite_hash": hash, "suite": suite });
-    if storage.exists(SUITE_PATH) {
+    if storage.exists(SUITE_PATH)? {
         let old: serde_json::Value = serde_json::from_slice(&storage.get(SUITE_PATH)?)
             .map_err(|e| PipelineError::Corrupt { path: SUITE_PATH.into(), reason: e.to_string() })?;
         if old["suite_hash"] != hash {
@@ -224,7 +224,7 @@ fn claim(storage: &dyn Storage, suite: &Suite, hash: &str) -> Result<()> {
         .filter(|f| !f.rsplit('/').next().is_some_and(|n| n.starts_with(TMP_PREFIX)))
         .collect();
     // Another worker of a sharded run may have claimed the folder since the check above.
-    if !foreign.is_empty() && storage.exists(SUITE_PATH) {
+    if !foreign.is_empty() && storage.exists(SUITE_PATH)? {
         return claim(storage, suite, hash);
     }
     if !foreign.is_empty() {
@@ -254,7 +254,11 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     let shards = layout.shards();
     let mine: Vec<&ShardId> = shards.iter().enumerate().filter(|(j, _)| opts.shard.owns(*j)).map(|(_, s)| s).collect();
     // Other workers of a sharded run write their own shards into the same folder.
-    if !opts.resume && mine.iter().any(|s| storage.exists(&s.manifest_path()) || storage.exists(&s.data_path())) {
+    let mut written = false;
+    for s in mine.iter().filter(|_| !opts.resume) {
+        written = written || storage.exists(&s.manifest_path())? || storage.exists(&s.data_path())?;
+    }
+    if written {
         return Err(PipelineError::InvalidArgument {
             field: "--out".into(),
             value: storage.location(),
@@ -263,7 +267,7 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     }
     claim(storage, suite, &hash)?;
     // Leftovers of a killed run of this worker: its shards' temporary files.
-    for s in &mine {
+    for s in mine.iter().filter(|_| storage.leaves_temporaries()) {
         for p in [s.data_path(), s.episodes_path(), s.manifest_path()] {
             let (dir, name) = p.rsplit_once('/').unwrap_or(("", &p));
             let tmp = tmp_name(name);
@@ -397,8 +401,14 @@ fn write_shard(
 /// `Incomplete` unless every shard of the layout has its manifest.
 pub(crate) fn check_complete(storage: &dyn Storage, layout: &Layout) -> Result<()> {
     let shards = layout.shards();
-    let missing: Vec<String> =
-        shards.iter().filter(|s| !storage.exists(&s.manifest_path())).map(ShardId::stem).collect();
+    let missing: Vec<String> = shards
+        .iter()
+        .filter_map(|s| match storage.exists(&s.manifest_path()) {
+            Ok(true) => None,
+            Ok(false) => Some(Ok(s.stem())),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_>>()?;
     if let Some(first) = missing.first() {
         return Err(PipelineError::Incomplete {
             dir: storage.location().into(),

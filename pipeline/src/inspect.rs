@@ -78,7 +78,7 @@ pub fn inspect(storage: &dyn Storage) -> Result<InspectReport> {
         generator_version: None,
         physworld_version: None,
         enhanced_determinism: None,
-        finalized: storage.exists(INFO_PATH),
+        finalized: storage.exists(INFO_PATH)?,
         files: Vec::new(),
         splits: BTreeMap::new(),
         problems: Vec::new(),
@@ -110,7 +110,7 @@ pub fn inspect(storage: &dyn Storage) -> Result<InspectReport> {
     }
     for shard in layout.shards() {
         let path = shard.manifest_path();
-        if !storage.exists(&path) {
+        if !storage.exists(&path)? {
             report.problems.push(format!("{}: missing shard (no {path})", shard.data_path()));
             continue;
         }

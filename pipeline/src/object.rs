@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{PipelineError, Result};
 use crate::storage::Storage;
@@ -62,6 +62,16 @@ fn retry() -> object_store::RetryConfig {
     object_store::RetryConfig { retry_timeout: std::time::Duration::from_secs(60), ..Default::default() }
 }
 
+/// A request may take 5 minutes unless the environment says otherwise (`AWS_TIMEOUT`,
+/// `GOOGLE_TIMEOUT`, `AZURE_TIMEOUT`): object_store's default of 30 s covers the body too,
+/// short for a shard of tens of MB on a slow link.
+const TIMEOUT: &str = "300s";
+
+/// Whether `var` is set (the environment then configures the store's timeout itself).
+fn set(var: &str) -> bool {
+    std::env::var_os(var).is_some()
+}
+
 impl ObjectStorage {
     /// Open the store `url` names (`s3://bucket/prefix`, `gs://...`, `az://container/...`),
     /// configured from the environment. Nothing is contacted until the first request.
@@ -80,25 +90,43 @@ impl ObjectStorage {
         let base = format!("{scheme}://{bucket}");
         let store: Arc<dyn ObjectStore> = match scheme.as_str() {
             "s3" => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(&base)
-                    .with_retry(retry())
-                    .build()
-                    .map_err(|e| store_err(url, "", e))?,
+                {
+                    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+                    let b = AmazonS3Builder::from_env().with_url(&base).with_retry(retry());
+                    if set("AWS_TIMEOUT") {
+                        b
+                    } else {
+                        b.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT)
+                    }
+                }
+                .build()
+                .map_err(|e| store_err(url, "", e))?,
             ),
             "gs" => Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(&base)
-                    .with_retry(retry())
-                    .build()
-                    .map_err(|e| store_err(url, "", e))?,
+                {
+                    use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+                    let b = GoogleCloudStorageBuilder::from_env().with_url(&base).with_retry(retry());
+                    if set("GOOGLE_TIMEOUT") {
+                        b
+                    } else {
+                        b.with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT)
+                    }
+                }
+                .build()
+                .map_err(|e| store_err(url, "", e))?,
             ),
             _ => Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(&base)
-                    .with_retry(retry())
-                    .build()
-                    .map_err(|e| store_err(url, "", e))?,
+                {
+                    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+                    let b = MicrosoftAzureBuilder::from_env().with_url(&base).with_retry(retry());
+                    if set("AZURE_TIMEOUT") {
+                        b
+                    } else {
+                        b.with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT)
+                    }
+                }
+                .build()
+                .map_err(|e| store_err(url, "", e))?,
             ),
         };
         // Requests run on a small runtime of their own; callers (rayon workers of
@@ -145,9 +173,13 @@ impl Storage for ObjectStorage {
         Ok(bytes.to_vec())
     }
 
-    fn exists(&self, path: &str) -> bool {
-        let Ok(key) = self.key(path) else { return false };
-        self.runtime.block_on(self.store.head(&key)).is_ok()
+    fn exists(&self, path: &str) -> Result<bool> {
+        let key = self.key(path)?;
+        match self.runtime.block_on(self.store.head(&key)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(store_err(&self.url, path, e)),
+        }
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
@@ -155,8 +187,14 @@ impl Storage for ObjectStorage {
         let prefix = (!key.as_ref().is_empty()).then_some(&key);
         let listed =
             self.runtime.block_on(self.store.list_with_delimiter(prefix)).map_err(|e| store_err(&self.url, dir, e))?;
-        let mut names: Vec<String> =
-            listed.objects.iter().filter_map(|o| o.location.filename().map(str::to_string)).collect();
+        // A folder marker (an empty object named like the prefix, which consoles and
+        // `rclone mkdir` make) is the folder itself, not a file in it.
+        let mut names: Vec<String> = listed
+            .objects
+            .iter()
+            .filter(|o| o.location != key)
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -167,6 +205,10 @@ impl Storage for ObjectStorage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(&self.url, path, e)),
         }
+    }
+
+    fn leaves_temporaries(&self) -> bool {
+        false
     }
 }
 

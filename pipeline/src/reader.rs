@@ -280,10 +280,10 @@ impl Dataset {
 
     /// Open a finalised dataset from any storage.
     pub fn open_storage(storage: Arc<dyn Storage>) -> Result<Dataset> {
-        if !storage.exists(INFO_PATH) {
+        if !storage.exists(INFO_PATH)? {
             return Err(PipelineError::Corrupt {
                 path: format!("{}/{INFO_PATH}", storage.location()).into(),
-                reason: if storage.exists(crate::generate::SUITE_PATH) {
+                reason: if storage.exists(crate::generate::SUITE_PATH)? {
                     "missing: the dataset is not finalised; an interrupted `generate` continues with `physworld generate --suite FILE --out DIR --resume`, a sharded run needs `physworld finalize` once every worker is done".into()
                 } else {
                     "missing: not a physworld dataset (a folder written by `physworld generate --suite FILE --out DIR`)"

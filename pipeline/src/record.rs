@@ -159,7 +159,7 @@ impl RecordingReport {
 }
 
 /// Whether `storage` holds a recording (its `meta/record.json`).
-pub fn is_recording(storage: &dyn Storage) -> bool {
+pub fn is_recording(storage: &dyn Storage) -> Result<bool> {
     storage.exists(RECORD_META)
 }
 
@@ -216,7 +216,7 @@ fn check_file(
     slots: usize,
 ) -> std::result::Result<Vec<arrow_array::RecordBatch>, String> {
     let path = &entry.path;
-    if !storage.exists(path) {
+    if !storage.exists(path).map_err(|e| e.to_string())? {
         return Err(format!("{path}: missing"));
     }
     let bytes = storage.get(path).map_err(|e| e.to_string())?;

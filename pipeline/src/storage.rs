@@ -17,12 +17,18 @@ pub trait Storage: Send + Sync {
     fn put(&self, path: &str, bytes: &[u8]) -> Result<()>;
     /// Read a whole file.
     fn get(&self, path: &str) -> Result<Vec<u8>>;
-    /// Whether a file exists.
-    fn exists(&self, path: &str) -> bool;
+    /// Whether a file exists; an error when the storage cannot tell (a store that does
+    /// not answer or refuses the request), never a guess.
+    fn exists(&self, path: &str) -> Result<bool>;
     /// File names (not paths) directly inside folder `dir`, sorted; empty if it is missing.
     fn list(&self, dir: &str) -> Result<Vec<String>>;
     /// Delete a file if it exists.
     fn remove(&self, path: &str) -> Result<()>;
+    /// Whether a killed writer can leave temporary files behind ([`write_atomic`]'s);
+    /// object stores, whose puts are atomic, leave none.
+    fn leaves_temporaries(&self) -> bool {
+        true
+    }
 }
 
 /// A dataset folder on the local file system.
@@ -71,8 +77,8 @@ impl Storage for LocalStorage {
         fs::read(&p).map_err(io_err(p))
     }
 
-    fn exists(&self, path: &str) -> bool {
-        self.full(path).is_file()
+    fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.full(path).is_file())
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
@@ -179,7 +185,7 @@ pub fn open_storage(location: &Path) -> Result<std::sync::Arc<dyn Storage>> {
 
 /// Why a build without the `cloud` feature refuses object-store URLs, and the rebuild.
 #[cfg(not(feature = "cloud"))]
-const NO_CLOUD: &str = "a local folder: this build has no object storage; rebuild with `cargo build --release --features cloud` (or `cargo install --path . --features cloud`) for s3://, gs:// and az:// datasets";
+const NO_CLOUD: &str = "this build has no object storage (s3://, gs://, az://); rebuild with `cargo build --release --features cloud` (or `cargo install --path . --features cloud`), or pass a local folder";
 
 /// The value parser of dataset locations (`generate --out`, every `--data`): a local path,
 /// a `file://` URL ([`local_path`]) or an object-store URL kept verbatim, which a build
@@ -265,5 +271,24 @@ mod tests {
         }
         // Not a URL: a name with `://` after something that is not a scheme.
         assert_eq!(local_path("a b://c"), Ok(PathBuf::from("a b://c")));
+    }
+
+    #[test]
+    fn dataset_locations_take_store_urls_only_in_a_cloud_build() {
+        assert_eq!(dataset_location("file:///abs/d"), Ok(PathBuf::from("/abs/d")));
+        assert!(dataset_location("https://host/d").is_err());
+        for url in ["s3://bucket/d", "gs://bucket/d", "az://container/d"] {
+            let got = dataset_location(url);
+            if cfg!(feature = "cloud") {
+                assert_eq!(got, Ok(PathBuf::from(url)));
+            } else {
+                let e = got.expect_err(url);
+                assert!(e.contains(url) && e.contains("--features cloud"), "{e}");
+                let e = open_storage(Path::new(url)).map(|s| s.location()).expect_err(url).to_string();
+                assert!(e.contains(url) && e.contains("--features cloud"), "{e}");
+            }
+        }
+        #[cfg(feature = "cloud")]
+        assert!(dataset_location("s3:///no-bucket").expect_err("no bucket").contains("no bucket"));
     }
 }

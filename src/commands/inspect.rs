@@ -18,7 +18,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .data
         .existing("a dataset folder from `physworld generate` or a recording from `physworld plan --record`")?;
     let storage = open_storage(dir)?;
-    if is_recording(storage.as_ref()) {
+    if is_recording(storage.as_ref())? {
         return recording(&inspect_recording(storage.as_ref())?, args.json);
     }
     let r = inspect(storage.as_ref())?;
