@@ -254,20 +254,21 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     let shards = layout.shards();
     let mine: Vec<&ShardId> = shards.iter().enumerate().filter(|(j, _)| opts.shard.owns(*j)).map(|(_, s)| s).collect();
     // Other workers of a sharded run write their own shards into the same folder.
-    let mut written = false;
     for s in mine.iter().filter(|_| !opts.resume) {
-        written = written || storage.exists(&s.manifest_path())? || storage.exists(&s.data_path())?;
-    }
-    if written {
-        return Err(PipelineError::InvalidArgument {
-            field: "--out".into(),
-            value: storage.location(),
-            allowed: "a folder without this worker's shards, or --resume to continue the run that wrote them".into(),
-        });
+        if storage.exists(&s.manifest_path())? || storage.exists(&s.data_path())? {
+            return Err(PipelineError::InvalidArgument {
+                field: "--out".into(),
+                value: storage.location(),
+                allowed: "a folder without this worker's shards, or --resume to continue the run that wrote them"
+                    .into(),
+            });
+        }
     }
     claim(storage, suite, &hash)?;
-    // Leftovers of a killed run of this worker: its shards' temporary files.
-    for s in mine.iter().filter(|_| storage.leaves_temporaries()) {
+    // Leftovers of a killed run of this worker: its shards' temporary files (a store
+    // leaves none).
+    let sweep: &[&ShardId] = if storage.leaves_temporaries() { &mine } else { &[] };
+    for s in sweep {
         for p in [s.data_path(), s.episodes_path(), s.manifest_path()] {
             let (dir, name) = p.rsplit_once('/').unwrap_or(("", &p));
             let tmp = tmp_name(name);

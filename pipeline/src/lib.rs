@@ -37,7 +37,7 @@ pub use generate::{
 pub use inspect::{InspectReport, SplitReport, inspect};
 pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};
 #[cfg(feature = "cloud")]
-pub use object::{ObjectStorage, STORE_SCHEMES};
+pub use object::ObjectStorage;
 pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, writer_properties};
 pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, SCENE_KINDS, SceneBox, WindowSpec, WindowStream, load_file};
 pub use record::{
@@ -49,7 +49,8 @@ pub use schema::{
     frames_schema,
 };
 pub use storage::{
-    LocalStorage, Storage, dataset_location, local_path, open_storage, sha256_hex, store_url, write_atomic,
+    LocalStorage, STORE_SCHEMES, Storage, dataset_location, local_path, open_storage, sha256_hex, store_url,
+    write_atomic,
 };
 pub use suite::{
     DEFAULT_MAX_OBJECTS, DEFAULT_SAMPLES_PER_FILE, Observability, SplitSpec, Suite, SuiteFamily, SuiteMeta,

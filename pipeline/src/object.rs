@@ -14,7 +14,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{PipelineError, Result};
-use crate::storage::Storage;
+use crate::storage::{STORE_SCHEMES, Storage};
 
 /// A dataset under a prefix of a bucket (or container).
 pub struct ObjectStorage {
@@ -29,9 +29,6 @@ impl std::fmt::Debug for ObjectStorage {
         f.debug_struct("ObjectStorage").field("url", &self.url).finish()
     }
 }
-
-/// The URL schemes object storage is reached by.
-pub const STORE_SCHEMES: [&str; 3] = ["s3", "gs", "az"];
 
 /// `(scheme, bucket, prefix)` of an object-store URL such as `s3://bucket/some/prefix/`.
 pub(crate) fn split_url(url: &str) -> std::result::Result<(String, String, String), String> {

@@ -155,12 +155,15 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The URL schemes object storage is reached by.
+pub const STORE_SCHEMES: [&str; 3] = ["s3", "gs", "az"];
+
 /// The object-store URL (`s3://`, `gs://`, `az://`) a dataset location holds, if it is one.
 /// Dataset locations travel as paths ([`dataset_location`] keeps such URLs verbatim).
 pub fn store_url(location: &Path) -> Option<&str> {
     let s = location.to_str()?;
     let (scheme, _) = s.split_once("://")?;
-    ["s3", "gs", "az"].iter().any(|k| scheme.eq_ignore_ascii_case(k)).then_some(s)
+    STORE_SCHEMES.iter().any(|k| scheme.eq_ignore_ascii_case(k)).then_some(s)
 }
 
 /// The storage a dataset location names: a local folder, or with the `cloud` feature a
