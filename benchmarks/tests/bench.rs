@@ -173,7 +173,11 @@ fn result_files_are_valid_deterministic_and_logged_per_item() {
 #[test]
 fn bad_specs_and_missing_checkpoints_are_clear_errors() {
     let e = adapters::parse("gpt-7").err().expect("unknown").to_string();
-    assert!(e.contains("gpt-7") && e.contains("oracle") && e.contains("jepa:<run dir>"), "{e}");
+    assert!(e.contains("gpt-7") && e.contains("oracle") && e.contains(":<run dir>"), "{e}");
+    let e = adapters::parse("jepa,features=all:/x").err().expect("bad option").to_string();
+    assert!(e.contains("features=all") && e.contains("features=model|both"), "{e}");
+    let e = adapters::parse("jepa,rollout=0:/x").err().expect("bad rollout").to_string();
+    assert!(e.contains("rollout is `0`") && e.contains("rollout=FRAMES"), "{e}");
     let e = adapters::parse("chance:x").err().expect("bad seed").to_string();
     assert!(e.contains("chance:SEED"), "{e}");
     let e = adapters::parse("jepa:/nonexistent/run").err().expect("missing").to_string();
@@ -493,6 +497,20 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
         for p in ["readout=all", "readout=only", "readout=all-but-one"] {
             assert!(contact.metrics.iter().any(|m| m.group == p), "{p} missing");
         }
+        assert_eq!(r.model.config["readout"], serde_json::json!({ "features": "model", "rollout": 30 }));
+        // The readout options: the raw state beside the features, a rollout to each
+        // episode's end. Every item is still answered, the options are recorded, and the
+        // raw state changes the forecast probe's answers.
+        let both = bench(&format!("jepa,features=both,rollout=end:{}", run.display()), tmp.path());
+        assert_eq!(both.model.config["readout"], serde_json::json!({ "features": "model+raw", "rollout": "end" }));
+        for t in &both.tasks {
+            assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers with the readout options", t.id);
+        }
+        assert_ne!(
+            primary(&r, "forecast"),
+            primary(&both, "forecast"),
+            "{objective:?}: the raw state changed no forecast"
+        );
     }
 }
 

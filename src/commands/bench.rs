@@ -25,6 +25,12 @@ pub struct Args {
     /// greedy (plans only), raw-state, jepa:<run dir> (also serves state-mse runs), heuristic:<name>,
     /// process:<command>, and LLMs: openai:<model>[@<base url>], anthropic:<model>[@<base
     /// url>], gguf:<path to a .gguf chat model> (in-process, no server).
+    ///
+    /// jepa takes readout options before the colon, e.g. `jepa,features=both,rollout=end:RUN`:
+    /// features=model (default: the model's features alone) or both (plus the raw observed
+    /// state, which can win without any world-model content: compare it with raw-state);
+    /// rollout=FRAMES (default 30) or end: contact and outcome are read from the model's
+    /// imagined future that far, or to the episode's end (mean and last representation).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`).

@@ -9,7 +9,7 @@
 //! | `greedy` | the planning heuristics: the ball dropped just behind the target; a PD controller pushing to the goal | plan-launch, plan-push |
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
-//! | `jepa:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise | all |
+//! | `jepa[,OPTION...]:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise; options (see [`Readout`]) `features=model\|both` (the raw observed state beside the model's features), `rollout=FRAMES\|end` (contact and outcome read from the rollout's frame, or to the episode's end) | all |
 //! | `heuristic:<name>` | a cheap trick (see [`Heuristic`], [`Structural`]) that a meaningful task defeats | voe, contact or outcome |
 //! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]); plans as a dialogue ([`crate::llm::plan`]) | all, plan-launch |
 //! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | all, plan-launch |
@@ -34,7 +34,9 @@ mod structural;
 pub use baselines::{Chance, ConstantVelocity, GreedyPlanner, Majority, Oracle};
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use observer::Observer;
-pub use probes::{Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_ROLLOUT, RawState};
+pub use probes::{
+    Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_OPTIONS, READOUT_ROLLOUT, RawState, Readout, Rollout,
+};
 pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, episode_json};
 pub use structural::Structural;
 
@@ -166,7 +168,7 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy, raw-state, jepa:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
+pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy, raw-state, jepa[,features=model|both][,rollout=FRAMES|end]:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
 /// The names before the `:` of [`SPECS`], for "did you mean".
 const SPEC_HEADS: [&str; 13] = [
@@ -202,6 +204,11 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         Some((h, a)) => (h, Some(a)),
         None => (spec, None),
     };
+    // `jepa,features=both,rollout=end:<run>`: a checkpoint's readout options.
+    let (head, options) = match head.split_once(',') {
+        Some(("jepa", o)) => ("jepa", o),
+        _ => (head, ""),
+    };
     match (head, arg) {
         ("oracle", None) => Ok(Box::new(Oracle::new())),
         ("observer", None) => Ok(Box::new(Observer::new(false))),
@@ -226,7 +233,8 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),
         ("jepa", Some(run)) if !run.is_empty() => {
             let dir = physworld_pipeline::local_path(run).map_err(|why| BenchError::invalid("model", spec, why))?;
-            Ok(Box::new(ProbeAdapter::new(spec, Jepa::load(&dir, spec)?)))
+            let readout = Readout::parse(options, spec)?;
+            Ok(Box::new(ProbeAdapter::with_readout(spec, Jepa::load(&dir, spec)?, readout)))
         }
         _ => {
             let hint = physworld_sim::suggest::closest(head, SPEC_HEADS)

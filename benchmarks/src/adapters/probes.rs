@@ -22,10 +22,81 @@ use crate::results::ModelRef;
 use crate::tasks::{Item, Target, TaskKind, pos, seen};
 use physworld_sim::StaticRole;
 
-/// Frames rolled forward for the contact and outcome readouts (1 s at 30 fps).
+/// Frames rolled forward for the contact and outcome readouts by default (1 s at 30 fps).
 pub const READOUT_ROLLOUT: usize = 30;
-/// L2 penalty of logistic probes.
-const LOGISTIC_L2: f64 = 0.1;
+
+/// How the probes read a checkpoint out: the options of
+/// `jepa[,features=model|both][,rollout=FRAMES|end]:<run dir>`.
+///
+/// The default is the model's own features (`model`) and a 1-s rollout. `features=both`
+/// adds the raw observed state to every probe's rows, which can win without any
+/// world-model content: report it beside `raw-state` and the features alone, never
+/// instead of them. `rollout=end` reads contact and outcome from the model's imagined
+/// future up to the episode's end (Physion's readout to the event horizon): the mean of
+/// the rolled-out representations and the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readout {
+    /// Whether the probes also see the raw observed state.
+    pub with_raw: bool,
+    /// How far the contact and outcome rollout goes past the last observed frame.
+    pub rollout: Rollout,
+}
+
+/// Length of the contact and outcome readout's rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    /// This many frames.
+    Frames(usize),
+    /// To the end of the episode.
+    End,
+}
+
+impl Default for Readout {
+    fn default() -> Self {
+        Readout { with_raw: false, rollout: Rollout::Frames(READOUT_ROLLOUT) }
+    }
+}
+
+/// The options [`Readout::parse`] accepts.
+pub const READOUT_OPTIONS: &str = "features=model|both, rollout=FRAMES (1 to 10000)|end";
+
+impl Readout {
+    /// Parse comma-separated `key=value` options (`features=both,rollout=end`; empty for the
+    /// default); `spec` is the whole model spec, for errors.
+    pub fn parse(options: &str, spec: &str) -> Result<Readout> {
+        let mut r = Readout::default();
+        let bad = |what: &str| {
+            BenchError::invalid(
+                "model",
+                spec,
+                format!("jepa[,OPTION...]:<run dir> where {what}; options: {READOUT_OPTIONS}"),
+            )
+        };
+        for opt in options.split(',').filter(|o| !o.is_empty()) {
+            match opt.split_once('=') {
+                Some(("features", "model")) => r.with_raw = false,
+                Some(("features", "both")) => r.with_raw = true,
+                Some(("rollout", "end")) => r.rollout = Rollout::End,
+                Some(("rollout", n)) => match n.parse::<usize>() {
+                    Ok(n) if (1..=10_000).contains(&n) => r.rollout = Rollout::Frames(n),
+                    _ => return Err(bad(&format!("rollout is `{n}`"))),
+                },
+                _ => return Err(bad(&format!("`{opt}` is not an option"))),
+            }
+        }
+        Ok(r)
+    }
+
+    /// The options as recorded in result files.
+    pub fn describe(&self) -> serde_json::Value {
+        json!({
+            "features": if self.with_raw { "model+raw" } else { "model" },
+            "rollout": match self.rollout { Rollout::Frames(n) => json!(n), Rollout::End => json!("end") },
+        })
+    }
+}
+/// Folds of the logistic probes' cross-validated penalty (over [`Logistic::L2S`]).
+const LOGISTIC_FOLDS: usize = 5;
 
 /// Features of one item: per slot at the last observed frame, and per slot at each
 /// requested future offset.
@@ -101,9 +172,16 @@ pub trait Featurizer: Sync {
         Ok(())
     }
     /// Features of observed episodes (each from [`crate::observe`], its last frame the
-    /// reference) at future `offsets` (frames after the last observed one, 1-based);
-    /// `norm` is the dataset's input normalisation.
-    fn features(&self, norm: &Normalizer, obs: &[&EpisodeObs], offsets: &[usize]) -> Result<Vec<ItemFeatures>>;
+    /// reference) at future `offsets` (frames after the last observed one, 1-based), or,
+    /// with `to_end`, two summaries of the future up to each episode's end (the mean over
+    /// its frames and its last frame); `norm` is the dataset's input normalisation.
+    fn features(
+        &self,
+        norm: &Normalizer,
+        obs: &[&EpisodeObs],
+        offsets: &[usize],
+        to_end: bool,
+    ) -> Result<Vec<ItemFeatures>>;
     /// Surprise of each whole observed episode of one item, for featurizers with a
     /// predictor.
     fn surprise(&self, _episodes: &[&EpisodeFrames]) -> Option<Result<Vec<Surprise>>> {
@@ -122,14 +200,21 @@ impl Featurizer for RawState {
     fn describe(&self, id: &str) -> ModelRef {
         ModelRef {
             labels_used: vec!["readout split labels (probes)".into()],
-            config: json!({ "features": "normalised last observed state", "ridge_lambdas": RidgeProbe::LAMBDAS, "logistic_l2": LOGISTIC_L2 }),
+            config: json!({ "features": "normalised last observed state", "ridge_lambdas": RidgeProbe::LAMBDAS, "logistic_l2": Logistic::L2S, "logistic_folds": LOGISTIC_FOLDS }),
             ..ModelRef::new(id, "raw-state")
         }
     }
     fn dims(&self) -> (usize, usize) {
         (OBS_DIM, OBS_DIM)
     }
-    fn features(&self, norm: &Normalizer, obs: &[&EpisodeObs], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
+    fn features(
+        &self,
+        norm: &Normalizer,
+        obs: &[&EpisodeObs],
+        offsets: &[usize],
+        to_end: bool,
+    ) -> Result<Vec<ItemFeatures>> {
+        let copies = if to_end { 2 } else { offsets.len() };
         obs.iter()
             .map(|o| {
                 let e = &o.frames;
@@ -138,7 +223,7 @@ impl Featurizer for RawState {
                 let b = Batch::new(std::slice::from_ref(&last), norm, &Device::Cpu)?;
                 let x: Vec<f32> = b.obs.flatten_all()?.to_vec1()?;
                 Ok(ItemFeatures {
-                    fut: offsets.iter().map(|_| x.clone()).collect(),
+                    fut: vec![x.clone(); copies],
                     obs: x,
                     seen: (0..e.slots).map(|o| seen(e, r, o)).collect(),
                     raw: Vec::new(),
@@ -228,7 +313,8 @@ impl Featurizer for Jepa {
                 "train": self.cfg,
                 "data": self.state.data,
                 "ridge_lambdas": RidgeProbe::LAMBDAS,
-                "logistic_l2": LOGISTIC_L2,
+                "logistic_l2": Logistic::L2S,
+                "logistic_folds": LOGISTIC_FOLDS,
                 "readout_rollout": READOUT_ROLLOUT,
                 "voe_windows": {
                     "context": self.cfg.data.context,
@@ -257,11 +343,28 @@ impl Featurizer for Jepa {
         }
         Ok(())
     }
-    fn features(&self, _norm: &Normalizer, obs: &[&EpisodeObs], offsets: &[usize]) -> Result<Vec<ItemFeatures>> {
-        let steps = offsets.iter().copied().max().unwrap_or(0);
+    fn features(
+        &self,
+        _norm: &Normalizer,
+        obs: &[&EpisodeObs],
+        offsets: &[usize],
+        to_end: bool,
+    ) -> Result<Vec<ItemFeatures>> {
         let (d_obs, d_fut) = self.dims();
         let mut out = Vec::new();
         for chunk in obs.chunks(32) {
+            // Frames each item rolls forward: the offsets' furthest, or to its episode's end.
+            let ahead: Vec<usize> = chunk
+                .iter()
+                .map(|o| {
+                    if to_end {
+                        o.episode_frames.saturating_sub(o.frames.frames).max(1)
+                    } else {
+                        offsets.iter().copied().max().unwrap_or(0)
+                    }
+                })
+                .collect();
+            let steps = ahead.iter().copied().max().unwrap_or(0);
             let (wins, c) = self.windows(chunk, steps);
             let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
             let s = batch.slots;
@@ -278,18 +381,27 @@ impl Featurizer for Jepa {
             } else {
                 Vec::new()
             };
+            let w = s * d_fut;
             for (b, o) in chunk.iter().enumerate() {
                 let e = &o.frames;
                 let r = e.frames - 1;
+                // Frame `k` (1-based) of item `b`'s rollout.
+                let at = |k: usize| &roll[(b * steps + k - 1) * w..(b * steps + k) * w];
+                let fut = if to_end {
+                    let n = ahead[b];
+                    let mut mean = vec![0f32; w];
+                    for k in 1..=n {
+                        for (m, v) in mean.iter_mut().zip(at(k)) {
+                            *m += v / n as f32;
+                        }
+                    }
+                    vec![mean, at(n).to_vec()]
+                } else {
+                    offsets.iter().map(|&k| at(k).to_vec()).collect()
+                };
                 out.push(ItemFeatures {
                     obs: enc[b * s * d_obs..(b + 1) * s * d_obs].to_vec(),
-                    fut: offsets
-                        .iter()
-                        .map(|&k| {
-                            let at = ((b * steps) + k - 1) * s * d_fut;
-                            roll[at..at + s * d_fut].to_vec()
-                        })
-                        .collect(),
+                    fut,
                     seen: (0..s).map(|o| seen(e, r, o)).collect(),
                     raw: Vec::new(),
                     positions: (0..s).map(|o| pos(e, r, o)).collect(),
@@ -377,21 +489,30 @@ pub fn surprise_windows(frames: usize, context: usize, future: usize) -> Vec<Win
 pub struct ProbeAdapter<F> {
     id: String,
     feat: F,
+    readout: Readout,
     /// Features per (dataset, items, task, readout): a task's readout protocols share them,
     /// and the next dataset of a run (another fold) never finds the last one's.
     cache: BTreeMap<(String, String, TaskKind, bool), Vec<ItemFeatures>>,
 }
 
 impl<F: Featurizer> ProbeAdapter<F> {
-    /// Wrap `feat` under row name `id`.
+    /// Wrap `feat` under row name `id`, read out the default way.
     pub fn new(id: &str, feat: F) -> Self {
-        ProbeAdapter { id: id.into(), feat, cache: BTreeMap::new() }
+        Self::with_readout(id, feat, Readout::default())
     }
 
-    fn offsets(task: TaskKind, items: &[Item]) -> Vec<usize> {
-        match task {
-            TaskKind::Forecast => items.first().map(|i| i.horizons.clone()).unwrap_or_default(),
-            _ => vec![READOUT_ROLLOUT],
+    /// Wrap `feat` under row name `id`, read out as `readout` says.
+    pub fn with_readout(id: &str, feat: F, readout: Readout) -> Self {
+        ProbeAdapter { id: id.into(), feat, readout, cache: BTreeMap::new() }
+    }
+
+    /// The future offsets a task's features are taken at, and whether they run to the
+    /// episode's end instead.
+    fn offsets(&self, task: TaskKind, items: &[Item]) -> (Vec<usize>, bool) {
+        match (task, self.readout.rollout) {
+            (TaskKind::Forecast, _) => (items.first().map(|i| i.horizons.clone()).unwrap_or_default(), false),
+            (_, Rollout::Frames(n)) => (vec![n], false),
+            (_, Rollout::End) => (Vec::new(), true),
         }
     }
 
@@ -415,9 +536,10 @@ impl<F: Featurizer> ProbeAdapter<F> {
             }
             return Ok(f.clone());
         }
-        let offsets = Self::offsets(task, items);
+        let (offsets, to_end) = self.offsets(task, items);
         let norm = ctx.frames.normalizer();
         let feat = &self.feat;
+        let with_raw = self.readout.with_raw && feat.kind() != "raw-state";
         // Chunks of 32 items in parallel: the chunks, and so every batch, are the same
         // whatever the thread count.
         let chunks = items
@@ -425,9 +547,9 @@ impl<F: Featurizer> ProbeAdapter<F> {
             .map(|chunk| -> Result<Vec<ItemFeatures>> {
                 let obs = chunk.iter().map(|it| ctx.observe(it)).collect::<Result<Vec<_>>>()?;
                 let eps: Vec<&EpisodeObs> = obs.iter().map(|o| o.first()).collect();
-                let mut f = feat.features(norm, &eps, &offsets)?;
-                if task == TaskKind::Forecast && feat.kind() != "raw-state" {
-                    for (x, r) in f.iter_mut().zip(RawState.features(norm, &eps, &[])?) {
+                let mut f = feat.features(norm, &eps, &offsets, to_end)?;
+                if with_raw {
+                    for (x, r) in f.iter_mut().zip(RawState.features(norm, &eps, &[], false)?) {
                         x.raw = r.obs;
                     }
                 }
@@ -468,27 +590,47 @@ fn slot(x: &[f32], o: Option<u16>, d: usize) -> Vec<f32> {
     }
 }
 
-/// Scene-level row of an item for the contact and tower probes.
-fn scene_row(it: &Item, f: &ItemFeatures, (d_obs, d_fut): (usize, usize)) -> Vec<f32> {
-    let last = f.fut.last().map(Vec::as_slice).unwrap_or(&[]);
+/// One object's features: at the last observed frame, at each future point, and its raw
+/// state when the readout adds it.
+fn object_row(f: &ItemFeatures, o: Option<u16>, (d_obs, d_fut): (usize, usize)) -> Vec<f32> {
+    let mut row = slot(&f.obs, o, d_obs);
+    for x in &f.fut {
+        row.extend(slot(x, o, d_fut));
+    }
+    if !f.raw.is_empty() {
+        row.extend(slot(&f.raw, o, OBS_DIM));
+    }
+    row
+}
+
+/// The seen objects' features pooled (mean), as [`object_row`] lists them.
+fn pooled_row(f: &ItemFeatures, (d_obs, d_fut): (usize, usize)) -> Vec<f32> {
     let mut row = pooled(&f.obs, &f.seen, d_obs);
-    row.extend(pooled(last, &f.seen, d_fut));
+    for x in &f.fut {
+        row.extend(pooled(x, &f.seen, d_fut));
+    }
+    if !f.raw.is_empty() {
+        row.extend(pooled(&f.raw, &f.seen, OBS_DIM));
+    }
+    row
+}
+
+/// Scene-level row of an item for the contact and tower probes.
+fn scene_row(it: &Item, f: &ItemFeatures, dims: (usize, usize)) -> Vec<f32> {
+    let mut row = pooled_row(f, dims);
     row.extend_from_slice(&f.scene);
     if it.question == "contact" {
         for o in [it.objects.first().copied(), it.objects.get(1).copied()] {
-            row.extend(slot(&f.obs, o, d_obs));
-            row.extend(slot(last, o, d_fut));
+            row.extend(object_row(f, o, dims));
         }
     }
     row
 }
 
 /// Per-candidate row for the first-to-the-floor probe.
-fn candidate_row(f: &ItemFeatures, o: u16, (d_obs, d_fut): (usize, usize)) -> Vec<f32> {
-    let last = f.fut.last().map(Vec::as_slice).unwrap_or(&[]);
-    let mut row = slot(&f.obs, Some(o), d_obs);
-    row.extend(slot(last, Some(o), d_fut));
-    row.extend(pooled(&f.obs, &f.seen, d_obs));
+fn candidate_row(f: &ItemFeatures, o: u16, dims: (usize, usize)) -> Vec<f32> {
+    let mut row = object_row(f, Some(o), dims);
+    row.extend(pooled_row(f, dims));
     row.extend_from_slice(&f.scene);
     row
 }
@@ -504,7 +646,13 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
         task != TaskKind::Voe || self.feat.kind() != "raw-state"
     }
     fn describe(&self) -> ModelRef {
-        self.feat.describe(&self.id)
+        let mut m = self.feat.describe(&self.id);
+        if self.feat.kind() != "raw-state"
+            && let Some(c) = m.config.as_object_mut()
+        {
+            c.insert("readout".into(), self.readout.describe());
+        }
+        m
     }
     fn protocols(&self, task: TaskKind) -> Vec<&'static str> {
         match task {
@@ -548,9 +696,8 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
         match task {
             TaskKind::Forecast => {
                 let horizons = items.first().map(|i| i.horizons.len()).unwrap_or(0);
-                // Learned models: the raw present state plus the representation (a JEPA may
-                // drop absolute position, which the dynamics do not need).
-                let raw_w = if self.feat.kind() == "raw-state" { 0 } else { OBS_DIM };
+                // The raw present state only when the readout adds it (`features=both`).
+                let raw_w = if self.readout.with_raw && self.feat.kind() != "raw-state" { OBS_DIM } else { 0 };
                 let row = |f: &ItemFeatures, k: usize, o: u16| {
                     let mut r = if raw_w > 0 { slot(&f.raw, Some(o), raw_w) } else { Vec::new() };
                     r.extend(slot(&f.obs, Some(o), dims.0));
@@ -611,8 +758,9 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                                         _ => true,
                                     }
                             };
-                            let (mut x, mut y, mut dim) = (Vec::new(), Vec::new(), 0);
-                            for (r, rf) in readout.iter().zip(&fit_feats).filter(|(r, _)| use_item(r)) {
+                            let (mut x, mut y, mut groups, mut dim) = (Vec::new(), Vec::new(), Vec::new(), 0);
+                            for (g, (r, rf)) in readout.iter().zip(&fit_feats).filter(|(r, _)| use_item(r)).enumerate()
+                            {
                                 let Some(ans) = r.answer_index() else { continue };
                                 if r.question == "first_floor" {
                                     for (j, &o) in r.objects.iter().enumerate() {
@@ -620,15 +768,18 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                                         dim = row.len();
                                         x.extend(row);
                                         y.push(j == ans);
+                                        groups.push(g);
                                     }
                                 } else {
                                     let row = scene_row(r, rf, dims);
                                     dim = row.len();
                                     x.extend(row);
                                     y.push(r.choices.get(ans).is_some_and(|c| c == "yes"));
+                                    groups.push(g);
                                 }
                             }
-                            (!y.is_empty()).then(|| Logistic::fit(&x, &y, dim, LOGISTIC_L2))
+                            (!y.is_empty())
+                                .then(|| Logistic::fit_cv(&x, &y, &groups, dim, &Logistic::L2S, LOGISTIC_FOLDS).0)
                         })
                         .clone();
                     let Some(p) = probe else {
