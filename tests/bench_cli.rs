@@ -63,6 +63,29 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let t = text(&o);
     assert!(t.contains("REGRESSION chance contact"), "{t}");
 
+    // Paired comparison with one reference: every other row on the reference's tasks, the
+    // oracle better than chance on contact, majority worse than the oracle.
+    let o = physworld(&["leaderboard", "--results", s(&out.join("results")), "--versus", "chance", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["reference"], "chance");
+    let verdict = |model: &str, task: &str| {
+        v["comparisons"]
+            .as_array()
+            .expect("comparisons")
+            .iter()
+            .find(|c| c["model"] == model && c["task"] == task)
+            .map(|c| c["verdict"].as_str().expect("verdict").to_string())
+    };
+    assert_eq!(verdict("oracle", "contact").as_deref(), Some("better"), "{v}");
+    assert_eq!(verdict("chance", "contact"), None, "the reference is not compared with itself");
+    assert_eq!(verdict("oracle", "forecast"), None, "chance does not forecast: {v}");
+    let o = physworld(&["leaderboard", "--results", s(&out.join("results")), "--versus", "oracle"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("| majority | contact | accuracy | 0.500 | 1.000 |"), "{}", text(&o));
+    let o = physworld(&["leaderboard", "--results", s(&out.join("results")), "--versus", "orcale"]);
+    assert!(!o.status.success() && text(&o).contains("orcale") && text(&o).contains("oracle"), "{}", text(&o));
+
     // The tiny suite is too small to show anything at chance (16 quadruplets a family,
     // against about 500 needed for ±0.1 at suite power 0.8 over 42 checks): validate-suite
     // says so and exits non-zero, while no trick is off chance.

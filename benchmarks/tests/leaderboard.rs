@@ -558,3 +558,34 @@ fn result_files_round_trip_through_their_one_typed_definition_nan_included() {
     let err = results::parse(&board).expect_err("a leaderboard is not a result file");
     assert!(err.contains("physworld-leaderboard/1") && err.contains("physworld-results/1"), "{err}");
 }
+
+/// `--versus`: every row against one reference on the same items, with a verdict from the
+/// paired test rather than from overlapping intervals.
+#[test]
+fn versus_pairs_each_model_with_the_reference_on_the_same_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The reference is right on items 0..60; `better` on 0..75; `worse` on 0..45; `same`
+    // on 0..30 and 60..90: as many right, on other items, so only the pairing shows that
+    // they differ item by item (neither is better).
+    write_contact(dir.path(), "raw-state", CONTACT_HASH, &binary(100, 60));
+    write_contact(dir.path(), "jepa:runs/better", CONTACT_HASH, &binary(100, 75));
+    write_contact(dir.path(), "jepa:runs/worse", CONTACT_HASH, &binary(100, 45));
+    let same: Vec<f64> = (0..100).map(|i| if i < 30 || (60..90).contains(&i) { 1.0 } else { 0.0 }).collect();
+    write_contact(dir.path(), "jepa:runs/same", CONTACT_HASH, &same);
+    let board = leaderboard::load(dir.path()).expect("load");
+    let report = leaderboard::versus(&board, "raw-state", 0).expect("versus");
+    assert_eq!(report.comparisons.len(), 3, "{report:?}");
+    let verdict = |m: &str| {
+        let c = report.comparisons.iter().find(|c| c.model == m).expect(m);
+        assert_eq!((c.reference_value, c.test.n), (0.6, 100), "{c:?}");
+        c.verdict
+    };
+    assert_eq!(verdict("jepa:runs/better"), "better");
+    assert_eq!(verdict("jepa:runs/worse"), "worse");
+    assert_eq!(verdict("jepa:runs/same"), "no significant difference");
+    let md = report.markdown();
+    assert!(md.contains("| jepa:runs/better | contact | accuracy | 0.750 | 0.600 | +0.150 ["), "{md}");
+    // An unknown reference names the models there are.
+    let e = leaderboard::versus(&board, "raw", 0).expect_err("unknown").to_string();
+    assert!(e.contains("raw") && e.contains("raw-state") && e.contains("jepa:runs/same"), "{e}");
+}

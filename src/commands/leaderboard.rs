@@ -35,11 +35,18 @@ pub struct Args {
     /// plus McNemar's exact test for right/wrong scores), naming the task and the drop.
     #[arg(value_parser = crate::commands::path_arg, long, value_name = "BASELINE.json")]
     check: Option<PathBuf>,
+    /// Compare every model with this one (a model id of the board, e.g. raw-state) on the
+    /// same items: the paired per-item test (bootstrap of the mean difference, plus
+    /// McNemar's exact test for right/wrong scores), with a verdict per task: better,
+    /// worse, or no significant difference. Overlapping intervals of unpaired scores are
+    /// the wrong test for "model A beats model B".
+    #[arg(long, value_name = "MODEL", conflicts_with = "check")]
+    versus: Option<String>,
     /// Seed of the paired bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print JSON: the comparison report with --check, else the leaderboard (the same as
-    /// --format json).
+    /// Print JSON: the comparison report with --check or --versus, else the leaderboard
+    /// (the same as --format json).
     #[arg(long)]
     json: bool,
 }
@@ -96,6 +103,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("{} significant regression(s) against {}", report.regressions().len(), base.display());
         }
         return Ok(());
+    }
+    if let Some(reference) = &args.versus {
+        let report = leaderboard::versus(&board, reference, args.seed)?;
+        let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.markdown() };
+        return emit(&text, args.out.as_deref());
     }
     let format = if args.json {
         if args.format != Format::Md && args.format != Format::Json {

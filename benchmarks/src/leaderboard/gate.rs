@@ -219,3 +219,118 @@ fn find_cell<'a>(
 fn format_p(p: f64) -> String {
     if p >= 1e-4 { format!("{p:.4}") } else { format!("{p:.1e}") }
 }
+
+/// One model's cell compared with a reference model's cell on the same items.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Versus {
+    /// Model id (a row of the board: one result file or a seed group).
+    pub model: String,
+    /// Task id.
+    pub task: String,
+    /// Column key (`{task}@{version}#{content_hash}`).
+    pub column: String,
+    /// Primary metric name.
+    pub metric: String,
+    /// The model's value of the metric.
+    pub value: f64,
+    /// The reference's value of the metric.
+    pub reference_value: f64,
+    /// Paired test of the model against the reference on the items both scored
+    /// (positive: the model is better).
+    pub test: PairedTest,
+    /// `better`, `worse` or `no significant difference` (the paired interval excludes zero
+    /// and, for right/wrong scores, McNemar's test agrees at the 5% level).
+    pub verdict: &'static str,
+}
+
+/// The outcome of [`versus`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersusReport {
+    /// The reference row's model id.
+    pub reference: String,
+    /// Every other row's cells on the reference's columns.
+    pub comparisons: Vec<Versus>,
+}
+
+impl VersusReport {
+    /// A Markdown table, one line per comparison.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "Paired per-item comparison with `{}` (same items; positive difference: better than it)\n\n",
+            self.reference
+        );
+        out.push_str(
+            "| model | task | metric | value | reference | mean per-item difference [95% CI] | McNemar p | verdict |\n",
+        );
+        out.push_str("|---|---|---|---|---|---|---|---|\n");
+        for c in &self.comparisons {
+            let t = &c.test;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.3} | {:.3} | {:+.3} [{:+.3}, {:+.3}] n={} | {} | {} |",
+                super::render::md_escape(&c.model),
+                c.task,
+                c.metric,
+                c.value,
+                c.reference_value,
+                t.mean_diff,
+                t.ci[0],
+                t.ci[1],
+                t.n,
+                t.mcnemar_p.map_or("—".to_string(), format_p),
+                c.verdict
+            );
+        }
+        out
+    }
+}
+
+/// Compare every row of `board` with the row of model `reference` on each column both
+/// scored (the same task version and content hash), pairing per-item scores by item hash
+/// over the items both logged: [`metrics::paired_test`] seeded with `seed`. The claim of a
+/// world model against a baseline is this test, not overlapping intervals.
+///
+/// # Errors
+/// [`BenchError::Invalid`] when no row is `reference` (the error lists the rows).
+pub fn versus(board: &Board, reference: &str, seed: u64) -> Result<VersusReport> {
+    let Some(refrow) = board.rows.iter().find(|r| r.model == reference) else {
+        let rows: Vec<&str> = board.rows.iter().map(|r| r.model.as_str()).collect();
+        return Err(BenchError::invalid("--versus", reference, format!("a model of the board: {}", rows.join(", "))));
+    };
+    let mut comparisons = Vec::new();
+    for row in board.rows.iter().filter(|r| r.model != reference) {
+        for col in &board.columns {
+            let key = col.key();
+            let (Some(theirs), Some(mine)) = (refrow.cells.get(&key), row.cells.get(&key)) else { continue };
+            let (mut old, mut new) = (Vec::new(), Vec::new());
+            for (item, score) in &mine.items {
+                if let Some(r) = theirs.items.get(item) {
+                    old.push(*r);
+                    new.push(*score);
+                }
+            }
+            if old.is_empty() {
+                continue;
+            }
+            let test = metrics::paired_test(&old, &new, seed, metrics::DEFAULT_RESAMPLES);
+            let better = test.ci[0] > 0.0 && test.mcnemar_p.is_none_or(|p| p < 0.05);
+            comparisons.push(Versus {
+                model: row.model.clone(),
+                task: col.task.clone(),
+                column: key,
+                metric: col.metric.clone(),
+                value: mine.value,
+                reference_value: theirs.value,
+                verdict: if better {
+                    "better"
+                } else if test.regressed() {
+                    "worse"
+                } else {
+                    "no significant difference"
+                },
+                test,
+            });
+        }
+    }
+    Ok(VersusReport { reference: reference.to_string(), comparisons })
+}

@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 pub use file::{BoardFile, CellFile, ColumnFile, RowFile};
-pub use gate::{CheckReport, Comparison, check};
+pub use gate::{CheckReport, Comparison, Versus, VersusReport, check, versus};
 pub use load::load;
 
 /// Version of the leaderboard JSON schema (`schema` field of [`Board::json`]).

@@ -204,7 +204,7 @@ fn cell_detail(x: &Cell) -> String {
 }
 
 /// Text safe inside a Markdown table cell (GitHub would take `<x>` for an HTML tag).
-fn md_escape(s: &str) -> String {
+pub(super) fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
