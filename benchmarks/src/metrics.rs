@@ -151,6 +151,11 @@ impl PairedTest {
     pub fn regressed(&self) -> bool {
         self.ci[1] < 0.0 && self.mcnemar_p.is_none_or(|p| p < 0.05)
     }
+
+    /// Significantly better: the mirror of [`PairedTest::regressed`].
+    pub fn improved(&self) -> bool {
+        self.ci[0] > 0.0 && self.mcnemar_p.is_none_or(|p| p < 0.05)
+    }
 }
 
 /// Paired test of `new` against `old` per-item scores (same items, same order; higher is

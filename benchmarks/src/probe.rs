@@ -99,17 +99,17 @@ impl Logistic {
             }
             (xs, ys)
         };
+        // Each fold's (fitting, held-out) rows, split once for every penalty.
+        let splits: Vec<_> = (0..folds)
+            .map(|k| (pick(k, false), pick(k, true)))
+            .filter(|((_, yf), (_, yh))| !yf.is_empty() && !yh.is_empty())
+            .collect();
         let mut best = (f64::INFINITY, fallback);
         for &l2 in l2s {
             let mut loss = 0.0;
-            for k in 0..folds {
-                let (xf, yf) = pick(k, false);
-                let (xh, yh) = pick(k, true);
-                if yf.is_empty() || yh.is_empty() {
-                    continue;
-                }
-                let m = Logistic::fit(&xf, &yf, dim, l2);
-                loss += m.logits(&xh).into_iter().zip(&yh).map(|(z, t)| log_loss(z, *t)).sum::<f64>();
+            for ((xf, yf), (xh, yh)) in &splits {
+                let m = Logistic::fit(xf, yf, dim, l2);
+                loss += m.logits(xh).into_iter().zip(yh).map(|(z, t)| log_loss(z, *t)).sum::<f64>();
             }
             if loss < best.0 {
                 best = (loss, l2);

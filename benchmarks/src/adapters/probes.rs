@@ -95,6 +95,7 @@ impl Readout {
         })
     }
 }
+
 /// Folds of the logistic probes' cross-validated penalty (over [`Logistic::L2S`]).
 const LOGISTIC_FOLDS: usize = 5;
 
@@ -315,7 +316,6 @@ impl Featurizer for Jepa {
                 "ridge_lambdas": RidgeProbe::LAMBDAS,
                 "logistic_l2": Logistic::L2S,
                 "logistic_folds": LOGISTIC_FOLDS,
-                "readout_rollout": READOUT_ROLLOUT,
                 "voe_windows": {
                     "context": self.cfg.data.context,
                     "future": self.cfg.data.future,
@@ -506,6 +506,12 @@ impl<F: Featurizer> ProbeAdapter<F> {
         ProbeAdapter { id: id.into(), feat, readout, cache: BTreeMap::new() }
     }
 
+    /// Whether the probes get the raw observed state beside the features (`features=both`;
+    /// never for [`RawState`], whose features already are that state).
+    fn adds_raw(&self) -> bool {
+        self.readout.with_raw && self.feat.kind() != "raw-state"
+    }
+
     /// The future offsets a task's features are taken at, and whether they run to the
     /// episode's end instead.
     fn offsets(&self, task: TaskKind, items: &[Item]) -> (Vec<usize>, bool) {
@@ -539,7 +545,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
         let (offsets, to_end) = self.offsets(task, items);
         let norm = ctx.frames.normalizer();
         let feat = &self.feat;
-        let with_raw = self.readout.with_raw && feat.kind() != "raw-state";
+        let with_raw = self.adds_raw();
         // Chunks of 32 items in parallel: the chunks, and so every batch, are the same
         // whatever the thread count.
         let chunks = items
@@ -697,7 +703,7 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
             TaskKind::Forecast => {
                 let horizons = items.first().map(|i| i.horizons.len()).unwrap_or(0);
                 // The raw present state only when the readout adds it (`features=both`).
-                let raw_w = if self.readout.with_raw && self.feat.kind() != "raw-state" { OBS_DIM } else { 0 };
+                let raw_w = if self.adds_raw() { OBS_DIM } else { 0 };
                 let row = |f: &ItemFeatures, k: usize, o: u16| {
                     let mut r = if raw_w > 0 { slot(&f.raw, Some(o), raw_w) } else { Vec::new() };
                     r.extend(slot(&f.obs, Some(o), dims.0));

@@ -313,7 +313,6 @@ pub fn versus(board: &Board, reference: &str, seed: u64) -> Result<VersusReport>
                 continue;
             }
             let test = metrics::paired_test(&old, &new, seed, metrics::DEFAULT_RESAMPLES);
-            let better = test.ci[0] > 0.0 && test.mcnemar_p.is_none_or(|p| p < 0.05);
             comparisons.push(Versus {
                 model: row.model.clone(),
                 task: col.task.clone(),
@@ -321,7 +320,7 @@ pub fn versus(board: &Board, reference: &str, seed: u64) -> Result<VersusReport>
                 metric: col.metric.clone(),
                 value: mine.value,
                 reference_value: theirs.value,
-                verdict: if better {
+                verdict: if test.improved() {
                     "better"
                 } else if test.regressed() {
                     "worse"
