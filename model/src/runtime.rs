@@ -108,12 +108,21 @@ pub fn warm_if_enabled<R>(f: impl FnOnce() -> R) -> R {
 /// thread is already inside `with_warm_workers` (the model's inference methods use it
 /// when [`set_warm_workers`] is on, and call one another): the workers are already
 /// spinning for it.
+///
+/// A spinner never spins inside another one. A spinner whose scope has just ended can,
+/// before it sees its flag, take a job of the next scope's work from the pool; that job
+/// may wait on a join and, while waiting, take the next scope's spinner from the same
+/// worker's queue. Spinning there would hold the join under it until the next scope ends,
+/// which waits on that join: a deadlock at 100% CPU (seen twice in about twenty `train`
+/// runs on 2 cores, at a random step: a worker's stack held a spinner inside a join inside
+/// a spinner). A nested spinner returns at once.
 pub fn with_warm_workers<R>(f: impl FnOnce() -> R) -> R {
     use std::cell::Cell;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     thread_local! {
         static WARM: Cell<bool> = const { Cell::new(false) };
+        static SPINNING: Cell<bool> = const { Cell::new(false) };
     }
     struct Stop(Arc<AtomicBool>);
     impl Drop for Stop {
@@ -129,11 +138,16 @@ pub fn with_warm_workers<R>(f: impl FnOnce() -> R) -> R {
     let stop = Stop(Arc::new(AtomicBool::new(false)));
     let flag = Arc::clone(&stop.0);
     rayon::spawn_broadcast(move |_| {
+        if SPINNING.with(Cell::get) {
+            return;
+        }
+        SPINNING.with(|s| s.set(true));
         while !flag.load(Ordering::Acquire) {
             if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
                 std::thread::yield_now();
             }
         }
+        SPINNING.with(|s| s.set(false));
     });
     f()
 }
