@@ -4,7 +4,8 @@
 //! needed): 8 + 8 frames × 12 slots, batch 32 (tiny) and 16 (small). The `ops` group
 //! times the fused layer norm, softmax, GELU and attention against the composed ops, forward + backward, at
 //! the sizes of the tiny predictor. The `probe` group times a cross-validated ridge probe
-//! (5 folds, 6 penalties) at the sizes `physworld probe` fits on the properties suite.
+//! (5 folds, 6 penalties) at the sizes `physworld probe` fits on the properties suite. The
+//! `plan` group times one control step of the latent CEM planner.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -129,7 +130,32 @@ fn probe(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, ops, probe);
+/// One control step of the latent CEM planner (`benchmarks/src/latent_plan.rs`) as
+/// `plan-push` runs it with the defaults: 10 iterations, each imagining 400 candidate
+/// action sequences of horizon 2 (held 6 frames: 12 frames, two predictor chunks) from
+/// one observed context of 8 frames, the puck in one slot.
+fn plan(c: &mut Criterion) {
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let mut g = c.benchmark_group("plan");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let cfg = ModelConfig::preset("tiny").expect("preset");
+    let model = WorldModel::new(&cfg, 0, &Device::Cpu).expect("model");
+    let ctx = Batch::new(&synthetic_windows(1, 8, 1), &norm, &Device::Cpu).expect("batch");
+    let (samples, steps) = (400usize, 12usize);
+    let acts: Vec<f32> = (0..samples * (8 + steps) * 3).map(|i| ((i as f32) * 0.618).sin()).collect();
+    let actions = Tensor::from_vec(acts, (samples, 8 + steps, 3), &Device::Cpu).expect("actions");
+    g.throughput(Throughput::Elements(samples as u64 * 10));
+    g.bench_function("cem_step/tiny", |b| {
+        b.iter(|| {
+            for _ in 0..10 {
+                black_box(model.imagine(&ctx, &actions, steps, 8, 8).expect("imagine"));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, ops, probe, plan);
 
 /// `criterion_main!`, after re-executing with the runtime settings the `physworld`
 /// binary runs with (`physworld_model::runtime`), so that the figures are the binary's.

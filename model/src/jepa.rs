@@ -516,6 +516,62 @@ impl WorldModel {
         })
     }
 
+    /// Imagine the futures of `actions.dim(0)` candidate action sequences from one observed
+    /// window (latent planning, as V-JEPA 2-AC's CEM): `batch` holds one window of `tc`
+    /// observed frames; `actions` `[N, tc + steps, ACTION_DIM]` (normalised) holds, per
+    /// candidate, the forces of the observed frames and then the candidate's, entry `t`
+    /// acting between frames `t` and `t + 1`. The context is encoded once and the rollout of
+    /// [`WorldModel::rollout`] runs for all candidates in one batch. Returns
+    /// `[N, steps, S, out]`, in the space of [`WorldModel::targets`].
+    pub fn imagine(
+        &self,
+        batch: &Batch,
+        actions: &Tensor,
+        steps: usize,
+        context: usize,
+        chunk: usize,
+    ) -> Result<Tensor> {
+        warm(|| {
+            let (n, ta, _) = actions.dims3()?;
+            let tc = batch.frames;
+            if batch.size != 1 || tc == 0 || steps == 0 || context == 0 || chunk == 0 || ta != tc + steps {
+                return Err(crate::error::ModelError::config(
+                    "imagine",
+                    format!(
+                        "{} windows of {tc} frames, {ta} action frames for {steps} steps, context {context}, chunk {chunk}",
+                        batch.size
+                    ),
+                    "one window of at least 1 frame, tc + steps action frames, steps, context and chunk >= 1",
+                ));
+            }
+            let frames = match self.cfg.objective {
+                Objective::Jepa => self.encoder.forward(&batch.obs, &batch.valid, batch.scene.as_ref(), 0)?,
+                Objective::StateMse => batch.obs.clone(),
+            };
+            let frames = frames.repeat((n, 1, 1, 1))?;
+            let valid = batch.valid.repeat((n, 1, 1))?;
+            let scene = match &batch.scene {
+                Some(sc) => Some(SceneTokens { tokens: sc.tokens.repeat((n, 1, 1))?, valid: sc.valid.repeat((n, 1))? }),
+                None => None,
+            };
+            let (outs, _) = self.roll(frames, valid, actions, scene.as_ref(), 0, steps, context, chunk)?;
+            Ok(Tensor::cat(&outs, 1)?)
+        })
+    }
+
+    /// What the predictor's outputs are compared with, for the frames of `batch` placed at
+    /// times `t0..` of a window: the EMA target encoder's layer-normed representations
+    /// (JEPA) or the normalised states themselves (state-mse). `[B, T, S, out]`. A planner
+    /// encodes its goal with it.
+    pub fn targets(&self, batch: &Batch, t0: usize) -> Result<Tensor> {
+        warm(|| match self.cfg.objective {
+            Objective::Jepa => {
+                layer_norm_plain(&self.target.forward(&batch.obs, &batch.valid, batch.scene.as_ref(), t0)?)
+            }
+            Objective::StateMse => Ok(batch.obs.clone()),
+        })
+    }
+
     /// The rollout loop: `frames` `[B, Tc + done, S, *]` holds the observed context
     /// (encoded for JEPA, raw states for state-mse) followed by the `done` frames already
     /// predicted, `valid` their masks; predicts frames `done..steps` after the context in
