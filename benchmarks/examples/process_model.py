@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A physworld model in Python, scored through `physworld bench --model process:...`.
 
-It speaks the `physworld-process/5` JSON Lines protocol (see benchmarks/src/adapters/
+It speaks the `physworld-process/6` JSON Lines protocol (see benchmarks/src/adapters/
 process.rs): a hello, then one answer line per item line. Each item carries what every
 model observes: the static scene (floors, walls, ramps, occluders...), goal zones, and per
 observed frame the visible objects, under per-item slot labels. This one is a constant-velocity

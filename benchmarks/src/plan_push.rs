@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use physworld_pipeline::{Dataset, SceneBox};
+use physworld_pipeline::{Dataset, EpisodeFrames, SceneBox};
 use physworld_sim::{Episode, Frame, PushTask, Shape, Simulation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -90,6 +90,11 @@ pub struct PushView {
     pub fps: u32,
     /// Frames the chosen action is held.
     pub hold: usize,
+    /// Every frame so far (`0..=frame`) as models observe frames elsewhere
+    /// ([`crate::observe`]: objects not visible are blanked), the forces executed so far as
+    /// its actions (none at the present frame) and the static scene: the input of a world
+    /// model's rollout. The puck's rotation, spin and size are in it.
+    pub observed: EpisodeFrames,
 }
 
 /// A planner for `push`: one horizontal force `[fx, fz]` per control step.
@@ -144,10 +149,77 @@ pub struct PushOutcome {
     /// The planner's raw exchange (an LLM's dialogue), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<serde_json::Value>,
+    /// Why the physics rejected the executed episode (the puck driven off the table into
+    /// the floor faster than its health bounds allow), which ends the item as a failure;
+    /// such an episode is not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physics_rejected: Option<String>,
 }
 
-/// The observation at the last of `frames`.
-fn view_at(task: &PushTask, frames: &[Frame], hold: usize, goal_state: PuckState) -> Result<PushView> {
+/// `frames` as observed ([`PushView::observed`]), `executed[f]` acting between frames `f`
+/// and `f + 1`.
+pub fn observed_frames(task: &PushTask, frames: &[Frame], executed: &[[f32; 3]]) -> EpisodeFrames {
+    let (t, s) = (frames.len(), task.scene.objects.len().max(1));
+    let mut out = EpisodeFrames {
+        episode_index: 0,
+        start: 0,
+        frames: t,
+        slots: s,
+        present: vec![false; t * s],
+        visible: vec![false; t * s],
+        position: vec![0.0; t * s * 3],
+        rotation: vec![0.0; t * s * 4],
+        linvel: vec![0.0; t * s * 3],
+        angvel: vec![0.0; t * s * 3],
+        size: vec![0.0; t * s * 3],
+        shape: vec![-1; t * s],
+        action: Vec::with_capacity(t * 3),
+        has_action: Vec::with_capacity(t),
+        scene: task
+            .scene
+            .statics
+            .iter()
+            .map(SceneBox::of_static)
+            .chain(task.scene.zones.iter().map(SceneBox::of_zone))
+            .collect(),
+    };
+    for (f, frame) in frames.iter().enumerate() {
+        for (k, o) in frame.objects.iter().take(s).enumerate() {
+            if !(o.present && o.visible) {
+                continue;
+            }
+            let d = f * s + k;
+            out.present[d] = true;
+            out.visible[d] = true;
+            out.shape[d] = o.shape as i8;
+            out.position[d * 3..d * 3 + 3].copy_from_slice(&o.position);
+            out.rotation[d * 4..d * 4 + 4].copy_from_slice(&o.rotation);
+            out.linvel[d * 3..d * 3 + 3].copy_from_slice(&o.linvel);
+            out.angvel[d * 3..d * 3 + 3].copy_from_slice(&o.angvel);
+            out.size[d * 3..d * 3 + 3].copy_from_slice(&o.size);
+        }
+        match executed.get(f) {
+            Some(a) => {
+                out.action.extend_from_slice(a);
+                out.has_action.push(true);
+            }
+            None => {
+                out.action.extend_from_slice(&[0.0; 3]);
+                out.has_action.push(false);
+            }
+        }
+    }
+    out
+}
+
+/// The observation at the last of `frames`, after the forces `executed`.
+fn view_at(
+    task: &PushTask,
+    frames: &[Frame],
+    executed: &[[f32; 3]],
+    hold: usize,
+    goal_state: PuckState,
+) -> Result<PushView> {
     let frame = frames.len().saturating_sub(1);
     let goal =
         task.scene.zones.first().ok_or_else(|| BenchError::invalid("push task", "no goal zone", "a goal zone"))?;
@@ -168,6 +240,7 @@ fn view_at(task: &PushTask, frames: &[Frame], hold: usize, goal_state: PuckState
         frames: task.frames(),
         fps: task.scene.sim.fps,
         hold,
+        observed: observed_frames(task, frames, executed),
     })
 }
 
@@ -230,8 +303,9 @@ fn drive(
     let mut executed: Vec<[f32; 3]> = Vec::with_capacity(last);
     let mut sim = task.start()?.map_err(rejected)?;
     let (mut actions, mut unusable, mut planning) = (0usize, 0usize, 0f64);
-    while executed.len() < last {
-        let view = view_at(task, sim.frames(), hold, goal_state)?;
+    let mut broke = None;
+    'control: while executed.len() < last {
+        let view = view_at(task, sim.frames(), &executed, hold, goal_state)?;
         let t = Instant::now();
         let chosen = planner.act(&view, &executed, given.then_some(&sim))?;
         planning += t.elapsed().as_secs_f64();
@@ -242,12 +316,17 @@ fn drive(
         });
         for _ in 0..hold.min(last - executed.len()) {
             executed.push(force);
-            sim.advance(force).map_err(rejected)?;
+            // A planner may drive the puck off the table into the floor faster than the
+            // physics' health bounds allow: the item fails there, the run goes on.
+            if let Err(r) = sim.advance(force) {
+                broke = Some(format!("{r:?}"));
+                break 'control;
+            }
         }
     }
     let outcome = PushOutcome {
         episode_index,
-        success: PushTask::reached(sim.frames()),
+        success: broke.is_none() && PushTask::reached(sim.frames()),
         final_distance: final_distance(task, sim.frames()),
         actions,
         unusable,
@@ -256,10 +335,14 @@ fn drive(
         planning_seconds: planning,
         seconds: start.elapsed().as_secs_f64(),
         raw: planner.raw_log(),
+        physics_rejected: broke,
     };
-    let mut episode = sim.finish();
-    episode.labels.goal_reached = Some(outcome.success);
-    record(episode);
+    // A rejected episode is cut short: not a recording.
+    if outcome.physics_rejected.is_none() {
+        let mut episode = sim.finish();
+        episode.labels.goal_reached = Some(outcome.success);
+        record(episode);
+    }
     Ok(outcome)
 }
 

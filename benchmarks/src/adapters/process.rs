@@ -2,9 +2,9 @@
 //! Lines protocol on its standard input and output, so that models outside Rust can be
 //! scored on the same items.
 //!
-//! # Protocol `physworld-process/5`
+//! # Protocol `physworld-process/6`
 //! One JSON object per line each way. The harness starts `sh -c <command>` and sends
-//! `{"type": "hello", "protocol": "physworld-process/5", "tasks": [...]}`; the model answers
+//! `{"type": "hello", "protocol": "physworld-process/6", "tasks": [...]}`; the model answers
 //! `{"type": "hello", "name": "...", "tasks": ["forecast", "contact", ...]}` with the task
 //! kinds it supports (`plan-launch` and `plan-push` among them if it plans, see below). Then, per item, the harness sends what every model observes of it
 //! ([`crate::observe`]):
@@ -99,8 +99,14 @@
 //!            "goal_state": {"position": [x, y, z], "velocity": [x, y, z]},
 //!            "puck_radius": r, "max_force": f, "fps": 30, "frames": 91, "hold": 6},
 //!  "frame": 18, "puck": {"position": [x, y, z], "velocity": [x, y, z]},
-//!  "history": [{"frame": 0, "puck": {...}, "force": [fx, fz]}, ...]}
+//!  "history": [{"frame": 0, "puck": {...}, "force": [fx, fz]}, ...],
+//!  "track": [{"position": [x, y, z], "velocity": [x, y, z], "rotation": [x, y, z, w],
+//!             "angular_velocity": [x, y, z]}, null, ...]}
 //! ```
+//!
+//! `track` is the puck at every frame `0..=frame` (`null` where it was not visible): what
+//! in-process planners observe too ([`crate::plan_push::PushView::observed`]; a world
+//! model's context is the frames, not only the control steps).
 //!
 //! `goal_state` is a state of the puck inside the zone, for planners that need a goal state
 //! rather than a zone ([`crate::plan_push::PushItem::goal_state`]). `puck` is `null` while
@@ -110,7 +116,7 @@
 //! (newtons, clipped to the disk of radius `max_force`) or `{"id": ..., "error": "..."}`;
 //! anything else is an unusable answer: no force for that step, and it is counted.
 //!
-//! Version 4 had no `plan-push`; version 3 had no planning; version 2 sent no static scene and the true slot numbers;
+//! Version 5 had no `track`; version 4 had no `plan-push`; version 3 had no planning; version 2 sent no static scene and the true slot numbers;
 //! version 1 also listed hidden objects as `{"slot": k, "visible": false}`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -130,7 +136,7 @@ use crate::tasks::{Item, TaskKind, half, pos, seen, shape_name, vel};
 use physworld_sim::Placement;
 
 /// Protocol version.
-pub const PROCESS_PROTOCOL: &str = "physworld-process/5";
+pub const PROCESS_PROTOCOL: &str = "physworld-process/6";
 /// How long one answer may take.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -496,6 +502,27 @@ struct ProcessPush {
     seen: Vec<(usize, Value)>,
 }
 
+/// The puck (slot 0) at every observed frame, `null` where it was not visible.
+fn track_json(obs: &physworld_pipeline::EpisodeFrames) -> Value {
+    let s = obs.slots.max(1);
+    Value::Array(
+        (0..obs.frames)
+            .map(|f| {
+                let d = f * s;
+                if !obs.visible.get(d).copied().unwrap_or(false) {
+                    return Value::Null;
+                }
+                json!({
+                    "position": &obs.position[d * 3..d * 3 + 3],
+                    "velocity": &obs.linvel[d * 3..d * 3 + 3],
+                    "rotation": &obs.rotation[d * 4..d * 4 + 4],
+                    "angular_velocity": &obs.angvel[d * 3..d * 3 + 3],
+                })
+            })
+            .collect(),
+    )
+}
+
 fn puck_json(p: Option<&crate::plan_push::PuckState>) -> Value {
     p.map_or(Value::Null, |p| json!({ "position": p.position, "velocity": p.velocity }))
 }
@@ -542,6 +569,7 @@ impl crate::plan_push::PushPlanner for ProcessPush {
             "frame": view.frame,
             "puck": puck,
             "history": history,
+            "track": track_json(&view.observed),
         });
         self.seen.push((view.frame, puck));
         let line = exchange(&self.io, &self.id, &msg)?;
