@@ -43,8 +43,9 @@ pub struct Args {
     /// simulator, AUCCESS over --plan-attempts) is played by the models that plan: oracle,
     /// chance (uniform placements), greedy, LLMs and process: programs that declare it.
     /// plan-push (closed-loop forces on the suite's `push` episodes, re-planning every
-    /// --push-hold frames, success = the puck in the goal zone at the end) by oracle, chance
-    /// and greedy.
+    /// --push-hold frames, success = the puck in the goal zone at the end) by oracle, chance,
+    /// greedy, process: programs that declare it, and `jepa:` checkpoints (CEM or MPPI in
+    /// their own predictions; `jepa,planner=mppi,samples=100:<run>`, see `plan --help`).
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
     /// plan-launch: attempts per item (PHYRE: 100); AUCCESS is computed over this budget.

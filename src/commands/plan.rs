@@ -26,8 +26,14 @@ pub struct Args {
     /// each item as a dialogue: the scene as text, a placement per reply, each outcome
     /// back. LLM replies are cached as in `bench` ($PHYSWORLD_LLM_CACHE). On push: oracle
     /// (receding-horizon search with the true simulator), random / chance[:SEED] (uniform
-    /// forces), greedy (a PD controller toward the goal) or an LLM, one force per reply.
-    /// On both, `process:<command>` plays a program over the physworld-process protocol.
+    /// forces), greedy (a PD controller toward the goal), an LLM, one force per reply, or
+    /// a trained checkpoint, `jepa[,OPTION...]:<run dir>` (JEPA or state-mse): CEM or MPPI
+    /// over force sequences in its own predictions, the energy the distance to the goal
+    /// state's representation (options `planner=cem|mppi`, `samples=N`, `elites=K`,
+    /// `iters=I`, `horizon=H` actions, `coast=FRAMES`, `energy=final|sum`,
+    /// `temperature=T`, `std=F`; see benchmarks/README.md), or `bc:<dataset dir>`
+    /// (behaviour cloning of that dataset's expert forces). On both, `process:<command>`
+    /// plays a program over the physworld-process protocol.
     #[arg(long)]
     model: String,
     /// Split whose `launch` (or `push`) episodes are the items (`test` holds the held-out
@@ -70,7 +76,7 @@ pub struct Args {
 
 /// The models `plan` plays with.
 const PLANNERS_HELP: &str = "oracle, random, greedy, chance[:SEED], process:<command>, openai:<model>[@<url>], \
-     anthropic:<model>[@<url>], gguf:<path>";
+     anthropic:<model>[@<url>], gguf:<path>; on push also jepa[,OPTION...]:<run dir> and bc:<dataset dir>";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.attempts == 0 || args.attempts > MAX_ATTEMPTS {

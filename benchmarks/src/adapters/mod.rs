@@ -8,8 +8,9 @@
 //! | `chance[:SEED]` | seeded uniform answers and surprise; uniform placements and forces | contact, outcome, voe, plan-launch, plan-push |
 //! | `greedy` | the planning heuristics: the ball dropped just behind the target; a PD controller pushing to the goal | plan-launch, plan-push |
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
+//! | `bc:<dataset dir>` | behaviour cloning: nearest-neighbour regression of the expert's forces in that dataset's `train` split (see [`BehaviourCloning`]) | plan-push |
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
-//! | `jepa[,OPTION...]:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise; options (see [`Readout`]) `features=model\|both` (the raw observed state beside the model's features), `rollout=FRAMES\|end` (contact and outcome read from the rollout's frame, or to the episode's end) | all |
+//! | `jepa[,OPTION...]:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise; on plan-push, CEM or MPPI over forces in its own predictions ([`crate::latent_plan`]); readout options (see [`Readout`]) `features=model\|both` (the raw observed state beside the model's features), `rollout=FRAMES\|end` (contact and outcome read from the rollout's frame, or to the episode's end); planning options ([`crate::latent_plan::PlanOptions`]) | all, plan-push |
 //! | `heuristic:<name>` | a cheap trick (see [`Heuristic`], [`Structural`]) that a meaningful task defeats | voe, contact or outcome |
 //! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]); plans as a dialogue ([`crate::llm::plan`]) | all, plan-launch |
 //! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | all, plan-launch |
@@ -25,6 +26,7 @@ use crate::results::ModelRef;
 use crate::tasks::{Frames, Item, TaskItems, TaskKind, TaskOptions};
 
 mod baselines;
+mod bc;
 mod heuristics;
 mod observer;
 mod probes;
@@ -32,6 +34,7 @@ mod process;
 mod structural;
 
 pub use baselines::{Chance, ConstantVelocity, GreedyPlanner, Majority, Oracle};
+pub use bc::BehaviourCloning;
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use observer::Observer;
 pub use probes::{
@@ -168,16 +171,17 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy, raw-state, jepa[,features=model|both][,rollout=FRAMES|end]:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
+pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy, bc:<dataset dir>, raw-state, jepa[,features=model|both][,rollout=FRAMES|end][,planner=cem|mppi,samples=N,...]:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
 /// The names before the `:` of [`SPECS`], for "did you mean".
-const SPEC_HEADS: [&str; 13] = [
+const SPEC_HEADS: [&str; 14] = [
     "oracle",
     "observer",
     "constant-velocity",
     "chance",
     "majority",
     "greedy",
+    "bc",
     "raw-state",
     "jepa",
     "heuristic",
@@ -221,6 +225,10 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         }
         ("majority", None) => Ok(Box::new(Majority::default())),
         ("greedy", None) => Ok(Box::new(GreedyPlanner)),
+        ("bc", Some(d)) if !d.is_empty() => {
+            let dir = physworld_pipeline::local_path(d).map_err(|why| BenchError::invalid("model", spec, why))?;
+            Ok(Box::new(BehaviourCloning::fit(spec, &dir)?))
+        }
         ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
         ("openai", Some(m)) if !m.is_empty() => {
             Ok(Box::new(crate::llm::Llm::new(spec, crate::llm::Provider::OpenAi, m).with_run(run.clone())?))
@@ -233,8 +241,9 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),
         ("jepa", Some(run)) if !run.is_empty() => {
             let dir = physworld_pipeline::local_path(run).map_err(|why| BenchError::invalid("model", spec, why))?;
-            let readout = Readout::parse(options, spec)?;
-            Ok(Box::new(ProbeAdapter::with_readout(spec, Jepa::load(&dir, spec)?, readout)))
+            let (plan, options) = crate::latent_plan::PlanOptions::take(options, spec)?;
+            let readout = Readout::parse(&options, spec)?;
+            Ok(Box::new(ProbeAdapter::with_readout(spec, Jepa::load(&dir, spec)?.with_plan(plan), readout)))
         }
         _ => {
             let hint = physworld_sim::suggest::closest(head, SPEC_HEADS)

@@ -69,7 +69,10 @@ impl Readout {
             BenchError::invalid(
                 "model",
                 spec,
-                format!("jepa[,OPTION...]:<run dir> where {what}; options: {READOUT_OPTIONS}"),
+                format!(
+                    "jepa[,OPTION...]:<run dir> where {what}; options: {READOUT_OPTIONS}; planning (plan-push): {}",
+                    crate::latent_plan::PLAN_OPTIONS
+                ),
             )
         };
         for opt in options.split(',').filter(|o| !o.is_empty()) {
@@ -188,6 +191,11 @@ pub trait Featurizer: Sync {
     fn surprise(&self, _episodes: &[&EpisodeFrames]) -> Option<Result<Vec<Surprise>>> {
         None
     }
+    /// The planner it plays `plan-push` with, for featurizers with an action-conditioned
+    /// predictor ([`crate::latent_plan`]).
+    fn push_planner(&self, _id: &str) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        None
+    }
 }
 
 /// The raw observed state (normalised with the dataset's train statistics) as features; its
@@ -240,10 +248,11 @@ impl Featurizer for RawState {
 /// of the last observed frame and the predictor's rollout.
 pub struct Jepa {
     run: PathBuf,
-    model: WorldModel,
+    model: std::sync::Arc<WorldModel>,
     cfg: TrainConfig,
     state: checkpoint::CheckpointState,
     checkpoint_hash: String,
+    plan: crate::latent_plan::PlanOptions,
 }
 
 fn hash_dir(dir: &Path) -> Result<String> {
@@ -274,7 +283,19 @@ impl Jepa {
         }
         let (model, cfg, state) = load_run(run, &Device::Cpu)?;
         let dir = checkpoint::latest(run)?.ok_or_else(|| BenchError::file(run, "no checkpoint"))?;
-        Ok(Jepa { run: run.to_path_buf(), model, cfg, state, checkpoint_hash: hash_dir(&dir)? })
+        Ok(Jepa {
+            run: run.to_path_buf(),
+            model: std::sync::Arc::new(model),
+            cfg,
+            state,
+            checkpoint_hash: hash_dir(&dir)?,
+            plan: crate::latent_plan::PlanOptions::default(),
+        })
+    }
+
+    /// The same, planning `plan-push` with `plan`.
+    pub fn with_plan(self, plan: crate::latent_plan::PlanOptions) -> Jepa {
+        Jepa { plan, ..self }
     }
 
     /// The last `c` observed frames of each observation (the shortest observation's length,
@@ -321,6 +342,7 @@ impl Featurizer for Jepa {
                     "future": self.cfg.data.future,
                     "stride": self.cfg.data.future,
                 },
+                "plan": self.plan,
             }),
         }
     }
@@ -416,6 +438,15 @@ impl Featurizer for Jepa {
     /// window every `data.future` frames, so that every frame after the first context is
     /// predicted once (see `surprise_windows`). All windows of the item's episodes with
     /// the same slot count and length go through the model as one batch.
+    fn push_planner(&self, id: &str) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        Some(Box::new(crate::latent_plan::LatentPush::new(
+            id,
+            self.model.clone(),
+            self.cfg.clone(),
+            self.state.normalizer.clone(),
+            self.plan.clone(),
+        )))
+    }
     fn surprise(&self, episodes: &[&EpisodeFrames]) -> Option<Result<Vec<Surprise>>> {
         let run = || -> Result<Vec<Surprise>> {
             let (c, f) = (self.cfg.data.context, self.cfg.data.future);
@@ -659,6 +690,9 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
             c.insert("readout".into(), self.readout.describe());
         }
         m
+    }
+    fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
+        self.feat.push_planner(&self.id)
     }
     fn protocols(&self, task: TaskKind) -> Vec<&'static str> {
         match task {

@@ -1,0 +1,502 @@
+//! Latent planning on `plan-push`: a trained world model imagines the futures of candidate
+//! action sequences and the planner executes the first action of the one whose imagined
+//! future comes closest to the goal (V-JEPA 2-AC's CEM; EB-JEPA / PLDM's MPPI).
+//!
+//! At each control step, with the model's context of observed frames
+//! ([`PushView::observed`]: the last `data.context` of them; early in an episode the first
+//! frame is repeated before them, since the model was trained on full contexts only):
+//!
+//! - **Goal**: the present frame with the puck moved to the item's goal state
+//!   ([`PushView::goal_state`]: at rest in the zone), encoded by the model's target encoder
+//!   at the times of the imagined frames ([`WorldModel::targets`]). For a `state-mse`
+//!   checkpoint the "representation" is the normalised state itself, so the same search
+//!   plans in state space with the same backbone.
+//! - **Energy** of a candidate: the mean L1 distance, over the puck's features, between the
+//!   imagined and the goal representation, at the last imagined frame (`energy=final`) or
+//!   summed over the frames that end each action (`energy=sum`).
+//! - **Imagined future**: `horizon` actions, each held for the task's `hold` frames (the
+//!   control rate), then `coast` frames without a force, so the energy judges where the
+//!   puck comes to rest (the goal is at rest) rather than where it is mid-push; all cut at
+//!   the episode's end and at the rollout length the model was trained on
+//!   (`data.future × (1 + loss.rollout_chunks)`: measured, a JEPA's energies past it are
+//!   flat noise). A model trained with the rollout loss (`train --rollout-chunks 4`) looks
+//!   far enough ahead to plan; one without it sees a single 8-frame chunk.
+//! - **Search**: candidates drawn from a diagonal Gaussian clipped to the force bound's disk. All samples of
+//!   an iteration are imagined in one batched forward pass ([`WorldModel::imagine`]).
+//!   CEM refits the Gaussian to the `elites` lowest energies; MPPI to all samples weighted
+//!   by `exp(-(E - E_min) / temperature)`. The mean starts from the previous step's plan
+//!   shifted by one action (receding horizon), and is itself a candidate, so a good plan
+//!   is never lost.
+//!
+//! Knobs (the model spec's options, `jepa,planner=mppi,samples=200:<run>`; see
+//! [`PlanOptions`]): defaults in the spirit of V-JEPA 2-AC's CEM (400 samples, 10 elites,
+//! 10 iterations) with the oracle's 1-s horizon. Randomness is drawn on the host from a generator seeded
+//! by the run's seed and the item, so planning is deterministic for a seed.
+
+use std::sync::Arc;
+
+use candle_core::{D, Device, Tensor};
+use physworld_model::{ACTION_DIM, Batch, Normalizer, TrainConfig, WorldModel};
+use physworld_pipeline::EpisodeFrames;
+use physworld_sim::Simulation;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::error::{BenchError, Result};
+use crate::plan::{item_rng, standard_normal};
+use crate::plan_push::{PushPlanner, PushView};
+
+/// The search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Cross-entropy method: refit to the elites.
+    Cem,
+    /// Model-predictive path integral: refit to every sample, exponentially weighted.
+    Mppi,
+}
+
+/// Where the energy is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Energy {
+    /// At the last imagined frame.
+    Final,
+    /// Summed over the frames that end each action.
+    Sum,
+}
+
+/// The planner's knobs (model spec options).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanOptions {
+    /// `planner=cem|mppi`. Default CEM.
+    pub method: Method,
+    /// `samples=N`: candidate action sequences per iteration (the mean is one). Default 400.
+    pub samples: usize,
+    /// `elites=K`: the CEM's refit set. Default 10.
+    pub elites: usize,
+    /// `iters=I`: refits per control step. Default 10.
+    pub iters: usize,
+    /// `horizon=H`: actions ahead (each held `hold` frames; cut at the episode's end and at
+    /// the model's trained rollout length). Default 5 (1 s at the default control rate, the
+    /// oracle's horizon).
+    pub horizon: usize,
+    /// `coast=FRAMES`: frames imagined after the last action without a force (cut at the
+    /// episode's end), so the energy judges where the puck comes to rest rather than where
+    /// it is while still sliding, as the oracle's cost does. Default 30 (1 s at 30 fps).
+    pub coast: usize,
+    /// `energy=final|sum`. Default final.
+    pub energy: Energy,
+    /// `temperature=T`: MPPI's, in energy units. Default 0.02.
+    pub temperature: f32,
+    /// `std=F`: the initial standard deviation per force component, as a fraction of the
+    /// force bound. Default 0.5.
+    pub std: f32,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            method: Method::Cem,
+            samples: 400,
+            elites: 10,
+            iters: 10,
+            horizon: 5,
+            coast: 30,
+            energy: Energy::Final,
+            temperature: 0.02,
+            std: 0.5,
+        }
+    }
+}
+
+/// The option keys [`PlanOptions::take`] reads.
+pub const PLAN_OPTIONS: &str =
+    "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F";
+
+impl PlanOptions {
+    /// Read the planning keys of comma-separated `key=value` `options` (`spec` is the whole
+    /// model spec, for errors); returns them and the options left for the readout.
+    pub fn take(options: &str, spec: &str) -> Result<(PlanOptions, String)> {
+        let mut p = PlanOptions::default();
+        let mut rest = Vec::new();
+        let bad = |key: &str, value: &str, allowed: &str| {
+            BenchError::invalid(
+                "model",
+                spec,
+                format!("`{key}={value}`: {key} must be {allowed}; planning options: {PLAN_OPTIONS}"),
+            )
+        };
+        let count = |key: &str, v: &str, max: usize| -> Result<usize> {
+            match v.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(bad(key, v, &format!("an integer in 1..={max}"))),
+            }
+        };
+        let real = |key: &str, v: &str, max: f32| -> Result<f32> {
+            match v.parse::<f32>() {
+                Ok(x) if x.is_finite() && x > 0.0 && x <= max => Ok(x),
+                _ => Err(bad(key, v, &format!("a number in (0, {max}]"))),
+            }
+        };
+        for opt in options.split(',').filter(|o| !o.is_empty()) {
+            match opt.split_once('=') {
+                Some(("planner", "cem")) => p.method = Method::Cem,
+                Some(("planner", "mppi")) => p.method = Method::Mppi,
+                Some(("planner", v)) => return Err(bad("planner", v, "cem or mppi")),
+                Some(("samples", v)) => p.samples = count("samples", v, 100_000)?,
+                Some(("elites", v)) => p.elites = count("elites", v, 100_000)?,
+                Some(("iters", v)) => p.iters = count("iters", v, 1000)?,
+                Some(("horizon", v)) => p.horizon = count("horizon", v, 100)?,
+                Some(("coast", "0")) => p.coast = 0,
+                Some(("coast", v)) => p.coast = count("coast", v, 10_000)?,
+                Some(("energy", "final")) => p.energy = Energy::Final,
+                Some(("energy", "sum")) => p.energy = Energy::Sum,
+                Some(("energy", v)) => return Err(bad("energy", v, "final or sum")),
+                Some(("temperature", v)) => p.temperature = real("temperature", v, 1e6)?,
+                Some(("std", v)) => p.std = real("std", v, 10.0)?,
+                _ => rest.push(opt),
+            }
+        }
+        if p.method == Method::Cem && p.elites > p.samples {
+            return Err(bad("elites", &p.elites.to_string(), &format!("at most samples ({})", p.samples)));
+        }
+        Ok((p, rest.join(",")))
+    }
+}
+
+/// A trained checkpoint (JEPA or state-mse) planning `plan-push` in its own predictions.
+pub struct LatentPush {
+    id: String,
+    model: Arc<WorldModel>,
+    cfg: TrainConfig,
+    norm: Normalizer,
+    opts: PlanOptions,
+    rng: Option<ChaCha8Rng>,
+    plan: Vec<[f32; 2]>,
+}
+
+impl LatentPush {
+    /// The planner of `model` (trained with `cfg`, its inputs normalised by `norm`).
+    pub fn new(id: &str, model: Arc<WorldModel>, cfg: TrainConfig, norm: Normalizer, opts: PlanOptions) -> Self {
+        LatentPush { id: id.into(), model, cfg, norm, opts, rng: None, plan: Vec::new() }
+    }
+
+    /// Energies of `cands` (`[N][h]` forces `[fx, fz]`, already inside the bound) at control
+    /// step `st`.
+    fn energies(&self, st: &ControlStep, cands: &[Vec<[f32; 2]>]) -> Result<Vec<f32>> {
+        let ControlStep { ctx, ctx_frames, goal, goal_valid, hold, steps, .. } = st;
+        let (hold, steps) = (*hold, *steps);
+        let c = ctx_frames.frames;
+        let (n, h) = (cands.len(), cands.first().map_or(0, Vec::len));
+        let mut acts = Vec::with_capacity(n * (c + steps) * ACTION_DIM);
+        let s = &self.norm.action_std;
+        for cand in cands {
+            for w in 0..c + steps {
+                let f = if w + 1 >= c {
+                    // The present frame and after: the candidate's action `(w - (c - 1)) / hold`.
+                    cand.get((w + 1 - c) / hold).map_or([0.0; 3], |a| [a[0], 0.0, a[1]])
+                } else if ctx_frames.has_action[w] {
+                    [ctx_frames.action[w * 3], ctx_frames.action[w * 3 + 1], ctx_frames.action[w * 3 + 2]]
+                } else {
+                    [0.0; 3]
+                };
+                acts.extend((0..ACTION_DIM).map(|k| f[k] / s[k]));
+            }
+        }
+        let actions = Tensor::from_vec(acts, (n, c + steps, ACTION_DIM), &Device::Cpu).map_err(model_err)?;
+        let future = self
+            .model
+            .imagine(ctx, &actions, steps, self.cfg.data.context, self.cfg.data.future)
+            .map_err(BenchError::from)?; // [N, steps, S, D]
+        let at: Vec<usize> = match self.opts.energy {
+            Energy::Final => vec![steps - 1],
+            Energy::Sum => {
+                let mut at: Vec<usize> = (0..h).map(|k| ((k + 1) * hold).min(steps) - 1).collect();
+                if at.last() != Some(&(steps - 1)) {
+                    at.push(steps - 1);
+                }
+                at
+            }
+        };
+        let idx = Tensor::from_vec(at.iter().map(|&i| i as u32).collect::<Vec<_>>(), at.len(), &Device::Cpu)
+            .map_err(model_err)?;
+        let pred = future.index_select(&idx, 1).map_err(model_err)?; // [N, K, S, D]
+        let goal = goal.index_select(&idx, 1).map_err(model_err)?; // [1, K, S, D]
+        let dist =
+            pred.broadcast_sub(&goal).and_then(|d| d.abs()).and_then(|d| d.mean(D::Minus1)).map_err(model_err)?; // [N, K, S]
+        let count = goal_valid.sum_all().and_then(|x| x.to_scalar::<f32>()).map_err(model_err)?.max(1.0);
+        let e = dist
+            .broadcast_mul(goal_valid)
+            .and_then(|d| d.sum(D::Minus1))
+            .and_then(|d| d.sum(D::Minus1))
+            .and_then(|d| d.to_vec1::<f32>())
+            .map_err(model_err)?;
+        Ok(e.into_iter().map(|x| x / count).collect())
+    }
+
+    /// The CEM / MPPI search of control step `st`: the best candidate seen.
+    fn search(&self, rng: &mut ChaCha8Rng, st: &ControlStep) -> Result<Option<(f32, Vec<[f32; 2]>)>> {
+        let (h, max) = (st.h, st.max);
+        let o = self.opts.clone();
+        let mut mean: Vec<[f32; 2]> = (0..h).map(|k| self.plan.get(k + 1).copied().unwrap_or([0.0, 0.0])).collect();
+        let mut sd = vec![[o.std * max; 2]; h];
+        let mut best: Option<(f32, Vec<[f32; 2]>)> = None;
+        for _ in 0..o.iters {
+            let mut cands: Vec<Vec<[f32; 2]>> = Vec::with_capacity(o.samples);
+            cands.push(mean.iter().map(|&a| clip(a, max)).collect());
+            while cands.len() < o.samples {
+                cands.push(
+                    (0..h)
+                        .map(|k| {
+                            let z = [standard_normal(rng), standard_normal(rng)];
+                            clip([mean[k][0] + sd[k][0] * z[0], mean[k][1] + sd[k][1] * z[1]], max)
+                        })
+                        .collect(),
+                );
+            }
+            let e = self.energies(st, &cands)?;
+            let mut order: Vec<usize> = (0..cands.len()).filter(|&i| e[i].is_finite()).collect();
+            order.sort_by(|&a, &b| e[a].total_cmp(&e[b]).then(a.cmp(&b)));
+            let Some(&top) = order.first() else { break };
+            if best.as_ref().is_none_or(|(be, _)| e[top] < *be) {
+                best = Some((e[top], cands[top].clone()));
+            }
+            // Refit the Gaussian: to the elites (CEM), or to every sample weighted by its
+            // energy (MPPI).
+            let weights: Vec<(usize, f32)> = match o.method {
+                Method::Cem => order.iter().take(o.elites).map(|&i| (i, 1.0)).collect(),
+                Method::Mppi => order.iter().map(|&i| (i, (-(e[i] - e[top]) / o.temperature).exp())).collect(),
+            };
+            let total: f32 = weights.iter().map(|w| w.1).sum();
+            if weights.len() >= 2 && total > 0.0 {
+                for k in 0..h {
+                    for j in 0..2 {
+                        let m = weights.iter().map(|&(i, w)| w * cands[i][k][j]).sum::<f32>() / total;
+                        let v = weights.iter().map(|&(i, w)| w * (cands[i][k][j] - m).powi(2)).sum::<f32>() / total;
+                        mean[k][j] = m;
+                        sd[k][j] = v.sqrt().max(0.02 * max);
+                    }
+                }
+            }
+        }
+        Ok(best)
+    }
+}
+
+/// What one control step plans from.
+struct ControlStep {
+    /// The observed context (one window).
+    ctx: Batch,
+    /// Its frames.
+    ctx_frames: EpisodeFrames,
+    /// The goal's representation at each imagined frame `[1, steps, S, D]`.
+    goal: Tensor,
+    /// The goal frame's valid slots `[1, S]`.
+    goal_valid: Tensor,
+    /// Actions per candidate.
+    h: usize,
+    /// Frames each action is held.
+    hold: usize,
+    /// Frames imagined.
+    steps: usize,
+    /// The force bound.
+    max: f32,
+}
+
+fn model_err(e: candle_core::Error) -> BenchError {
+    BenchError::from(physworld_model::ModelError::from(e))
+}
+
+/// Clip `[fx, fz]` to the disk of radius `max`.
+fn clip(f: [f32; 2], max: f32) -> [f32; 2] {
+    let n = f[0].hypot(f[1]);
+    if n > max && n > 0.0 { [f[0] * max / n, f[1] * max / n] } else { f }
+}
+
+/// The last `context` frames of `obs`; early in an episode, fewer frames exist and the
+/// first is repeated before them, without a force (the puck rests on the table until the
+/// first push): the model was trained on full contexts only, and its predictions from a
+/// shorter one are far off (measured: positions metres away from the table).
+fn context_frames(obs: &EpisodeFrames, context: usize) -> EpisodeFrames {
+    let context = context.max(1);
+    if obs.frames >= context {
+        return obs.slice(obs.frames - context, context);
+    }
+    let mut first = obs.slice(0, 1);
+    first.action = vec![0.0; 3];
+    first.has_action = vec![false];
+    let mut out = first.clone();
+    for _ in 1..context - obs.frames {
+        append(&mut out, &first);
+    }
+    append(&mut out, obs);
+    out
+}
+
+/// Append the frames of `b` to `a` (the same slots).
+fn append(a: &mut EpisodeFrames, b: &EpisodeFrames) {
+    a.present.extend(&b.present);
+    a.visible.extend(&b.visible);
+    a.position.extend(&b.position);
+    a.rotation.extend(&b.rotation);
+    a.linvel.extend(&b.linvel);
+    a.angvel.extend(&b.angvel);
+    a.size.extend(&b.size);
+    a.shape.extend(&b.shape);
+    a.action.extend(&b.action);
+    a.has_action.extend(&b.has_action);
+    a.frames += b.frames;
+}
+
+/// The goal frame: the present frame (its last) with the puck (slot 0) at `goal`, not
+/// moving, repeated `steps` times; no actions.
+fn goal_frames(present: &EpisodeFrames, goal: &crate::plan_push::PuckState, steps: usize) -> EpisodeFrames {
+    let mut last = present.slice(present.frames - 1, 1);
+    last.present[0] = true;
+    last.visible[0] = true;
+    last.position[..3].copy_from_slice(&goal.position);
+    last.linvel[..3].copy_from_slice(&goal.velocity);
+    last.angvel[..3].copy_from_slice(&[0.0; 3]);
+    last.action = vec![0.0; 3];
+    last.has_action = vec![false];
+    let mut out = last.clone();
+    for _ in 1..steps {
+        append(&mut out, &last);
+    }
+    out
+}
+
+impl PushPlanner for LatentPush {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn begin(&mut self, index: usize, seed: u64) {
+        self.rng = Some(item_rng(seed, index, 0x4C_41_54_4E));
+        self.plan.clear();
+    }
+    fn act(&mut self, view: &PushView, _executed: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
+        let obs = &view.observed;
+        // Nothing to imagine from: the puck is not seen now.
+        if view.puck.is_none() || obs.frames == 0 {
+            self.plan.clear();
+            return Ok(Some([0.0, 0.0]));
+        }
+        let (hold, max) = (view.hold.max(1), view.max_force);
+        let remaining = view.frames.saturating_sub(1).saturating_sub(view.frame).max(1);
+        // Never past what the model was trained to roll out (its first chunk and the
+        // rollout loss's chunks): beyond it, predictions drift far from the targets.
+        let trained = self.cfg.loss.future_frames(self.cfg.data.future).max(1);
+        let acting = (self.opts.horizon * hold).min(remaining).min(trained);
+        let h = acting.div_ceil(hold);
+        let steps = (acting + self.opts.coast).min(remaining).min(trained);
+        let ctx_frames = context_frames(obs, self.cfg.data.context);
+        let c = ctx_frames.frames;
+        let ctx = Batch::new(std::slice::from_ref(&ctx_frames), &self.norm, &Device::Cpu).map_err(BenchError::from)?;
+        let goal_batch = Batch::new(&[goal_frames(&ctx_frames, &view.goal_state, steps)], &self.norm, &Device::Cpu)
+            .map_err(BenchError::from)?;
+        let goal = self.model.targets(&goal_batch, c).map_err(BenchError::from)?;
+        let goal_valid = goal_batch.valid.narrow(1, 0, 1).and_then(|v| v.squeeze(1)).map_err(model_err)?; // [1, S]
+        let st = ControlStep { ctx, ctx_frames, goal, goal_valid, h, hold, steps, max };
+
+        let Some(mut rng) = self.rng.take() else { return Ok(None) };
+        let searched = self.search(&mut rng, &st);
+        self.rng = Some(rng);
+        let best = searched?;
+        self.plan = best.map(|(_, p)| p).unwrap_or_default();
+        Ok(Some(self.plan.first().copied().unwrap_or([0.0, 0.0])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(n: usize) -> EpisodeFrames {
+        EpisodeFrames {
+            episode_index: 0,
+            start: 0,
+            frames: n,
+            slots: 1,
+            present: vec![true; n],
+            visible: vec![true; n],
+            position: (0..n * 3).map(|i| i as f32).collect(),
+            rotation: vec![0.0; n * 4],
+            linvel: vec![1.0; n * 3],
+            angvel: vec![0.5; n * 3],
+            size: vec![0.1; n * 3],
+            shape: vec![2; n],
+            action: vec![2.0; n * 3],
+            has_action: vec![true; n],
+            scene: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn options_parse_pass_the_readout_on_and_refuse_bad_values_by_name() {
+        let (p, rest) = PlanOptions::take("", "jepa:r").expect("empty");
+        assert_eq!((p, rest.as_str()), (PlanOptions::default(), ""));
+        let (p, rest) = PlanOptions::take(
+            "features=both,planner=mppi,samples=50,iters=3,horizon=2,coast=0,energy=sum,rollout=end",
+            "s",
+        )
+        .expect("options");
+        assert_eq!(
+            (p.method, p.samples, p.iters, p.horizon, p.coast, p.energy),
+            (Method::Mppi, 50, 3, 2, 0, Energy::Sum)
+        );
+        assert_eq!(rest, "features=both,rollout=end");
+        for (bad, says) in [
+            ("planner=mcts", "cem or mppi"),
+            ("samples=0", "1..=100000"),
+            ("samples=x", "1..=100000"),
+            ("energy=mean", "final or sum"),
+            ("temperature=-1", "(0, 1000000]"),
+            ("std=nan", "(0, 10]"),
+            ("samples=5", "at most samples (5)"),
+        ] {
+            let e = PlanOptions::take(bad, "jepa,...:run").expect_err(bad).to_string();
+            assert!(e.contains(bad.split('=').next().expect("key")) && e.contains(says), "{bad}: {e}");
+        }
+        // MPPI has no elites to bound.
+        assert!(PlanOptions::take("planner=mppi,samples=5", "s").is_ok());
+    }
+
+    #[test]
+    fn short_contexts_repeat_the_first_frame_without_a_force() {
+        let obs = frames(3);
+        let c = context_frames(&obs, 8);
+        assert_eq!(c.frames, 8);
+        // Five copies of frame 0 (no force), then the three observed frames as they are.
+        for f in 0..5 {
+            assert_eq!(&c.position[f * 3..f * 3 + 3], &obs.position[..3]);
+            assert!(!c.has_action[f] && c.action[f * 3..f * 3 + 3] == [0.0; 3]);
+        }
+        assert_eq!(&c.position[15..], &obs.position[..]);
+        assert_eq!(&c.has_action[5..], &obs.has_action[..]);
+        // Long observations keep their last frames.
+        let long = frames(12);
+        assert_eq!(context_frames(&long, 8).position, long.slice(4, 8).position);
+    }
+
+    #[test]
+    fn the_goal_frame_is_the_present_one_with_the_puck_at_rest_at_the_goal() {
+        let obs = frames(4);
+        let goal = crate::plan_push::PuckState { position: [9.0, 8.0, 7.0], velocity: [0.0; 3] };
+        let g = goal_frames(&obs, &goal, 3);
+        assert_eq!(g.frames, 3);
+        for f in 0..3 {
+            assert_eq!(&g.position[f * 3..f * 3 + 3], &[9.0, 8.0, 7.0]);
+            assert_eq!(&g.linvel[f * 3..f * 3 + 3], &[0.0; 3]);
+            assert_eq!(&g.angvel[f * 3..f * 3 + 3], &[0.0; 3]);
+            assert_eq!(g.size[f * 3], 0.1);
+            assert_eq!(g.shape[f], 2);
+        }
+    }
+
+    #[test]
+    fn forces_are_clipped_to_the_bound_s_disk() {
+        assert_eq!(clip([3.0, 4.0], 1.0), [0.6, 0.8]);
+        assert_eq!(clip([0.3, 0.4], 1.0), [0.3, 0.4]);
+    }
+}
