@@ -232,16 +232,12 @@ fn zone_obs(i: usize, z: &Zone) -> ZoneObs {
     ZoneObs { index: i as u16, center: z.center, half_extents: z.half_extents }
 }
 
-/// The observed frames `0..observe` of `e`: objects not seen in a frame are blanked (not
-/// present, not visible, zero state, shape -1) and slot `k` shows true slot `slots[k]`
-/// (identity when `slots` is empty).
-pub fn mask(e: &EpisodeFrames, observe: usize, slots: &[u16]) -> EpisodeFrames {
-    let n = observe.min(e.frames);
-    let s = e.slots;
-    let src = |k: usize| if slots.is_empty() { k } else { slots.get(k).map_or(usize::MAX, |&t| t as usize) };
-    let mut out = EpisodeFrames {
-        episode_index: e.episode_index,
-        start: e.start,
+/// `n` frames of `s` slots with nothing seen in them (not present, not visible, zero
+/// state, shape -1), no action and no scene.
+pub fn blank(n: usize, s: usize) -> EpisodeFrames {
+    EpisodeFrames {
+        episode_index: 0,
+        start: 0,
         frames: n,
         slots: s,
         present: vec![false; n * s],
@@ -252,9 +248,26 @@ pub fn mask(e: &EpisodeFrames, observe: usize, slots: &[u16]) -> EpisodeFrames {
         angvel: vec![0.0; n * s * 3],
         size: vec![0.0; n * s * 3],
         shape: vec![-1; n * s],
+        action: vec![0.0; n * 3],
+        has_action: vec![false; n],
+        scene: Vec::new(),
+    }
+}
+
+/// The observed frames `0..observe` of `e`: objects not seen in a frame are blanked (not
+/// present, not visible, zero state, shape -1) and slot `k` shows true slot `slots[k]`
+/// (identity when `slots` is empty).
+pub fn mask(e: &EpisodeFrames, observe: usize, slots: &[u16]) -> EpisodeFrames {
+    let n = observe.min(e.frames);
+    let s = e.slots;
+    let src = |k: usize| if slots.is_empty() { k } else { slots.get(k).map_or(usize::MAX, |&t| t as usize) };
+    let mut out = EpisodeFrames {
+        episode_index: e.episode_index,
+        start: e.start,
         action: e.action[..n * 3].to_vec(),
         has_action: e.has_action[..n].to_vec(),
         scene: e.scene.clone(),
+        ..blank(n, s)
     };
     for f in 0..n {
         for k in 0..s {

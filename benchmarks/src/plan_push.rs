@@ -161,18 +161,6 @@ pub struct PushOutcome {
 pub fn observed_frames(task: &PushTask, frames: &[Frame], executed: &[[f32; 3]]) -> EpisodeFrames {
     let (t, s) = (frames.len(), task.scene.objects.len().max(1));
     let mut out = EpisodeFrames {
-        episode_index: 0,
-        start: 0,
-        frames: t,
-        slots: s,
-        present: vec![false; t * s],
-        visible: vec![false; t * s],
-        position: vec![0.0; t * s * 3],
-        rotation: vec![0.0; t * s * 4],
-        linvel: vec![0.0; t * s * 3],
-        angvel: vec![0.0; t * s * 3],
-        size: vec![0.0; t * s * 3],
-        shape: vec![-1; t * s],
         action: Vec::with_capacity(t * 3),
         has_action: Vec::with_capacity(t),
         scene: task
@@ -182,6 +170,7 @@ pub fn observed_frames(task: &PushTask, frames: &[Frame], executed: &[[f32; 3]])
             .map(SceneBox::of_static)
             .chain(task.scene.zones.iter().map(SceneBox::of_zone))
             .collect(),
+        ..crate::observe::blank(t, s)
     };
     for (f, frame) in frames.iter().enumerate() {
         for (k, o) in frame.objects.iter().take(s).enumerate() {
