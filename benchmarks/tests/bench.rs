@@ -482,8 +482,12 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
         })
         .expect("trains");
         let r = bench(&format!("jepa:{}", run.display()), tmp.path());
-        // Every prediction task; a checkpoint does not plan yet (latent planning: issue 25).
-        assert_eq!(r.unsupported, vec!["plan-push"], "{objective:?}");
+        // Every prediction task, and plan-push through the latent planner with its
+        // options recorded.
+        assert!(r.unsupported.is_empty(), "{objective:?}: {:?}", r.unsupported);
+        assert!(r.tasks.iter().any(|t| t.id == "plan-push"), "{objective:?}");
+        assert_eq!(r.model.config["plan"]["samples"], 400, "{objective:?}");
+        assert_eq!(r.model.config["plan"]["method"], "cem", "{objective:?}");
         let kind = if objective == Objective::Jepa { "jepa" } else { "state-mse" };
         assert_eq!(r.model.kind, kind);
         assert_eq!(r.model.checkpoint_hash.as_ref().map(String::len), Some(64));
