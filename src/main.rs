@@ -35,6 +35,9 @@ enum Command {
     Finalize(commands::finalize::Args),
     /// Check a dataset (counts, label balance, schema, versions, file hashes) or a `plan --record` recording.
     Inspect(commands::inspect::Args),
+    /// Render a dataset episode with Bevy: a still, or every frame's RGB, segmentation and
+    /// depth with a contact sheet (needs the `render` feature and a Vulkan driver).
+    Render(commands::render::Args),
     /// Train a JEPA (or state-mse baseline) world model on a dataset.
     Train(commands::train::Args),
     /// Probe a trained model: future positions and hidden properties vs random init, raw
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => commands::generate::run(a),
         Command::Finalize(a) => commands::finalize::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Render(a) => commands::render::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Bench(a) => commands::bench::run(a),

@@ -29,6 +29,8 @@ mod error;
 pub mod families;
 mod generate;
 pub mod math;
+#[cfg(feature = "render")]
+pub mod render;
 mod scene;
 mod seed;
 mod simulate;

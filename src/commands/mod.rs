@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod leaderboard;
 pub mod plan;
 pub mod probe;
+pub mod render;
 pub mod results;
 pub mod scenarios;
 pub mod simulate;

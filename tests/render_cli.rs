@@ -1,0 +1,124 @@
+//! `physworld render` (feature `render`): stills, whole episodes and contact sheets from a
+//! dataset, identical bytes on reruns, and clear refusals. CI installs lavapipe, so these
+//! run without a GPU and never skip.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{bin, ok, snapshot, tiny_dataset};
+
+/// `(width, height, bit depth, colour type)` from a PNG's IHDR chunk.
+fn png_header(path: &Path) -> (u32, u32, u8, u8) {
+    let b = std::fs::read(path).expect("png written");
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20), b[24], b[25])
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn render_writes_stills_episodes_and_contact_sheets_and_refuses_bad_input() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = tiny_dataset(tmp.path());
+    let d = ds.to_str().expect("utf-8");
+
+    // A still of all three passes side by side, 64 px high.
+    let still = tmp.path().join("out/still.png");
+    let o = ok(bin()
+        .args([
+            "render",
+            "--data",
+            d,
+            "--episode",
+            "0",
+            "--frame",
+            "5",
+            "--pass",
+            "all",
+            "--size",
+            "64",
+            "--json",
+            "--out",
+        ])
+        .arg(&still)
+        .output()
+        .expect("runs"));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j["width"], 64);
+    assert!(j["renderer"]["adapter"].as_str().is_some_and(|a| !a.is_empty()), "{j}");
+    assert_eq!(png_header(&still), (3 * 64 + 4, 64, 8, 2));
+
+    // The whole episode: one PNG per frame and pass, lossless masks and depth.
+    let ep = tmp.path().join("ep");
+    ok(bin().args(["render", "--data", d, "--episode", "0", "--size", "48", "--out"]).arg(&ep).output().expect("runs"));
+    let frames = j["frames"].as_u64().expect("frames") as usize;
+    for (pass, depth, color) in [("rgb", 8, 2), ("segmentation", 8, 0), ("depth", 16, 0)] {
+        let n = std::fs::read_dir(ep.join(pass)).expect(pass).count();
+        assert_eq!(n, frames, "{pass}");
+        assert_eq!(png_header(&ep.join(pass).join("000000.png")), (48, 48, depth, color), "{pass}");
+    }
+    let cam: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ep.join("camera.json")).expect("camera.json")).expect("json");
+    let k = &cam["intrinsics"];
+    assert_eq!(k[0][2], 24.0);
+    assert!(k[0][0].as_f64().expect("fx") > 0.0);
+    let (w, h, _, _) = png_header(&ep.join("contact_sheet.png"));
+    assert_eq!(h, 3 * (48 + 2));
+    assert_eq!(w, 8 * (48 + 2));
+
+    // The same command again, elsewhere: the same bytes.
+    let again = tmp.path().join("again");
+    ok(bin()
+        .args(["render", "--data", d, "--episode", "0", "--size", "48", "--out"])
+        .arg(&again)
+        .output()
+        .expect("runs"));
+    let (a, b) = (snapshot(&ep), snapshot(&again));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(bytes == &b[name], "{} differs between runs", name.display());
+    }
+
+    // Refusals name the flag, the value and what is allowed, and leave the output alone.
+    let before = snapshot(&ep);
+    let cases: [(&[&str], &str); 5] = [
+        (&["--episode", "0", "--pass", "normals", "--out", "x.png"], "allowed: rgb, segmentation, depth, all"),
+        (&["--episode", "0", "--frame", "9999", "--out", "x.png"], "frame 9999 is out of range"),
+        (&["--episode", "999999", "--out", "x.png"], "episode_index"),
+        (&["--episode", "0", "--size", "8", "--out", "x.png"], "16..=1024"),
+        (&["--episode", "0", "--frame", "1", "--out", "dir"], "only a still"),
+    ];
+    for (args, want) in cases {
+        let o = bin().current_dir(tmp.path()).args(["render", "--data", d]).args(args).output().expect("runs");
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err(&o).contains(want), "{args:?}: {}", err(&o));
+        assert!(!err(&o).contains("panicked"), "{}", err(&o));
+    }
+    let o =
+        bin().args(["render", "--data", d, "--episode", "1", "--size", "48", "--out"]).arg(&ep).output().expect("runs");
+    assert!(err(&o).contains("--force"), "{}", err(&o));
+    assert_eq!(snapshot(&ep), before, "a refused render changed its --out");
+    ok(bin()
+        .args(["render", "--data", d, "--episode", "1", "--size", "48", "--force", "--out"])
+        .arg(&ep)
+        .output()
+        .expect("runs"));
+    assert_ne!(snapshot(&ep), before);
+
+    // No Vulkan driver at all: a clear error saying what to install, not a panic.
+    let o = bin()
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .args(["render", "--data", d, "--episode", "0", "--out"])
+        .arg(tmp.path().join("none.png"))
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(err(&o).contains("mesa-vulkan-drivers") && err(&o).contains("--modality state"), "{}", err(&o));
+    assert!(!err(&o).contains("panicked"), "{}", err(&o));
+}
