@@ -122,3 +122,90 @@ fn render_writes_stills_episodes_and_contact_sheets_and_refuses_bad_input() {
     assert!(err(&o).contains("mesa-vulkan-drivers") && err(&o).contains("--modality state"), "{}", err(&o));
     assert!(!err(&o).contains("panicked"), "{}", err(&o));
 }
+
+/// A small suite with an occluded VoE family and a drop family, few samples.
+const PIXEL_SUITE: &str = "[suite]\nname = \"pixels\"\nseed = 3\nsamples_per_file = 2\nmax_objects = 6\n\n\
+[splits]\ntrain = 2\nval = 0\nreadout = 0\ntest = 1\n\n\
+[[family]]\nname = \"drop\"\nparams = { count = [2, 3], duration_s = 1.0 }\n\n\
+[[family]]\nname = \"voe-permanence\"\nparams = { duration_s = 2.0 }\n";
+
+#[test]
+fn generate_with_pixels_writes_frames_that_datasets_decodes_and_never_mixes_renderers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let suite = tmp.path().join("pixels.toml");
+    std::fs::write(&suite, PIXEL_SUITE).expect("suite");
+    let generate = |out: &Path, extra: &[&str]| {
+        bin()
+            .args(["generate", "--json", "--suite"])
+            .arg(&suite)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let a = tmp.path().join("a");
+    let o = ok(generate(&a, &["--modality", "pixels", "--resolution", "32"]));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("meta/info.json")).expect("info")).expect("json");
+    let px = &info["pixels"];
+    assert_eq!(px["resolution"], 32);
+    assert!(px["renderer"].as_str().is_some_and(|r| r.contains("bevy-0.19.1")), "{px}");
+    // One pixels row per frame, listed with its hash like every other file.
+    let pixel_files: Vec<&serde_json::Value> = info["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|f| f["path"].as_str().is_some_and(|p| p.starts_with("pixels/")))
+        .collect();
+    assert!(!pixel_files.is_empty());
+    let rows: u64 = pixel_files.iter().map(|f| f["rows"].as_u64().expect("rows")).sum();
+    assert_eq!(rows, report["frames"].as_u64().expect("frames"));
+    let card = std::fs::read_to_string(a.join("README.md")).expect("card");
+    assert!(card.contains("config_name: pixels") && card.contains("dtype: image"), "{card}");
+
+    // The same suite again, on one thread: the same bytes.
+    let b = tmp.path().join("b");
+    ok(generate(&b, &["--modality", "pixels", "--resolution", "32", "--threads", "1"]));
+    assert!(snapshot(&a) == snapshot(&b), "pixel datasets differ between runs");
+
+    // Hugging Face `datasets` decodes the images; pyarrow reads the PNGs.
+    let python = std::env::var("PHYSWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_pixels.py");
+    let o = std::process::Command::new(&python).arg(&script).arg(&a).arg("32").output().expect("python runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{python} {}: {out}\n{}", script.display(), err(&o));
+    assert!(out.contains("all checks passed"), "{out}");
+
+    // A states-only dataset resumed with pixels renders every shard (none is kept as
+    // finished), and matches one generated with pixels from the start.
+    let c = tmp.path().join("c");
+    ok(generate(&c, &[]));
+    assert!(!c.join("pixels").exists());
+    let o = ok(generate(&c, &["--modality", "pixels", "--resolution", "32", "--resume"]));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["shards_skipped"], 0);
+    assert!(snapshot(&c) == snapshot(&a), "resumed with pixels differs from pixels from the start");
+
+    // Shards drawn by two renderers (or modalities) never finalise into one dataset.
+    let manifest =
+        std::fs::read_dir(a.join("meta/shards")).expect("shards").next().expect("a shard").expect("entry").path();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    m["pixels"]["renderer"] = "NVIDIA H200 / nvidia 560 / Vulkan / bevy-0.19.1".into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).expect("json")).expect("write");
+    let before = snapshot(&a);
+    let o = bin().args(["finalize", "--data"]).arg(&a).output().expect("runs");
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("NVIDIA H200") && err(&o).contains("one modality, resolution and renderer"),
+        "{}",
+        err(&o)
+    );
+    assert!(snapshot(&a) == before, "a refused finalize wrote");
+
+    // Bad resolutions are refused by name.
+    let o = generate(&tmp.path().join("d"), &["--modality", "pixels", "--resolution", "4"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("--resolution") && err(&o).contains("16..=256"), "{}", err(&o));
+}

@@ -72,6 +72,9 @@ pub struct Info {
     pub features: Value,
     /// Every data and episode file with size, rows and SHA-256.
     pub files: Vec<crate::generate::FileEntry>,
+    /// Rendered frames (`generate --modality pixels`): resolution, renderer, columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixels: Option<crate::pixels::PixelsInfo>,
 }
 
 fn features(slots: u32) -> Value {
@@ -143,6 +146,20 @@ pub fn finalize(storage: &dyn Storage) -> Result<Info> {
     let mut splits = BTreeMap::new();
     let mut files = Vec::new();
     let shards = layout.shards();
+    // One modality, resolution and renderer for the whole dataset, checked before anything
+    // is written.
+    let pixels = {
+        let mut seen = Vec::with_capacity(shards.len());
+        for shard in &shards {
+            let m = load_manifest(storage, shard)?.ok_or_else(|| PipelineError::Corrupt {
+                path: shard.manifest_path().into(),
+                reason: "disappeared during finalize".into(),
+            })?;
+            seen.push((shard.stem(), m.pixels));
+        }
+        crate::pixels::check_one_renderer(seen.iter().map(|(s, p)| (s.as_str(), p.as_ref())))?;
+        seen.into_iter().next().and_then(|(_, p)| p)
+    };
     for (k, s) in layout.splits.iter().enumerate() {
         let mut labels: BTreeMap<String, Balance> = BTreeMap::new();
         // One manifest in memory at a time: memory stays flat however many shards.
@@ -166,6 +183,9 @@ pub fn finalize(storage: &dyn Storage) -> Result<Info> {
             merge_balances(&mut labels, &m.labels);
             files.push(m.data.clone());
             files.push(m.episodes_file.clone());
+            if let Some(p) = &m.pixels {
+                files.push(p.file.clone());
+            }
         }
         splits.insert(
             s.spec.name.clone(),
@@ -202,6 +222,11 @@ pub fn finalize(storage: &dyn Storage) -> Result<Info> {
         rejected,
         features: features(suite.suite.max_objects),
         files,
+        pixels: pixels.map(|p| crate::pixels::PixelsInfo {
+            resolution: p.resolution,
+            renderer: p.renderer,
+            features: crate::pixels::features(suite.suite.max_objects),
+        }),
     };
     storage.put(STATS_PATH, &pretty(&stats))?;
     storage.put(INFO_PATH, &pretty(&info))?;
@@ -220,11 +245,30 @@ fn card(suite: &Suite, info: &Info) -> String {
     let mut y = String::from("---\npretty_name: physworld ");
     y.push_str(&suite.suite.name);
     y.push_str("\ntags:\n- physics\n- world-models\n- synthetic\n- physworld\nconfigs:\n");
-    for (config, dir) in [("default", "data"), ("episodes", "meta/episodes")] {
+    let mut configs = vec![("default", "data"), ("episodes", "meta/episodes")];
+    if info.pixels.is_some() {
+        configs.push(("pixels", "pixels"));
+    }
+    for (config, dir) in configs {
         y.push_str(&format!("- config_name: {config}\n  data_files:\n"));
         for s in suite.splits.iter().filter(|s| s.samples > 0) {
             y.push_str(&format!("  - split: {}\n    path: {dir}/{}-*.parquet\n", s.name, s.name));
         }
+    }
+    if info.pixels.is_some() {
+        // `datasets` decodes these columns to images.
+        y.push_str("dataset_info:\n- config_name: pixels\n  features:\n");
+        for (name, dtype) in [("episode_index", "int64"), ("frame_index", "int64"), ("index", "int64")] {
+            y.push_str(&format!("  - name: {name}\n    dtype: {dtype}\n"));
+        }
+        for name in [crate::pixels::IMAGE, crate::pixels::SEGMENTATION, crate::pixels::DEPTH] {
+            y.push_str(&format!("  - name: {name}\n    dtype: image\n"));
+        }
+        y.push_str(&format!(
+            "  - name: {}\n    sequence: int32\n    length: {}\n",
+            crate::pixels::OBJECT_PIXELS,
+            suite.suite.max_objects
+        ));
     }
     y.push_str("---\n\n");
     y.push_str(&format!("# physworld dataset `{}`\n\n", suite.suite.name));
@@ -236,6 +280,14 @@ fn card(suite: &Suite, info: &Info) -> String {
          One row per frame at {} fps; per-episode metadata and labels in the `episodes` config.\n\n",
         info.generator_version, info.format_version, info.suite_hash, info.fps
     ));
+    if let Some(p) = &info.pixels {
+        y.push_str(&format!(
+            "Rendered frames in the `pixels` config, one row per frame (join on `index`): `image` (RGB), \
+             `segmentation` (object slot + 1 per pixel, 0 background) and `depth` (16-bit, millimetres along \
+             the optical axis), lossless PNG, {} px high, drawn by {}.\n\n",
+            p.resolution, p.renderer
+        ));
+    }
     y.push_str("```python\nfrom datasets import load_dataset\nframes = load_dataset(\"path/to/this/folder\")            # default config\nepisodes = load_dataset(\"path/to/this/folder\", \"episodes\")\n```\n\n");
     y.push_str("| split | samples | episodes | frames | files |\n|---|---|---|---|---|\n");
     for (name, s) in &info.splits {

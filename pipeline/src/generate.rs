@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{PipelineError, Result};
 use crate::layout::{Layout, ShardId, WorkerShard};
 use crate::parquet_io::encode;
+use crate::pixels::{PixelOptions, PixelsEntry, pixels_file, render_samples};
 use crate::schema::{Placed, episodes_batch, frames_batch};
 use crate::stats::{self, Partials};
 use crate::storage::{Storage, TMP_PREFIX, sha256_hex, tmp_name};
@@ -58,6 +59,9 @@ pub struct ShardManifest {
     pub labels: BTreeMap<String, Balance>,
     /// Normalisation partials of this shard.
     pub stats: Partials,
+    /// The rendered frames (`generate --modality pixels`); none for states only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixels: Option<PixelsEntry>,
 }
 
 /// Add an episode's boolean labels (`contact`, `tower_fell`, `goal_reached`,
@@ -117,12 +121,15 @@ pub struct GenerateOptions<'a> {
     /// not yet written are abandoned, finished ones are kept for `resume`, and the run
     /// ends with [`PipelineError::Interrupted`].
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Render every frame too (`--modality pixels`): RGB, segmentation and depth PNGs in
+    /// `pixels/<shard>.parquet`; `None` writes states only.
+    pub pixels: Option<PixelOptions>,
 }
 
 impl Default for GenerateOptions<'static> {
     /// The whole dataset, from scratch (no resume), without progress reports.
     fn default() -> Self {
-        GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &no_progress, stop: None }
+        GenerateOptions { shard: WorkerShard::ALL, resume: false, progress: &no_progress, stop: None, pixels: None }
     }
 }
 
@@ -163,7 +170,7 @@ pub(crate) fn load_manifest(storage: &dyn Storage, shard: &ShardId) -> Result<Op
 
 /// Verify a finished shard's files against its manifest.
 pub fn verify_shard(storage: &dyn Storage, m: &ShardManifest) -> Result<()> {
-    for f in [&m.data, &m.episodes_file] {
+    for f in [&m.data, &m.episodes_file].into_iter().chain(m.pixels.as_ref().map(|p| &p.file)) {
         verified_get(storage, f)?;
     }
     Ok(())
@@ -269,7 +276,7 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     // leaves none).
     let sweep: &[&ShardId] = if storage.leaves_temporaries() { &mine } else { &[] };
     for s in sweep {
-        for p in [s.data_path(), s.episodes_path(), s.manifest_path()] {
+        for p in [s.data_path(), s.episodes_path(), s.pixels_path(), s.manifest_path()] {
             let (dir, name) = p.rsplit_once('/').unwrap_or(("", &p));
             let tmp = tmp_name(name);
             let ours =
@@ -283,7 +290,14 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     let mut report = GenerateReport::default();
     for s in mine {
         match load_manifest(storage, s)? {
-            Some(m) if m.suite_hash == hash && verify_shard(storage, &m).is_ok() => report.shards_skipped += 1,
+            // A finished shard of the same suite and modality (and resolution) is kept.
+            Some(m)
+                if m.suite_hash == hash
+                    && m.pixels.as_ref().map(|p| p.resolution) == opts.pixels.map(|p| p.resolution)
+                    && verify_shard(storage, &m).is_ok() =>
+            {
+                report.shards_skipped += 1
+            }
             _ => todo.push(s),
         }
     }
@@ -301,7 +315,7 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
             report.samples += m.samples[1] - m.samples[0];
             report.episodes += m.episodes;
             report.frames += m.data.rows;
-            report.bytes += m.data.bytes + m.episodes_file.bytes;
+            report.bytes += m.data.bytes + m.episodes_file.bytes + m.pixels.as_ref().map_or(0, |p| p.file.bytes);
             for (k, v) in &m.rejected {
                 *report.rejected.entry(k.clone()).or_insert(0) += v;
             }
@@ -323,7 +337,7 @@ fn write_shard(
 ) -> Result<ShardManifest> {
     let split = &layout.splits[shard.split];
     let range = layout.samples_of(shard);
-    let samples: Vec<Sample> = range
+    let mut samples: Vec<Sample> = range
         .clone()
         .into_par_iter()
         .map(|i| {
@@ -335,6 +349,26 @@ fn write_shard(
             Ok(s)
         })
         .collect::<Result<_>>()?;
+    let slots = layout.max_objects as usize;
+    // Rendered before the episodes are placed: a sample whose occluded violation shows in
+    // pixels is drawn again from its next attempt.
+    let rendered = match opts.pixels {
+        Some(px) => {
+            let redraw = |k: usize, first: u32| -> Result<Sample> {
+                let i = range.start + k as u64;
+                Ok(physworld_sim::generate_from(
+                    layout.family_of(i),
+                    split.spec.seed,
+                    split.spec.sim_split,
+                    i,
+                    first,
+                    physworld_sim::DEFAULT_MAX_ATTEMPTS,
+                )?)
+            };
+            Some((px, render_samples(&mut samples, &redraw, slots, px)?))
+        }
+        None => None,
+    };
     let mut placed = Vec::new();
     for (k, s) in samples.iter().enumerate() {
         let i = range.start + k as u64;
@@ -358,9 +392,17 @@ fn write_shard(
             first_frame += e.frames.len() as u64;
         }
     }
-    let slots = layout.max_objects as usize;
     let data = encode(&frames_batch(&placed, slots)?, &shard.data_path())?;
     let eps = encode(&episodes_batch(&placed, slots)?, &shard.episodes_path())?;
+    let pixels = match rendered {
+        Some((px, (frames, renderer))) => {
+            let path = shard.pixels_path();
+            let (bytes, rows) = pixels_file(&placed, frames.into_iter().flatten().flatten().collect(), slots, &path)?;
+            let file = FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes), rows };
+            Some((bytes, PixelsEntry { file, resolution: px.resolution, renderer }))
+        }
+        None => None,
+    };
     let mut partials = stats::empty();
     let mut rejected = BTreeMap::new();
     let mut labels: BTreeMap<String, Balance> = BTreeMap::new();
@@ -390,9 +432,13 @@ fn write_shard(
         rejected,
         labels,
         stats: partials,
+        pixels: pixels.as_ref().map(|(_, entry)| entry.clone()),
     };
     storage.put(&shard.data_path(), &data)?;
     storage.put(&shard.episodes_path(), &eps)?;
+    if let Some((bytes, entry)) = &pixels {
+        storage.put(&entry.file.path, bytes)?;
+    }
     // Compact JSON: manifests carry histogram partials and a dataset can have thousands.
     let m = serde_json::to_vec(&manifest).map_err(|e| PipelineError::Layout(e.to_string()))?;
     storage.put(&shard.manifest_path(), &m)?;

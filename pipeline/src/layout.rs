@@ -40,6 +40,11 @@ impl ShardId {
         format!("meta/episodes/{}.parquet", self.stem())
     }
 
+    /// Path of the shard's rendered frames (`generate --modality pixels`).
+    pub fn pixels_path(&self) -> String {
+        format!("pixels/{}.parquet", self.stem())
+    }
+
     /// `meta/shards/<stem>.json`.
     pub fn manifest_path(&self) -> String {
         format!("meta/shards/{}.json", self.stem())

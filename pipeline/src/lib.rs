@@ -21,6 +21,7 @@ mod layout;
 #[cfg(feature = "cloud")]
 mod object;
 mod parquet_io;
+pub mod pixels;
 mod reader;
 mod record;
 mod schema;

@@ -31,6 +31,23 @@ pub fn encode(batch: &RecordBatch, name: &str) -> Result<Vec<u8>> {
     w.into_inner().map_err(pq_err(name))
 }
 
+/// Rows per row group of pixels files: a few MB of PNG each, so readers stream images.
+pub const IMAGE_ROW_GROUP_ROWS: usize = 256;
+
+/// Encode a pixels file ([`crate::pixels`]): uncompressed pages (PNG is compressed already)
+/// in small row groups; otherwise the settings of [`writer_properties`].
+pub fn encode_images(batch: &RecordBatch, name: &str) -> Result<Vec<u8>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_max_row_group_row_count(Some(IMAGE_ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("physworld-pipeline {} (parquet-rs 60.1)", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(pq_err(name))?;
+    w.write(batch).map_err(pq_err(name))?;
+    w.into_inner().map_err(pq_err(name))
+}
+
 /// Decode a whole Parquet file into batches; truncated or corrupt bytes give an error
 /// naming `name`.
 pub fn decode(bytes: Vec<u8>, name: &str) -> Result<Vec<RecordBatch>> {

@@ -102,16 +102,20 @@ pub enum RejectReason {
     /// The family's own acceptance test failed (e.g. a VoE violation could not be hidden
     /// behind the occluder, or no valid launch action was found).
     Family,
+    /// Rendered, an occluded VoE violation showed: the violating object had pixels in the
+    /// frames around the violation (`generate --modality pixels` only).
+    Pixels,
 }
 
 impl RejectReason {
     /// All reasons, in report order.
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::NonFinite,
         RejectReason::EnergyBlowUp,
         RejectReason::SpeedBound,
         RejectReason::Interpenetration,
         RejectReason::Family,
+        RejectReason::Pixels,
     ];
 
     /// Stable name.
@@ -122,6 +126,7 @@ impl RejectReason {
             RejectReason::SpeedBound => "speed-bound",
             RejectReason::Interpenetration => "interpenetration",
             RejectReason::Family => "family",
+            RejectReason::Pixels => "pixels",
         }
     }
 }

@@ -22,9 +22,24 @@ pub fn generate(family: &Family, suite_seed: u64, split: Split, index: u64) -> R
 
 /// [`generate`] with an explicit attempt limit (at least 1).
 pub fn generate_with(family: &Family, suite_seed: u64, split: Split, index: u64, max_attempts: u32) -> Result<Sample> {
+    generate_from(family, suite_seed, split, index, 0, max_attempts)
+}
+
+/// [`generate_with`] starting at attempt `first` (attempts `first..max_attempts`): for
+/// callers with an acceptance test of their own (the pixel check of `generate --modality
+/// pixels`), which reject a sample's attempt and draw the next one. The returned sample's
+/// `rejected` lists only the attempts made here.
+pub fn generate_from(
+    family: &Family,
+    suite_seed: u64,
+    split: Split,
+    index: u64,
+    first: u32,
+    max_attempts: u32,
+) -> Result<Sample> {
     let name = family.name();
     let mut rejected: Vec<Rejection> = Vec::new();
-    for attempt in 0..max_attempts.max(1) {
+    for attempt in first..max_attempts.max(first + 1) {
         let seed = episode_seed(suite_seed, name, split, index, attempt);
         match family.sample(seed, split)? {
             Ok(mut sample) => {
@@ -41,7 +56,7 @@ pub fn generate_with(family: &Family, suite_seed: u64, split: Split, index: u64,
         }
     }
     let last = rejected.pop().unwrap_or_else(|| Rejection::family("no attempt made"));
-    Err(SimError::AttemptsExhausted { family: name.to_string(), attempts: max_attempts.max(1), last })
+    Err(SimError::AttemptsExhausted { family: name.to_string(), attempts: max_attempts.max(first + 1), last })
 }
 
 /// Counts over a batch.

@@ -45,7 +45,9 @@ pub use episode::{
 };
 pub use error::{RejectReason, Rejection, Result, SimError};
 pub use families::{Attempt, Family, FamilyKind, LaunchTask, PushTask, Sample, solve};
-pub use generate::{BatchReport, DEFAULT_MAX_ATTEMPTS, content_sha256, generate, generate_batch, generate_with};
+pub use generate::{
+    BatchReport, DEFAULT_MAX_ATTEMPTS, content_sha256, generate, generate_batch, generate_from, generate_with,
+};
 pub use scene::{
     AgentSpec, Camera, ContactQuery, ContactTarget, DEFAULT_DURATION_S, DEFAULT_FPS, DEFAULT_PHYSICS_HZ,
     DEFAULT_SOLVER_ITERATIONS, GRAVITY, JointEnd, JointKind, JointSpec, Mass, ObjectSpec, Scene, Shape, ShapeKind,

@@ -67,7 +67,7 @@ fn dataset(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     let r = generate(
         &suite,
         &storage,
-        &GenerateOptions { shard: WorkerShard::ALL, resume: true, progress: &progress, stop: None },
+        &GenerateOptions { shard: WorkerShard::ALL, resume: true, progress: &progress, stop: None, pixels: None },
     )?;
     b.finish_and_clear();
     if !quiet {

@@ -41,9 +41,28 @@ pub struct Args {
     /// kept, the rest regenerated. The result is byte-identical to an uninterrupted run.
     #[arg(long)]
     resume: bool,
+    /// `state` writes the recorded states (always there); `pixels` also renders every frame
+    /// with Bevy (RGB, instance segmentation, depth; lossless PNG in `pixels/*.parquet`, Hugging
+    /// Face `Image` columns). Pixels need the `render` feature and a Vulkan driver (Mesa's
+    /// lavapipe without a GPU).
+    #[arg(long, value_enum, default_value = "state")]
+    modality: Modality,
+    /// Image height of `--modality pixels`, px (16-256); the width follows the camera's
+    /// aspect ratio.
+    #[arg(long, default_value_t = 64, value_name = "PX")]
+    resolution: u32,
     /// Print the run report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// What a dataset holds.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Modality {
+    /// States only.
+    State,
+    /// States and rendered frames.
+    Pixels,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -55,6 +74,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         suite.set(s)?;
     }
     let shard = super::worker_shard(args.shard.as_deref(), args.shards)?;
+    let pixels = match args.modality {
+        Modality::State => None,
+        Modality::Pixels => Some(physworld_pipeline::pixels::PixelOptions::new(args.resolution)?),
+    };
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         bail!("--threads 0: expected at least 1");
@@ -78,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let storage = open_storage(&args.out)?;
     let stop = super::interrupt_flag()?;
     let start = Instant::now();
-    let opts = GenerateOptions { shard, resume: args.resume, progress: &progress, stop: Some(&stop) };
+    let opts = GenerateOptions { shard, resume: args.resume, progress: &progress, stop: Some(&stop), pixels };
     let report = match pool.install(|| generate(&suite, storage.as_ref(), &opts)) {
         Err(PipelineError::Interrupted { dir }) => {
             bar.finish_and_clear();
@@ -89,6 +112,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             if let Some(n) = args.episodes {
                 shard_flag.push_str(&format!(" --episodes {n}"));
+            }
+            if let Some(px) = pixels {
+                shard_flag.push_str(&format!(" --modality pixels --resolution {}", px.resolution));
             }
             return Err(super::Interrupted(format!(
                 "{dir}: finished shards are kept; continue with `physworld generate --suite {} --out {dir}{shard_flag} --resume`",

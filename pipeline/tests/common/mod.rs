@@ -49,7 +49,11 @@ pub fn run(
 ) -> physworld_pipeline::Result<physworld_pipeline::GenerateReport> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
     pool.install(|| {
-        generate(suite, &LocalStorage::new(dir), &GenerateOptions { shard, resume, progress: &|_| {}, stop: None })
+        generate(
+            suite,
+            &LocalStorage::new(dir),
+            &GenerateOptions { shard, resume, progress: &|_| {}, stop: None, pixels: None },
+        )
     })
 }
 

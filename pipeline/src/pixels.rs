@@ -1,0 +1,389 @@
+//! Rendered frames in datasets (`generate --modality pixels`; rendering needs the `render`
+//! feature).
+//!
+//! Each shard gets a `pixels/<shard>.parquet` beside its frames file, one row per frame:
+//!
+//! | column | type | |
+//! |---|---|---|
+//! | `episode_index`, `frame_index`, `index` | int64 | the frames table's keys, to join on |
+//! | `image` | `struct<bytes: binary, path: string>` | RGB, 8-bit PNG |
+//! | `segmentation` | `struct<bytes: binary, path: string>` | 8-bit greyscale PNG: object slot + 1 per pixel, 0 for statics, zones and background |
+//! | `depth` | `struct<bytes: binary, path: string>` | 16-bit greyscale PNG: millimetres along the camera's optical axis, 0 where nothing was drawn |
+//! | `object.pixels` | `fixed_size_list<int32>` `[S]` | pixels of each slot in the mask: visibility as the pixels see it, beside the state's `object.visible` |
+//!
+//! The three image columns are Hugging Face `Image` features (a struct of `bytes` and
+//! `path`, declared in the file's `huggingface` schema metadata and in the dataset card), so
+//! `datasets` decodes them to images; every Parquet reader sees PNG bytes. Masks and depth
+//! are lossless, as they must be (lossy video cannot carry them).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+use crate::generate::FileEntry;
+
+/// Column of the RGB image.
+pub const IMAGE: &str = "image";
+/// Column of the instance mask.
+pub const SEGMENTATION: &str = "segmentation";
+/// Column of the depth image.
+pub const DEPTH: &str = "depth";
+/// Column of the per-slot mask pixel counts.
+pub const OBJECT_PIXELS: &str = "object.pixels";
+
+/// Image heights `generate --resolution` accepts, px.
+pub const RESOLUTION_RANGE: (u32, u32) = (16, 256);
+
+/// What `generate --modality pixels` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelOptions {
+    /// Image height, px; the width follows each episode camera's aspect ratio.
+    pub resolution: u32,
+}
+
+impl PixelOptions {
+    /// Options for `resolution`-px frames, refused outside [`RESOLUTION_RANGE`].
+    pub fn new(resolution: u32) -> Result<Self> {
+        if !(RESOLUTION_RANGE.0..=RESOLUTION_RANGE.1).contains(&resolution) {
+            return Err(PipelineError::InvalidArgument {
+                field: "--resolution".into(),
+                value: resolution.to_string(),
+                allowed: format!("{}..={} px", RESOLUTION_RANGE.0, RESOLUTION_RANGE.1),
+            });
+        }
+        Ok(PixelOptions { resolution })
+    }
+}
+
+/// A shard's pixels file, as its manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PixelsEntry {
+    /// The file.
+    pub file: FileEntry,
+    /// Image height, px (`--resolution`).
+    pub resolution: u32,
+    /// What drew it: adapter, driver and version, graphics API, engine. Frames from two
+    /// renderers may differ in pixels, so a dataset never mixes them.
+    pub renderer: String,
+}
+
+/// `meta/info.json`'s `pixels`: the rendered frames of a whole dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PixelsInfo {
+    /// Image height, px.
+    pub resolution: u32,
+    /// The one renderer every shard was drawn with.
+    pub renderer: String,
+    /// Column descriptions.
+    pub features: serde_json::Value,
+}
+
+/// The `features` of [`PixelsInfo`].
+pub fn features(slots: u32) -> serde_json::Value {
+    serde_json::json!({
+        IMAGE: {"dtype": "image", "format": "png", "mode": "RGB"},
+        SEGMENTATION: {"dtype": "image", "format": "png", "mode": "L", "values": "object slot + 1; 0 statics, zones and background"},
+        DEPTH: {"dtype": "image", "format": "png", "mode": "I;16", "unit": "mm", "values": "along the optical axis; 0 nothing drawn"},
+        OBJECT_PIXELS: {"dtype": "int32", "shape": [slots], "values": "mask pixels per slot (visible in pixels when > 0)"},
+    })
+}
+
+/// Shards' renderers must agree: the first disagreement, named, as an error.
+pub fn check_one_renderer<'a>(shards: impl IntoIterator<Item = (&'a str, Option<&'a PixelsEntry>)>) -> Result<()> {
+    let mut first: Option<(&str, Option<&PixelsEntry>)> = None;
+    for (shard, px) in shards {
+        let Some((s0, p0)) = first else {
+            first = Some((shard, px));
+            continue;
+        };
+        let describe = |p: Option<&PixelsEntry>| match p {
+            Some(p) => format!("pixels at {} px by {}", p.resolution, p.renderer),
+            None => "states only".to_string(),
+        };
+        let same = match (p0, px) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.resolution == b.resolution && a.renderer == b.renderer,
+            _ => false,
+        };
+        if !same {
+            return Err(PipelineError::InvalidArgument {
+                field: "shards".into(),
+                value: format!("{s0} has {}, {shard} has {}", describe(p0), describe(px)),
+                allowed: "one modality, resolution and renderer in a dataset: regenerate the odd shards on the same \
+                          kind of machine (delete their meta/shards/*.json, then `generate --resume` with the same \
+                          --modality and --resolution)"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Frames around an occluded VoE violation (each side) in which the violating object must
+/// show no pixel.
+pub const VIOLATION_WINDOW: u32 = 2;
+
+/// One rendered frame, encoded: PNG bytes of RGB, segmentation and depth, and each slot's
+/// mask pixels.
+pub(crate) struct EncodedFrame {
+    png: [Vec<u8>; 3],
+    pixels: Vec<i32>,
+}
+
+/// The encoded frames of every episode of every sample, in order, and the renderer's id.
+pub(crate) type RenderedSamples = (Vec<Vec<Vec<EncodedFrame>>>, String);
+
+#[cfg(feature = "render")]
+pub(crate) use imp::render_samples;
+
+/// Without the `render` feature: pixels are refused, naming the rebuild.
+#[cfg(not(feature = "render"))]
+pub(crate) fn render_samples(
+    _: &mut [physworld_sim::Sample],
+    _: &(dyn Fn(usize, u32) -> Result<physworld_sim::Sample> + Sync),
+    _: usize,
+    _: PixelOptions,
+) -> Result<RenderedSamples> {
+    Err(PipelineError::InvalidArgument {
+        field: "--modality".into(),
+        value: "pixels".into(),
+        allowed: "state (this build has no renderer: rebuild with `cargo build --release --features render`)".into(),
+    })
+}
+
+/// The pixels file of a shard: one row per frame of `placed` (whose frames `frames` holds,
+/// flattened in the same order).
+pub(crate) fn pixels_file(
+    placed: &[crate::schema::Placed<'_>],
+    frames: Vec<EncodedFrame>,
+    slots: usize,
+    name: &str,
+) -> Result<(Vec<u8>, u64)> {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ArrayBuilder, BinaryBuilder, Int32Builder, Int64Builder};
+    use arrow_array::{Array, ArrayRef, FixedSizeListArray, RecordBatch, StringArray, StructArray};
+    use arrow_schema::{DataType, Field, Fields, Schema};
+
+    use crate::schema::columns;
+
+    let rows = frames.len();
+    let (mut ep, mut fr, mut ix) = (Int64Builder::new(), Int64Builder::new(), Int64Builder::new());
+    for p in placed {
+        for f in 0..p.episode.frames.len() {
+            ep.append_value(p.episode_index);
+            fr.append_value(f as i64);
+            ix.append_value(p.first_frame + f as i64);
+        }
+    }
+    if ep.len() != rows {
+        return Err(PipelineError::Layout(format!("{name}: {rows} rendered frames for {} recorded", ep.len())));
+    }
+    let mut images: [BinaryBuilder; 3] = [BinaryBuilder::new(), BinaryBuilder::new(), BinaryBuilder::new()];
+    let mut counts = Int32Builder::new();
+    for f in frames {
+        for (b, png) in images.iter_mut().zip(f.png) {
+            b.append_value(png);
+        }
+        for s in 0..slots {
+            counts.append_value(f.pixels.get(s).copied().unwrap_or(0));
+        }
+    }
+    let image_fields =
+        Fields::from(vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)]);
+    let image_type = DataType::Struct(image_fields.clone());
+    let image_column = |b: &mut BinaryBuilder| -> ArrayRef {
+        let bytes: ArrayRef = Arc::new(b.finish());
+        let paths: ArrayRef = Arc::new(StringArray::new_null(rows));
+        Arc::new(StructArray::new(image_fields.clone(), vec![bytes, paths], None))
+    };
+    let item = Arc::new(Field::new("item", DataType::Int32, true));
+    let counts: ArrayRef = Arc::new(
+        FixedSizeListArray::try_new(item, slots as i32, Arc::new(counts.finish()), None)
+            .map_err(|e| PipelineError::Layout(e.to_string()))?,
+    );
+    // Hugging Face `datasets` reads this to decode the image columns (its `Features`, in
+    // the schema metadata, as `datasets` itself writes Parquet).
+    let hf = serde_json::json!({"info": {"features": {
+        columns::EPISODE_INDEX: {"dtype": "int64", "_type": "Value"},
+        columns::FRAME_INDEX: {"dtype": "int64", "_type": "Value"},
+        columns::INDEX: {"dtype": "int64", "_type": "Value"},
+        IMAGE: {"_type": "Image"},
+        SEGMENTATION: {"_type": "Image"},
+        DEPTH: {"_type": "Image"},
+        OBJECT_PIXELS: {"feature": {"dtype": "int32", "_type": "Value"}, "length": slots, "_type": "Sequence"},
+    }}});
+    // Nullable fields, as `datasets` writes them: it applies the metadata's features only
+    // to fields equal to their own Arrow form.
+    let schema = Schema::new(vec![
+        Field::new(columns::EPISODE_INDEX, DataType::Int64, true),
+        Field::new(columns::FRAME_INDEX, DataType::Int64, true),
+        Field::new(columns::INDEX, DataType::Int64, true),
+        Field::new(IMAGE, image_type.clone(), true),
+        Field::new(SEGMENTATION, image_type.clone(), true),
+        Field::new(DEPTH, image_type, true),
+        Field::new(OBJECT_PIXELS, counts.data_type().clone(), true),
+    ])
+    .with_metadata(std::collections::HashMap::from([("huggingface".to_string(), hf.to_string())]));
+    let [rgb, seg, depth] = &mut images;
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(ep.finish()),
+            Arc::new(fr.finish()),
+            Arc::new(ix.finish()),
+            image_column(rgb),
+            image_column(seg),
+            image_column(depth),
+            counts,
+        ],
+    )
+    .map_err(|e| PipelineError::Layout(e.to_string()))?;
+    Ok((crate::parquet_io::encode_images(&batch, name)?, rows as u64))
+}
+
+#[cfg(feature = "render")]
+mod imp {
+    use physworld_sim::render::{RenderError, RenderedFrame, Renderer, png_bytes};
+    use physworld_sim::{Episode, RejectReason, Rejection, Sample};
+
+    use super::{EncodedFrame, PixelOptions, RenderedSamples, VIOLATION_WINDOW};
+    use crate::error::{PipelineError, Result};
+
+    fn render_err(e: RenderError) -> PipelineError {
+        PipelineError::Layout(format!("rendering: {e}"))
+    }
+
+    /// Render every frame of a shard's samples with one renderer (start-up costs about a
+    /// second; another only for an episode camera of another aspect ratio). A sample whose
+    /// occluded VoE violation shows in pixels is drawn again from its next attempt by
+    /// `redraw(k, first_attempt)`, its rejections kept.
+    pub(crate) fn render_samples(
+        samples: &mut [Sample],
+        redraw: &(dyn Fn(usize, u32) -> Result<Sample> + Sync),
+        slots: usize,
+        opts: PixelOptions,
+    ) -> Result<RenderedSamples> {
+        let mut renderer: Option<Renderer> = None;
+        let mut out = Vec::with_capacity(samples.len());
+        for (k, sample) in samples.iter_mut().enumerate() {
+            loop {
+                let mut episodes = Vec::with_capacity(sample.episodes.len());
+                let mut rejection = None;
+                for e in &sample.episodes {
+                    let frames = render_episode(&mut renderer, e, opts)?;
+                    rejection = rejection.or_else(|| shows_violation(e, &frames));
+                    episodes.push(frames);
+                }
+                let Some(r) = rejection else {
+                    out.push(
+                        episodes
+                            .iter()
+                            .map(|fs| fs.iter().map(|f| encode(f, slots)).collect())
+                            .collect::<Result<_>>()?,
+                    );
+                    break;
+                };
+                let next = sample.episodes.first().map_or(0, |e| e.attempt) + 1;
+                let mut again = redraw(k, next)?;
+                let mut rejected = std::mem::take(&mut sample.rejected);
+                rejected.push(r);
+                rejected.append(&mut again.rejected);
+                again.rejected = rejected;
+                *sample = again;
+            }
+        }
+        let id = renderer.as_ref().map(|r| r.info().id()).unwrap_or_default();
+        Ok((out, id))
+    }
+
+    fn render_episode(renderer: &mut Option<Renderer>, e: &Episode, opts: PixelOptions) -> Result<Vec<RenderedFrame>> {
+        let cam = &e.camera;
+        let h = opts.resolution;
+        let w = ((h as u64 * cam.width as u64 + cam.height as u64 / 2) / cam.height.max(1) as u64).max(1) as u32;
+        if renderer.as_ref().is_none_or(|r| r.size() != (w, h)) {
+            *renderer = Some(Renderer::new(w, h).map_err(render_err)?);
+        }
+        match renderer.as_mut() {
+            Some(r) => r.render_episode(e).map_err(render_err),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// An occluded violation whose object has pixels within [`VIOLATION_WINDOW`] frames of it.
+    pub(super) fn shows_violation(e: &Episode, frames: &[RenderedFrame]) -> Option<Rejection> {
+        let v = e.labels.violation.as_ref().filter(|v| v.occluded)?;
+        let lo = v.frame.saturating_sub(VIOLATION_WINDOW) as usize;
+        let hi = (v.frame + VIOLATION_WINDOW) as usize;
+        (lo..=hi.min(frames.len().saturating_sub(1))).find_map(|f| {
+            let n = frames[f].pixel_count(v.object);
+            (n > 0).then(|| Rejection {
+                reason: RejectReason::Pixels,
+                frame: f as u32,
+                detail: format!(
+                    "object {} shows {n} pixels at frame {f}, within {VIOLATION_WINDOW} frames of its occluded {} violation (frame {})",
+                    v.object,
+                    v.kind.as_str(),
+                    v.frame
+                ),
+            })
+        })
+    }
+
+    fn encode(f: &RenderedFrame, slots: usize) -> Result<EncodedFrame> {
+        let (w, h) = (f.width, f.height);
+        Ok(EncodedFrame {
+            png: [
+                png_bytes::rgb(w, h, &f.rgb).map_err(render_err)?,
+                png_bytes::gray8(w, h, &f.segmentation).map_err(render_err)?,
+                png_bytes::gray16(w, h, &f.depth_mm()).map_err(render_err)?,
+            ],
+            pixels: (0..slots).map(|s| f.pixel_count(s) as i32).collect(),
+        })
+    }
+}
+
+#[cfg(all(test, feature = "render"))]
+mod tests {
+    use physworld_sim::render::RenderedFrame;
+    use physworld_sim::{Family, RejectReason, Split, generate};
+
+    use super::imp::shows_violation;
+
+    fn frame(ids: &[u8]) -> RenderedFrame {
+        RenderedFrame {
+            width: ids.len() as u32,
+            height: 1,
+            rgb: vec![0; 3 * ids.len()],
+            segmentation: ids.to_vec(),
+            depth: vec![1.0; ids.len()],
+        }
+    }
+
+    #[test]
+    fn an_occluded_violation_is_rejected_when_its_object_shows_pixels_around_it() {
+        let family = Family::by_name("voe-permanence").expect("family");
+        let sample = generate(&family, 0, Split::Train, 0).expect("sample");
+        let mut e = sample.episodes.into_iter().find(|e| e.labels.violation.is_some()).expect("an impossible member");
+        let v = e.labels.violation.as_mut().expect("violation");
+        v.occluded = true;
+        let (at, object) = (v.frame as usize, v.object);
+        let n = e.frames.len();
+        let hidden: Vec<RenderedFrame> = (0..n).map(|_| frame(&[0, 0, 0, 0])).collect();
+        assert!(shows_violation(&e, &hidden).is_none());
+        // One pixel of the violating object two frames before the violation: rejected.
+        let mut edge = hidden.clone();
+        edge[at - 2] = frame(&[0, object as u8 + 1, 0, 0]);
+        let r = shows_violation(&e, &edge).expect("rejected");
+        assert_eq!((r.reason, r.frame), (RejectReason::Pixels, at as u32 - 2));
+        // Another object's pixels, or the object's far from the violation, are fine.
+        let mut other = hidden.clone();
+        other[at] = frame(&[0, object as u8 + 2, 0, 0]);
+        assert!(shows_violation(&e, &other).is_none());
+        let mut far = hidden.clone();
+        far[at.saturating_sub(10)] = frame(&[object as u8 + 1, 0, 0, 0]);
+        assert!(shows_violation(&e, &far).is_none());
+        // A violation in plain view is not the check's business.
+        e.labels.violation.as_mut().expect("violation").occluded = false;
+        assert!(shows_violation(&e, &edge).is_none());
+    }
+}
