@@ -269,6 +269,9 @@ fn card(suite: &Suite, info: &Info) -> String {
             crate::pixels::OBJECT_PIXELS,
             suite.suite.max_objects
         ));
+        for (name, n) in [(crate::pixels::CAMERA_INTRINSICS, 9), (crate::pixels::CAMERA_TO_WORLD, 16)] {
+            y.push_str(&format!("  - name: {name}\n    sequence: float32\n    length: {n}\n"));
+        }
     }
     y.push_str("---\n\n");
     y.push_str(&format!("# physworld dataset `{}`\n\n", suite.suite.name));

@@ -345,7 +345,10 @@ fn write_shard(
                 return Err(PipelineError::Interrupted { dir: storage.location() });
             }
             let s = generate_sample(layout.family_of(i), split.spec.seed, split.spec.sim_split, i)?;
-            (opts.progress)(Progress::Sample { rejected: s.rejected.len() as u64 });
+            // With pixels, a sample counts once rendered (most of the time is there).
+            if opts.pixels.is_none() {
+                (opts.progress)(Progress::Sample { rejected: s.rejected.len() as u64 });
+            }
             Ok(s)
         })
         .collect::<Result<_>>()?;
@@ -365,7 +368,8 @@ fn write_shard(
                     physworld_sim::DEFAULT_MAX_ATTEMPTS,
                 )?)
             };
-            Some((px, render_samples(&mut samples, &redraw, slots, px)?))
+            let done = |s: &Sample| (opts.progress)(Progress::Sample { rejected: s.rejected.len() as u64 });
+            Some((px, render_samples(&mut samples, &redraw, &done, slots, px)?))
         }
         None => None,
     };

@@ -10,6 +10,8 @@
 //! | `segmentation` | `struct<bytes: binary, path: string>` | 8-bit greyscale PNG: object slot + 1 per pixel, 0 for statics, zones and background |
 //! | `depth` | `struct<bytes: binary, path: string>` | 16-bit greyscale PNG: millimetres along the camera's optical axis, 0 where nothing was drawn |
 //! | `object.pixels` | `fixed_size_list<int32>` `[S]` | pixels of each slot in the mask: visibility as the pixels see it, beside the state's `object.visible` |
+//! | `camera.intrinsics` | `fixed_size_list<float32>` `[9]` | row-major `[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]` at the image's size: `u = cx + fx x/z`, `v = cy - fy y/z`, pixel centres at +0.5 |
+//! | `camera.to_world` | `fixed_size_list<float32>` `[16]` | row-major 4x4 camera pose: x right, y up, looking down -z (Blender's and Kubric's convention) |
 //!
 //! The three image columns are Hugging Face `Image` features (a struct of `bytes` and
 //! `path`, declared in the file's `huggingface` schema metadata and in the dataset card), so
@@ -29,6 +31,10 @@ pub const SEGMENTATION: &str = "segmentation";
 pub const DEPTH: &str = "depth";
 /// Column of the per-slot mask pixel counts.
 pub const OBJECT_PIXELS: &str = "object.pixels";
+/// Column of the camera intrinsics.
+pub const CAMERA_INTRINSICS: &str = "camera.intrinsics";
+/// Column of the camera pose.
+pub const CAMERA_TO_WORLD: &str = "camera.to_world";
 
 /// Image heights `generate --resolution` accepts, px.
 pub const RESOLUTION_RANGE: (u32, u32) = (16, 256);
@@ -84,6 +90,8 @@ pub fn features(slots: u32) -> serde_json::Value {
         SEGMENTATION: {"dtype": "image", "format": "png", "mode": "L", "values": "object slot + 1; 0 statics, zones and background"},
         DEPTH: {"dtype": "image", "format": "png", "mode": "I;16", "unit": "mm", "values": "along the optical axis; 0 nothing drawn"},
         OBJECT_PIXELS: {"dtype": "int32", "shape": [slots], "values": "mask pixels per slot (visible in pixels when > 0)"},
+        CAMERA_INTRINSICS: {"dtype": "float32", "shape": [3, 3], "values": "[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]; u = cx + fx x/z, v = cy - fy y/z (v down), pixel centres at +0.5"},
+        CAMERA_TO_WORLD: {"dtype": "float32", "shape": [4, 4], "values": "camera pose: x right, y up, looking down -z"},
     })
 }
 
@@ -127,6 +135,10 @@ pub const VIOLATION_WINDOW: u32 = 2;
 pub(crate) struct EncodedFrame {
     png: [Vec<u8>; 3],
     pixels: Vec<i32>,
+    /// Row-major pinhole intrinsics at the image's size.
+    intrinsics: [f32; 9],
+    /// Row-major camera-to-world pose (x right, y up, looking down -z).
+    pose: [f32; 16],
 }
 
 /// The encoded frames of every episode of every sample, in order, and the renderer's id.
@@ -140,6 +152,7 @@ pub(crate) use imp::render_samples;
 pub(crate) fn render_samples(
     _: &mut [physworld_sim::Sample],
     _: &(dyn Fn(usize, u32) -> Result<physworld_sim::Sample> + Sync),
+    _: &(dyn Fn(&physworld_sim::Sample) + Sync),
     _: usize,
     _: PixelOptions,
 ) -> Result<RenderedSamples> {
@@ -161,7 +174,7 @@ pub(crate) fn pixels_file(
     use std::sync::Arc;
 
     use arrow_array::builder::{ArrayBuilder, BinaryBuilder, Int32Builder, Int64Builder};
-    use arrow_array::{Array, ArrayRef, FixedSizeListArray, RecordBatch, StringArray, StructArray};
+    use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, StructArray};
     use arrow_schema::{DataType, Field, Fields, Schema};
 
     use crate::schema::columns;
@@ -180,10 +193,13 @@ pub(crate) fn pixels_file(
     }
     let mut images: [BinaryBuilder; 3] = [BinaryBuilder::new(), BinaryBuilder::new(), BinaryBuilder::new()];
     let mut counts = Int32Builder::new();
+    let (mut intrinsics, mut poses) = (Vec::with_capacity(rows * 9), Vec::with_capacity(rows * 16));
     for f in frames {
         for (b, png) in images.iter_mut().zip(f.png) {
             b.append_value(png);
         }
+        intrinsics.extend_from_slice(&f.intrinsics);
+        poses.extend_from_slice(&f.pose);
         for s in 0..slots {
             counts.append_value(f.pixels.get(s).copied().unwrap_or(0));
         }
@@ -201,6 +217,14 @@ pub(crate) fn pixels_file(
         FixedSizeListArray::try_new(item, slots as i32, Arc::new(counts.finish()), None)
             .map_err(|e| PipelineError::Layout(e.to_string()))?,
     );
+    let floats = |values: Vec<f32>, k: i32| -> Result<ArrayRef> {
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        Ok(Arc::new(
+            FixedSizeListArray::try_new(item, k, Arc::new(Float32Array::from(values)), None)
+                .map_err(|e| PipelineError::Layout(e.to_string()))?,
+        ))
+    };
+    let (intrinsics, poses) = (floats(intrinsics, 9)?, floats(poses, 16)?);
     // Hugging Face `datasets` reads this to decode the image columns (its `Features`, in
     // the schema metadata, as `datasets` itself writes Parquet).
     let hf = serde_json::json!({"info": {"features": {
@@ -211,6 +235,8 @@ pub(crate) fn pixels_file(
         SEGMENTATION: {"_type": "Image"},
         DEPTH: {"_type": "Image"},
         OBJECT_PIXELS: {"feature": {"dtype": "int32", "_type": "Value"}, "length": slots, "_type": "Sequence"},
+        CAMERA_INTRINSICS: {"feature": {"dtype": "float32", "_type": "Value"}, "length": 9, "_type": "Sequence"},
+        CAMERA_TO_WORLD: {"feature": {"dtype": "float32", "_type": "Value"}, "length": 16, "_type": "Sequence"},
     }}});
     // Nullable fields, as `datasets` writes them: it applies the metadata's features only
     // to fields equal to their own Arrow form.
@@ -222,6 +248,8 @@ pub(crate) fn pixels_file(
         Field::new(SEGMENTATION, image_type.clone(), true),
         Field::new(DEPTH, image_type, true),
         Field::new(OBJECT_PIXELS, counts.data_type().clone(), true),
+        Field::new(CAMERA_INTRINSICS, intrinsics.data_type().clone(), true),
+        Field::new(CAMERA_TO_WORLD, poses.data_type().clone(), true),
     ])
     .with_metadata(std::collections::HashMap::from([("huggingface".to_string(), hf.to_string())]));
     let [rgb, seg, depth] = &mut images;
@@ -235,6 +263,8 @@ pub(crate) fn pixels_file(
             image_column(seg),
             image_column(depth),
             counts,
+            intrinsics,
+            poses,
         ],
     )
     .map_err(|e| PipelineError::Layout(e.to_string()))?;
@@ -243,7 +273,7 @@ pub(crate) fn pixels_file(
 
 #[cfg(feature = "render")]
 mod imp {
-    use physworld_sim::render::{RenderError, RenderedFrame, Renderer, png_bytes};
+    use physworld_sim::render::{self, RenderError, RenderedFrame, Renderer, png_bytes};
     use physworld_sim::{Episode, RejectReason, Rejection, Sample};
 
     use super::{EncodedFrame, PixelOptions, RenderedSamples, VIOLATION_WINDOW};
@@ -253,13 +283,15 @@ mod imp {
         PipelineError::Layout(format!("rendering: {e}"))
     }
 
-    /// Render every frame of a shard's samples with one renderer (start-up costs about a
-    /// second; another only for an episode camera of another aspect ratio). A sample whose
+    /// Render every frame of a shard's samples with one renderer (start-up costs about
+    /// 0.1 s; another only for an episode camera of another aspect ratio). A sample whose
     /// occluded VoE violation shows in pixels is drawn again from its next attempt by
-    /// `redraw(k, first_attempt)`, its rejections kept.
+    /// `redraw(k, first_attempt)`, its rejections kept. `done` is called with each sample
+    /// once rendered.
     pub(crate) fn render_samples(
         samples: &mut [Sample],
         redraw: &(dyn Fn(usize, u32) -> Result<Sample> + Sync),
+        done: &(dyn Fn(&Sample) + Sync),
         slots: usize,
         opts: PixelOptions,
     ) -> Result<RenderedSamples> {
@@ -275,12 +307,14 @@ mod imp {
                     episodes.push(frames);
                 }
                 let Some(r) = rejection else {
-                    out.push(
-                        episodes
-                            .iter()
-                            .map(|fs| fs.iter().map(|f| encode(f, slots)).collect())
-                            .collect::<Result<_>>()?,
-                    );
+                    done(sample);
+                    let encoded = sample
+                        .episodes
+                        .iter()
+                        .zip(&episodes)
+                        .map(|(e, fs)| fs.iter().map(|f| encode(e, f, slots)).collect())
+                        .collect::<Result<_>>()?;
+                    out.push(encoded);
                     break;
                 };
                 let next = sample.episodes.first().map_or(0, |e| e.attempt) + 1;
@@ -299,7 +333,7 @@ mod imp {
     fn render_episode(renderer: &mut Option<Renderer>, e: &Episode, opts: PixelOptions) -> Result<Vec<RenderedFrame>> {
         let cam = &e.camera;
         let h = opts.resolution;
-        let w = ((h as u64 * cam.width as u64 + cam.height as u64 / 2) / cam.height.max(1) as u64).max(1) as u32;
+        let w = render::width_for(cam, h);
         if renderer.as_ref().is_none_or(|r| r.size() != (w, h)) {
             *renderer = Some(Renderer::new(w, h).map_err(render_err)?);
         }
@@ -329,8 +363,10 @@ mod imp {
         })
     }
 
-    fn encode(f: &RenderedFrame, slots: usize) -> Result<EncodedFrame> {
+    fn encode(e: &Episode, f: &RenderedFrame, slots: usize) -> Result<EncodedFrame> {
         let (w, h) = (f.width, f.height);
+        let k = render::intrinsics(&e.camera, w, h);
+        let m = render::camera_to_world(&e.camera);
         Ok(EncodedFrame {
             png: [
                 png_bytes::rgb(w, h, &f.rgb).map_err(render_err)?,
@@ -338,6 +374,8 @@ mod imp {
                 png_bytes::gray16(w, h, &f.depth_mm()).map_err(render_err)?,
             ],
             pixels: (0..slots).map(|s| f.pixel_count(s) as i32).collect(),
+            intrinsics: std::array::from_fn(|i| k[i / 3][i % 3]),
+            pose: std::array::from_fn(|i| m[i / 4][i % 4]),
         })
     }
 }

@@ -95,7 +95,7 @@ mod imp {
         let ds = Dataset::open_storage(open_storage(dir)?)?;
         let episode = recorded_episode(&ds, args.episode)?;
         let cam = &episode.camera;
-        let width = ((args.size as u64 * cam.width as u64 + cam.height as u64 / 2) / cam.height.max(1) as u64) as u32;
+        let width = render::width_for(cam, args.size);
         let mut renderer = Renderer::new(width, args.size).context("--size")?;
         let n = episode.frames.len();
         let mut written = Vec::new();
@@ -191,6 +191,13 @@ mod imp {
                 o.position = std::array::from_fn(|d| stored.position[3 * k + d]);
                 o.rotation = std::array::from_fn(|d| stored.rotation[4 * k + d]);
                 o.size = std::array::from_fn(|d| stored.size[3 * k + d]);
+                o.shape = match stored.shape[k] {
+                    0 => physworld_sim::ShapeKind::Sphere,
+                    1 => physworld_sim::ShapeKind::Box,
+                    2 => physworld_sim::ShapeKind::Cylinder,
+                    3 => physworld_sim::ShapeKind::Capsule,
+                    _ => o.shape,
+                };
             }
         }
         Ok(episode)

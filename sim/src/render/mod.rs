@@ -13,7 +13,7 @@
 //! - **depth** along the camera's optical axis, m (0 where nothing was drawn), written by that
 //!   same pass from the geometry and read back as floats.
 //!
-//! One renderer renders many episodes: start-up (adapter, pipelines) costs about a second,
+//! One renderer renders many episodes: start-up (adapter, app, pipelines) costs about 0.1 s,
 //! each episode then only its meshes. On machines without a GPU it runs on Vulkan's CPU
 //! driver, lavapipe (Debian: `mesa-vulkan-drivers`); with no Vulkan adapter at all,
 //! [`Renderer::new`] returns [`RenderError::NoAdapter`] saying what to install.
@@ -29,7 +29,7 @@ use bevy::asset::{RenderAssetUsages, uuid_handle};
 use bevy::camera::visibility::RenderLayers;
 use bevy::camera::{Hdr, RenderTarget};
 use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
-use bevy::light::{CascadeShadowConfigBuilder, GlobalAmbientLight, NotShadowCaster};
+use bevy::light::{CascadeShadowConfigBuilder, DirectionalLightShadowMap, GlobalAmbientLight, NotShadowCaster};
 use bevy::prelude::*;
 use bevy::render::RenderApp;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
@@ -105,6 +105,18 @@ pub enum RenderError {
         /// Frames in the episode.
         frames: usize,
     },
+    /// A read-back image was shorter than its size says (a driver fault).
+    #[error("frame {frame}: the {pass} readback holds {got} bytes, expected {want}")]
+    ShortReadback {
+        /// The frame.
+        frame: usize,
+        /// `RGB` or `label`.
+        pass: &'static str,
+        /// Bytes read back.
+        got: usize,
+        /// Bytes expected.
+        want: usize,
+    },
     /// A PNG could not be encoded (image size and data disagree).
     #[error("PNG encoding failed: {0}")]
     Encode(String),
@@ -178,6 +190,11 @@ impl RenderedFrame {
     pub fn depth_mm(&self) -> Vec<u16> {
         self.depth.iter().map(|&d| (d * 1000.0).round().clamp(0.0, 65_535.0) as u16).collect()
     }
+}
+
+/// Image width for `height` px at `camera`'s aspect ratio (rounded, at least 1).
+pub fn width_for(camera: &SceneCamera, height: u32) -> u32 {
+    ((height as u64 * camera.width as u64 + camera.height as u64 / 2) / camera.height.max(1) as u64).max(1) as u32
 }
 
 /// Pinhole intrinsics `[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]` of `camera` at `width` x
@@ -307,6 +324,9 @@ impl Renderer {
         .init_resource::<Captured>()
         .insert_resource(ClearColor(Color::linear_rgb(0.55, 0.62, 0.72)))
         .insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 150.0, ..default() })
+        // Bevy's default 2048² shadow map is drawn every frame; on the CPU it cost more than
+        // the image itself. Four shadow texels per image pixel are plenty.
+        .insert_resource(DirectionalLightShadowMap { size: shadow_map_size(height) })
         .add_observer(on_readback);
         // Inserting under a UUID handle cannot fail.
         let _ = app
@@ -412,7 +432,7 @@ impl Renderer {
             let mut captured = self.app.world_mut().resource_mut::<Captured>();
             let rgb = captured.0.remove(&(f, false)).unwrap_or_default();
             let label = captured.0.remove(&(f, true)).unwrap_or_default();
-            out.push(self.decode(&rgb, &label));
+            out.push(self.decode(f, &rgb, &label)?);
         }
         self.clear_scene();
         Ok(out)
@@ -603,10 +623,16 @@ impl Renderer {
     }
 
     /// Turn read-back bytes (rows padded to 256 bytes) into a frame.
-    fn decode(&self, rgb: &[u8], label: &[u8]) -> RenderedFrame {
+    fn decode(&self, frame_index: usize, rgb: &[u8], label: &[u8]) -> Result<RenderedFrame, RenderError> {
         let (w, h) = (self.width as usize, self.height as usize);
         let rgb_stride = padded_row(w * 4);
         let label_stride = padded_row(w * 8);
+        // A short readback is a driver fault, never a black image.
+        for (pass, got, want) in [("RGB", rgb.len(), rgb_stride * h), ("label", label.len(), label_stride * h)] {
+            if got < want {
+                return Err(RenderError::ShortReadback { frame: frame_index, pass, got, want });
+            }
+        }
         let mut frame = RenderedFrame {
             width: self.width,
             height: self.height,
@@ -627,7 +653,7 @@ impl Renderer {
                 frame.depth.push(if drawn { half(1) + half(2) / 1024.0 } else { 0.0 });
             }
         }
-        frame
+        Ok(frame)
     }
 }
 
@@ -684,6 +710,11 @@ fn on_readback(
         captured.0.entry((tag.frame, tag.label)).or_insert_with(|| event.data.clone());
         commands.entity(entity).despawn();
     }
+}
+
+/// Side of the shadow map for images `height` px high: a power of two, 256 to 2048.
+fn shadow_map_size(height: u32) -> usize {
+    ((4 * height) as usize).next_power_of_two().clamp(256, 2048)
 }
 
 /// Bytes per row of a texture copy: a multiple of 256.
