@@ -146,20 +146,8 @@ pub fn finalize(storage: &dyn Storage) -> Result<Info> {
     let mut splits = BTreeMap::new();
     let mut files = Vec::new();
     let shards = layout.shards();
-    // One modality, resolution and renderer for the whole dataset, checked before anything
-    // is written.
-    let pixels = {
-        let mut seen = Vec::with_capacity(shards.len());
-        for shard in &shards {
-            let m = load_manifest(storage, shard)?.ok_or_else(|| PipelineError::Corrupt {
-                path: shard.manifest_path().into(),
-                reason: "disappeared during finalize".into(),
-            })?;
-            seen.push((shard.stem(), m.pixels));
-        }
-        crate::pixels::check_one_renderer(seen.iter().map(|(s, p)| (s.as_str(), p.as_ref())))?;
-        seen.into_iter().next().and_then(|(_, p)| p)
-    };
+    // Each shard's pixels entry (small), for the one-renderer check below.
+    let mut pixels_of = Vec::with_capacity(shards.len());
     for (k, s) in layout.splits.iter().enumerate() {
         let mut labels: BTreeMap<String, Balance> = BTreeMap::new();
         // One manifest in memory at a time: memory stays flat however many shards.
@@ -186,6 +174,7 @@ pub fn finalize(storage: &dyn Storage) -> Result<Info> {
             if let Some(p) = &m.pixels {
                 files.push(p.file.clone());
             }
+            pixels_of.push((shard.stem(), m.pixels.clone()));
         }
         splits.insert(
             s.spec.name.clone(),
@@ -199,6 +188,10 @@ pub fn finalize(storage: &dyn Storage) -> Result<Info> {
             },
         );
     }
+    // One modality, resolution and renderer for the whole dataset, checked before anything
+    // is written.
+    crate::pixels::check_one_renderer(pixels_of.iter().map(|(s, p)| (s.as_str(), p.as_ref())))?;
+    let pixels = pixels_of.into_iter().next().and_then(|(_, p)| p);
     let stats: BTreeMap<String, FeatureStats> = stats::finish(&partials);
     let mut suite_json = serde_json::to_value(&suite).map_err(|e| PipelineError::Layout(e.to_string()))?;
     if let Some(arr) = suite_json["splits"].as_array_mut() {
