@@ -109,6 +109,11 @@ fn main() -> ExitCode {
         // Rayon's workers spin between a step's parallel operations instead of sleeping.
         physworld_model::runtime::set_warm_workers(true);
     }
+    #[cfg(feature = "render")]
+    if matches!(&cli.command, Command::Render(_)) || matches!(&cli.command, Command::Generate(a) if a.renders()) {
+        // Lavapipe draws small images on the submitting thread (physworld_sim::render).
+        physworld_model::runtime::exec_with_env(&physworld_sim::render::RUNTIME_ENV);
+    }
     let result = match cli.command {
         Command::Scenarios(a) => commands::scenarios::run(a),
         Command::Simulate(a) => commands::simulate::run(a),

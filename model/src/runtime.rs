@@ -2,7 +2,8 @@
 //! the process on its own; a program chooses what it wants (the `physworld` binary takes
 //! all of it for the commands that run models).
 //!
-//! - [`exec_with_runtime_env`]: re-execute with [`RUNTIME_ENV`] set.
+//! - [`exec_with_runtime_env`]: re-execute with [`RUNTIME_ENV`] set ([`exec_with_env`]
+//!   for another set, e.g. the renderer's).
 //! - [`set_warm_workers`]: keep rayon's workers spinning during training steps and
 //!   inference ([`with_warm_workers`]); off unless a program turns it on.
 //!
@@ -34,7 +35,11 @@ pub const INJECTED_VAR: &str = "PHYSWORLD_RUNTIME_ENV";
 
 /// The [`RUNTIME_ENV`] variables the environment does not set.
 pub fn missing_runtime_env() -> Vec<(&'static str, &'static str)> {
-    RUNTIME_ENV.iter().copied().filter(|(k, _)| std::env::var_os(k).is_none()).collect()
+    missing(&RUNTIME_ENV)
+}
+
+fn missing(vars: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    vars.iter().copied().filter(|(k, _)| std::env::var_os(k).is_none()).collect()
 }
 
 /// Replace this process by the same program, arguments and environment plus the
@@ -43,7 +48,15 @@ pub fn missing_runtime_env() -> Vec<(&'static str, &'static str)> {
 /// was missing, on other platforms, or when the `exec` failed (the program then runs on
 /// as it is: slower, not wrong). Call it before any work.
 pub fn exec_with_runtime_env() {
-    let missing = missing_runtime_env();
+    exec_with_env(&RUNTIME_ENV)
+}
+
+/// [`exec_with_runtime_env`] for another set of variables: re-execute with those of `vars`
+/// the environment does not set (recorded in [`INJECTED_VAR`]), or return when none is
+/// missing. The `physworld` binary passes the renderer's settings
+/// (`physworld_sim::render::RUNTIME_ENV`) for the commands that render.
+pub fn exec_with_env(vars: &[(&'static str, &'static str)]) {
+    let missing = missing(vars);
     if missing.is_empty() {
         return;
     }

@@ -2,13 +2,15 @@
 //! 128 px, and a renderer's start-up.
 //!
 //! `cargo bench -p physworld-sim --features render --bench render`. On a machine without a
-//! GPU this measures Mesa's lavapipe; `LP_NUM_THREADS` sets its rasteriser threads. Results
-//! are recorded in BENCHMARKS.md ("Rendering").
+//! GPU this measures Mesa's lavapipe. The bench re-executes itself with the renderer's
+//! settings (`render::RUNTIME_ENV`, as the `physworld` binary does) unless the environment
+//! sets them: `LP_NUM_THREADS=2 cargo bench ...` measures lavapipe's own rasteriser threads.
+//! Results are recorded in BENCHMARKS.md ("Rendering").
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use physworld_sim::render::Renderer;
 use physworld_sim::{Family, Split, generate};
 
@@ -35,4 +37,23 @@ fn frames(c: &mut Criterion) {
 }
 
 criterion_group!(benches, frames);
-criterion_main!(benches);
+
+/// `criterion_main!`, after re-executing with the settings `physworld render` and
+/// `generate --modality pixels` run with.
+fn main() {
+    let missing: Vec<_> =
+        physworld_sim::render::RUNTIME_ENV.iter().filter(|(k, _)| std::env::var_os(k).is_none()).collect();
+    #[cfg(unix)]
+    if !missing.is_empty() {
+        use std::os::unix::process::CommandExt;
+        if let Ok(exe) = std::env::current_exe() {
+            // Returns only on failure; the bench then runs with the environment it has.
+            let _ = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .envs(missing.iter().map(|(k, v)| (*k, *v)))
+                .exec();
+        }
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -56,6 +56,13 @@ pub struct Args {
     json: bool,
 }
 
+impl Args {
+    /// Whether this run renders frames (`--modality pixels`).
+    pub fn renders(&self) -> bool {
+        self.modality == Modality::Pixels
+    }
+}
+
 /// What a dataset holds.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Modality {

@@ -44,6 +44,17 @@ use bevy::window::{ExitCondition, WindowPlugin};
 use crate::episode::{Episode, ObjectState};
 use crate::scene::{Camera as SceneCamera, ShapeKind};
 
+/// Environment settings for processes that render, applied where the environment does not
+/// set them. Mesa reads them when the Vulkan device is created, so a program sets them
+/// before it starts (the `physworld` binary re-executes itself with them for `render` and
+/// `generate --modality pixels`; so does the render bench):
+/// - `LP_NUM_THREADS=0`: lavapipe rasterises on the thread that submits the work instead of
+///   handing each small image to its own rasteriser threads. At 64-128 px the hand-over costs
+///   more than the drawing: on 2 cores a 64 px episode renders at about 190 frames/s with it
+///   and 117 frames/s without, and each generation worker renders its own shards on its own
+///   thread anyway (BENCHMARKS.md, "Rendering").
+pub const RUNTIME_ENV: [(&str, &str); 1] = [("LP_NUM_THREADS", "0")];
+
 /// Smallest and largest image side [`Renderer::new`] accepts, px.
 pub const SIZE_RANGE: (u32, u32) = (16, 1024);
 
