@@ -340,10 +340,10 @@ fn inspect_leaderboard_and_validate_say_what_they_promise() {
     assert!(!o.status.success() && err(&o).contains("nothing was checked"), "{}", err(&o));
 }
 
-/// Object-store URLs are refused where a flag takes a local path (runs, results,
-/// leaderboards), naming the value and what to do, and create nothing (an `s3://` path used
-/// to become a local folder named `s3:`); dataset flags take them in a `cloud` build (tested
-/// against an S3 server in tests/object_store.rs) and name the rebuild in others;
+/// Object-store URLs are refused where a flag takes a local path (training runs), naming
+/// the value and what to do, and create nothing (an `s3://` path used to become a local
+/// folder named `s3:`); dataset, result and leaderboard flags take them in a `cloud` build
+/// (tested against an S3 server in tests/object_store.rs) and name the rebuild in others;
 /// `file://` URLs are paths.
 #[test]
 fn object_store_urls_are_refused_and_file_urls_are_paths() {
@@ -356,11 +356,8 @@ fn object_store_urls_are_refused_and_file_urls_are_paths() {
         url.strip_prefix("jepa:").map(str::to_string).unwrap_or(url)
     };
     for args in [
-        &["bench", "--data", "d", "--model", "oracle", "--out", "s3://bucket/results"][..],
-        &["bench", "--data", "d", "--model", "jepa:s3://bucket/run", "--out", "r"],
+        &["bench", "--data", "d", "--model", "jepa:s3://bucket/run", "--out", "r"][..],
         &["train", "--data", "d", "--out", "gs://bucket/run"],
-        &["leaderboard", "--results", "s3://bucket/results"],
-        &["results", "merge", "--data", "d", "--out", "az://bucket/results"],
     ] {
         let o = in_tmp(args);
         let e = err(&o);
@@ -374,6 +371,10 @@ fn object_store_urls_are_refused_and_file_urls_are_paths() {
         &["bench", "--data", "gs://bucket/data", "--model", "oracle", "--out", "r"],
         &["train", "--data", "az://container/data", "--out", "run"],
         &["inspect", "--data", "s3://bucket/data"],
+        &["bench", "--data", "d", "--model", "oracle", "--out", "s3://bucket/results"],
+        &["leaderboard", "--results", "s3://bucket/results"],
+        &["leaderboard", "--results", "r", "--check", "gs://bucket/board.json"],
+        &["results", "merge", "--data", "d", "--out", "az://bucket/results"],
     ];
     for args in dataset_flags {
         if cfg!(feature = "cloud") {

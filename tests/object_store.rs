@@ -6,7 +6,8 @@
 //! there, inspect, training and bench reading from it: each gives the same bytes as the
 //! same command on a local folder, and so do docs/cluster's Slurm recipes run as concurrent
 //! local workers on a dataset in the store. pyarrow and polars read the dataset straight
-//! from the store (tests/python/check_store.py).
+//! from the store (tests/python/check_store.py). Training runs, results, benchmark shards,
+//! leaderboards and the LLM reply cache live in the store too.
 
 mod common;
 
@@ -64,6 +65,25 @@ impl Moto {
         );
         let o = Command::new(python()).args(["-c", &code]).envs(self.aws_env()).output().expect("python runs");
         assert!(o.status.success(), "put_object {key}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Copy every object under `s3://bucket/prefix/` into `dest` through boto3, keeping the
+    /// paths below the prefix (as another S3 client would read the store).
+    fn download(&self, bucket: &str, prefix: &str, dest: &Path) {
+        let code = format!(
+            "import boto3, os, sys\n\
+             s3 = boto3.client('s3', endpoint_url='{}')\n\
+             for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}', Prefix='{prefix}/'):\n\
+             \x20   for o in page.get('Contents', []):\n\
+             \x20       rel = o['Key'][len('{prefix}/'):]\n\
+             \x20       path = os.path.join(sys.argv[1], rel)\n\
+             \x20       os.makedirs(os.path.dirname(path), exist_ok=True)\n\
+             \x20       s3.download_file('{bucket}', o['Key'], path)\n",
+            self.endpoint()
+        );
+        let o =
+            Command::new(python()).args(["-c", &code]).arg(dest).envs(self.aws_env()).output().expect("python runs");
+        assert!(o.status.success(), "download {prefix}: {}", String::from_utf8_lossy(&o.stderr));
     }
 
     /// PUT `body` at `path` unsigned, which moto accepts for a bucket.
@@ -234,38 +254,108 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     assert_eq!(a["loss"], b["loss"], "{a} vs {b}");
     assert_eq!(a["step"], 3, "{a}");
 
-    // bench reads the store; its result file and item log are the local run's.
-    let bench = |data: &str, out: &Path| {
-        moto.run(&[
-            "bench",
-            "--data",
-            data,
-            "--model",
-            "constant-velocity",
-            "--model",
-            "majority",
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
-    };
-    let (res_store, res_disk) = (tmp.path().join("res-s3"), tmp.path().join("res-local"));
-    bench(url, &res_store);
-    bench(local.to_str().expect("utf-8"), &res_disk);
-    let names: Vec<_> = snapshot(&res_disk).into_keys().collect();
-    assert!(names.iter().any(|n| n.to_string_lossy().ends_with(".json")), "{names:?}");
-    assert_eq!(snapshot(&res_store).into_keys().collect::<Vec<_>>(), names);
-    for n in &names {
-        if n.to_string_lossy().ends_with(".json") {
-            assert_eq!(result_without_time(&res_store.join(n)), result_without_time(&res_disk.join(n)), "{n:?}");
+    // A run in the store: trained in a local copy and uploaded at its checkpoint, the same
+    // bytes as the local run; a second start is refused naming the URL; --resume finds it
+    // finished; --force replaces it; bench reads `jepa:URL` like the local folder.
+    let run_url = "s3://physworld/runs/jepa";
+    let c = train(url, Path::new(run_url));
+    assert_eq!((&c["loss"], &c["step"]), (&b["loss"], &b["step"]), "{c} vs {b}");
+    assert_eq!(c["checkpoint"], format!("{run_url}/checkpoints/step-000003"), "{c}");
+    let run_copy = tmp.path().join("run-copy");
+    moto.download("physworld", "runs/jepa", &run_copy);
+    let names: Vec<_> = snapshot(&run_copy).into_keys().collect();
+    for f in ["config.json", "metrics.jsonl", "checkpoints/latest", "checkpoints/step-000003/model.safetensors"] {
+        assert!(names.contains(&PathBuf::from(f)), "{f} missing in the store: {names:?}");
+    }
+    for f in ["config.json", "metrics.jsonl", "checkpoints/latest"] {
+        let (x, y) =
+            (std::fs::read(run_copy.join(f)).expect("copy"), std::fs::read(from_store.join(f)).expect("local"));
+        if f == "metrics.jsonl" {
+            assert_eq!(x.iter().filter(|&&c| c == b'\n').count(), 3, "three steps logged");
         } else {
-            assert_eq!(std::fs::read(res_store.join(n)).ok(), std::fs::read(res_disk.join(n)).ok(), "{n:?}");
+            assert_eq!(x, y, "{f}");
         }
     }
-    let o = moto.run(&["leaderboard", "--results", res_store.to_str().expect("utf-8")]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("constant-velocity"));
+    for f in ["model.safetensors", "optim.safetensors", "state.json"] {
+        let p = format!("checkpoints/step-000003/{f}");
+        assert_eq!(std::fs::read(run_copy.join(&p)).ok(), std::fs::read(from_store.join(&p)).ok(), "{p}");
+    }
+    let again = moto.physworld(&["train", "--steps", "3", "--data", url, "--out", run_url]).output().expect("runs");
+    let e = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && e.contains(run_url) && e.contains("--resume") && !e.contains("/tmp/"), "{e}");
+    let o = moto.run(&["train", "--json", "--steps", "3", "--resume", "--data", url, "--out", run_url]);
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().expect("report")).expect("json");
+    assert_eq!(r["steps_run"], 0, "a finished run resumes to nothing: {r}");
+    let jepa_bench = |run: &str, out: &Path| -> serde_json::Value {
+        let model = format!("jepa:{run}");
+        let o = out.to_str().expect("utf-8");
+        moto.run(&["bench", "--data", url, "--model", &model, "--tasks", "forecast", "--limit", "4", "--out", o]);
+        let file = std::fs::read_dir(out)
+            .expect("results")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "json"))
+            .expect("a result file");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).expect("read")).expect("json");
+        v["tasks"].clone()
+    };
+    let (jr_store, jr_disk) = (tmp.path().join("jepa-s3"), tmp.path().join("jepa-disk"));
+    assert_eq!(jepa_bench(run_url, &jr_store), jepa_bench(from_store.to_str().expect("utf-8"), &jr_disk));
+    moto.run(&["train", "--steps", "2", "--force", "--data", url, "--out", run_url]);
+    let forced = tmp.path().join("run-forced");
+    moto.download("physworld", "runs/jepa", &forced);
+    let names: Vec<_> = snapshot(&forced).into_keys().collect();
+    assert!(
+        names.contains(&PathBuf::from("checkpoints/step-000002/state.json"))
+            && !names.iter().any(|n| n.starts_with("checkpoints/step-000003")),
+        "--force replaces the run in the store: {names:?}"
+    );
 
-    // docs/cluster's Slurm recipes with the dataset in the store: three array tasks at once,
-    // then the step after them; the results (on a shared folder) are the unsharded run's.
+    // bench reads the dataset from the store and writes its results there: the result files
+    // and item logs are the local run's, and the leaderboard reads them from the store.
+    let bench = |data: &str, out: &str| {
+        moto.run(&["bench", "--data", data, "--model", "constant-velocity", "--model", "majority", "--out", out]);
+    };
+    let res_url = "s3://physworld/results/tiny";
+    let res_disk = tmp.path().join("res-local");
+    bench(url, res_url);
+    bench(local.to_str().expect("utf-8"), res_disk.to_str().expect("utf-8"));
+    let same_results = |got: &Path, what: &str| {
+        let names: Vec<_> = snapshot(&res_disk).into_keys().filter(|n| !n.starts_with("shards")).collect();
+        assert!(names.iter().any(|n| n.to_string_lossy().ends_with(".json")), "{names:?}");
+        let got_names: Vec<_> = snapshot(got).into_keys().filter(|n| !n.starts_with("shards")).collect();
+        assert_eq!(got_names, names, "{what}");
+        for n in &names {
+            if n.to_string_lossy().ends_with(".json") {
+                assert_eq!(result_without_time(&got.join(n)), result_without_time(&res_disk.join(n)), "{what}: {n:?}");
+            } else {
+                assert_eq!(std::fs::read(got.join(n)).ok(), std::fs::read(res_disk.join(n)).ok(), "{what}: {n:?}");
+            }
+        }
+    };
+    let res_store = tmp.path().join("res-s3");
+    moto.download("physworld", "results/tiny", &res_store);
+    same_results(&res_store, "bench --out s3://");
+    // A second bench into the same prefix is refused, naming the file, and writes nothing.
+    let again =
+        moto.physworld(&["bench", "--data", url, "--model", "majority", "--out", res_url]).output().expect("runs");
+    let e = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && e.contains("s3://physworld/results/tiny/majority__") && e.contains("--force"),
+        "{e}"
+    );
+    // The leaderboard reads the results from the store, writes its JSON there, and a local
+    // board checked against that baseline passes.
+    let o = moto.run(&["leaderboard", "--results", res_url]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("constant-velocity"));
+    let board = "s3://physworld/boards/tiny.json";
+    moto.run(&["leaderboard", "--results", res_url, "--format", "json", "--out", board]);
+    let o = moto.run(&["leaderboard", "--results", res_disk.to_str().expect("utf-8"), "--check", board, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(report.to_string().contains("constant-velocity"), "{report}");
+
+    // docs/cluster's Slurm recipes with everything in the store (dataset, shards, results):
+    // three array tasks at once, then the step after them; no folder is shared.
     let exe = Path::new(env!("CARGO_BIN_EXE_physworld"));
     let path = format!("{}:{}", exe.parent().expect("bin dir").display(), std::env::var("PATH").unwrap_or_default());
     let recipe = |script: &str, step: &str, env: &[(&str, &str)]| {
@@ -287,12 +377,17 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     let slurm_data = "s3://physworld/slurm/tiny";
     array("slurm-generate.sh", &[("SUITE", tiny().to_str().expect("utf-8")), ("DATA", slurm_data)]);
     assert_same_as(&moto, slurm_data, &local, "Slurm recipe");
-    let slurm_out = tmp.path().join("slurm-results");
-    let out = slurm_out.to_str().expect("utf-8");
-    array("slurm-bench.sh", &[("DATA", slurm_data), ("OUT", out), ("MODELS", "constant-velocity majority")]);
-    for n in names.iter().filter(|n| n.to_string_lossy().ends_with(".json")) {
-        assert_eq!(result_without_time(&slurm_out.join(n)), result_without_time(&res_disk.join(n)), "{n:?}");
-    }
+    let slurm_out = "s3://physworld/slurm/results";
+    array("slurm-bench.sh", &[("DATA", slurm_data), ("OUT", slurm_out), ("MODELS", "constant-velocity majority")]);
+    let slurm_res = tmp.path().join("slurm-results");
+    moto.download("physworld", "slurm/results", &slurm_res);
+    assert_eq!(
+        snapshot(&slurm_res.join("shards")).len(),
+        3 * 2,
+        "three shard files per model under shards/: {:?}",
+        snapshot(&slurm_res).into_keys().collect::<Vec<_>>()
+    );
+    same_results(&slurm_res, "Slurm recipe's merged results");
 
     // A damaged object is found and named; a folder marker (an empty object named like
     // the prefix, as consoles make) is not a file of the dataset.
@@ -309,4 +404,96 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     let o = moto.physworld(&["inspect", "--data", "s3://no-such-bucket/x"]).output().expect("runs");
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("s3://no-such-bucket/x") && !e.contains("panicked"), "{e}");
+}
+
+/// A stand-in OpenAI-compatible server that answers `{"answer": "yes"}` to every request;
+/// returns its base URL and the count of requests served.
+#[cfg(feature = "llm")]
+fn yes_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let served = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 65536];
+            loop {
+                let n = s.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some(h) = text.find("\r\n\r\n") {
+                    let len = text[..h]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if req.len() >= h + 4 + len {
+                        break;
+                    }
+                }
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            let content = serde_json::json!({ "answer": "yes" }).to_string();
+            let body = serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] })
+                .to_string();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, served)
+}
+
+/// The LLM reply cache in the store: a bench asks the server once per request and leaves
+/// one object per answer under the cache prefix; an offline rerun (another worker, say)
+/// replays every answer from the store without a request and writes the same results.
+#[cfg(feature = "llm")]
+#[test]
+fn the_llm_reply_cache_lives_in_the_store_and_replays_offline() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let local = tiny_dataset(tmp.path());
+    let moto = Moto::start();
+    moto.bucket("physworld");
+    let (url, served) = yes_server();
+    let model = format!("openai:m@{url}");
+    let bench = |out: &str, offline: bool| {
+        let mut c = moto.physworld(&["bench", "--model", &model, "--tasks", "contact", "--limit", "3", "--out", out]);
+        c.arg("--data").arg(&local);
+        c.env("PHYSWORLD_LLM_CACHE", "s3://physworld/llm-cache").env("OPENAI_API_KEY", "sk-physworld-test");
+        if offline {
+            c.env("PHYSWORLD_LLM_OFFLINE", "1");
+        } else {
+            c.env_remove("PHYSWORLD_LLM_OFFLINE");
+        }
+        ok(c.output().expect("runs"))
+    };
+    bench("s3://physworld/llm/a", false);
+    let asked = served.load(Ordering::SeqCst);
+    assert!(asked >= 3, "one request per item at least: {asked}");
+    let cache = tmp.path().join("cache");
+    moto.download("physworld", "llm-cache", &cache);
+    assert_eq!(snapshot(&cache).len(), asked, "one cached answer per request");
+    bench("s3://physworld/llm/b", true);
+    assert_eq!(served.load(Ordering::SeqCst), asked, "the offline rerun asked the server");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    moto.download("physworld", "llm/a", &a);
+    moto.download("physworld", "llm/b", &b);
+    let (sa, sb) = (snapshot(&a), snapshot(&b));
+    assert_eq!(sa.keys().collect::<Vec<_>>(), sb.keys().collect::<Vec<_>>());
+    for n in sa.keys() {
+        if n.to_string_lossy().ends_with(".json") {
+            assert_eq!(result_without_time(&a.join(n)), result_without_time(&b.join(n)), "{n:?}");
+        }
+    }
 }

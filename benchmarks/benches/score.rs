@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
         stop_after: None,
         stop: None,
         on_step: &|_| {},
+        on_checkpoint: None,
     })
     .expect("trains");
     let prep = Prepared::new(&data, BenchOptions::default()).expect("prepares");

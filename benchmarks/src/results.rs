@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use physworld_pipeline::Storage;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -218,10 +220,16 @@ pub fn stem(model: &str, suite: &str, fold: Option<&str>, split: &str) -> String
     format!("{}__{}__{}", slug(model), slug(&name), slug(split))
 }
 
-/// Write `file` and its item log into `dir` atomically (temporary file, then rename):
-/// `<model>__<suite>__<split>.json` and `.items.jsonl` ([`stem`]). Returns the JSON path.
+/// Write `file` and its item log into `dir` atomically (temporary file, then rename; one
+/// put per file in an object store): `<model>__<suite>__<split>.json` and `.items.jsonl`
+/// ([`stem`]). `dir` is a local folder, or an `s3://`, `gs://` or `az://` prefix in a
+/// build with the `cloud` feature. Returns the JSON path.
 pub fn write(dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| BenchError::file(dir, e))?;
+    write_in(&*physworld_pipeline::open_storage(dir)?, dir, file, items)
+}
+
+/// [`write`] into a folder already opened.
+pub fn write_in(store: &dyn Storage, dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<PathBuf> {
     let fold = file.suite.fold.as_ref().map(|f| f.name.as_str());
     let stem = stem(&file.model.id, &file.suite.name, fold, &file.suite.split);
     let items_name = format!("{stem}.items.jsonl");
@@ -231,36 +239,51 @@ pub fn write(dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<Pat
         lines.push_str(&serde_json::to_string(it).map_err(|e| BenchError::file(&items_name, e))?);
         lines.push('\n');
     }
-    atomic_write(&dir.join(&items_name), lines.as_bytes())?;
+    store.put(&items_name, lines.as_bytes())?;
     let json = dir.join(format!("{stem}.json"));
     let body = serde_json::to_vec_pretty(file).map_err(|e| BenchError::file(&json, e))?;
-    atomic_write(&json, &body)?;
+    store.put(&format!("{stem}.json"), &body)?;
     Ok(json)
 }
 
-/// Write `bytes` to `path` crash-safely ([`physworld_pipeline::write_atomic`]).
+/// Write `bytes` to `path` crash-safely ([`physworld_pipeline::write_file`]: an atomic
+/// rename on disk, one put in an object store).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(physworld_pipeline::write_atomic(path, bytes)?)
+    Ok(physworld_pipeline::write_file(path, bytes)?)
 }
 
-/// Read and validate a result file ([`parse`]).
+/// Read and validate a result file ([`parse`]): a local path or an object-store URL.
 ///
 /// # Errors
 /// The file cannot be read, is not JSON, or is not a [`RESULTS_SCHEMA`] file (the error
 /// names the file and the first bad field).
 pub fn read(path: &Path) -> Result<ResultFile> {
-    let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
+    let bytes = physworld_pipeline::read_file(path)?;
     parse(&bytes).map_err(|reason| BenchError::file(path, reason))
 }
 
 /// Read a result file's item log.
 pub fn read_items(result: &Path, file: &ResultFile) -> Result<Vec<ItemLog>> {
     let path = result.with_file_name(&file.items_file);
-    let text = std::fs::read_to_string(&path).map_err(|e| BenchError::file(&path, e))?;
+    items_from(&path, &physworld_pipeline::read_file(&path)?)
+}
+
+/// Read the result file `name` and its item log from a folder already opened (`dir` is its
+/// location, for messages).
+pub fn read_in(store: &dyn Storage, dir: &Path, name: &str) -> Result<(ResultFile, Vec<ItemLog>)> {
+    let path = dir.join(name);
+    let file = parse(&store.get(name)?).map_err(|reason| BenchError::file(&path, reason))?;
+    let items_path = dir.join(&file.items_file);
+    let items = items_from(&items_path, &store.get(&file.items_file)?)?;
+    Ok((file, items))
+}
+
+fn items_from(path: &Path, bytes: &[u8]) -> Result<Vec<ItemLog>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| BenchError::file(path, e))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| BenchError::file(&path, format!("line {}: {e}", i + 1))))
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| BenchError::file(path, format!("line {}: {e}", i + 1))))
         .collect()
 }
 

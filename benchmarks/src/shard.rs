@@ -65,8 +65,10 @@ pub fn path(out: &Path, prep: &Prepared, adapter_id: &str, shard: WorkerShard) -
 /// run (other items, options or model), or `None` when it is (a retry replaces it) or there
 /// is none.
 pub fn conflict(path: &Path, prep: &Prepared, adapter_id: &str, shard: WorkerShard) -> Option<String> {
-    if !path.exists() {
-        return None;
+    match physworld_pipeline::file_exists(path) {
+        Ok(false) => return None,
+        Ok(true) => {}
+        Err(e) => return Some(e.to_string()),
     }
     let old = match read(path) {
         Ok(old) => old,
@@ -106,9 +108,6 @@ pub fn run(
         answers,
     };
     let path = path(out, prep, adapter.id(), shard);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| BenchError::file(parent, e))?;
-    }
     let mut body = serde_json::to_vec(&file).map_err(|e| BenchError::file(&path, e))?;
     body.push(b'\n');
     results::atomic_write(&path, &body)?;
@@ -121,7 +120,7 @@ pub fn run(
 /// The file cannot be read or is not a [`SHARD_SCHEMA`] document (naming the first bad
 /// field).
 pub fn read(path: &Path) -> Result<ShardFile> {
-    let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
+    let bytes = physworld_pipeline::read_file(path)?;
     results::parse_typed::<ShardFile>(&bytes, SHARD_SCHEMA).map_err(|e| {
         BenchError::file(
             path,
@@ -135,35 +134,22 @@ pub fn read(path: &Path) -> Result<ShardFile> {
     })
 }
 
-/// The runs with shard files under `out`: per run folder (`<out>/shards/<stem>`, sorted),
-/// its shard files, sorted by name. Unfinished writes (`.tmp-*`) are skipped.
+/// The runs with shard files under `out` (a local folder or an object-store prefix): per
+/// run folder (`<out>/shards/<stem>`, sorted), its shard files, sorted by name. Unfinished
+/// writes (`.tmp-*`) are skipped.
 pub fn find(out: &Path) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
+    let store = physworld_pipeline::open_storage(out)?;
     let root = out.join("shards");
     let mut runs = Vec::new();
-    if !root.is_dir() {
-        return Ok(runs);
-    }
-    let list = |d: &Path| -> Result<Vec<PathBuf>> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
-            .map_err(|e| BenchError::file(d, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        v.sort();
-        Ok(v)
-    };
-    for run in list(&root)? {
-        if !run.is_dir() {
-            continue;
-        }
-        let files: Vec<PathBuf> = list(&run)?
+    for run in store.list_dirs("shards")? {
+        let files: Vec<PathBuf> = store
+            .list(&format!("shards/{run}"))?
             .into_iter()
-            .filter(|p| {
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                name.ends_with(".json") && !name.starts_with(".tmp-") && p.is_file()
-            })
+            .filter(|name| name.ends_with(".json") && !name.starts_with(".tmp-"))
+            .map(|name| root.join(&run).join(name))
             .collect();
         if !files.is_empty() {
-            runs.push((run, files));
+            runs.push((root.join(&run), files));
         }
     }
     Ok(runs)

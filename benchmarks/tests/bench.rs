@@ -479,6 +479,7 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             stop_after: None,
             stop: None,
             on_step: &|_| {},
+            on_checkpoint: None,
         })
         .expect("trains");
         let r = bench(&format!("jepa:{}", run.display()), tmp.path());

@@ -30,6 +30,7 @@ mod plot;
 mod probe;
 mod readout;
 pub mod reference;
+pub mod remote;
 pub mod runtime;
 mod trainer;
 

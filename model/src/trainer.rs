@@ -87,6 +87,9 @@ pub struct TrainOptions<'a> {
     /// step: a checkpoint of that step is written and the report says `interrupted`, so that
     /// `--resume` continues with the losses of an uninterrupted run.
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Called after every checkpoint is written (and the metrics and plot with it): the
+    /// binary uploads a run that lives in object storage ([`crate::remote::StagedRun`]).
+    pub on_checkpoint: Option<&'a dyn Fn() -> Result<()>>,
 }
 
 /// What a run did.
@@ -441,6 +444,9 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
             report.checkpoint = Some(checkpoint::save(&opts.out, &model, &opt, &state)?);
             metrics.flush().map_err(|source| ModelError::Io { path: metrics_path.clone(), source })?;
             write_plot(&opts.out)?;
+            if let Some(hook) = opts.on_checkpoint {
+                hook()?;
+            }
         }
         if stopping {
             break;

@@ -79,6 +79,7 @@ fn opts<'a>(
         stop_after: stop,
         stop: None,
         on_step: cb,
+        on_checkpoint: None,
     }
 }
 

@@ -196,6 +196,17 @@ impl Storage for ObjectStorage {
         Ok(names)
     }
 
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        let key = self.key(dir)?;
+        let prefix = (!key.as_ref().is_empty()).then_some(&key);
+        let listed =
+            self.runtime.block_on(self.store.list_with_delimiter(prefix)).map_err(|e| store_err(&self.url, dir, e))?;
+        let mut names: Vec<String> =
+            listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn remove(&self, path: &str) -> Result<()> {
         let key = self.key(path)?;
         match self.runtime.block_on(self.store.delete(&key)) {

@@ -22,6 +22,9 @@ pub trait Storage: Send + Sync {
     fn exists(&self, path: &str) -> Result<bool>;
     /// File names (not paths) directly inside folder `dir`, sorted; empty if it is missing.
     fn list(&self, dir: &str) -> Result<Vec<String>>;
+    /// Names of the folders directly inside folder `dir` (in a store: the prefixes one level
+    /// down that hold objects), sorted; empty if it is missing.
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>>;
     /// Delete a file if it exists.
     fn remove(&self, path: &str) -> Result<()>;
     /// Whether a killed writer can leave temporary files behind ([`write_atomic`]'s);
@@ -90,6 +93,22 @@ impl Storage for LocalStorage {
         for entry in fs::read_dir(&p).map_err(io_err(&p))? {
             let entry = entry.map_err(io_err(&p))?;
             if entry.path().is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        let p = self.full(dir);
+        if !p.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&p).map_err(io_err(&p))? {
+            let entry = entry.map_err(io_err(&p))?;
+            if entry.path().is_dir() {
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
@@ -186,11 +205,63 @@ pub fn open_storage(location: &Path) -> Result<std::sync::Arc<dyn Storage>> {
     })
 }
 
+/// The storage holding the file `location` names, and the file's name in it: its folder
+/// (a local folder, or an object-store prefix, opened without a request) and its last path
+/// component.
+fn parent_of(location: &Path) -> Result<(std::sync::Arc<dyn Storage>, String)> {
+    let name = location.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = location.parent().map(Path::to_path_buf).unwrap_or_default();
+    let Some(url) = store_url(location) else { return Ok((std::sync::Arc::new(LocalStorage::new(parent)), name)) };
+    let parent_url = parent.to_str().filter(|p| store_url(Path::new(p)).is_some()).unwrap_or(url);
+    #[cfg(feature = "cloud")]
+    {
+        Ok((std::sync::Arc::new(crate::object::ObjectStorage::open(parent_url)?), name))
+    }
+    #[cfg(not(feature = "cloud"))]
+    Err(crate::error::PipelineError::InvalidArgument {
+        field: "location".into(),
+        value: parent_url.into(),
+        allowed: NO_CLOUD.into(),
+    })
+}
+
+/// Read the whole file `location` names: a local path, or an object-store URL
+/// (`s3://bucket/results/x.json`) in a build with the `cloud` feature. For many files in
+/// one folder, [`open_storage`] the folder once instead.
+pub fn read_file(location: &Path) -> Result<Vec<u8>> {
+    if store_url(location).is_none() {
+        return fs::read(location).map_err(io_err(location));
+    }
+    let (store, name) = parent_of(location)?;
+    store.get(&name)
+}
+
+/// Write `bytes` to the file `location` names, atomically ([`write_atomic`] on disk; one put
+/// in a store).
+pub fn write_file(location: &Path, bytes: &[u8]) -> Result<()> {
+    if store_url(location).is_none() {
+        return write_atomic(location, bytes);
+    }
+    let (store, name) = parent_of(location)?;
+    store.put(&name, bytes)
+}
+
+/// Whether the file `location` names exists (an error when a store cannot tell).
+pub fn file_exists(location: &Path) -> Result<bool> {
+    if store_url(location).is_none() {
+        return Ok(location.is_file());
+    }
+    let (store, name) = parent_of(location)?;
+    store.exists(&name)
+}
+
 /// Why a build without the `cloud` feature refuses object-store URLs, and the rebuild.
 #[cfg(not(feature = "cloud"))]
 const NO_CLOUD: &str = "this build has no object storage (s3://, gs://, az://); rebuild with `cargo build --release --features cloud` (or `cargo install --path . --features cloud`), or pass a local folder";
 
-/// The value parser of dataset locations (`generate --out`, every `--data`): a local path,
+/// The value parser of dataset locations (`generate --out`, every `--data`) and of the
+/// result folders, leaderboards and baselines of `bench`, `results merge` and
+/// `leaderboard`: a local path,
 /// a `file://` URL ([`local_path`]) or an object-store URL kept verbatim, which a build
 /// without the `cloud` feature refuses naming the rebuild. Returns why a value is refused.
 pub fn dataset_location(value: &str) -> std::result::Result<PathBuf, String> {
@@ -227,7 +298,7 @@ pub fn local_path(value: &str) -> std::result::Result<PathBuf, String> {
         return percent_decode(path).map(PathBuf::from).ok_or_else(|| format!("`{value}`: a bad %-escape"));
     }
     Err(format!(
-        "`{value}`: {scheme}:// locations are not supported here: this flag takes a local or network-mounted path (datasets, `generate --out` and `--data`, may be s3://, gs:// or az:// URLs in a build with the `cloud` feature); mount the bucket (e.g. mountpoint-s3, gcsfuse, blobfuse2) and pass the mounted path, or copy the files to a local folder"
+        "`{value}`: {scheme}:// locations are not supported here: this flag takes a local or network-mounted path (datasets, result folders and leaderboards may be s3://, gs:// or az:// URLs in a build with the `cloud` feature); mount the bucket (e.g. mountpoint-s3, gcsfuse, blobfuse2) and pass the mounted path, or copy the files to a local folder"
     ))
 }
 

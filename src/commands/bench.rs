@@ -33,8 +33,10 @@ pub struct Args {
     /// imagined future that far, or to the episode's end (mean and last representation).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
-    /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`).
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`): a
+    /// local folder, or an `s3://`, `gs://` or `az://` prefix in a build with the `cloud`
+    /// feature (shards of `--shard` runs go under its `shards/`).
+    #[arg(value_parser = crate::commands::location_arg, long)]
     out: PathBuf,
     /// Tasks (comma-separated): forecast, contact, outcome, voe, plan-launch, plan-push.
     /// Default all.
@@ -299,7 +301,7 @@ pub fn bench(
             for a in &adapters {
                 let stem = results::stem(a.id(), &suite.suite.name, fold.as_deref(), &opts.split);
                 let p = out.join(format!("{stem}.json"));
-                if p.exists() {
+                if physworld_pipeline::file_exists(&p)? {
                     existing.push(p.display().to_string());
                 }
             }
@@ -371,6 +373,10 @@ pub fn all_invalid(written: &[(PathBuf, ResultFile)]) -> Vec<&Path> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::commands::check_out_dir("--out", &args.out, "a folder for the result files")?;
+    if physworld_pipeline::store_url(&args.out).is_some() {
+        // One request up front: a wrong bucket or credentials fail before any scoring.
+        physworld_pipeline::open_storage(&args.out)?;
+    }
     physworld_benchmarks::llm::require_available(args.models.iter().map(String::as_str))?;
     let opts = options(&args)?;
     let _ = SPECS;

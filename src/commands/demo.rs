@@ -109,6 +109,7 @@ fn model(data: &Path, run: &Path, steps: u64, seed: u64, quiet: bool) -> anyhow:
         stop_after: None,
         stop: None,
         on_step: &on_step,
+        on_checkpoint: None,
     })?;
     b.finish_and_clear();
     if !quiet {

@@ -8,9 +8,11 @@ use physworld_benchmarks::leaderboard::{self, Board, BoardFile};
 /// Arguments of `leaderboard`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder of result files (written by `physworld bench --out DIR`).
+    /// Folder of result files (written by `physworld bench --out DIR`): a local folder, or
+    /// an `s3://`, `gs://` or `az://` prefix in a build with the `cloud` feature (so are
+    /// --out and --check).
     #[arg(
-        value_parser = crate::commands::path_arg,
+        value_parser = crate::commands::location_arg,
         long,
         value_name = "DIR",
         required_unless_present = "results_positional",
@@ -18,7 +20,7 @@ pub struct Args {
     )]
     results: Option<PathBuf>,
     /// The results folder as a positional argument (older spelling of --results).
-    #[arg(value_parser = crate::commands::path_arg, hide = true, value_name = "DIR")]
+    #[arg(value_parser = crate::commands::location_arg, hide = true, value_name = "DIR")]
     results_positional: Option<PathBuf>,
     /// Output format: md (Markdown table), html (a self-contained page with bar charts and error bars), json
     /// (with per-item scores: usable as a `--check` baseline).
@@ -28,12 +30,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Md)]
     format: Format,
     /// Write to this file instead of standard output.
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    #[arg(value_parser = crate::commands::location_arg, long)]
     out: Option<PathBuf>,
     /// Gate on a baseline (a `--format json` leaderboard): exit non-zero when any model
     /// regresses significantly on the same items (paired bootstrap of per-item scores,
     /// plus McNemar's exact test for right/wrong scores), naming the task and the drop.
-    #[arg(value_parser = crate::commands::path_arg, long, value_name = "BASELINE.json")]
+    #[arg(value_parser = crate::commands::location_arg, long, value_name = "BASELINE.json")]
     check: Option<PathBuf>,
     /// Compare every model with this one (a model id of the board, e.g. raw-state) on the
     /// same items: the paired per-item test (bootstrap of the mean difference, plus

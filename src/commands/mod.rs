@@ -170,6 +170,12 @@ pub fn path_arg(value: &str) -> Result<std::path::PathBuf, String> {
     physworld_pipeline::local_path(value)
 }
 
+/// The value parser of result folders, leaderboards and baselines (`bench --out`, `results
+/// merge --out`, `leaderboard --results/--out/--check`): the same as [`dataset_arg`].
+pub fn location_arg(value: &str) -> Result<std::path::PathBuf, String> {
+    physworld_pipeline::dataset_location(value)
+}
+
 /// The value parser of dataset locations ([`physworld_pipeline::dataset_location`]): a path,
 /// a `file://` URL, or an `s3://`, `gs://` or `az://` URL, which a build without the `cloud`
 /// feature refuses naming the rebuild.

@@ -14,8 +14,9 @@ pub struct Args {
     /// with --fit-split / --eval-split).
     #[arg(value_parser = crate::commands::dataset_arg, long)]
     data: PathBuf,
-    /// Run folder of a trained model (its latest checkpoint).
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    /// Run folder of a trained model (its latest checkpoint), or an object-store URL of one
+    /// (`cloud` feature; fetched into the local cache).
+    #[arg(value_parser = crate::commands::location_arg, long)]
     run: PathBuf,
     /// Position horizon in frames (15 = 0.5 s at 30 fps).
     #[arg(long, default_value_t = 15)]
@@ -41,7 +42,10 @@ pub struct Args {
     features_out: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    if physworld_pipeline::store_url(&args.run).is_some() {
+        args.run = physworld_model::remote::fetch(&args.run)?;
+    }
     if !args.run.is_dir() {
         bail!(
             "--run {}: no such run folder (expected a folder written by `physworld train --out`)",

@@ -35,9 +35,10 @@ struct MergeArgs {
     /// every shard of its datasets.
     #[command(flatten)]
     data: super::DataArg,
-    /// The folder bench's shards wrote to (bench's --out): shards are read from its
-    /// `shards/` folder, and the merged result files written beside it.
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    /// The folder bench's shards wrote to (bench's --out; a local folder, or an `s3://`,
+    /// `gs://` or `az://` prefix in a build with the `cloud` feature): shards are read from
+    /// its `shards/` folder, and the merged result files written beside it.
+    #[arg(value_parser = crate::commands::location_arg, long)]
     out: PathBuf,
     /// Replace merged result files already in --out (without it, merge refuses to
     /// overwrite them and names them).
@@ -74,7 +75,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
         shard::check(&shards)?;
         let stem = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let target = args.out.join(format!("{stem}.json"));
-        if target.exists() {
+        if physworld_pipeline::file_exists(&target)? {
             existing.push(target.display().to_string());
         }
         loaded.push(shards);

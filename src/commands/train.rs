@@ -22,8 +22,11 @@ pub struct Args {
     /// shards are streamed from the store with prefetch.
     #[arg(value_parser = crate::commands::dataset_arg, long)]
     data: PathBuf,
-    /// Run folder: config.json, metrics.jsonl, checkpoints/.
-    #[arg(value_parser = crate::commands::path_arg, long)]
+    /// Run folder: config.json, metrics.jsonl, checkpoints/. In a `cloud` build also an
+    /// object-store URL (`s3://BUCKET/PREFIX`): the run is trained in a local copy and
+    /// uploaded after every checkpoint (`latest` last), and `--resume` continues from the
+    /// store's latest checkpoint.
+    #[arg(value_parser = crate::commands::location_arg, long)]
     out: PathBuf,
     /// Configuration file (JSON, the TrainConfig written beside every checkpoint).
     #[arg(value_parser = crate::commands::path_arg, long, conflicts_with = "preset")]
@@ -90,6 +93,13 @@ enum ObjectiveArg {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // A run in object storage is trained in a local copy (physworld_model::remote).
+    let staged = match physworld_pipeline::store_url(&args.out) {
+        Some(_) => Some(physworld_model::remote::StagedRun::open(&args.out, args.force)?),
+        None => None,
+    };
+    let out = staged.as_ref().map_or(args.out.clone(), |s| s.local().to_path_buf());
+    let in_store_terms = |text: String| staged.as_ref().map_or(text.clone(), |s| s.in_store_terms(&text));
     let read_config = |p: &std::path::Path| -> anyhow::Result<TrainConfig> {
         serde_json::from_slice::<TrainConfig>(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
             .with_context(|| format!("{}: not a valid training configuration", p.display()))
@@ -98,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (Some(p), _) => read_config(p)?,
         (None, Some(preset)) => TrainConfig::preset(preset)?,
         (None, None) if args.resume => {
-            let own = args.out.join("config.json");
+            let own = out.join("config.json");
             if !own.is_file() {
                 bail!(
                     "--resume: {} holds no run to resume (no config.json); start one without --resume",
@@ -136,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.families.is_empty() {
         cfg.data.families = args.families.clone();
     }
-    super::check_out_dir("--out", &args.out, "a run folder (a new one, or one to --resume or --force)")?;
+    super::check_out_dir("--out", &out, "a run folder (a new one, or one to --resume or --force)")?;
     let dev = device(&args.device)?;
     let stop = super::interrupt_flag()?;
     let total_steps = cfg.schedule.steps;
@@ -153,9 +163,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         bar.set_message(msg);
     };
-    let report = train(&TrainOptions {
+    let push = || staged.as_ref().map_or(Ok(()), |s| s.push());
+    let trained = train(&TrainOptions {
         data: args.data.clone(),
-        out: args.out.clone(),
+        out: out.clone(),
         config: cfg,
         device: dev,
         resume: args.resume,
@@ -163,7 +174,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_after: None,
         stop: Some(&stop),
         on_step: &on_step,
-    })?;
+        on_checkpoint: staged.as_ref().map(|_| &push as &dyn Fn() -> physworld_model::Result<()>),
+    });
+    let mut report = match (trained, &staged) {
+        (Ok(r), _) => r,
+        // Messages name the store, not the local copy.
+        (Err(e), Some(s)) => bail!(s.in_store_terms(&e.to_string())),
+        (Err(e), None) => return Err(e.into()),
+    };
+    let checkpoint = report.checkpoint.as_ref().map(|c| in_store_terms(c.display().to_string()));
+    report.checkpoint = checkpoint.as_ref().map(PathBuf::from);
     bar.finish_and_clear();
     if report.interrupted {
         if args.json {
@@ -173,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "stopped after step {} of {}; checkpoint {}; continue with `physworld train --data {} --out {} --resume`",
             report.step,
             total_steps,
-            report.checkpoint.as_ref().map_or("none".into(), |c| c.display().to_string()),
+            checkpoint.as_deref().unwrap_or("none"),
             args.data.display(),
             args.out.display()
         ))
@@ -198,8 +218,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 e.val_loss, e.target_std, e.effective_rank
             );
         }
-        if let Some(c) = &report.checkpoint {
-            println!("checkpoint: {}", c.display());
+        if let Some(c) = &checkpoint {
+            println!("checkpoint: {c}");
         }
         println!("metrics: {}", args.out.join("metrics.jsonl").display());
     }

@@ -240,7 +240,9 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         ("process", Some(cmd)) if !cmd.trim().is_empty() => Ok(Box::new(Process::start(spec, cmd)?)),
         ("heuristic", Some(h)) => Ok(Box::new(HeuristicAdapter::new(Heuristic::parse(h)?))),
         ("jepa", Some(run)) if !run.is_empty() => {
-            let dir = physworld_pipeline::local_path(run).map_err(|why| BenchError::invalid("model", spec, why))?;
+            // A run folder, or an object-store URL in a `cloud` build.
+            let dir =
+                physworld_pipeline::dataset_location(run).map_err(|why| BenchError::invalid("model", spec, why))?;
             let (plan, options) = crate::latent_plan::PlanOptions::take(options, spec)?;
             let readout = Readout::parse(&options, spec)?;
             Ok(Box::new(ProbeAdapter::with_readout(spec, Jepa::load(&dir, spec)?.with_plan(plan), readout)))

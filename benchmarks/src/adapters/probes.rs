@@ -272,17 +272,22 @@ fn hash_dir(dir: &Path) -> Result<String> {
 }
 
 impl Jepa {
-    /// Load the latest checkpoint of run folder `run`.
+    /// Load the latest checkpoint of run folder `run` (or, in a `cloud` build, of the run
+    /// at an object-store URL, fetched into the local cache: [`physworld_model::remote`]).
     pub fn load(run: &Path, spec: &str) -> Result<Jepa> {
-        if !run.join("config.json").exists() {
+        let local = match physworld_pipeline::store_url(run) {
+            Some(_) => physworld_model::remote::fetch(run)?,
+            None => run.to_path_buf(),
+        };
+        if !local.join("config.json").exists() {
             return Err(BenchError::invalid(
                 "model",
                 spec,
-                format!("jepa:<run dir> with a trained run (no {} found)", run.join("config.json").display()),
+                format!("jepa:<run dir> with a trained run (no {} found)", local.join("config.json").display()),
             ));
         }
-        let (model, cfg, state) = load_run(run, &Device::Cpu)?;
-        let dir = checkpoint::latest(run)?.ok_or_else(|| BenchError::file(run, "no checkpoint"))?;
+        let (model, cfg, state) = load_run(&local, &Device::Cpu)?;
+        let dir = checkpoint::latest(&local)?.ok_or_else(|| BenchError::file(run, "no checkpoint"))?;
         Ok(Jepa {
             run: run.to_path_buf(),
             model: std::sync::Arc::new(model),

@@ -129,7 +129,7 @@ impl BoardFile {
     /// # Errors
     /// The file cannot be read, or is not a leaderboard (the error names the file).
     pub fn read(path: &Path) -> Result<BoardFile> {
-        let bytes = std::fs::read(path).map_err(|e| BenchError::file(path, e))?;
+        let bytes = physworld_pipeline::read_file(path)?;
         BoardFile::from_slice(&bytes).map_err(|e| BenchError::file(path, e))
     }
 

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use physworld_pipeline::store_url;
 use serde_json::{Value, json};
 
 use super::{Board, Cell, Column, GROUP_NAME_MEMBERS, Member, Row, is_learned};
@@ -43,8 +44,9 @@ fn sort_rows(rows: Vec<Row>, columns: &[Column]) -> Vec<Row> {
 
 /// Read every result file in `dir` into a [`Board`].
 ///
-/// Reads each `*.json` directly in `dir` (sorted by name; `.tmp-*` files of unfinished
-/// writes are skipped) with [`results::read`], and its item log with [`results::read_items`].
+/// Reads each `*.json` directly in `dir` (a local folder, or an object-store prefix in a
+/// build with the `cloud` feature; sorted by name; `.tmp-*` files of unfinished writes are
+/// skipped) and its item log ([`results::read_in`]).
 ///
 /// Result files of learned models ([`LEARNED_KINDS`](super::LEARNED_KINDS)) whose model config carries a `train`
 /// config form seed groups: files of one adapter kind on one suite (name and content hash)
@@ -60,16 +62,14 @@ fn sort_rows(rows: Vec<Row>, columns: &[Column]) -> Vec<Row> {
 /// - two files hold the same model on the same task items (duplicate row, naming both);
 /// - one column's files disagree on its primary metric.
 pub fn load(dir: &Path) -> Result<Board> {
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| BenchError::file(dir, e))? {
-        let path = entry.map_err(|e| BenchError::file(dir, e))?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.ends_with(".json") && !name.starts_with(".tmp-") && path.is_file() {
-            paths.push(path);
-        }
+    if store_url(dir).is_none() && !dir.is_dir() {
+        let why = if dir.exists() { "not a folder" } else { "no such folder" };
+        return Err(BenchError::file(dir, why));
     }
-    paths.sort();
-    if paths.is_empty() {
+    let store = physworld_pipeline::open_storage(dir)?;
+    let names: Vec<String> =
+        store.list("")?.into_iter().filter(|n| n.ends_with(".json") && !n.starts_with(".tmp-")).collect();
+    if names.is_empty() {
         if !crate::shard::find(dir)?.is_empty() {
             return Err(BenchError::file(
                 dir,
@@ -86,9 +86,9 @@ pub fn load(dir: &Path) -> Result<Board> {
     let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     let mut rows = Vec::new();
     let mut groups: BTreeMap<String, Vec<(Row, Option<u64>)>> = BTreeMap::new();
-    for path in paths {
-        let file = results::read(&path)?;
-        let items = results::read_items(&path, &file)?;
+    for name in names {
+        let path = dir.join(&name);
+        let (file, items) = results::read_in(&*store, dir, &name)?;
         let row = load_row(&path, &file, &items, &mut columns)?;
         let keys = row.cells.keys().cloned().chain([format!("suite#{}", row.suite_hash)]);
         for key in keys {

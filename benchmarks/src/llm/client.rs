@@ -247,6 +247,8 @@ pub struct Client {
     local: Option<Mutex<Gguf>>,
     local_sha: String,
     next_slot: Mutex<Option<std::time::Instant>>,
+    /// The response cache's folder, opened at the first lookup.
+    cache: std::sync::OnceLock<std::sync::Arc<dyn physworld_pipeline::Storage>>,
 }
 
 /// The complete texts a grammar-constrained answer may take.
@@ -359,7 +361,18 @@ impl Client {
             local: None,
             local_sha: String::new(),
             next_slot: Mutex::new(None),
+            cache: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The response cache's folder: `cfg.cache_dir`, a local folder or (`cloud` builds) an
+    /// object-store prefix, so that the workers of a sharded run share one cache.
+    fn cache(&self) -> Result<&dyn physworld_pipeline::Storage> {
+        if let Some(store) = self.cache.get() {
+            return Ok(&**store);
+        }
+        let store = physworld_pipeline::open_storage(&self.cfg.cache_dir)?;
+        Ok(&**self.cache.get_or_init(|| store))
     }
 
     /// A client running the GGUF file `cfg.model` in-process (loads it now).
@@ -690,38 +703,37 @@ impl Client {
         for (i, mode) in modes.iter().enumerate() {
             let (path, body) = self.body(system, turns, expect, mode);
             let key = self.cache_key(&path, &body);
-            let file = self.cfg.cache_dir.join(&key[..2]).join(format!("{key}.json"));
-            let response =
-                if let Some(v) = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-                    self.bump(|s| s.cache_hits += 1);
-                    v
-                } else if self.cfg.offline {
-                    return Err(BenchError::Halt {
-                        what: format!("LLM `{}`", self.cfg.model),
-                        reason: "not in the cache and --offline is set".into(),
-                    });
+            let file = format!("{}/{key}.json", &key[..2]);
+            let cache = self.cache()?;
+            let response = if let Some(v) = cache.get(&file).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            {
+                self.bump(|s| s.cache_hits += 1);
+                v
+            } else if self.cfg.offline {
+                return Err(BenchError::Halt {
+                    what: format!("LLM `{}`", self.cfg.model),
+                    reason: "not in the cache and --offline is set".into(),
+                });
+            } else {
+                let (status, v) = if self.cfg.provider == Provider::Gguf {
+                    self.generate_local(&body)?
                 } else {
-                    let (status, v) = if self.cfg.provider == Provider::Gguf {
-                        self.generate_local(&body)?
-                    } else {
-                        self.post(&path, &body, &key)?
-                    };
-                    let malformed = v.get("physworld_error").is_some();
-                    let (input, output) = usage(&v);
-                    self.bump(|s| {
-                        s.input_tokens += input;
-                        s.output_tokens += output;
-                    });
-                    let v = json!({ "status": status, "body": v });
-                    // Only answers are cached: an error status or a malformed body is asked
-                    // again next time.
-                    if (200..300).contains(&status) && !malformed {
-                        std::fs::create_dir_all(file.parent().unwrap_or(&self.cfg.cache_dir))
-                            .map_err(|e| BenchError::file(&self.cfg.cache_dir, e))?;
-                        crate::results::atomic_write(&file, v.to_string().as_bytes())?;
-                    }
-                    v
+                    self.post(&path, &body, &key)?
                 };
+                let malformed = v.get("physworld_error").is_some();
+                let (input, output) = usage(&v);
+                self.bump(|s| {
+                    s.input_tokens += input;
+                    s.output_tokens += output;
+                });
+                let v = json!({ "status": status, "body": v });
+                // Only answers are cached: an error status or a malformed body is asked
+                // again next time.
+                if (200..300).contains(&status) && !malformed {
+                    cache.put(&file, v.to_string().as_bytes())?;
+                }
+                v
+            };
             let status = response["status"].as_u64().unwrap_or(0);
             let exchange = json!({ "request": body, "response": response["body"] });
             if !(200..300).contains(&status) && i + 1 < modes.len() {

@@ -12,7 +12,7 @@
 //! leaderboard reports as one row (mean and spread). `plan-launch` items are played as a
 //! dialogue ([`plan`]): the scene, one placement per reply, each outcome back.
 //! Responses are cached on disk (`$PHYSWORLD_LLM_CACHE`, default
-//! `~/.cache/physworld/llm`) by provider, base URL, model (a GGUF by its SHA-256), every
+//! `~/.cache/physworld/llm`; an `s3://`, `gs://` or `az://` prefix in a `cloud` build) by provider, base URL, model (a GGUF by its SHA-256), every
 //! sampling parameter and the full messages: a rerun sends no request;
 //! `PHYSWORLD_LLM_OFFLINE=1` replays only. `PHYSWORLD_LLM_CONCURRENCY=N` keeps up to N
 //! requests in flight (default 1); `PHYSWORLD_LLM_RPS=R` starts at most R per second.
