@@ -301,14 +301,16 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     };
     let (jr_store, jr_disk) = (tmp.path().join("jepa-s3"), tmp.path().join("jepa-disk"));
     assert_eq!(jepa_bench(run_url, &jr_store), jepa_bench(from_store.to_str().expect("utf-8"), &jr_disk));
+    moto.put_object("physworld", "runs/jepa/notes.txt", "not the run");
     moto.run(&["train", "--steps", "2", "--force", "--data", url, "--out", run_url]);
     let forced = tmp.path().join("run-forced");
     moto.download("physworld", "runs/jepa", &forced);
     let names: Vec<_> = snapshot(&forced).into_keys().collect();
     assert!(
         names.contains(&PathBuf::from("checkpoints/step-000002/state.json"))
-            && !names.iter().any(|n| n.starts_with("checkpoints/step-000003")),
-        "--force replaces the run in the store: {names:?}"
+            && !names.iter().any(|n| n.starts_with("checkpoints/step-000003"))
+            && names.contains(&PathBuf::from("notes.txt")),
+        "--force replaces the run in the store, and only the run: {names:?}"
     );
 
     // bench reads the dataset from the store and writes its results there: the result files

@@ -10,7 +10,8 @@
 //!   never finds `latest` naming a checkpoint that is not all there. Each put is atomic. A
 //!   run killed between checkpoints resumes from the last one in the store, as on disk.
 //!   `--force` replaces the run in the store: the new run's first upload deletes the old
-//!   files, so a refused start deletes nothing.
+//!   run's files (its checkpoints, metrics and config, as on disk), so a refused start
+//!   deletes nothing.
 //! - **Reading** ([`fetch`]) copies `config.json` and the latest checkpoint into the
 //!   user's cache (`$XDG_CACHE_HOME` or `~/.cache`, under `physworld/runs/`), in a folder
 //!   named by a hash of the URL, the configuration and the checkpoint's state, so that a
@@ -168,8 +169,10 @@ impl StagedRun {
         let mut sent = self.sent.lock().map_err(|_| poisoned())?;
         let mut prune = self.prune.lock().map_err(|_| poisoned())?;
         if *prune {
-            let mut old = Vec::new();
-            walk_store(&*self.store, "", &mut old)?;
+            // What `--force` deletes on disk: the checkpoints, the metrics and the config;
+            // other files under the prefix are not the run's.
+            let mut old: Vec<String> = RUN_FILES.iter().map(|f| f.to_string()).collect();
+            walk_store(&*self.store, "checkpoints", &mut old)?;
             for f in old.iter().filter(|f| !files.contains(f)) {
                 self.store.remove(f)?;
             }
