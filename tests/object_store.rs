@@ -348,6 +348,25 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     );
     // The leaderboard reads the results from the store, writes its JSON there, and a local
     // board checked against that baseline passes.
+    // A prefix that is not a dataset but holds one (`runs/tiny`, beside the run `runs/jepa`)
+    // is scored like a folder of fold datasets: each dataset under it, by name.
+    let under = tmp.path().join("res-under-prefix");
+    moto.run(&[
+        "bench",
+        "--data",
+        "s3://physworld/runs",
+        "--model",
+        "majority",
+        "--out",
+        under.to_str().expect("utf-8"),
+    ]);
+    let got: Vec<_> = snapshot(&under).into_keys().collect();
+    let majority: Vec<_> =
+        snapshot(&res_disk).into_keys().filter(|n| n.to_string_lossy().starts_with("majority__")).collect();
+    assert_eq!(got, majority, "one dataset found under the prefix");
+    for n in got.iter().filter(|n| n.to_string_lossy().ends_with(".json")) {
+        assert_eq!(result_without_time(&under.join(n)), result_without_time(&res_disk.join(n)), "{n:?}");
+    }
     let o = moto.run(&["leaderboard", "--results", res_url]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("constant-velocity"));
     let board = "s3://physworld/boards/tiny.json";

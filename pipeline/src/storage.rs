@@ -54,6 +54,24 @@ impl LocalStorage {
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
     }
+
+    /// Names of the entries of folder `dir` that `keep` accepts, sorted; empty if it is
+    /// missing.
+    fn entries(&self, dir: &str, keep: fn(&Path) -> bool) -> Result<Vec<String>> {
+        let p = self.full(dir);
+        if !p.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&p).map_err(io_err(&p))? {
+            let entry = entry.map_err(io_err(&p))?;
+            if keep(&entry.path()) {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
 }
 
 /// Prefix of temporary files; `generate --resume` removes its own leftovers.
@@ -85,35 +103,11 @@ impl Storage for LocalStorage {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
-        let p = self.full(dir);
-        if !p.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&p).map_err(io_err(&p))? {
-            let entry = entry.map_err(io_err(&p))?;
-            if entry.path().is_file() {
-                names.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
-        Ok(names)
+        self.entries(dir, Path::is_file)
     }
 
     fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
-        let p = self.full(dir);
-        if !p.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&p).map_err(io_err(&p))? {
-            let entry = entry.map_err(io_err(&p))?;
-            if entry.path().is_dir() {
-                names.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
-        Ok(names)
+        self.entries(dir, Path::is_dir)
     }
 
     fn remove(&self, path: &str) -> Result<()> {

@@ -106,8 +106,23 @@ impl DataArg {
 /// them by name, in name order.
 pub fn datasets_in(dir: &std::path::Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
     let is_dataset = |d: &std::path::Path| d.join(physworld_pipeline::INFO_PATH).is_file();
-    // An object-store location is one dataset (folds are given one URL each).
-    if physworld_pipeline::store_url(dir).is_some() || !dir.is_dir() || is_dataset(dir) {
+    if physworld_pipeline::store_url(dir).is_some() {
+        // In a store, the datasets one level below a prefix that is not one itself.
+        let store = physworld_pipeline::open_storage(dir)?;
+        if !store.exists(physworld_pipeline::INFO_PATH)? {
+            let mut found = Vec::new();
+            for sub in store.list_dirs("")? {
+                if store.exists(&format!("{sub}/{}", physworld_pipeline::INFO_PATH))? {
+                    found.push((sub.clone(), dir.join(&sub)));
+                }
+            }
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
+    }
+    if !dir.is_dir() || is_dataset(dir) {
         return Ok(vec![(dir.display().to_string(), dir.to_path_buf())]);
     }
     let mut found: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)?
