@@ -410,6 +410,54 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     );
     same_results(&slurm_res, "Slurm recipe's merged results");
 
+    // docs/cluster's Kubernetes manifests, each Indexed Job's pods at once, with the volumes'
+    // paths replaced by store prefixes (`/data/physion` -> s3://physworld/k8s/data, ...).
+    let (kdata, kout) = ("s3://physworld/k8s/data", "s3://physworld/k8s/results");
+    let pods = |file: &str| -> usize {
+        let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cluster").join(file))
+            .expect("manifest");
+        let line = yaml.lines().find_map(|l| l.trim().strip_prefix("command: ")).expect("a command");
+        let args: Vec<String> = serde_json::from_str(line).expect("a flow list of strings");
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| match a.as_str() {
+                "/suites/physion.toml" => tiny().display().to_string(),
+                "/data/physion" => kdata.to_string(),
+                "/results/physion" => kout.to_string(),
+                _ => a,
+            })
+            .collect();
+        assert_eq!(args[0], "physworld", "{file}");
+        let n = yaml.lines().find_map(|l| l.trim().strip_prefix("completions: ")).map_or(1, |n| n.parse().expect("n"));
+        let spawn = |i: usize| {
+            let mut c = bin();
+            c.args(&args[1..]).envs(moto.aws_env()).env("JOB_COMPLETION_INDEX", i.to_string());
+            c.env_remove("SLURM_ARRAY_TASK_ID").stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.spawn().expect("spawns")
+        };
+        let running: Vec<Child> = (0..n).map(spawn).collect();
+        for p in running {
+            ok(p.wait_with_output().expect("pod"));
+        }
+        n
+    };
+    assert_eq!(pods("k8s-generate.yaml"), 8);
+    assert_eq!(pods("k8s-finalize.yaml"), 1);
+    assert_same_as(&moto, kdata, &local, "Kubernetes manifests");
+    assert_eq!(pods("k8s-bench.yaml"), 8);
+    assert_eq!(pods("k8s-merge.yaml"), 1);
+    let kres = tmp.path().join("k8s-results");
+    moto.download("physworld", "k8s/results", &kres);
+    let kref = tmp.path().join("k8s-reference");
+    let o = kref.to_str().expect("utf-8");
+    moto.run(&["bench", "--data", kdata, "--model", "oracle", "--model", "raw-state", "--out", o]);
+    let want: Vec<_> = snapshot(&kref).into_keys().collect();
+    let got: Vec<_> = snapshot(&kres).into_keys().filter(|n| !n.starts_with("shards")).collect();
+    assert_eq!(got, want, "the merged Indexed Job's results");
+    for n in want.iter().filter(|n| n.to_string_lossy().ends_with(".json")) {
+        assert_eq!(result_without_time(&kres.join(n)), result_without_time(&kref.join(n)), "{n:?}");
+    }
+
     // A damaged object is found and named; a folder marker (an empty object named like
     // the prefix, as consoles make) is not a file of the dataset.
     moto.put_object("physworld", "sharded/data/val-00000-of-00001.parquet", "not parquet");
