@@ -254,6 +254,17 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     assert_eq!(a["loss"], b["loss"], "{a} vs {b}");
     assert_eq!(a["step"], 3, "{a}");
 
+    // Behaviour cloning fits on the store's dataset as on the local one.
+    let bc = |demos: &str| -> serde_json::Value {
+        let model = format!("bc:{demos}");
+        let o = moto.run(&["plan", "--task", "push", "--model", &model, "--item", "0", "--json", "--data", url]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["items"][0]["final_distance"].clone()
+    };
+    let d = bc(url);
+    assert!(d.as_f64().is_some(), "{d}");
+    assert_eq!(d, bc(local.to_str().expect("utf-8")));
+
     // A run in the store: trained in a local copy and uploaded at its checkpoint, the same
     // bytes as the local run; a second start is refused naming the URL; --resume finds it
     // finished; --force replaces it; bench reads `jepa:URL` like the local folder.

@@ -226,7 +226,8 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
         ("majority", None) => Ok(Box::new(Majority::default())),
         ("greedy", None) => Ok(Box::new(GreedyPlanner)),
         ("bc", Some(d)) if !d.is_empty() => {
-            let dir = physworld_pipeline::local_path(d).map_err(|why| BenchError::invalid("model", spec, why))?;
+            // A dataset folder, or an object-store URL in a `cloud` build.
+            let dir = physworld_pipeline::dataset_location(d).map_err(|why| BenchError::invalid("model", spec, why))?;
             Ok(Box::new(BehaviourCloning::fit(spec, &dir)?))
         }
         ("raw-state", None) => Ok(Box::new(ProbeAdapter::new(spec, RawState))),
