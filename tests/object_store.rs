@@ -257,8 +257,16 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     // Behaviour cloning fits on the store's dataset as on the local one.
     let bc = |demos: &str| -> serde_json::Value {
         let model = format!("bc:{demos}");
-        let o = moto.run(&["plan", "--task", "push", "--model", &model, "--item", "0", "--json", "--data", url]);
+        let out = format!("s3://physworld/plans/{}.json", demos.len());
+        let args = ["plan", "--task", "push", "--model", &model, "--item", "0", "--json", "--data", url, "--out", &out];
+        let o = moto.run(&args);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        // --out wrote the same run into the store.
+        let copy = tmp.path().join("plans");
+        moto.download("physworld", "plans", &copy);
+        let file = copy.join(format!("{}.json", demos.len()));
+        let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).expect("stored")).expect("json");
+        assert_eq!(stored, v);
         v["items"][0]["final_distance"].clone()
     };
     let d = bc(url);

@@ -63,8 +63,9 @@ pub struct Args {
     /// Bootstrap resamples.
     #[arg(hide_short_help = true, long, default_value_t = physworld_benchmarks::metrics::DEFAULT_RESAMPLES)]
     resamples: u32,
-    /// Write the run (summary and every item) as JSON to this file.
-    #[arg(value_parser = crate::commands::path_arg, long, value_name = "FILE")]
+    /// Write the run (summary and every item) as JSON to this file (an object-store URL in
+    /// a `cloud` build).
+    #[arg(value_parser = crate::commands::location_arg, long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Replace --out (or an earlier recording at --record) if it exists.
     #[arg(long)]
@@ -92,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if out.is_dir() {
             bail!("--out {}: is a folder; expected a file name for the run's JSON", out.display());
         }
-        if out.exists() && !args.force {
+        if physworld_pipeline::file_exists(out)? && !args.force {
             bail!("--out {}: already exists; pass --force to replace it", out.display());
         }
     }
@@ -301,7 +302,7 @@ fn record<O: serde::Serialize>(
 fn emit<T: serde::Serialize>(run: &T, args: &Args, summary: impl FnOnce()) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(run)?;
     if let Some(out) = &args.out {
-        physworld_pipeline::write_atomic(out, json.as_bytes())?;
+        physworld_pipeline::write_file(out, json.as_bytes())?;
     }
     if args.json {
         println!("{json}");
