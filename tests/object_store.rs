@@ -428,6 +428,18 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
         snapshot(&slurm_res).into_keys().collect::<Vec<_>>()
     );
     same_results(&slurm_res, "Slurm recipe's merged results");
+    // A retried worker (a resubmitted array task) rewrites its shards with the same answers.
+    let bench_env = [("DATA", slurm_data), ("OUT", slurm_out), ("MODELS", "constant-velocity majority")];
+    ok(recipe("slurm-bench.sh", "worker", &bench_env).env("SLURM_ARRAY_TASK_ID", "1").output().expect("retry"));
+    let retried = tmp.path().join("slurm-retried");
+    moto.download("physworld", "slurm/results/shards", &retried);
+    let answers = |dir: &Path| -> Vec<serde_json::Value> {
+        snapshot(dir)
+            .into_values()
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("shard")["answers"].clone())
+            .collect()
+    };
+    assert_eq!(answers(&retried), answers(&slurm_res.join("shards")), "a retried shard's answers");
 
     // docs/cluster's Kubernetes manifests, each Indexed Job's pods at once, with the volumes'
     // paths replaced by store prefixes (`/data/physion` -> s3://physworld/k8s/data, ...).
