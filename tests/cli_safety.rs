@@ -340,9 +340,10 @@ fn inspect_leaderboard_and_validate_say_what_they_promise() {
     assert!(!o.status.success() && err(&o).contains("nothing was checked"), "{}", err(&o));
 }
 
-/// Object-store URLs are refused where a flag takes a local path (training runs), naming
-/// the value and what to do, and create nothing (an `s3://` path used to become a local
-/// folder named `s3:`); dataset, result and leaderboard flags take them in a `cloud` build
+/// Object-store URLs are refused where a flag takes a local path (`demo --out`, `train
+/// --config`, `plan --record`), naming the value and what to do, and create nothing (an
+/// `s3://` path used to become a local folder named `s3:`); dataset, run, result and
+/// leaderboard flags take them in a `cloud` build
 /// (tested against an S3 server in tests/object_store.rs) and name the rebuild in others;
 /// `file://` URLs are paths.
 #[test]
@@ -356,8 +357,9 @@ fn object_store_urls_are_refused_and_file_urls_are_paths() {
         url.strip_prefix("jepa:").map(str::to_string).unwrap_or(url)
     };
     for args in [
-        &["bench", "--data", "d", "--model", "jepa:s3://bucket/run", "--out", "r"][..],
-        &["train", "--data", "d", "--out", "gs://bucket/run"],
+        &["demo", "--out", "s3://bucket/demo"][..],
+        &["train", "--data", "d", "--out", "r", "--config", "gs://bucket/config.json"],
+        &["plan", "--task", "push", "--data", "d", "--model", "greedy", "--item", "0", "--record", "az://c/rec"],
     ] {
         let o = in_tmp(args);
         let e = err(&o);
@@ -375,12 +377,22 @@ fn object_store_urls_are_refused_and_file_urls_are_paths() {
         &["leaderboard", "--results", "s3://bucket/results"],
         &["leaderboard", "--results", "r", "--check", "gs://bucket/board.json"],
         &["results", "merge", "--data", "d", "--out", "az://bucket/results"],
+        &["bench", "--data", "d", "--model", "jepa:s3://bucket/run", "--out", "r"],
+        &["train", "--data", "d", "--out", "gs://bucket/run"],
+        &["plan", "--task", "push", "--data", "d", "--model", "greedy", "--out", "s3://bucket/plan.json"],
     ];
     for args in dataset_flags {
         if cfg!(feature = "cloud") {
             // A real bucket is not reachable from here: only the malformed URL is refused
             // up front, naming what is missing.
-            let bad: Vec<&str> = args.iter().map(|a| if a.contains("://") { "s3:///no-bucket" } else { *a }).collect();
+            let bad: Vec<&str> = args
+                .iter()
+                .map(|a| match (a.contains("://"), a.starts_with("jepa:")) {
+                    (true, true) => "jepa:s3:///no-bucket",
+                    (true, false) => "s3:///no-bucket",
+                    _ => *a,
+                })
+                .collect();
             let o = in_tmp(&bad);
             let e = err(&o);
             assert!(!o.status.success() && e.contains("s3:///no-bucket") && e.contains("no bucket"), "{bad:?}: {e}");

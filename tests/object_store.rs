@@ -306,10 +306,14 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     let r: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().expect("report")).expect("json");
     assert_eq!(r["steps_run"], 0, "a finished run resumes to nothing: {r}");
+    let xdg = tmp.path().join("xdg-cache");
     let jepa_bench = |run: &str, out: &Path| -> serde_json::Value {
         let model = format!("jepa:{run}");
         let o = out.to_str().expect("utf-8");
-        moto.run(&["bench", "--data", url, "--model", &model, "--tasks", "forecast", "--limit", "4", "--out", o]);
+        // A cache of this test's own, so that the fetch is exercised, not a copy from
+        // an earlier run of the test.
+        let args = ["bench", "--data", url, "--model", &model, "--tasks", "forecast", "--limit", "4", "--out", o];
+        ok(moto.physworld(&args).env("XDG_CACHE_HOME", &xdg).output().expect("runs"));
         let file = std::fs::read_dir(out)
             .expect("results")
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -320,6 +324,12 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
     };
     let (jr_store, jr_disk) = (tmp.path().join("jepa-s3"), tmp.path().join("jepa-disk"));
     assert_eq!(jepa_bench(run_url, &jr_store), jepa_bench(from_store.to_str().expect("utf-8"), &jr_disk));
+    let cached: Vec<_> = snapshot(&xdg.join("physworld/runs")).into_keys().collect();
+    assert!(
+        cached.iter().any(|n| n.ends_with("checkpoints/step-000003/model.safetensors"))
+            && cached.iter().any(|n| n.ends_with("checkpoints/latest")),
+        "jepa:URL fetched the latest checkpoint into the cache: {cached:?}"
+    );
     moto.put_object("physworld", "runs/jepa/notes.txt", "not the run");
     moto.run(&["train", "--steps", "2", "--force", "--data", url, "--out", run_url]);
     let forced = tmp.path().join("run-forced");
@@ -331,6 +341,10 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
             && names.contains(&PathBuf::from("notes.txt")),
         "--force replaces the run in the store, and only the run: {names:?}"
     );
+    // A reader of the replaced run fetches the new checkpoint, not the cached old one.
+    jepa_bench(run_url, &tmp.path().join("jepa-s3-forced"));
+    let cached: Vec<_> = snapshot(&xdg.join("physworld/runs")).into_keys().collect();
+    assert!(cached.iter().any(|n| n.ends_with("checkpoints/step-000002/model.safetensors")), "{cached:?}");
 
     // bench reads the dataset from the store and writes its results there: the result files
     // and item logs are the local run's, and the leaderboard reads them from the store.

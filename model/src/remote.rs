@@ -114,6 +114,8 @@ pub struct StagedRun {
     sent: Mutex<BTreeMap<String, String>>,
     /// Delete the store's other files at the first upload (`--force`).
     prune: Mutex<bool>,
+    /// An upload failed: the local folder holds work the store lacks, and is kept.
+    keep: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for StagedRun {
@@ -138,6 +140,7 @@ impl StagedRun {
             local,
             sent: Mutex::new(BTreeMap::new()),
             prune: Mutex::new(force),
+            keep: std::sync::atomic::AtomicBool::new(false),
         };
         if !force {
             let files = needed(&*run.store)?;
@@ -157,37 +160,72 @@ impl StagedRun {
         &self.url
     }
 
-    /// Upload the local files that are new or changed since the last upload (the latest
-    /// pointer last); the first upload of a `force`d run first deletes the store's files
-    /// that the new run does not have.
+    /// Upload the local files that are new or changed since the last upload: the
+    /// checkpoints' files, then a checksum list of the latest checkpoint
+    /// (`checkpoints/<step>.sha256`, which readers key their cache on), then the latest
+    /// pointer. The first upload of a `force`d run first deletes the old run's pointer, then
+    /// its other files that the new run does not have. When an upload fails, the local folder
+    /// is kept ([`StagedRun::kept`]).
     pub fn push(&self) -> Result<()> {
+        let pushed = self.try_push();
+        if pushed.is_err() {
+            self.keep.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        pushed
+    }
+
+    fn try_push(&self) -> Result<()> {
         let mut files = Vec::new();
         walk_local(&self.local, &self.local, &mut files)?;
+        files.retain(|f| f != LATEST);
         files.sort();
-        // The pointer goes last, so that it never names a checkpoint not yet uploaded.
-        files.sort_by_key(|f| f == LATEST);
         let mut sent = self.sent.lock().map_err(|_| poisoned())?;
         let mut prune = self.prune.lock().map_err(|_| poisoned())?;
         if *prune {
             // What `--force` deletes on disk: the checkpoints, the metrics and the config;
-            // other files under the prefix are not the run's.
+            // other files under the prefix are not the run's. The pointer goes first, so
+            // that it never names a checkpoint being deleted or rewritten.
+            self.store.remove(LATEST)?;
             let mut old: Vec<String> = RUN_FILES.iter().map(|f| f.to_string()).collect();
             walk_store(&*self.store, "checkpoints", &mut old)?;
             for f in old.iter().filter(|f| !files.contains(f)) {
                 self.store.remove(f)?;
             }
+            sent.clear();
             *prune = false;
         }
+        let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
+            let sum = sha256_hex(bytes);
+            if sent.get(name) != Some(&sum) {
+                self.store.put(name, bytes)?;
+                sent.insert(name.to_string(), sum);
+            }
+            Ok(())
+        };
         for f in &files {
             let path = self.local.join(f);
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let sum = sha256_hex(&bytes);
-            if sent.get(f) != Some(&sum) {
-                self.store.put(f, &bytes)?;
-                sent.insert(f.clone(), sum);
+            put(f, &std::fs::read(&path).map_err(io(&path))?)?;
+        }
+        let latest = self.local.join(LATEST);
+        if latest.is_file() {
+            let pointer = std::fs::read(&latest).map_err(io(&latest))?;
+            let step = String::from_utf8_lossy(&pointer).trim().to_string();
+            let mut sums = String::new();
+            for f in files.iter().filter(|f| f.starts_with(&format!("checkpoints/{step}/"))) {
+                let path = self.local.join(f);
+                let name = f.rsplit('/').next().unwrap_or(f);
+                sums.push_str(&format!("{}  {name}\n", sha256_hex(&std::fs::read(&path).map_err(io(&path))?)));
             }
+            put(&format!("checkpoints/{step}.sha256"), sums.as_bytes())?;
+            put(LATEST, &pointer)?;
         }
         Ok(())
+    }
+
+    /// The local folder, when an upload failed and it was kept (it holds checkpoints the
+    /// store lacks).
+    pub fn kept(&self) -> Option<&Path> {
+        self.keep.load(std::sync::atomic::Ordering::SeqCst).then_some(self.local.as_path())
     }
 
     /// `text` with the local folder's path replaced by the store URL (for messages).
@@ -198,7 +236,9 @@ impl StagedRun {
 
 impl Drop for StagedRun {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.local);
+        if self.kept().is_none() {
+            let _ = std::fs::remove_dir_all(&self.local);
+        }
     }
 }
 
@@ -218,34 +258,70 @@ pub fn fetch(url: &Path) -> Result<PathBuf> {
                 .into(),
         });
     }
-    let files: Vec<String> = needed(&*store)?.into_iter().filter(|f| f != "metrics.jsonl").collect();
-    let config = store.get("config.json")?;
-    let latest = String::from_utf8_lossy(&store.get(LATEST)?).trim().to_string();
-    let state = store.get(&format!("checkpoints/{latest}/state.json"))?;
-    let mut key = url.to_string_lossy().into_owned().into_bytes();
-    for part in [&config, latest.as_bytes().to_vec().as_ref(), &state] {
-        key.extend_from_slice(&sha256_hex(part).into_bytes());
+    // The pointer is read once: a run still training may move it meanwhile, and the copy
+    // must be of the one checkpoint it named (whose files were all uploaded before it).
+    let pointer = store.get(LATEST)?;
+    let step = String::from_utf8_lossy(&pointer).trim().to_string();
+    let dir = format!("checkpoints/{step}");
+    let mut files = vec!["config.json".to_string()];
+    files.extend(store.list(&dir)?.into_iter().map(|f| format!("{dir}/{f}")));
+    if files.len() == 1 {
+        return Err(ModelError::Checkpoint {
+            path: PathBuf::from(format!("{}/{dir}", store.location())),
+            reason: format!("`{LATEST}` names {step}, which holds no files"),
+        });
     }
+    let sums_name = format!("{dir}.sha256");
+    let sums = if store.exists(&sums_name)? { Some(store.get(&sums_name)?) } else { None };
+    let config = store.get("config.json")?;
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir)
         .join("physworld/runs");
-    let dir = cache.join(&sha256_hex(&key)[..24]);
-    if dir.join(LATEST).is_file() {
-        return Ok(dir);
+    // The key: the URL, the configuration, the checkpoint's name and its files' checksums
+    // (uploaded beside it; computed from the download for a run uploaded without them).
+    let key = |sums: &[u8]| {
+        let mut k = url.to_string_lossy().into_owned();
+        for part in [&config[..], step.as_bytes(), sums] {
+            k.push_str(&sha256_hex(part));
+        }
+        cache.join(&sha256_hex(k.as_bytes())[..24])
+    };
+    if let Some(s) = &sums
+        && key(s).join(LATEST).is_file()
+    {
+        return Ok(key(s));
     }
     // Downloaded into a folder of this process's own, then renamed into place: workers
     // fetching the same run at once each download it, and the first rename wins.
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let tmp = cache.join(format!(".tmp-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let fetched = download(&*store, &files, &tmp);
-    if let Err(e) = fetched {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if std::fs::rename(&tmp, &dir).is_err() {
+    let fetched = download(&*store, &files, &tmp).and_then(|got| {
+        let latest = tmp.join(LATEST);
+        std::fs::write(&latest, &pointer).map_err(io(&latest))?;
+        Ok(got)
+    });
+    let got = match fetched {
+        Ok(got) => got,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let dir = match &sums {
+        Some(s) => key(s),
+        None => {
+            let listed: String = got
+                .iter()
+                .filter(|(f, _)| f.starts_with("checkpoints/"))
+                .map(|(f, sum)| format!("{sum}  {}\n", f.rsplit('/').next().unwrap_or(f)))
+                .collect();
+            key(listed.as_bytes())
+        }
+    };
+    if dir.join(LATEST).is_file() || std::fs::rename(&tmp, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
         if !dir.join(LATEST).is_file() {
             return Err(ModelError::Checkpoint {

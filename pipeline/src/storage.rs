@@ -206,15 +206,22 @@ fn parent_of(location: &Path) -> Result<(std::sync::Arc<dyn Storage>, String)> {
     let name = location.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let parent = location.parent().map(Path::to_path_buf).unwrap_or_default();
     let Some(url) = store_url(location) else { return Ok((std::sync::Arc::new(LocalStorage::new(parent)), name)) };
-    let parent_url = parent.to_str().filter(|p| store_url(Path::new(p)).is_some()).unwrap_or(url);
     #[cfg(feature = "cloud")]
     {
+        // `s3://bucket` names a bucket, not a file in it.
+        let Some(parent_url) = parent.to_str().filter(|p| store_url(Path::new(p)).is_some()) else {
+            return Err(crate::error::PipelineError::InvalidArgument {
+                field: "location".into(),
+                value: url.into(),
+                allowed: "a file in a bucket, s3://BUCKET/KEY (gs://, az:// alike)".into(),
+            });
+        };
         Ok((std::sync::Arc::new(crate::object::ObjectStorage::open(parent_url)?), name))
     }
     #[cfg(not(feature = "cloud"))]
     Err(crate::error::PipelineError::InvalidArgument {
         field: "location".into(),
-        value: parent_url.into(),
+        value: url.into(),
         allowed: NO_CLOUD.into(),
     })
 }
@@ -358,5 +365,26 @@ mod tests {
         }
         #[cfg(feature = "cloud")]
         assert!(dataset_location("s3:///no-bucket").expect_err("no bucket").contains("no bucket"));
+    }
+
+    #[test]
+    fn single_files_go_through_the_storage_of_their_folder() {
+        let tmp = std::env::temp_dir().join(format!("physworld-files-{}", std::process::id()));
+        let file = tmp.join("a/b/result.json");
+        assert!(!file_exists(&file).expect("local"));
+        write_file(&file, b"{}").expect("writes, creating folders");
+        assert!(file_exists(&file).expect("local"));
+        assert_eq!(read_file(&file).expect("reads"), b"{}");
+        let store = LocalStorage::new(&tmp);
+        assert_eq!(store.list("a").expect("list"), Vec::<String>::new());
+        assert_eq!(store.list_dirs("a").expect("dirs"), vec!["b".to_string()]);
+        assert_eq!(store.list("a/b").expect("list"), vec!["result.json".to_string()]);
+        let e = read_file(&tmp.join("missing.json")).expect_err("missing").to_string();
+        assert!(e.contains("missing.json"), "{e}");
+        let _ = fs::remove_dir_all(&tmp);
+        // A bucket is not a file; without the `cloud` feature no URL is.
+        let e = write_file(Path::new("s3://bucket"), b"x").expect_err("a bucket").to_string();
+        let why = if cfg!(feature = "cloud") { "s3://BUCKET/KEY" } else { "--features cloud" };
+        assert!(e.contains("s3://bucket") && e.contains(why), "{e}");
     }
 }

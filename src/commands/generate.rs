@@ -56,6 +56,7 @@ pub struct Args {
     json: bool,
 }
 
+#[cfg(feature = "render")]
 impl Args {
     /// Whether this run renders frames (`--modality pixels`).
     pub fn renders(&self) -> bool {

@@ -98,8 +98,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(_) => Some(physworld_model::remote::StagedRun::open(&args.out, args.force)?),
         None => None,
     };
-    let out = staged.as_ref().map_or(args.out.clone(), |s| s.local().to_path_buf());
-    let in_store_terms = |text: String| staged.as_ref().map_or(text.clone(), |s| s.in_store_terms(&text));
+    let result = run_in(&args, staged.as_ref());
+    match (result, &staged) {
+        (Err(e), Some(s)) if e.downcast_ref::<super::Interrupted>().is_none() => {
+            // Messages name the store, not the local copy, and say where work the store
+            // lacks was kept.
+            let mut msg = s.in_store_terms(&format!("{e:#}"));
+            if let Some(dir) = s.kept() {
+                msg.push_str(&format!(
+                    "; the run's local copy, with what the store lacks, is kept in {}",
+                    dir.display()
+                ));
+            }
+            Err(anyhow::anyhow!(msg))
+        }
+        (result, _) => result,
+    }
+}
+
+fn run_in(args: &Args, staged: Option<&physworld_model::remote::StagedRun>) -> anyhow::Result<()> {
+    let out = staged.map_or(args.out.clone(), |s| s.local().to_path_buf());
+    let in_store_terms = |text: String| staged.map_or(text.clone(), |s| s.in_store_terms(&text));
     let read_config = |p: &std::path::Path| -> anyhow::Result<TrainConfig> {
         serde_json::from_slice::<TrainConfig>(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
             .with_context(|| format!("{}: not a valid training configuration", p.display()))
@@ -163,8 +182,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         bar.set_message(msg);
     };
-    let push = || staged.as_ref().map_or(Ok(()), |s| s.push());
-    let trained = train(&TrainOptions {
+    let push = || staged.map_or(Ok(()), |s| s.push());
+    let mut report = train(&TrainOptions {
         data: args.data.clone(),
         out: out.clone(),
         config: cfg,
@@ -174,14 +193,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_after: None,
         stop: Some(&stop),
         on_step: &on_step,
-        on_checkpoint: staged.as_ref().map(|_| &push as &dyn Fn() -> physworld_model::Result<()>),
-    });
-    let mut report = match (trained, &staged) {
-        (Ok(r), _) => r,
-        // Messages name the store, not the local copy.
-        (Err(e), Some(s)) => bail!(s.in_store_terms(&e.to_string())),
-        (Err(e), None) => return Err(e.into()),
-    };
+        on_checkpoint: staged.map(|_| &push as &dyn Fn() -> physworld_model::Result<()>),
+    })?;
     let checkpoint = report.checkpoint.as_ref().map(|c| in_store_terms(c.display().to_string()));
     report.checkpoint = checkpoint.as_ref().map(PathBuf::from);
     bar.finish_and_clear();

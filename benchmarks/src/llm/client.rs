@@ -705,8 +705,9 @@ impl Client {
             let key = self.cache_key(&path, &body);
             let file = format!("{}/{key}.json", &key[..2]);
             let cache = self.cache()?;
-            let response = if let Some(v) = cache.get(&file).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            {
+            // A store that cannot answer is an error, not a miss (a miss asks the server).
+            let cached = if cache.exists(&file)? { cache.get(&file).ok() } else { None };
+            let response = if let Some(v) = cached.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
                 self.bump(|s| s.cache_hits += 1);
                 v
             } else if self.cfg.offline {

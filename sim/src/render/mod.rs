@@ -50,8 +50,8 @@ use crate::scene::{Camera as SceneCamera, ShapeKind};
 /// `generate --modality pixels`; so does the render bench):
 /// - `LP_NUM_THREADS=0`: lavapipe rasterises on the thread that submits the work instead of
 ///   handing each small image to its own rasteriser threads. At 64-128 px the hand-over costs
-///   more than the drawing: on 2 cores a 64 px episode renders at about 190 frames/s with it
-///   and 117 frames/s without, and each generation worker renders its own shards on its own
+///   more than the drawing: on 2 cores a 64 px episode renders at about 180 frames/s with it
+///   and 119 frames/s without, and each generation worker renders its own shards on its own
 ///   thread anyway (BENCHMARKS.md, "Rendering").
 pub const RUNTIME_ENV: [(&str, &str); 1] = [("LP_NUM_THREADS", "0")];
 
