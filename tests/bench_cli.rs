@@ -209,6 +209,22 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let o = physworld(&["bench", "--suite", s(&out.join("data")), "--model", &spec, "--out", s(&tmp.path().join("r"))]);
     assert!(!o.status.success());
     assert!(text(&o).contains("overlaps the test items"), "{}", text(&o));
+    // The planning tasks, played without the probe path, refuse it too: in bench and in plan.
+    let r2 = tmp.path().join("r2");
+    let o = physworld(&[
+        "bench",
+        "--suite",
+        s(&out.join("data")),
+        "--model",
+        &spec,
+        "--tasks",
+        "plan-push",
+        "--out",
+        s(&r2),
+    ]);
+    assert!(!o.status.success() && text(&o).contains("overlaps the test items"), "{}", text(&o));
+    let o = physworld(&["plan", "--task", "push", "--data", s(&out.join("data")), "--model", &spec, "--item", "0"]);
+    assert!(!o.status.success() && text(&o).contains("overlaps the test items"), "{}", text(&o));
 }
 
 #[test]

@@ -474,6 +474,7 @@ pub fn answer(
             _ if prep.launch.items.is_empty() => out.no_items.push(task),
             None => out.unsupported.push(task),
             Some(mut planner) => {
+                adapter.check_scored(&prep.ds, &prep.opts.split)?;
                 out.launch = Some(play_part(
                     &prep.launch.items,
                     |i| &i.hash,
@@ -503,6 +504,7 @@ pub fn answer(
             _ if prep.push.items.is_empty() => out.no_items.push(task),
             None => out.unsupported.push(task),
             Some(mut planner) => {
+                adapter.check_scored(&prep.ds, &prep.opts.split)?;
                 out.push = Some(play_part(
                     &prep.push.items,
                     |i| &i.hash,

@@ -131,6 +131,10 @@ fn play_folds<P: ?Sized, R: serde::Serialize>(
 ) -> anyhow::Result<()> {
     let mut runs = Vec::with_capacity(folds.len());
     for (name, dir) in folds {
+        if let Some(a) = &adapter {
+            // A checkpoint is never played on the split it was trained on.
+            a.check_scored(&Dataset::open(dir)?, &args.split)?;
+        }
         runs.push((name.clone(), play(args, dir, planner.as_mut())?));
     }
     if let Some(line) = adapter.as_ref().and_then(|a| a.summary()) {

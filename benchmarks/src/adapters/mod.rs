@@ -147,6 +147,12 @@ pub trait Adapter {
     fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
         None
     }
+    /// Refuse to play or score `split` of `ds` when the model was trained on it (a
+    /// checkpoint's training data); asked before the planning tasks, whose items are played
+    /// without [`Adapter::answer`]. Models that learn nothing from datasets accept all.
+    fn check_scored(&self, _ds: &physworld_pipeline::Dataset, _split: &str) -> Result<()> {
+        Ok(())
+    }
     /// Whether each answer depends on its item alone, not on the other items asked with it
     /// or before it. Sharded runs (`bench --shard`) ask each worker a part of the items, so
     /// they refuse adapters that say no.

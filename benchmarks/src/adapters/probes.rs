@@ -172,7 +172,12 @@ pub trait Featurizer: Sync {
     /// Widths of the observed and future features per slot.
     fn dims(&self) -> (usize, usize);
     /// Refuse items the model was trained on.
-    fn check(&self, _ctx: &Context<'_>) -> Result<()> {
+    fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        self.check_data(ctx.ds, ctx.split)
+    }
+    /// Refuse to score `split` of `ds` when the model was trained on it (planning tasks,
+    /// which build no [`Context`], ask this directly).
+    fn check_data(&self, _ds: &physworld_pipeline::Dataset, _split: &str) -> Result<()> {
         Ok(())
     }
     /// Features of observed episodes (each from [`crate::observe`], its last frame the
@@ -358,14 +363,14 @@ impl Featurizer for Jepa {
         };
         (self.cfg.model.dim, out)
     }
-    fn check(&self, ctx: &Context<'_>) -> Result<()> {
+    fn check_data(&self, ds: &physworld_pipeline::Dataset, split: &str) -> Result<()> {
         let d = &self.state.data;
-        if d.suite_hash == ctx.ds.info.suite_hash && d.splits.iter().any(|s| s == ctx.split) {
+        if d.suite_hash == ds.info.suite_hash && d.splits.iter().any(|s| s == split) {
             return Err(BenchError::Overlap {
                 model: self.run.display().to_string(),
                 what: format!("split(s) {} of this very dataset", d.splits.join(", ")),
-                split: ctx.split.into(),
-                suite: ctx.ds.suite.suite.name.clone(),
+                split: split.into(),
+                suite: ds.suite.suite.name.clone(),
             });
         }
         Ok(())
@@ -698,6 +703,9 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
     }
     fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
         self.feat.push_planner(&self.id)
+    }
+    fn check_scored(&self, ds: &physworld_pipeline::Dataset, split: &str) -> Result<()> {
+        self.feat.check_data(ds, split)
     }
     fn protocols(&self, task: TaskKind) -> Vec<&'static str> {
         match task {
