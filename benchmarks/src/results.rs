@@ -228,7 +228,7 @@ pub fn write(dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<Pat
     write_in(&*physworld_pipeline::open_storage(dir)?, dir, file, items)
 }
 
-/// [`write`] into a folder already opened.
+/// [`write()`] into a folder already opened.
 pub fn write_in(store: &dyn Storage, dir: &Path, file: &mut ResultFile, items: &[ItemLog]) -> Result<PathBuf> {
     let fold = file.suite.fold.as_ref().map(|f| f.name.as_str());
     let stem = stem(&file.model.id, &file.suite.name, fold, &file.suite.split);
