@@ -216,7 +216,20 @@ fn parent_of(location: &Path) -> Result<(std::sync::Arc<dyn Storage>, String)> {
                 allowed: "a file in a bucket, s3://BUCKET/KEY (gs://, az:// alike)".into(),
             });
         };
-        Ok((std::sync::Arc::new(crate::object::ObjectStorage::open(parent_url)?), name))
+        // One client per folder for the whole process: a client resolves credentials
+        // (possibly from the instance's metadata service) and owns a small runtime, and a
+        // command may touch many single files (result files, shards) in a few folders.
+        type Clients = std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<dyn Storage>>>;
+        static CLIENTS: std::sync::OnceLock<Clients> = std::sync::OnceLock::new();
+        let clients = CLIENTS.get_or_init(Default::default);
+        if let Some(store) = clients.lock().ok().and_then(|m| m.get(parent_url).cloned()) {
+            return Ok((store, name));
+        }
+        let store: std::sync::Arc<dyn Storage> = std::sync::Arc::new(crate::object::ObjectStorage::open(parent_url)?);
+        if let Ok(mut m) = clients.lock() {
+            m.insert(parent_url.to_string(), store.clone());
+        }
+        Ok((store, name))
     }
     #[cfg(not(feature = "cloud"))]
     Err(crate::error::PipelineError::InvalidArgument {
