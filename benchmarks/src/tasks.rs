@@ -40,14 +40,19 @@ impl TaskKind {
         }
     }
 
-    /// Version of the task's items, presentation, observations and scoring: 3 since every
-    /// model observes the static scene and only the visible objects, under relabelled slots
-    /// ([`crate::observe`]); 2 since choices are shown in a seeded order, VoE movies one at a
-    /// time, invalid forecasts scored at the no-motion error (at least
+    /// Version of the task's items, presentation, observations and scoring: contact 4 since
+    /// candidates whose agent and patient come within [`NEAR_CONTACT_M`] in the observed
+    /// frames are dropped (nearly touching already: the observation decides the answer); 3
+    /// since every model observes the static scene and only the visible objects, under
+    /// relabelled slots ([`crate::observe`]); 2 since choices are shown in a seeded order,
+    /// VoE movies one at a time, invalid forecasts scored at the no-motion error (at least
     /// [`crate::score::INVALID_FORECAST_ERROR_M`]), and VoE's primary metric is
     /// frame-averaged.
     pub fn version(self) -> u32 {
-        3
+        match self {
+            TaskKind::Contact => 4,
+            _ => 3,
+        }
     }
 
     /// The metric leaderboards show.
@@ -83,8 +88,8 @@ pub struct TaskOptions {
     /// Forecast: an item succeeds when its final displacement error is below this, m.
     /// Default 0.1.
     pub tolerance: f64,
-    /// Contact: observed frames; items whose first contact falls inside them are dropped.
-    /// Default 12 (0.4 s).
+    /// Contact: observed frames; items whose first contact falls inside them, or whose agent
+    /// and patient come within [`NEAR_CONTACT_M`] there, are dropped. Default 12 (0.4 s).
     pub contact_observe: usize,
     /// Outcome: observed frames. Default 6 (0.2 s).
     pub outcome_observe: usize,
@@ -281,6 +286,20 @@ pub fn shape_name(code: i8) -> &'static str {
     }
 }
 
+/// Contact: bounding boxes of agent and patient this close (m) in the observed frames count
+/// as touching already, so the candidate is dropped: in a single frame nearly touching looks
+/// like touching, and what follows is decided by what was seen (measured on `physion`'s
+/// `collide`: "yes" when they came this close was right on 84% of such items, lifting a
+/// trick to 0.58 over 1 090 items).
+pub const NEAR_CONTACT_M: f64 = 0.05;
+
+/// Distance between the axis-aligned bounding boxes of objects `a` and `b` at frame `f`
+/// (0 when they overlap), m.
+pub fn box_gap(e: &EpisodeFrames, f: usize, a: usize, b: usize) -> f64 {
+    let (pa, pb, ha, hb) = (pos(e, f, a), pos(e, f, b), half(e, f, a), half(e, f, b));
+    (0..3).map(|c| (((pa[c] - pb[c]).abs() - ha[c] - hb[c]) as f64).max(0.0).powi(2)).sum::<f64>().sqrt()
+}
+
 /// Whether object `o` is present and visible at frame `f`.
 pub fn seen(e: &EpisodeFrames, f: usize, o: usize) -> bool {
     e.present[f * e.slots + o] && e.visible[f * e.slots + o]
@@ -403,6 +422,19 @@ pub fn build(ds: &Dataset, frames: &Frames, split: &str, kind: TaskKind, opts: &
                 if (m.num_frames as usize) <= opts.contact_observe {
                     drop("episode too short");
                     continue;
+                }
+                if let Some(patient) = m.contact_patient_object {
+                    let e = frames.get(m.episode_index)?;
+                    let (a, b) = (agent as usize, patient as usize);
+                    let near = (0..opts.contact_observe.min(e.frames)).any(|f| {
+                        e.present[f * e.slots + a]
+                            && e.present[f * e.slots + b]
+                            && box_gap(e, f, a, b) <= NEAR_CONTACT_M
+                    });
+                    if near {
+                        drop("agent and patient nearly touching in the observed frames");
+                        continue;
+                    }
                 }
                 let mut it = base(kind, m, opts.contact_observe);
                 it.question = "contact".into();

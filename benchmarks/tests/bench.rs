@@ -63,7 +63,21 @@ fn every_task_has_items_and_contact_observation_ends_before_contact() {
             it.id,
             m.contact_frame
         );
+        // Nor do they nearly touch there (the observation would decide the answer).
+        if let [a, b] = it.objects[..] {
+            let e = p.frames.get(it.episodes[0]).expect("frames");
+            let both = |f: usize| e.present[f * e.slots + a as usize] && e.present[f * e.slots + b as usize];
+            for f in (0..it.observe).filter(|&f| both(f)) {
+                let gap = tasks::box_gap(e, f, a as usize, b as usize);
+                assert!(gap > tasks::NEAR_CONTACT_M, "{}: {gap} m apart at frame {f}", it.id);
+            }
+        }
     }
+    assert!(
+        p.items[&TaskKind::Contact].dropped.contains_key("agent and patient nearly touching in the observed frames"),
+        "{:?}",
+        p.items[&TaskKind::Contact].dropped
+    );
     // Labels are balanced per family: a constant answer scores exactly chance.
     let yes = p.items[&TaskKind::Contact].items.iter().filter(|i| i.answer_index() == Some(0)).count();
     assert_eq!(2 * yes, p.items[&TaskKind::Contact].items.len());

@@ -11,7 +11,7 @@ use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
 use crate::metrics::dist;
 use crate::results::ModelRef;
-use crate::tasks::{Item, TaskKind, half, pos, seen, vel};
+use crate::tasks::{Item, NEAR_CONTACT_M, TaskKind, box_gap, half, pos, seen, vel};
 use physworld_pipeline::EpisodeFrames;
 use physworld_sim::GRAVITY;
 
@@ -137,16 +137,11 @@ impl Heuristic {
 }
 
 /// Distance between the agent's and the patient's axis-aligned bounding boxes at frame `f`
-/// (0 when they overlap; `None` for a zone patient).
+/// when both are seen (0 when they overlap; `None` for a zone patient).
 fn gap(e: &EpisodeFrames, it: &Item, f: usize) -> Option<f64> {
     let [a, b] = it.objects[..] else { return None };
     let (a, b) = (a as usize, b as usize);
-    if !(seen(e, f, a) && seen(e, f, b)) {
-        return None;
-    }
-    let (pa, pb, ha, hb) = (pos(e, f, a), pos(e, f, b), half(e, f, a), half(e, f, b));
-    let sep: Vec<f64> = (0..3).map(|c| (((pa[c] - pb[c]).abs() - ha[c] - hb[c]) as f64).max(0.0)).collect();
-    Some(sep.iter().map(|x| x * x).sum::<f64>().sqrt())
+    (seen(e, f, a) && seen(e, f, b)).then(|| box_gap(e, f, a, b))
 }
 
 /// A heuristic as an adapter (`heuristic:<name>`).
@@ -204,7 +199,7 @@ impl Adapter for HeuristicAdapter {
                         let last = e.frames.saturating_sub(1);
                         let yes = match self.h {
                             Heuristic::AlreadyTouching => gap(e, it, last).is_some_and(|d| d <= 0.01),
-                            _ => (0..e.frames).filter_map(|f| gap(e, it, f)).any(|d| d <= 0.05),
+                            _ => (0..e.frames).filter_map(|f| gap(e, it, f)).any(|d| d <= NEAR_CONTACT_M),
                         };
                         super::yes_no(it, yes)
                     }
