@@ -52,5 +52,7 @@ pub use optim::{AdamW, clip_scale};
 pub use params::Params;
 pub use plot::plot_metrics;
 pub use probe::{AttentiveConfig, AttentiveProbe, ProbeTarget, RidgeProbe};
-pub use readout::{LearningReport, PositionScores, PropertyScores, ReadoutOptions, learning_report};
+pub use readout::{
+    LearningReport, PositionScores, PropertyScores, ReadoutOptions, SCENE_FEATURES, learning_report, scene_features,
+};
 pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train, write_plot};

@@ -6,7 +6,7 @@
 //! predictable); these numbers do.
 
 use candle_core::Device;
-use physworld_pipeline::{Dataset, EpisodeFrames};
+use physworld_pipeline::{Dataset, EpisodeFrames, SCENE_KINDS, SceneBox};
 use physworld_sim::math::ballistic;
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +56,8 @@ impl Default for ReadoutOptions {
 
 /// Position probe errors, mean Euclidean distance in metres (lower is better). Every probe
 /// predicts the displacement over the horizon from the raw observed state of the last
-/// context frame plus the named representation.
+/// context frame (followed by the [`scene_features`] when the model observes the scene)
+/// plus the named representation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PositionScores {
     /// The trained model's predicted representation at the horizon.
@@ -68,7 +69,8 @@ pub struct PositionScores {
     /// The trained target encoder's (layer-normed) representation of the actual future
     /// frame: what a perfect prediction would give (the ceiling of `trained`).
     pub future_target: f64,
-    /// The raw observed state alone.
+    /// The raw observed state alone (with the scene features, as every probe here, when the
+    /// model observes the scene).
     pub raw_state: f64,
     /// Ballistic extrapolation from the last context frame.
     pub constant_velocity: f64,
@@ -90,9 +92,11 @@ pub struct PropertyScores {
     pub random_init: f64,
     /// The random model's predictor state.
     pub random_init_predictor_state: f64,
-    /// Ridge on the raw observed state of the last context frame.
+    /// Ridge on the raw observed state of the last context frame (and the scene features
+    /// when the model observes the scene).
     pub raw_state: f64,
-    /// Ridge on the raw observed states of every context frame (sees the motion).
+    /// Ridge on the raw observed states of every context frame (sees the motion; and the
+    /// scene features when the model observes the scene).
     pub raw_context: f64,
 }
 
@@ -128,6 +132,11 @@ pub struct LearningReport {
     pub effective_rank: [f64; 2],
     /// Encoder width.
     pub dim: usize,
+    /// Width of the static-scene features appended to every probe's raw observed state
+    /// ([`scene_features`]): [`SCENE_FEATURES`] when the model observes the scene
+    /// (`model.scene`), so that the raw-state controls observe what the model does, else 0.
+    #[serde(default)]
+    pub scene_features: usize,
 }
 
 impl LearningReport {
@@ -151,6 +160,28 @@ impl LearningReport {
     pub fn learning_is_real(&self) -> bool {
         self.position_margin() > 1.0 && self.properties_beat_controls()
     }
+}
+
+/// Width of [`scene_features`].
+pub const SCENE_FEATURES: usize = SCENE_KINDS * 7;
+
+/// An episode's static scene as a fixed-width vector, for linear probes: per kind of
+/// [`SceneBox`] (floor, wall, ramp, container, table, occluder, goal zone) the number of
+/// boxes, their mean centre and their mean half extents (m).
+pub fn scene_features(scene: &[SceneBox]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(SCENE_FEATURES);
+    for kind in 0..SCENE_KINDS as u8 {
+        let of: Vec<&SceneBox> = scene.iter().filter(|b| b.kind == kind).collect();
+        let n = of.len().max(1) as f32;
+        out.push(of.len() as f32);
+        for c in 0..3 {
+            out.push(of.iter().map(|b| b.position[c]).sum::<f32>() / n);
+        }
+        for c in 0..3 {
+            out.push(of.iter().map(|b| b.half_extents[c]).sum::<f32>() / n);
+        }
+    }
+    out
 }
 
 /// Per-object rows of one split.
@@ -236,6 +267,7 @@ fn rows(
         let obs: Vec<f32> = batch.obs.flatten_all()?.to_vec1()?;
         let t_all = batch.frames;
         for (b, (w, mass, fric)) in chunk.iter().enumerate() {
+            let scene = if cfg.model.scene { scene_features(&w.scene) } else { Vec::new() };
             for o in 0..s {
                 let (kc, kf) = ((ctx - 1) * s + o, (ctx - 1 + h) * s + o);
                 if !(w.present[kc] && w.visible[kc] && w.present[kf]) || mass[o] <= 0.0 {
@@ -254,9 +286,11 @@ fn rows(
                 let frame =
                     |f: usize| &obs[((b * t_all + f) * s + o) * OBS_DIM..((b * t_all + f) * s + o + 1) * OBS_DIM];
                 r.raw.extend_from_slice(frame(ctx - 1));
+                r.raw.extend_from_slice(&scene);
                 for f in 0..ctx {
                     r.raw_ctx.extend_from_slice(frame(f));
                 }
+                r.raw_ctx.extend_from_slice(&scene);
                 let p = [w.position[kc * 3], w.position[kc * 3 + 1], w.position[kc * 3 + 2]];
                 let v = [w.linvel[kc * 3], w.linvel[kc * 3 + 1], w.linvel[kc * 3 + 2]];
                 let hh = [w.size[kc * 3], w.size[kc * 3 + 1], w.size[kc * 3 + 2]];
@@ -282,12 +316,15 @@ struct Dims {
     enc: usize,
     pred: usize,
     ctx: usize,
+    /// Scene features after the raw state(s).
+    scene: usize,
 }
 
 /// One split's rows as named `[rows, width]` tensors in a safetensors file, written
 /// atomically: `trained` (predicted representation at the horizon), `trained_mean` (mean
 /// over the horizon), `trained_predictor_state`, their `random_*` counterparts, `encoder`,
-/// `future_target`, `raw_state`, `raw_context` (every context frame, normalised), `last`
+/// `future_target`, `raw_state`, `raw_context` (every context frame, normalised; both
+/// followed by the [`scene_features`] when the model observes the scene), `last`
 /// and `target` positions (m), `constant_velocity` (the ballistic position at the
 /// horizon), `log_mass_friction` (ln of the mass in kg, and the friction coefficient
 /// itself), `moving` (1 for objects that move during the context) and `row` (0, 1, ...).
@@ -304,8 +341,8 @@ fn write_features(path: &std::path::Path, r: &Rows, d: &Dims) -> Result<()> {
         ("encoder", &r.enc, d.enc),
         ("random_init_encoder", &r.enc_random, d.enc),
         ("future_target", &r.future_target, d.enc),
-        ("raw_state", &r.raw, OBS_DIM),
-        ("raw_context", &r.raw_ctx, OBS_DIM * d.ctx),
+        ("raw_state", &r.raw, OBS_DIM + d.scene),
+        ("raw_context", &r.raw_ctx, OBS_DIM * d.ctx + d.scene),
         ("constant_velocity", &r.cv, 3),
         ("last", &r.last, 3),
         ("target", &r.target, 3),
@@ -367,6 +404,10 @@ pub fn learning_report(
         }
     }
     let ctx = cfg.data.context;
+    // The raw observed state every probe reads, with the static scene when the model
+    // observes it.
+    let sw = if cfg.model.scene { SCENE_FEATURES } else { 0 };
+    let rw = OBS_DIM + sw;
     let random = WorldModel::new(&cfg.model, o.random_seed, &Device::Cpu)?;
     let fps = ds.info.fps.max(1) as f32;
     let fit_w = windows(ds, &o.fit_split, ctx, o)?;
@@ -382,7 +423,7 @@ pub fn learning_report(
         ));
     }
     if let Some(dir) = &o.features_out {
-        let dims = Dims { out: model.predictor_output(), enc: cfg.model.dim, pred: cfg.model.pred_dim, ctx };
+        let dims = Dims { out: model.predictor_output(), enc: cfg.model.dim, pred: cfg.model.pred_dim, ctx, scene: sw };
         for (split, r) in [(&o.fit_split, &fit), (&o.eval_split, &ev)] {
             write_features(&dir.join(format!("{split}.safetensors")), r, &dims)?;
         }
@@ -396,15 +437,15 @@ pub fn learning_report(
     let delta = |r: &Rows| -> Vec<f32> { r.target.iter().zip(&r.last).map(|(t, l)| t - l).collect() };
     let dfit = delta(&fit);
     let with_raw = |x: &[f32], raw: &[f32], d: usize| -> Vec<f32> {
-        x.chunks(d).zip(raw.chunks(OBS_DIM)).flat_map(|(a, b)| b.iter().chain(a).copied()).collect()
+        x.chunks(d).zip(raw.chunks(rw)).flat_map(|(a, b)| b.iter().chain(a).copied()).collect()
     };
     let pos = |xf: &[f32], xe: &[f32], d: usize| -> Result<f64> {
         let (xf, xe) = (with_raw(xf, &fit.raw, d), with_raw(xe, &ev.raw, d));
-        let p = RidgeProbe::fit_cv(&xf, &dfit, d + OBS_DIM, 3, &o.lambdas, 5)?;
+        let p = RidgeProbe::fit_cv(&xf, &dfit, d + rw, 3, &o.lambdas, 5)?;
         Ok(position_error(&p.predict(&xe), &ev.last, &ev.target))
     };
     let raw_pos = {
-        let p = RidgeProbe::fit_cv(&fit.raw, &dfit, OBS_DIM, 3, &o.lambdas, 5)?;
+        let p = RidgeProbe::fit_cv(&fit.raw, &dfit, rw, 3, &o.lambdas, 5)?;
         position_error(&p.predict(&ev.raw), &ev.last, &ev.target)
     };
     // Property probes: log mass and friction of objects that move during the context, from
@@ -417,9 +458,9 @@ pub fn learning_report(
     let prop = |xf: &[f32], xe: &[f32], d: usize, raw: bool| -> Result<[f64; 2]> {
         let (mut xf, mut xe, mut d) = (keep(xf, &fit, d), keep(xe, &ev, d), d);
         if raw {
-            xf = with_raw(&xf, &keep(&fit.raw, &fit, OBS_DIM), d);
-            xe = with_raw(&xe, &keep(&ev.raw, &ev, OBS_DIM), d);
-            d += OBS_DIM;
+            xf = with_raw(&xf, &keep(&fit.raw, &fit, rw), d);
+            xe = with_raw(&xe, &keep(&ev.raw, &ev, rw), d);
+            d += rw;
         }
         if pf.len() < 4 || pe.is_empty() {
             return Ok([f64::NAN, f64::NAN]);
@@ -445,8 +486,8 @@ pub fn learning_report(
     let ts = prop(&fit.state, &ev.state, d_pred, true)?;
     let rnd = prop(&fit.random_mean, &ev.random_mean, d_out, true)?;
     let rs = prop(&fit.state_random, &ev.state_random, d_pred, true)?;
-    let raw = prop(&fit.raw, &ev.raw, OBS_DIM, false)?;
-    let rawc = prop(&fit.raw_ctx, &ev.raw_ctx, OBS_DIM * ctx, false)?;
+    let raw = prop(&fit.raw, &ev.raw, rw, false)?;
+    let rawc = prop(&fit.raw_ctx, &ev.raw_ctx, OBS_DIM * ctx + sw, false)?;
     let scores = |k: usize| PropertyScores {
         trained: t[k],
         trained_predictor_state: ts[k],
@@ -464,5 +505,6 @@ pub fn learning_report(
         friction: scores(1),
         effective_rank: [effective_rank(&ev.enc, ne, d_enc), effective_rank(&ev.enc_random, ne, d_enc)],
         dim: d_enc,
+        scene_features: sw,
     })
 }

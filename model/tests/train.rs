@@ -279,6 +279,41 @@ fn the_learning_report_measures_every_control_on_real_episodes() {
     assert!(r.effective_rank[0] >= 1.0 && r.effective_rank[0] <= r.dim as f64, "{r:?}");
     // Deterministic.
     assert_eq!(learning_report(&ds, &model, &cfg, &state.normalizer, &o).expect("report"), r);
+    // The raw-state controls observe what the model observes: the static scene only for a
+    // model that reads it, appended to every probe's raw state.
+    assert_eq!(r.scene_features, 0);
+    let width = |dir: &Path, split: &str, name: &str| {
+        let t = candle_core::safetensors::load(dir.join(format!("{split}.safetensors")), &Device::Cpu).expect("loads");
+        t[name].clone()
+    };
+    let plain = tmp.path().join("features-plain");
+    let with = ReadoutOptions { features_out: Some(plain.clone()), ..o.clone() };
+    learning_report(&ds, &model, &cfg, &state.normalizer, &with).expect("report");
+    assert_eq!(width(&plain, "val", "raw_state").dims()[1], physworld_model::OBS_DIM);
+    let scene_run = tmp.path().join("scene-run");
+    let mut scene_cfg = config(3);
+    scene_cfg.model.scene = true;
+    train(&opts(&data, &scene_run, scene_cfg, false, None, &|_| {})).expect("trains");
+    let (scene_model, scene_cfg, scene_state) = load_run(&scene_run, &Device::Cpu).expect("loads");
+    let seeing = tmp.path().join("features-scene");
+    let with = ReadoutOptions { features_out: Some(seeing.clone()), ..o.clone() };
+    let rs = learning_report(&ds, &scene_model, &scene_cfg, &scene_state.normalizer, &with).expect("report");
+    assert_eq!(rs.scene_features, physworld_model::SCENE_FEATURES);
+    let (obs, sf) = (physworld_model::OBS_DIM, physworld_model::SCENE_FEATURES);
+    let raw = width(&seeing, "val", "raw_state");
+    assert_eq!(raw.dims()[1], obs + sf);
+    let ctx = width(&seeing, "val", "raw_context");
+    assert_eq!(ctx.dims()[1], obs * scene_cfg.data.context + sf);
+    // Every episode of this suite has exactly one floor: the first scene feature (the floor
+    // count) is 1 in every row; the raw state before it is the plain report's.
+    let rows: Vec<Vec<f32>> = raw.to_vec2().expect("rows");
+    assert!(rows.iter().all(|r| r[obs] == 1.0), "floor counts");
+    let plain_rows: Vec<Vec<f32>> = width(&plain, "val", "raw_state").to_vec2().expect("rows");
+    assert_eq!(rows.len(), plain_rows.len());
+    assert!(rows.iter().zip(&plain_rows).all(|(a, b)| a[..obs] == b[..]), "same raw state");
+    // Goal zones (the push episodes) appear among the scene features.
+    let zones = obs + 6 * 7;
+    assert!(rows.iter().any(|r| r[zones] >= 1.0) && rows.iter().any(|r| r[zones] == 0.0), "zone counts");
     // A horizon longer than every episode is a clear error.
     let long = ReadoutOptions { horizon: 1000, ..o };
     let e = learning_report(&ds, &model, &cfg, &state.normalizer, &long).expect_err("too long").to_string();

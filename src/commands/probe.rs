@@ -88,6 +88,9 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         println!("  trained encoder, last frame (no predictor) {:.4}", p.trained_encoder);
         println!("  target encoder on the true future frame  {:.4}  (ceiling of the predictor path)", p.future_target);
         println!("  raw observed state                    {:.4}", p.raw_state);
+        if r.scene_features > 0 {
+            println!("  (the model observes the static scene: every probe's raw state includes it)");
+        }
         println!("  constant velocity (ballistic)         {:.4}", p.constant_velocity);
         println!("hidden properties of the {} objects that move during the context:", r.moving_objects);
         for (name, s) in [("log mass", &r.log_mass), ("friction", &r.friction)] {
