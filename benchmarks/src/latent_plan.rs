@@ -44,7 +44,7 @@ use serde::Serialize;
 
 use crate::error::{BenchError, Result};
 use crate::plan::{item_rng, standard_normal};
-use crate::plan_push::{PushPlanner, PushView};
+use crate::plan_push::{PushPlanner, PushView, clip_disk};
 
 /// The search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -244,13 +244,13 @@ impl LatentPush {
         let mut best: Option<(f32, Vec<[f32; 2]>)> = None;
         for _ in 0..o.iters {
             let mut cands: Vec<Vec<[f32; 2]>> = Vec::with_capacity(o.samples);
-            cands.push(mean.iter().map(|&a| clip(a, max)).collect());
+            cands.push(mean.iter().map(|&a| clip_disk(a, max)).collect());
             while cands.len() < o.samples {
                 cands.push(
                     (0..h)
                         .map(|k| {
                             let z = [standard_normal(rng), standard_normal(rng)];
-                            clip([mean[k][0] + sd[k][0] * z[0], mean[k][1] + sd[k][1] * z[1]], max)
+                            clip_disk([mean[k][0] + sd[k][0] * z[0], mean[k][1] + sd[k][1] * z[1]], max)
                         })
                         .collect(),
                 );
@@ -308,12 +308,6 @@ fn model_err(e: candle_core::Error) -> BenchError {
     BenchError::from(physworld_model::ModelError::from(e))
 }
 
-/// Clip `[fx, fz]` to the disk of radius `max`.
-fn clip(f: [f32; 2], max: f32) -> [f32; 2] {
-    let n = f[0].hypot(f[1]);
-    if n > max && n > 0.0 { [f[0] * max / n, f[1] * max / n] } else { f }
-}
-
 /// The last `context` frames of `obs`; early in an episode, fewer frames exist and the
 /// first is repeated before them, without a force (the puck rests on the table until the
 /// first push): the model was trained on full contexts only, and its predictions from a
@@ -328,25 +322,10 @@ fn context_frames(obs: &EpisodeFrames, context: usize) -> EpisodeFrames {
     first.has_action = vec![false];
     let mut out = first.clone();
     for _ in 1..context - obs.frames {
-        append(&mut out, &first);
+        out.append(&first);
     }
-    append(&mut out, obs);
+    out.append(obs);
     out
-}
-
-/// Append the frames of `b` to `a` (the same slots).
-fn append(a: &mut EpisodeFrames, b: &EpisodeFrames) {
-    a.present.extend(&b.present);
-    a.visible.extend(&b.visible);
-    a.position.extend(&b.position);
-    a.rotation.extend(&b.rotation);
-    a.linvel.extend(&b.linvel);
-    a.angvel.extend(&b.angvel);
-    a.size.extend(&b.size);
-    a.shape.extend(&b.shape);
-    a.action.extend(&b.action);
-    a.has_action.extend(&b.has_action);
-    a.frames += b.frames;
 }
 
 /// The goal frame: the present frame (its last) with the puck (slot 0) at `goal`, not
@@ -362,7 +341,7 @@ fn goal_frames(present: &EpisodeFrames, goal: &crate::plan_push::PuckState, step
     last.has_action = vec![false];
     let mut out = last.clone();
     for _ in 1..steps {
-        append(&mut out, &last);
+        out.append(&last);
     }
     out
 }
@@ -496,7 +475,7 @@ mod tests {
 
     #[test]
     fn forces_are_clipped_to_the_bound_s_disk() {
-        assert_eq!(clip([3.0, 4.0], 1.0), [0.6, 0.8]);
-        assert_eq!(clip([0.3, 0.4], 1.0), [0.3, 0.4]);
+        assert_eq!(clip_disk([3.0, 4.0], 1.0), [0.6, 0.8]);
+        assert_eq!(clip_disk([0.3, 0.4], 1.0), [0.3, 0.4]);
     }
 }

@@ -162,21 +162,13 @@ impl EpisodeObs {
         if w.frames == 0 {
             return w;
         }
-        let last = w.slice(w.frames - 1, 1);
+        let mut step = w.slice(w.frames - 1, 1);
         for k in 0..extra {
             let t = self.frames.frames + k;
             let force = self.plan.as_ref().and_then(|p| p.forces.get(t).copied().flatten());
-            w.present.extend(&last.present);
-            w.visible.extend(&last.visible);
-            w.position.extend(&last.position);
-            w.rotation.extend(&last.rotation);
-            w.linvel.extend(&last.linvel);
-            w.angvel.extend(&last.angvel);
-            w.size.extend(&last.size);
-            w.shape.extend(&last.shape);
-            w.action.extend(force.unwrap_or([0.0; 3]));
-            w.has_action.push(force.is_some());
-            w.frames += 1;
+            step.action = force.unwrap_or([0.0; 3]).to_vec();
+            step.has_action = vec![force.is_some()];
+            w.append(&step);
         }
         w
     }

@@ -250,9 +250,14 @@ fn clip(f: [f32; 2], max: f32) -> Option<[f32; 3]> {
     if !(f[0].is_finite() && f[1].is_finite()) {
         return None;
     }
+    let [x, z] = clip_disk(f, max);
+    Some([x, 0.0, z])
+}
+
+/// A horizontal force `[x, z]` shortened to at most `max` newtons, its direction kept.
+pub(crate) fn clip_disk(f: [f32; 2], max: f32) -> [f32; 2] {
     let n = f[0].hypot(f[1]);
-    let s = if n > max && n > 0.0 { max / n } else { 1.0 };
-    Some([f[0] * s, 0.0, f[1] * s])
+    if n > max && n > 0.0 { [f[0] * max / n, f[1] * max / n] } else { f }
 }
 
 /// Play `item` with `planner` (seeded by `seed` and the item's episode index), each

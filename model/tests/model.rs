@@ -906,16 +906,7 @@ fn imagining_candidates_in_one_batch_matches_each_rollout() {
             // Observed part only matters: repeat the last context frame after it.
             let mut full = base.slice(0, tc);
             for _ in 0..steps {
-                let last = base.slice(tc - 1, 1);
-                full.present.extend(&last.present);
-                full.visible.extend(&last.visible);
-                full.position.extend(&last.position);
-                full.rotation.extend(&last.rotation);
-                full.linvel.extend(&last.linvel);
-                full.angvel.extend(&last.angvel);
-                full.size.extend(&last.size);
-                full.shape.extend(&last.shape);
-                full.frames += 1;
+                full.append(&base.slice(tc - 1, 1));
             }
             full.action = w.action.clone();
             full.has_action = w.has_action.clone();

@@ -195,6 +195,22 @@ impl EpisodeFrames {
             scene: self.scene.clone(),
         }
     }
+
+    /// Append the frames of `b` (the same slots, the same episode's scene) after these.
+    pub fn append(&mut self, b: &EpisodeFrames) {
+        debug_assert_eq!(self.slots, b.slots, "appending frames of another slot count");
+        self.present.extend(&b.present);
+        self.visible.extend(&b.visible);
+        self.position.extend(&b.position);
+        self.rotation.extend(&b.rotation);
+        self.linvel.extend(&b.linvel);
+        self.angvel.extend(&b.angvel);
+        self.size.extend(&b.size);
+        self.shape.extend(&b.shape);
+        self.action.extend(&b.action);
+        self.has_action.extend(&b.has_action);
+        self.frames += b.frames;
+    }
 }
 
 /// An opened, finalised dataset.
