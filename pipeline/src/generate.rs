@@ -2,6 +2,8 @@
 //! record it in its manifest; resumable and shardable across workers.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use physworld_sim::{Sample, generate as generate_sample};
 use rayon::prelude::*;
@@ -303,29 +305,59 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
     }
     let planned: u64 = todo.iter().map(|s| layout.samples_of(s).end - layout.samples_of(s).start).sum();
     (opts.progress)(Progress::Planned { samples: planned });
-    // Up to one shard per worker thread at a time: a shard's Parquet encoding is serial,
-    // so overlapping shards keeps every core busy; memory stays bounded by that many shards.
-    let width = rayon::current_num_threads().max(1);
-    for chunk in todo.chunks(width) {
-        let ms: Vec<ShardManifest> =
-            chunk.par_iter().map(|s| write_shard(&layout, s, &hash, storage, opts)).collect::<Result<_>>()?;
-        // Fold and drop: manifests carry statistics partials.
-        for m in ms {
-            report.shards_written += 1;
-            report.samples += m.samples[1] - m.samples[0];
-            report.episodes += m.episodes;
-            report.frames += m.data.rows;
-            report.bytes += m.data.bytes + m.episodes_file.bytes + m.pixels.as_ref().map_or(0, |p| p.file.bytes);
-            for (k, v) in &m.rejected {
-                *report.rejected.entry(k.clone()).or_insert(0) += v;
-            }
+    // Up to one shard per worker thread at a time, each worker taking the next shard as soon
+    // as it is done with one: a shard's samples are simulated in parallel but its Parquet
+    // encoding is serial, so a free thread simulates another shard's samples meanwhile
+    // (shards in lockstep left a core idle for the longer shard's encoding). Memory stays
+    // bounded by that many shards; the bytes do not depend on the order.
+    let width = rayon::current_num_threads().max(1).min(todo.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let folded = Mutex::new((report, None::<(usize, PipelineError)>));
+    rayon::scope(|scope| {
+        for _ in 0..width {
+            scope.spawn(|_| {
+                while !failed.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(s) = todo.get(k) else { break };
+                    let done = write_shard(&layout, s, &hash, storage, opts);
+                    let mut f = folded.lock().unwrap_or_else(|e| e.into_inner());
+                    match done {
+                        // Fold and drop: manifests carry statistics partials.
+                        Ok(m) => fold(&mut f.0, &m),
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            // The first shard's error in shard order, whatever the timing.
+                            if f.1.as_ref().is_none_or(|(j, _)| k < *j) {
+                                f.1 = Some((k, e));
+                            }
+                        }
+                    }
+                }
+            });
         }
+    });
+    let (mut report, error) = folded.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, e)) = error {
+        return Err(e);
     }
     if opts.shard == WorkerShard::ALL {
         crate::finalize::finalize(storage)?;
         report.finalized = true;
     }
     Ok(report)
+}
+
+/// Add a written shard to the run's report.
+fn fold(report: &mut GenerateReport, m: &ShardManifest) {
+    report.shards_written += 1;
+    report.samples += m.samples[1] - m.samples[0];
+    report.episodes += m.episodes;
+    report.frames += m.data.rows;
+    report.bytes += m.data.bytes + m.episodes_file.bytes + m.pixels.as_ref().map_or(0, |p| p.file.bytes);
+    for (k, v) in &m.rejected {
+        *report.rejected.entry(k.clone()).or_insert(0) += v;
+    }
 }
 
 fn write_shard(
