@@ -54,5 +54,6 @@ pub use plot::plot_metrics;
 pub use probe::{AttentiveConfig, AttentiveProbe, ProbeTarget, RidgeProbe};
 pub use readout::{
     LearningReport, PositionScores, PropertyScores, ReadoutOptions, SCENE_FEATURES, learning_report, scene_features,
+    scene_summary,
 };
 pub use trainer::{EvalMetrics, StepMetrics, TrainOptions, TrainReport, device, evaluate, load_run, train, write_plot};

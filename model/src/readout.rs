@@ -169,8 +169,14 @@ pub const SCENE_FEATURES: usize = SCENE_KINDS * 7;
 /// [`SceneBox`] (floor, wall, ramp, container, table, occluder, goal zone) the number of
 /// boxes, their mean centre and their mean half extents (m).
 pub fn scene_features(scene: &[SceneBox]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(SCENE_FEATURES);
-    for kind in 0..SCENE_KINDS as u8 {
+    scene_summary(scene, SCENE_KINDS as u8)
+}
+
+/// [`scene_features`] over the first `kinds` kinds only (`6`: the static bodies without
+/// the goal zones): 7 values per kind.
+pub fn scene_summary(scene: &[SceneBox], kinds: u8) -> Vec<f32> {
+    let mut out = Vec::with_capacity(kinds as usize * 7);
+    for kind in 0..kinds {
         let of: Vec<&SceneBox> = scene.iter().filter(|b| b.kind == kind).collect();
         let n = of.len().max(1) as f32;
         out.push(of.len() as f32);

@@ -20,7 +20,6 @@ use crate::observe::EpisodeObs;
 use crate::probe::Logistic;
 use crate::results::ModelRef;
 use crate::tasks::{Item, Target, TaskKind, pos, seen};
-use physworld_sim::StaticRole;
 
 /// Frames rolled forward for the contact and outcome readouts by default (1 s at 30 fps).
 pub const READOUT_ROLLOUT: usize = 30;
@@ -124,35 +123,19 @@ pub struct ItemFeatures {
     pub scene: Vec<f32>,
 }
 
-/// Roles in the order [`static_features`] lists them.
-const ROLES: [StaticRole; 6] = [
-    StaticRole::Floor,
-    StaticRole::Wall,
-    StaticRole::Ramp,
-    StaticRole::Container,
-    StaticRole::Table,
-    StaticRole::Occluder,
-];
+/// Static roles [`static_features`] summarises (floor, wall, ramp, container, table,
+/// occluder: the [`physworld_pipeline::SceneBox`] kinds before goal zones).
+const ROLES: u8 = 6;
 /// Width of [`static_features`].
-pub const STATIC_FEATURES: usize = ROLES.len() * 7 + 6;
+pub const STATIC_FEATURES: usize = ROLES as usize * 7 + 6;
 
 /// The static scene of an observed episode as a fixed-width vector, for probes: per role
 /// (floor, wall, ramp, container, table, occluder) the number of boxes and their mean centre
-/// and mean half extents; then the centre and half extents of the zone the item asks about
-/// (zero when none).
+/// and mean half extents ([`physworld_model::scene_summary`], as the learning report's
+/// probes read it); then the centre and half extents of the zone the item asks about (zero
+/// when none).
 pub fn static_features(e: &EpisodeObs, zone: Option<u16>) -> Vec<f32> {
-    let mut out = Vec::with_capacity(STATIC_FEATURES);
-    for role in ROLES {
-        let of: Vec<_> = e.statics.iter().filter(|s| s.role == role).collect();
-        let n = of.len().max(1) as f32;
-        out.push(of.len() as f32);
-        for c in 0..3 {
-            out.push(of.iter().map(|s| s.position[c]).sum::<f32>() / n);
-        }
-        for c in 0..3 {
-            out.push(of.iter().map(|s| s.half_extents[c]).sum::<f32>() / n);
-        }
-    }
+    let mut out = physworld_model::scene_summary(&e.frames.scene, ROLES);
     match zone.and_then(|z| e.zones.iter().find(|x| x.index == z)) {
         Some(z) => {
             out.extend(z.center);
@@ -160,6 +143,7 @@ pub fn static_features(e: &EpisodeObs, zone: Option<u16>) -> Vec<f32> {
         }
         None => out.extend([0.0; 6]),
     }
+    debug_assert_eq!(out.len(), STATIC_FEATURES);
     out
 }
 
