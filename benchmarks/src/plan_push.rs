@@ -257,7 +257,8 @@ fn clip(f: [f32; 2], max: f32) -> Option<[f32; 3]> {
 /// A horizontal force `[x, z]` shortened to at most `max` newtons, its direction kept.
 pub(crate) fn clip_disk(f: [f32; 2], max: f32) -> [f32; 2] {
     let n = f[0].hypot(f[1]);
-    if n > max && n > 0.0 { [f[0] * max / n, f[1] * max / n] } else { f }
+    let s = if n > max && n > 0.0 { max / n } else { 1.0 };
+    [f[0] * s, f[1] * s]
 }
 
 /// Play `item` with `planner` (seeded by `seed` and the item's episode index), each

@@ -320,6 +320,8 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
                 while !failed.load(Ordering::Relaxed) {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(s) = todo.get(k) else { break };
+                    // A shard that panics stops the others from taking more shards too.
+                    let _stop = StopOnPanic(&failed);
                     let done = write_shard(&layout, s, &hash, storage, opts);
                     let mut f = folded.lock().unwrap_or_else(|e| e.into_inner());
                     match done {
@@ -346,6 +348,17 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
         report.finalized = true;
     }
     Ok(report)
+}
+
+/// Sets its flag when dropped by a panic.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Add a written shard to the run's report.

@@ -239,7 +239,11 @@ fn spring_fits(o: &EpisodeObs, fps: u32) -> Vec<SpringFit> {
             | (JointEndObs::World { anchor }, JointEndObs::Object { slot, anchor: l }) => (*slot as usize, *l, *anchor),
             _ => continue,
         };
-        if slot >= f.slots || fits.iter().any(|x: &SpringFit| x.slot == slot) {
+        // Only an object this one spring pulls: other joints would add forces the fit
+        // does not model.
+        let ends = |e: &JointEndObs| matches!(e, JointEndObs::Object { slot: s, .. } if *s as usize == slot);
+        let joints = o.joints.iter().filter(|j| ends(&j.a) || ends(&j.b)).count();
+        if slot >= f.slots || joints != 1 || fits.iter().any(|x: &SpringFit| x.slot == slot) {
             continue;
         }
         // Normal equations of a = θ₀ c₀ + θ₁ c₁ over both horizontal axes.
@@ -343,6 +347,10 @@ impl Observer {
         let mu = material.map(|m| m[0]).or_else(|| inferred_friction(o, fps));
         let restitution = material.map(|m| m[1]);
         let default_mu = StaticSpec::new("", StaticRole::Floor, [1.0; 3], [0.0; 3]).friction;
+        let springs = if o.properties.is_empty() { spring_fits(o, fps) } else { Vec::new() };
+        // A sprung box's own friction makes up the rest of what its sliding showed (the
+        // engine averages the two sides), so the floor may not exceed twice the least.
+        let floor_cap = springs.iter().map(|s| 2.0 * s.friction).fold(f32::INFINITY, f32::min);
         for st in &o.statics {
             if self.blind_statics && st.role != StaticRole::Floor {
                 continue;
@@ -350,6 +358,9 @@ impl Observer {
             let mut s = StaticSpec::new(role_name(st.role), st.role, st.half_extents, st.position);
             s.rotation = st.rotation;
             s.friction = mu.unwrap_or(s.friction);
+            if st.role == StaticRole::Floor {
+                s.friction = s.friction.min(floor_cap);
+            }
             s.restitution = restitution.unwrap_or(s.restitution);
             if let Some([f, r]) = st.material {
                 s.friction = f;
@@ -361,7 +372,6 @@ impl Observer {
             scene.zones.push(Zone { name: format!("zone{}", z.index), center: z.center, half_extents: z.half_extents });
         }
         let pushed = inferred_mass(o, fps, mu.unwrap_or(default_mu));
-        let springs = if o.properties.is_empty() { spring_fits(o, fps) } else { Vec::new() };
         let floor_mu = scene.statics.iter().find(|s| s.role == StaticRole::Floor).map_or(default_mu, |s| s.friction);
         for t in tracks {
             let props = o.properties.iter().find(|p| p.slot as usize == t.slot);
@@ -736,11 +746,26 @@ mod tests {
             assert!(obs.properties.is_empty(), "hidden properties are not observed");
             let floor = meta.statics.iter().find(|s| s.role == StaticRole::Floor).expect("floor").friction;
             sprung += obs.joints.iter().filter(|j| j.kind == "spring").count();
-            for f in spring_fits(&obs, prep.ds.info.fps) {
+            let fps = prep.ds.info.fps;
+            let fits = spring_fits(&obs, fps);
+            for f in &fits {
                 let (mass, mu) = (meta.mass[f.slot], (meta.friction[f.slot] + floor) / 2.0);
                 worst_mass = worst_mass.max((f.mass / mass - 1.0).abs());
                 worst_mu = worst_mu.max((f.friction - mu).abs());
                 fitted += 1;
+            }
+            // The scene the observer builds slides each sprung box with the fitted mass and
+            // friction (its own and the floor's averaged), whatever friction it infers
+            // elsewhere.
+            let last = obs.frames.frames - 1;
+            let tracks = tracks_at(&obs.frames, last);
+            let scene = Observer::new(false).scene(&obs, fps, &tracks, (last, 1), None, None);
+            let floor_mu = scene.statics.iter().find(|s| s.role == StaticRole::Floor).expect("floor").friction;
+            for f in &fits {
+                let Some(i) = tracks.iter().position(|t| t.slot == f.slot) else { continue };
+                let o = &scene.objects[i];
+                assert_eq!(o.mass, Mass::Kg(f.mass));
+                assert!(((o.friction + floor_mu) / 2.0 - f.friction).abs() < 1e-5, "{} {floor_mu} {f:?}", o.friction);
             }
         }
         assert!(sprung >= 30, "{sprung} springs seen");
