@@ -269,6 +269,12 @@ pub fn vel(e: &EpisodeFrames, f: usize, o: usize) -> [f32; 3] {
     [e.linvel[k], e.linvel[k + 1], e.linvel[k + 2]]
 }
 
+/// Orientation `[x, y, z, w]` of object `o` at frame `f`.
+pub fn rot(e: &EpisodeFrames, f: usize, o: usize) -> [f32; 4] {
+    let k = (f * e.slots + o) * 4;
+    [e.rotation[k], e.rotation[k + 1], e.rotation[k + 2], e.rotation[k + 3]]
+}
+
 /// Half extents of object `o` at frame `f`.
 pub fn half(e: &EpisodeFrames, f: usize, o: usize) -> [f32; 3] {
     let k = (f * e.slots + o) * 3;

@@ -37,7 +37,7 @@ use crate::error::Result;
 use crate::metrics::dist;
 use crate::observe::{EpisodeObs, JointEndObs, Observation, role_name};
 use crate::results::ModelRef;
-use crate::tasks::{Item, TaskKind, half, pos, seen};
+use crate::tasks::{Item, TaskKind, half, pos, rot, seen};
 use physworld_sim::math::norm;
 
 /// Frames predicted from one belief before it is resynchronised with what is seen (0.2 s at
@@ -119,8 +119,7 @@ fn tracks_at(e: &physworld_pipeline::EpisodeFrames, t: usize) -> Vec<Track> {
             let k = t * e.slots + o;
             let size = half(e, t, o);
             let shape = shape_of(e.shape[k], size)?;
-            let mut rotation = [0f32; 4];
-            rotation.copy_from_slice(&e.rotation[k * 4..k * 4 + 4]);
+            let rotation = rot(e, t, o);
             let mut angvel = [0f32; 3];
             angvel.copy_from_slice(&e.angvel[k * 3..k * 3 + 3]);
             Some(Track {
@@ -137,6 +136,11 @@ fn tracks_at(e: &physworld_pipeline::EpisodeFrames, t: usize) -> Vec<Track> {
         .collect()
 }
 
+/// Whether the agent pushes shown slot `k` at frame `t`.
+fn pushed(o: &EpisodeObs, t: usize, k: usize) -> bool {
+    o.plan.as_ref().is_some_and(|p| p.object as usize == k && p.forces.get(t).copied().flatten().is_some())
+}
+
 /// The scene's sliding friction as the observed frames show it: the median over frames in
 /// which an object slides on something (its bottom within 1 cm of a floor at y = 0 or
 /// moving level, no agent force on it, horizontal speed above 5 cm/s) of its horizontal
@@ -144,13 +148,10 @@ fn tracks_at(e: &physworld_pipeline::EpisodeFrames, t: usize) -> Vec<Track> {
 fn inferred_friction(o: &EpisodeObs, fps: u32) -> Option<f32> {
     let f = &o.frames;
     let dt = 1.0 / fps.max(1) as f32;
-    let pushed = |t: usize, k: usize| {
-        o.plan.as_ref().is_some_and(|p| p.object as usize == k && p.forces.get(t).copied().flatten().is_some())
-    };
     let mut mu = Vec::new();
     for t in 0..f.frames.saturating_sub(1) {
         for k in 0..f.slots {
-            if !(seen(f, t, k) && seen(f, t + 1, k)) || pushed(t, k) {
+            if !(seen(f, t, k) && seen(f, t + 1, k)) || pushed(o, t, k) {
                 continue;
             }
             let (v0, v1) = (crate::tasks::vel(f, t, k), crate::tasks::vel(f, t + 1, k));
@@ -227,9 +228,6 @@ fn spring_fits(o: &EpisodeObs, fps: u32) -> Vec<SpringFit> {
     let f = &o.frames;
     let dt = 1.0 / fps.max(1) as f64;
     let g = physworld_sim::GRAVITY as f64;
-    let pushed = |t: usize, k: usize| {
-        o.plan.as_ref().is_some_and(|p| p.object as usize == k && p.forces.get(t).copied().flatten().is_some())
-    };
     let radius = |t: usize, k: usize| norm(half(f, t, k));
     let mut fits = Vec::new();
     for j in &o.joints {
@@ -249,7 +247,7 @@ fn spring_fits(o: &EpisodeObs, fps: u32) -> Vec<SpringFit> {
         // Normal equations of a = θ₀ c₀ + θ₁ c₁ over both horizontal axes.
         let (mut m00, mut m01, mut m11, mut r0, mut r1, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
         for t in 0..f.frames.saturating_sub(1) {
-            if !(seen(f, t, slot) && seen(f, t + 1, slot)) || pushed(t, slot) {
+            if !(seen(f, t, slot) && seen(f, t + 1, slot)) || pushed(o, t, slot) {
                 continue;
             }
             let (v0, v1) = (crate::tasks::vel(f, t, slot), crate::tasks::vel(f, t + 1, slot));
@@ -269,12 +267,7 @@ fn spring_fits(o: &EpisodeObs, fps: u32) -> Vec<SpringFit> {
             if !clear {
                 continue;
             }
-            let attach = |u: usize| {
-                let k = u * f.slots + slot;
-                let mut q = [0f32; 4];
-                q.copy_from_slice(&f.rotation[k * 4..k * 4 + 4]);
-                add(pos(f, u, slot), quat_rotate(q, local))
-            };
+            let attach = |u: usize| add(pos(f, u, slot), quat_rotate(rot(f, u, slot), local));
             let d = sub(scale(add(attach(t), attach(t + 1)), 0.5), anchor);
             let len = norm(d);
             if len < 1e-4 {
