@@ -168,6 +168,21 @@ fn a_failing_command_leaves_the_folder_byte_identical_and_nothing_is_replaced_wi
     let done = tmp.path().join("done");
     ok(run(&["train", "--data", s(&data), "--out", s(&done), "--steps", "2"]));
     let before = snapshot(&done);
+    // The presets observe the scene in the predictor; --scene moves or removes it.
+    let model_config = |dir: &Path| -> serde_json::Value {
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("config")).expect("json");
+        c["model"].clone()
+    };
+    let m = model_config(&done);
+    assert!(m["scene"] == true && m["scene_encoder"] == false, "{m}");
+    for (mode, scene, encoder) in [("none", false, true), ("both", true, true), ("predictor", true, false)] {
+        let dir = tmp.path().join(format!("scene-{mode}"));
+        ok(run(&["train", "--data", s(&data), "--out", s(&dir), "--steps", "1", "--scene", mode]));
+        let m = model_config(&dir);
+        // scene_encoder is written only when false.
+        assert!(m["scene"] == scene && m["scene_encoder"].as_bool().unwrap_or(true) == encoder, "--scene {mode}: {m}");
+    }
     for extra in [&[][..], &["--force"][..], &["--resume"][..]] {
         let o = bin()
             .args(["train", "--data", s(&data), "--out", s(&done), "--families", "dorp"])

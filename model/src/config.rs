@@ -51,18 +51,20 @@ pub struct ModelConfig {
     #[serde(default)]
     pub inverse_dynamics: bool,
     /// Observe the static scene (floor, walls, ramps, container parts, tables, occluders and
-    /// goal zones) as tokens: every frame's objects attend to them in the encoder, and every
-    /// token of the predictor reads them too (`physworld train --scene`). Off by default:
-    /// it lifts the tiny suite's contact and outcome probes but costs both learning tests
-    /// their 0.5 s position margin over the controls (model/README.md, "Scene tokens");
-    /// configurations written before it existed load without it.
+    /// goal zones) as tokens that every token of the predictor reads, and with
+    /// `scene_encoder` every frame's objects in the encoder too (`physworld train --scene`).
+    /// On in every preset, in the predictor only (`scene_encoder = false`): with the scene in
+    /// the encoder too the representations lose effective rank on `properties`
+    /// (BENCHMARKS.md, "Scene tokens"). Configurations written before it existed load
+    /// without it.
     #[serde(default)]
     pub scene: bool,
     /// With `scene`: whether the encoder attends to the scene too (true), or only the
     /// predictor reads it (false, `train --scene predictor`), as V-JEPA 2-AC conditions
     /// its predictor on actions: the representations, and so the prediction targets, stay
-    /// those of the objects alone. Default true, and then not written, so configurations
-    /// read and write as they did before it existed.
+    /// those of the objects alone. False in every preset; true when a configuration file
+    /// omits it, and then not written, so configurations read and write as they did before
+    /// it existed.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub scene_encoder: bool,
 }
@@ -94,8 +96,8 @@ impl ModelConfig {
             pred_heads,
             mlp_ratio: 4.0,
             inverse_dynamics: false,
-            scene: false,
-            scene_encoder: true,
+            scene: true,
+            scene_encoder: false,
         })
     }
 

@@ -12,7 +12,7 @@ use physworld_pipeline::{EpisodeFrames, SceneBox};
 
 fn tiny(objective: Objective) -> ModelConfig {
     // With scene tokens: the batch has scenes, so every test covers that path too.
-    ModelConfig { objective, scene: true, ..ModelConfig::preset("tiny").expect("preset") }
+    ModelConfig { objective, scene: true, scene_encoder: true, ..ModelConfig::preset("tiny").expect("preset") }
 }
 
 /// A synthetic batch: 3 windows of 6 frames, 4 slots, one slot absent, one invisible.
@@ -106,7 +106,7 @@ fn a_predictor_only_scene_leaves_the_representations_alone_and_reaches_the_predi
 
 #[test]
 fn the_scene_reaches_the_object_tokens_and_its_padding_does_not() {
-    let cfg = ModelConfig { scene: true, ..ModelConfig::preset("tiny").expect("preset") };
+    let cfg = ModelConfig { scene: true, scene_encoder: true, ..ModelConfig::preset("tiny").expect("preset") };
     let model = WorldModel::new(&cfg, 3, &Device::Cpu).expect("model");
     let (wins, norm) = windows();
     let b = Batch::new(&wins, &norm, &Device::Cpu).expect("batch");
@@ -147,7 +147,11 @@ fn the_scene_reaches_the_object_tokens_and_its_padding_does_not() {
     assert!(max_diff(&rows(&p_with, 2), &rows(&p_without, 2)) < 1e-5, "the predictor attends to padded boxes");
     assert!(model.vars.predictor.keys().any(|k| k.starts_with("scene_input")));
     // A config written before scenes existed loads without them and ignores a batch's scene.
-    assert!(!ModelConfig::preset("tiny").expect("preset").scene, "off by default");
+    // Every preset observes it, in the predictor only.
+    for name in ["tiny", "small", "base"] {
+        let p = ModelConfig::preset(name).expect("preset");
+        assert!(p.scene && !p.scene_encoder, "{name}");
+    }
     let mut old: serde_json::Value = serde_json::to_value(&cfg).expect("json");
     old.as_object_mut().expect("object").remove("scene");
     let old: ModelConfig = serde_json::from_value(old).expect("an older config still parses");

@@ -23,7 +23,7 @@ fn run_reference(dir: &Path) -> (bool, serde_json::Value, String) {
 fn the_python_reference_reproduces_encoder_predictor_and_loss_from_the_checkpoint() {
     let tmp = tempfile::tempdir().expect("tmp");
     // With scene tokens, so that the reference covers that path too.
-    let cfg = ModelConfig { scene: true, ..ModelConfig::preset("tiny").expect("preset") };
+    let cfg = ModelConfig { scene: true, scene_encoder: true, ..ModelConfig::preset("tiny").expect("preset") };
     let model = WorldModel::new(&cfg, 7, &Device::Cpu).expect("model");
     // Online and target encoders differ, as after training: one EMA step towards a
     // perturbed online encoder would do, but a different seed for the target is simpler.

@@ -11,8 +11,10 @@ use physworld_model::{Objective, StepMetrics, TrainConfig, TrainOptions, device,
 enum SceneMode {
     /// The encoder and the predictor.
     Both,
-    /// The predictor only.
+    /// The predictor only (the presets' setting).
     Predictor,
+    /// Neither: objects only.
+    None,
 }
 
 /// Arguments of `train`.
@@ -55,10 +57,10 @@ pub struct Args {
     /// Windows grow by as many chunks.
     #[arg(hide_short_help = true, long, value_name = "CHUNKS")]
     rollout_chunks: Option<usize>,
-    /// Observe the static scene (walls, ramps, containers, tables, occluders, floor, goal
-    /// zones) as tokens (`model.scene`): `both` (the default when the flag is given alone)
-    /// in the encoder and the predictor, `predictor` in the predictor only
-    /// (`model.scene_encoder = false`).
+    /// Where the static scene (walls, ramps, containers, tables, occluders, floor, goal zones)
+    /// is observed as tokens: `predictor` (every preset's setting: the predictor reads it),
+    /// `both` (the encoder too; the default when the flag is given alone) or `none` (objects
+    /// only). Sets `model.scene` and `model.scene_encoder`.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "both", value_name = "WHERE")]
     scene: Option<SceneMode>,
     /// Train only on these families (comma-separated; Physion's pretraining protocols).
@@ -156,8 +158,9 @@ fn run_in(args: &Args, staged: Option<&physworld_model::remote::StagedRun>) -> a
         cfg.loss.inv_weight = w;
     }
     if let Some(mode) = args.scene {
-        cfg.model.scene = true;
-        cfg.model.scene_encoder = mode == SceneMode::Both;
+        cfg.model.scene = mode != SceneMode::None;
+        // Written only when false: objects-only configurations keep the missing field.
+        cfg.model.scene_encoder = mode != SceneMode::Predictor;
     }
     if let Some(n) = args.rollout_chunks {
         cfg.loss.rollout_chunks = n;
