@@ -57,7 +57,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("model");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     for (preset, batch_size) in [("tiny", 32usize), ("small", 16)] {
-        let cfg = ModelConfig::preset(preset).expect("preset");
+        // Objects only: the synthetic windows carry no static scene (the presets' scene
+        // tokens cost a training step about 10% on tiny's scenes, BENCHMARKS.md).
+        let cfg = ModelConfig { scene: false, ..ModelConfig::preset(preset).expect("preset") };
         let model = WorldModel::new(&cfg, 0, &Device::Cpu).expect("model");
         let mut opt = AdamW::new(model.trainable(), &OptimConfig::default()).expect("adamw");
         let batch = Batch::new(&synthetic_windows(batch_size, 16, 12), &norm, &Device::Cpu).expect("batch");
@@ -138,7 +140,8 @@ fn plan(c: &mut Criterion) {
     let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
     let mut g = c.benchmark_group("plan");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    let cfg = ModelConfig::preset("tiny").expect("preset");
+    // Objects only, as the synthetic window has no static scene.
+    let cfg = ModelConfig { scene: false, ..ModelConfig::preset("tiny").expect("preset") };
     let model = WorldModel::new(&cfg, 0, &Device::Cpu).expect("model");
     let ctx = Batch::new(&synthetic_windows(1, 8, 1), &norm, &Device::Cpu).expect("batch");
     let (samples, steps) = (400usize, 12usize);

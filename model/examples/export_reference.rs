@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (cfg.model, model)
         }
         None => {
-            let cfg = ModelConfig::preset(preset)?;
+            // Objects only: the synthetic windows carry no static scene.
+            let cfg = ModelConfig { scene: false, ..ModelConfig::preset(preset)? };
             let model = WorldModel::new(&cfg, 0, &dev)?;
             (cfg, model)
         }

@@ -21,7 +21,8 @@ fn main() -> physworld_model::Result<()> {
     let batch_size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
     let iters: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20).max(1);
     let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
-    let model = WorldModel::new(&ModelConfig::preset(preset)?, 0, &Device::Cpu)?;
+    // Objects only: the synthetic windows carry no static scene.
+    let model = WorldModel::new(&ModelConfig { scene: false, ..ModelConfig::preset(preset)? }, 0, &Device::Cpu)?;
     let mut opt = AdamW::new(model.trainable(), &OptimConfig::default())?;
     let batch = Batch::new(&synthetic_windows(batch_size, 16, 12), &norm, &Device::Cpu)?;
     let loss_cfg = LossConfig::default();

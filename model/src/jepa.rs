@@ -41,7 +41,8 @@ pub trait FrameEncoder: Send + Sync {
 pub type EncoderBuilder<'a> = &'a dyn Fn(&mut Params, &ModelConfig) -> Result<Box<dyn FrameEncoder>>;
 
 /// The object-token encoder: embeds each object of a frame, adds a time encoding and
-/// attends across the frame's objects and, with `model.scene`, the scene's static boxes
+/// attends across the frame's objects and, with `model.scene` and `model.scene_encoder`
+/// (`train --scene both`; the presets leave the scene to the predictor), the scene's static boxes
 /// and goal zones (embedded by their own layer, without a time encoding: they do not
 /// move). Invalid (absent or invisible) objects and scene padding are masked as keys;
 /// only the object tokens are returned.
@@ -54,8 +55,8 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Build under `p` (names `embed.*`, `scene_embed.*` with `model.scene`, `blocks.N.*`,
-    /// `norm.*`).
+    /// Build under `p` (names `embed.*`, `scene_embed.*` with `model.scene` and
+    /// `model.scene_encoder`, `blocks.N.*`, `norm.*`).
     pub fn new(p: &mut Params, cfg: &ModelConfig) -> Result<Self> {
         let embed = Linear::new(p, "embed", OBS_DIM, cfg.dim, true)?;
         let blocks = (0..cfg.depth)
