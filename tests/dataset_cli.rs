@@ -91,6 +91,10 @@ fn killed_with_sigkill_then_resumed_is_byte_identical() {
             .expect("runs"));
         let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
         assert!(report["shards_skipped"].as_u64().expect("n") >= done as u64 - 1, "{report}");
+        // The shards this run wrote were simulated and written; states only, nothing rendered.
+        let t = &report["stage_seconds"];
+        assert!(["simulate", "write", "finalize"].iter().all(|k| t[k].as_f64().is_some_and(|s| s > 0.0)), "{report}");
+        assert_eq!(t["render"], 0.0, "{report}");
         let got = snapshot(&dir);
         assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "kill {k}: file sets differ");
         for (p, bytes) in &want {

@@ -162,6 +162,8 @@ fn generate_with_pixels_writes_frames_that_datasets_decodes_and_never_mixes_rend
     assert!(!pixel_files.is_empty());
     let rows: u64 = pixel_files.iter().map(|f| f["rows"].as_u64().expect("rows")).sum();
     assert_eq!(rows, report["frames"].as_u64().expect("frames"));
+    let t = &report["stage_seconds"];
+    assert!(["simulate", "render", "write"].iter().all(|k| t[k].as_f64().is_some_and(|s| s > 0.0)), "{report}");
     let card = std::fs::read_to_string(a.join("README.md")).expect("card");
     assert!(card.contains("config_name: pixels") && card.contains("dtype: image"), "{card}");
 

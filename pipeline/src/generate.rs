@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use physworld_sim::{Sample, generate as generate_sample};
 use rayon::prelude::*;
@@ -11,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
 use crate::layout::{Layout, ShardId, WorkerShard};
-use crate::parquet_io::encode;
+use crate::parquet_io::{encode, encode_batches};
 use crate::pixels::{PixelOptions, PixelsEntry, pixels_file, render_samples};
-use crate::schema::{Placed, episodes_batch, frames_batch};
+use crate::schema::{Placed, episodes_batch, frames_batches, frames_schema};
 use crate::stats::{self, Partials};
 use crate::storage::{Storage, TMP_PREFIX, sha256_hex, tmp_name};
 use crate::suite::Suite;
@@ -156,6 +157,31 @@ pub struct GenerateReport {
     pub rejected: BTreeMap<String, u64>,
     /// Whether the dataset was finalised (all shards present).
     pub finalized: bool,
+    /// Where the time went.
+    pub stage_seconds: StageSeconds,
+}
+
+/// Seconds spent in each stage of writing shards, summed over the shards this run wrote.
+/// With one thread they split the run's time; with more, shards overlap, so they are worker
+/// seconds (a stage's share is still its fraction of their sum).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageSeconds {
+    /// Simulating the shards' samples (physics, recording, checks and rejected attempts).
+    pub simulate: f64,
+    /// Rendering their frames (`--modality pixels`).
+    pub render: f64,
+    /// Everything after: Arrow batches, Parquet encoding, statistics, label counts,
+    /// hashing, manifests and the storage writes.
+    pub write: f64,
+    /// Finalising the dataset (merging manifests into `meta/`, the card).
+    pub finalize: f64,
+}
+
+impl StageSeconds {
+    /// The write stage's fraction of the shard stages (simulate, render, write).
+    pub fn write_share(&self) -> f64 {
+        self.write / (self.simulate + self.render + self.write).max(1e-12)
+    }
 }
 
 /// The manifest of a shard, if it has one.
@@ -326,7 +352,7 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
                     let mut f = folded.lock().unwrap_or_else(|e| e.into_inner());
                     match done {
                         // Fold and drop: manifests carry statistics partials.
-                        Ok(m) => fold(&mut f.0, &m),
+                        Ok((m, t)) => fold(&mut f.0, &m, t),
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
                             // The first shard's error in shard order, whatever the timing.
@@ -344,8 +370,10 @@ pub fn generate(suite: &Suite, storage: &dyn Storage, opts: &GenerateOptions<'_>
         return Err(e);
     }
     if opts.shard == WorkerShard::ALL {
+        let t = Instant::now();
         crate::finalize::finalize(storage)?;
         report.finalized = true;
+        report.stage_seconds.finalize = t.elapsed().as_secs_f64();
     }
     Ok(report)
 }
@@ -362,8 +390,10 @@ impl Drop for StopOnPanic<'_> {
 }
 
 /// Add a written shard to the run's report.
-fn fold(report: &mut GenerateReport, m: &ShardManifest) {
+fn fold(report: &mut GenerateReport, m: &ShardManifest, t: StageSeconds) {
     report.shards_written += 1;
+    let s = &mut report.stage_seconds;
+    (s.simulate, s.render, s.write) = (s.simulate + t.simulate, s.render + t.render, s.write + t.write);
     report.samples += m.samples[1] - m.samples[0];
     report.episodes += m.episodes;
     report.frames += m.data.rows;
@@ -379,7 +409,8 @@ fn write_shard(
     hash: &str,
     storage: &dyn Storage,
     opts: &GenerateOptions<'_>,
-) -> Result<ShardManifest> {
+) -> Result<(ShardManifest, StageSeconds)> {
+    let started = Instant::now();
     let split = &layout.splits[shard.split];
     let range = layout.samples_of(shard);
     let mut samples: Vec<Sample> = range
@@ -397,6 +428,7 @@ fn write_shard(
             Ok(s)
         })
         .collect::<Result<_>>()?;
+    let simulated = Instant::now();
     let slots = layout.max_objects as usize;
     // Rendered before the episodes are placed: a sample whose occluded violation shows in
     // pixels is drawn again from its next attempt.
@@ -418,6 +450,7 @@ fn write_shard(
         }
         None => None,
     };
+    let rendered_at = if rendered.is_some() { Instant::now() } else { simulated };
     let mut placed = Vec::new();
     for (k, s) in samples.iter().enumerate() {
         let i = range.start + k as u64;
@@ -441,7 +474,8 @@ fn write_shard(
             first_frame += e.frames.len() as u64;
         }
     }
-    let data = encode(&frames_batch(&placed, slots)?, &shard.data_path())?;
+    let rows: u64 = placed.iter().map(|p| p.episode.frames.len() as u64).sum();
+    let data = encode_batches(frames_schema(slots), frames_batches(&placed, slots), rows as usize, &shard.data_path())?;
     let eps = encode(&episodes_batch(&placed, slots)?, &shard.episodes_path())?;
     let pixels = match rendered {
         Some((px, (frames, renderer))) => {
@@ -452,7 +486,7 @@ fn write_shard(
         }
         None => None,
     };
-    let mut partials = stats::empty();
+    let mut partials = stats::Accumulator::default();
     let mut rejected = BTreeMap::new();
     let mut labels: BTreeMap<String, Balance> = BTreeMap::new();
     for s in &samples {
@@ -461,10 +495,9 @@ fn write_shard(
         }
     }
     for p in &placed {
-        stats::accumulate(&mut partials, p.episode);
+        partials.add(p.episode);
         count_labels(labels.entry(p.episode.family.clone()).or_default(), p.episode);
     }
-    let rows: u64 = placed.iter().map(|p| p.episode.frames.len() as u64).sum();
     let manifest = ShardManifest {
         shard: shard.stem(),
         split: split.spec.name.clone(),
@@ -480,7 +513,7 @@ fn write_shard(
         },
         rejected,
         labels,
-        stats: partials,
+        stats: partials.finish(),
         pixels: pixels.as_ref().map(|(_, entry)| entry.clone()),
     };
     storage.put(&shard.data_path(), &data)?;
@@ -491,7 +524,14 @@ fn write_shard(
     // Compact JSON: manifests carry histogram partials and a dataset can have thousands.
     let m = serde_json::to_vec(&manifest).map_err(|e| PipelineError::Layout(e.to_string()))?;
     storage.put(&shard.manifest_path(), &m)?;
-    Ok(manifest)
+    let seconds = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
+    let stages = StageSeconds {
+        simulate: seconds(started, simulated),
+        render: seconds(simulated, rendered_at),
+        write: rendered_at.elapsed().as_secs_f64(),
+        finalize: 0.0,
+    };
+    Ok((manifest, stages))
 }
 
 /// `Incomplete` unless every shard of the layout has its manifest.

@@ -32,22 +32,22 @@ mod suite;
 pub use error::{PipelineError, Result};
 pub use finalize::{CARD_PATH, INFO_PATH, Info, STATS_PATH, SplitInfo, finalize};
 pub use generate::{
-    Balance, FileEntry, GenerateOptions, GenerateReport, Progress, SUITE_PATH, ShardManifest, count_labels, generate,
-    merge_balances, verify_shard,
+    Balance, FileEntry, GenerateOptions, GenerateReport, Progress, SUITE_PATH, ShardManifest, StageSeconds,
+    count_labels, generate, merge_balances, verify_shard,
 };
 pub use inspect::{InspectReport, SplitReport, inspect};
 pub use layout::{Layout, ShardId, SplitLayout, WorkerShard};
 #[cfg(feature = "cloud")]
 pub use object::ObjectStorage;
-pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, writer_properties};
+pub use parquet_io::{ROW_GROUP_ROWS, ZSTD_LEVEL, decode, encode, encode_batches, writer_properties};
 pub use reader::{Dataset, EpisodeFrames, EpisodeMeta, SCENE_KINDS, SceneBox, WindowSpec, WindowStream, load_file};
 pub use record::{
     RECORD_EPISODES, RECORD_FRAMES, RECORD_META, RECORD_SPLIT, RecordedEpisode, RecordingReport, check_recording_dir,
     inspect_recording, is_recording, write_recording,
 };
 pub use schema::{
-    FORMAT_VERSION, OBJECT_FLOAT_FEATURES, Placed, columns, episodes_batch, episodes_schema, frames_batch,
-    frames_schema,
+    FORMAT_VERSION, FRAMES_BATCH_ROWS, OBJECT_FLOAT_FEATURES, Placed, columns, episodes_batch, episodes_schema,
+    frames_batch, frames_batches, frames_schema,
 };
 pub use storage::{
     LocalStorage, STORE_SCHEMES, Storage, dataset_location, file_exists, local_path, open_storage, read_file,

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
 use crate::generate::FileEntry;
-use crate::parquet_io::{decode, encode};
-use crate::schema::{FORMAT_VERSION, Placed, columns, episodes_batch, episodes_schema, frames_batch, frames_schema};
+use crate::parquet_io::{decode, encode, encode_batches};
+use crate::schema::{FORMAT_VERSION, Placed, columns, episodes_batch, episodes_schema, frames_batches, frames_schema};
 use crate::storage::{Storage, sha256_hex, write_atomic};
 
 /// The recording's frames file.
@@ -91,7 +91,8 @@ pub fn write_recording(
         });
         first_frame += e.frames.len() as i64;
     }
-    let frames = encode(&frames_batch(&placed, slots)?, RECORD_FRAMES)?;
+    let frames =
+        encode_batches(frames_schema(slots), frames_batches(&placed, slots), first_frame as usize, RECORD_FRAMES)?;
     let eps = encode(&episodes_batch(&placed, slots)?, RECORD_EPISODES)?;
     let files = serde_json::json!([
         { "path": RECORD_FRAMES, "bytes": frames.len(), "sha256": sha256_hex(&frames), "rows": first_frame },

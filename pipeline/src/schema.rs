@@ -224,6 +224,31 @@ fn fsl_array(values: ArrayRef, n: usize, nulls: Option<NullBuffer>) -> ArrayRef 
     Arc::new(FixedSizeListArray::new(field, n as i32, values, nulls))
 }
 
+/// Rows of the record batches [`frames_batches`] cuts a shard's frames into (whole episodes,
+/// at least one).
+pub const FRAMES_BATCH_ROWS: usize = 8192;
+
+/// The frames of `episodes` as consecutive record batches of whole episodes, each of at most
+/// [`FRAMES_BATCH_ROWS`] rows unless one episode has more: a shard is encoded a batch at a
+/// time, so its Arrow arrays never all sit in memory at once, and the few-MB buffers of one
+/// batch are reused, warm, by the next.
+pub fn frames_batches<'a>(episodes: &'a [Placed<'a>], slots: usize) -> impl Iterator<Item = Result<RecordBatch>> + 'a {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start == episodes.len() {
+            return None;
+        }
+        let (mut end, mut rows) = (start, 0);
+        while end < episodes.len() && (rows == 0 || rows + episodes[end].episode.frames.len() <= FRAMES_BATCH_ROWS) {
+            rows += episodes[end].episode.frames.len();
+            end += 1;
+        }
+        let batch = frames_batch(&episodes[start..end], slots);
+        start = end;
+        Some(batch)
+    })
+}
+
 /// Build the frames record batch of `episodes` with `slots` object slots.
 pub fn frames_batch(episodes: &[Placed<'_>], slots: usize) -> Result<RecordBatch> {
     let rows: usize = episodes.iter().map(|p| p.episode.frames.len()).sum();

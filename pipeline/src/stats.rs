@@ -57,19 +57,6 @@ impl Partial {
         }
     }
 
-    fn push(&mut self, c: usize, x: f32, lo: f32, hi: f32) {
-        if self.count[c] == 0 {
-            (self.min[c], self.max[c]) = (x, x);
-        }
-        self.count[c] += 1;
-        self.sum[c] += x as f64;
-        self.sumsq[c] += (x as f64) * (x as f64);
-        self.min[c] = self.min[c].min(x);
-        self.max[c] = self.max[c].max(x);
-        let b = (((x - lo) / (hi - lo)) * BINS as f32).floor().clamp(0.0, (BINS - 1) as f32) as u32;
-        *self.hist[c].entry(b).or_insert(0) += 1;
-    }
-
     /// Add `other` into `self`.
     pub fn merge(&mut self, other: &Partial) {
         for c in 0..self.count.len() {
@@ -99,38 +86,107 @@ pub fn empty() -> Partials {
     FEATURES.iter().map(|(n, k, _, _)| (n.to_string(), Partial::new(*k))).collect()
 }
 
-/// Accumulate an episode's frames.
-pub fn accumulate(p: &mut Partials, e: &Episode) {
-    let get = |o: &ObjectState, name: &str| -> Vec<f32> {
-        match name {
-            columns::OBJECT_POSITION => o.position.to_vec(),
-            columns::OBJECT_ROTATION => o.rotation.to_vec(),
-            columns::OBJECT_LINVEL => o.linvel.to_vec(),
-            columns::OBJECT_ANGVEL => o.angvel.to_vec(),
-            _ => o.size.to_vec(),
+/// The bin of `x` in a histogram of [`BINS`] bins over `[lo, hi]`: `floor` of its scaled
+/// offset; values beyond the range fall in the end bins, NaN in bin 0. (The saturating cast
+/// truncates, which is `floor` for every value it keeps, without a call to `floorf`.)
+fn bin(x: f32, lo: f32, hi: f32) -> usize {
+    ((((x - lo) / (hi - lo)) * BINS as f32) as usize).min(BINS - 1)
+}
+
+/// One feature's accumulators while a shard is written: dense histograms, so a value costs
+/// an increment, not a map lookup ([`Partial`] keeps the sparse form for manifests).
+#[derive(Debug, Clone)]
+struct Dense {
+    lo: f32,
+    hi: f32,
+    count: Vec<u64>,
+    sum: Vec<f64>,
+    sumsq: Vec<f64>,
+    min: Vec<f32>,
+    max: Vec<f32>,
+    /// `BINS` counts per component.
+    hist: Vec<u64>,
+}
+
+impl Dense {
+    fn new(k: usize, lo: f32, hi: f32) -> Self {
+        Dense {
+            lo,
+            hi,
+            count: vec![0; k],
+            sum: vec![0.0; k],
+            sumsq: vec![0.0; k],
+            min: vec![0.0; k],
+            max: vec![0.0; k],
+            hist: vec![0; k * BINS],
         }
-    };
-    for (f, frame) in e.frames.iter().enumerate() {
-        for (name, _, lo, hi) in FEATURES {
-            let Some(part) = p.get_mut(name) else { continue };
-            match name {
-                columns::TIMESTAMP => part.push(0, frame.time, lo, hi),
-                columns::ACTION => {
-                    if let Some(a) = e.actions.as_ref().and_then(|a| a.get(f)) {
-                        for (c, x) in a.iter().enumerate() {
-                            part.push(c, *x, lo, hi);
-                        }
-                    }
-                }
-                _ => {
-                    for o in frame.objects.iter().filter(|o| o.present) {
-                        for (c, x) in get(o, name).into_iter().enumerate() {
-                            part.push(c, x, lo, hi);
-                        }
-                    }
-                }
+    }
+
+    /// Add one value of every component (`xs.len()` components).
+    #[inline]
+    fn push(&mut self, xs: &[f32]) {
+        for (c, &x) in xs.iter().enumerate() {
+            if self.count[c] == 0 {
+                (self.min[c], self.max[c]) = (x, x);
             }
+            self.count[c] += 1;
+            self.sum[c] += x as f64;
+            self.sumsq[c] += (x as f64) * (x as f64);
+            self.min[c] = self.min[c].min(x);
+            self.max[c] = self.max[c].max(x);
+            self.hist[c * BINS + bin(x, self.lo, self.hi)] += 1;
         }
+    }
+
+    fn into_partial(self) -> Partial {
+        let hist = self
+            .hist
+            .chunks(BINS)
+            .map(|h| h.iter().enumerate().filter(|(_, n)| **n > 0).map(|(b, n)| (b as u32, *n)).collect())
+            .collect();
+        Partial { count: self.count, sum: self.sum, sumsq: self.sumsq, min: self.min, max: self.max, hist }
+    }
+}
+
+/// Streaming statistics of a shard's episodes, in [`FEATURES`] order; [`Accumulator::finish`]
+/// gives the shard's [`Partials`]. Each component sees its values in frame order, then slot
+/// order, so the sums are the same bits however the work is split into shards.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    features: Vec<Dense>,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Accumulator { features: FEATURES.iter().map(|(_, k, lo, hi)| Dense::new(*k, *lo, *hi)).collect() }
+    }
+}
+
+impl Accumulator {
+    /// Add an episode's frames: the present objects' features, the action where a frame
+    /// has one, and the timestamp.
+    pub fn add(&mut self, e: &Episode) {
+        let [position, rotation, linvel, angvel, size, action, time] = &mut self.features[..] else {
+            unreachable!("FEATURES has seven entries")
+        };
+        for (f, frame) in e.frames.iter().enumerate() {
+            for o in frame.objects.iter().filter(|o: &&ObjectState| o.present) {
+                position.push(&o.position);
+                rotation.push(&o.rotation);
+                linvel.push(&o.linvel);
+                angvel.push(&o.angvel);
+                size.push(&o.size);
+            }
+            if let Some(a) = e.actions.as_ref().and_then(|a| a.get(f)) {
+                action.push(a);
+            }
+            time.push(&[frame.time]);
+        }
+    }
+
+    /// The partials of everything added, keyed by feature name.
+    pub fn finish(self) -> Partials {
+        FEATURES.iter().zip(self.features).map(|((name, ..), d)| (name.to_string(), d.into_partial())).collect()
     }
 }
 
@@ -193,4 +249,102 @@ pub fn finish(p: &Partials) -> BTreeMap<String, FeatureStats> {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use physworld_sim::{Family, Split};
+
+    use super::*;
+
+    impl Partial {
+        fn push(&mut self, c: usize, x: f32, lo: f32, hi: f32) {
+            if self.count[c] == 0 {
+                (self.min[c], self.max[c]) = (x, x);
+            }
+            self.count[c] += 1;
+            self.sum[c] += x as f64;
+            self.sumsq[c] += (x as f64) * (x as f64);
+            self.min[c] = self.min[c].min(x);
+            self.max[c] = self.max[c].max(x);
+            *self.hist[c].entry(bin(x, lo, hi) as u32).or_insert(0) += 1;
+        }
+    }
+
+    /// The definition, one value at a time into the sparse partials.
+    fn reference(episodes: &[Episode]) -> Partials {
+        let mut p = empty();
+        for e in episodes {
+            for (f, frame) in e.frames.iter().enumerate() {
+                for (name, _, lo, hi) in FEATURES {
+                    let part = p.get_mut(name).expect("test input");
+                    let mut add = |xs: &[f32]| xs.iter().enumerate().for_each(|(c, x)| part.push(c, *x, lo, hi));
+                    match name {
+                        columns::TIMESTAMP => add(&[frame.time]),
+                        columns::ACTION => {
+                            if let Some(a) = e.actions.as_ref().and_then(|a| a.get(f)) {
+                                add(a)
+                            }
+                        }
+                        _ => {
+                            for o in frame.objects.iter().filter(|o| o.present) {
+                                add(match name {
+                                    columns::OBJECT_POSITION => &o.position,
+                                    columns::OBJECT_ROTATION => &o.rotation,
+                                    columns::OBJECT_LINVEL => &o.linvel,
+                                    columns::OBJECT_ANGVEL => &o.angvel,
+                                    columns::OBJECT_SIZE => &o.size,
+                                    other => panic!("no object feature {other}"),
+                                })
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// The dense accumulator gives the same partials, bit for bit, as adding each value to
+    /// the sparse form, on episodes with actions, absent slots and values beyond the
+    /// histograms' ranges.
+    #[test]
+    fn accumulator_equals_the_definition() {
+        let mut episodes = Vec::new();
+        for (i, name) in ["push", "drop", "contain", "voe-permanence"].into_iter().enumerate() {
+            let family = Family::by_name(name).expect("test input");
+            let s = physworld_sim::generate(&family, 5, Split::Train, i as u64).expect("test input");
+            episodes.extend(s.episodes);
+        }
+        // A value beyond every range and a non-finite one land in the end bins and bin 0.
+        let o = episodes[0].frames[3].objects.iter_mut().find(|o| o.present).expect("test input");
+        o.linvel[0] = 1e6;
+        o.angvel[1] = -1e6;
+        o.position[2] = f32::NAN;
+        assert!(episodes.iter().any(|e| e.actions.is_some()), "no episode with actions");
+        assert!(
+            episodes.iter().any(|e| e.frames.iter().any(|f| f.objects.iter().any(|o| !o.present))),
+            "no absent slot"
+        );
+        let mut acc = Accumulator::default();
+        for e in &episodes {
+            acc.add(e);
+        }
+        let got = acc.finish();
+        let want = reference(&episodes);
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+        for (name, w) in &want {
+            let g = &got[name];
+            assert_eq!(g.count, w.count, "{name}");
+            assert!(w.count.iter().all(|n| *n > 0), "{name}: a component saw no value");
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&g.sum), bits(&w.sum), "{name}");
+            assert_eq!(bits(&g.sumsq), bits(&w.sumsq), "{name}");
+            let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits32(&g.min), bits32(&w.min), "{name}");
+            assert_eq!(bits32(&g.max), bits32(&w.max), "{name}");
+            assert_eq!(g.hist, w.hist, "{name}");
+        }
+        assert!(got[columns::OBJECT_LINVEL].hist[0].contains_key(&(BINS as u32 - 1)));
+    }
 }

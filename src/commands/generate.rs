@@ -156,6 +156,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.episodes as f64 / secs.max(1e-9),
         threads
     );
+    let t = report.stage_seconds;
+    println!(
+        "time: simulate {:.1} s{}, write {:.1} s ({:.1}% of shard time), finalize {:.1} s",
+        t.simulate,
+        if pixels.is_some() { format!(", render {:.1} s", t.render) } else { String::new() },
+        t.write,
+        100.0 * t.write_share(),
+        t.finalize
+    );
     println!("rejected attempts: {}", super::rejections(&report.rejected));
     if report.finalized {
         println!(
