@@ -7,7 +7,7 @@ Reads one physworld data file (e.g. data/train-00000-of-00002.parquet) into a py
 Table, then times `pyarrow.parquet.write_table` of that table into an in-memory buffer
 with physworld's writer settings (pipeline/src/parquet_io.rs): zstd level 3, row groups
 of 65,536 rows, statistics down to the data pages (chunk statistics plus the page
-index), dictionary encoding on (the default of both writers), data page v1.
+index), no dictionary encoding (physworld turns it off: it only grows float columns), data page v1.
 
 MB/s counts the table's in-memory Arrow size (`table.nbytes`) / 1e6 per second, so the
 figure is comparable with a writer fed the same record batch. One untimed warm-up run,
@@ -32,7 +32,7 @@ WRITE_OPTIONS = dict(
     row_group_size=65_536,
     write_statistics=True,
     write_page_index=True,  # parquet-rs EnabledStatistics::Page also writes the column/offset index
-    use_dictionary=True,
+    use_dictionary=False,
     data_page_version="1.0",
 )
 

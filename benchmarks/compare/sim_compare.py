@@ -13,6 +13,7 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +28,8 @@ RECORD_EVERY = 8              # 30 fps -> 91 frames including t=0
 GRAVITY = 9.81
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENE_COUNTS = {"drop": 8, "dominoes": 12}
+# Object slots of the `generate` suites: physworld's dominoes adds the target.
+SUITE_SLOTS = {"drop": 8, "dominoes": 13}
 # physworld's families draw more varied scenes than the spec below (capsules and
 # cylinders too, a patient object, a target after the dominoes); these overrides bring
 # its parameters to the spec where a parameter exists.
@@ -251,6 +254,37 @@ def bench_physworld(binary: Path, scene: str, episodes: int, threads: int) -> di
                 physics_steps_per_second=out.get("physics_steps_per_second"))
 
 
+def generate_suite(scene: str, episodes: int) -> str:
+    """A one-family suite of the scene with `episodes` training samples (seed 0, so sample i is
+    `simulate`'s episode i) and one sample in each other split."""
+    params = ", ".join(f"{k} = {v}" for k, v in (p.split("=", 1) for p in PHYSWORLD_SETS[scene]))
+    return (f'[suite]\nname = "{scene}{SCENE_COUNTS[scene]}"\nseed = 0\nsamples_per_file = 1024\n'
+            f"max_objects = {SUITE_SLOTS[scene]}\n\n[splits]\ntrain = {episodes}\nval = 1\nreadout = 1\n"
+            f'test = 1\n\n[[family]]\nname = "{scene}"\nparams = {{ {params} }}\n')
+
+
+def bench_generate(binary: Path, scene: str, episodes: int, threads: int) -> dict | None:
+    """`physworld generate`: the same scenes, written as a Parquet dataset (frames, episodes,
+    statistics, manifests, card) into a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="physworld-generate-") as tmp:
+        suite = Path(tmp) / "suite.toml"
+        suite.write_text(generate_suite(scene, episodes))
+        cmd = [str(binary), "generate", "--suite", str(suite), "--out", str(Path(tmp) / "data"),
+               "--threads", str(threads), "--json"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  physworld generate failed ({' '.join(cmd)}): exit {proc.returncode}\n  "
+              + proc.stderr.strip()[-500:], file=sys.stderr)
+        return None
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    eps, thr = float(out["episodes_per_second"]), int(out["threads"])
+    stages = out.get("stage_seconds", {})
+    shard = sum(stages.get(k, 0.0) for k in ("simulate", "render", "write"))
+    return dict(scene=scene, engine="physworld-generate", threads=thr, episodes=int(out["episodes"]),
+                seconds=float(out["seconds"]), episodes_per_second=eps, episodes_per_second_per_core=eps / thr,
+                bytes=int(out["bytes"]), write_share=stages.get("write", 0.0) / shard if shard else None)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description="Compare physworld's simulation speed (episodes/s per core) with PyBullet and "
@@ -260,15 +294,17 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=50, help="episodes per scene for the Python engines")
     ap.add_argument("--physworld-episodes", type=int, default=200, help="episodes per physworld run")
     ap.add_argument("--scenes", default="drop,dominoes", help="comma-separated: drop,dominoes")
-    ap.add_argument("--engines", default="pybullet,mujoco,physworld",
-                    help="comma-separated: pybullet,mujoco,physworld")
+    ap.add_argument("--engines", default="pybullet,mujoco,physworld,physworld-generate",
+                    help="comma-separated: pybullet,mujoco,physworld (simulate, no file output),"
+                         "physworld-generate (a Parquet dataset written)")
     ap.add_argument("--physworld-bin", type=Path, default=Path("target/release/physworld"),
                     help="physworld binary; relative paths are resolved against the repo root")
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     args = ap.parse_args()
     scenes = [s for s in args.scenes.split(",") if s]
     engines = [e for e in args.engines.split(",") if e]
-    for bad in [s for s in scenes if s not in SCENES] + [e for e in engines if e not in (*ENGINES, "physworld")]:
+    known = (*ENGINES, "physworld", "physworld-generate")
+    for bad in [s for s in scenes if s not in SCENES] + [e for e in engines if e not in known]:
         ap.error(f"unknown scene or engine: {bad}")
 
     rows, checks = [], []
@@ -284,7 +320,8 @@ def main() -> int:
             rows.append(row)
             checks.append(f"{scene:9s} {name:9s} {check}")
 
-    if "physworld" in engines:
+    ours = [e for e in engines if e.startswith("physworld")]
+    if ours:
         binary = args.physworld_bin if args.physworld_bin.is_absolute() else REPO_ROOT / args.physworld_bin
         if not binary.is_file():
             print(f"[skip] physworld: binary not found at {binary}; build it with `cargo build --release` "
@@ -292,30 +329,39 @@ def main() -> int:
         else:
             for scene in scenes:
                 for threads in (1, 2):
-                    print(f"running physworld / {scene}: {args.physworld_episodes} episodes, "
-                          f"{threads} thread(s) ...", flush=True)
-                    if (row := bench_physworld(binary, scene, args.physworld_episodes, threads)):
-                        rows.append(row)
+                    # Alternating, so both see the same machine state.
+                    for engine in ours:
+                        print(f"running {engine} / {scene}: {args.physworld_episodes} episodes, "
+                              f"{threads} thread(s) ...", flush=True)
+                        run = bench_physworld if engine == "physworld" else bench_generate
+                        if (row := run(binary, scene, args.physworld_episodes, threads)):
+                            rows.append(row)
 
     # Ratio: physworld's single-thread episodes/s per core over the engine's.
     pw = {r["scene"]: r["episodes_per_second_per_core"] for r in rows
           if r["engine"] == "physworld" and r["threads"] == 1}
+    gen = {r["scene"]: r["episodes_per_second_per_core"] for r in rows
+           if r["engine"] == "physworld-generate" and r["threads"] == 1}
     for r in rows:
-        ref = pw.get(r["scene"])
-        r["ratio_physworld_over_engine"] = (ref / r["episodes_per_second_per_core"]
-                                            if ref and r["engine"] != "physworld" else None)
+        ref, ref_gen = pw.get(r["scene"]), gen.get(r["scene"])
+        python = r["engine"] in ENGINES
+        r["ratio_physworld_over_engine"] = ref / r["episodes_per_second_per_core"] if ref and python else None
+        r["ratio_generate_over_engine"] = ref_gen / r["episodes_per_second_per_core"] if ref_gen and python else None
 
     rows.sort(key=lambda r: (scenes.index(r["scene"]), r["engine"], r["threads"]))
-    header = f"{'scene':9s} {'engine':9s} {'threads':>7s} {'episodes':>8s} {'episodes/s':>11s} " \
-             f"{'eps/s/core':>11s} {'physworld/engine':>16s}"
+    header = f"{'scene':9s} {'engine':18s} {'threads':>7s} {'episodes':>8s} {'episodes/s':>11s} " \
+             f"{'eps/s/core':>11s} {'simulate/engine':>15s} {'generate/engine':>15s}"
     print("\n" + header + "\n" + "-" * len(header))
+    ratio = lambda x: f"{x:.2f}x" if x else "-"  # noqa: E731
     for r in rows:
-        ratio = r["ratio_physworld_over_engine"]
-        print(f"{r['scene']:9s} {r['engine']:9s} {r['threads']:7d} {r['episodes']:8d} "
+        print(f"{r['scene']:9s} {r['engine']:18s} {r['threads']:7d} {r['episodes']:8d} "
               f"{r['episodes_per_second']:11.2f} {r['episodes_per_second_per_core']:11.2f} "
-              f"{(f'{ratio:.2f}x' if ratio else '-'):>16s}")
+              f"{ratio(r['ratio_physworld_over_engine']):>15s} {ratio(r['ratio_generate_over_engine']):>15s}")
         if r.get("rejected"):
             print(f"{'':9s} (physworld rejected {r['rejected']} episodes)")
+        if r.get("write_share") is not None:
+            print(f"{'':9s} (Parquet written: {r['bytes'] / 1e6:.1f} MB; the write stage took "
+                  f"{100 * r['write_share']:.1f}% of shard time)")
     print("\nNote: physworld does more work per episode than the Python engines: per frame it also "
           "casts visibility rays,\nextracts contacts and runs health checks. The Python engines only "
           "step and read state.")

@@ -70,6 +70,7 @@ fn write(c: &mut Criterion) {
     let rows = batch.num_rows() as u64;
     let bytes = batch.get_array_memory_size() as u64;
     eprintln!("table: {rows} rows, {bytes} bytes in memory (arrow-rs), {} columns", batch.num_columns());
+    eprintln!("output: {} bytes", encode(&batch, "bench").expect("encodes").len());
     let mut g = c.benchmark_group("parquet_write");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     g.throughput(Throughput::Elements(rows));
