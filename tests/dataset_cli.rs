@@ -93,8 +93,12 @@ fn killed_with_sigkill_then_resumed_is_byte_identical() {
         assert!(report["shards_skipped"].as_u64().expect("n") >= done as u64 - 1, "{report}");
         // The shards this run wrote were simulated and written; states only, nothing rendered.
         let t = &report["stage_seconds"];
-        assert!(["simulate", "write", "finalize"].iter().all(|k| t[k].as_f64().is_some_and(|s| s > 0.0)), "{report}");
-        assert_eq!(t["render"], 0.0, "{report}");
+        let stage = |k: &str| t[k].as_f64().expect("a stage's seconds");
+        assert!(["simulate", "write", "finalize"].iter().all(|k| stage(k) > 0.0), "{report}");
+        assert_eq!(stage("render"), 0.0, "{report}");
+        // Worker seconds: no more than every thread busy for the whole run.
+        let budget = report["seconds"].as_f64().expect("seconds") * report["threads"].as_f64().expect("threads");
+        assert!(stage("simulate") + stage("write") + stage("finalize") <= budget * 1.05, "{report}");
         let got = snapshot(&dir);
         assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "kill {k}: file sets differ");
         for (p, bytes) in &want {

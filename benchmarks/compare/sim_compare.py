@@ -257,6 +257,7 @@ def bench_physworld(binary: Path, scene: str, episodes: int, threads: int) -> di
 def generate_suite(scene: str, episodes: int) -> str:
     """A one-family suite of the scene with `episodes` training samples (seed 0, so sample i is
     `simulate`'s episode i) and one sample in each other split."""
+    # PHYSWORLD_SETS values are numbers, strings and flat arrays, which read the same in TOML.
     params = ", ".join(f"{k} = {v}" for k, v in (p.split("=", 1) for p in PHYSWORLD_SETS[scene]))
     return (f'[suite]\nname = "{scene}{SCENE_COUNTS[scene]}"\nseed = 0\nsamples_per_file = 1024\n'
             f"max_objects = {SUITE_SLOTS[scene]}\n\n[splits]\ntrain = {episodes}\nval = 1\nreadout = 1\n"
@@ -276,13 +277,18 @@ def bench_generate(binary: Path, scene: str, episodes: int, threads: int) -> dic
         print(f"  physworld generate failed ({' '.join(cmd)}): exit {proc.returncode}\n  "
               + proc.stderr.strip()[-500:], file=sys.stderr)
         return None
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = next((json.loads(line) for line in reversed(proc.stdout.splitlines())
+                if line.strip().startswith("{")), None)
+    if not isinstance(out, dict) or "episodes_per_second" not in out:
+        print(f"  physworld generate printed no usable JSON for {scene}: {proc.stdout[-300:]!r}", file=sys.stderr)
+        return None
     eps, thr = float(out["episodes_per_second"]), int(out["threads"])
     stages = out.get("stage_seconds", {})
     shard = sum(stages.get(k, 0.0) for k in ("simulate", "render", "write"))
     return dict(scene=scene, engine="physworld-generate", threads=thr, episodes=int(out["episodes"]),
                 seconds=float(out["seconds"]), episodes_per_second=eps, episodes_per_second_per_core=eps / thr,
-                bytes=int(out["bytes"]), write_share=stages.get("write", 0.0) / shard if shard else None)
+                bytes=int(out["bytes"]), rejected=sum(out.get("rejected", {}).values()),
+                write_share=stages.get("write", 0.0) / shard if shard else None)
 
 
 def main() -> int:
@@ -292,7 +298,8 @@ def main() -> int:
                     "3.0 s episodes, state read at 30 fps, one fresh world per episode.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--episodes", type=int, default=50, help="episodes per scene for the Python engines")
-    ap.add_argument("--physworld-episodes", type=int, default=200, help="episodes per physworld run")
+    ap.add_argument("--physworld-episodes", type=int, default=1600,
+                    help="episodes per physworld run (generate writes 1 024-sample shards, so use at least that)")
     ap.add_argument("--scenes", default="drop,dominoes", help="comma-separated: drop,dominoes")
     ap.add_argument("--engines", default="pybullet,mujoco,physworld,physworld-generate",
                     help="comma-separated: pybullet,mujoco,physworld (simulate, no file output),"

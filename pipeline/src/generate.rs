@@ -162,13 +162,15 @@ pub struct GenerateReport {
 }
 
 /// Seconds spent in each stage of writing shards, summed over the shards this run wrote.
-/// With one thread they split the run's time; with more, shards overlap, so they are worker
-/// seconds (a stage's share is still its fraction of their sum).
+/// With one thread they split the time spent on shards (setup, resume checks and the
+/// summary are outside); with more, shards overlap, so they are worker seconds (a stage's
+/// share is still its fraction of their sum).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StageSeconds {
     /// Simulating the shards' samples (physics, recording, checks and rejected attempts).
     pub simulate: f64,
-    /// Rendering their frames (`--modality pixels`).
+    /// Rendering their frames (`--modality pixels`), with the samples the pixel check
+    /// redraws.
     pub render: f64,
     /// Everything after: Arrow batches, Parquet encoding, statistics, label counts,
     /// hashing, manifests and the storage writes.

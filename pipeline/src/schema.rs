@@ -225,13 +225,14 @@ fn fsl_array(values: ArrayRef, n: usize, nulls: Option<NullBuffer>) -> ArrayRef 
 }
 
 /// Rows of the record batches [`frames_batches`] cuts a shard's frames into (whole episodes,
-/// at least one).
+/// at least one). Part of the file format's bytes: Parquet pages end at batch ends, so
+/// changing it changes every data file's SHA-256 (not its table).
 pub const FRAMES_BATCH_ROWS: usize = 8192;
 
 /// The frames of `episodes` as consecutive record batches of whole episodes, each of at most
 /// [`FRAMES_BATCH_ROWS`] rows unless one episode has more: a shard is encoded a batch at a
-/// time, so its Arrow arrays never all sit in memory at once, and the few-MB buffers of one
-/// batch are reused, warm, by the next.
+/// time, so its Arrow arrays never all sit in memory at once (one batch's few MB, which the
+/// allocator hands to the next batch, instead of the whole shard's tens of MB).
 pub fn frames_batches<'a>(episodes: &'a [Placed<'a>], slots: usize) -> impl Iterator<Item = Result<RecordBatch>> + 'a {
     let mut start = 0;
     std::iter::from_fn(move || {

@@ -150,7 +150,8 @@ impl Dense {
 
 /// Streaming statistics of a shard's episodes, in [`FEATURES`] order; [`Accumulator::finish`]
 /// gives the shard's [`Partials`]. Each component sees its values in frame order, then slot
-/// order, so the sums are the same bits however the work is split into shards.
+/// order, as a one-value-at-a-time definition would, so a shard's partials are the same bits
+/// whatever the thread count or worker sharding.
 #[derive(Debug, Clone)]
 pub struct Accumulator {
     features: Vec<Dense>,
@@ -267,7 +268,28 @@ mod tests {
             self.sumsq[c] += (x as f64) * (x as f64);
             self.min[c] = self.min[c].min(x);
             self.max[c] = self.max[c].max(x);
-            *self.hist[c].entry(bin(x, lo, hi) as u32).or_insert(0) += 1;
+            *self.hist[c].entry(bin_by_floor(x, lo, hi) as u32).or_insert(0) += 1;
+        }
+    }
+
+    /// The bin as it was first defined: `floor` of the scaled offset, clamped to the bins.
+    fn bin_by_floor(x: f32, lo: f32, hi: f32) -> usize {
+        (((x - lo) / (hi - lo)) * BINS as f32).floor().clamp(0.0, (BINS - 1) as f32) as usize
+    }
+
+    /// The saturating cast bins every f32 as `floor` and `clamp` do: the edges of the range,
+    /// negative fractions, huge values, infinities, NaN, and a sweep of bit patterns.
+    #[test]
+    fn bin_is_floor_clamped() {
+        let (lo, hi) = (-20.0f32, 20.0f32);
+        let scale = |v: f32| lo + v * (hi - lo) / BINS as f32;
+        let mut xs: Vec<f32> = vec![0.0, -0.0, 1e-30, -1e-30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e30, -1e30];
+        xs.extend([-1.0, -0.999, -0.5, 0.5, 1.0, 8190.99, 8191.0, 8191.5, 8191.999, 8192.0, 8193.0].map(scale));
+        xs.extend([lo, hi, f32::MIN_POSITIVE, f32::MAX, f32::MIN]);
+        // Every 4099th bit pattern: about a million floats of every sign and exponent.
+        xs.extend((0..=u32::MAX).step_by(4099).map(f32::from_bits));
+        for x in xs {
+            assert_eq!(bin(x, lo, hi), bin_by_floor(x, lo, hi), "x = {x:e} ({:#x})", x.to_bits());
         }
     }
 

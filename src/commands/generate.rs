@@ -158,12 +158,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let t = report.stage_seconds;
     println!(
-        "time: simulate {:.1} s{}, write {:.1} s ({:.1}% of shard time), finalize {:.1} s",
+        "time: simulate {:.1} s{}, write {:.1} s ({:.1}% of shard time){}",
         t.simulate,
         if pixels.is_some() { format!(", render {:.1} s", t.render) } else { String::new() },
         t.write,
         100.0 * t.write_share(),
-        t.finalize
+        if report.finalized { format!(", finalize {:.1} s", t.finalize) } else { String::new() }
     );
     println!("rejected attempts: {}", super::rejections(&report.rejected));
     if report.finalized {
