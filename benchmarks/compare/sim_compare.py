@@ -264,6 +264,31 @@ def generate_suite(scene: str, episodes: int) -> str:
             f'test = 1\n\n[[family]]\nname = "{scene}"\nparams = {{ {params} }}\n')
 
 
+def generated_finals(data_dir: Path, scene: str) -> list[np.ndarray] | None:
+    """Each training episode's last frame from a generated dataset, in sanity()'s layout: the
+    scene's objects (not the dominoes' target), Z-up positions, and as the quaternion's w the
+    rotation since the first frame (the Python engines start at identity; physworld's rows
+    may be yawed). None without pyarrow."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    n, finals = SCENE_COUNTS[scene], []
+    for path in sorted((data_dir / "data").glob("train-*.parquet")):
+        t = pq.read_table(path, columns=["episode_index", "object.position", "object.rotation"])
+        slots = t.schema.field("object.position").type.list_size // 3
+        pos = t.column("object.position").combine_chunks().flatten().to_numpy().reshape(-1, slots, 3)
+        rot = t.column("object.rotation").combine_chunks().flatten().to_numpy().reshape(-1, slots, 4)
+        episode = t.column("episode_index").to_numpy()
+        starts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]])
+        for first, last in zip(starts, np.r_[starts[1:], len(episode)] - 1):
+            f = np.zeros((n, 13))
+            f[:, :3] = pos[last, :n][:, [0, 2, 1]]                              # Y-up -> Z-up
+            f[:, 3] = np.abs((rot[last, :n] * rot[first, :n]).sum(axis=1))     # w of q_last * conj(q_first)
+            finals.append(f)
+    return finals
+
+
 def bench_generate(binary: Path, scene: str, episodes: int, threads: int) -> dict | None:
     """`physworld generate`: the same scenes, written as a Parquet dataset (frames, episodes,
     statistics, manifests, card) into a temporary folder."""
@@ -273,6 +298,7 @@ def bench_generate(binary: Path, scene: str, episodes: int, threads: int) -> dic
         cmd = [str(binary), "generate", "--suite", str(suite), "--out", str(Path(tmp) / "data"),
                "--threads", str(threads), "--json"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        finals = generated_finals(Path(tmp) / "data", scene) if proc.returncode == 0 and threads == 1 else None
     if proc.returncode != 0:
         print(f"  physworld generate failed ({' '.join(cmd)}): exit {proc.returncode}\n  "
               + proc.stderr.strip()[-500:], file=sys.stderr)
@@ -288,7 +314,8 @@ def bench_generate(binary: Path, scene: str, episodes: int, threads: int) -> dic
     return dict(scene=scene, engine="physworld-generate", threads=thr, episodes=int(out["episodes"]),
                 seconds=float(out["seconds"]), episodes_per_second=eps, episodes_per_second_per_core=eps / thr,
                 bytes=int(out["bytes"]), rejected=sum(out.get("rejected", {}).values()),
-                write_share=stages.get("write", 0.0) / shard if shard else None)
+                write_share=stages.get("write", 0.0) / shard if shard else None,
+                sanity=sanity(scene, finals) if finals else None)
 
 
 def main() -> int:
@@ -343,6 +370,8 @@ def main() -> int:
                         run = bench_physworld if engine == "physworld" else bench_generate
                         if (row := run(binary, scene, args.physworld_episodes, threads)):
                             rows.append(row)
+                            if (check := row.pop("sanity", None)):
+                                checks.append(f"{scene:9s} {'physworld':9s} {check}")
 
     # Ratio: physworld's single-thread episodes/s per core over the engine's.
     pw = {r["scene"]: r["episodes_per_second_per_core"] for r in rows
