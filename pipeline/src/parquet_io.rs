@@ -63,8 +63,8 @@ pub fn encode_batches(
         Some(Ok(b)) if b.num_rows() > 0 => b.get_array_memory_size() / b.num_rows(),
         _ => 0,
     };
-    let mut w =
-        ArrowWriter::try_new(output_buffer(per_row * rows), schema, Some(writer_properties())).map_err(pq_err(name))?;
+    let mut w = ArrowWriter::try_new(output_buffer(per_row.saturating_mul(rows)), schema, Some(writer_properties()))
+        .map_err(pq_err(name))?;
     for b in batches {
         w.write(&b?).map_err(pq_err(name))?;
     }

@@ -258,20 +258,6 @@ mod tests {
 
     use super::*;
 
-    impl Partial {
-        fn push(&mut self, c: usize, x: f32, lo: f32, hi: f32) {
-            if self.count[c] == 0 {
-                (self.min[c], self.max[c]) = (x, x);
-            }
-            self.count[c] += 1;
-            self.sum[c] += x as f64;
-            self.sumsq[c] += (x as f64) * (x as f64);
-            self.min[c] = self.min[c].min(x);
-            self.max[c] = self.max[c].max(x);
-            *self.hist[c].entry(bin_by_floor(x, lo, hi) as u32).or_insert(0) += 1;
-        }
-    }
-
     /// The bin as it was first defined: `floor` of the scaled offset, clamped to the bins.
     fn bin_by_floor(x: f32, lo: f32, hi: f32) -> usize {
         (((x - lo) / (hi - lo)) * BINS as f32).floor().clamp(0.0, (BINS - 1) as f32) as usize
@@ -293,14 +279,16 @@ mod tests {
         }
     }
 
-    /// The definition, one value at a time into the sparse partials.
+    /// The definition: every feature component's values listed in frame order, then slot
+    /// order; the partial is their count, sums, min, max and floor-binned histogram.
     fn reference(episodes: &[Episode]) -> Partials {
-        let mut p = empty();
+        let mut values: BTreeMap<&str, Vec<Vec<f32>>> =
+            FEATURES.iter().map(|(name, k, ..)| (*name, vec![Vec::new(); *k])).collect();
         for e in episodes {
             for (f, frame) in e.frames.iter().enumerate() {
-                for (name, _, lo, hi) in FEATURES {
-                    let part = p.get_mut(name).expect("test input");
-                    let mut add = |xs: &[f32]| xs.iter().enumerate().for_each(|(c, x)| part.push(c, *x, lo, hi));
+                for (name, ..) in FEATURES {
+                    let lists = values.get_mut(name).expect("test input");
+                    let mut add = |xs: &[f32]| xs.iter().zip(lists.iter_mut()).for_each(|(x, l)| l.push(*x));
                     match name {
                         columns::TIMESTAMP => add(&[frame.time]),
                         columns::ACTION => {
@@ -321,6 +309,21 @@ mod tests {
                             }
                         }
                     }
+                }
+            }
+        }
+        let mut p = empty();
+        for (name, _, lo, hi) in FEATURES {
+            let part = p.get_mut(name).expect("test input");
+            for (c, xs) in values[name].iter().enumerate() {
+                let Some(&first) = xs.first() else { continue };
+                part.count[c] = xs.len() as u64;
+                part.sum[c] = xs.iter().fold(0.0, |s, x| s + *x as f64);
+                part.sumsq[c] = xs.iter().fold(0.0, |s, x| s + (*x as f64) * (*x as f64));
+                part.min[c] = xs.iter().fold(first, |m, x| m.min(*x));
+                part.max[c] = xs.iter().fold(first, |m, x| m.max(*x));
+                for x in xs {
+                    *part.hist[c].entry(bin_by_floor(*x, lo, hi) as u32).or_insert(0) += 1;
                 }
             }
         }
