@@ -36,8 +36,10 @@ SUITE_SLOTS = {"drop": 8, "dominoes": 13}
 PHYSWORLD_SETS = {
     "drop": ["count=8", "friction=0.5", "size=[0.05,0.12]", "mass=[0.2,3.0]", "restitution=[0.0,0.6]",
              "height=[0.5,2.0]", "spread=0.5", 'shapes=["sphere","box"]'],
-    "dominoes": ["count=12", "friction=0.5", "mass=0.1", "half_height=0.1", "gap_probability=0",
-                 "twist_probability=0"],
+    # spacing is in domino heights (0.6 x 0.2 m = the spec's 0.12 m); push is the first
+    # domino's angular velocity about its base (rad/s).
+    "dominoes": ["count=12", "friction=0.5", "mass=0.1", "half_height=0.1", "spacing=0.6", "push=4",
+                 "gap_probability=0", "twist_probability=0"],
 }
 
 
@@ -208,13 +210,17 @@ def sanity(scene: str, finals: list[np.ndarray]) -> str:
     if scene == "drop":
         h = float(np.mean([f[:, 2].mean() for f in finals]))
         return f"final mean height {h:.3f} m ({'ok' if h < 0.3 else 'FAIL'}: < 0.3 expected)"
-    # Rotation angle from identity: 2*acos(|w|); "tipped" means > 45 degrees.
-    tipped = [2 * np.degrees(np.arccos(np.clip(np.abs(f[:, 3]), 0, 1))) > 45 for f in finals]
-    mean_tipped = float(np.mean([t.sum() for t in tipped]))
-    last = sum(bool(t[-1]) for t in tipped)
+    # Rotation angle from identity: 2*acos(|w|). A domino "fell" when it turned more than
+    # 20 degrees: one leaning on its neighbour or on physworld's target (which the Python
+    # scenes lack) rests at 25-60 degrees, an untouched one stays near 0.
+    angles = [2 * np.degrees(np.arccos(np.clip(np.abs(f[:, 3]), 0, 1))) for f in finals]
+    fell = [a > 20 for a in angles]
+    mean_fell = float(np.mean([t.sum() for t in fell]))
+    last = sum(bool(t[-1]) for t in fell)
+    last_angle = float(np.median([a[-1] for a in angles]))
     status = "ok" if last == len(finals) else "CHAIN DID NOT COMPLETE"
-    return (f"{mean_tipped:.1f}/{len(tipped[0])} dominoes tipped on average; last domino tipped "
-            f"in {last}/{len(finals)} episodes ({status})")
+    return (f"{mean_fell:.1f}/{len(fell[0])} dominoes fell on average; last domino fell "
+            f"in {last}/{len(finals)} episodes ({status}), median final angle {last_angle:.0f} deg")
 
 
 def bench_python(engine, scene: str, episodes: int) -> tuple[dict, str]:
