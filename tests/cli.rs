@@ -120,3 +120,71 @@ fn bad_input_fails_with_a_clear_message() {
     // No panics anywhere.
     assert!(!e.contains("panicked"));
 }
+
+/// `simulate --scene`: a scene file (JSON or TOML) with only the required fields, simulated
+/// as given; the episode's physics follows the file (a ball released 1 m above the floor
+/// lands after sqrt(2 h / g)), and bad files are refused naming the field.
+#[test]
+fn simulate_runs_a_scene_file_and_refuses_bad_ones_by_field() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("ball.json");
+    let ball = |h: f32| {
+        format!(
+            r#"{{"sim": {{"physics_hz": 240, "fps": 240, "duration_s": 1.0}},
+                "statics": [{{"name": "floor", "role": "floor", "half_extents": [5, 0.5, 5], "position": [0, -0.5, 0]}}],
+                "objects": [{{"name": "ball", "shape": {{"kind": "sphere", "radius": 0.1}}, "mass": {{"kg": 1.0}},
+                              "position": [0, {}, 0], "restitution": 0.0}}]}}"#,
+            h + 0.1
+        )
+    };
+    std::fs::write(&json, ball(1.0)).expect("write");
+    let o = physworld(&["simulate", "--scene", json.to_str().expect("utf8"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("episode json");
+    assert_eq!(ep["family"], "scene");
+    let frames = ep["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), 241);
+    let touches = |f: &serde_json::Value| f["contacts"].as_array().is_some_and(|c| !c.is_empty());
+    let landed = frames.iter().position(touches).expect("the ball lands") as f32 / 240.0;
+    let expected = (2.0f32 / 9.81).sqrt();
+    assert!((landed - expected).abs() <= 2.0 / 240.0, "landed at {landed} s, expected {expected} s");
+    // Released 0.5 m up, it lands sooner: the file is what runs.
+    std::fs::write(&json, ball(0.5)).expect("write");
+    let o = physworld(&["simulate", "--scene", json.to_str().expect("utf8"), "--json"]);
+    let ep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("episode json");
+    let sooner = ep["frames"].as_array().expect("frames").iter().position(touches).expect("lands") as f32 / 240.0;
+    assert!((sooner - (1.0f32 / 9.81).sqrt()).abs() <= 2.0 / 240.0, "landed at {sooner} s");
+    // The summary names the object.
+    let o = physworld(&["simulate", "--scene", json.to_str().expect("utf8")]);
+    assert!(o.status.success() && stdout(&o).contains("ball:") && stdout(&o).contains("241 frames"), "{}", stdout(&o));
+
+    // TOML, with a misspelt field: refused, naming it and what is allowed.
+    let toml = dir.path().join("ball.toml");
+    std::fs::write(
+        &toml,
+        "[[objects]]\nname = \"ball\"\nshape = { kind = \"sphere\", radius = 0.1 }\nmass = { kg = 1.0 }\nposition = [0, 1, 0]\nfricton = 0.3\n",
+    )
+    .expect("write");
+    let o = physworld(&["simulate", "--scene", toml.to_str().expect("utf8")]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("fricton") && e.contains("friction"), "{e}");
+    // A value out of range: the field's path, the value, the allowed range.
+    std::fs::write(
+        &toml,
+        "[[objects]]\nname = \"ball\"\nshape = { kind = \"sphere\", radius = -1 }\nmass = { kg = 1.0 }\nposition = [0, 1, 0]\n",
+    )
+    .expect("write");
+    let o = physworld(&["simulate", "--scene", toml.to_str().expect("utf8")]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("objects[0].shape.radius") && e.contains("-1"), "{e}");
+    // No objects, a missing file, and --scene with a family's flags.
+    std::fs::write(&toml, "objects = []\n").expect("write");
+    let o = physworld(&["simulate", "--scene", toml.to_str().expect("utf8")]);
+    assert!(!o.status.success() && stderr(&o).contains("`objects` is empty"), "{}", stderr(&o));
+    let missing = dir.path().join("nope.json");
+    let o = physworld(&["simulate", "--scene", missing.to_str().expect("utf8")]);
+    assert!(!o.status.success() && stderr(&o).contains("nope.json"), "{}", stderr(&o));
+    let o = physworld(&["simulate", "--scene", json.to_str().expect("utf8"), "--scenario", "drop"]);
+    assert!(!o.status.success() && stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    assert!(!e.contains("panicked"));
+}

@@ -98,9 +98,11 @@ def box_or_sphere_zup(o: dict):
 
 
 # --------------------------------------------------------------------------
-# Engines. Each run_episode(objs) builds a fresh world, steps it STEPS times,
-# records (frames, objects, 13) = pos(3) quat(4) linvel(3) angvel(3) every
-# RECORD_EVERY steps, and returns the frame buffer (Z-up, engine conventions).
+# Engines. Each run_episode(objs) builds a fresh world, steps it `steps` times
+# (default STEPS), records (frames, objects, 13) = pos(3) quat(4) linvel(3)
+# angvel(3) every `record_every` steps (default RECORD_EVERY), and returns the
+# frame buffer (Z-up, engine conventions). `floor` is the floor's (friction,
+# restitution), each engine's own numbers (accuracy.py sets them per engine).
 # --------------------------------------------------------------------------
 class PyBulletEngine:
     name = "pybullet"
@@ -110,17 +112,18 @@ class PyBulletEngine:
         self.p = p
         self.cid = p.connect(p.DIRECT)  # connection set-up is not timed (like process start-up)
 
-    def run_episode(self, objs: list[dict]) -> np.ndarray:
+    def run_episode(self, objs: list[dict], steps: int = STEPS, record_every: int = RECORD_EVERY,
+                    floor: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
         p, c = self.p, self.cid
         p.resetSimulation(physicsClientId=c)
         p.setTimeStep(DT, physicsClientId=c)
         p.setGravity(0, 0, -GRAVITY, physicsClientId=c)
-        floor = p.createMultiBody(0, p.createCollisionShape(p.GEOM_PLANE, physicsClientId=c),
-                                  physicsClientId=c)
+        floor_id = p.createMultiBody(0, p.createCollisionShape(p.GEOM_PLANE, physicsClientId=c),
+                                     physicsClientId=c)
         # Bullet multiplies the two bodies' friction and restitution; a floor of 1.0
         # makes object-floor contacts use the object's own values (object-object
         # contacts get the product, e.g. 0.25 friction between dominoes).
-        p.changeDynamics(floor, -1, lateralFriction=1.0, restitution=1.0, physicsClientId=c)
+        p.changeDynamics(floor_id, -1, lateralFriction=floor[0], restitution=floor[1], physicsClientId=c)
         ids = []
         for o in objs:
             if o["shape"] == "sphere":
@@ -132,7 +135,7 @@ class PyBulletEngine:
                              physicsClientId=c)
             p.resetBaseVelocity(b, to_zup(o["linvel"]), to_zup_axial(o["angvel"]), physicsClientId=c)
             ids.append(b)
-        frames = np.empty((STEPS // RECORD_EVERY + 1, len(ids), 13))
+        frames = np.empty((steps // record_every + 1, len(ids), 13))
 
         def record(f: int) -> None:
             for j, b in enumerate(ids):
@@ -141,10 +144,10 @@ class PyBulletEngine:
                 frames[f, j] = (*pos, orn[3], orn[0], orn[1], orn[2], *lin, *ang)  # quat as wxyz
 
         record(0)
-        for s in range(1, STEPS + 1):
+        for s in range(1, steps + 1):
             p.stepSimulation(physicsClientId=c)
-            if s % RECORD_EVERY == 0:
-                record(s // RECORD_EVERY)
+            if s % record_every == 0:
+                record(s // record_every)
         return frames
 
 
@@ -163,7 +166,7 @@ class MuJoCoEngine:
         ln_e = math.log(max(restitution, 1e-4))
         return f"0.02 {min(1.0, -ln_e / math.sqrt(math.pi ** 2 + ln_e ** 2)):.4f}"
 
-    def xml(self, objs: list[dict]) -> str:
+    def xml(self, objs: list[dict], floor_friction: float = 0.5) -> str:
         bodies = []
         for i, o in enumerate(objs):
             size = " ".join(f"{v:.6f}" for v in box_or_sphere_zup(o))
@@ -174,27 +177,31 @@ class MuJoCoEngine:
                 f'friction="{o["friction"]} 0.005 0.0001" solref="{self.solref(o["restitution"])}"/></body>')
         # solmix=0 on the floor: object-floor contacts use the object's solref alone.
         return (f'<mujoco><option timestep="{DT!r}" gravity="0 0 {-GRAVITY}"/><worldbody>'
-                f'<geom name="floor" type="plane" size="10 10 0.1" friction="0.5 0.005 0.0001" solmix="0"/>'
+                f'<geom name="floor" type="plane" size="10 10 0.1" friction="{floor_friction} 0.005 0.0001" '
+                f'solmix="0"/>'
                 + "".join(bodies) + "</worldbody></mujoco>")
 
-    def run_episode(self, objs: list[dict]) -> np.ndarray:
+    def run_episode(self, objs: list[dict], steps: int = STEPS, record_every: int = RECORD_EVERY,
+                    floor: tuple[float, float] = (0.5, 0.0)) -> np.ndarray:
+        """The floor's restitution is not used: with solmix=0 each contact takes the
+        object's solref."""
         mj = self.mj
-        model = mj.MjModel.from_xml_string(self.xml(objs))
+        model = mj.MjModel.from_xml_string(self.xml(objs, floor[0]))
         data = mj.MjData(model)
         for i, o in enumerate(objs):  # free-joint qvel: world linear velocity, body-frame angular
             data.qvel[6 * i:6 * i + 6] = to_zup(o["linvel"]) + to_zup_axial(o["angvel"])
         n = len(objs)
-        frames = np.empty((STEPS // RECORD_EVERY + 1, n, 13))
+        frames = np.empty((steps // record_every + 1, n, 13))
 
         def record(f: int) -> None:
             frames[f, :, :7] = data.qpos.reshape(n, 7)   # pos + quat (wxyz)
             frames[f, :, 7:] = data.qvel.reshape(n, 6)   # linvel (world) + angvel (local)
 
         record(0)
-        for s in range(1, STEPS + 1):
+        for s in range(1, steps + 1):
             mj.mj_step(model, data)
-            if s % RECORD_EVERY == 0:
-                record(s // RECORD_EVERY)
+            if s % record_every == 0:
+                record(s // record_every)
         return frames
 
 

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SimError};
-use crate::math::{QUAT_IDENTITY, Quat, Vec3};
+use crate::math::{Quat, Vec3};
 
 /// Default physics rate, Hz. See [`SimConfig::physics_hz`].
 pub const DEFAULT_PHYSICS_HZ: u32 = 240;
@@ -144,7 +144,11 @@ pub enum Mass {
 }
 
 /// A dynamic object. Its index in [`Scene::objects`] is its slot in every frame.
+///
+/// In a scene file (`physworld simulate --scene`) `name`, `shape`, `mass` and `position`
+/// are required; the other fields default as [`ObjectSpec::new`] sets them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectSpec {
     /// Name for reports (e.g. `agent`, `patient`, `domino3`).
     pub name: String,
@@ -153,24 +157,57 @@ pub struct ObjectSpec {
     /// Mass or density.
     pub mass: Mass,
     /// Coulomb friction coefficient (combined with the other collider's by averaging).
+    /// Default 0.5.
+    #[serde(default = "defaults::friction")]
     pub friction: f32,
-    /// Restitution coefficient (combined by averaging).
+    /// Restitution coefficient (combined by averaging). Default 0.2.
+    #[serde(default = "defaults::restitution")]
     pub restitution: f32,
-    /// Linear RGB colour in `[0, 1]`.
+    /// Linear RGB colour in `[0, 1]`. Default grey.
+    #[serde(default = "defaults::object_color")]
     pub color: Vec3,
     /// Initial centre position.
     pub position: Vec3,
-    /// Initial orientation `[x, y, z, w]`.
+    /// Initial orientation `[x, y, z, w]`. Default identity.
+    #[serde(default = "defaults::rotation")]
     pub rotation: Quat,
-    /// Initial linear velocity, m/s.
+    /// Initial linear velocity, m/s. Default 0.
+    #[serde(default)]
     pub linvel: Vec3,
-    /// Initial angular velocity, rad/s.
+    /// Initial angular velocity, rad/s. Default 0.
+    #[serde(default)]
     pub angvel: Vec3,
     /// Whether the object exists at the start (`false` for an object that a VoE episode
     /// makes appear later). Default `true`.
+    #[serde(default = "defaults::present")]
     pub present: bool,
     /// Motion restricted to the x–y plane (PHYRE-style 2-D scenes). Default `false`.
+    #[serde(default)]
     pub planar: bool,
+}
+
+/// The defaults of the optional fields of a scene file, as the constructors set them.
+mod defaults {
+    use crate::math::{QUAT_IDENTITY, Quat, Vec3};
+
+    pub(super) fn friction() -> f32 {
+        0.5
+    }
+    pub(super) fn restitution() -> f32 {
+        0.2
+    }
+    pub(super) fn object_color() -> Vec3 {
+        [0.5, 0.5, 0.5]
+    }
+    pub(super) fn static_color() -> Vec3 {
+        [0.6, 0.6, 0.6]
+    }
+    pub(super) fn rotation() -> Quat {
+        QUAT_IDENTITY
+    }
+    pub(super) fn present() -> bool {
+        true
+    }
 }
 
 impl ObjectSpec {
@@ -181,14 +218,14 @@ impl ObjectSpec {
             name: name.into(),
             shape,
             mass,
-            friction: 0.5,
-            restitution: 0.2,
-            color: [0.5, 0.5, 0.5],
+            friction: defaults::friction(),
+            restitution: defaults::restitution(),
+            color: defaults::object_color(),
             position,
-            rotation: QUAT_IDENTITY,
+            rotation: defaults::rotation(),
             linvel: [0.0; 3],
             angvel: [0.0; 3],
-            present: true,
+            present: defaults::present(),
             planar: false,
         }
     }
@@ -220,8 +257,11 @@ pub enum StaticRole {
     Occluder,
 }
 
-/// A fixed box: floors, walls, ramps, container sides, occluders.
+/// A fixed box: floors, walls, ramps, container sides, occluders. In a scene file
+/// `rotation`, `friction`, `restitution` and `color` default as [`StaticSpec::new`] sets
+/// them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StaticSpec {
     /// Name for reports.
     pub name: String,
@@ -231,13 +271,17 @@ pub struct StaticSpec {
     pub half_extents: Vec3,
     /// Centre position.
     pub position: Vec3,
-    /// Orientation `[x, y, z, w]`.
+    /// Orientation `[x, y, z, w]`. Default identity.
+    #[serde(default = "defaults::rotation")]
     pub rotation: Quat,
-    /// Friction coefficient.
+    /// Friction coefficient. Default 0.5.
+    #[serde(default = "defaults::friction")]
     pub friction: f32,
-    /// Restitution coefficient.
+    /// Restitution coefficient. Default 0.2.
+    #[serde(default = "defaults::restitution")]
     pub restitution: f32,
-    /// Linear RGB colour.
+    /// Linear RGB colour. Default grey.
+    #[serde(default = "defaults::static_color")]
     pub color: Vec3,
 }
 
@@ -249,10 +293,10 @@ impl StaticSpec {
             role,
             half_extents,
             position,
-            rotation: QUAT_IDENTITY,
-            friction: 0.5,
-            restitution: 0.2,
-            color: [0.6, 0.6, 0.6],
+            rotation: defaults::rotation(),
+            friction: defaults::friction(),
+            restitution: defaults::restitution(),
+            color: defaults::static_color(),
         }
     }
 }
@@ -374,8 +418,9 @@ pub struct ContactQuery {
     pub patient: ContactTarget,
 }
 
-/// Timing of a simulation.
+/// Timing of a simulation. In a scene file every field defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
     /// Physics steps per second. Default [`DEFAULT_PHYSICS_HZ`]. Must be a multiple of `fps`.
     pub physics_hz: u32,
@@ -434,24 +479,34 @@ impl SimConfig {
     }
 }
 
-/// A complete scene: everything needed to simulate one episode.
+/// A complete scene: everything needed to simulate one episode. It is also the format of
+/// a scene file (`physworld simulate --scene FILE`, JSON or TOML): every field but
+/// `objects` may be left out (default timing, no statics, default camera, no question).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scene {
     /// Timing.
+    #[serde(default)]
     pub sim: SimConfig,
     /// Dynamic objects (the slots of every frame).
     pub objects: Vec<ObjectSpec>,
     /// Static geometry.
+    #[serde(default)]
     pub statics: Vec<StaticSpec>,
     /// Goal regions.
+    #[serde(default)]
     pub zones: Vec<Zone>,
     /// Joints.
+    #[serde(default)]
     pub joints: Vec<JointSpec>,
     /// Optional agent.
+    #[serde(default)]
     pub agent: Option<AgentSpec>,
     /// Camera for visibility (and rendering).
+    #[serde(default)]
     pub camera: Camera,
     /// The Object Contact Prediction question, if the family asks one.
+    #[serde(default)]
     pub contact_query: Option<ContactQuery>,
 }
 
@@ -587,5 +642,38 @@ pub(crate) fn check_range(field: &str, v: f32, lo: f32, hi: f32) -> Result<()> {
         Ok(())
     } else {
         Err(SimError::invalid(field, v, format!("a finite number in [{lo}, {hi}]")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scene file may leave out every optional field, and they take the constructors'
+    /// values; a whole scene reads back as itself (the strict format still reads what the
+    /// crate writes).
+    #[test]
+    fn scene_files_default_the_optional_fields_and_round_trip() {
+        let file = r#"{"objects": [{"name": "b", "shape": {"kind": "sphere", "radius": 0.1},
+                       "mass": {"kg": 2.0}, "position": [0, 1, 0]}],
+                       "statics": [{"name": "floor", "role": "floor", "half_extents": [5, 0.5, 5],
+                       "position": [0, -0.5, 0]}]}"#;
+        let read: Scene = serde_json::from_str(file).expect("minimal scene");
+        let mut want = Scene::new(SimConfig::default());
+        want.objects.push(ObjectSpec::new("b", Shape::Sphere { radius: 0.1 }, Mass::Kg(2.0), [0.0, 1.0, 0.0]));
+        want.statics.push(StaticSpec::new("floor", StaticRole::Floor, [5.0, 0.5, 5.0], [0.0, -0.5, 0.0]));
+        assert_eq!(read, want);
+
+        let mut full = want.clone();
+        full.objects[0].linvel = [1.0, 0.0, 0.0];
+        full.objects[0].planar = true;
+        full.sim.solver_iterations = 4;
+        full.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Object(0) });
+        let text = serde_json::to_string(&full).expect("serialise");
+        assert_eq!(serde_json::from_str::<Scene>(&text).expect("read back"), full);
+
+        let typo = file.replace("\"position\": [0, 1, 0]", "\"positon\": [0, 1, 0]");
+        let err = serde_json::from_str::<Scene>(&typo).expect_err("unknown field").to_string();
+        assert!(err.contains("positon"), "{err}");
     }
 }
