@@ -37,7 +37,8 @@ PHYSWORLD_SETS = {
     "drop": ["count=8", "friction=0.5", "size=[0.05,0.12]", "mass=[0.2,3.0]", "restitution=[0.0,0.6]",
              "height=[0.5,2.0]", "spread=0.5", 'shapes=["sphere","box"]'],
     # spacing is in domino heights (0.6 x 0.2 m = the spec's 0.12 m); push is the first
-    # domino's angular velocity about its base (rad/s).
+    # domino's spin (rad/s), with the centre speed of that spin about its base edge
+    # (0.4 m/s; the spec gives 0.2). physworld's dominoes are 0.12 x height thick (2.4 cm).
     "dominoes": ["count=12", "friction=0.5", "mass=0.1", "half_height=0.1", "spacing=0.6", "push=4",
                  "gap_probability=0", "twist_probability=0"],
 }
@@ -113,7 +114,9 @@ class PyBulletEngine:
         self.cid = p.connect(p.DIRECT)  # connection set-up is not timed (like process start-up)
 
     def run_episode(self, objs: list[dict], steps: int = STEPS, record_every: int = RECORD_EVERY,
-                    floor: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                    floor: tuple[float, float] = (1.0, 1.0), damping: float | None = None) -> np.ndarray:
+        """`damping`: the bodies' linear and angular velocity damping (PyBullet's default,
+        0.04 per second, when None; accuracy.py sets 0, as the other engines have none)."""
         p, c = self.p, self.cid
         p.resetSimulation(physicsClientId=c)
         p.setTimeStep(DT, physicsClientId=c)
@@ -133,6 +136,8 @@ class PyBulletEngine:
             b = p.createMultiBody(o["mass"], col, basePosition=to_zup(o["pos"]), physicsClientId=c)
             p.changeDynamics(b, -1, lateralFriction=o["friction"], restitution=o["restitution"],
                              physicsClientId=c)
+            if damping is not None:
+                p.changeDynamics(b, -1, linearDamping=damping, angularDamping=damping, physicsClientId=c)
             p.resetBaseVelocity(b, to_zup(o["linvel"]), to_zup_axial(o["angvel"]), physicsClientId=c)
             ids.append(b)
         frames = np.empty((steps // record_every + 1, len(ids), 13))
@@ -346,6 +351,9 @@ def main() -> int:
                          "physworld-generate (a Parquet dataset written)")
     ap.add_argument("--physworld-bin", type=Path, default=Path("target/release/physworld"),
                     help="physworld binary; relative paths are resolved against the repo root")
+    ap.add_argument("--physworld-fast-bin", type=Path, metavar="PATH",
+                    help="also run this physworld binary, built without bitwise cross-machine determinism "
+                         "(`cargo build --release --no-default-features`), at 1 thread beside the default one")
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     args = ap.parse_args()
     scenes = [s for s in args.scenes.split(",") if s]
@@ -370,21 +378,29 @@ def main() -> int:
     ours = [e for e in engines if e.startswith("physworld")]
     if ours:
         binary = args.physworld_bin if args.physworld_bin.is_absolute() else REPO_ROOT / args.physworld_bin
+        fast = args.physworld_fast_bin
+        if fast is not None and not fast.is_absolute():
+            fast = REPO_ROOT / fast
         if not binary.is_file():
             print(f"[skip] physworld: binary not found at {binary}; build it with `cargo build --release` "
                   f"or pass --physworld-bin")
+        elif fast is not None and not fast.is_file():
+            print(f"[skip] physworld: --physworld-fast-bin {fast} not found")
         else:
             for scene in scenes:
                 for threads in (1, 2):
-                    # Alternating, so both see the same machine state.
+                    # Alternating, so all see the same machine state; the fast build at 1 thread.
+                    builds = [("", binary)] + ([("-fast", fast)] if fast is not None and threads == 1 else [])
                     for engine in ours:
-                        print(f"running {engine} / {scene}: {args.physworld_episodes} episodes, "
-                              f"{threads} thread(s) ...", flush=True)
-                        run = bench_physworld if engine == "physworld" else bench_generate
-                        if (row := run(binary, scene, args.physworld_episodes, threads)):
-                            rows.append(row)
-                            if (check := row.pop("sanity", None)):
-                                checks.append(f"{scene:9s} {'physworld':9s} {check}")
+                        for suffix, exe in builds:
+                            print(f"running {engine}{suffix} / {scene}: {args.physworld_episodes} episodes, "
+                                  f"{threads} thread(s) ...", flush=True)
+                            run = bench_physworld if engine == "physworld" else bench_generate
+                            if (row := run(exe, scene, args.physworld_episodes, threads)):
+                                row["engine"] += suffix
+                                rows.append(row)
+                                if (check := row.pop("sanity", None)):
+                                    checks.append(f"{scene:9s} {'physworld' + suffix:9s} {check}")
 
     # Ratio: physworld's single-thread episodes/s per core over the engine's.
     pw = {r["scene"]: r["episodes_per_second_per_core"] for r in rows
@@ -398,12 +414,12 @@ def main() -> int:
         r["ratio_generate_over_engine"] = ref_gen / r["episodes_per_second_per_core"] if ref_gen and python else None
 
     rows.sort(key=lambda r: (scenes.index(r["scene"]), r["engine"], r["threads"]))
-    header = f"{'scene':9s} {'engine':18s} {'threads':>7s} {'episodes':>8s} {'episodes/s':>11s} " \
+    header = f"{'scene':9s} {'engine':23s} {'threads':>7s} {'episodes':>8s} {'episodes/s':>11s} " \
              f"{'eps/s/core':>11s} {'simulate/engine':>15s} {'generate/engine':>15s}"
     print("\n" + header + "\n" + "-" * len(header))
     ratio = lambda x: f"{x:.2f}x" if x else "-"  # noqa: E731
     for r in rows:
-        print(f"{r['scene']:9s} {r['engine']:18s} {r['threads']:7d} {r['episodes']:8d} "
+        print(f"{r['scene']:9s} {r['engine']:23s} {r['threads']:7d} {r['episodes']:8d} "
               f"{r['episodes_per_second']:11.2f} {r['episodes_per_second_per_core']:11.2f} "
               f"{ratio(r['ratio_physworld_over_engine']):>15s} {ratio(r['ratio_generate_over_engine']):>15s}")
         if r.get("rejected"):

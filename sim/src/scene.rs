@@ -259,9 +259,10 @@ pub enum StaticRole {
 
 /// A fixed box: floors, walls, ramps, container sides, occluders. In a scene file
 /// `rotation`, `friction`, `restitution` and `color` default as [`StaticSpec::new`] sets
-/// them.
+/// them. (Datasets store statics too, so unknown fields are not refused here, where a
+/// newer build's dataset would become unreadable: [`Scene::check_fields`] refuses them in
+/// scene files.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StaticSpec {
     /// Name for reports.
     pub name: String,
@@ -525,6 +526,15 @@ impl Scene {
         }
     }
 
+    /// Refuse the fields of a scene file (`given`, the file parsed as it was written) that
+    /// this scene, read from it, does not have: a misspelt or unknown field anywhere
+    /// (`objects[0].fricton`, `camera.fov`), named with what is allowed there. Reading
+    /// with serde ignores such fields in the types datasets also store.
+    pub fn check_fields(&self, given: &serde_json::Value) -> Result<()> {
+        let known = serde_json::to_value(self).map_err(|e| SimError::invalid("scene", e.to_string(), "a scene"))?;
+        unknown_fields(given, &known, "")
+    }
+
     /// Check every field; the error names the field (`objects[3].mass`), the value and what
     /// is allowed.
     pub fn validate(&self) -> Result<()> {
@@ -544,26 +554,20 @@ impl Scene {
             check_range(&f("restitution"), o.restitution, 0.0, 1.0)?;
             for (name, v) in [("position", o.position), ("linvel", o.linvel), ("angvel", o.angvel), ("color", o.color)]
             {
-                if !crate::math::finite3(v) {
-                    return Err(SimError::invalid(f(name), format!("{v:?}"), "finite numbers"));
-                }
+                check_finite(&f(name), v)?;
             }
-            let qn = o.rotation.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if !(qn.is_finite() && (qn - 1.0).abs() < 1e-3) {
-                return Err(SimError::invalid(
-                    f("rotation"),
-                    format!("{:?}", o.rotation),
-                    "a unit quaternion [x, y, z, w]",
-                ));
-            }
+            check_unit_quat(&f("rotation"), o.rotation)?;
         }
         for (i, s) in self.statics.iter().enumerate() {
             Shape::Box { half_extents: s.half_extents }.validate(&format!("statics[{i}].half_extents"))?;
+            check_finite(&format!("statics[{i}].position"), s.position)?;
+            check_unit_quat(&format!("statics[{i}].rotation"), s.rotation)?;
             check_range(&format!("statics[{i}].friction"), s.friction, 0.0, 10.0)?;
             check_range(&format!("statics[{i}].restitution"), s.restitution, 0.0, 1.0)?;
         }
         for (i, z) in self.zones.iter().enumerate() {
             Shape::Box { half_extents: z.half_extents }.validate(&format!("zones[{i}].half_extents"))?;
+            check_finite(&format!("zones[{i}].center"), z.center)?;
         }
         let n = self.objects.len();
         for (i, j) in self.joints.iter().enumerate() {
@@ -581,6 +585,15 @@ impl Scene {
             if !matches!(j.b, JointEnd::Object { .. }) {
                 return Err(SimError::invalid(format!("joints[{i}].b"), "world", "an object end"));
             }
+            for (end, JointEnd::Object { anchor, .. } | JointEnd::World { anchor }) in [("a", j.a), ("b", j.b)] {
+                check_finite(&format!("joints[{i}].{end}.anchor"), anchor)?;
+            }
+            if let JointKind::Revolute { axis } = j.kind {
+                let norm = axis.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if !(norm.is_finite() && norm > 1e-6) {
+                    return Err(SimError::invalid(format!("joints[{i}].axis"), format!("{axis:?}"), "a finite non-zero axis"));
+                }
+            }
             if let JointKind::Spring { stiffness, rest_length } = j.kind {
                 check_range(&format!("joints[{i}].stiffness"), stiffness, 0.0, 1e6)?;
                 check_range(&format!("joints[{i}].rest_length"), rest_length, 0.0, 100.0)?;
@@ -591,6 +604,9 @@ impl Scene {
                 return Err(SimError::invalid("agent.object", a.object, format!("an object index below {n}")));
             }
             check_range("agent.max_force", a.max_force, 0.0, 1.0e4)?;
+            for (f, v) in a.actions.iter().enumerate() {
+                check_finite(&format!("agent.actions[{f}]"), *v)?;
+            }
         }
         if let Some(q) = &self.contact_query {
             if q.agent >= n {
@@ -615,6 +631,8 @@ impl Scene {
             }
         }
         let c = &self.camera;
+        check_finite("camera.position", c.position)?;
+        check_finite("camera.look_at", c.look_at)?;
         if !(c.fov_y_deg > 1.0 && c.fov_y_deg < 179.0) {
             return Err(SimError::invalid("camera.fov_y_deg", c.fov_y_deg, "an angle in (1, 179) degrees"));
         }
@@ -642,6 +660,49 @@ pub(crate) fn check_range(field: &str, v: f32, lo: f32, hi: f32) -> Result<()> {
         Ok(())
     } else {
         Err(SimError::invalid(field, v, format!("a finite number in [{lo}, {hi}]")))
+    }
+}
+
+fn unknown_fields(given: &serde_json::Value, known: &serde_json::Value, path: &str) -> Result<()> {
+    use serde_json::Value;
+    match (given, known) {
+        (Value::Object(g), Value::Object(k)) => {
+            for (key, gv) in g {
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match k.get(key) {
+                    Some(kv) => unknown_fields(gv, kv, &at)?,
+                    None => {
+                        let allowed: Vec<&str> = k.keys().map(String::as_str).collect();
+                        return Err(SimError::invalid(
+                            at,
+                            "an unknown field",
+                            format!("the fields {}", allowed.join(", ")),
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(g), Value::Array(k)) => {
+            for (i, (gv, kv)) in g.iter().zip(k).enumerate() {
+                unknown_fields(gv, kv, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_finite(field: &str, v: Vec3) -> Result<()> {
+    if crate::math::finite3(v) { Ok(()) } else { Err(SimError::invalid(field, format!("{v:?}"), "finite numbers")) }
+}
+
+fn check_unit_quat(field: &str, q: Quat) -> Result<()> {
+    let n = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n.is_finite() && (n - 1.0).abs() < 1e-3 {
+        Ok(())
+    } else {
+        Err(SimError::invalid(field, format!("{q:?}"), "a unit quaternion [x, y, z, w]"))
     }
 }
 
@@ -675,5 +736,19 @@ mod tests {
         let typo = file.replace("\"position\": [0, 1, 0]", "\"positon\": [0, 1, 0]");
         let err = serde_json::from_str::<Scene>(&typo).expect_err("unknown field").to_string();
         assert!(err.contains("positon"), "{err}");
+
+        // Unknown fields where serde reads leniently (statics, which datasets store too; a
+        // shape's fields) are found by check_fields, with their path.
+        for (typo, path, allowed) in [
+            (file.replace("\"role\"", "\"rol\": \"floor\", \"role\""), "statics[0].rol", "friction"),
+            (file.replace("\"radius\": 0.1", "\"radius\": 0.1, \"radus\": 2"), "objects[0].shape.radus", "radius"),
+        ] {
+            let given: serde_json::Value = serde_json::from_str(&typo).expect("json");
+            let scene: Scene = serde_json::from_value(given.clone()).expect("lenient read");
+            let err = scene.check_fields(&given).expect_err("unknown").to_string();
+            assert!(err.contains(path) && err.contains(allowed), "{err}");
+        }
+        let given: serde_json::Value = serde_json::from_str(file).expect("json");
+        read.check_fields(&given).expect("every field known");
     }
 }

@@ -10,16 +10,19 @@ use serde_json::{Map, Value, json};
 
 /// Arguments of `simulate`.
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["scenario", "scene"])))]
 pub struct Args {
     /// Scenario family (see `physworld scenarios`).
-    #[arg(long, required_unless_present = "scene")]
+    #[arg(long)]
     scenario: Option<String>,
     /// Simulate this scene file instead of a family's sample: JSON, or TOML by its `.toml`
     /// extension, in the format of the sim crate's `Scene` (y up, metres, kilograms,
     /// seconds). Only `objects` is required; each object needs `name`, `shape` (e.g.
     /// `{"kind": "sphere", "radius": 0.1}`), `mass` (`{"kg": 1.0}`) and `position`; timing
-    /// (`sim`), statics (a floor is a static box with role `floor`), camera and the rest
-    /// default. Prints a summary, or the episode with every frame with --json.
+    /// (`sim`), statics, camera and the rest default. There is no floor unless the file
+    /// has one (a static box with role `floor` whose top face is y = 0): without it objects
+    /// fall until the health check stops the episode. Unknown fields are refused. Prints a
+    /// summary, or the episode with every frame with --json (sim/README.md).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scenario", "set", "episodes", "threads", "index", "split", "seed"])]
     scene: Option<PathBuf>,
     /// Suite seed; the episode's own seed is a stable hash of (seed, family, split, index,
@@ -43,8 +46,8 @@ pub struct Args {
     /// Worker threads for --episodes (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    /// Print JSON: the whole sample (its episodes with every frame) for one sample, or the
-    /// batch summary with --episodes.
+    /// Print JSON: the whole sample (its episodes with every frame) for one sample, the
+    /// batch summary with --episodes, or the episode of a --scene file.
     #[arg(long)]
     json: bool,
 }
@@ -207,11 +210,16 @@ fn print_summary(family: &Family, sample: &Sample) {
 /// `simulate --scene FILE`: one episode of a scene file.
 fn run_scene(path: &Path, json: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the scene file {}", path.display()))?;
-    let scene: Scene = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
-        toml::from_str(&text).with_context(|| format!("scene file {} (TOML)", path.display()))?
+    // Read twice: as a scene (serde's errors carry the line), and as it was written, to
+    // refuse fields the scene does not have.
+    let (scene, given): (Scene, Value) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        let what = || format!("scene file {} (TOML)", path.display());
+        (toml::from_str(&text).with_context(what)?, toml::from_str(&text).with_context(what)?)
     } else {
-        serde_json::from_str(&text).with_context(|| format!("scene file {} (JSON)", path.display()))?
+        let what = || format!("scene file {} (JSON)", path.display());
+        (serde_json::from_str(&text).with_context(what)?, serde_json::from_str(&text).with_context(what)?)
     };
+    scene.check_fields(&given).with_context(|| format!("scene file {}", path.display()))?;
     if scene.objects.is_empty() {
         bail!("scene file {}: `objects` is empty; expected at least one object", path.display());
     }
