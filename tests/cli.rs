@@ -187,7 +187,11 @@ fn simulate_runs_a_scene_file_and_refuses_bad_ones_by_field() {
     let o = physworld(&["simulate", "--scene", json.to_str().expect("utf8"), "--scenario", "drop"]);
     assert!(!o.status.success() && stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
     let o = physworld(&["simulate"]);
-    assert!(!o.status.success() && stderr(&o).contains("--scene") && stderr(&o).contains("--scenario"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("--scene") && stderr(&o).contains("--scenario"),
+        "{}",
+        stderr(&o)
+    );
     // A misspelt field where serde reads leniently (a static's, as datasets store statics):
     // refused by path.
     let statics = std::fs::read_to_string(&json).expect("read").replace("\"role\"", "\"rol\": 1, \"role\"");

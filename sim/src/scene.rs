@@ -591,7 +591,11 @@ impl Scene {
             if let JointKind::Revolute { axis } = j.kind {
                 let norm = axis.iter().map(|x| x * x).sum::<f32>().sqrt();
                 if !(norm.is_finite() && norm > 1e-6) {
-                    return Err(SimError::invalid(format!("joints[{i}].axis"), format!("{axis:?}"), "a finite non-zero axis"));
+                    return Err(SimError::invalid(
+                        format!("joints[{i}].axis"),
+                        format!("{axis:?}"),
+                        "a finite non-zero axis",
+                    ));
                 }
             }
             if let JointKind::Spring { stiffness, rest_length } = j.kind {

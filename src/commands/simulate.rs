@@ -257,6 +257,10 @@ fn print_scene_summary(path: &Path, ep: &Episode) {
         );
     }
     if let Some(c) = ep.labels.contact {
-        println!("  contact: {}{}", c.occurred, c.first_time.map(|t| format!(" (first at {t:.3} s)")).unwrap_or_default());
+        println!(
+            "  contact: {}{}",
+            c.occurred,
+            c.first_time.map(|t| format!(" (first at {t:.3} s)")).unwrap_or_default()
+        );
     }
 }
