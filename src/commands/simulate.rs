@@ -143,19 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn print_summary(family: &Family, sample: &Sample) {
     for ep in &sample.episodes {
         let l = &ep.labels;
-        println!(
-            "{} seed {} (attempt {}), split {}: {} frames at {} fps ({} physics steps at {} Hz), {} object{}",
-            family.name(),
-            ep.seed,
-            ep.attempt,
-            ep.split,
-            ep.frames.len(),
-            ep.fps,
-            ep.physics_steps,
-            ep.physics_hz,
-            ep.num_objects(),
-            if ep.num_objects() == 1 { "" } else { "s" }
-        );
+        println!("{} seed {} (attempt {}), split {}: {}", family.name(), ep.seed, ep.attempt, ep.split, extent(ep));
         if let Some(q) = l.quadruplet {
             println!("  quadruplet member {} ({})", q.member, if q.possible { "possible" } else { "impossible" });
         }
@@ -235,17 +223,21 @@ fn run_scene(path: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_scene_summary(path: &Path, ep: &Episode) {
-    println!(
-        "scene {}: {} frames at {} fps ({} physics steps at {} Hz), {} object{}",
-        path.display(),
+/// "N frames at F fps (S physics steps at H Hz), K objects".
+fn extent(ep: &Episode) -> String {
+    format!(
+        "{} frames at {} fps ({} physics steps at {} Hz), {} object{}",
         ep.frames.len(),
         ep.fps,
         ep.physics_steps,
         ep.physics_hz,
         ep.num_objects(),
         if ep.num_objects() == 1 { "" } else { "s" }
-    );
+    )
+}
+
+fn print_scene_summary(path: &Path, ep: &Episode) {
+    println!("scene {}: {}", path.display(), extent(ep));
     let (Some(first), Some(last)) = (ep.frames.first(), ep.frames.last()) else { return };
     for (i, o) in ep.objects.iter().enumerate() {
         let (a, b) = (first.objects[i].position, last.objects[i].position);
