@@ -160,26 +160,24 @@ fn simulate_runs_a_scene_file_and_refuses_bad_ones_by_field() {
 
     // TOML, with a misspelt field: refused, naming it and what is allowed.
     let toml = dir.path().join("ball.toml");
-    std::fs::write(
-        &toml,
-        "[[objects]]\nname = \"ball\"\nshape = { kind = \"sphere\", radius = 0.1 }\nmass = { kg = 1.0 }\nposition = [0, 1, 0]\nfricton = 0.3\n",
-    )
-    .expect("write");
-    let o = physworld(&["simulate", "--scene", toml.to_str().expect("utf8")]);
+    let run_toml = |body: &str| {
+        std::fs::write(&toml, body).expect("write");
+        physworld(&["simulate", "--scene", toml.to_str().expect("utf8")])
+    };
+    let ball = |radius: &str, extra: &str| {
+        format!(
+            "[[objects]]\nname = \"ball\"\nshape = {{ kind = \"sphere\", radius = {radius} }}\nmass = {{ kg = 1.0 }}\nposition = [0, 1, 0]\n{extra}"
+        )
+    };
+    let o = run_toml(&ball("0.1", "fricton = 0.3\n"));
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("fricton") && e.contains("friction"), "{e}");
     // A value out of range: the field's path, the value, the allowed range.
-    std::fs::write(
-        &toml,
-        "[[objects]]\nname = \"ball\"\nshape = { kind = \"sphere\", radius = -1 }\nmass = { kg = 1.0 }\nposition = [0, 1, 0]\n",
-    )
-    .expect("write");
-    let o = physworld(&["simulate", "--scene", toml.to_str().expect("utf8")]);
+    let o = run_toml(&ball("-1", ""));
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("objects[0].shape.radius") && e.contains("-1"), "{e}");
     // No objects, a missing file, and --scene with a family's flags.
-    std::fs::write(&toml, "objects = []\n").expect("write");
-    let o = physworld(&["simulate", "--scene", toml.to_str().expect("utf8")]);
+    let o = run_toml("objects = []\n");
     assert!(!o.status.success() && stderr(&o).contains("`objects` is empty"), "{}", stderr(&o));
     let missing = dir.path().join("nope.json");
     let o = physworld(&["simulate", "--scene", missing.to_str().expect("utf8")]);

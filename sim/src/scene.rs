@@ -589,7 +589,7 @@ impl Scene {
                 check_finite(&format!("joints[{i}].{end}.anchor"), anchor)?;
             }
             if let JointKind::Revolute { axis } = j.kind {
-                let norm = axis.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let norm = crate::math::norm(axis);
                 if !(norm.is_finite() && norm > 1e-6) {
                     return Err(SimError::invalid(
                         format!("joints[{i}].axis"),
