@@ -192,6 +192,8 @@ fn bad_specs_and_missing_checkpoints_are_clear_errors() {
     assert!(e.contains("features=all") && e.contains("features=model|both"), "{e}");
     let e = adapters::parse("jepa,rollout=0:/x").err().expect("bad rollout").to_string();
     assert!(e.contains("rollout is `0`") && e.contains("rollout=FRAMES"), "{e}");
+    let e = adapters::parse("jepa,judge=rules:/x").err().expect("bad judge").to_string();
+    assert!(e.contains("judge=rules") && e.contains("judge=probe|trajectory"), "{e}");
     let e = adapters::parse("chance:x").err().expect("bad seed").to_string();
     assert!(e.contains("chance:SEED"), "{e}");
     let e = adapters::parse("jepa:/nonexistent/run").err().expect("missing").to_string();
@@ -530,6 +532,14 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             primary(&both, "forecast"),
             "{objective:?}: the raw state changed no forecast"
         );
+        // Contact and outcome judged on the decoded imagined trajectory: every item is
+        // answered, the judge is recorded, and the forecast (probes, as before) is unchanged.
+        let judged = bench(&format!("jepa,judge=trajectory:{}", run.display()), tmp.path());
+        assert_eq!(judged.model.config["readout"]["judge"], "trajectory");
+        for t in &judged.tasks {
+            assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers judged on the trajectory", t.id);
+        }
+        assert_eq!(primary(&r, "forecast"), primary(&judged, "forecast"), "{objective:?}");
     }
 }
 

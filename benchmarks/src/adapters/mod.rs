@@ -10,7 +10,7 @@
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
 //! | `bc:<dataset dir>` | behaviour cloning: nearest-neighbour regression of the expert's forces in that dataset's `train` split (see [`BehaviourCloning`]) | plan-push |
 //! | `raw-state` | the probes of `jepa:` fit on the raw observed state | forecast, contact, outcome |
-//! | `jepa[,OPTION...]:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise; on plan-push, CEM or MPPI over forces in its own predictions ([`crate::latent_plan`]); readout options (see [`Readout`]) `features=model\|both` (the raw observed state beside the model's features), `rollout=FRAMES\|end` (contact and outcome read from the rollout's frame, or to the episode's end); planning options ([`crate::latent_plan::PlanOptions`]) | all, plan-push |
+//! | `jepa[,OPTION...]:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise; on plan-push, CEM or MPPI over forces in its own predictions ([`crate::latent_plan`]); readout options (see [`Readout`]) `features=model\|both` (the raw observed state beside the model's features), `rollout=FRAMES\|end` (contact and outcome read from the rollout's frame, or to the episode's end), `judge=probe\|trajectory` (contact and outcome from probes on the features, or judged by geometry on positions decoded from the rollout to the episode's end, [`imagine`](self::imagine)); planning options ([`crate::latent_plan::PlanOptions`]) | all, plan-push |
 //! | `heuristic:<name>` | a cheap trick (see [`Heuristic`], [`Structural`]) that a meaningful task defeats | voe, contact or outcome |
 //! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]); plans as a dialogue ([`crate::llm::plan`]) | all, plan-launch |
 //! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | all, plan-launch |
@@ -28,6 +28,7 @@ use crate::tasks::{Frames, Item, TaskItems, TaskKind, TaskOptions};
 mod baselines;
 mod bc;
 mod heuristics;
+mod imagine;
 mod observer;
 mod probes;
 mod process;
@@ -38,7 +39,8 @@ pub use bc::BehaviourCloning;
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use observer::Observer;
 pub use probes::{
-    Featurizer, ItemFeatures, Jepa, ProbeAdapter, READOUT_OPTIONS, READOUT_ROLLOUT, RawState, Readout, Rollout,
+    Featurizer, ItemFeatures, Jepa, Judge, ProbeAdapter, READOUT_OPTIONS, READOUT_ROLLOUT, RawState, Readout, Rolled,
+    Rollout,
 };
 pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, episode_json};
 pub use structural::Structural;

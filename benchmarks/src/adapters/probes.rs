@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::imagine::{Decoder, DecoderRows};
 use super::{Adapter, Answer, Context, Surprise};
 use crate::error::{BenchError, Result};
 use crate::observe::EpisodeObs;
@@ -25,20 +26,33 @@ use crate::tasks::{Item, Target, TaskKind, pos, seen};
 pub const READOUT_ROLLOUT: usize = 30;
 
 /// How the probes read a checkpoint out: the options of
-/// `jepa[,features=model|both][,rollout=FRAMES|end]:<run dir>`.
+/// `jepa[,features=model|both][,rollout=FRAMES|end][,judge=probe|trajectory]:<run dir>`.
 ///
 /// The default is the model's own features (`model`) and a 1-s rollout. `features=both`
 /// adds the raw observed state to every probe's rows, which can win without any
 /// world-model content: report it beside `raw-state` and the features alone, never
 /// instead of them. `rollout=end` reads contact and outcome from the model's imagined
 /// future up to the episode's end (Physion's readout to the event horizon): the mean of
-/// the rolled-out representations and the last one.
+/// the rolled-out representations and the last one. `judge=trajectory` answers contact and
+/// outcome from positions decoded from the rollout to the episode's end, judged by the
+/// labels' geometry ([`super::imagine`]); it ignores `features` and `rollout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readout {
     /// Whether the probes also see the raw observed state.
     pub with_raw: bool,
     /// How far the contact and outcome rollout goes past the last observed frame.
     pub rollout: Rollout,
+    /// How contact and outcome are answered.
+    pub judge: Judge,
+}
+
+/// How contact and outcome are answered from a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judge {
+    /// Logistic probes on the features.
+    Probe,
+    /// The imagined trajectory, decoded and judged by geometry ([`super::imagine`]).
+    Trajectory,
 }
 
 /// Length of the contact and outcome readout's rollout.
@@ -52,12 +66,12 @@ pub enum Rollout {
 
 impl Default for Readout {
     fn default() -> Self {
-        Readout { with_raw: false, rollout: Rollout::Frames(READOUT_ROLLOUT) }
+        Readout { with_raw: false, rollout: Rollout::Frames(READOUT_ROLLOUT), judge: Judge::Probe }
     }
 }
 
 /// The options [`Readout::parse`] accepts.
-pub const READOUT_OPTIONS: &str = "features=model|both, rollout=FRAMES (1 to 10000)|end";
+pub const READOUT_OPTIONS: &str = "features=model|both, rollout=FRAMES (1 to 10000)|end, judge=probe|trajectory";
 
 impl Readout {
     /// Parse comma-separated `key=value` options (`features=both,rollout=end`; empty for the
@@ -79,6 +93,8 @@ impl Readout {
                 Some(("features", "model")) => r.with_raw = false,
                 Some(("features", "both")) => r.with_raw = true,
                 Some(("rollout", "end")) => r.rollout = Rollout::End,
+                Some(("judge", "probe")) => r.judge = Judge::Probe,
+                Some(("judge", "trajectory")) => r.judge = Judge::Trajectory,
                 Some(("rollout", n)) => match n.parse::<usize>() {
                     Ok(n) if (1..=10_000).contains(&n) => r.rollout = Rollout::Frames(n),
                     _ => return Err(bad(&format!("rollout is `{n}`"))),
@@ -91,10 +107,16 @@ impl Readout {
 
     /// The options as recorded in result files.
     pub fn describe(&self) -> serde_json::Value {
-        json!({
+        let mut d = json!({
             "features": if self.with_raw { "model+raw" } else { "model" },
             "rollout": match self.rollout { Rollout::Frames(n) => json!(n), Rollout::End => json!("end") },
-        })
+        });
+        // Recorded only when set, so that result files of the default readout keep their bytes.
+        if self.judge == Judge::Trajectory {
+            d["judge"] = json!("trajectory");
+            d["floor_m"] = json!(super::imagine::FLOOR_M);
+        }
+        d
     }
 }
 
@@ -147,6 +169,24 @@ pub fn static_features(e: &EpisodeObs, zone: Option<u16>) -> Vec<f32> {
     out
 }
 
+/// One observation's predictor rollout to the episode's end.
+#[derive(Debug, Clone)]
+pub struct Rolled {
+    /// `[ahead × S × d_fut]`: the rollout, frame `k` (1-based) at `k - 1`.
+    pub roll: Vec<f32>,
+    /// Frames rolled out past the last observed frame.
+    pub ahead: usize,
+    /// Slots `S`.
+    pub slots: usize,
+    /// Frames the predictor rolls out per pass (the decoder has a map per frame of a pass).
+    pub chunk: usize,
+}
+
+/// Frames from an observation's last observed frame to its episode's last (at least 1).
+fn frames_to_end(o: &EpisodeObs) -> usize {
+    o.episode_frames.saturating_sub(o.frames.frames).max(1)
+}
+
 /// Where probe features come from.
 pub trait Featurizer: Sync {
     /// Adapter kind.
@@ -175,6 +215,23 @@ pub trait Featurizer: Sync {
         offsets: &[usize],
         to_end: bool,
     ) -> Result<Vec<ItemFeatures>>;
+    /// For featurizers with a predictor: each observation's encoder features and its
+    /// rollout to the episode's end (the readout of `judge=trajectory`).
+    fn rollouts(&self, _obs: &[&EpisodeObs]) -> Option<Result<Vec<Rolled>>> {
+        None
+    }
+    /// For featurizers with a predictor: what its predictions are compared with in
+    /// training (the target encoder's representations, or the normalised states of
+    /// state-mse) of real frames, each window of `windows` placed where a prediction pass
+    /// puts its frames (after a full context): `[W × T × S × d_fut]` flattened, with `T` the
+    /// windows' common length.
+    fn targets(&self, _windows: &[EpisodeFrames]) -> Option<Result<Vec<f32>>> {
+        None
+    }
+    /// Frames one prediction pass of its predictor covers, for featurizers with one.
+    fn pass_frames(&self) -> Option<usize> {
+        None
+    }
     /// Surprise of each whole observed episode of one item, for featurizers with a
     /// predictor.
     fn surprise(&self, _episodes: &[&EpisodeFrames]) -> Option<Result<Vec<Surprise>>> {
@@ -292,6 +349,27 @@ impl Jepa {
         Jepa { plan, ..self }
     }
 
+    /// The encoder's features of each observation's last frame (`[B × S × d_obs]`) and the
+    /// predictor's rollout `steps` frames past it (`[B × steps × S × d_fut]`), and `S`.
+    fn roll(&self, chunk: &[&EpisodeObs], steps: usize) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+        let (wins, c) = self.windows(chunk, steps);
+        let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
+        let enc = self.model.encoder.forward(
+            &batch.obs.narrow(1, c - 1, 1)?.contiguous()?,
+            &batch.valid.narrow(1, c - 1, 1)?.contiguous()?,
+            batch.scene.as_ref(),
+            c - 1,
+        )?;
+        let enc: Vec<f32> = enc.flatten_all()?.to_vec1()?;
+        let roll = if steps > 0 {
+            let r = self.model.rollout(&batch, c, steps, self.cfg.data.context, self.cfg.data.future)?;
+            r.flatten_all()?.to_vec1::<f32>()?
+        } else {
+            Vec::new()
+        };
+        Ok((enc, roll, batch.slots))
+    }
+
     /// The last `c` observed frames of each observation (the shortest observation's length,
     /// at most the model's context), then `steps` frames that carry only the agent's planned
     /// forces: the rollout reads nothing else past the observation.
@@ -372,31 +450,10 @@ impl Featurizer for Jepa {
             // Frames each item rolls forward: the offsets' furthest, or to its episode's end.
             let ahead: Vec<usize> = chunk
                 .iter()
-                .map(|o| {
-                    if to_end {
-                        o.episode_frames.saturating_sub(o.frames.frames).max(1)
-                    } else {
-                        offsets.iter().copied().max().unwrap_or(0)
-                    }
-                })
+                .map(|o| if to_end { frames_to_end(o) } else { offsets.iter().copied().max().unwrap_or(0) })
                 .collect();
             let steps = ahead.iter().copied().max().unwrap_or(0);
-            let (wins, c) = self.windows(chunk, steps);
-            let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
-            let s = batch.slots;
-            let enc = self.model.encoder.forward(
-                &batch.obs.narrow(1, c - 1, 1)?.contiguous()?,
-                &batch.valid.narrow(1, c - 1, 1)?.contiguous()?,
-                batch.scene.as_ref(),
-                c - 1,
-            )?;
-            let enc: Vec<f32> = enc.flatten_all()?.to_vec1()?;
-            let roll = if steps > 0 {
-                let r = self.model.rollout(&batch, c, steps, self.cfg.data.context, self.cfg.data.future)?;
-                r.flatten_all()?.to_vec1::<f32>()?
-            } else {
-                Vec::new()
-            };
+            let (enc, roll, s) = self.roll(chunk, steps)?;
             let w = s * d_fut;
             for (b, o) in chunk.iter().enumerate() {
                 let e = &o.frames;
@@ -426,6 +483,38 @@ impl Featurizer for Jepa {
             }
         }
         Ok(out)
+    }
+    fn pass_frames(&self) -> Option<usize> {
+        Some(self.cfg.data.future)
+    }
+    fn targets(&self, windows: &[EpisodeFrames]) -> Option<Result<Vec<f32>>> {
+        let run = || -> Result<Vec<f32>> {
+            let batch = Batch::new(windows, &self.state.normalizer, &Device::Cpu)?;
+            Ok(self.model.targets(&batch, self.cfg.data.context)?.flatten_all()?.to_vec1()?)
+        };
+        Some(run())
+    }
+    fn rollouts(&self, obs: &[&EpisodeObs]) -> Option<Result<Vec<Rolled>>> {
+        let run = || -> Result<Vec<Rolled>> {
+            let d_fut = self.dims().1;
+            let mut out = Vec::new();
+            for chunk in obs.chunks(32) {
+                let ahead: Vec<usize> = chunk.iter().map(|o| frames_to_end(o)).collect();
+                let steps = ahead.iter().copied().max().unwrap_or(0);
+                let (_, roll, s) = self.roll(chunk, steps)?;
+                let w = s * d_fut;
+                for (b, &n) in ahead.iter().enumerate() {
+                    out.push(Rolled {
+                        roll: roll[b * steps * w..(b * steps + n) * w].to_vec(),
+                        ahead: n,
+                        slots: s,
+                        chunk: self.cfg.data.future,
+                    });
+                }
+            }
+            Ok(out)
+        };
+        Some(run())
     }
     /// The task the model was trained on, slid over each episode (Garrido et al. 2025):
     /// windows of `data.context` frames and the `data.future` frames after them, one
@@ -518,6 +607,8 @@ pub struct ProbeAdapter<F> {
     /// Features per (dataset, items, task, readout): a task's readout protocols share them,
     /// and the next dataset of a run (another fold) never finds the last one's.
     cache: BTreeMap<(String, String, TaskKind, bool), Vec<ItemFeatures>>,
+    /// `judge=trajectory`'s rows (readout items', items') per (dataset, items, task).
+    imagined: BTreeMap<(String, String, TaskKind, bool), ImaginedRows>,
 }
 
 impl<F: Featurizer> ProbeAdapter<F> {
@@ -528,7 +619,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
 
     /// Wrap `feat` under row name `id`, read out as `readout` says.
     pub fn with_readout(id: &str, feat: F, readout: Readout) -> Self {
-        ProbeAdapter { id: id.into(), feat, readout, cache: BTreeMap::new() }
+        ProbeAdapter { id: id.into(), feat, readout, cache: BTreeMap::new(), imagined: BTreeMap::new() }
     }
 
     /// Whether the probes get the raw observed state beside the features (`features=both`;
@@ -598,6 +689,114 @@ impl<F: Featurizer> ProbeAdapter<F> {
         self.cache.insert(key, out.clone());
         Ok(out)
     }
+}
+
+impl<F: Featurizer> ProbeAdapter<F> {
+    /// `judge=trajectory`'s rows of the `readout` items and of `items`: the decoder is fit
+    /// on the `readout` items' rollouts and true futures, then every item's rollout is
+    /// decoded and judged ([`super::imagine`]). Cached per dataset and task, since
+    /// contact's protocols share them.
+    fn imagined_rows(
+        &mut self,
+        ctx: &Context<'_>,
+        task: TaskKind,
+        readout: &[Item],
+        items: &[Item],
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<ImaginedRows> {
+        let key = (
+            ctx.ds.info.suite_hash.clone(),
+            crate::tasks::content_hash(items.iter().map(|i| i.hash.as_str())),
+            task,
+            true,
+        );
+        if let Some(r) = self.imagined.get(&key) {
+            items.iter().for_each(|_| tick());
+            return Ok(r.clone());
+        }
+        let feat = &self.feat;
+        let dims = feat.dims();
+        let rolled = |obs: &[&EpisodeObs]| {
+            feat.rollouts(obs)
+                .unwrap_or_else(|| Err(BenchError::invalid("judge", "trajectory", "a model with a predictor")))
+        };
+        // The decoder's rows, 32 readout items at a time (the same chunks whatever the
+        // thread count), concatenated in item order: the target representations of each
+        // readout episode's real frames after its observation, in windows of one prediction
+        // pass, to the objects' positions.
+        let chunk_len = feat.pass_frames().unwrap_or(1).max(1);
+        let parts = readout
+            .par_chunks(32)
+            .map(|chunk| -> Result<DecoderRows> {
+                let mut rows = DecoderRows::new(chunk_len);
+                for it in chunk {
+                    let truth = ctx.readout_frames.get(it.episodes[0])?;
+                    let obs = ctx.observe(it)?;
+                    let windows = decoder_windows(truth, &obs.first().frames, it.observe, chunk_len);
+                    if windows.is_empty() {
+                        continue;
+                    }
+                    let t = feat.targets(&windows).unwrap_or_else(|| {
+                        Err(BenchError::invalid("judge", "trajectory", "a model with a predictor"))
+                    })?;
+                    Decoder::rows(&windows, &t, dims.1, &mut rows);
+                }
+                Ok(rows)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut rows = DecoderRows::new(chunk_len);
+        for p in parts {
+            rows.extend(p);
+        }
+        let decoder = Decoder::fit(&rows, dims.1, chunk_len)?;
+        drop(rows);
+        let judged = |list: &[Item], tick: Option<&(dyn Fn() + Sync)>| -> Result<Vec<JudgeRows>> {
+            let parts = list
+                .par_chunks(32)
+                .map(|chunk| -> Result<Vec<JudgeRows>> {
+                    let obs = chunk.iter().map(|it| ctx.observe(it)).collect::<Result<Vec<_>>>()?;
+                    let eps: Vec<&EpisodeObs> = obs.iter().map(|o| o.first()).collect();
+                    let rows = rolled(&eps)?
+                        .iter()
+                        .zip(&eps)
+                        .zip(chunk)
+                        .map(|((r, o), it)| {
+                            let im = decoder.imagine(r, o);
+                            match it.question.as_str() {
+                                "first_floor" => {
+                                    JudgeRows::Candidates(it.objects.iter().map(|&s| im.candidate_row(s)).collect())
+                                }
+                                _ => JudgeRows::Scene(im.scene_row(it, o)),
+                            }
+                        })
+                        .collect();
+                    if let Some(t) = tick {
+                        chunk.iter().for_each(|_| t());
+                    }
+                    Ok(rows)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(parts.into_iter().flatten().collect())
+        };
+        let out = (judged(readout, None)?, judged(items, Some(tick))?);
+        self.imagined.retain(|k, _| k.0 == key.0);
+        self.imagined.insert(key, out.clone());
+        Ok(out)
+    }
+}
+
+/// Windows of `len` real frames of `truth` (the whole episode, true slot order) after its
+/// first `observe` frames, to its end, with the observation's static scene: what the
+/// decoder of `judge=trajectory` learns to read.
+fn decoder_windows(truth: &EpisodeFrames, observed: &EpisodeFrames, observe: usize, len: usize) -> Vec<EpisodeFrames> {
+    (observe..truth.frames.saturating_sub(len - 1))
+        .step_by(len)
+        .map(|start| {
+            let mut w = truth.slice(start, len);
+            w.scene = observed.scene.clone();
+            w
+        })
+        .collect()
 }
 
 /// Mean of the seen slots' features.
@@ -727,9 +926,13 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
         if readout.is_empty() {
             return Ok(items.iter().map(|_| Answer::Invalid("no readout items to fit a probe".into())).collect());
         }
+        let dims = self.feat.dims();
+        if task != TaskKind::Forecast && self.readout.judge == Judge::Trajectory {
+            let (fit_rows, rows) = self.imagined_rows(ctx, task, &readout, items, tick)?;
+            return Ok(judge(items, &rows, &readout, &fit_rows, protocol.unwrap_or("all")));
+        }
         let fit_feats = self.feats(ctx, task, &readout, true, None)?;
         let feats = self.feats(ctx, task, items, false, Some(tick))?;
-        let dims = self.feat.dims();
         match task {
             TaskKind::Forecast => {
                 let horizons = items.first().map(|i| i.horizons.len()).unwrap_or(0);
@@ -777,69 +980,91 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                     .collect()
             }
             _ => {
-                let protocol = protocol.unwrap_or("all");
-                let mut out = Vec::with_capacity(items.len());
-                // One probe per (question, family-set); cached per family for `only` and
-                // `all-but-one`.
-                let mut probes: BTreeMap<(String, String), Option<Logistic>> = BTreeMap::new();
-                for (it, f) in items.iter().zip(&feats) {
-                    let key = (it.question.clone(), if protocol == "all" { String::new() } else { it.family.clone() });
-                    let probe = probes
-                        .entry(key)
-                        .or_insert_with(|| {
-                            let use_item = |r: &Item| {
-                                r.question == it.question
-                                    && match protocol {
-                                        "only" => r.family == it.family,
-                                        "all-but-one" => r.family != it.family,
-                                        _ => true,
-                                    }
-                            };
-                            let (mut x, mut y, mut groups, mut dim) = (Vec::new(), Vec::new(), Vec::new(), 0);
-                            for (g, (r, rf)) in readout.iter().zip(&fit_feats).filter(|(r, _)| use_item(r)).enumerate()
-                            {
-                                let Some(ans) = r.answer_index() else { continue };
-                                if r.question == "first_floor" {
-                                    for (j, &o) in r.objects.iter().enumerate() {
-                                        let row = candidate_row(rf, o, dims);
-                                        dim = row.len();
-                                        x.extend(row);
-                                        y.push(j == ans);
-                                        groups.push(g);
-                                    }
-                                } else {
-                                    let row = scene_row(r, rf, dims);
-                                    dim = row.len();
-                                    x.extend(row);
-                                    y.push(r.choices.get(ans).is_some_and(|c| c == "yes"));
-                                    groups.push(g);
-                                }
-                            }
-                            (!y.is_empty())
-                                .then(|| Logistic::fit_cv(&x, &y, &groups, dim, &Logistic::L2S, LOGISTIC_FOLDS).0)
-                        })
-                        .clone();
-                    let Some(p) = probe else {
-                        out.push(Answer::Invalid(format!(
-                            "no readout items for `{}` under protocol {protocol}",
-                            it.question
-                        )));
-                        continue;
-                    };
-                    if it.question == "first_floor" {
-                        let x: Vec<f32> = it.objects.iter().flat_map(|&o| candidate_row(f, o, dims)).collect();
-                        let z = p.logits(&x);
-                        let best = (0..z.len()).max_by(|a, b| z[*a].total_cmp(&z[*b]).then(b.cmp(a))).unwrap_or(0);
-                        out.push(Answer::Choice(best));
-                    } else {
-                        let z = p.logits(&scene_row(it, f, dims));
-                        out.push(super::yes_no(it, z.first().is_some_and(|v| *v > 0.0)));
+                let of = |it: &Item, f: &ItemFeatures| match it.question.as_str() {
+                    "first_floor" => {
+                        JudgeRows::Candidates(it.objects.iter().map(|&o| candidate_row(f, o, dims)).collect())
                     }
-                }
-                Ok(out)
+                    _ => JudgeRows::Scene(scene_row(it, f, dims)),
+                };
+                let fit_rows: Vec<JudgeRows> = readout.iter().zip(&fit_feats).map(|(it, f)| of(it, f)).collect();
+                let rows: Vec<JudgeRows> = items.iter().zip(&feats).map(|(it, f)| of(it, f)).collect();
+                Ok(judge(items, &rows, &readout, &fit_rows, protocol.unwrap_or("all")))
             }
         }
     }
+}
+
+/// `judge=trajectory`'s rows of the `readout` items and of the scored items.
+type ImaginedRows = (Vec<JudgeRows>, Vec<JudgeRows>);
+
+/// What the logistic probes of contact and outcome read for one item: one row, or one row
+/// per first-to-the-floor candidate (choice order).
+#[derive(Debug, Clone)]
+enum JudgeRows {
+    Scene(Vec<f32>),
+    Candidates(Vec<Vec<f32>>),
+}
+
+/// Answer contact and outcome `items` (rows `rows`) with logistic probes fit on the
+/// `readout` items' rows under `protocol`: one probe per question (and, for `only` and
+/// `all-but-one`, per family).
+fn judge(items: &[Item], rows: &[JudgeRows], readout: &[Item], fit_rows: &[JudgeRows], protocol: &str) -> Vec<Answer> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut probes: BTreeMap<(String, String), Option<Logistic>> = BTreeMap::new();
+    for (it, row) in items.iter().zip(rows) {
+        let key = (it.question.clone(), if protocol == "all" { String::new() } else { it.family.clone() });
+        let probe = probes
+            .entry(key)
+            .or_insert_with(|| {
+                let use_item = |r: &Item| {
+                    r.question == it.question
+                        && match protocol {
+                            "only" => r.family == it.family,
+                            "all-but-one" => r.family != it.family,
+                            _ => true,
+                        }
+                };
+                let (mut x, mut y, mut groups, mut dim) = (Vec::new(), Vec::new(), Vec::new(), 0);
+                for (g, (r, rr)) in readout.iter().zip(fit_rows).filter(|(r, _)| use_item(r)).enumerate() {
+                    let Some(ans) = r.answer_index() else { continue };
+                    match rr {
+                        JudgeRows::Candidates(c) => {
+                            for (j, row) in c.iter().enumerate() {
+                                dim = row.len();
+                                x.extend_from_slice(row);
+                                y.push(j == ans);
+                                groups.push(g);
+                            }
+                        }
+                        JudgeRows::Scene(row) => {
+                            dim = row.len();
+                            x.extend_from_slice(row);
+                            y.push(r.choices.get(ans).is_some_and(|c| c == "yes"));
+                            groups.push(g);
+                        }
+                    }
+                }
+                (!y.is_empty()).then(|| Logistic::fit_cv(&x, &y, &groups, dim, &Logistic::L2S, LOGISTIC_FOLDS).0)
+            })
+            .clone();
+        let Some(p) = probe else {
+            out.push(Answer::Invalid(format!("no readout items for `{}` under protocol {protocol}", it.question)));
+            continue;
+        };
+        match row {
+            JudgeRows::Candidates(c) => {
+                let x: Vec<f32> = c.concat();
+                let z = p.logits(&x);
+                let best = (0..z.len()).max_by(|a, b| z[*a].total_cmp(&z[*b]).then(b.cmp(a))).unwrap_or(0);
+                out.push(Answer::Choice(best));
+            }
+            JudgeRows::Scene(row) => {
+                let z = p.logits(row);
+                out.push(super::yes_no(it, z.first().is_some_and(|v| *v > 0.0)));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
