@@ -28,7 +28,7 @@ use crate::tasks::{Frames, Item, TaskItems, TaskKind, TaskOptions};
 mod baselines;
 mod bc;
 mod heuristics;
-mod imagine;
+pub mod imagine;
 mod observer;
 mod probes;
 mod process;
