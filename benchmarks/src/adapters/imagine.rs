@@ -40,7 +40,7 @@ pub const WINDOWS: [usize; 5] = [4, 8, 16, 32, 64];
 pub const FLOOR_M: f32 = 0.02;
 /// Gaps and distances are clipped here (m), so that a wild rollout cannot dominate a probe's
 /// standardisation.
-const CLIP_M: f32 = 5.0;
+pub const CLIP_M: f32 = 5.0;
 
 /// Decodes an object's position from a predicted (or target) representation (see the
 /// module docs): one ridge map per frame of a prediction pass.
