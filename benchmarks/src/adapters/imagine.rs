@@ -25,11 +25,13 @@ use crate::observe::EpisodeObs;
 use crate::tasks::{Item, half, pos, seen};
 
 /// The map that decodes rolled-out frame `k` (1-based) of a rollout in passes of `chunk`
-/// frames: the one of its place in the pass. A map fit on rollouts per horizon would be a
+/// frames: the one of its place in the pass, the first pass apart (its context can be
+/// shorter than the model's, so its frames sit at other times of the window). A map fit on rollouts per horizon would be a
 /// linear forecaster of its own, fit on `readout`: it answered from the present state
 /// without the model's dynamics (an untrained twin scored as well as the trained model).
 fn map_of(k: usize, chunk: usize) -> usize {
-    (k - 1) % chunk.max(1)
+    let chunk = chunk.max(1);
+    if k <= chunk { k - 1 } else { chunk + (k - 1) % chunk }
 }
 
 /// Folds of the decoder's cross-validated ridge penalty.
@@ -51,7 +53,7 @@ pub struct Decoder {
     chunk: usize,
 }
 
-/// Training rows of a [`Decoder`], per horizon bucket: inputs and displacements.
+/// Training rows of a [`Decoder`], per map: target representations and positions.
 #[derive(Debug, Clone, Default)]
 pub struct DecoderRows {
     x: Vec<Vec<f32>>,
@@ -59,9 +61,10 @@ pub struct DecoderRows {
 }
 
 impl DecoderRows {
-    /// Rows of no item, for a rollout in chunks of `chunk` frames.
+    /// Rows of no item, for a rollout in passes of `chunk` frames: a map per frame of the
+    /// first pass, and one per frame of the later passes.
     pub fn new(chunk: usize) -> DecoderRows {
-        let n = chunk.max(1);
+        let n = 2 * chunk.max(1);
         DecoderRows { x: vec![Vec::new(); n], y: vec![Vec::new(); n] }
     }
 
@@ -83,26 +86,36 @@ fn row(r: &Rolled, o: usize, k: usize, d_fut: usize) -> &[f32] {
 impl Decoder {
     /// Append training rows: `windows` of real frames (one prediction pass long each) and
     /// `targets`, their target representations (`[W × T × S × width]`, from
-    /// [`super::Featurizer::targets`]); a row per object present in a frame, for the map of
-    /// the frame's place in the pass.
-    pub fn rows(windows: &[EpisodeFrames], targets: &[f32], width: usize, rows: &mut DecoderRows) {
+    /// [`super::Featurizer::targets`], placed where the first pass puts its frames when
+    /// `first`, else where the later passes do); a row per object seen in a frame (the
+    /// model has no target for a hidden one), for the map of the frame's place in the pass.
+    pub fn rows(windows: &[EpisodeFrames], targets: &[f32], width: usize, first: bool, rows: &mut DecoderRows) {
+        let chunk = rows.x.len() / 2;
         for (w, e) in windows.iter().enumerate() {
             let (t, s) = (e.frames, e.slots);
-            for j in 0..t.min(rows.x.len()) {
-                for o in (0..s).filter(|&o| e.present[j * s + o]) {
+            for j in 0..t.min(chunk) {
+                let m = if first { j } else { chunk + j };
+                for o in (0..s).filter(|&o| seen(e, j, o)) {
                     let at = ((w * t + j) * s + o) * width;
                     let Some(x) = targets.get(at..at + width) else { continue };
-                    rows.x[j].extend_from_slice(x);
-                    rows.y[j].extend(pos(e, j, o));
+                    rows.x[m].extend_from_slice(x);
+                    rows.y[m].extend(pos(e, j, o));
                 }
             }
         }
     }
 
-    /// Fit on the rows of [`Decoder::rows`] (rollouts in chunks of `chunk` frames), each
-    /// map's penalty cross-validated; a map without rows (no readout rollout reached it)
-    /// decodes nothing.
+    /// Fit on the rows of [`Decoder::rows`] (rollouts in passes of `chunk` frames), each
+    /// map's penalty cross-validated; a map without rows (no readout episode ran that far
+    /// past its observation) decodes nothing, and without any row it is an error.
     pub fn fit(rows: &DecoderRows, width: usize, chunk: usize) -> Result<Decoder> {
+        if rows.y.iter().all(Vec::is_empty) {
+            return Err(crate::error::BenchError::invalid(
+                "judge",
+                "trajectory",
+                "readout episodes that run at least one prediction pass past their observation",
+            ));
+        }
         let probes = rows
             .x
             .iter()
@@ -301,7 +314,9 @@ mod tests {
                 }
             }
         }
-        Decoder::rows(&windows, &targets, 4, rows);
+        let first = windows[0].frames * windows[0].slots * 4;
+        Decoder::rows(&windows[..1], &targets[..first], 4, true, rows);
+        Decoder::rows(&windows[1..], &targets[first..], 4, false, rows);
     }
 
     /// A perfect model's rollout after 10 observed frames (`still`: one that predicts no

@@ -35,7 +35,8 @@ pub const READOUT_ROLLOUT: usize = 30;
 /// future up to the episode's end (Physion's readout to the event horizon): the mean of
 /// the rolled-out representations and the last one. `judge=trajectory` answers contact and
 /// outcome from positions decoded from the rollout to the episode's end, judged by the
-/// labels' geometry ([`super::imagine`]); it ignores `features` and `rollout`.
+/// labels' geometry ([`super::imagine`]); contact and outcome then ignore `features` and
+/// `rollout` (still recorded; forecast keeps using them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readout {
     /// Whether the probes also see the raw observed state.
@@ -215,21 +216,22 @@ pub trait Featurizer: Sync {
         offsets: &[usize],
         to_end: bool,
     ) -> Result<Vec<ItemFeatures>>;
-    /// For featurizers with a predictor: each observation's encoder features and its
-    /// rollout to the episode's end (the readout of `judge=trajectory`).
+    /// For featurizers with a predictor: each observation's rollout to the episode's end
+    /// (the readout of `judge=trajectory`).
     fn rollouts(&self, _obs: &[&EpisodeObs]) -> Option<Result<Vec<Rolled>>> {
         None
     }
     /// For featurizers with a predictor: what its predictions are compared with in
     /// training (the target encoder's representations, or the normalised states of
     /// state-mse) of real frames, each window of `windows` placed where a prediction pass
-    /// puts its frames (after a full context): `[W × T × S × d_fut]` flattened, with `T` the
-    /// windows' common length.
-    fn targets(&self, _windows: &[EpisodeFrames]) -> Option<Result<Vec<f32>>> {
+    /// after `context` frames puts its frames: `[W × T × S × d_fut]` flattened, with `T`
+    /// the windows' common length.
+    fn targets(&self, _windows: &[EpisodeFrames], _context: usize) -> Option<Result<Vec<f32>>> {
         None
     }
-    /// Frames one prediction pass of its predictor covers, for featurizers with one.
-    fn pass_frames(&self) -> Option<usize> {
+    /// For featurizers with a predictor: its context (frames) and the frames one
+    /// prediction pass covers.
+    fn pass_frames(&self) -> Option<(usize, usize)> {
         None
     }
     /// Surprise of each whole observed episode of one item, for featurizers with a
@@ -484,13 +486,13 @@ impl Featurizer for Jepa {
         }
         Ok(out)
     }
-    fn pass_frames(&self) -> Option<usize> {
-        Some(self.cfg.data.future)
+    fn pass_frames(&self) -> Option<(usize, usize)> {
+        Some((self.cfg.data.context, self.cfg.data.future))
     }
-    fn targets(&self, windows: &[EpisodeFrames]) -> Option<Result<Vec<f32>>> {
+    fn targets(&self, windows: &[EpisodeFrames], context: usize) -> Option<Result<Vec<f32>>> {
         let run = || -> Result<Vec<f32>> {
             let batch = Batch::new(windows, &self.state.normalizer, &Device::Cpu)?;
-            Ok(self.model.targets(&batch, self.cfg.data.context)?.flatten_all()?.to_vec1()?)
+            Ok(self.model.targets(&batch, context)?.flatten_all()?.to_vec1()?)
         };
         Some(run())
     }
@@ -606,9 +608,9 @@ pub struct ProbeAdapter<F> {
     readout: Readout,
     /// Features per (dataset, items, task, readout): a task's readout protocols share them,
     /// and the next dataset of a run (another fold) never finds the last one's.
-    cache: BTreeMap<(String, String, TaskKind, bool), Vec<ItemFeatures>>,
+    cache: BTreeMap<CacheKey, Vec<ItemFeatures>>,
     /// `judge=trajectory`'s rows (readout items', items') per (dataset, items, task).
-    imagined: BTreeMap<(String, String, TaskKind, bool), ImaginedRows>,
+    imagined: BTreeMap<CacheKey, ImaginedRows>,
 }
 
 impl<F: Featurizer> ProbeAdapter<F> {
@@ -646,12 +648,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
         readout: bool,
         tick: Option<&(dyn Fn() + Sync)>,
     ) -> Result<Vec<ItemFeatures>> {
-        let key = (
-            ctx.ds.info.suite_hash.clone(),
-            crate::tasks::content_hash(items.iter().map(|i| i.hash.as_str())),
-            task,
-            readout,
-        );
+        let key = cache_key(ctx, task, items, readout);
         if let Some(f) = self.cache.get(&key) {
             if let Some(t) = tick {
                 items.iter().for_each(|_| t());
@@ -704,12 +701,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
         items: &[Item],
         tick: &(dyn Fn() + Sync),
     ) -> Result<ImaginedRows> {
-        let key = (
-            ctx.ds.info.suite_hash.clone(),
-            crate::tasks::content_hash(items.iter().map(|i| i.hash.as_str())),
-            task,
-            true,
-        );
+        let key = cache_key(ctx, task, items, true);
         if let Some(r) = self.imagined.get(&key) {
             items.iter().for_each(|_| tick());
             return Ok(r.clone());
@@ -724,7 +716,8 @@ impl<F: Featurizer> ProbeAdapter<F> {
         // thread count), concatenated in item order: the target representations of each
         // readout episode's real frames after its observation, in windows of one prediction
         // pass, to the objects' positions.
-        let chunk_len = feat.pass_frames().unwrap_or(1).max(1);
+        let (context, chunk_len) = feat.pass_frames().unwrap_or((1, 1));
+        let chunk_len = chunk_len.max(1);
         let parts = readout
             .par_chunks(32)
             .map(|chunk| -> Result<DecoderRows> {
@@ -733,13 +726,21 @@ impl<F: Featurizer> ProbeAdapter<F> {
                     let truth = ctx.readout_frames.get(it.episodes[0])?;
                     let obs = ctx.observe(it)?;
                     let windows = decoder_windows(truth, &obs.first().frames, it.observe, chunk_len);
-                    if windows.is_empty() {
-                        continue;
+                    // The first pass follows the observed frames (at most the model's
+                    // context, as the rollout takes them); the later ones a full context.
+                    let first_context = obs.first().frames.frames.clamp(1, context.max(1));
+                    for (first, ws, c) in [
+                        (true, &windows[..windows.len().min(1)], first_context),
+                        (false, &windows[windows.len().min(1)..], context),
+                    ] {
+                        if ws.is_empty() {
+                            continue;
+                        }
+                        let t = feat.targets(ws, c).unwrap_or_else(|| {
+                            Err(BenchError::invalid("judge", "trajectory", "a model with a predictor"))
+                        })?;
+                        Decoder::rows(ws, &t, dims.1, first, &mut rows);
                     }
-                    let t = feat.targets(&windows).unwrap_or_else(|| {
-                        Err(BenchError::invalid("judge", "trajectory", "a model with a predictor"))
-                    })?;
-                    Decoder::rows(&windows, &t, dims.1, &mut rows);
                 }
                 Ok(rows)
             })
@@ -992,6 +993,14 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
             }
         }
     }
+}
+
+/// What [`ProbeAdapter`] caches features and rows by: the dataset (suite hash), the items
+/// (their content hash), the task and whether they are the `readout` items.
+type CacheKey = (String, String, TaskKind, bool);
+
+fn cache_key(ctx: &Context<'_>, task: TaskKind, items: &[Item], readout: bool) -> CacheKey {
+    (ctx.ds.info.suite_hash.clone(), crate::tasks::content_hash(items.iter().map(|i| i.hash.as_str())), task, readout)
 }
 
 /// `judge=trajectory`'s rows of the `readout` items and of the scored items.
