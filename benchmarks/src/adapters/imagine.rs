@@ -105,10 +105,10 @@ impl Decoder {
         }
     }
 
-    /// Fit on the rows of [`Decoder::rows`] (rollouts in passes of `chunk` frames), each
-    /// map's penalty cross-validated; a map without rows (no readout episode ran that far
-    /// past its observation) decodes nothing, and without any row it is an error.
-    pub fn fit(rows: &DecoderRows, width: usize, chunk: usize) -> Result<Decoder> {
+    /// Fit on the rows of [`Decoder::rows`], each map's penalty cross-validated; a map
+    /// without rows (no readout episode ran that far past its observation) decodes
+    /// nothing, and without any row it is an error.
+    pub fn fit(rows: &DecoderRows, width: usize) -> Result<Decoder> {
         if rows.y.iter().all(Vec::is_empty) {
             return Err(crate::error::BenchError::invalid(
                 "judge",
@@ -127,7 +127,7 @@ impl Decoder {
                 Ok(Some(RidgeProbe::fit_cv(x, y, width, 3, &RidgeProbe::LAMBDAS, DECODER_FOLDS)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Decoder { probes, width, chunk: chunk.max(1) })
+        Ok(Decoder { probes, width, chunk: rows.x.len() / 2 })
     }
 
     /// The imagined trajectory of an observation: each object seen at its last observed
@@ -326,7 +326,7 @@ mod tests {
         let roll = (1..=ahead)
             .flat_map(|k| (0..2).flat_map(move |o| rep(pos(e, if still { last } else { last + k }, o))))
             .collect();
-        Rolled { roll, ahead, slots: 2, chunk: 4 }
+        Rolled { roll, ahead, slots: 2 }
     }
 
     fn contact_item() -> Item {
@@ -360,7 +360,7 @@ mod tests {
         for v in [-1.0, 0.0, 0.5, 1.0, 2.0] {
             learn(&scene(90, v), &mut rows);
         }
-        let dec = Decoder::fit(&rows, 4, 4).expect("fits");
+        let dec = Decoder::fit(&rows, 4).expect("fits");
         let row_of = |v: f32, still: bool| {
             let e = scene(90, v);
             let o = observed(&e, 10);
@@ -407,7 +407,7 @@ mod tests {
         }
         let mut rows = DecoderRows::new(4);
         learn(&e, &mut rows);
-        let dec = Decoder::fit(&rows, 4, 4).expect("fits");
+        let dec = Decoder::fit(&rows, 4).expect("fits");
         let o = observed(&e, 10);
         let im = dec.imagine(&rolled(&e, false), &o);
         let falls = im.candidate_row(1);

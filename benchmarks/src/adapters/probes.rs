@@ -179,8 +179,6 @@ pub struct Rolled {
     pub ahead: usize,
     /// Slots `S`.
     pub slots: usize,
-    /// Frames the predictor rolls out per pass (the decoder has a map per frame of a pass).
-    pub chunk: usize,
 }
 
 /// Frames from an observation's last observed frame to its episode's last (at least 1).
@@ -351,25 +349,19 @@ impl Jepa {
         Jepa { plan, ..self }
     }
 
-    /// The encoder's features of each observation's last frame (`[B × S × d_obs]`) and the
-    /// predictor's rollout `steps` frames past it (`[B × steps × S × d_fut]`), and `S`.
-    fn roll(&self, chunk: &[&EpisodeObs], steps: usize) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+    /// The batch of each observation's [`Jepa::windows`], its context length `c`, and the
+    /// predictor's rollout `steps` frames past the last observed frame
+    /// (`[B × steps × S × d_fut]`).
+    fn roll(&self, chunk: &[&EpisodeObs], steps: usize) -> Result<(Batch, usize, Vec<f32>)> {
         let (wins, c) = self.windows(chunk, steps);
         let batch = Batch::new(&wins, &self.state.normalizer, &Device::Cpu)?;
-        let enc = self.model.encoder.forward(
-            &batch.obs.narrow(1, c - 1, 1)?.contiguous()?,
-            &batch.valid.narrow(1, c - 1, 1)?.contiguous()?,
-            batch.scene.as_ref(),
-            c - 1,
-        )?;
-        let enc: Vec<f32> = enc.flatten_all()?.to_vec1()?;
         let roll = if steps > 0 {
             let r = self.model.rollout(&batch, c, steps, self.cfg.data.context, self.cfg.data.future)?;
             r.flatten_all()?.to_vec1::<f32>()?
         } else {
             Vec::new()
         };
-        Ok((enc, roll, batch.slots))
+        Ok((batch, c, roll))
     }
 
     /// The last `c` observed frames of each observation (the shortest observation's length,
@@ -455,7 +447,15 @@ impl Featurizer for Jepa {
                 .map(|o| if to_end { frames_to_end(o) } else { offsets.iter().copied().max().unwrap_or(0) })
                 .collect();
             let steps = ahead.iter().copied().max().unwrap_or(0);
-            let (enc, roll, s) = self.roll(chunk, steps)?;
+            let (batch, c, roll) = self.roll(chunk, steps)?;
+            let s = batch.slots;
+            let enc = self.model.encoder.forward(
+                &batch.obs.narrow(1, c - 1, 1)?.contiguous()?,
+                &batch.valid.narrow(1, c - 1, 1)?.contiguous()?,
+                batch.scene.as_ref(),
+                c - 1,
+            )?;
+            let enc: Vec<f32> = enc.flatten_all()?.to_vec1()?;
             let w = s * d_fut;
             for (b, o) in chunk.iter().enumerate() {
                 let e = &o.frames;
@@ -503,15 +503,11 @@ impl Featurizer for Jepa {
             for chunk in obs.chunks(32) {
                 let ahead: Vec<usize> = chunk.iter().map(|o| frames_to_end(o)).collect();
                 let steps = ahead.iter().copied().max().unwrap_or(0);
-                let (_, roll, s) = self.roll(chunk, steps)?;
+                let (batch, _, roll) = self.roll(chunk, steps)?;
+                let s = batch.slots;
                 let w = s * d_fut;
                 for (b, &n) in ahead.iter().enumerate() {
-                    out.push(Rolled {
-                        roll: roll[b * steps * w..(b * steps + n) * w].to_vec(),
-                        ahead: n,
-                        slots: s,
-                        chunk: self.cfg.data.future,
-                    });
+                    out.push(Rolled { roll: roll[b * steps * w..(b * steps + n) * w].to_vec(), ahead: n, slots: s });
                 }
             }
             Ok(out)
@@ -708,10 +704,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
         }
         let feat = &self.feat;
         let dims = feat.dims();
-        let rolled = |obs: &[&EpisodeObs]| {
-            feat.rollouts(obs)
-                .unwrap_or_else(|| Err(BenchError::invalid("judge", "trajectory", "a model with a predictor")))
-        };
+        let rolled = |obs: &[&EpisodeObs]| feat.rollouts(obs).unwrap_or_else(no_predictor);
         // The decoder's rows, 32 readout items at a time (the same chunks whatever the
         // thread count), concatenated in item order: the target representations of each
         // readout episode's real frames after its observation, in windows of one prediction
@@ -736,9 +729,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
                         if ws.is_empty() {
                             continue;
                         }
-                        let t = feat.targets(ws, c).unwrap_or_else(|| {
-                            Err(BenchError::invalid("judge", "trajectory", "a model with a predictor"))
-                        })?;
+                        let t = feat.targets(ws, c).unwrap_or_else(no_predictor)?;
                         Decoder::rows(ws, &t, dims.1, first, &mut rows);
                     }
                 }
@@ -749,7 +740,7 @@ impl<F: Featurizer> ProbeAdapter<F> {
         for p in parts {
             rows.extend(p);
         }
-        let decoder = Decoder::fit(&rows, dims.1, chunk_len)?;
+        let decoder = Decoder::fit(&rows, dims.1)?;
         drop(rows);
         let judged = |list: &[Item], tick: Option<&(dyn Fn() + Sync)>| -> Result<Vec<JudgeRows>> {
             let parts = list
@@ -784,6 +775,11 @@ impl<F: Featurizer> ProbeAdapter<F> {
         self.imagined.insert(key, out.clone());
         Ok(out)
     }
+}
+
+/// The error of `judge=trajectory` on a featurizer without a predictor.
+fn no_predictor<T>() -> Result<T> {
+    Err(BenchError::invalid("judge", "trajectory", "a model with a predictor"))
 }
 
 /// Windows of `len` real frames of `truth` (the whole episode, true slot order) after its
