@@ -29,9 +29,23 @@ fn prepared() -> &'static Prepared {
     })
 }
 
+/// The same items without the planning tasks, for checks of the prediction readouts
+/// (plan-push's latent search is most of a checkpoint's bench time).
+fn prepared_predictions() -> &'static Prepared {
+    static P: OnceLock<Prepared> = OnceLock::new();
+    P.get_or_init(|| {
+        let opts = BenchOptions { resamples: 200, plan_launch: false, plan_push: false, ..BenchOptions::default() };
+        Prepared::new(data(), opts).expect("prepares")
+    })
+}
+
 fn bench(spec: &str, out: &Path) -> ResultFile {
+    bench_on(prepared(), spec, out)
+}
+
+fn bench_on(p: &Prepared, spec: &str, out: &Path) -> ResultFile {
     let mut a = adapters::parse(spec).expect("spec");
-    let path = run(prepared(), a.as_mut(), out, &|_| {}).expect("runs");
+    let path = run(p, a.as_mut(), out, &|_| {}).expect("runs");
     results::read(&path).expect("valid result file")
 }
 
@@ -522,7 +536,8 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
         // The readout options: the raw state beside the features, a rollout to each
         // episode's end. Every item is still answered, the options are recorded, and the
         // raw state changes the forecast probe's answers.
-        let both = bench(&format!("jepa,features=both,rollout=end:{}", run.display()), tmp.path());
+        let both =
+            bench_on(prepared_predictions(), &format!("jepa,features=both,rollout=end:{}", run.display()), tmp.path());
         assert_eq!(both.model.config["readout"], serde_json::json!({ "features": "model+raw", "rollout": "end" }));
         for t in &both.tasks {
             assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers with the readout options", t.id);
@@ -534,7 +549,7 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
         );
         // Contact and outcome judged on the decoded imagined trajectory: every item is
         // answered, the judge is recorded, and the forecast (probes, as before) is unchanged.
-        let judged = bench(&format!("jepa,judge=trajectory:{}", run.display()), tmp.path());
+        let judged = bench_on(prepared_predictions(), &format!("jepa,judge=trajectory:{}", run.display()), tmp.path());
         assert_eq!(judged.model.config["readout"]["judge"], "trajectory");
         for t in &judged.tasks {
             assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers judged on the trajectory", t.id);
