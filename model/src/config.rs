@@ -245,11 +245,24 @@ pub struct DataConfig {
     pub shuffle_buffer: usize,
     /// Train only on these families (Physion's pretraining protocols); empty = all.
     pub families: Vec<String>,
+    /// Also train on windows that start before each episode, its first frame held still
+    /// ([`physworld_pipeline::WindowSpec::lead_in`]): what planners observe of a scene
+    /// before its release. Default false (written only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lead_in: bool,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { context: 8, future: 8, stride: 4, batch_size: 32, shuffle_buffer: 1024, families: Vec::new() }
+        DataConfig {
+            context: 8,
+            future: 8,
+            stride: 4,
+            batch_size: 32,
+            shuffle_buffer: 1024,
+            families: Vec::new(),
+            lead_in: false,
+        }
     }
 }
 

@@ -277,6 +277,7 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
         stride: cfg.data.stride,
         shuffle_buffer: cfg.data.shuffle_buffer,
         prefetch: cfg.data.batch_size * 2,
+        lead_in: cfg.data.lead_in,
     };
     let model = WorldModel::new(&cfg.model, cfg.seed, &opts.device)?;
     let mut opt = AdamW::new(model.trainable(), &cfg.optim)?;

@@ -227,7 +227,14 @@ fn checkpoint_round_trip_gives_identical_outputs_and_records_the_data() {
     let w: Vec<_> = ds
         .windows(
             "val",
-            physworld_pipeline::WindowSpec { context: 4, future: 4, stride: 4, shuffle_buffer: 8, prefetch: 4 },
+            physworld_pipeline::WindowSpec {
+                context: 4,
+                future: 4,
+                stride: 4,
+                shuffle_buffer: 8,
+                prefetch: 4,
+                lead_in: false,
+            },
             0,
         )
         .take(2)

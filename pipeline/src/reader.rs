@@ -196,6 +196,21 @@ impl EpisodeFrames {
         }
     }
 
+    /// A window of `len` frames that starts `k` frames before this slice: its first frame
+    /// repeated `k` times without an action (the scene held still before it is released),
+    /// then its frames `0..len - k`. Needs `k < len <= frames`.
+    pub fn lead_in(&self, k: usize, len: usize) -> EpisodeFrames {
+        let mut first = self.slice(0, 1);
+        first.action = vec![0.0; 3];
+        first.has_action = vec![false];
+        let mut out = first.clone();
+        for _ in 1..k {
+            out.append(&first);
+        }
+        out.append(&self.slice(0, len - k));
+        out
+    }
+
     /// Append the frames of `b` (the same slots, the same episode's scene) after these.
     pub fn append(&mut self, b: &EpisodeFrames) {
         debug_assert_eq!(self.slots, b.slots, "appending frames of another slot count");
@@ -625,11 +640,16 @@ pub struct WindowSpec {
     pub shuffle_buffer: usize,
     /// Windows prefetched ahead of the consumer.
     pub prefetch: usize,
+    /// Also emit windows that start before each episode: its first frame held for
+    /// `context - 1`, `context - 1 - stride`, ... frames ([`EpisodeFrames::lead_in`]), so a
+    /// model learns from contexts that show a scene at rest before its release (as
+    /// planners observe a placement). Default false.
+    pub lead_in: bool,
 }
 
 impl Default for WindowSpec {
     fn default() -> Self {
-        WindowSpec { context: 8, future: 8, stride: 4, shuffle_buffer: 2048, prefetch: 256 }
+        WindowSpec { context: 8, future: 8, stride: 4, shuffle_buffer: 2048, prefetch: 256, lead_in: false }
     }
 }
 
@@ -676,8 +696,17 @@ impl WindowStream {
                     if let Some(s) = scenes.get(&e.episode_index) {
                         e.scene = s.clone();
                     }
-                    for start in (0..=e.frames - len).step_by(spec.stride.max(1)) {
-                        buffer.push(e.slice(start, len));
+                    let held: Vec<usize> = if spec.lead_in {
+                        (1..spec.context).rev().step_by(spec.stride.max(1)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let windows = held
+                        .into_iter()
+                        .map(|k| e.lead_in(k, len))
+                        .chain((0..=e.frames - len).step_by(spec.stride.max(1)).map(|start| e.slice(start, len)));
+                    for w in windows {
+                        buffer.push(w);
                         if buffer.len() >= spec.shuffle_buffer.max(1) {
                             let k = (rng.next_u64() % buffer.len() as u64) as usize;
                             if tx.send(Ok(buffer.swap_remove(k))).is_err() {

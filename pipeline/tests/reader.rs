@@ -59,7 +59,7 @@ fn windows_are_seeded_complete_and_bounded() {
     let d = tempfile::tempdir().expect("tmp");
     run(&small_suite(), d.path(), WorkerShard::ALL, false, 2).expect("generates");
     let ds = Dataset::open(d.path()).expect("opens");
-    let spec = WindowSpec { context: 4, future: 4, stride: 5, shuffle_buffer: 16, prefetch: 4 };
+    let spec = WindowSpec { context: 4, future: 4, stride: 5, shuffle_buffer: 16, prefetch: 4, lead_in: false };
     let ids = |seed| -> Vec<(u64, usize)> {
         ds.windows("train", spec, seed).map(|w| w.map(|w| (w.episode_index, w.start)).expect("window")).collect()
     };
@@ -76,6 +76,30 @@ fn windows_are_seeded_complete_and_bounded() {
     let w = ds.windows("train", spec, 3).next().expect("one").expect("ok");
     let full = ds.episode(w.episode_index).expect("episode");
     assert_eq!(w, full.slice(w.start, 8));
+    // With lead-in, each episode also gives windows that start before it, its first frame
+    // held still for context - 1, context - 1 - stride, ... frames: here 3 (context 4,
+    // stride 5), so one more window per episode, whose context is frame 0 four times.
+    let lead = WindowSpec { lead_in: true, ..spec };
+    let windows: Vec<_> = ds.windows("train", lead, 1).map(|w| w.expect("window")).collect();
+    assert_eq!(windows.len(), expected + ds.split("train").count());
+    // Each episode's windows that start at its frame 0: the plain one and the lead-in.
+    let mut first: std::collections::BTreeMap<u64, Vec<_>> = std::collections::BTreeMap::new();
+    for w in windows.iter().filter(|w| w.start == 0) {
+        first.entry(w.episode_index).or_default().push(w);
+    }
+    assert_eq!(first.len(), ds.split("train").count());
+    for (ep, ws) in first {
+        let full = ds.episode(ep).expect("episode");
+        let (plain, lead) = (full.slice(0, 8), full.lead_in(3, 8));
+        assert_eq!(ws.len(), 2, "episode {ep}");
+        assert!(ws.contains(&&plain) && ws.contains(&&lead), "episode {ep}");
+        let s = lead.slots;
+        for t in 0..4 {
+            assert_eq!(lead.position[t * s * 3..(t + 1) * s * 3], full.position[..s * 3], "frame {t} holds frame 0");
+        }
+        assert_eq!(lead.position[4 * s * 3..], full.position[s * 3..5 * s * 3], "then the episode runs");
+        assert!(lead.has_action[..3].iter().all(|a| !a), "held frames carry no action");
+    }
     // Dropping a stream early does not hang.
     let mut s = ds.windows("train", spec, 4);
     let _ = s.next();

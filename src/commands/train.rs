@@ -63,6 +63,11 @@ pub struct Args {
     /// only). Sets `model.scene` and `model.scene_encoder`.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "both", value_name = "WHERE")]
     scene: Option<SceneMode>,
+    /// Also train on windows that start before each episode, its first frame held still
+    /// (`data.lead_in`): what a planner observes of a placement before its release. Train
+    /// `plan-launch` planners with it.
+    #[arg(hide_short_help = true, long)]
+    lead_in: bool,
     /// Train only on these families (comma-separated; Physion's pretraining protocols).
     #[arg(long, value_delimiter = ',')]
     families: Vec<String>,
@@ -167,6 +172,9 @@ fn run_in(args: &Args, staged: Option<&physworld_model::remote::StagedRun>) -> a
     }
     if !args.families.is_empty() {
         cfg.data.families = args.families.clone();
+    }
+    if args.lead_in {
+        cfg.data.lead_in = true;
     }
     super::check_out_dir("--out", &out, "a run folder (a new one, or one to --resume or --force)")?;
     let dev = device(&args.device)?;
