@@ -475,6 +475,7 @@ pub fn answer(
             None => out.unsupported.push(task),
             Some(mut planner) => {
                 adapter.check_scored(&prep.ds, &prep.opts.split)?;
+                planner.fit(&prep.ds, &prep.opts.readout_split)?;
                 out.launch = Some(play_part(
                     &prep.launch.items,
                     |i| &i.hash,

@@ -66,12 +66,61 @@ pub enum Energy {
     Sum,
 }
 
+/// `plan-launch`: how far each candidate placement is imagined
+/// ([`crate::latent_launch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Imagine {
+    /// The rollout length the model was trained on (`data.future × (1 + loss.rollout_chunks)`).
+    #[default]
+    Trained,
+    /// To the episode's last frame.
+    End,
+    /// This many frames (cut at the episode's end).
+    Frames(usize),
+}
+
+impl Imagine {
+    fn is_trained(&self) -> bool {
+        *self == Imagine::Trained
+    }
+}
+
+/// `plan-launch`: how candidate placements are ranked ([`crate::latent_launch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rank {
+    /// By a logistic classifier of success on the imagined future, fit on the readout
+    /// split's recorded launches (Girdhar et al. 2020's forward-prediction agents).
+    #[default]
+    Success,
+    /// By the energy: the target's distance to its representation at rest in the goal
+    /// zone (no fitting).
+    Goal,
+}
+
+impl Rank {
+    fn is_success(&self) -> bool {
+        *self == Rank::Success
+    }
+}
+
+impl Serialize for Imagine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Imagine::Trained => s.serialize_str("trained"),
+            Imagine::End => s.serialize_str("end"),
+            Imagine::Frames(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
 /// The planner's knobs (model spec options).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanOptions {
     /// `planner=cem|mppi`. Default CEM.
     pub method: Method,
-    /// `samples=N`: candidate action sequences per iteration (the mean is one). Default 400.
+    /// `samples=N`: candidate action sequences per iteration (the mean is one); on
+    /// `plan-launch`, the placements ranked per item. Default 400.
     pub samples: usize,
     /// `elites=K`: the CEM's refit set. Default 10.
     pub elites: usize,
@@ -92,6 +141,14 @@ pub struct PlanOptions {
     /// `std=F`: the initial standard deviation per force component, as a fraction of the
     /// force bound. Default 0.5.
     pub std: f32,
+    /// `imagine=trained|end|FRAMES`: `plan-launch`'s imagined frames per placement. Default
+    /// trained (recorded only when set).
+    #[serde(skip_serializing_if = "Imagine::is_trained")]
+    pub imagine: Imagine,
+    /// `rank=success|goal`: how `plan-launch` ranks placements. Default success (recorded
+    /// only when set).
+    #[serde(skip_serializing_if = "Rank::is_success")]
+    pub rank: Rank,
 }
 
 impl Default for PlanOptions {
@@ -106,13 +163,14 @@ impl Default for PlanOptions {
             energy: Energy::Final,
             temperature: 0.02,
             std: 0.5,
+            imagine: Imagine::Trained,
+            rank: Rank::Success,
         }
     }
 }
 
 /// The option keys [`PlanOptions::take`] reads.
-pub const PLAN_OPTIONS: &str =
-    "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F";
+pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, imagine=trained|end|FRAMES, rank=success|goal";
 
 impl PlanOptions {
     /// Read the planning keys of comma-separated `key=value` `options` (`spec` is the whole
@@ -155,6 +213,19 @@ impl PlanOptions {
                 Some(("energy", v)) => return Err(bad("energy", v, "final or sum")),
                 Some(("temperature", v)) => p.temperature = real("temperature", v, 1e6)?,
                 Some(("std", v)) => p.std = real("std", v, 10.0)?,
+                Some(("rank", "success")) => p.rank = Rank::Success,
+                Some(("rank", "goal")) => p.rank = Rank::Goal,
+                Some(("rank", v)) => return Err(bad("rank", v, "success or goal")),
+                Some(("imagine", "trained")) => p.imagine = Imagine::Trained,
+                Some(("imagine", "end")) => p.imagine = Imagine::End,
+                Some(("imagine", v)) => {
+                    p.imagine = Imagine::Frames(
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=100_000).contains(n))
+                            .ok_or_else(|| bad("imagine", v, "trained, end or an integer in 1..=100000"))?,
+                    )
+                }
                 _ => rest.push(opt),
             }
         }
@@ -304,7 +375,7 @@ struct ControlStep {
     max: f32,
 }
 
-fn model_err(e: candle_core::Error) -> BenchError {
+pub(crate) fn model_err(e: candle_core::Error) -> BenchError {
     BenchError::from(physworld_model::ModelError::from(e))
 }
 
@@ -312,7 +383,7 @@ fn model_err(e: candle_core::Error) -> BenchError {
 /// first is repeated before them, without a force (the puck rests on the table until the
 /// first push): the model was trained on full contexts only, and its predictions from a
 /// shorter one are far off (measured: positions metres away from the table).
-fn context_frames(obs: &EpisodeFrames, context: usize) -> EpisodeFrames {
+pub(crate) fn context_frames(obs: &EpisodeFrames, context: usize) -> EpisodeFrames {
     let context = context.max(1);
     if obs.frames >= context {
         return obs.slice(obs.frames - context, context);
@@ -433,10 +504,20 @@ mod tests {
             ("temperature=-1", "(0, 1000000]"),
             ("std=nan", "(0, 10]"),
             ("samples=5", "at most samples (5)"),
+            ("imagine=0", "trained, end or an integer"),
+            ("imagine=far", "trained, end or an integer"),
+            ("rank=best", "success or goal"),
         ] {
             let e = PlanOptions::take(bad, "jepa,...:run").expect_err(bad).to_string();
             assert!(e.contains(bad.split('=').next().expect("key")) && e.contains(says), "{bad}: {e}");
         }
+        let (p, _) = PlanOptions::take("imagine=end", "s").expect("end");
+        assert_eq!(p.imagine, Imagine::End);
+        let (p, _) = PlanOptions::take("imagine=60", "s").expect("frames");
+        assert_eq!(p.imagine, Imagine::Frames(60));
+        // Recorded only when set: the default's result files keep their bytes.
+        assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("imagine").is_none());
+        assert_eq!(serde_json::to_value(&p).expect("json")["imagine"], 60);
         // MPPI has no elites to bound.
         assert!(PlanOptions::take("planner=mppi,samples=5", "s").is_ok());
     }

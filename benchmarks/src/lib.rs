@@ -24,6 +24,7 @@ pub mod adapters;
 pub mod bench;
 pub mod cost_to_go;
 mod error;
+pub mod latent_launch;
 pub mod latent_plan;
 pub mod leaderboard;
 pub mod llm;

@@ -85,6 +85,8 @@ pub struct LaunchView {
     pub radius: [f32; 2],
     /// How long the simulator runs an attempt, s (success is judged at its end).
     pub duration_s: f32,
+    /// Frames an attempt's episode records (frame 0 included).
+    pub frames: usize,
 }
 
 impl LaunchView {
@@ -111,6 +113,7 @@ impl LaunchView {
             target_radius,
             radius: [task.radius.min, task.radius.max],
             duration_s: task.scene.sim.duration_s,
+            frames: task.scene.sim.num_frames() as usize,
         })
     }
 }
@@ -168,6 +171,12 @@ pub trait LaunchPlanner: Send {
     /// with the item. Taken once.
     fn raw_log(&mut self) -> Option<serde_json::Value> {
         None
+    }
+    /// Fit what the planner learns from a dataset's recorded launches before it plays that
+    /// dataset's items: `split` is the readout split (never the scored one). Default:
+    /// nothing to fit.
+    fn fit(&mut self, _ds: &Dataset, _split: &str) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -403,7 +412,7 @@ pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
     (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
 }
 
-fn uniform_radius(rng: &mut ChaCha8Rng, r: [f32; 2]) -> f32 {
+pub(crate) fn uniform_radius(rng: &mut ChaCha8Rng, r: [f32; 2]) -> f32 {
     if r[1] > r[0] { rng.random_range(r[0]..=r[1]) } else { r[0] }
 }
 

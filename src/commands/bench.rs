@@ -43,7 +43,9 @@ pub struct Args {
     ///
     /// plan-launch (PHYRE-like ball placement on the suite's `launch` episodes, judged by the
     /// simulator, AUCCESS over --plan-attempts) is played by the models that plan: oracle,
-    /// chance (uniform placements), greedy, LLMs and process: programs that declare it.
+    /// chance (uniform placements), greedy, LLMs, process: programs that declare it, and
+    /// `jepa:` checkpoints (ranking placements by their imagined outcome, best untried
+    /// first; `jepa,samples=1000,imagine=end:<run>`, see `plan --help`).
     /// plan-push (closed-loop forces on the suite's `push` episodes, re-planning every
     /// --push-hold frames, success = the puck in the goal zone at the end) by oracle, chance,
     /// greedy, process: programs that declare it, and `jepa:` checkpoints (CEM or MPPI in

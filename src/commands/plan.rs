@@ -24,7 +24,12 @@ pub struct Args {
     /// behind the target, away from the goal), or an LLM (`openai:<model>[@<url>]`,
     /// `anthropic:<model>[@<url>]`, `gguf:<path>`, built with `--features llm`) playing
     /// each item as a dialogue: the scene as text, a placement per reply, each outcome
-    /// back. LLM replies are cached as in `bench` ($PHYSWORLD_LLM_CACHE). On push: oracle
+    /// back. LLM replies are cached as in `bench` ($PHYSWORLD_LLM_CACHE). A trained
+    /// checkpoint, `jepa[,OPTION...]:<run dir>` (JEPA or state-mse), imagines `samples=N`
+    /// valid placements (default 400) for `imagine=trained|end|FRAMES` frames (default the
+    /// rollout it was trained on) and tries them best first, the energy the target's
+    /// distance to its representation at rest in the goal zone (`energy=final|sum`);
+    /// placements near a failed one are dropped. On push: oracle
     /// (receding-horizon search with the true simulator), random / chance[:SEED] (uniform
     /// forces), greedy (a PD controller toward the goal), an LLM, one force per reply, or
     /// a trained checkpoint, `jepa[,OPTION...]:<run dir>` (JEPA or state-mse): CEM or MPPI
@@ -40,6 +45,10 @@ pub struct Args {
     /// templates and goal regions).
     #[arg(long, default_value = "test")]
     split: String,
+    /// launch: split whose recorded launches a planner that learns from data fits on before
+    /// playing (a `jepa:` checkpoint's success classifier); never the scored split.
+    #[arg(long, default_value = "readout")]
+    readout_split: String,
     /// Play only the first N items.
     #[arg(long)]
     limit: Option<usize>,
@@ -77,7 +86,7 @@ pub struct Args {
 
 /// The models `plan` plays with.
 const PLANNERS_HELP: &str = "oracle, random, greedy, chance[:SEED], process:<command>, openai:<model>[@<url>], \
-     anthropic:<model>[@<url>], gguf:<path>; on push also jepa[,OPTION...]:<run dir> and bc:<dataset dir>";
+     anthropic:<model>[@<url>], gguf:<path>, jepa[,OPTION...]:<run dir>; on push also bc:<dataset dir>";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.attempts == 0 || args.attempts > MAX_ATTEMPTS {
@@ -175,6 +184,14 @@ fn emit_folds<T: serde::Serialize>(
 fn run_launch(args: &Args, dir: &Path, planner: &mut (dyn plan::LaunchPlanner + 'static)) -> anyhow::Result<LaunchRun> {
     let ds = Dataset::open(dir)?;
     let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, args, "launch")?;
+    if args.readout_split == args.split {
+        bail!(
+            "--readout-split {}: a split other than --split (`{}`): a planner that fits on the scored split would learn its answers",
+            args.readout_split,
+            args.split
+        );
+    }
+    planner.fit(&ds, &args.readout_split)?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
     let mut episodes = Vec::new();

@@ -242,6 +242,11 @@ pub trait Featurizer: Sync {
     fn push_planner(&self, _id: &str) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
         None
     }
+    /// The planner it plays `plan-launch` with, for featurizers with a predictor
+    /// ([`crate::latent_launch`]).
+    fn launch_planner(&self, _id: &str) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        None
+    }
 }
 
 /// The raw observed state (normalised with the dataset's train statistics) as features; its
@@ -521,6 +526,15 @@ impl Featurizer for Jepa {
     /// the same slot count and length go through the model as one batch.
     fn push_planner(&self, id: &str) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
         Some(Box::new(crate::latent_plan::LatentPush::new(
+            id,
+            self.model.clone(),
+            self.cfg.clone(),
+            self.state.normalizer.clone(),
+            self.plan.clone(),
+        )))
+    }
+    fn launch_planner(&self, id: &str) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        Some(Box::new(crate::latent_launch::LatentLaunch::new(
             id,
             self.model.clone(),
             self.cfg.clone(),
@@ -883,6 +897,9 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
     }
     fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
         self.feat.push_planner(&self.id)
+    }
+    fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
+        self.feat.launch_planner(&self.id)
     }
     fn check_scored(&self, ds: &physworld_pipeline::Dataset, split: &str) -> Result<()> {
         self.feat.check_data(ds, split)
