@@ -622,8 +622,8 @@ fn a_trained_checkpoint_ranks_launch_placements_by_its_imagined_success() {
     // recorded launches.
     for (model, extra, says) in [
         (format!("jepa,rank=best:{}", run_dir.display()), vec![], "success or goal"),
-        (spec.clone(), vec!["--readout-split", "test"], "--readout-split test"),
-        (spec.clone(), vec!["--readout-split", "nope"], "nope"),
+        (spec.clone(), vec!["--readout-split", "test"], "--readout-split `test`"),
+        (spec.clone(), vec!["--readout-split", "nope"], "--readout-split `nope`"),
     ] {
         let o = bin().args(["plan", "--model", &model, "--data"]).arg(&ds).args(&extra).output().expect("runs");
         let e = String::from_utf8_lossy(&o.stderr);

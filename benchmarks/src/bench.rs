@@ -427,6 +427,17 @@ pub fn answer(
     let seed = prep.opts.bootstrap_seed;
     let mut out = Answers::default();
     let id = adapter.id().to_string();
+    // The launch planner learns first (a checkpoint's success classifier), so that a
+    // readout split it cannot learn from fails the run before any task is answered.
+    let mut launch_planner = None;
+    if prep.opts.plan_launch
+        && !prep.launch.items.is_empty()
+        && let Some(mut planner) = adapter.launch_planner()
+    {
+        adapter.check_scored(&prep.ds, &prep.opts.split)?;
+        planner.fit(&prep.ds, &prep.opts.readout_split, &prep.opts.split)?;
+        launch_planner = Some(planner);
+    }
     for (&kind, items) in &prep.items {
         if !adapter.supports(kind) {
             out.unsupported.push(kind.as_str().to_string());
@@ -470,12 +481,10 @@ pub fn answer(
     }
     if prep.opts.plan_launch {
         let task = crate::plan::LAUNCH_TASK.to_string();
-        match adapter.launch_planner() {
+        match launch_planner {
             _ if prep.launch.items.is_empty() => out.no_items.push(task),
             None => out.unsupported.push(task),
             Some(mut planner) => {
-                adapter.check_scored(&prep.ds, &prep.opts.split)?;
-                planner.fit(&prep.ds, &prep.opts.readout_split)?;
                 out.launch = Some(play_part(
                     &prep.launch.items,
                     |i| &i.hash,

@@ -333,9 +333,20 @@ impl LaunchPlanner for LatentLaunch {
         self.scene = None;
         self.ranked.clear();
     }
-    fn fit(&mut self, ds: &Dataset, split: &str) -> Result<()> {
+    fn fit(&mut self, ds: &Dataset, split: &str, scored: &str) -> Result<()> {
         if self.opts.rank != Rank::Success {
             return Ok(());
+        }
+        let splits = || ds.info.splits.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+        if split == scored || !ds.info.splits.contains_key(split) {
+            return Err(BenchError::invalid(
+                "--readout-split",
+                split,
+                format!(
+                    "a split of the dataset other than the scored `{scored}` for the success classifier to learn from: {}",
+                    splits()
+                ),
+            ));
         }
         let items = crate::plan::launch_items(ds, split, 1)?;
         let frames = crate::tasks::Frames::load(ds, split)?;
@@ -354,11 +365,12 @@ impl LaunchPlanner for LatentLaunch {
         let successes = y.iter().filter(|&&v| v).count();
         if successes == 0 || successes == y.len() {
             return Err(BenchError::invalid(
-                "readout split",
+                "--readout-split",
                 split,
                 format!(
-                    "a split with recorded `launch` episodes of both outcomes to fit the success classifier on ({} found, {successes} reaching the goal); rank=goal fits nothing",
-                    y.len()
+                    "a split with recorded `launch` episodes of both outcomes to fit the success classifier on ({} found, {successes} reaching the goal; splits: {}); rank=goal fits nothing",
+                    y.len(),
+                    splits()
                 ),
             ));
         }
@@ -378,7 +390,7 @@ impl LaunchPlanner for LatentLaunch {
         }
         if self.ranked.is_empty() {
             return Ok(Proposal::Unusable(format!(
-                "no valid placement in {} uniform draws",
+                "no valid placement with a finite score in {} uniform draws",
                 self.opts.samples * DRAWS_PER_CANDIDATE
             )));
         }

@@ -230,7 +230,14 @@ impl PlanOptions {
             }
         }
         if p.method == Method::Cem && p.elites > p.samples {
-            return Err(bad("elites", &p.elites.to_string(), &format!("at most samples ({})", p.samples)));
+            return Err(bad(
+                "elites",
+                &p.elites.to_string(),
+                &format!(
+                    "at most samples ({}) (the CEM's refit set on plan-push; set elites=K with a small samples)",
+                    p.samples
+                ),
+            ));
         }
         Ok((p, rest.join(",")))
     }

@@ -172,10 +172,10 @@ pub trait LaunchPlanner: Send {
     fn raw_log(&mut self) -> Option<serde_json::Value> {
         None
     }
-    /// Fit what the planner learns from a dataset's recorded launches before it plays that
-    /// dataset's items: `split` is the readout split (never the scored one). Default:
-    /// nothing to fit.
-    fn fit(&mut self, _ds: &Dataset, _split: &str) -> Result<()> {
+    /// Fit what the planner learns from a dataset's recorded launches before it plays the
+    /// items of its split `scored`: `readout` is the split it may learn from, and a planner
+    /// that learns refuses it when it is `scored`. Default: nothing to fit.
+    fn fit(&mut self, _ds: &Dataset, _readout: &str, _scored: &str) -> Result<()> {
         Ok(())
     }
 }

@@ -465,7 +465,7 @@ fn validation_batches(
     norm: &Normalizer,
     dev: &Device,
 ) -> Result<Vec<Batch>> {
-    let mut stream = ds.windows("val", spec, 0);
+    let mut stream = ds.windows("val", WindowSpec { lead_in: false, ..spec }, 0);
     let mut out = Vec::new();
     for _ in 0..cfg.eval_batches {
         let w: Vec<EpisodeFrames> = stream.by_ref().take(cfg.data.batch_size).collect::<std::result::Result<_, _>>()?;

@@ -172,6 +172,11 @@ impl SceneBox {
     }
 }
 
+/// `e`'s identity and scene with no frames.
+fn empty_like(e: &EpisodeFrames) -> EpisodeFrames {
+    e.slice(0, 0)
+}
+
 impl EpisodeFrames {
     /// Frames `start..start + len` of this slice.
     pub fn slice(&self, start: usize, len: usize) -> EpisodeFrames {
@@ -197,15 +202,18 @@ impl EpisodeFrames {
     }
 
     /// A window of `len` frames that starts `k` frames before this slice: its first frame
-    /// repeated `k` times without an action (the scene held still before it is released),
-    /// then its frames `0..len - k`. Needs `k < len <= frames`.
+    /// repeated `k` times, at rest and without an action (the scene held still before it
+    /// is released), then its frames `0..len - k`. Its `start` stays this slice's (the
+    /// window reports the frame the episode part begins at). Needs `k < len <= frames`;
+    /// `k = 0` is the plain slice.
     pub fn lead_in(&self, k: usize, len: usize) -> EpisodeFrames {
-        let mut first = self.slice(0, 1);
-        first.action = vec![0.0; 3];
-        first.has_action = vec![false];
-        let mut out = first.clone();
-        for _ in 1..k {
-            out.append(&first);
+        let mut held = self.slice(0, 1);
+        held.linvel.iter_mut().chain(held.angvel.iter_mut()).for_each(|v| *v = 0.0);
+        held.action = vec![0.0; 3];
+        held.has_action = vec![false];
+        let mut out = empty_like(&held);
+        for _ in 0..k {
+            out.append(&held);
         }
         out.append(&self.slice(0, len - k));
         out
@@ -640,10 +648,11 @@ pub struct WindowSpec {
     pub shuffle_buffer: usize,
     /// Windows prefetched ahead of the consumer.
     pub prefetch: usize,
-    /// Also emit windows that start before each episode: its first frame held for
+    /// Also emit windows that start before each episode: its first frame held still for
     /// `context - 1`, `context - 1 - stride`, ... frames ([`EpisodeFrames::lead_in`]), so a
     /// model learns from contexts that show a scene at rest before its release (as
-    /// planners observe a placement). Default false.
+    /// planners observe a placement). Default false. Training reads its validation
+    /// windows without them, so `val_loss` compares across runs.
     pub lead_in: bool,
 }
 

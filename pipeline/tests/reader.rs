@@ -99,6 +99,8 @@ fn windows_are_seeded_complete_and_bounded() {
         }
         assert_eq!(lead.position[4 * s * 3..], full.position[s * 3..5 * s * 3], "then the episode runs");
         assert!(lead.has_action[..3].iter().all(|a| !a), "held frames carry no action");
+        let still = |v: &[f32]| v[..3 * s * 3].iter().all(|x| *x == 0.0);
+        assert!(still(&lead.linvel) && still(&lead.angvel), "held frames are at rest");
     }
     // Dropping a stream early does not hang.
     let mut s = ds.windows("train", spec, 4);

@@ -27,9 +27,10 @@ pub struct Args {
     /// back. LLM replies are cached as in `bench` ($PHYSWORLD_LLM_CACHE). A trained
     /// checkpoint, `jepa[,OPTION...]:<run dir>` (JEPA or state-mse), imagines `samples=N`
     /// valid placements (default 400) for `imagine=trained|end|FRAMES` frames (default the
-    /// rollout it was trained on) and tries them best first, the energy the target's
-    /// distance to its representation at rest in the goal zone (`energy=final|sum`);
-    /// placements near a failed one are dropped. On push: oracle
+    /// rollout it was trained on) and tries them best first: `rank=success` (default) by a
+    /// classifier of success on the imagined futures, fit on --readout-split's recorded
+    /// launches; `rank=goal` by the target's distance to its representation at rest in the
+    /// goal zone (`energy=final|sum`). Placements near a failed one are dropped. On push: oracle
     /// (receding-horizon search with the true simulator), random / chance[:SEED] (uniform
     /// forces), greedy (a PD controller toward the goal), an LLM, one force per reply, or
     /// a trained checkpoint, `jepa[,OPTION...]:<run dir>` (JEPA or state-mse): CEM or MPPI
@@ -184,14 +185,7 @@ fn emit_folds<T: serde::Serialize>(
 fn run_launch(args: &Args, dir: &Path, planner: &mut (dyn plan::LaunchPlanner + 'static)) -> anyhow::Result<LaunchRun> {
     let ds = Dataset::open(dir)?;
     let items = select(plan::launch_items_required(&ds, &args.split, args.attempts)?.items, args, "launch")?;
-    if args.readout_split == args.split {
-        bail!(
-            "--readout-split {}: a split other than --split (`{}`): a planner that fits on the scored split would learn its answers",
-            args.readout_split,
-            args.split
-        );
-    }
-    planner.fit(&ds, &args.readout_split)?;
+    planner.fit(&ds, &args.readout_split, &args.split)?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
     bar.set_style(super::bar_style("{spinner} {bar:30} {pos}/{len} items  {rate}  eta {eta}  {msg}"));
     let mut episodes = Vec::new();
