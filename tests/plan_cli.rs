@@ -464,6 +464,28 @@ fn the_oracle_pushes_most_pucks_into_the_goal_and_random_forces_few() {
     assert!(!o.status.success() && e.contains("--hold 0"), "{e}");
 }
 
+/// A dataset generated from `suite` (TOML text) under `root`, and a run trained on it
+/// with `train` (arguments before `--data`).
+fn trained(root: &Path, suite: &str, train: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let file = root.join("suite.toml");
+    std::fs::write(&file, suite).expect("suite");
+    let ds = root.join("ds");
+    ok(bin().args(["generate", "--suite"]).arg(&file).arg("--out").arg(&ds).output().expect("runs"));
+    let run = root.join("jepa");
+    ok(bin().arg("train").args(train).arg("--data").arg(&ds).arg("--out").arg(&run).output().expect("runs"));
+    (ds, run)
+}
+
+/// The one result file `bench` wrote into `res`.
+fn only_result(res: &Path) -> serde_json::Value {
+    let file = std::fs::read_dir(res)
+        .expect("res")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("result");
+    serde_json::from_slice(&std::fs::read(file).expect("read")).expect("json")
+}
+
 /// The JEPA plans `push` in its own predictions (`benchmarks/src/latent_plan.rs`): trained on
 /// the suite's noisy expert pushes with the rollout loss, its latent CEM leaves the puck far
 /// closer to the goal than random forces, and lands some; its options are recorded and
@@ -471,22 +493,11 @@ fn the_oracle_pushes_most_pucks_into_the_goal_and_random_forces_few() {
 #[test]
 fn a_trained_jepa_plans_pushes_in_latent_space_and_beats_random_forces() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let suite = tmp.path().join("push.toml");
-    std::fs::write(
-        &suite,
+    let (ds, run) = trained(
+        tmp.path(),
         "[suite]\nname = \"push-plan-ci\"\nseed = 5\nsamples_per_file = 512\nmax_objects = 2\n\n[splits]\ntrain = 400\nval = 16\nreadout = 2\ntest = 12\n\n[[family]]\nname = \"push\"\n",
-    )
-    .expect("suite");
-    let ds = tmp.path().join("ds");
-    ok(bin().args(["generate", "--suite"]).arg(&suite).arg("--out").arg(&ds).output().expect("runs"));
-    let run = tmp.path().join("jepa");
-    ok(bin()
-        .args(["train", "--steps", "1500", "--seed", "0", "--rollout-chunks", "2", "--json", "--data"])
-        .arg(&ds)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .expect("runs"));
+        &["--steps", "1500", "--seed", "0", "--rollout-chunks", "2", "--json"],
+    );
     let spec = format!("jepa,samples=32,elites=4,iters=3:{}", run.display());
     let play = |model: &str, extra: &[&str]| -> serde_json::Value {
         let o = ok(bin()
@@ -549,22 +560,11 @@ fn a_trained_jepa_plans_pushes_in_latent_space_and_beats_random_forces() {
 #[test]
 fn a_trained_checkpoint_ranks_launch_placements_by_its_imagined_success() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let suite = tmp.path().join("launch.toml");
-    std::fs::write(
-        &suite,
+    let (ds, run_dir) = trained(
+        tmp.path(),
         "[suite]\nname = \"launch-plan-ci\"\nseed = 11\nsamples_per_file = 512\nmax_objects = 2\n\n[splits]\ntrain = 300\nval = 2\nreadout = 300\ntest = 16\n\n[[family]]\nname = \"launch\"\nparams = { protocol = \"within\" }\n",
-    )
-    .expect("suite");
-    let ds = tmp.path().join("ds");
-    ok(bin().args(["generate", "--suite"]).arg(&suite).arg("--out").arg(&ds).output().expect("runs"));
-    let run_dir = tmp.path().join("jepa");
-    ok(bin()
-        .args(["train", "--steps", "100", "--seed", "0", "--lead-in", "--json", "--data"])
-        .arg(&ds)
-        .arg("--out")
-        .arg(&run_dir)
-        .output()
-        .expect("runs"));
+        &["--steps", "100", "--seed", "0", "--lead-in", "--json"],
+    );
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("config.json")).expect("config")).expect("json");
     assert_eq!(cfg["data"]["lead_in"], true, "--lead-in is recorded");
@@ -610,12 +610,7 @@ fn a_trained_checkpoint_ranks_launch_placements_by_its_imagined_success() {
         .arg(&res)
         .output()
         .expect("runs"));
-    let file = std::fs::read_dir(&res)
-        .expect("res")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .expect("result");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(file).expect("read")).expect("json");
+    let r = only_result(&res);
     assert!(r["tasks"].as_array().expect("tasks").iter().any(|t| t["id"] == "plan-launch"), "{r:#}");
     assert_eq!(r["model"]["config"]["plan"]["samples"], 100, "{r:#}");
     // Refused by name: a bad option, fitting on the scored split, a readout split without
@@ -665,12 +660,7 @@ fn behaviour_cloning_plays_push_from_the_expert_s_forces() {
         .arg(&res)
         .output()
         .expect("runs"));
-    let file = std::fs::read_dir(&res)
-        .expect("res")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .expect("result");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(file).expect("read")).expect("json");
+    let r = only_result(&res);
     assert_eq!(r["model"]["kind"], "bc", "{r:#}");
     assert!(r["model"]["config"]["pairs"].as_u64().expect("pairs") > 100, "{r:#}");
     // No push demonstrations: a clear error.
