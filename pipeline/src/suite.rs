@@ -48,7 +48,16 @@ struct RawSuite {
     hidden_test: Option<RawHidden>,
     #[serde(default)]
     observation: Observability,
+    camera: Option<RawCamera>,
     family: Vec<RawFamily>,
+}
+
+/// The `[camera]` table: camera parameters for every family (a family's own `params` win).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    /// The vertical field of view's range, degrees: each family's `fov_y_deg`.
+    fov_y_deg: Option<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -260,7 +269,20 @@ impl Suite {
                 let value = serde_json::to_value(v).map_err(|e| err(format!("`{}`: {e}", k.get_ref())))?;
                 overrides.insert(k.get_ref().clone(), value);
             }
+            // The suite's `[camera]` table, unless the family sets its own.
+            let camera_fov = raw.camera.as_ref().and_then(|c| c.fov_y_deg.as_ref());
+            let from_camera = camera_fov.is_some() && !overrides.contains_key("fov_y_deg");
+            if let (Some(v), true) = (camera_fov, from_camera) {
+                let value = serde_json::to_value(v.get_ref()).map_err(|e| err(format!("`camera.fov_y_deg`: {e}")))?;
+                overrides.insert("fov_y_deg".into(), value);
+            }
             let family = Family::with_overrides(fname, &overrides).map_err(|e| {
+                if let (Some(v), physworld_sim::SimError::InvalidParam { field, .. }) = (camera_fov, &e)
+                    && from_camera
+                    && field.ends_with(".fov_y_deg")
+                {
+                    return err(format!("`camera.fov_y_deg` ({}): {e}", at(v.span())));
+                }
                 // Point at the parameter's line when the error names one.
                 let line = match &e {
                     physworld_sim::SimError::InvalidParam { field, .. }

@@ -73,3 +73,24 @@ fn what_models_observe_is_a_suite_setting_in_the_hash() {
     let e = err(&format!("{HEAD}[observation]\nmasses = true\n[[family]]\nname = \"drop\"\n"));
     assert!(e.contains("masses") && e.contains("hidden_properties"), "{e}");
 }
+
+/// The `[camera]` table sets every family's `fov_y_deg`; a family's own wins; the hash moves
+/// only when it is set; bad values name `camera.fov_y_deg` and its line.
+#[test]
+fn the_camera_table_sets_every_family_s_field_of_view() {
+    let parse = |extra: &str, families: &str| {
+        Suite::parse(&format!("{HEAD}{extra}{families}"), Path::new("c.toml")).expect("ok")
+    };
+    let two = "[[family]]\nname = \"drop\"\n[[family]]\nname = \"push\"\nparams = { fov_y_deg = [20, 30] }\n";
+    let plain = parse("", two);
+    assert!(plain.families[0].params.get("fov_y_deg").is_none(), "absent unless set");
+    let set = parse("[camera]\nfov_y_deg = [40, 60]\n", two);
+    assert_eq!(set.families[0].params["fov_y_deg"], serde_json::json!([40.0, 60.0]));
+    assert_eq!(set.families[1].params["fov_y_deg"], serde_json::json!([20.0, 30.0]), "the family's own wins");
+    assert_ne!(set.content_hash(), plain.content_hash());
+    assert_eq!(parse("[camera]\n", two).content_hash(), plain.content_hash());
+    let e = err(&format!("{HEAD}[camera]\nfov_y_deg = [40, 400]\n[[family]]\nname = \"drop\"\n"));
+    assert!(e.contains("camera.fov_y_deg") && e.contains("line 11") && e.contains("within [10, 120]"), "{e}");
+    let e = err(&format!("{HEAD}[camera]\nfov = 40\n[[family]]\nname = \"drop\"\n"));
+    assert!(e.contains("fov") && e.contains("fov_y_deg"), "{e}");
+}

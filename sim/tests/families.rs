@@ -252,3 +252,47 @@ fn a_launch_task_replays_its_episode_and_refuses_invalid_placements() {
     }
     assert!(Family::by_name("push").expect("push").launch_task(1, Split::Train).expect("no error").is_none());
 }
+
+/// `fov_y_deg` draws each sample's field of view from its range on a stream of its own:
+/// the camera's angle changes (within the range, varying across samples), nothing else in
+/// the scene or its motion does; absent, every family keeps its fixed 50 degrees. Bad
+/// ranges are refused by name.
+#[test]
+fn a_sampled_field_of_view_changes_only_the_camera_s_angle() {
+    for &name in NAMES {
+        let plain = Family::by_name(name).expect("defaults");
+        let wide = Family::with_overrides(name, &Map::from_iter([("fov_y_deg".into(), json!([30.0, 70.0]))]))
+            .expect("a fov range");
+        let mut fovs = Vec::new();
+        for index in 0..4 {
+            let a = generate(&plain, 3, Split::Train, index).expect("generates").episodes;
+            let b = generate(&wide, 3, Split::Train, index).expect("generates").episodes;
+            // VoE samples retry until the hidden object is hidden from the camera: another
+            // angle may take another attempt, so another scene; compare only like attempts.
+            if a[0].attempt != b[0].attempt {
+                continue;
+            }
+            for (a, b) in a.iter().zip(&b) {
+                assert_eq!(a.camera.fov_y_deg, 50.0, "{name}");
+                assert!((30.0..=70.0).contains(&b.camera.fov_y_deg), "{name}: {}", b.camera.fov_y_deg);
+                assert_eq!((a.camera.position, a.camera.look_at), (b.camera.position, b.camera.look_at), "{name}");
+                assert_eq!((&a.objects, &a.statics, &a.actions), (&b.objects, &b.statics, &b.actions), "{name}");
+                let at = |e: &Episode| -> Vec<[f32; 3]> {
+                    e.frames.iter().flat_map(|f| f.objects.iter().map(|o| o.position)).collect()
+                };
+                assert_eq!(at(a), at(b), "{name}: the camera does not change the motion");
+            }
+            fovs.push(b[0].camera.fov_y_deg);
+        }
+        assert!(!fovs.is_empty(), "{name}: every sample took another attempt");
+        assert!(fovs.windows(2).all(|w| w[0] != w[1]) || fovs.len() == 1, "{name}: {fovs:?}");
+    }
+    for (bad, says) in
+        [(json!([5.0, 60.0]), "within [10, 120]"), (json!([60.0, 40.0]), "min <= max"), (json!("wide"), "right type")]
+    {
+        let e = Family::with_overrides("push", &Map::from_iter([("fov_y_deg".into(), bad.clone())]))
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("push.fov_y_deg") && e.contains(says), "{bad}: {e}");
+    }
+}

@@ -1,6 +1,7 @@
 //! `physworld scenarios`.
 
 use physworld_sim::Family;
+use physworld_sim::families::COMMON_PARAMS;
 
 /// Arguments of `scenarios`.
 #[derive(clap::Args)]
@@ -29,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "description": info.description,
                     "heldout": info.heldout,
                     "labels": info.labels,
-                    "params": info.params.iter().map(|(k, doc)| serde_json::json!({
+                    "params": info.params.iter().chain(COMMON_PARAMS).map(|(k, doc)| serde_json::json!({
                         "name": k, "doc": doc, "default": defaults.get(*k),
                     })).collect::<Vec<_>>(),
                 })
@@ -45,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if detailed {
             let defaults = as_f32(f.params_json());
             println!("\n  parameters (override with `simulate --set NAME=VALUE`; ranges are [min, max]):");
-            for (k, doc) in info.params {
+            for (k, doc) in info.params.iter().chain(COMMON_PARAMS) {
                 let d = defaults.get(*k).map(|v| v.to_string()).unwrap_or_default();
                 println!("    {k:<26} {d:<16} {doc}");
             }

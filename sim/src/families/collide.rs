@@ -32,6 +32,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[0.6, 1.2]` m.
     pub distance: Range,
     /// Default `[1.0, 3.0]` m/s.
@@ -55,6 +61,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             distance: Range::new(0.6, 1.2),
             speed: Range::new(1.0, 3.0),
             aim_error: Range::new(0.0, 15.0),
@@ -70,6 +77,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("collide", self.fov_y_deg)?;
         self.distance.validate("collide.distance", 0.2, 5.0)?;
         self.speed.validate("collide.speed", 0.0, 15.0)?;
         self.aim_error.validate("collide.aim_error", 0.0, 90.0)?;
@@ -145,6 +153,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
         scene.objects.push(o);
     }
     scene.camera = common::camera(&mut s, [start[0] * 0.5, 0.1, start[2] * 0.5], 0.7, (2.2, 3.2), (0.8, 1.6));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Object(1) });
     Ok(single(common::run(&scene, &[])?))
 }

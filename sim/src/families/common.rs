@@ -1,5 +1,6 @@
 //! Pieces shared by the families: floor, colours, shapes, cameras, episode wrapping.
 
+use super::Range;
 use crate::episode::Episode;
 use crate::error::{Rejection, Result};
 use crate::math::{Vec3, add, quat_axis_angle, scale};
@@ -78,6 +79,27 @@ pub fn camera(s: &mut Sampler, target: Vec3, az_jitter: f32, dist: (f32, f32), h
     let d = s.uniform(dist.0, dist.1);
     let h = s.uniform(height.0, height.1);
     camera_at(target, az, d, h)
+}
+
+/// Field-of-view bounds a suite may sample from, degrees.
+pub const FOV_RANGE: (f32, f32) = (10.0, 120.0);
+
+/// Draw `camera`'s vertical field of view from `fov` (degrees) on a stream of its own
+/// (seeded by `s`'s next value, which `s` still draws next), so the rest of the scene is
+/// drawn as without it; `None` keeps the camera's, so a suite without it keeps its bytes.
+pub fn sample_fov(s: &Sampler, camera: &mut Camera, fov: Option<Range>) {
+    if let Some(r) = fov {
+        let mut own = Sampler::new(s.clone().next_u64() ^ 0x464F_565F_4445_4721);
+        camera.fov_y_deg = own.range(r);
+    }
+}
+
+/// Check family `family`'s `fov_y_deg` range.
+pub fn validate_fov(family: &str, fov: Option<Range>) -> Result<()> {
+    match fov {
+        Some(r) => r.validate(&format!("{family}.fov_y_deg"), FOV_RANGE.0, FOV_RANGE.1),
+        None => Ok(()),
+    }
 }
 
 /// Whether two bounding spheres overlap (with `margin`).

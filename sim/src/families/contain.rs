@@ -33,6 +33,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[0.12, 0.2]` m.
     pub inner_half_width: Range,
     /// Default `[0.22, 0.28]` m.
@@ -58,6 +64,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             inner_half_width: Range::new(0.12, 0.2),
             heldout_inner_half_width: Range::new(0.22, 0.28),
             wall_height: Range::new(0.08, 0.16),
@@ -74,6 +81,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("contain", self.fov_y_deg)?;
         self.inner_half_width.validate("contain.inner_half_width", 0.05, 2.0)?;
         self.heldout_inner_half_width.validate("contain.heldout_inner_half_width", 0.05, 2.0)?;
         self.wall_height.validate("contain.wall_height", 0.02, 1.0)?;
@@ -128,6 +136,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     agent.restitution = restitution;
     scene.objects.push(agent);
     scene.camera = common::camera(&mut s, [0.0, 0.2, 0.0], 0.8, (1.8, 2.6), (0.9, 1.6));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Zone(0) });
     Ok(single(common::run(&scene, &[])?))
 }

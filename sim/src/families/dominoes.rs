@@ -35,6 +35,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Dominoes. Default `[4, 8]`.
     pub count: IntRange,
     /// Half height (train). Default `[0.08, 0.11]` m.
@@ -62,6 +68,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             count: IntRange::new(4, 8),
             half_height: Range::new(0.08, 0.11),
             heldout_half_height: Range::new(0.12, 0.14),
@@ -79,6 +86,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("dominoes", self.fov_y_deg)?;
         self.count.validate("dominoes.count", 2, 40)?;
         self.half_height.validate("dominoes.half_height", 0.02, 0.5)?;
         self.heldout_half_height.validate("dominoes.heldout_half_height", 0.02, 0.5)?;
@@ -152,6 +160,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     scene.objects.push(target);
     let mid = (start + tx) * 0.5;
     scene.camera = common::camera(&mut s, [mid * dir[0], 0.15, mid * dir[2]], 0.5, (2.0, 3.0), (0.6, 1.4));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: n - 1, patient: ContactTarget::Object(n) });
     Ok(single(common::run(&scene, &[])?))
 }

@@ -34,6 +34,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Total objects including the patient. Default `[3, 5]`.
     pub count: IntRange,
     /// Agent release height (train). Default `[0.4, 1.5]` m.
@@ -61,6 +67,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             count: IntRange::new(3, 5),
             height: Range::new(0.4, 1.5),
             heldout_height: Range::new(1.5, 2.0),
@@ -78,6 +85,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("drop", self.fov_y_deg)?;
         self.count.validate("drop.count", 2, 16)?;
         self.height.validate("drop.height", 0.3, 10.0)?;
         self.heldout_height.validate("drop.heldout_height", 0.3, 10.0)?;
@@ -157,6 +165,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     }
     scene.objects = objects;
     scene.camera = common::camera(&mut s, [0.0, 0.4, 0.0], 0.6, (2.5, 3.5), (0.8, 1.8));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Object(1) });
     Ok(single(common::run(&scene, &[])?))
 }

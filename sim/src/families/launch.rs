@@ -79,6 +79,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[6, 7]`.
     pub heldout_templates: Vec<u32>,
     /// Default `[0.05, 0.15]` m.
@@ -106,6 +112,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             heldout_templates: vec![6, 7],
             action_radius: Range::new(0.05, 0.15),
             target_radius: Range::new(0.05, 0.08),
@@ -120,6 +127,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("launch", self.fov_y_deg)?;
         for (i, &t) in self.heldout_templates.iter().enumerate() {
             if t >= TEMPLATES {
                 return Err(SimError::invalid(
@@ -335,6 +343,7 @@ fn task(p: &Params, s: &mut Sampler, split: Split) -> Result<(LaunchTask, f32, f
     target.friction = 0.3;
     scene.objects = vec![target];
     scene.camera = common::camera_at([0.0, 0.4, 0.0], 0.0, 2.8, 0.3);
+    common::sample_fov(s, &mut scene.camera, p.fov_y_deg);
     Ok((LaunchTask { scene, template, radius: p.action_radius }, tx, tr, hp))
 }
 

@@ -34,6 +34,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[2, 4]`.
     pub links: IntRange,
     /// Default `[5, 6]`.
@@ -55,6 +61,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             links: IntRange::new(2, 4),
             heldout_links: IntRange::new(5, 6),
             link_half_length: Range::new(0.05, 0.08),
@@ -69,6 +76,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("link", self.fov_y_deg)?;
         self.links.validate("link.links", 1, 12)?;
         self.heldout_links.validate("link.heldout_links", 1, 12)?;
         self.link_half_length.validate("link.link_half_length", 0.02, 0.5)?;
@@ -125,6 +133,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     target.color = PATIENT_YELLOW;
     scene.objects.push(target);
     scene.camera = common::camera(&mut s, [0.0, anchor[1] * 0.5, 0.0], 0.5, (2.0, 2.8), (0.3, 1.0));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: n - 1, patient: ContactTarget::Object(n) });
     Ok(single(common::run(&scene, &[])?))
 }

@@ -36,6 +36,13 @@ pub use launch::{Attempt, FOLD_TEMPLATES, LaunchTask, Protocol, SOLVER_TRIES, so
 pub use push::{PushTask, REST_SPEED};
 pub use range::{IntRange, Range};
 
+/// `(parameter, meaning and units)` of the parameters every family takes besides its own
+/// ([`FamilyInfo::params`]).
+pub const COMMON_PARAMS: &[(&str, &str)] = &[(
+    "fov_y_deg",
+    "camera's vertical field of view drawn per sample, degrees, within [10, 120] (a suite's [camera] table sets every family's); default a fixed 50",
+)];
+
 /// Outcome of drawing a sample: the sample, or why this attempt was rejected.
 pub type Outcome = std::result::Result<Sample, Rejection>;
 

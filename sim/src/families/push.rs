@@ -48,6 +48,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[2.0, 4.0]` N.
     pub max_force: Range,
     /// Default `[0.04, 0.07]` m.
@@ -83,6 +89,7 @@ pub const REST_SPEED: f32 = 0.05;
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             max_force: Range::new(2.0, 4.0),
             puck_radius: Range::new(0.04, 0.07),
             mass: Range::new(0.2, 0.8),
@@ -98,6 +105,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("push", self.fov_y_deg)?;
         self.max_force.validate("push.max_force", 0.0, 100.0)?;
         self.puck_radius.validate("push.puck_radius", 0.01, 0.3)?;
         self.mass.validate("push.mass", 0.001, 100.0)?;
@@ -260,6 +268,7 @@ fn scene(p: &Params, seed: u64, split: Split) -> Result<Scene> {
     }
     scene.agent = Some(AgentSpec { object: 0, max_force, actions });
     scene.camera = common::camera(&mut s, [0.0, TABLE_TOP, 0.0], 0.6, (2.2, 3.0), (1.0, 1.8));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Zone(0) });
     // Drawn last, and only when walls are asked for, so the draws above are those of a
     // suite without walls.

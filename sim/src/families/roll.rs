@@ -33,6 +33,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[12, 28]` degrees.
     pub angle: Range,
     /// Default `[30, 38]` degrees.
@@ -56,6 +62,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             angle: Range::new(12.0, 28.0),
             heldout_angle: Range::new(30.0, 38.0),
             ramp_half_length: Range::new(0.4, 0.6),
@@ -71,6 +78,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("roll", self.fov_y_deg)?;
         self.angle.validate("roll.angle", 1.0, 60.0)?;
         self.heldout_angle.validate("roll.heldout_angle", 1.0, 60.0)?;
         self.ramp_half_length.validate("roll.ramp_half_length", 0.1, 3.0)?;
@@ -133,6 +141,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     target.color = PATIENT_YELLOW;
     scene.objects = vec![agent, target];
     scene.camera = common::camera(&mut s, [0.2, 0.2, 0.0], 0.6, (2.2, 3.0), (0.6, 1.4));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Object(1) });
     Ok(single(common::run(&scene, &[])?))
 }

@@ -53,6 +53,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[2, 2]`.
     pub boxes: IntRange,
     /// Default 30 N/m.
@@ -82,6 +88,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             boxes: IntRange::new(2, 2),
             stiffness: 30.0,
             offset: Range::new(0.25, 0.6),
@@ -105,6 +112,7 @@ const REFERENCE_FRICTION: f32 = 0.5;
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("spring", self.fov_y_deg)?;
         self.boxes.validate("spring.boxes", 1, 4)?;
         let one = |field: &str, v: f32, lo: f32, hi: f32| Range::new(v, v).validate(field, lo, hi);
         one("spring.stiffness", self.stiffness, 0.1, 10_000.0)?;
@@ -164,6 +172,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     }
     let first = scene.objects[0].position;
     scene.camera = common::camera(&mut s, [first[0] * 0.5, 0.1, first[2] * 0.5], 0.7, (2.0, 3.0), (0.8, 1.6));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: 0, patient: ContactTarget::Object(1) });
     Ok(single(common::run(&scene, &[])?))
 }

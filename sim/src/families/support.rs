@@ -32,6 +32,12 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[2, 5]`.
     pub levels: IntRange,
     /// Default `[0.06, 0.1]` m.
@@ -53,6 +59,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             levels: IntRange::new(2, 5),
             half_width: Range::new(0.06, 0.1),
             half_height: Range::new(0.04, 0.08),
@@ -67,6 +74,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("support", self.fov_y_deg)?;
         self.levels.validate("support.levels", 2, 12)?;
         self.half_width.validate("support.half_width", 0.02, 0.5)?;
         self.half_height.validate("support.half_height", 0.01, 0.5)?;
@@ -126,6 +134,7 @@ pub(crate) fn sample(p: &Params, seed: u64, split: Split) -> Result<Outcome> {
     target.friction = friction;
     scene.objects.push(target);
     scene.camera = common::camera(&mut s, [0.0, y * 0.4, 0.0], 0.8, (1.8, 2.8), (0.5, 1.5));
+    common::sample_fov(&s, &mut scene.camera, p.fov_y_deg);
     scene.contact_query = Some(ContactQuery { agent: levels - 1, patient: ContactTarget::Object(levels) });
     let mut ep = match common::run(&scene, &[])? {
         Ok(e) => e,

@@ -83,6 +83,12 @@ pub(crate) fn info(kind: ViolationKind) -> FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
+    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
+    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
+    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
+    /// for every family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fov_y_deg: Option<Range>,
     /// Default `[0.5, 0.9]` m/s.
     pub speed: Range,
     /// Default `[0.95, 1.2]` m/s.
@@ -106,6 +112,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            fov_y_deg: None,
             speed: Range::new(0.5, 0.9),
             heldout_speed: Range::new(0.95, 1.2),
             size: Range::new(0.06, 0.1),
@@ -121,6 +128,7 @@ impl Default for Params {
 
 impl Params {
     pub(crate) fn validate(&self) -> Result<()> {
+        common::validate_fov("voe", self.fov_y_deg)?;
         self.speed.validate("voe.speed", 0.05, 5.0)?;
         self.heldout_speed.validate("voe.heldout_speed", 0.05, 5.0)?;
         self.size.validate("voe.size", 0.02, 0.2)?;
@@ -189,6 +197,7 @@ fn layout(s: &mut Sampler, p: &Params, split: Split, occluder: bool) -> Layout {
         scene.statics.push(panel);
     }
     scene.camera = common::camera(s, [x_mid * 0.5, 0.25, 0.0], 0.15, (3.0, 3.8), (0.4, 0.8));
+    common::sample_fov(s, &mut scene.camera, p.fov_y_deg);
     Layout { scene, x_mid, size, speed, occluder_half_width: w }
 }
 
