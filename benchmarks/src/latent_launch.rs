@@ -268,14 +268,7 @@ fn distance(a: &Placement, b: &Placement) -> f32 {
 pub fn view_scene(view: &LaunchView) -> Scene {
     let mut scene = Scene::new(SimConfig::default());
     for (k, b) in view.statics.iter().enumerate() {
-        let role = match b.kind {
-            0 => StaticRole::Floor,
-            1 => StaticRole::Wall,
-            2 => StaticRole::Ramp,
-            3 => StaticRole::Container,
-            4 => StaticRole::Table,
-            _ => StaticRole::Occluder,
-        };
+        let role = b.role().unwrap_or(StaticRole::Occluder);
         let mut s = StaticSpec::new(format!("static{k}"), role, b.half_extents, b.position);
         s.rotation = b.rotation;
         scene.statics.push(s);

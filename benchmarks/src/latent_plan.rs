@@ -410,23 +410,16 @@ pub(crate) fn model_err(e: candle_core::Error) -> BenchError {
 }
 
 /// The last `context` frames of `obs`; early in an episode, fewer frames exist and the
-/// first is repeated before them, without a force (the puck rests on the table until the
-/// first push): the model was trained on full contexts only, and its predictions from a
-/// shorter one are far off (measured: positions metres away from the table).
+/// first is held still before them, at rest and without a force (the puck rests on the
+/// table until the first push; [`EpisodeFrames::lead_in`], as `train --lead-in` trains
+/// on): the model was trained on full contexts only, and its predictions from a shorter
+/// one are far off (measured: positions metres away from the table).
 pub(crate) fn context_frames(obs: &EpisodeFrames, context: usize) -> EpisodeFrames {
     let context = context.max(1);
     if obs.frames >= context {
         return obs.slice(obs.frames - context, context);
     }
-    let mut first = obs.slice(0, 1);
-    first.action = vec![0.0; 3];
-    first.has_action = vec![false];
-    let mut out = first.clone();
-    for _ in 1..context - obs.frames {
-        out.append(&first);
-    }
-    out.append(obs);
-    out
+    obs.lead_in(context - obs.frames, context)
 }
 
 /// The goal frame: the present frame (its last) with the puck (slot 0) at `goal`, not
@@ -571,11 +564,13 @@ mod tests {
         let obs = frames(3);
         let c = context_frames(&obs, 8);
         assert_eq!(c.frames, 8);
-        // Five copies of frame 0 (no force), then the three observed frames as they are.
+        // Five copies of frame 0 (at rest, no force), then the three observed frames as they are.
         for f in 0..5 {
             assert_eq!(&c.position[f * 3..f * 3 + 3], &obs.position[..3]);
+            assert_eq!(&c.linvel[f * 3..f * 3 + 3], &[0.0; 3]);
             assert!(!c.has_action[f] && c.action[f * 3..f * 3 + 3] == [0.0; 3]);
         }
+        assert_eq!(&c.linvel[15..], &obs.linvel[..]);
         assert_eq!(&c.position[15..], &obs.position[..]);
         assert_eq!(&c.has_action[5..], &obs.has_action[..]);
         // Long observations keep their last frames.

@@ -146,19 +146,22 @@ pub struct SceneBox {
     pub half_extents: [f32; 3],
 }
 
+/// The static roles in [`SceneBox::kind`]'s order.
+const ROLES: [physworld_sim::StaticRole; 6] = {
+    use physworld_sim::StaticRole::*;
+    [Floor, Wall, Ramp, Container, Table, Occluder]
+};
+
 impl SceneBox {
     /// A static body.
     pub fn of_static(s: &physworld_sim::StaticSpec) -> SceneBox {
-        use physworld_sim::StaticRole;
-        let kind = match s.role {
-            StaticRole::Floor => 0,
-            StaticRole::Wall => 1,
-            StaticRole::Ramp => 2,
-            StaticRole::Container => 3,
-            StaticRole::Table => 4,
-            StaticRole::Occluder => 5,
-        };
+        let kind = ROLES.iter().position(|r| *r == s.role).unwrap_or(ROLES.len() - 1) as u8;
         SceneBox { kind, position: s.position, rotation: s.rotation, half_extents: s.half_extents }
+    }
+
+    /// The static body's role; `None` for a goal zone.
+    pub fn role(&self) -> Option<physworld_sim::StaticRole> {
+        ROLES.get(usize::from(self.kind)).copied()
     }
 
     /// A goal zone (axis-aligned).
@@ -204,8 +207,8 @@ impl EpisodeFrames {
     /// A window of `len` frames that starts `k` frames before this slice: its first frame
     /// repeated `k` times, at rest and without an action (the scene held still before it
     /// is released), then its frames `0..len - k`. Its `start` stays this slice's (the
-    /// window reports the frame the episode part begins at). Needs `k < len <= frames`;
-    /// `k = 0` is the plain slice.
+    /// window reports the frame the episode part begins at). Needs `k < len` and
+    /// `len - k <= frames`; `k = 0` is the plain slice.
     pub fn lead_in(&self, k: usize, len: usize) -> EpisodeFrames {
         let mut held = self.slice(0, 1);
         held.linvel.iter_mut().chain(held.angvel.iter_mut()).for_each(|v| *v = 0.0);
@@ -751,5 +754,22 @@ impl Drop for WindowStream {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SceneBox;
+    use physworld_sim::{StaticRole, StaticSpec, Zone};
+
+    #[test]
+    fn a_scene_box_keeps_its_static_s_role_and_a_zone_has_none() {
+        use StaticRole::*;
+        for role in [Floor, Wall, Ramp, Container, Table, Occluder] {
+            let b = SceneBox::of_static(&StaticSpec::new("s", role, [1.0; 3], [0.0; 3]));
+            assert_eq!(b.role(), Some(role));
+        }
+        let zone = Zone { name: "goal".into(), center: [0.0; 3], half_extents: [0.1; 3] };
+        assert_eq!((SceneBox::of_zone(&zone).kind, SceneBox::of_zone(&zone).role()), (6, None));
     }
 }
