@@ -13,10 +13,11 @@
 //!   plans in state space with the same backbone.
 //! - **Energy** of a candidate: the mean L1 distance, over the puck's features, between the
 //!   imagined and the goal representation, at the last imagined frame (`energy=final`) or
-//!   summed over the frames that end each action (`energy=sum`), plus a control cost,
-//!   `effort` times the mean squared force as a fraction of the bound (MPPI's quadratic
-//!   action cost): without it, once the puck is at the goal the imagined futures of all
-//!   small forces score alike and the planner shoves the puck about on the model's noise.
+//!   summed over the frames that end each action (`energy=sum`), plus an optional control
+//!   cost, `effort` times the mean squared force as a fraction of the bound (MPPI's
+//!   quadratic action cost): once the puck is at the goal the imagined futures of all small
+//!   forces score alike, and without it the planner may shove the puck about on the
+//!   model's noise.
 //! - **Imagined future**: `horizon` actions, each held for the task's `hold` frames (the
 //!   control rate), then `coast` frames without a force, so the energy judges where the
 //!   puck comes to rest (the goal is at rest) rather than where it is mid-push; all cut at
@@ -155,10 +156,15 @@ pub struct PlanOptions {
     /// `effort=W`: a control cost added to `plan-push`'s energy, `W` times the mean over the
     /// candidate's actions of `(|force| / bound)²`, as in MPPI's and iLQR's quadratic
     /// action cost: where imagined futures hardly differ (the puck at rest at the goal),
-    /// the planner stops pushing rather than acting on noise (measured: without it the
-    /// JEPA brings the puck to the zone and then shoves it about with full forces). Default
-    /// 0.04, chosen on `datasets/push.toml`'s `val` split; `effort=0` turns it off.
+    /// the planner stops pushing rather than acting on noise. Default 0 (recorded only when
+    /// set): the weight is in energy units, whose scale differs between checkpoints, and
+    /// the 0.04 that helped one seed hurt another (BENCHMARKS.md).
+    #[serde(skip_serializing_if = "is_zero")]
     pub effort: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 impl Default for PlanOptions {
@@ -175,7 +181,7 @@ impl Default for PlanOptions {
             std: 0.5,
             imagine: Imagine::Trained,
             rank: Rank::Success,
-            effort: 0.04,
+            effort: 0.0,
         }
     }
 }
@@ -548,6 +554,7 @@ mod tests {
         assert_eq!(p.effort, 0.05);
         assert_eq!(PlanOptions::take("effort=0", "s").expect("zero").0.effort, 0.0);
         assert_eq!(serde_json::to_value(&p).expect("json")["effort"], 0.05f32 as f64);
+        assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("effort").is_none());
     }
 
     #[test]

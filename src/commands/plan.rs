@@ -35,7 +35,7 @@ pub struct Args {
     /// forces), greedy (a PD controller toward the goal), an LLM, one force per reply, or
     /// a trained checkpoint, `jepa[,OPTION...]:<run dir>` (JEPA or state-mse): CEM or MPPI
     /// over force sequences in its own predictions, the energy the distance to the goal
-    /// state's representation plus a control cost (options `planner=cem|mppi`, `samples=N`,
+    /// state's representation plus an optional control cost (options `planner=cem|mppi`, `samples=N`,
     /// `elites=K`, `iters=I`, `horizon=H` actions, `coast=FRAMES`, `energy=final|sum`,
     /// `effort=W`, `temperature=T`, `std=F`; see benchmarks/README.md), or `bc:<dataset dir>`
     /// (behaviour cloning of that dataset's expert forces). On both, `process:<command>`
