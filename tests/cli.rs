@@ -30,6 +30,7 @@ fn scenarios_lists_every_family() {
     assert!(dominoes["params"].as_array().is_some_and(|p| p.iter().any(|x| x["name"] == "count")));
     let o = physworld(&["scenarios", "roll"]);
     assert!(stdout(&o).contains("heldout_angle") && stdout(&o).contains("held out for test"));
+    assert!(stdout(&o).contains("fov_y_deg"), "every family takes the camera's field of view");
 }
 
 #[test]
