@@ -230,8 +230,13 @@ impl PlanOptions {
                 Some(("energy", v)) => return Err(bad("energy", v, "final or sum")),
                 Some(("temperature", v)) => p.temperature = real("temperature", v, 1e6)?,
                 Some(("std", v)) => p.std = real("std", v, 10.0)?,
-                Some(("effort", "0")) => p.effort = 0.0,
-                Some(("effort", v)) => p.effort = real("effort", v, 1e6)?,
+                Some(("effort", v)) => {
+                    p.effort = v
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|x| x.is_finite() && (0.0..=1e6).contains(x))
+                        .ok_or_else(|| bad("effort", v, "a number in [0, 1000000]"))?
+                }
                 Some(("rank", "success")) => p.rank = Rank::Success,
                 Some(("rank", "goal")) => p.rank = Rank::Goal,
                 Some(("rank", v)) => return Err(bad("rank", v, "success or goal")),
@@ -536,7 +541,7 @@ mod tests {
             ("imagine=0", "trained, end or an integer"),
             ("imagine=far", "trained, end or an integer"),
             ("rank=best", "success or goal"),
-            ("effort=-0.1", "(0, 1000000]"),
+            ("effort=-0.1", "[0, 1000000]"),
         ] {
             let e = PlanOptions::take(bad, "jepa,...:run").expect_err(bad).to_string();
             assert!(e.contains(bad.split('=').next().expect("key")) && e.contains(says), "{bad}: {e}");
@@ -553,6 +558,7 @@ mod tests {
         let (p, _) = PlanOptions::take("effort=0.05", "s").expect("effort");
         assert_eq!(p.effort, 0.05);
         assert_eq!(PlanOptions::take("effort=0", "s").expect("zero").0.effort, 0.0);
+        assert_eq!(PlanOptions::take("effort=0.0", "s").expect("zero").0.effort, 0.0);
         assert_eq!(serde_json::to_value(&p).expect("json")["effort"], 0.05f32 as f64);
         assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("effort").is_none());
     }

@@ -155,7 +155,16 @@ const ROLES: [physworld_sim::StaticRole; 6] = {
 impl SceneBox {
     /// A static body.
     pub fn of_static(s: &physworld_sim::StaticSpec) -> SceneBox {
-        let kind = ROLES.iter().position(|r| *r == s.role).unwrap_or(ROLES.len() - 1) as u8;
+        use physworld_sim::StaticRole;
+        // Exhaustive, so a new role must be given a kind (and a place in `ROLES`).
+        let kind = match s.role {
+            StaticRole::Floor => 0,
+            StaticRole::Wall => 1,
+            StaticRole::Ramp => 2,
+            StaticRole::Container => 3,
+            StaticRole::Table => 4,
+            StaticRole::Occluder => 5,
+        };
         SceneBox { kind, position: s.position, rotation: s.rotation, half_extents: s.half_extents }
     }
 

@@ -91,6 +91,11 @@ fn the_camera_table_sets_every_family_s_field_of_view() {
     assert_eq!(parse("[camera]\n", two).content_hash(), plain.content_hash());
     let e = err(&format!("{HEAD}[camera]\nfov_y_deg = [40, 400]\n[[family]]\nname = \"drop\"\n"));
     assert!(e.contains("camera.fov_y_deg") && e.contains("line 11") && e.contains("within [10, 120]"), "{e}");
+    // A bad parameter of the family's own is named, not the camera's.
+    let e = err(&format!(
+        "{HEAD}[camera]\nfov_y_deg = [40, 60]\n[[family]]\nname = \"drop\"\nparams = {{ height = \"x\" }}\n"
+    ));
+    assert!(e.contains("drop.height") && !e.contains("camera.fov_y_deg"), "{e}");
     let e = err(&format!("{HEAD}[camera]\nfov = 40\n[[family]]\nname = \"drop\"\n"));
     assert!(e.contains("fov") && e.contains("fov_y_deg"), "{e}");
 }

@@ -205,6 +205,7 @@ where
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
     };
+    let defaults = base.clone();
     for (k, v) in overrides {
         // Optional parameters are absent from the defaults' serialisation but deserialise
         // (with a wrong value, the type check below names them); unknown ones do not.
@@ -216,7 +217,8 @@ where
             }
         };
         if !base.contains_key(k) && !optional() {
-            let keys: Vec<&str> = base.keys().map(String::as_str).collect();
+            let keys: Vec<&str> =
+                base.keys().map(String::as_str).chain(COMMON_PARAMS.iter().map(|(k, _)| *k)).collect();
             return Err(SimError::UnknownParam {
                 field: format!("{name}.{k}"),
                 value: v.to_string(),
@@ -225,10 +227,11 @@ where
         }
         base.insert(k.clone(), v.clone());
     }
+    // Each value checked alone over the defaults, so the error names the key that is wrong.
     for (k, v) in overrides {
         let mut probe = Map::new();
         probe.insert(k.clone(), v.clone());
-        if let Err(e) = serde_json::from_value::<P>(Value::Object(merge(&base, &probe))) {
+        if let Err(e) = serde_json::from_value::<P>(Value::Object(merge(&defaults, &probe))) {
             return Err(SimError::invalid(format!("{name}.{k}"), v, format!("a value of the right type ({e})")));
         }
     }
