@@ -270,15 +270,14 @@ impl Suite {
                 overrides.insert(k.get_ref().clone(), value);
             }
             // The suite's `[camera]` table, unless the family sets its own.
-            let camera_fov = raw.camera.as_ref().and_then(|c| c.fov_y_deg.as_ref());
-            let from_camera = camera_fov.is_some() && !overrides.contains_key("fov_y_deg");
-            if let (Some(v), true) = (camera_fov, from_camera) {
+            let camera_fov =
+                raw.camera.as_ref().and_then(|c| c.fov_y_deg.as_ref()).filter(|_| !overrides.contains_key("fov_y_deg"));
+            if let Some(v) = camera_fov {
                 let value = serde_json::to_value(v.get_ref()).map_err(|e| err(format!("`camera.fov_y_deg`: {e}")))?;
                 overrides.insert("fov_y_deg".into(), value);
             }
             let family = Family::with_overrides(fname, &overrides).map_err(|e| {
                 if let (Some(v), physworld_sim::SimError::InvalidParam { field, .. }) = (camera_fov, &e)
-                    && from_camera
                     && field.ends_with(".fov_y_deg")
                 {
                     return err(format!("`camera.fov_y_deg` ({}): {e}", at(v.span())));

@@ -84,9 +84,11 @@ pub fn camera(s: &mut Sampler, target: Vec3, az_jitter: f32, dist: (f32, f32), h
 /// Field-of-view bounds a suite may sample from, degrees.
 pub const FOV_RANGE: (f32, f32) = (10.0, 120.0);
 
-/// Draw `camera`'s vertical field of view from `fov` (degrees) on a stream of its own
+/// Draw `camera`'s vertical field of view from `fov` (degrees; every family's `fov_y_deg`
+/// parameter, which a suite's `[camera]` table sets for all) on a stream of its own
 /// (seeded by `s`'s next value, which `s` still draws next), so the rest of the scene is
-/// drawn as without it; `None` keeps the camera's, so a suite without it keeps its bytes.
+/// drawn as without it; `None` keeps the camera's, and the parameter is written out only
+/// when set, so a suite without it keeps its bytes and hashes.
 pub fn sample_fov(s: &Sampler, camera: &mut Camera, fov: Option<Range>) {
     if let Some(r) = fov {
         let mut own = Sampler::new(s.clone().next_u64() ^ 0x464F_565F_4445_4721);

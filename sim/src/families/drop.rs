@@ -34,10 +34,7 @@ pub(crate) const INFO: FamilyInfo = FamilyInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
-    /// The camera's vertical field of view, drawn per sample from `[min, max]` degrees
-    /// (Kubric samples it per scene); absent, the family's fixed 50 degrees (written out only
-    /// when set, so suites without it keep their hashes). A suite's `[camera]` table sets it
-    /// for every family.
+    /// The camera's field of view range, degrees ([`common::sample_fov`]; absent: a fixed 50).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fov_y_deg: Option<Range>,
     /// Total objects including the patient. Default `[3, 5]`.
