@@ -514,9 +514,8 @@ fn a_trained_jepa_plans_pushes_in_latent_space_and_beats_random_forces() {
     eprintln!("jepa: success {} distance {}; random: {} / {}", rate(&jepa), dist(&jepa), rate(&random), dist(&random));
     // Measured on these 12 items: the presets' model (the scene in its predictor), seeds 0,
     // 1 and 2, mean distance to the goal zone's centre 0.148, 0.282 and 0.135 m against
-    // random's 1.61, success 1, 1 and 2 of 12 against random's none (seed 0 with
-    // `effort=0.04`: 5 of 12, 0.240 m); objects only (`--scene none`), seeds 0, 1 and 2:
-    // 0.108, 0.183 and 0.107 m, success 1, 2 and 7 of 12.
+    // random's 1.61, success 1, 1 and 2 of 12 against random's none; objects only
+    // (`--scene none`), seeds 0, 1 and 2: 0.108, 0.183 and 0.107 m, success 1, 2 and 7 of 12.
     assert!(dist(&jepa) < dist(&random) - 1.0, "{jepa:#}");
     assert!(rate(&jepa) > rate(&random), "{jepa:#}");
     for i in jepa["items"].as_array().expect("items") {

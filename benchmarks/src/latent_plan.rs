@@ -13,11 +13,14 @@
 //!   plans in state space with the same backbone.
 //! - **Energy** of a candidate: the mean L1 distance, over the puck's features, between the
 //!   imagined and the goal representation, at the last imagined frame (`energy=final`) or
-//!   summed over the frames that end each action (`energy=sum`), plus an optional control
-//!   cost, `effort` times the mean squared force as a fraction of the bound (MPPI's
-//!   quadratic action cost): once the puck is at the goal the imagined futures of all small
-//!   forces score alike, and without it the planner may shove the puck about on the
-//!   model's noise.
+//!   summed over the frames that end each action (`energy=sum`), read in metres: divided by
+//!   the distance of the goal's representation with the puck at rest 10 cm off the goal
+//!   (the mean over ±x and ±z, measured at every control step) and multiplied by 0.1 m.
+//!   Plus an optional control cost, `effort` metres times the mean squared force as a
+//!   fraction of the bound (MPPI's quadratic action cost): once the puck is at the goal the
+//!   imagined futures of all small forces score alike, and without it the planner may
+//!   shove the puck about on the model's noise. In metres, the weight and MPPI's
+//!   temperature mean the same for every checkpoint; CEM's ranking is unchanged.
 //! - **Imagined future**: `horizon` actions, each held for the task's `hold` frames (the
 //!   control rate), then `coast` frames without a force, so the energy judges where the
 //!   puck comes to rest (the goal is at rest) rather than where it is mid-push; all cut at
@@ -140,7 +143,9 @@ pub struct PlanOptions {
     pub coast: usize,
     /// `energy=final|sum`. Default final.
     pub energy: Energy,
-    /// `temperature=T`: MPPI's, in energy units. Default 0.02.
+    /// `temperature=T`: MPPI's, in metres. Default 0.08 (0.02 in the raw
+    /// representation distance of the first checkpoints measured, whose 10-cm unit was
+    /// about 0.025).
     pub temperature: f32,
     /// `std=F`: the initial standard deviation per force component, as a fraction of the
     /// force bound. Default 0.5.
@@ -153,12 +158,12 @@ pub struct PlanOptions {
     /// only when set).
     #[serde(skip_serializing_if = "Rank::is_success")]
     pub rank: Rank,
-    /// `effort=W`: a control cost added to `plan-push`'s energy, `W` times the mean over the
-    /// candidate's actions of `(|force| / bound)²`, as in MPPI's and iLQR's quadratic
-    /// action cost: where imagined futures hardly differ (the puck at rest at the goal),
-    /// the planner stops pushing rather than acting on noise. Default 0 (recorded only when
-    /// set): the weight is in energy units, whose scale differs between checkpoints, and
-    /// the 0.04 that helped one seed hurt another (BENCHMARKS.md).
+    /// `effort=W`: a control cost added to `plan-push`'s energy, `W` metres times the mean
+    /// over the candidate's actions of `(|force| / bound)²`, as in MPPI's and iLQR's
+    /// quadratic action cost: a force at the bound throughout costs as much as ending `W`
+    /// metres further from the goal, so where imagined futures hardly differ (the puck at
+    /// rest at the goal) the planner stops pushing rather than acting on noise. Default 0
+    /// (recorded only when set).
     #[serde(skip_serializing_if = "is_zero")]
     pub effort: f32,
 }
@@ -177,7 +182,7 @@ impl Default for PlanOptions {
             horizon: 5,
             coast: 30,
             energy: Energy::Final,
-            temperature: 0.02,
+            temperature: 0.08,
             std: 0.5,
             imagine: Imagine::Trained,
             rank: Rank::Success,
@@ -311,30 +316,12 @@ impl LatentPush {
             .model
             .imagine(ctx, &actions, steps, self.cfg.data.context, self.cfg.data.future)
             .map_err(BenchError::from)?; // [N, steps, S, D]
-        let at: Vec<usize> = match self.opts.energy {
-            Energy::Final => vec![steps - 1],
-            Energy::Sum => {
-                let mut at: Vec<usize> = (0..h).map(|k| ((k + 1) * hold).min(steps) - 1).collect();
-                if at.last() != Some(&(steps - 1)) {
-                    at.push(steps - 1);
-                }
-                at
-            }
-        };
-        let idx = Tensor::from_vec(at.iter().map(|&i| i as u32).collect::<Vec<_>>(), at.len(), &Device::Cpu)
-            .map_err(model_err)?;
-        let pred = future.index_select(&idx, 1).map_err(model_err)?; // [N, K, S, D]
-        let goal = goal.index_select(&idx, 1).map_err(model_err)?; // [1, K, S, D]
-        let dist =
-            pred.broadcast_sub(&goal).and_then(|d| d.abs()).and_then(|d| d.mean(D::Minus1)).map_err(model_err)?; // [N, K, S]
-        let count = goal_valid.sum_all().and_then(|x| x.to_scalar::<f32>()).map_err(model_err)?.max(1.0);
-        let e = dist
-            .broadcast_mul(goal_valid)
-            .and_then(|d| d.sum(D::Minus1))
-            .and_then(|d| d.sum(D::Minus1))
-            .and_then(|d| d.to_vec1::<f32>())
-            .map_err(model_err)?;
-        Ok(e.into_iter().zip(cands).map(|(x, c)| x / count + effort_cost(c, st.max, self.opts.effort)).collect())
+        let at = read_at(self.opts.energy, h, hold, steps);
+        let e = masked_distance(&future, &at, goal, goal_valid)?;
+        Ok(e.into_iter()
+            .zip(cands)
+            .map(|(x, c)| x * st.metres_per_unit + effort_cost(c, st.max, self.opts.effort))
+            .collect())
     }
 
     /// The CEM / MPPI search of control step `st`: the best candidate seen.
@@ -404,6 +391,47 @@ struct ControlStep {
     steps: usize,
     /// The force bound.
     max: f32,
+    /// Metres per unit of representation distance: `CALIBRATION_M` over the distance of the
+    /// goal with the puck moved that far.
+    metres_per_unit: f32,
+}
+
+/// The puck's displacement from the goal whose representation distance calibrates the
+/// energy, m.
+const CALIBRATION_M: f32 = 0.1;
+
+/// The imagined frames the energy reads: the last (`energy=final`), or the frames that end
+/// each of `h` actions held `hold` frames and the last (`energy=sum`).
+fn read_at(energy: Energy, h: usize, hold: usize, steps: usize) -> Vec<usize> {
+    match energy {
+        Energy::Final => vec![steps - 1],
+        Energy::Sum => {
+            let mut at: Vec<usize> = (0..h).map(|k| ((k + 1) * hold).min(steps) - 1).collect();
+            if at.last() != Some(&(steps - 1)) {
+                at.push(steps - 1);
+            }
+            at
+        }
+    }
+}
+
+/// Per row of `pred` (`[N, steps, S, D]`): the mean L1 distance to `goal` (`[1, steps, S,
+/// D]`) over the features of the goal's valid slots (`valid`, `[1, S]`), summed over the
+/// frames `at`.
+fn masked_distance(pred: &Tensor, at: &[usize], goal: &Tensor, valid: &Tensor) -> Result<Vec<f32>> {
+    let idx = Tensor::from_vec(at.iter().map(|&i| i as u32).collect::<Vec<_>>(), at.len(), &Device::Cpu)
+        .map_err(model_err)?;
+    let pred = pred.index_select(&idx, 1).map_err(model_err)?; // [N, K, S, D]
+    let goal = goal.index_select(&idx, 1).map_err(model_err)?; // [1, K, S, D]
+    let dist = pred.broadcast_sub(&goal).and_then(|d| d.abs()).and_then(|d| d.mean(D::Minus1)).map_err(model_err)?; // [N, K, S]
+    let count = valid.sum_all().and_then(|x| x.to_scalar::<f32>()).map_err(model_err)?.max(1.0);
+    let e = dist
+        .broadcast_mul(valid)
+        .and_then(|d| d.sum(D::Minus1))
+        .and_then(|d| d.sum(D::Minus1))
+        .and_then(|d| d.to_vec1::<f32>())
+        .map_err(model_err)?;
+    Ok(e.into_iter().map(|x| x / count).collect())
 }
 
 /// The control cost of `cand` under force bound `max`: `w` times the mean over its actions
@@ -481,7 +509,26 @@ impl PushPlanner for LatentPush {
             .map_err(BenchError::from)?;
         let goal = self.model.targets(&goal_batch, c).map_err(BenchError::from)?;
         let goal_valid = goal_batch.valid.narrow(1, 0, 1).and_then(|v| v.squeeze(1)).map_err(model_err)?; // [1, S]
-        let st = ControlStep { ctx, ctx_frames, goal, goal_valid, h, hold, steps, max };
+        // The energy's unit: the distance from the goal's representation of the puck at rest
+        // `CALIBRATION_M` away from the goal, along ±x and ±z.
+        let at = read_at(self.opts.energy, h, hold, steps);
+        let shifted: Vec<EpisodeFrames> = [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]
+            .iter()
+            .map(|d| {
+                let mut g = view.goal_state;
+                g.position[0] += d[0] * CALIBRATION_M;
+                g.position[2] += d[1] * CALIBRATION_M;
+                goal_frames(&ctx_frames, &g, steps)
+            })
+            .collect();
+        let shifted = self
+            .model
+            .targets(&Batch::new(&shifted, &self.norm, &Device::Cpu).map_err(BenchError::from)?, c)
+            .map_err(BenchError::from)?;
+        let unit = masked_distance(&shifted, &at, &goal, &goal_valid)?;
+        let unit = unit.iter().sum::<f32>() / unit.len().max(1) as f32;
+        let metres_per_unit = if unit.is_finite() && unit > 1e-9 { CALIBRATION_M / unit } else { 1.0 };
+        let st = ControlStep { ctx, ctx_frames, goal, goal_valid, h, hold, steps, max, metres_per_unit };
 
         let Some(mut rng) = self.rng.take() else { return Ok(None) };
         let searched = self.search(&mut rng, &st);
@@ -561,6 +608,33 @@ mod tests {
         assert_eq!(PlanOptions::take("effort=0.0", "s").expect("zero").0.effort, 0.0);
         assert_eq!(serde_json::to_value(&p).expect("json")["effort"], 0.05f32 as f64);
         assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("effort").is_none());
+    }
+
+    #[test]
+    fn the_distance_reads_the_chosen_frames_of_the_goal_s_valid_slots_only() {
+        // 2 candidates, 3 frames, 2 slots, 2 features; the goal is all zeros.
+        let pred = Tensor::from_vec(
+            vec![
+                // candidate 0: slot 0 at 1 on every frame; slot 1 far off (invalid).
+                1.0f32, 1.0, 9.0, 9.0, 1.0, 1.0, 9.0, 9.0, 1.0, 1.0, 9.0, 9.0, //
+                // candidate 1: slot 0 at 2 on the last frame only.
+                0.0, 0.0, 9.0, 9.0, 0.0, 0.0, 9.0, 9.0, 2.0, -2.0, 9.0, 9.0,
+            ],
+            (2, 3, 2, 2),
+            &Device::Cpu,
+        )
+        .expect("pred");
+        let goal = Tensor::zeros((1, 3, 2, 2), candle_core::DType::F32, &Device::Cpu).expect("goal");
+        let valid = Tensor::from_vec(vec![1.0f32, 0.0], (1, 2), &Device::Cpu).expect("valid");
+        assert_eq!(masked_distance(&pred, &[2], &goal, &valid).expect("final"), vec![1.0, 2.0]);
+        assert_eq!(masked_distance(&pred, &[0, 2], &goal, &valid).expect("sum"), vec![2.0, 2.0]);
+        // Both slots valid: the far slot counts, averaged over the two.
+        let both = Tensor::ones((1, 2), candle_core::DType::F32, &Device::Cpu).expect("both");
+        assert_eq!(masked_distance(&pred, &[2], &goal, &both).expect("both"), vec![5.0, 5.5]);
+        // Where the energy is read: the last frame, or each action's last frame and the last.
+        assert_eq!(read_at(Energy::Final, 2, 6, 40), vec![39]);
+        assert_eq!(read_at(Energy::Sum, 2, 6, 40), vec![5, 11, 39]);
+        assert_eq!(read_at(Energy::Sum, 2, 6, 12), vec![5, 11]);
     }
 
     #[test]
