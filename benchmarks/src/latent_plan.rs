@@ -20,7 +20,9 @@
 //!   fraction of the bound (MPPI's quadratic action cost): once the puck is at the goal the
 //!   imagined futures of all small forces score alike, and without it the planner may
 //!   shove the puck about on the model's noise. In metres, the weight and MPPI's
-//!   temperature mean the same for every checkpoint; CEM's ranking is unchanged.
+//!   temperature mean the same for every checkpoint; without the control cost, CEM's
+//!   ranking is what it was in raw distance. (`energy=sum` sums both the candidate's and
+//!   the unit's distances over the same frames, so it too reads in metres.)
 //! - **Imagined future**: `horizon` actions, each held for the task's `hold` frames (the
 //!   control rate), then `coast` frames without a force, so the energy judges where the
 //!   puck comes to rest (the goal is at rest) rather than where it is mid-push; all cut at
@@ -527,6 +529,7 @@ impl PushPlanner for LatentPush {
             .map_err(BenchError::from)?;
         let unit = masked_distance(&shifted, &at, &goal, &goal_valid)?;
         let unit = unit.iter().sum::<f32>() / unit.len().max(1) as f32;
+        // A representation blind to a 10-cm move (or a non-finite one): raw distances.
         let metres_per_unit = if unit.is_finite() && unit > 1e-9 { CALIBRATION_M / unit } else { 1.0 };
         let st = ControlStep { ctx, ctx_frames, goal, goal_valid, h, hold, steps, max, metres_per_unit };
 
