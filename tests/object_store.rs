@@ -241,6 +241,29 @@ fn datasets_in_s3_generate_resume_finalize_train_and_bench_like_local_folders() 
         serde_json::from_slice(&moto.run(&["inspect", "--json", "--data", sharded]).stdout).expect("json");
     assert_eq!(r["location"], sharded);
 
+    // Rendered frames stream into the store (a multipart upload per pixels file), and a
+    // resumed run checks them by ranged reads: the local run's bytes.
+    #[cfg(feature = "render")]
+    {
+        let suite = tmp.path().join("pixels.toml");
+        std::fs::write(
+            &suite,
+            "[suite]\nname = \"pixels\"\nseed = 3\nsamples_per_file = 2\n\n[splits]\ntrain = 3\nval = 0\n\
+             readout = 0\ntest = 0\n\n[[family]]\nname = \"drop\"\nparams = { count = [2, 3], duration_s = 1.0 }\n",
+        )
+        .expect("suite");
+        let s = suite.to_str().expect("utf-8");
+        let px = ["--modality", "pixels", "--resolution", "16"];
+        let local_px = tmp.path().join("pixels");
+        ok(bin().args(["generate", "--out"]).arg(&local_px).args(["--suite", s]).args(px).output().expect("runs"));
+        let url = "s3://physworld/pixels";
+        moto.run(&[&["generate", "--out", url, "--suite", s][..], &px[..]].concat());
+        assert_same_as(&moto, url, &local_px, "pixels");
+        let o = moto.run(&[&["generate", "--resume", "--json", "--out", url, "--suite", s][..], &px[..]].concat());
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(report["shards_skipped"], 2, "{report}");
+    }
+
     // Training streams the shards from the store: the same losses as from the local folder.
     let train = |data: &str, out: &Path| -> serde_json::Value {
         let o = moto.run(&["train", "--json", "--steps", "3", "--data", data, "--out", out.to_str().expect("utf-8")]);

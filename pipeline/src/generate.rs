@@ -11,9 +11,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
-use crate::layout::{Layout, ShardId, WorkerShard};
+use crate::layout::{Layout, ShardId, SplitLayout, WorkerShard};
 use crate::parquet_io::{encode, encode_batches};
-use crate::pixels::{PixelOptions, PixelsEntry, pixels_file, render_samples};
+use crate::pixels::{EncodedFrame, PixelOptions, PixelsEntry, PixelsWriter, render_samples};
 use crate::schema::{Placed, episodes_batch, frames_batches, frames_schema};
 use crate::stats::{self, Partials};
 use crate::storage::{Storage, TMP_PREFIX, sha256_hex, tmp_name};
@@ -201,7 +201,33 @@ pub(crate) fn load_manifest(storage: &dyn Storage, shard: &ShardId) -> Result<Op
 /// Verify a finished shard's files against its manifest.
 pub fn verify_shard(storage: &dyn Storage, m: &ShardManifest) -> Result<()> {
     for f in [&m.data, &m.episodes_file].into_iter().chain(m.pixels.as_ref().map(|p| &p.file)) {
-        verified_get(storage, f)?;
+        if !storage.exists(&f.path)? {
+            return Err(missing(f));
+        }
+        // Read in pieces: a pixels file can be a gigabyte.
+        let (bytes, sha256) = storage.digest(&f.path)?;
+        check_entry(f, bytes, &sha256)?;
+    }
+    Ok(())
+}
+
+fn missing(f: &FileEntry) -> PipelineError {
+    PipelineError::Corrupt { path: f.path.clone().into(), reason: "missing (listed in its shard manifest)".into() }
+}
+
+/// A file of `bytes` bytes hashing to `sha256`, against its manifest entry.
+fn check_entry(f: &FileEntry, bytes: u64, sha256: &str) -> Result<()> {
+    if bytes != f.bytes {
+        return Err(PipelineError::Corrupt {
+            path: f.path.clone().into(),
+            reason: format!("{bytes} bytes, manifest says {} (truncated?)", f.bytes),
+        });
+    }
+    if sha256 != f.sha256 {
+        return Err(PipelineError::Corrupt {
+            path: f.path.clone().into(),
+            reason: format!("sha256 {sha256} does not match the manifest's {}: the file is corrupt", f.sha256),
+        });
     }
     Ok(())
 }
@@ -210,25 +236,10 @@ pub fn verify_shard(storage: &dyn Storage, m: &ShardManifest) -> Result<()> {
 /// [`PipelineError::Corrupt`] naming the file.
 pub fn verified_get(storage: &dyn Storage, f: &FileEntry) -> Result<Vec<u8>> {
     if !storage.exists(&f.path)? {
-        return Err(PipelineError::Corrupt {
-            path: f.path.clone().into(),
-            reason: "missing (listed in its shard manifest)".into(),
-        });
+        return Err(missing(f));
     }
     let bytes = storage.get(&f.path)?;
-    if bytes.len() as u64 != f.bytes {
-        return Err(PipelineError::Corrupt {
-            path: f.path.clone().into(),
-            reason: format!("{} bytes, manifest says {} (truncated?)", bytes.len(), f.bytes),
-        });
-    }
-    let h = sha256_hex(&bytes);
-    if h != f.sha256 {
-        return Err(PipelineError::Corrupt {
-            path: f.path.clone().into(),
-            reason: format!("sha256 {h} does not match the manifest's {}: the file is corrupt", f.sha256),
-        });
-    }
+    check_entry(f, bytes.len() as u64, &sha256_hex(&bytes))?;
     Ok(bytes)
 }
 
@@ -433,8 +444,9 @@ fn write_shard(
     let simulated = Instant::now();
     let slots = layout.max_objects as usize;
     // Rendered before the episodes are placed: a sample whose occluded violation shows in
-    // pixels is drawn again from its next attempt.
-    let rendered = match opts.pixels {
+    // pixels is drawn again from its next attempt. Frames stream into a staged pixels file
+    // as each sample is rendered.
+    let pixels = match opts.pixels {
         Some(px) => {
             let redraw = |k: usize, first: u32| -> Result<Sample> {
                 let i = range.start + k as u64;
@@ -448,16 +460,27 @@ fn write_shard(
                 )?)
             };
             let done = |s: &Sample| (opts.progress)(Progress::Sample { rejected: s.rejected.len() as u64 });
-            Some((px, render_samples(&mut samples, &redraw, &done, slots, px)?))
+            let mut writer = PixelsWriter::new(storage.stage(&shard.pixels_path())?, slots)?;
+            let mut emit = |k: usize, s: &Sample, frames: Vec<Vec<EncodedFrame>>| -> Result<()> {
+                for ((episode_index, first_frame), frames) in
+                    episode_keys(layout, split, range.start + k as u64, s).zip(frames)
+                {
+                    for (f, frame) in frames.into_iter().enumerate() {
+                        writer.push([episode_index, f as i64, first_frame + f as i64], frame)?;
+                    }
+                }
+                Ok(())
+            };
+            let renderer = render_samples(&mut samples, &redraw, &done, &mut emit, slots, px)?;
+            Some((px, writer, renderer))
         }
         None => None,
     };
-    let rendered_at = if rendered.is_some() { Instant::now() } else { simulated };
+    let rendered_at = if pixels.is_some() { Instant::now() } else { simulated };
     let mut placed = Vec::new();
     for (k, s) in samples.iter().enumerate() {
         let i = range.start + k as u64;
-        let mut first_frame = split.first_frame + layout.frames_before(i);
-        for (episode_index, e) in (split.first_episode + layout.episodes_before(i)..).zip(&s.episodes) {
+        for ((episode_index, first_frame), e) in episode_keys(layout, split, i, s).zip(&s.episodes) {
             if e.frames.len() as u64 != layout.frames_per_episode(i) {
                 return Err(PipelineError::Layout(format!(
                     "family `{}` recorded {} frames, the layout expects {}",
@@ -468,23 +491,27 @@ fn write_shard(
             }
             placed.push(Placed {
                 episode: e,
-                episode_index: episode_index as i64,
-                first_frame: first_frame as i64,
+                episode_index,
+                first_frame,
                 sample_index: i as i64,
                 split: &split.spec.name,
             });
-            first_frame += e.frames.len() as u64;
         }
     }
     let rows: u64 = placed.iter().map(|p| p.episode.frames.len() as u64).sum();
     let data = encode_batches(frames_schema(slots), frames_batches(&placed, slots), rows as usize, &shard.data_path())?;
     let eps = encode(&episodes_batch(&placed, slots)?, &shard.episodes_path())?;
-    let pixels = match rendered {
-        Some((px, (frames, renderer))) => {
-            let path = shard.pixels_path();
-            let (bytes, rows) = pixels_file(&placed, frames.into_iter().flatten().flatten().collect(), slots, &path)?;
-            let file = FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes), rows };
-            Some((bytes, PixelsEntry { file, resolution: px.resolution, renderer }))
+    let pixels = match pixels {
+        Some((px, writer, renderer)) => {
+            if writer.rows() != rows {
+                return Err(PipelineError::Layout(format!(
+                    "{}: {} rendered frames for {rows} recorded",
+                    shard.pixels_path(),
+                    writer.rows()
+                )));
+            }
+            let (staged, file) = writer.finish()?;
+            Some((staged, PixelsEntry { file, resolution: px.resolution, renderer }))
         }
         None => None,
     };
@@ -520,8 +547,8 @@ fn write_shard(
     };
     storage.put(&shard.data_path(), &data)?;
     storage.put(&shard.episodes_path(), &eps)?;
-    if let Some((bytes, entry)) = &pixels {
-        storage.put(&entry.file.path, bytes)?;
+    if let Some((staged, _)) = pixels {
+        storage.commit(staged)?;
     }
     // Compact JSON: manifests carry histogram partials and a dataset can have thousands.
     let m = serde_json::to_vec(&manifest).map_err(|e| PipelineError::Layout(e.to_string()))?;
@@ -534,6 +561,21 @@ fn write_shard(
         finalize: 0.0,
     };
     Ok((manifest, stages))
+}
+
+/// `(episode_index, first frame's index)` of each episode of sample `i` of `split`, in order.
+fn episode_keys(layout: &Layout, split: &SplitLayout, i: u64, s: &Sample) -> impl Iterator<Item = (i64, i64)> {
+    let first_frame = split.first_frame + layout.frames_before(i);
+    let first_episode = split.first_episode + layout.episodes_before(i);
+    s.episodes
+        .iter()
+        .scan(first_frame, |next, e| {
+            let at = *next;
+            *next += e.frames.len() as u64;
+            Some(at as i64)
+        })
+        .enumerate()
+        .map(move |(j, f)| ((first_episode + j as u64) as i64, f))
 }
 
 /// `Incomplete` unless every shard of the layout has its manifest.

@@ -74,20 +74,16 @@ pub fn encode_batches(
 /// Rows per row group of pixels files: a few MB of PNG each, so readers stream images.
 pub const IMAGE_ROW_GROUP_ROWS: usize = 256;
 
-/// Encode a pixels file ([`crate::pixels`]): uncompressed pages (PNG is compressed already)
-/// in small row groups; otherwise the settings of [`writer_properties`].
-pub fn encode_images(batch: &RecordBatch, name: &str) -> Result<Vec<u8>> {
-    let props = WriterProperties::builder()
+/// Writer settings of pixels files ([`crate::pixels`]): uncompressed pages (PNG is
+/// compressed already) in small row groups; otherwise the settings of [`writer_properties`].
+pub fn image_writer_properties() -> WriterProperties {
+    WriterProperties::builder()
         .set_dictionary_enabled(false)
         .set_compression(Compression::UNCOMPRESSED)
         .set_max_row_group_row_count(Some(IMAGE_ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(format!("physworld-pipeline {} (parquet-rs 60.1)", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut w = ArrowWriter::try_new(output_buffer(batch.get_array_memory_size()), batch.schema(), Some(props))
-        .map_err(pq_err(name))?;
-    w.write(batch).map_err(pq_err(name))?;
-    w.into_inner().map_err(pq_err(name))
+        .build()
 }
 
 /// Decode a whole Parquet file into batches; truncated or corrupt bytes give an error

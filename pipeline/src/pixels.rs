@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
 use crate::generate::FileEntry;
+use crate::storage::Staged;
 
 /// Column of the RGB image.
 pub const IMAGE: &str = "image";
@@ -141,8 +142,9 @@ pub(crate) struct EncodedFrame {
     pose: [f32; 16],
 }
 
-/// The encoded frames of every episode of every sample, in order, and the renderer's id.
-pub(crate) type RenderedSamples = (Vec<Vec<Vec<EncodedFrame>>>, String);
+/// Where [`render_samples`] sends each sample once rendered: its index in the shard, the
+/// sample, and its encoded frames per episode.
+pub(crate) type Emit<'a> = dyn FnMut(usize, &physworld_sim::Sample, Vec<Vec<EncodedFrame>>) -> Result<()> + 'a;
 
 #[cfg(feature = "render")]
 pub(crate) use imp::render_samples;
@@ -153,9 +155,10 @@ pub(crate) fn render_samples(
     _: &mut [physworld_sim::Sample],
     _: &(dyn Fn(usize, u32) -> Result<physworld_sim::Sample> + Sync),
     _: &(dyn Fn(&physworld_sim::Sample) + Sync),
+    _: &mut Emit<'_>,
     _: usize,
     _: PixelOptions,
-) -> Result<RenderedSamples> {
+) -> Result<String> {
     Err(PipelineError::InvalidArgument {
         field: "--modality".into(),
         value: "pixels".into(),
@@ -163,68 +166,116 @@ pub(crate) fn render_samples(
     })
 }
 
-/// The pixels file of a shard: one row per frame of `placed` (whose frames `frames` holds,
-/// flattened in the same order).
-pub(crate) fn pixels_file(
-    placed: &[crate::schema::Placed<'_>],
-    frames: Vec<EncodedFrame>,
+/// A shard's pixels file, written as its frames are rendered: rows are buffered a row group
+/// ([`crate::parquet_io::IMAGE_ROW_GROUP_ROWS`]) at a time and streamed to a
+/// [`Storage::stage`](crate::Storage::stage)d file, hashed on the way, so memory holds one row group of PNGs rather
+/// than the shard's (about 1 GB for 512 samples at 128 px).
+pub(crate) struct PixelsWriter {
+    writer: parquet::arrow::ArrowWriter<Hashing<std::io::BufWriter<std::fs::File>>>,
+    staged: Staged,
+    schema: std::sync::Arc<arrow_schema::Schema>,
     slots: usize,
-    name: &str,
-) -> Result<(Vec<u8>, u64)> {
-    use std::sync::Arc;
+    keys: Vec<[i64; 3]>,
+    pending: Vec<EncodedFrame>,
+    rows: u64,
+}
 
-    use arrow_array::builder::{ArrayBuilder, BinaryBuilder, Int32Builder, Int64Builder};
-    use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, StructArray};
-    use arrow_schema::{DataType, Field, Fields, Schema};
+/// A writer that hashes and counts what passes through it.
+pub(crate) struct Hashing<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl PixelsWriter {
+    /// A pixels file for frames of `slots` object slots, written into `staged`.
+    pub(crate) fn new(mut staged: Staged, slots: usize) -> Result<Self> {
+        use sha2::Digest;
+        let name = staged.target().to_string();
+        let file = staged
+            .take_file()
+            .ok_or_else(|| PipelineError::Layout(format!("{name}: the staged file was already taken")))?;
+        let sink =
+            Hashing { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: sha2::Sha256::new(), bytes: 0 };
+        let schema = std::sync::Arc::new(schema(slots));
+        let writer = parquet::arrow::ArrowWriter::try_new(
+            sink,
+            schema.clone(),
+            Some(crate::parquet_io::image_writer_properties()),
+        )
+        .map_err(|e| PipelineError::Layout(format!("{name}: {e}")))?;
+        Ok(PixelsWriter { writer, staged, schema, slots, keys: Vec::new(), pending: Vec::new(), rows: 0 })
+    }
+
+    /// Append one frame, keyed by its `[episode_index, frame_index, index]`.
+    pub(crate) fn push(&mut self, keys: [i64; 3], frame: EncodedFrame) -> Result<()> {
+        self.keys.push(keys);
+        self.pending.push(frame);
+        self.rows += 1;
+        if self.pending.len() >= crate::parquet_io::IMAGE_ROW_GROUP_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Rows appended so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Write the buffered rows: one row group.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let keys = std::mem::take(&mut self.keys);
+        let frames = std::mem::take(&mut self.pending);
+        let b = batch(self.schema.clone(), &keys, frames, self.slots).map_err(|e| self.err(e))?;
+        self.writer.write(&b).map_err(|e| self.err(e))
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> PipelineError {
+        PipelineError::Layout(format!("{}: {e}", self.staged.target()))
+    }
+
+    /// Finish the file: the staged file, ready for [`Storage::commit`](crate::Storage::commit), and its manifest
+    /// entry.
+    pub(crate) fn finish(mut self) -> Result<(Staged, FileEntry)> {
+        use sha2::Digest;
+        use std::io::Write;
+        self.flush()?;
+        let mut sink =
+            self.writer.into_inner().map_err(|e| PipelineError::Layout(format!("{}: {e}", self.staged.target())))?;
+        let path = self.staged.target().to_string();
+        sink.flush().map_err(crate::error::io_err(&path))?;
+        let file = FileEntry { path, bytes: sink.bytes, sha256: hex::encode(sink.hasher.finalize()), rows: self.rows };
+        Ok((self.staged, file))
+    }
+}
+
+/// The Arrow schema of a pixels file with `slots` object slots, with the Hugging Face
+/// features `datasets` decodes its images by.
+fn schema(slots: usize) -> arrow_schema::Schema {
+    use arrow_schema::{DataType, Field, Schema};
 
     use crate::schema::columns;
 
-    let rows = frames.len();
-    let (mut ep, mut fr, mut ix) = (Int64Builder::new(), Int64Builder::new(), Int64Builder::new());
-    for p in placed {
-        for f in 0..p.episode.frames.len() {
-            ep.append_value(p.episode_index);
-            fr.append_value(f as i64);
-            ix.append_value(p.first_frame + f as i64);
-        }
-    }
-    if ep.len() != rows {
-        return Err(PipelineError::Layout(format!("{name}: {rows} rendered frames for {} recorded", ep.len())));
-    }
-    let mut images: [BinaryBuilder; 3] = [BinaryBuilder::new(), BinaryBuilder::new(), BinaryBuilder::new()];
-    let mut counts = Int32Builder::new();
-    let (mut intrinsics, mut poses) = (Vec::with_capacity(rows * 9), Vec::with_capacity(rows * 16));
-    for f in frames {
-        for (b, png) in images.iter_mut().zip(f.png) {
-            b.append_value(png);
-        }
-        intrinsics.extend_from_slice(&f.intrinsics);
-        poses.extend_from_slice(&f.pose);
-        for s in 0..slots {
-            counts.append_value(f.pixels.get(s).copied().unwrap_or(0));
-        }
-    }
-    let image_fields =
-        Fields::from(vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)]);
-    let image_type = DataType::Struct(image_fields.clone());
-    let image_column = |b: &mut BinaryBuilder| -> ArrayRef {
-        let bytes: ArrayRef = Arc::new(b.finish());
-        let paths: ArrayRef = Arc::new(StringArray::new_null(rows));
-        Arc::new(StructArray::new(image_fields.clone(), vec![bytes, paths], None))
-    };
-    let item = Arc::new(Field::new("item", DataType::Int32, true));
-    let counts: ArrayRef = Arc::new(
-        FixedSizeListArray::try_new(item, slots as i32, Arc::new(counts.finish()), None)
-            .map_err(|e| PipelineError::Layout(e.to_string()))?,
-    );
-    let floats = |values: Vec<f32>, k: i32| -> Result<ArrayRef> {
-        let item = Arc::new(Field::new("item", DataType::Float32, true));
-        Ok(Arc::new(
-            FixedSizeListArray::try_new(item, k, Arc::new(Float32Array::from(values)), None)
-                .map_err(|e| PipelineError::Layout(e.to_string()))?,
-        ))
-    };
-    let (intrinsics, poses) = (floats(intrinsics, 9)?, floats(poses, 16)?);
+    let image_type = DataType::Struct(image_fields());
+    let list = |t: DataType, k: i32| DataType::FixedSizeList(std::sync::Arc::new(Field::new("item", t, true)), k);
     // Hugging Face `datasets` reads this to decode the image columns (its `Features`, in
     // the schema metadata, as `datasets` itself writes Parquet).
     let hf = serde_json::json!({"info": {"features": {
@@ -240,35 +291,77 @@ pub(crate) fn pixels_file(
     }}});
     // Nullable fields, as `datasets` writes them: it applies the metadata's features only
     // to fields equal to their own Arrow form.
-    let schema = Schema::new(vec![
+    Schema::new(vec![
         Field::new(columns::EPISODE_INDEX, DataType::Int64, true),
         Field::new(columns::FRAME_INDEX, DataType::Int64, true),
         Field::new(columns::INDEX, DataType::Int64, true),
         Field::new(IMAGE, image_type.clone(), true),
         Field::new(SEGMENTATION, image_type.clone(), true),
         Field::new(DEPTH, image_type, true),
-        Field::new(OBJECT_PIXELS, counts.data_type().clone(), true),
-        Field::new(CAMERA_INTRINSICS, intrinsics.data_type().clone(), true),
-        Field::new(CAMERA_TO_WORLD, poses.data_type().clone(), true),
+        Field::new(OBJECT_PIXELS, list(DataType::Int32, slots as i32), true),
+        Field::new(CAMERA_INTRINSICS, list(DataType::Float32, 9), true),
+        Field::new(CAMERA_TO_WORLD, list(DataType::Float32, 16), true),
     ])
-    .with_metadata(std::collections::HashMap::from([("huggingface".to_string(), hf.to_string())]));
+    .with_metadata(std::collections::HashMap::from([("huggingface".to_string(), hf.to_string())]))
+}
+
+/// The fields of a Hugging Face `Image`: the file's bytes, and a path (always null here).
+fn image_fields() -> arrow_schema::Fields {
+    use arrow_schema::{DataType, Field, Fields};
+    Fields::from(vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)])
+}
+
+/// One batch of pixels rows: `frames` keyed by `keys` (`[episode_index, frame_index, index]`).
+fn batch(
+    schema: std::sync::Arc<arrow_schema::Schema>,
+    keys: &[[i64; 3]],
+    frames: Vec<EncodedFrame>,
+    slots: usize,
+) -> std::result::Result<arrow_array::RecordBatch, arrow_schema::ArrowError> {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{BinaryBuilder, Int32Builder};
+    use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray, StructArray};
+    use arrow_schema::{DataType, Field};
+
+    let rows = frames.len();
+    let key = |k: usize| -> ArrayRef { Arc::new(Int64Array::from_iter_values(keys.iter().map(|r| r[k]))) };
+    let mut images: [BinaryBuilder; 3] = [BinaryBuilder::new(), BinaryBuilder::new(), BinaryBuilder::new()];
+    let mut counts = Int32Builder::with_capacity(rows * slots);
+    let (mut intrinsics, mut poses) = (Vec::with_capacity(rows * 9), Vec::with_capacity(rows * 16));
+    for f in frames {
+        for (b, png) in images.iter_mut().zip(f.png) {
+            b.append_value(png);
+        }
+        intrinsics.extend_from_slice(&f.intrinsics);
+        poses.extend_from_slice(&f.pose);
+        for s in 0..slots {
+            counts.append_value(f.pixels.get(s).copied().unwrap_or(0));
+        }
+    }
+    let image_column = |b: &mut BinaryBuilder| -> ArrayRef {
+        let bytes: ArrayRef = Arc::new(b.finish());
+        let paths: ArrayRef = Arc::new(StringArray::new_null(rows));
+        Arc::new(StructArray::new(image_fields(), vec![bytes, paths], None))
+    };
+    let list = |values: ArrayRef, t: DataType, k: i32| -> std::result::Result<ArrayRef, arrow_schema::ArrowError> {
+        Ok(Arc::new(FixedSizeListArray::try_new(Arc::new(Field::new("item", t, true)), k, values, None)?))
+    };
     let [rgb, seg, depth] = &mut images;
-    let batch = RecordBatch::try_new(
-        Arc::new(schema),
+    RecordBatch::try_new(
+        schema,
         vec![
-            Arc::new(ep.finish()),
-            Arc::new(fr.finish()),
-            Arc::new(ix.finish()),
+            key(0),
+            key(1),
+            key(2),
             image_column(rgb),
             image_column(seg),
             image_column(depth),
-            counts,
-            intrinsics,
-            poses,
+            list(Arc::new(counts.finish()), DataType::Int32, slots as i32)?,
+            list(Arc::new(Float32Array::from(intrinsics)), DataType::Float32, 9)?,
+            list(Arc::new(Float32Array::from(poses)), DataType::Float32, 16)?,
         ],
     )
-    .map_err(|e| PipelineError::Layout(e.to_string()))?;
-    Ok((crate::parquet_io::encode_images(&batch, name)?, rows as u64))
 }
 
 #[cfg(feature = "render")]
@@ -276,7 +369,7 @@ mod imp {
     use physworld_sim::render::{self, RenderError, RenderedFrame, Renderer, png_bytes};
     use physworld_sim::{Episode, RejectReason, Rejection, Sample};
 
-    use super::{EncodedFrame, PixelOptions, RenderedSamples, VIOLATION_WINDOW};
+    use super::{Emit, EncodedFrame, PixelOptions, VIOLATION_WINDOW};
     use crate::error::{PipelineError, Result};
 
     fn render_err(e: RenderError) -> PipelineError {
@@ -287,16 +380,17 @@ mod imp {
     /// 0.1 s; another only for an episode camera of another aspect ratio). A sample whose
     /// occluded VoE violation shows in pixels is drawn again from its next attempt by
     /// `redraw(k, first_attempt)`, its rejections kept. `done` is called with each sample
-    /// once rendered.
+    /// once rendered, then `emit` with its encoded frames (so a shard's frames are never
+    /// held at once). The renderer's id.
     pub(crate) fn render_samples(
         samples: &mut [Sample],
         redraw: &(dyn Fn(usize, u32) -> Result<Sample> + Sync),
         done: &(dyn Fn(&Sample) + Sync),
+        emit: &mut Emit<'_>,
         slots: usize,
         opts: PixelOptions,
-    ) -> Result<RenderedSamples> {
+    ) -> Result<String> {
         let mut renderer: Option<Renderer> = None;
-        let mut out = Vec::with_capacity(samples.len());
         for (k, sample) in samples.iter_mut().enumerate() {
             loop {
                 let mut episodes = Vec::with_capacity(sample.episodes.len());
@@ -314,7 +408,7 @@ mod imp {
                         .zip(&episodes)
                         .map(|(e, fs)| fs.iter().map(|f| encode(e, f, slots)).collect())
                         .collect::<Result<_>>()?;
-                    out.push(encoded);
+                    emit(k, sample, encoded)?;
                     break;
                 };
                 let next = sample.episodes.first().map_or(0, |e| e.attempt) + 1;
@@ -326,8 +420,7 @@ mod imp {
                 *sample = again;
             }
         }
-        let id = renderer.as_ref().map(|r| r.info().id()).unwrap_or_default();
-        Ok((out, id))
+        Ok(renderer.as_ref().map(|r| r.info().id()).unwrap_or_default())
     }
 
     fn render_episode(renderer: &mut Option<Renderer>, e: &Episode, opts: PixelOptions) -> Result<Vec<RenderedFrame>> {

@@ -32,6 +32,98 @@ pub trait Storage: Send + Sync {
     fn leaves_temporaries(&self) -> bool {
         true
     }
+    /// A new local file in which a large file for `path` is written piece by piece, so that
+    /// it never has to be held in memory whole; [`Storage::commit`] then puts it in place.
+    /// Default: a file of its own in the system's temporary folder, removed when dropped.
+    fn stage(&self, path: &str) -> Result<Staged> {
+        Staged::create(&std::env::temp_dir(), "physworld-staged", path)
+    }
+    /// Put a [`Storage::stage`]d file at its path, as atomically as [`Storage::put`].
+    /// Default: read it back and put it.
+    fn commit(&self, staged: Staged) -> Result<()> {
+        let bytes = fs::read(&staged.file).map_err(io_err(&staged.target))?;
+        self.put(&staged.target, &bytes)
+    }
+    /// Size and SHA-256 (hex) of the file at `path`, read in pieces where the storage can.
+    /// Default: read it whole.
+    fn digest(&self, path: &str) -> Result<(u64, String)> {
+        let bytes = self.get(path)?;
+        Ok((bytes.len() as u64, sha256_hex(&bytes)))
+    }
+}
+
+/// A temporary local file holding a file for a storage's `target` path while it is written
+/// ([`Storage::stage`]); removed when dropped unless committed.
+#[derive(Debug)]
+pub struct Staged {
+    file: PathBuf,
+    target: String,
+    handle: Option<fs::File>,
+}
+
+impl Staged {
+    /// A new file in `dir`, named after `tmp` (a prefix) and the target's file name, created
+    /// exclusively (a name of its own, as [`write_atomic`] gives its temporaries).
+    fn create(dir: &Path, tmp: &str, target: &str) -> Result<Staged> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let name = target.rsplit('/').next().unwrap_or(target);
+        let (file, handle) = create_exclusive(dir, &format!("{tmp}{name}")).map_err(io_err(target))?;
+        Ok(Staged { file, target: target.to_string(), handle: Some(handle) })
+    }
+
+    /// The storage path the file is for.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The local file.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// The open file, to write into (once; later calls give `None`).
+    pub fn take_file(&mut self) -> Option<fs::File> {
+        self.handle.take()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        self.handle = None;
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
+/// A new file `<dir>/<stem>.<pid>-<n>-<nonce>`, created exclusively: a name of its own even
+/// when workers in different containers share a process id.
+fn create_exclusive(dir: &Path, stem: &str) -> std::io::Result<(PathBuf, fs::File)> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    loop {
+        let seq = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let tmp = dir.join(format!("{stem}.{}-{seq}-{nanos:08x}", std::process::id()));
+        match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Size and SHA-256 (hex) of everything `r` yields, read 1 MiB at a time.
+pub fn digest_reader(mut r: impl std::io::Read) -> std::io::Result<(u64, String)> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            return Ok((n, hex::encode(hasher.finalize())));
+        }
+        hasher.update(&buf[..k]);
+        n += k as u64;
+    }
 }
 
 /// A dataset folder on the local file system.
@@ -118,6 +210,42 @@ impl Storage for LocalStorage {
             Err(e) => Err(io_err(p)(e)),
         }
     }
+
+    /// Beside its target, named as [`write_atomic`] names its temporaries, so that
+    /// [`Storage::commit`] is a rename and a killed run's leftover is swept like theirs.
+    fn stage(&self, path: &str) -> Result<Staged> {
+        let target = self.full(path);
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Staged::create(&dir, TMP_PREFIX, path)
+    }
+
+    /// Fsyncs the staged file, renames it over its target and fsyncs the folder.
+    fn commit(&self, mut staged: Staged) -> Result<()> {
+        let target = self.full(&staged.target);
+        let file = match staged.handle.take() {
+            Some(f) => f,
+            None => fs::OpenOptions::new().write(true).open(&staged.file).map_err(io_err(&target))?,
+        };
+        file.sync_all().map_err(io_err(&target))?;
+        drop(file);
+        fs::rename(&staged.file, &target).map_err(io_err(&target))?;
+        if let Some(dir) = target.parent()
+            && let Ok(d) = fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Reads the file 1 MiB at a time.
+    fn digest(&self, path: &str) -> Result<(u64, String)> {
+        let p = self.full(path);
+        let f = fs::File::open(&p).map_err(io_err(&p))?;
+        digest_reader(std::io::BufReader::new(f)).map_err(io_err(p))
+    }
 }
 
 /// Write `bytes` to `target` so that it survives a crash whole or not at all: writes a
@@ -141,17 +269,7 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     // same file (meta/suite.json) at once, possibly as the same process id in different
     // containers, and a shared temporary name would let one rename another's half-written
     // file or find its own gone.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let (tmp, file) = loop {
-        let seq = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let tmp = dir.join(format!("{}.{}-{seq}-{nanos:08x}", tmp_name(&name), std::process::id()));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_err(target)(e)),
-        }
-    };
+    let (tmp, file) = create_exclusive(&dir, &tmp_name(&name)).map_err(io_err(target))?;
     let written = (|| {
         let mut f = file;
         f.write_all(bytes)?;
@@ -378,6 +496,75 @@ mod tests {
         }
         #[cfg(feature = "cloud")]
         assert!(dataset_location("s3:///no-bucket").expect_err("no bucket").contains("no bucket"));
+    }
+
+    /// A storage that keeps the trait's default `stage`, `commit` and `digest`.
+    struct Defaults(LocalStorage);
+
+    impl Storage for Defaults {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
+            self.0.put(path, bytes)
+        }
+        fn get(&self, path: &str) -> Result<Vec<u8>> {
+            self.0.get(path)
+        }
+        fn exists(&self, path: &str) -> Result<bool> {
+            self.0.exists(path)
+        }
+        fn list(&self, dir: &str) -> Result<Vec<String>> {
+            self.0.list(dir)
+        }
+        fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+            self.0.list_dirs(dir)
+        }
+        fn remove(&self, path: &str) -> Result<()> {
+            self.0.remove(path)
+        }
+    }
+
+    #[test]
+    fn staged_files_land_whole_on_commit_and_vanish_when_dropped() {
+        let tmp = std::env::temp_dir().join(format!("physworld-staged-{}", std::process::id()));
+        let local = LocalStorage::new(&tmp);
+        let defaults = Defaults(LocalStorage::new(tmp.join("d")));
+        let stores: [(&dyn Storage, &str); 2] = [(&local, ""), (&defaults, "d/")];
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        for (store, root) in stores {
+            store.put("pixels/a.parquet", b"old").expect("put");
+            let mut staged = store.stage("pixels/a.parquet").expect("stage");
+            assert_eq!(staged.target(), "pixels/a.parquet");
+            let mut f = staged.take_file().expect("the file");
+            assert!(staged.take_file().is_none(), "handed out once");
+            f.write_all(&body[..1_000_000]).expect("write");
+            // Until committed, readers see the old file.
+            assert_eq!(store.get("pixels/a.parquet").expect("get"), b"old");
+            f.write_all(&body[1_000_000..]).expect("write");
+            drop(f);
+            store.commit(staged).expect("commit");
+            assert_eq!(store.get("pixels/a.parquet").expect("get"), body);
+            assert_eq!(store.digest("pixels/a.parquet").expect("digest"), (body.len() as u64, sha256_hex(&body)));
+            // A staged file dropped without commit leaves nothing behind, and no target.
+            let staged = store.stage("pixels/b.parquet").expect("stage");
+            let path = staged.path().to_path_buf();
+            assert!(path.exists());
+            drop(staged);
+            assert!(!path.exists(), "{} left behind", path.display());
+            assert!(!store.exists("pixels/b.parquet").expect("exists"));
+            assert_eq!(store.list("pixels").expect("list"), vec!["a.parquet".to_string()], "{root}");
+        }
+        // Locally, the staged file sits beside its target under the temporaries' prefix
+        // (so a resumed run sweeps a killed one's), and commit is a rename.
+        let staged = local.stage("pixels/c.parquet").expect("stage");
+        assert_eq!(staged.path().parent(), Some(tmp.join("pixels").as_path()));
+        let name = staged.path().file_name().expect("name").to_string_lossy().into_owned();
+        assert!(name.starts_with(&tmp_name("c.parquet")), "{name}");
+        drop(staged);
+        let e = local.digest("pixels/missing.parquet").expect_err("missing").to_string();
+        assert!(e.contains("missing.parquet"), "{e}");
+        let _ = fs::remove_dir_all(&tmp);
     }
 
     #[test]
