@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::{bin, ok, snapshot, tiny_dataset};
 
@@ -210,4 +210,73 @@ fn generate_with_pixels_writes_frames_that_datasets_decodes_and_never_mixes_rend
     let o = generate(&tmp.path().join("d"), &["--modality", "pixels", "--resolution", "4"]);
     assert!(!o.status.success());
     assert!(err(&o).contains("--resolution") && err(&o).contains("16..=256"), "{}", err(&o));
+}
+
+#[test]
+fn a_signal_stops_pixel_generation_between_episodes_and_resume_gives_the_same_bytes() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let suite = tmp.path().join("long.toml");
+    // One shard of 40 samples: minutes of rendering if a signal waited for the shard.
+    std::fs::write(
+        &suite,
+        "[suite]\nname = \"long\"\nseed = 4\nsamples_per_file = 40\n\n[splits]\ntrain = 40\nval = 0\n\
+         readout = 0\ntest = 0\n\n[[family]]\nname = \"drop\"\nparams = { count = [2, 3], duration_s = 1.0 }\n",
+    )
+    .expect("suite");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let args = |out: &Path| {
+        [
+            "generate",
+            "--threads",
+            "1",
+            "--modality",
+            "pixels",
+            "--resolution",
+            "16",
+            "--suite",
+            &s(&suite),
+            "--out",
+            &s(out),
+        ]
+        .map(String::from)
+    };
+    let staged = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d.join("pixels"))
+            .map(|r| r.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    // The uninterrupted run, and how long its rendering took.
+    let whole = tmp.path().join("whole");
+    let o = ok(bin().args(args(&whole)).arg("--json").output().expect("runs"));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let render = Duration::from_secs_f64(report["stage_seconds"]["render"].as_f64().expect("render seconds"));
+
+    let cut = tmp.path().join("cut");
+    let child = bin().args(args(&cut)).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawns");
+    // The pixels file is staged as rendering starts; a few episodes later, the signal.
+    let start = Instant::now();
+    while staged(&cut).is_empty() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(staged(&cut).iter().all(|f| f.starts_with(".tmp-train-00000")), "{:?}", staged(&cut));
+    std::thread::sleep(render / 10);
+    let signalled = Instant::now();
+    let o = Command::new("kill").args(["-TERM", &child.id().to_string()]).output().expect("kill runs");
+    assert!(o.status.success());
+    let o = child.wait_with_output().expect("ends");
+    let stopped_in = signalled.elapsed();
+    let e = err(&o);
+    assert_eq!(o.status.code(), Some(130), "{e}");
+    assert!(e.contains("--resume") && !e.contains("panicked"), "{e}");
+    // Stopped within an episode's rendering, not the rest of the shard's (9/10 of `render`);
+    // no staged file or manifest left.
+    assert!(stopped_in < render / 3, "stopped {stopped_in:?} after the signal; the shard renders in {render:?}");
+    assert_eq!(staged(&cut), Vec::<String>::new());
+    assert!(!cut.join("meta/shards/train-00000-of-00001.json").exists());
+
+    ok(bin().args(args(&cut)).arg("--resume").output().expect("runs"));
+    assert!(snapshot(&cut) == snapshot(&whole), "the resumed pixel dataset differs from an uninterrupted one");
 }

@@ -471,7 +471,13 @@ fn write_shard(
                 }
                 Ok(())
             };
-            let renderer = render_samples(&mut samples, &redraw, &done, &mut emit, slots, px)?;
+            // Rendering takes most of a pixel run: a signal stops it between episodes, and
+            // the staged file goes with the writer.
+            let go_on = || match opts.stop {
+                Some(s) if s.load(Ordering::Relaxed) => Err(PipelineError::Interrupted { dir: storage.location() }),
+                _ => Ok(()),
+            };
+            let renderer = render_samples(&mut samples, &redraw, &done, &go_on, &mut emit, slots, px)?;
             Some((px, writer, renderer))
         }
         None => None,

@@ -155,6 +155,7 @@ pub(crate) fn render_samples(
     _: &mut [physworld_sim::Sample],
     _: &(dyn Fn(usize, u32) -> Result<physworld_sim::Sample> + Sync),
     _: &(dyn Fn(&physworld_sim::Sample) + Sync),
+    _: &dyn Fn() -> Result<()>,
     _: &mut Emit<'_>,
     _: usize,
     _: PixelOptions,
@@ -381,11 +382,13 @@ mod imp {
     /// occluded VoE violation shows in pixels is drawn again from its next attempt by
     /// `redraw(k, first_attempt)`, its rejections kept. `done` is called with each sample
     /// once rendered, then `emit` with its encoded frames (so a shard's frames are never
-    /// held at once). The renderer's id.
+    /// held at once). `go_on` is asked before each episode is drawn: its error (an
+    /// interruption) ends the shard there. The renderer's id.
     pub(crate) fn render_samples(
         samples: &mut [Sample],
         redraw: &(dyn Fn(usize, u32) -> Result<Sample> + Sync),
         done: &(dyn Fn(&Sample) + Sync),
+        go_on: &dyn Fn() -> Result<()>,
         emit: &mut Emit<'_>,
         slots: usize,
         opts: PixelOptions,
@@ -396,6 +399,7 @@ mod imp {
                 let mut episodes = Vec::with_capacity(sample.episodes.len());
                 let mut rejection = None;
                 for e in &sample.episodes {
+                    go_on()?;
                     let frames = render_episode(&mut renderer, e, opts)?;
                     rejection = rejection.or_else(|| shows_violation(e, &frames));
                     episodes.push(frames);
