@@ -294,10 +294,10 @@ impl LatentPush {
     /// Energies of `cands` (`[N][h]` forces `[fx, fz]`, already inside the bound) at control
     /// step `st`.
     fn energies(&self, st: &ControlStep, cands: &[Vec<[f32; 2]>]) -> Result<Vec<f32>> {
-        let ControlStep { ctx, ctx_frames, goal, goal_valid, hold, steps, .. } = st;
+        let ControlStep { ctx, ctx_frames, goal, goal_valid, hold, steps, at, .. } = st;
         let (hold, steps) = (*hold, *steps);
         let c = ctx_frames.frames;
-        let (n, h) = (cands.len(), cands.first().map_or(0, Vec::len));
+        let n = cands.len();
         let mut acts = Vec::with_capacity(n * (c + steps) * ACTION_DIM);
         let s = &self.norm.action_std;
         for cand in cands {
@@ -318,8 +318,7 @@ impl LatentPush {
             .model
             .imagine(ctx, &actions, steps, self.cfg.data.context, self.cfg.data.future)
             .map_err(BenchError::from)?; // [N, steps, S, D]
-        let at = read_at(self.opts.energy, h, hold, steps);
-        let e = masked_distance(&future, &at, goal, goal_valid)?;
+        let e = masked_distance(&future, at, goal, goal_valid)?;
         Ok(e.into_iter()
             .zip(cands)
             .map(|(x, c)| x * st.metres_per_unit + effort_cost(c, st.max, self.opts.effort))
@@ -391,6 +390,8 @@ struct ControlStep {
     hold: usize,
     /// Frames imagined.
     steps: usize,
+    /// The imagined frames the energy reads ([`read_at`]).
+    at: Vec<usize>,
     /// The force bound.
     max: f32,
     /// Metres per unit of representation distance: `CALIBRATION_M` over the distance of the
@@ -531,7 +532,7 @@ impl PushPlanner for LatentPush {
         let unit = unit.iter().sum::<f32>() / unit.len().max(1) as f32;
         // A representation blind to a 10-cm move (or a non-finite one): raw distances.
         let metres_per_unit = if unit.is_finite() && unit > 1e-9 { CALIBRATION_M / unit } else { 1.0 };
-        let st = ControlStep { ctx, ctx_frames, goal, goal_valid, h, hold, steps, max, metres_per_unit };
+        let st = ControlStep { ctx, ctx_frames, goal, goal_valid, h, hold, steps, at, max, metres_per_unit };
 
         let Some(mut rng) = self.rng.take() else { return Ok(None) };
         let searched = self.search(&mut rng, &st);
