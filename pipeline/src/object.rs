@@ -219,7 +219,7 @@ impl Storage for ObjectStorage {
         false
     }
 
-    /// A multipart upload of [`STREAM_CHUNK`]-byte parts read from the staged file, at most
+    /// A multipart upload of 8-MiB parts read from the staged file, at most
     /// 4 in flight: the object appears whole when the upload completes, never in part, and
     /// memory holds a few parts rather than the file. A failed upload is aborted.
     fn commit(&self, staged: Staged) -> Result<()> {
@@ -254,7 +254,7 @@ impl Storage for ObjectStorage {
         })
     }
 
-    /// Ranged reads of [`STREAM_CHUNK`] bytes, hashed as they come.
+    /// Ranged reads of 8 MiB, hashed as they come.
     fn digest(&self, path: &str) -> Result<(u64, String)> {
         use sha2::Digest;
         let key = self.key(path)?;
@@ -275,7 +275,7 @@ impl Storage for ObjectStorage {
 
 /// Part size of streamed uploads and ranged reads (S3 parts are at least 5 MiB, the last
 /// excepted).
-pub const STREAM_CHUNK: usize = 8 << 20;
+const STREAM_CHUNK: usize = 8 << 20;
 
 #[cfg(test)]
 mod tests {
