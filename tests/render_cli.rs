@@ -261,7 +261,8 @@ fn a_signal_stops_pixel_generation_between_episodes_and_resume_gives_the_same_by
     while staged(&cut).is_empty() && start.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(staged(&cut).iter().all(|f| f.starts_with(".tmp-train-00000")), "{:?}", staged(&cut));
+    let seen = staged(&cut);
+    assert!(!seen.is_empty() && seen.iter().all(|f| f.starts_with(".tmp-train-00000")), "{seen:?}");
     std::thread::sleep(render / 10);
     let signalled = Instant::now();
     let o = Command::new("kill").args(["-TERM", &child.id().to_string()]).output().expect("kill runs");
@@ -273,7 +274,7 @@ fn a_signal_stops_pixel_generation_between_episodes_and_resume_gives_the_same_by
     assert!(e.contains("--resume") && !e.contains("panicked"), "{e}");
     // Stopped within an episode's rendering, not the rest of the shard's (9/10 of `render`);
     // no staged file or manifest left.
-    assert!(stopped_in < render / 3, "stopped {stopped_in:?} after the signal; the shard renders in {render:?}");
+    assert!(stopped_in < render / 2, "stopped {stopped_in:?} after the signal; the shard renders in {render:?}");
     assert_eq!(staged(&cut), Vec::<String>::new());
     assert!(!cut.join("meta/shards/train-00000-of-00001.json").exists());
 

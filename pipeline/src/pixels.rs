@@ -48,8 +48,12 @@ pub struct PixelOptions {
 }
 
 impl PixelOptions {
-    /// Options for `resolution`-px frames, refused outside [`RESOLUTION_RANGE`].
+    /// Options for `resolution`-px frames, refused outside [`RESOLUTION_RANGE`], and in a
+    /// build without the `render` feature (before anything is written).
     pub fn new(resolution: u32) -> Result<Self> {
+        if !cfg!(feature = "render") {
+            return Err(no_renderer());
+        }
         if !(RESOLUTION_RANGE.0..=RESOLUTION_RANGE.1).contains(&resolution) {
             return Err(PipelineError::InvalidArgument {
                 field: "--resolution".into(),
@@ -160,11 +164,16 @@ pub(crate) fn render_samples(
     _: usize,
     _: PixelOptions,
 ) -> Result<String> {
-    Err(PipelineError::InvalidArgument {
+    Err(no_renderer())
+}
+
+/// The refusal of `--modality pixels` by a build without the `render` feature.
+fn no_renderer() -> PipelineError {
+    PipelineError::InvalidArgument {
         field: "--modality".into(),
         value: "pixels".into(),
         allowed: "state (this build has no renderer: rebuild with `cargo build --release --features render`)".into(),
-    })
+    }
 }
 
 /// A shard's pixels file, written as its frames are rendered: rows are buffered a row group
