@@ -36,7 +36,7 @@ pub trait Storage: Send + Sync {
     /// it never has to be held in memory whole; [`Storage::commit`] then puts it in place.
     /// Default: a file of its own in the system's temporary folder, removed when dropped.
     fn stage(&self, path: &str) -> Result<Staged> {
-        Staged::create(&std::env::temp_dir(), "physworld-staged", path)
+        Staged::create(&std::env::temp_dir(), "physworld-staged-", path)
     }
     /// Put a [`Storage::stage`]d file at its path, as atomically as [`Storage::put`].
     /// Default: read it back and put it.
