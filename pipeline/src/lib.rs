@@ -50,8 +50,8 @@ pub use schema::{
     frames_batch, frames_batches, frames_schema,
 };
 pub use storage::{
-    LocalStorage, STORE_SCHEMES, Staged, Storage, dataset_location, digest_reader, file_exists, local_path,
-    open_storage, read_file, sha256_hex, store_url, write_atomic, write_file,
+    LocalStorage, STORE_SCHEMES, Staged, Storage, dataset_location, file_exists, local_path, open_storage, read_file,
+    sha256_hex, store_url, write_atomic, write_file,
 };
 pub use suite::{
     DEFAULT_MAX_OBJECTS, DEFAULT_SAMPLES_PER_FILE, Observability, SplitSpec, Suite, SuiteFamily, SuiteMeta,

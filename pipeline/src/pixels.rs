@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{PipelineError, Result};
+use crate::error::{PipelineError, Result, pq_err};
 use crate::generate::FileEntry;
 use crate::storage::Staged;
 
@@ -227,7 +227,7 @@ impl PixelsWriter {
             schema.clone(),
             Some(crate::parquet_io::image_writer_properties()),
         )
-        .map_err(|e| PipelineError::Layout(format!("{name}: {e}")))?;
+        .map_err(pq_err(&name))?;
         Ok(PixelsWriter { writer, staged, schema, slots, keys: Vec::new(), pending: Vec::new(), rows: 0 })
     }
 
@@ -254,12 +254,9 @@ impl PixelsWriter {
         }
         let keys = std::mem::take(&mut self.keys);
         let frames = std::mem::take(&mut self.pending);
-        let b = batch(self.schema.clone(), &keys, frames, self.slots).map_err(|e| self.err(e))?;
-        self.writer.write(&b).map_err(|e| self.err(e))
-    }
-
-    fn err(&self, e: impl std::fmt::Display) -> PipelineError {
-        PipelineError::Layout(format!("{}: {e}", self.staged.target()))
+        let b = batch(self.schema.clone(), &keys, frames, self.slots)
+            .map_err(|e| PipelineError::Layout(format!("{}: {e}", self.staged.target())))?;
+        self.writer.write(&b).map_err(pq_err(self.staged.target()))
     }
 
     /// Finish the file: the staged file, ready for [`Storage::commit`](crate::Storage::commit), and its manifest
@@ -268,8 +265,7 @@ impl PixelsWriter {
         use sha2::Digest;
         use std::io::Write;
         self.flush()?;
-        let mut sink =
-            self.writer.into_inner().map_err(|e| PipelineError::Layout(format!("{}: {e}", self.staged.target())))?;
+        let mut sink = self.writer.into_inner().map_err(pq_err(self.staged.target()))?;
         let path = self.staged.target().to_string();
         sink.flush().map_err(crate::error::io_err(&path))?;
         let file = FileEntry { path, bytes: sink.bytes, sha256: hex::encode(sink.hasher.finalize()), rows: self.rows };

@@ -111,7 +111,7 @@ fn create_exclusive(dir: &Path, stem: &str) -> std::io::Result<(PathBuf, fs::Fil
 }
 
 /// Size and SHA-256 (hex) of everything `r` yields, read 1 MiB at a time.
-pub fn digest_reader(mut r: impl std::io::Read) -> std::io::Result<(u64, String)> {
+fn digest_reader(mut r: impl std::io::Read) -> std::io::Result<(u64, String)> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -214,12 +214,7 @@ impl Storage for LocalStorage {
     /// Beside its target, named as [`write_atomic`] names its temporaries, so that
     /// [`Storage::commit`] is a rename and a killed run's leftover is swept like theirs.
     fn stage(&self, path: &str) -> Result<Staged> {
-        let target = self.full(path);
-        let dir = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        Staged::create(&dir, TMP_PREFIX, path)
+        Staged::create(&folder_of(&self.full(path)), TMP_PREFIX, path)
     }
 
     /// Fsyncs the staged file, renames it over its target and fsyncs the folder.
@@ -229,15 +224,7 @@ impl Storage for LocalStorage {
             Some(f) => f,
             None => fs::OpenOptions::new().write(true).open(&staged.file).map_err(io_err(&target))?,
         };
-        file.sync_all().map_err(io_err(&target))?;
-        drop(file);
-        fs::rename(&staged.file, &target).map_err(io_err(&target))?;
-        if let Some(dir) = target.parent()
-            && let Ok(d) = fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        install(file, &staged.file, &target).map_err(io_err(&target))
     }
 
     /// Reads the file 1 MiB at a time.
@@ -256,10 +243,7 @@ impl Storage for LocalStorage {
 /// The one atomic write of the workspace: datasets, run configs, checkpoints' `latest`,
 /// result files and leaderboards go through it.
 pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = folder_of(target);
     if target.is_dir() {
         return Err(io_err(target)(std::io::Error::other("is a folder, expected a file path")));
     }
@@ -273,14 +257,30 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     let written = (|| {
         let mut f = file;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, target)
+        install(f, &tmp, target)
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(io_err(target)(e));
     }
-    if let Ok(d) = fs::File::open(&dir) {
+    Ok(())
+}
+
+/// The folder a file path is in (`.` for a bare name).
+fn folder_of(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Put the written temporary `tmp` (open as `file`) in place as `target`: fsync it, rename
+/// it over `target`, and fsync the folder (best effort: not every file system allows it).
+fn install(file: fs::File, tmp: &Path, target: &Path) -> std::io::Result<()> {
+    file.sync_all()?;
+    drop(file);
+    fs::rename(tmp, target)?;
+    if let Ok(d) = fs::File::open(folder_of(target)) {
         let _ = d.sync_all();
     }
     Ok(())
