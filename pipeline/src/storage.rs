@@ -34,14 +34,18 @@ pub trait Storage: Send + Sync {
     }
     /// A new local file in which a large file for `path` is written piece by piece, so that
     /// it never has to be held in memory whole; [`Storage::commit`] then puts it in place.
-    /// Default: a file of its own in the system's temporary folder, removed when dropped.
+    /// Default: a file of its own in the system's temporary folder, unlinked as soon as it
+    /// is created (on Unix), so that it goes with the process however that ends, SIGKILL
+    /// included; elsewhere removed when dropped.
     fn stage(&self, path: &str) -> Result<Staged> {
-        Staged::create(&std::env::temp_dir(), "physworld-staged-", path)
+        Staged::anonymous(&std::env::temp_dir(), "physworld-staged-", path)
     }
     /// Put a [`Storage::stage`]d file at its path, as atomically as [`Storage::put`].
     /// Default: read it back and put it.
-    fn commit(&self, staged: Staged) -> Result<()> {
-        let bytes = fs::read(&staged.file).map_err(io_err(&staged.target))?;
+    fn commit(&self, mut staged: Staged) -> Result<()> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        staged.reader().and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io_err(&staged.target))?;
         self.put(&staged.target, &bytes)
     }
     /// Size and SHA-256 (hex) of the file at `path`, read in pieces where the storage can.
@@ -59,6 +63,10 @@ pub struct Staged {
     file: PathBuf,
     target: String,
     handle: Option<fs::File>,
+    /// A second handle to an unlinked file (which has no name left to open it by).
+    reader: Option<fs::File>,
+    /// Whether `file` no longer names it.
+    unlinked: bool,
 }
 
 impl Staged {
@@ -68,7 +76,20 @@ impl Staged {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let name = target.rsplit('/').next().unwrap_or(target);
         let (file, handle) = create_exclusive(dir, &format!("{tmp}{name}")).map_err(io_err(target))?;
-        Ok(Staged { file, target: target.to_string(), handle: Some(handle) })
+        Ok(Staged { file, target: target.to_string(), handle: Some(handle), reader: None, unlinked: false })
+    }
+
+    /// As [`Staged::create`], then (on Unix) unlinked at once and read back through a second
+    /// handle: the operating system frees it when the last handle closes, even if the process
+    /// is killed outright, so nothing is left to sweep.
+    fn anonymous(dir: &Path, tmp: &str, target: &str) -> Result<Staged> {
+        let mut staged = Staged::create(dir, tmp, target)?;
+        if cfg!(unix) {
+            let handle = staged.handle.as_ref().map(fs::File::try_clone).transpose().map_err(io_err(target))?;
+            fs::remove_file(&staged.file).map_err(io_err(target))?;
+            (staged.reader, staged.unlinked) = (handle, true);
+        }
+        Ok(staged)
     }
 
     /// The storage path the file is for.
@@ -76,9 +97,23 @@ impl Staged {
         &self.target
     }
 
-    /// The local file.
-    pub fn path(&self) -> &Path {
-        &self.file
+    /// The local file's path; `None` for one already unlinked (see [`Storage::stage`]).
+    pub fn path(&self) -> Option<&Path> {
+        (!self.unlinked).then_some(self.file.as_path())
+    }
+
+    /// The file, to read back from its start once written (once for an unlinked file).
+    pub fn reader(&mut self) -> std::io::Result<fs::File> {
+        use std::io::Seek;
+        match self.reader.take() {
+            Some(mut f) => {
+                // The handles share one offset: the writer left it at the end.
+                f.seek(std::io::SeekFrom::Start(0))?;
+                Ok(f)
+            }
+            None if self.unlinked => Err(std::io::Error::other("the staged file was already read back")),
+            None => fs::File::open(&self.file),
+        }
     }
 
     /// The open file, to write into (once; later calls give `None`).
@@ -90,7 +125,9 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         self.handle = None;
-        let _ = fs::remove_file(&self.file);
+        if !self.unlinked {
+            let _ = fs::remove_file(&self.file);
+        }
     }
 }
 
@@ -102,7 +139,7 @@ fn create_exclusive(dir: &Path, stem: &str) -> std::io::Result<(PathBuf, fs::Fil
         let seq = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let tmp = dir.join(format!("{stem}.{}-{seq}-{nanos:08x}", std::process::id()));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        match fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp) {
             Ok(f) => return Ok((tmp, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -548,20 +585,39 @@ mod tests {
             assert_eq!(store.digest("pixels/a.parquet").expect("digest"), (body.len() as u64, sha256_hex(&body)));
             // A staged file dropped without commit leaves nothing behind, and no target.
             let staged = store.stage("pixels/b.parquet").expect("stage");
-            let path = staged.path().to_path_buf();
-            assert!(path.exists());
-            drop(staged);
-            assert!(!path.exists(), "{} left behind", path.display());
+            if let Some(path) = staged.path().map(Path::to_path_buf) {
+                assert!(path.exists());
+                drop(staged);
+                assert!(!path.exists(), "{} left behind", path.display());
+            }
             assert!(!store.exists("pixels/b.parquet").expect("exists"));
             assert_eq!(store.list("pixels").expect("list"), vec!["a.parquet".to_string()], "{root}");
         }
         // Locally, the staged file sits beside its target under the temporaries' prefix
         // (so a resumed run sweeps a killed one's), and commit is a rename.
         let staged = local.stage("pixels/c.parquet").expect("stage");
-        assert_eq!(staged.path().parent(), Some(tmp.join("pixels").as_path()));
-        let name = staged.path().file_name().expect("name").to_string_lossy().into_owned();
+        let path = staged.path().expect("a local staged file keeps its name");
+        assert_eq!(path.parent(), Some(tmp.join("pixels").as_path()));
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
         assert!(name.starts_with(&tmp_name("c.parquet")), "{name}");
         drop(staged);
+        // Elsewhere, on Unix, the staged file has no name even while it is written, so a
+        // process killed outright leaves nothing in the temporary folder.
+        #[cfg(unix)]
+        {
+            let mut staged = defaults.stage("pixels/e.parquet").expect("stage");
+            assert!(staged.path().is_none());
+            staged.take_file().expect("the file").write_all(b"being written").expect("write");
+            let named = format!("physworld-staged-e.parquet.{}-", std::process::id());
+            let left: Vec<_> = fs::read_dir(std::env::temp_dir())
+                .expect("temp dir")
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&named))
+                .collect();
+            assert!(left.is_empty(), "named in the temporary folder: {left:?}");
+            defaults.commit(staged).expect("commit");
+            assert_eq!(defaults.get("pixels/e.parquet").expect("get"), b"being written");
+        }
         let e = local.digest("pixels/missing.parquet").expect_err("missing").to_string();
         assert!(e.contains("missing.parquet"), "{e}");
         let _ = fs::remove_dir_all(&tmp);
