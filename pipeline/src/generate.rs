@@ -170,8 +170,8 @@ pub struct StageSeconds {
     /// Simulating the shards' samples (physics, recording, checks and rejected attempts).
     pub simulate: f64,
     /// Rendering their frames (`--modality pixels`), with the samples the pixel check
-    /// redraws, the frames' PNG encoding and their streaming into the staged pixels file
-    /// (encoding is under 1% of it at 64 px).
+    /// redraws, the frames' PNG encoding and their streaming into the staged pixels file up
+    /// to its last row group (encoding is under 1% of it at 64 px).
     pub render: f64,
     /// Everything after: Arrow batches, Parquet encoding, statistics, label counts,
     /// hashing, manifests and the storage writes.

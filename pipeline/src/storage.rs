@@ -57,7 +57,8 @@ pub trait Storage: Send + Sync {
 }
 
 /// A temporary local file holding a file for a storage's `target` path while it is written
-/// ([`Storage::stage`]); removed when dropped unless committed.
+/// ([`Storage::stage`]); freed when dropped unless committed (at once for one unlinked at
+/// creation, as the default [`Storage::stage`] does on Unix; otherwise removed).
 #[derive(Debug)]
 pub struct Staged {
     file: PathBuf,
@@ -583,7 +584,8 @@ mod tests {
             store.commit(staged).expect("commit");
             assert_eq!(store.get("pixels/a.parquet").expect("get"), body);
             assert_eq!(store.digest("pixels/a.parquet").expect("digest"), (body.len() as u64, sha256_hex(&body)));
-            // A staged file dropped without commit leaves nothing behind, and no target.
+            // A staged file dropped without commit leaves nothing behind, and no target (an
+            // unlinked one has no name to check: see the block after the loop).
             let staged = store.stage("pixels/b.parquet").expect("stage");
             if let Some(path) = staged.path().map(Path::to_path_buf) {
                 assert!(path.exists());
