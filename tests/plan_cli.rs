@@ -416,6 +416,26 @@ fn the_oracle_pushes_most_pucks_into_the_goal_and_random_forces_few() {
     assert!(oracle["items"][0]["planner_steps"].as_u64().expect("steps") > 0);
     assert_eq!(random["items"][0]["planner_steps"], 0);
 
+    // The same controller heading for the corners of the way round the observed walls
+    // (`route=around`) lands the walled items too: the walls are a routing problem.
+    let around = run("greedy,route=around");
+    assert_eq!(around["planner"], "greedy,route=around");
+    eprintln!("greedy,route=around: success {} / distance {}", rate(&around), dist(&around));
+    assert!(rate(&around) >= rate(&greedy) + 0.25, "{around:#}");
+    for (a, g) in around["items"].as_array().expect("items").iter().zip(greedy["items"].as_array().expect("items")) {
+        // Where nothing stands across the way it is the same controller, force for force.
+        if g["success"] == true {
+            assert_eq!(a["final_distance"], g["final_distance"], "{a} against {g}");
+        }
+    }
+    let o = bin()
+        .args(["plan", "--task", "push", "--model", "greedy,route=sideways", "--data"])
+        .arg(&ds)
+        .output()
+        .expect("runs");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("route=sideways") && e.contains("direct or around"), "{e}");
+
     // bench: the same items, the same outcomes, a leaderboard column.
     let res = tmp.path().join("res");
     ok(bin()

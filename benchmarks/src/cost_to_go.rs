@@ -143,12 +143,16 @@ impl CostToGo {
 
     /// Whether the straight segment from `p` to the goal is clear (checked every half cell).
     fn in_sight(&self, p: [f32; 2]) -> bool {
-        let g = [self.goal[0], self.goal[2]];
-        let len = (g[0] - p[0]).hypot(g[1] - p[1]);
+        self.clear(p, [self.goal[0], self.goal[2]])
+    }
+
+    /// Whether the straight segment from `p` to `q` is clear (checked every half cell).
+    fn clear(&self, p: [f32; 2], q: [f32; 2]) -> bool {
+        let len = (q[0] - p[0]).hypot(q[1] - p[1]);
         let steps = (len / (0.5 * Self::CELL)).ceil() as usize;
         (0..=steps).all(|k| {
             let t = if steps == 0 { 1.0 } else { k as f32 / steps as f32 };
-            !self.blocked([p[0] + t * (g[0] - p[0]), p[1] + t * (g[1] - p[1])])
+            !self.blocked([p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])])
         })
     }
 
@@ -184,6 +188,80 @@ impl CostToGo {
             return dist(p, self.goal) + 1.0;
         }
         best.hypot(p[1] - self.goal[1])
+    }
+}
+
+/// Waypoints round the obstacles on a table top, for planners that head straight for a
+/// target (a PD controller, a latent planner whose energy is a distance to a goal
+/// representation): from where the puck is, the goal itself where it is in sight, else
+/// the corner to round first.
+///
+/// The corner is the point with the least distance to go, along a field whose obstacles
+/// are inflated by the puck's radius plus [`Route::MARGIN`], among the points the puck
+/// can reach in a straight line from where it is (the segment clear of the obstacles so
+/// inflated; where the puck is within the margin of one, clear of them inflated by its
+/// radius alone). With the margin, the puck passes the obstacle with room to spare and,
+/// brought to the corner, sees the goal past it; without it, the corner would lie on the
+/// edge of the line of sight.
+/// It is a map-based global planner under a local one, as navigation stacks pair them: the
+/// route comes from the observed static scene, not from a model.
+#[derive(Debug, Clone)]
+pub struct Route {
+    tight: CostToGo,
+    wide: CostToGo,
+}
+
+impl Route {
+    /// Clearance beyond the puck's radius that waypoints keep from obstacles, m.
+    pub const MARGIN: f32 = 0.05;
+
+    /// The route to `goal` on the table of `statics` for a puck of `radius` and `height`
+    /// (as [`CostToGo::new`]).
+    pub fn new(statics: &[SceneBox], goal: [f32; 3], radius: f32, height: f32) -> Route {
+        Route {
+            tight: CostToGo::new(statics, goal, radius, height),
+            wide: CostToGo::new(statics, goal, radius + Self::MARGIN, height),
+        }
+    }
+
+    /// Where to head from `p`: the goal where it is in sight of `p`, nothing stands on the
+    /// table, `p` is off the table's grid or no corner is in sight (a puck pressed into
+    /// an obstacle's inflated footprint); else the corner to round (see [`Route`]), at
+    /// the goal's height.
+    pub fn waypoint(&self, p: [f32; 3]) -> [f32; 3] {
+        let t = &self.tight;
+        let goal = t.goal;
+        let flat = [p[0], p[2]];
+        if t.dist.is_empty() || t.in_sight(flat) {
+            return goal;
+        }
+        let (fi, fj) = ((p[0] - t.origin[0]) / CostToGo::CELL, (p[2] - t.origin[1]) / CostToGo::CELL);
+        if fi < 0.0 || fj < 0.0 || fi >= t.n[0] as f32 || fj >= t.n[1] as f32 {
+            return goal;
+        }
+        // The wide field, unless the margin cuts the goal off (a goal close to an obstacle).
+        let field = if self.wide.dist.iter().any(|d| d.is_finite()) { &self.wide } else { t };
+        // Reached in a straight line with the margin where one is, else without it (the puck
+        // within the margin of an obstacle).
+        for sight in [&self.wide, t] {
+            let mut best: Option<(f32, [f32; 2])> = None;
+            for i in 0..t.n[0] {
+                for j in 0..t.n[1] {
+                    let d = field.dist[i * t.n[1] + j];
+                    if !d.is_finite() || best.is_some_and(|(b, _)| d >= b) {
+                        continue;
+                    }
+                    let c = t.centre(i, j);
+                    if sight.clear(flat, c) {
+                        best = Some((d, c));
+                    }
+                }
+            }
+            if let Some((_, c)) = best {
+                return [c[0], goal[1], c[1]];
+            }
+        }
+        goal
     }
 }
 
@@ -235,5 +313,43 @@ mod tests {
         // A wall above the puck's height is no obstacle.
         let high = SceneBox { position: [0.0, 0.7, 0.0], ..wall };
         assert!(!CostToGo::new(&[table(), high], goal, 0.05, 0.04).has_obstacles());
+    }
+    /// The route round the wall of the test above: from behind the wall, a corner beyond
+    /// one of its ends, clear of it by the margin, in sight of both the puck and the goal;
+    /// where the goal is in sight, the goal.
+    #[test]
+    fn the_route_rounds_a_wall_by_its_nearer_end_and_then_heads_for_the_goal() {
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let wall = SceneBox {
+            kind: 1,
+            position: [0.0, 0.45, 0.0],
+            rotation: [0.0, s, 0.0, s],
+            half_extents: [0.3, 0.05, 0.02],
+        };
+        let goal = [0.5, 0.4, 0.0];
+        let (radius, height) = (0.05, 0.04);
+        let r = Route::new(&[table(), wall], goal, radius, height);
+        let tight = CostToGo::new(&[table(), wall], goal, radius, height);
+        // Behind the wall and a little toward +z: round the +z end.
+        let p = [-0.5, 0.4, 0.1];
+        let w = r.waypoint(p);
+        assert_ne!(w, goal);
+        assert_eq!(w[1], goal[1], "at the goal's height");
+        assert!(w[2] > 0.3 + radius + 0.5 * Route::MARGIN, "beyond the +z end with room: {w:?}");
+        assert!(w[2] < 0.3 + radius + Route::MARGIN + 0.15, "at the corner, not far past it: {w:?}");
+        assert!(w[0].abs() < 0.15, "beside the wall: {w:?}");
+        assert!(tight.clear([p[0], p[2]], [w[0], w[2]]), "the puck reaches it in a straight line");
+        assert!(tight.in_sight([w[0], w[2]]), "the goal is in sight from it");
+        // Pressed against the wall (inside the margin): still a corner.
+        let w = r.waypoint([-0.08, 0.4, 0.05]);
+        assert!(w[2] > 0.3 + radius, "{w:?}");
+        // Toward -z: the -z end.
+        assert!(r.waypoint([-0.5, 0.4, -0.1])[2] < -(0.3 + radius));
+        // In sight of the goal, or with nothing on the table: the goal.
+        assert_eq!(r.waypoint([0.0, 0.4, 0.5]), goal);
+        assert_eq!(r.waypoint([0.3, 0.4, 0.0]), goal);
+        assert_eq!(Route::new(&[table()], goal, radius, height).waypoint(p), goal);
+        // Off the table's grid: the goal.
+        assert_eq!(r.waypoint([-3.0, 0.4, 0.0]), goal);
     }
 }

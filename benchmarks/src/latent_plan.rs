@@ -7,7 +7,9 @@
 //! frame is repeated before them, since the model was trained on full contexts only):
 //!
 //! - **Goal**: the present frame with the puck moved to the item's goal state
-//!   ([`PushView::goal_state`]: at rest in the zone), encoded by the model's target encoder
+//!   ([`PushView::goal_state`]: at rest in the zone; with `route=around`, while a wall of
+//!   the observed scene hides it from the puck, at rest at the next corner of the way
+//!   round, [`crate::cost_to_go::Route`]), encoded by the model's target encoder
 //!   at the times of the imagined frames ([`WorldModel::targets`]). For a `state-mse`
 //!   checkpoint the "representation" is the normalised state itself, so the same search
 //!   plans in state space with the same backbone.
@@ -53,7 +55,7 @@ use serde::Serialize;
 
 use crate::error::{BenchError, Result};
 use crate::plan::{item_rng, standard_normal};
-use crate::plan_push::{PushPlanner, PushView, clip_disk};
+use crate::plan_push::{Heading, PuckState, PushPlanner, PushView, Waypoints, clip_disk};
 
 /// The search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,6 +170,17 @@ pub struct PlanOptions {
     /// (recorded only when set).
     #[serde(skip_serializing_if = "is_zero")]
     pub effort: f32,
+    /// `route=direct|around`: on `plan-push`, the goal whose representation the energy
+    /// reads. `direct`: the item's goal state. `around`: while a wall of the observed
+    /// scene hides the goal from the puck, the puck at rest at the next corner of the
+    /// shortest way round ([`Heading::Around`]); the model still decides how to push there.
+    /// Default direct (recorded only when set).
+    #[serde(skip_serializing_if = "is_direct")]
+    pub route: Heading,
+}
+
+fn is_direct(h: &Heading) -> bool {
+    *h == Heading::Direct
 }
 
 fn is_zero(x: &f32) -> bool {
@@ -189,12 +202,13 @@ impl Default for PlanOptions {
             imagine: Imagine::Trained,
             rank: Rank::Success,
             effort: 0.0,
+            route: Heading::Direct,
         }
     }
 }
 
 /// The option keys [`PlanOptions::take`] reads.
-pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, imagine=trained|end|FRAMES, rank=success|goal";
+pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, route=direct|around, imagine=trained|end|FRAMES, rank=success|goal";
 
 impl PlanOptions {
     /// Read the planning keys of comma-separated `key=value` `options` (`spec` is the whole
@@ -244,6 +258,7 @@ impl PlanOptions {
                         .filter(|x| x.is_finite() && (0.0..=1e6).contains(x))
                         .ok_or_else(|| bad("effort", v, "a number in [0, 1000000]"))?
                 }
+                Some(("route", v)) => p.route = Heading::parse(v).ok_or_else(|| bad("route", v, Heading::ALLOWED))?,
                 Some(("rank", "success")) => p.rank = Rank::Success,
                 Some(("rank", "goal")) => p.rank = Rank::Goal,
                 Some(("rank", v)) => return Err(bad("rank", v, "success or goal")),
@@ -283,12 +298,22 @@ pub struct LatentPush {
     opts: PlanOptions,
     rng: Option<ChaCha8Rng>,
     plan: Vec<[f32; 2]>,
+    waypoints: Waypoints,
 }
 
 impl LatentPush {
     /// The planner of `model` (trained with `cfg`, its inputs normalised by `norm`).
     pub fn new(id: &str, model: Arc<WorldModel>, cfg: TrainConfig, norm: Normalizer, opts: PlanOptions) -> Self {
-        LatentPush { id: id.into(), model, cfg, norm, opts, rng: None, plan: Vec::new() }
+        LatentPush {
+            id: id.into(),
+            model,
+            cfg,
+            norm,
+            opts,
+            rng: None,
+            plan: Vec::new(),
+            waypoints: Waypoints::default(),
+        }
     }
 
     /// Energies of `cands` (`[N][h]` forces `[fx, fz]`, already inside the bound) at control
@@ -466,7 +491,7 @@ pub(crate) fn context_frames(obs: &EpisodeFrames, context: usize) -> EpisodeFram
 
 /// The goal frame: the present frame (its last) with the puck (slot 0) at `goal`, not
 /// moving, repeated `steps` times; no actions.
-fn goal_frames(present: &EpisodeFrames, goal: &crate::plan_push::PuckState, steps: usize) -> EpisodeFrames {
+fn goal_frames(present: &EpisodeFrames, goal: &PuckState, steps: usize) -> EpisodeFrames {
     let mut last = present.slice(present.frames - 1, 1);
     last.present[0] = true;
     last.visible[0] = true;
@@ -489,14 +514,19 @@ impl PushPlanner for LatentPush {
     fn begin(&mut self, index: usize, seed: u64) {
         self.rng = Some(item_rng(seed, index, 0x4C_41_54_4E));
         self.plan.clear();
+        self.waypoints.reset();
     }
     fn act(&mut self, view: &PushView, _executed: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
         let obs = &view.observed;
         // Nothing to imagine from: the puck is not seen now.
-        if view.puck.is_none() || obs.frames == 0 {
+        let Some(puck) = view.puck.filter(|_| obs.frames > 0) else {
             self.plan.clear();
             return Ok(Some([0.0, 0.0]));
-        }
+        };
+        // The goal, or the corner to round first (`route=around`).
+        let target = view.goal_state.position;
+        let aim = self.waypoints.toward(self.opts.route, view, target, puck.position);
+        let goal_state = if aim == target { view.goal_state } else { PuckState { position: aim, velocity: [0.0; 3] } };
         let (hold, max) = (view.hold.max(1), view.max_force);
         let remaining = view.frames.saturating_sub(1).saturating_sub(view.frame).max(1);
         // Never past what the model was trained to roll out (its first chunk and the
@@ -508,7 +538,7 @@ impl PushPlanner for LatentPush {
         let ctx_frames = context_frames(obs, self.cfg.data.context);
         let c = ctx_frames.frames;
         let ctx = Batch::new(std::slice::from_ref(&ctx_frames), &self.norm, &Device::Cpu).map_err(BenchError::from)?;
-        let goal_batch = Batch::new(&[goal_frames(&ctx_frames, &view.goal_state, steps)], &self.norm, &Device::Cpu)
+        let goal_batch = Batch::new(&[goal_frames(&ctx_frames, &goal_state, steps)], &self.norm, &Device::Cpu)
             .map_err(BenchError::from)?;
         let goal = self.model.targets(&goal_batch, c).map_err(BenchError::from)?;
         let goal_valid = goal_batch.valid.narrow(1, 0, 1).and_then(|v| v.squeeze(1)).map_err(model_err)?; // [1, S]
@@ -518,7 +548,7 @@ impl PushPlanner for LatentPush {
         let shifted: Vec<EpisodeFrames> = [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]
             .iter()
             .map(|d| {
-                let mut g = view.goal_state;
+                let mut g = goal_state;
                 g.position[0] += d[0] * CALIBRATION_M;
                 g.position[2] += d[1] * CALIBRATION_M;
                 goal_frames(&ctx_frames, &g, steps)
@@ -593,6 +623,7 @@ mod tests {
             ("imagine=far", "trained, end or an integer"),
             ("rank=best", "success or goal"),
             ("effort=-0.1", "[0, 1000000]"),
+            ("route=left", "direct or around"),
         ] {
             let e = PlanOptions::take(bad, "jepa,...:run").expect_err(bad).to_string();
             assert!(e.contains(bad.split('=').next().expect("key")) && e.contains(says), "{bad}: {e}");
@@ -612,6 +643,10 @@ mod tests {
         assert_eq!(PlanOptions::take("effort=0.0", "s").expect("zero").0.effort, 0.0);
         assert_eq!(serde_json::to_value(&p).expect("json")["effort"], 0.05f32 as f64);
         assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("effort").is_none());
+        let (p, _) = PlanOptions::take("route=around", "s").expect("route");
+        assert_eq!(p.route, Heading::Around);
+        assert_eq!(serde_json::to_value(&p).expect("json")["route"], "around");
+        assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("route").is_none());
     }
 
     #[test]

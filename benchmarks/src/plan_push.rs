@@ -38,7 +38,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::cost_to_go::CostToGo;
+use crate::cost_to_go::{CostToGo, Route};
 use crate::plan::item_rng;
 
 use crate::error::{BenchError, Result};
@@ -78,6 +78,8 @@ pub struct PushView {
     pub goal_state: PuckState,
     /// The puck's radius, m.
     pub puck_radius: f32,
+    /// The puck's height, m.
+    pub puck_height: f32,
     /// The puck now, if visible.
     pub puck: Option<PuckState>,
     /// Bound on the force's magnitude, N.
@@ -217,12 +219,17 @@ fn view_at(
         Shape::Cylinder { radius, .. } | Shape::Sphere { radius } => radius,
         _ => puck.shape.bounding_radius(),
     };
+    let puck_height = match puck.shape {
+        Shape::Cylinder { half_height, .. } => 2.0 * half_height,
+        s => 2.0 * s.bounding_radius(),
+    };
     let state = frames.last().and_then(|f| f.objects.first()).filter(|o| o.present && o.visible);
     Ok(PushView {
         statics: task.scene.statics.iter().map(SceneBox::of_static).collect(),
         goal: SceneBox::of_zone(goal),
         goal_state,
         puck_radius,
+        puck_height,
         puck: state.map(|o| PuckState { position: o.position, velocity: o.linvel }),
         max_force: task.max_force,
         frame,
@@ -366,7 +373,7 @@ pub fn goal_state(task: &PushTask, hold: usize) -> Result<PuckState> {
     let start = task.scene.objects.first().map_or(zone, |o| o.position);
     let fallback = PuckState { position: [zone[0], start[1], zone[2]], velocity: [0.0; 3] };
     let mut end = None;
-    let run = drive(task, fallback, &mut GreedyPush, (0, 0), hold, &mut |e| {
+    let run = drive(task, fallback, &mut GreedyPush::default(), (0, 0), hold, &mut |e| {
         end = e
             .frames
             .last()
@@ -420,16 +427,72 @@ pub fn push_items_required(ds: &Dataset, split: &str, hold: usize) -> Result<Pus
 /// The `push` planners by spec.
 pub const PLANNERS: [&str; 3] = ["oracle", "random", "greedy"];
 
-/// The `push` planner `spec` (see [`PLANNERS`]); `chance[:SEED]` is the random one.
+/// The `push` planner `spec` (see [`PLANNERS`]); `chance[:SEED]` is the random one, and
+/// `greedy,route=around` the greedy controller heading round obstacles ([`Heading`]).
 pub fn push_planner(spec: &str) -> Result<Box<dyn PushPlanner>> {
     if let Some(seed) = crate::plan::random_seed(spec)? {
         return Ok(Box::new(RandomPush::new(seed)));
     }
+    if let Some(options) = spec.strip_prefix("greedy,") {
+        return Ok(Box::new(GreedyPush::parse(spec, options)?));
+    }
     Ok(match spec {
         "oracle" => Box::new(PushOracle::default()),
-        "greedy" => Box::new(GreedyPush),
+        "greedy" => Box::new(GreedyPush::default()),
         other => return Err(crate::plan::unknown_planner(other, PLANNERS)),
     })
+}
+
+/// `route=direct|around`: what a planner that heads for a goal aims at on `plan-push`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Heading {
+    /// The goal, straight: a wall across the way stops the puck.
+    #[default]
+    Direct,
+    /// The next corner of the shortest way round the obstacles of the observed static
+    /// scene, then the goal once it is in sight ([`Route`]): the route comes from the map,
+    /// the pushing from the planner.
+    Around,
+}
+
+impl Heading {
+    /// The keys `route=` takes.
+    pub const ALLOWED: &str = "direct or around";
+
+    /// `direct` or `around`.
+    pub fn parse(v: &str) -> Option<Heading> {
+        match v {
+            "direct" => Some(Heading::Direct),
+            "around" => Some(Heading::Around),
+            _ => None,
+        }
+    }
+}
+
+/// A planner's waypoints on the current item: its [`Route`], built from the view on first
+/// use and kept until [`Waypoints::reset`] (the static scene does not change).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Waypoints {
+    route: Option<(Route, [f32; 3])>,
+}
+
+impl Waypoints {
+    /// Forget the item's route.
+    pub(crate) fn reset(&mut self) {
+        self.route = None;
+    }
+
+    /// Where to head from the puck at `p` for `goal`, under `heading`.
+    pub(crate) fn toward(&mut self, heading: Heading, view: &PushView, goal: [f32; 3], p: [f32; 3]) -> [f32; 3] {
+        if heading == Heading::Direct {
+            return goal;
+        }
+        if self.route.as_ref().is_none_or(|(_, g)| *g != goal) {
+            self.route = Some((Route::new(&view.statics, goal, view.puck_radius, view.puck_height), goal));
+        }
+        self.route.as_ref().map_or(goal, |(r, _)| r.waypoint(p))
+    }
 }
 
 /// A force drawn uniformly from the disk of radius `max`.
@@ -466,10 +529,39 @@ impl PushPlanner for RandomPush {
 
 /// A saturated PD controller toward the goal's centre: `K_P (goal - p) - K_D v`, clipped
 /// to the bound; no force while the puck is not visible. It pushes straight at the goal,
-/// so a wall across the way stops it.
-pub struct GreedyPush;
+/// so a wall across the way stops it; with `route=around` (spec `greedy,route=around`) it
+/// heads for the next corner of the way round the observed obstacles instead, until the
+/// goal is in sight ([`Heading::Around`]).
+#[derive(Default)]
+pub struct GreedyPush {
+    heading: Heading,
+    id: Option<String>,
+    waypoints: Waypoints,
+}
 
 impl GreedyPush {
+    /// The controller of `spec`, `greedy,OPTIONS` (`options`: `route=direct|around`).
+    pub fn parse(spec: &str, options: &str) -> Result<GreedyPush> {
+        let mut heading = Heading::Direct;
+        for opt in options.split(',').filter(|o| !o.is_empty()) {
+            match opt.split_once('=') {
+                Some(("route", v)) => {
+                    heading = Heading::parse(v).ok_or_else(|| {
+                        BenchError::invalid("model", spec, format!("`route={v}`: route must be {}", Heading::ALLOWED))
+                    })?
+                }
+                _ => {
+                    return Err(BenchError::invalid(
+                        "model",
+                        spec,
+                        format!("`{opt}`: greedy takes route=direct|around"),
+                    ));
+                }
+            }
+        }
+        Ok(GreedyPush { heading, id: Some(spec.to_string()), waypoints: Waypoints::default() })
+    }
+
     /// Proportional gain, N/m (saturates beyond a few decimetres).
     pub const K_P: f32 = 8.0;
     /// Damping gain, N s/m. The controller does not know the puck's mass: with a force
@@ -482,12 +574,14 @@ impl GreedyPush {
 
 impl PushPlanner for GreedyPush {
     fn id(&self) -> &str {
-        "greedy"
+        self.id.as_deref().unwrap_or("greedy")
     }
-    fn begin(&mut self, _index: usize, _seed: u64) {}
+    fn begin(&mut self, _index: usize, _seed: u64) {
+        self.waypoints.reset();
+    }
     fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
         let Some(p) = view.puck else { return Ok(Some([0.0, 0.0])) };
-        let g = view.goal.position;
+        let g = self.waypoints.toward(self.heading, view, view.goal.position, p.position);
         Ok(Some([
             Self::K_P * (g[0] - p.position[0]) - Self::K_D * p.velocity[0],
             Self::K_P * (g[2] - p.position[2]) - Self::K_D * p.velocity[2],
@@ -551,14 +645,8 @@ impl PushPlanner for PushOracle {
         // The true simulator, forked at the present, to the window's end.
         let window = (h * hold + fps).min(remaining);
         let goal = view.goal.position;
-        let cost = self.cost.get_or_insert_with(|| {
-            let height = match sim.scene().objects.first().map(|o| o.shape) {
-                Some(Shape::Cylinder { half_height, .. }) => 2.0 * half_height,
-                Some(s) => 2.0 * s.bounding_radius(),
-                None => 0.0,
-            };
-            CostToGo::new(&view.statics, goal, view.puck_radius, height)
-        });
+        let cost =
+            self.cost.get_or_insert_with(|| CostToGo::new(&view.statics, goal, view.puck_radius, view.puck_height));
         let toward_goal = match view.puck {
             Some(p) => {
                 let (dx, dz) = (goal[0] - p.position[0], goal[2] - p.position[2]);

@@ -428,12 +428,26 @@ impl Adapter for Majority {
 }
 
 /// The planning heuristic ([`crate::plan::Greedy`]): it answers no prediction task, and
-/// plays `plan-launch` by dropping the largest ball just behind the target.
-pub struct GreedyPlanner;
+/// plays `plan-launch` by dropping the largest ball just behind the target; on
+/// `plan-push`, a PD controller ([`crate::plan_push::GreedyPush`], spec `greedy` or
+/// `greedy,route=around`).
+pub struct GreedyPlanner {
+    spec: String,
+}
+
+impl GreedyPlanner {
+    /// The planner of `spec` (`greedy[,route=direct|around]`), its options checked.
+    pub fn new(spec: &str) -> Result<GreedyPlanner> {
+        if let Some(options) = spec.strip_prefix("greedy,") {
+            crate::plan_push::GreedyPush::parse(spec, options)?;
+        }
+        Ok(GreedyPlanner { spec: spec.to_string() })
+    }
+}
 
 impl Adapter for GreedyPlanner {
     fn id(&self) -> &str {
-        "greedy"
+        &self.spec
     }
     fn kind(&self) -> &'static str {
         "greedy"
@@ -442,13 +456,13 @@ impl Adapter for GreedyPlanner {
         false
     }
     fn describe(&self) -> ModelRef {
-        ModelRef::new("greedy", "greedy")
+        ModelRef::new(&self.spec, "greedy")
     }
     fn launch_planner(&self) -> Option<Box<dyn crate::plan::LaunchPlanner>> {
         Some(Box::new(crate::plan::Greedy::default()))
     }
     fn push_planner(&self) -> Option<Box<dyn crate::plan_push::PushPlanner>> {
-        Some(Box::new(crate::plan_push::GreedyPush))
+        crate::plan_push::push_planner(&self.spec).ok()
     }
     fn answer(
         &mut self,

@@ -179,7 +179,7 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy, bc:<dataset dir>, raw-state, jepa[,features=model|both][,rollout=FRAMES|end][,planner=cem|mppi,samples=N,...]:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
+pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy[,route=direct|around], bc:<dataset dir>, raw-state, jepa[,features=model|both][,rollout=FRAMES|end][,planner=cem|mppi,samples=N,...]:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
 /// The names before the `:` of [`SPECS`], for "did you mean".
 const SPEC_HEADS: [&str; 14] = [
@@ -219,6 +219,7 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
     // `jepa,features=both,rollout=end:<run>`: a checkpoint's readout options.
     let (head, options) = match head.split_once(',') {
         Some(("jepa", o)) => ("jepa", o),
+        Some(("greedy", o)) => ("greedy", o),
         _ => (head, ""),
     };
     match (head, arg) {
@@ -232,7 +233,7 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
             Ok(Box::new(Chance::new(spec, seed)))
         }
         ("majority", None) => Ok(Box::new(Majority::default())),
-        ("greedy", None) => Ok(Box::new(GreedyPlanner)),
+        ("greedy", None) => Ok(Box::new(GreedyPlanner::new(spec)?)),
         ("bc", Some(d)) if !d.is_empty() => {
             // A dataset folder, or an object-store URL in a `cloud` build.
             let dir = physworld_pipeline::dataset_location(d).map_err(|why| BenchError::invalid("model", spec, why))?;
