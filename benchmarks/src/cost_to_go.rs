@@ -282,19 +282,19 @@ mod tests {
         }
     }
 
+    /// A wall 0.6 m long and 4 cm thick at the origin, along z: rotated 90° about y, its
+    /// local x (0.3 m half length) lies along z.
+    fn wall() -> SceneBox {
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        SceneBox { kind: 1, position: [0.0, 0.45, 0.0], rotation: [0.0, s, 0.0, s], half_extents: [0.3, 0.05, 0.02] }
+    }
+
     /// A wall 0.6 m long across the line from (-0.5, 0) to the goal at (0.5, 0): the way
     /// round is longer than the line, by about what the geometry says, and the field
     /// falls along the way round.
     #[test]
     fn a_wall_lengthens_the_way_to_the_goal_by_the_detour() {
-        // Rotated 90° about y: its local x (0.3 m half length) lies along z.
-        let s = std::f32::consts::FRAC_1_SQRT_2;
-        let wall = SceneBox {
-            kind: 1,
-            position: [0.0, 0.45, 0.0],
-            rotation: [0.0, s, 0.0, s],
-            half_extents: [0.3, 0.05, 0.02],
-        };
+        let wall = wall();
         let goal = [0.5, 0.4, 0.0];
         let c = CostToGo::new(&[table(), wall], goal, 0.05, 0.04);
         assert!(c.has_obstacles());
@@ -314,18 +314,13 @@ mod tests {
         let high = SceneBox { position: [0.0, 0.7, 0.0], ..wall };
         assert!(!CostToGo::new(&[table(), high], goal, 0.05, 0.04).has_obstacles());
     }
+
     /// The route round the wall of the test above: from behind the wall, a corner beyond
     /// one of its ends, clear of it by the margin, in sight of both the puck and the goal;
     /// where the goal is in sight, the goal.
     #[test]
     fn the_route_rounds_a_wall_by_its_nearer_end_and_then_heads_for_the_goal() {
-        let s = std::f32::consts::FRAC_1_SQRT_2;
-        let wall = SceneBox {
-            kind: 1,
-            position: [0.0, 0.45, 0.0],
-            rotation: [0.0, s, 0.0, s],
-            half_extents: [0.3, 0.05, 0.02],
-        };
+        let wall = wall();
         let goal = [0.5, 0.4, 0.0];
         let (radius, height) = (0.05, 0.04);
         let r = Route::new(&[table(), wall], goal, radius, height);

@@ -32,12 +32,13 @@ pub struct Args {
     /// launches; `rank=goal` by the target's distance to its representation at rest in the
     /// goal zone (`energy=final|sum`). Placements near a failed one are dropped. On push: oracle
     /// (receding-horizon search with the true simulator), random / chance[:SEED] (uniform
-    /// forces), greedy (a PD controller toward the goal), an LLM, one force per reply, or
+    /// forces), greedy (a PD controller toward the goal; `greedy,route=around` heads for
+    /// waypoints round the observed walls first), an LLM, one force per reply, or
     /// a trained checkpoint, `jepa[,OPTION...]:<run dir>` (JEPA or state-mse): CEM or MPPI
     /// over force sequences in its own predictions, the energy the distance to the goal
     /// state's representation plus an optional control cost (options `planner=cem|mppi`, `samples=N`,
     /// `elites=K`, `iters=I`, `horizon=H` actions, `coast=FRAMES`, `energy=final|sum`,
-    /// `effort=W`, `temperature=T`, `std=F`; see benchmarks/README.md), or `bc:<dataset dir>`
+    /// `effort=W`, `route=direct|around`, `temperature=T`, `std=F`; see benchmarks/README.md), or `bc:<dataset dir>`
     /// (behaviour cloning of that dataset's expert forces). On both, `process:<command>`
     /// plays a program over the physworld-process protocol.
     #[arg(long)]
@@ -86,7 +87,7 @@ pub struct Args {
 }
 
 /// The models `plan` plays with.
-const PLANNERS_HELP: &str = "oracle, random, greedy, chance[:SEED], process:<command>, openai:<model>[@<url>], \
+const PLANNERS_HELP: &str = "oracle, random, greedy (on push also greedy,route=around), chance[:SEED], process:<command>, openai:<model>[@<url>], \
      anthropic:<model>[@<url>], gguf:<path>, jepa[,OPTION...]:<run dir>; on push also bc:<dataset dir>";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
