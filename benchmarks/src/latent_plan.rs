@@ -177,6 +177,14 @@ pub struct PlanOptions {
     /// Default direct (recorded only when set).
     #[serde(skip_serializing_if = "is_direct")]
     pub route: Heading,
+    /// `deadband=M`: on `plan-push`, apply no force unless the best plan found beats
+    /// doing nothing (the imagined future with no force, its energy measured at every
+    /// control step) by more than `M` metres of energy. Among many candidates whose
+    /// imagined futures differ by less than the model's error, one beats doing nothing by
+    /// chance; a puck at rest at the goal is then pushed off it. Default 0: off (recorded
+    /// only when set).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deadband: f32,
 }
 
 fn is_direct(h: &Heading) -> bool {
@@ -203,12 +211,13 @@ impl Default for PlanOptions {
             rank: Rank::Success,
             effort: 0.0,
             route: Heading::Direct,
+            deadband: 0.0,
         }
     }
 }
 
 /// The option keys [`PlanOptions::take`] reads.
-pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, route=direct|around, imagine=trained|end|FRAMES, rank=success|goal";
+pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, route=direct|around, deadband=M, imagine=trained|end|FRAMES, rank=success|goal";
 
 impl PlanOptions {
     /// Read the planning keys of comma-separated `key=value` `options` (`spec` is the whole
@@ -235,6 +244,13 @@ impl PlanOptions {
                 _ => Err(bad(key, v, &format!("a number in (0, {max}]"))),
             }
         };
+        // A weight or margin in metres: zero turns it off.
+        let metres = |key: &str, v: &str| -> Result<f32> {
+            v.parse::<f32>()
+                .ok()
+                .filter(|x| x.is_finite() && (0.0..=1e6).contains(x))
+                .ok_or_else(|| bad(key, v, "a number in [0, 1000000]"))
+        };
         for opt in options.split(',').filter(|o| !o.is_empty()) {
             match opt.split_once('=') {
                 Some(("planner", "cem")) => p.method = Method::Cem,
@@ -251,13 +267,8 @@ impl PlanOptions {
                 Some(("energy", v)) => return Err(bad("energy", v, "final or sum")),
                 Some(("temperature", v)) => p.temperature = real("temperature", v, 1e6)?,
                 Some(("std", v)) => p.std = real("std", v, 10.0)?,
-                Some(("effort", v)) => {
-                    p.effort = v
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|x| x.is_finite() && (0.0..=1e6).contains(x))
-                        .ok_or_else(|| bad("effort", v, "a number in [0, 1000000]"))?
-                }
+                Some(("effort", v)) => p.effort = metres("effort", v)?,
+                Some(("deadband", v)) => p.deadband = metres("deadband", v)?,
                 Some(("route", v)) => p.route = Heading::parse(v).ok_or_else(|| bad("route", v, Heading::ALLOWED))?,
                 Some(("rank", "success")) => p.rank = Rank::Success,
                 Some(("rank", "goal")) => p.rank = Rank::Goal,
@@ -567,7 +578,14 @@ impl PushPlanner for LatentPush {
         let Some(mut rng) = self.rng.take() else { return Ok(None) };
         let searched = self.search(&mut rng, &st);
         self.rng = Some(rng);
-        let best = searched?;
+        let mut best = searched?;
+        if self.opts.deadband > 0.0 {
+            let still = vec![[0.0, 0.0]; st.h];
+            let e_still = self.energies(&st, std::slice::from_ref(&still))?.first().copied().unwrap_or(f32::NAN);
+            if e_still.is_finite() && best.as_ref().is_none_or(|(e, _)| *e > e_still - self.opts.deadband) {
+                best = Some((e_still, still));
+            }
+        }
         self.plan = best.map(|(_, p)| p).unwrap_or_default();
         Ok(Some(self.plan.first().copied().unwrap_or([0.0, 0.0])))
     }
@@ -624,6 +642,7 @@ mod tests {
             ("rank=best", "success or goal"),
             ("effort=-0.1", "[0, 1000000]"),
             ("route=left", "direct or around"),
+            ("deadband=-1", "[0, 1000000]"),
         ] {
             let e = PlanOptions::take(bad, "jepa,...:run").expect_err(bad).to_string();
             assert!(e.contains(bad.split('=').next().expect("key")) && e.contains(says), "{bad}: {e}");
