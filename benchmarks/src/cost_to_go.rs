@@ -137,6 +137,15 @@ impl CostToGo {
         [self.origin[0] + (i as f32 + 0.5) * Self::CELL, self.origin[1] + (j as f32 + 0.5) * Self::CELL]
     }
 
+    /// The grid cell holding `p` (by its x and z), if it is on the grid.
+    fn cell(&self, p: [f32; 3]) -> Option<(usize, usize)> {
+        let (fi, fj) = ((p[0] - self.origin[0]) / Self::CELL, (p[2] - self.origin[1]) / Self::CELL);
+        if fi < 0.0 || fj < 0.0 || fi >= self.n[0] as f32 || fj >= self.n[1] as f32 {
+            return None;
+        }
+        Some((fi as usize, fj as usize))
+    }
+
     fn blocked(&self, p: [f32; 2]) -> bool {
         self.obstacles.iter().any(|o| o.contains(p))
     }
@@ -171,11 +180,7 @@ impl CostToGo {
         if self.dist.is_empty() || self.in_sight(flat) {
             return dist(p, self.goal);
         }
-        let (fi, fj) = ((p[0] - self.origin[0]) / Self::CELL, (p[2] - self.origin[1]) / Self::CELL);
-        if fi < 0.0 || fj < 0.0 || fi >= self.n[0] as f32 || fj >= self.n[1] as f32 {
-            return dist(p, self.goal);
-        }
-        let (i, j) = (fi as usize, fj as usize);
+        let Some((i, j)) = self.cell(p) else { return dist(p, self.goal) };
         let mut best = f32::INFINITY;
         for a in i.saturating_sub(1)..(i + 2).min(self.n[0]) {
             for b in j.saturating_sub(1)..(j + 2).min(self.n[1]) {
@@ -235,8 +240,7 @@ impl Route {
         if t.dist.is_empty() || t.in_sight(flat) {
             return goal;
         }
-        let (fi, fj) = ((p[0] - t.origin[0]) / CostToGo::CELL, (p[2] - t.origin[1]) / CostToGo::CELL);
-        if fi < 0.0 || fj < 0.0 || fi >= t.n[0] as f32 || fj >= t.n[1] as f32 {
+        if t.cell(p).is_none() {
             return goal;
         }
         // The wide field, unless the margin cuts the goal off (a goal close to an obstacle).

@@ -219,10 +219,7 @@ fn view_at(
         Shape::Cylinder { radius, .. } | Shape::Sphere { radius } => radius,
         _ => puck.shape.bounding_radius(),
     };
-    let puck_height = match puck.shape {
-        Shape::Cylinder { half_height, .. } => 2.0 * half_height,
-        s => 2.0 * s.bounding_radius(),
-    };
+    let puck_height = 2.0 * puck.shape.half_extents()[1];
     let state = frames.last().and_then(|f| f.objects.first()).filter(|o| o.present && o.visible);
     Ok(PushView {
         statics: task.scene.statics.iter().map(SceneBox::of_static).collect(),
