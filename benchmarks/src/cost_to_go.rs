@@ -46,6 +46,11 @@ pub struct CostToGo {
     origin: [f32; 2],
     n: [usize; 2],
     dist: Vec<f32>,
+    /// The least and greatest x and z of cell centres clear of the table's edges, where
+    /// the grid keeps a clearance from them.
+    edge: Option<([f32; 2], [f32; 2])>,
+    /// Whether any cell has a finite distance (the goal is not cut off).
+    reachable: bool,
 }
 
 impl CostToGo {
@@ -58,6 +63,13 @@ impl CostToGo {
     /// are the static bodies other than floor and table whose vertical extent overlaps the
     /// puck's.
     pub fn new(statics: &[SceneBox], goal: [f32; 3], radius: f32, height: f32) -> CostToGo {
+        Self::build(statics, goal, radius, height, 0.0)
+    }
+
+    /// As [`CostToGo::new`], with the grid's cells within `edge` of the table's edges
+    /// blocked too (paths keep that far from them; straight segments and the goal are
+    /// not checked against the edges: the table top is convex).
+    fn build(statics: &[SceneBox], goal: [f32; 3], radius: f32, height: f32, edge: f32) -> CostToGo {
         let table = statics.iter().find(|s| s.kind == 4);
         let top = table.map_or(goal[1] - height, |t| t.position[1] + t.half_extents[1]);
         let mut obstacles = Vec::new();
@@ -79,7 +91,8 @@ impl CostToGo {
                 half: [s.half_extents[0] + radius, s.half_extents[2] + radius],
             });
         }
-        let mut out = CostToGo { goal, obstacles, origin: [0.0; 2], n: [0, 0], dist: Vec::new() };
+        let mut out =
+            CostToGo { goal, obstacles, origin: [0.0; 2], n: [0, 0], dist: Vec::new(), edge: None, reachable: false };
         if out.obstacles.is_empty() {
             return out;
         }
@@ -93,12 +106,15 @@ impl CostToGo {
         let n = [((hi[0] - lo[0]) / Self::CELL).ceil() as usize, ((hi[1] - lo[1]) / Self::CELL).ceil() as usize];
         out.origin = lo;
         out.n = n;
+        if table.is_some() && edge > 0.0 {
+            out.edge = Some(([lo[0] + edge, lo[1] + edge], [hi[0] - edge, hi[1] - edge]));
+        }
         out.dist = vec![f32::INFINITY; n[0] * n[1]];
         let mut heap = BinaryHeap::new();
         for i in 0..n[0] {
             for j in 0..n[1] {
                 let c = out.centre(i, j);
-                if out.blocked(c) || !out.in_sight(c) {
+                if out.blocked(c) || out.near_edge(c) || !out.in_sight(c) {
                     continue;
                 }
                 let d = c[0] - goal[0];
@@ -120,7 +136,8 @@ impl CostToGo {
                     continue;
                 }
                 let (a, b) = (a as usize, b as usize);
-                if out.blocked(out.centre(a, b)) {
+                let c = out.centre(a, b);
+                if out.blocked(c) || out.near_edge(c) {
                     continue;
                 }
                 let v = here + Self::CELL * if di != 0 && dj != 0 { std::f32::consts::SQRT_2 } else { 1.0 };
@@ -130,6 +147,7 @@ impl CostToGo {
                 }
             }
         }
+        out.reachable = out.dist.iter().any(|d| d.is_finite());
         out
     }
 
@@ -148,6 +166,32 @@ impl CostToGo {
 
     fn blocked(&self, p: [f32; 2]) -> bool {
         self.obstacles.iter().any(|o| o.contains(p))
+    }
+
+    fn near_edge(&self, p: [f32; 2]) -> bool {
+        self.edge.is_some_and(|(lo, hi)| p[0] < lo[0] || p[1] < lo[1] || p[0] > hi[0] || p[1] > hi[1])
+    }
+
+    /// Where to look from, at `p`: `p` itself where it is clear of the obstacles, else the
+    /// centre of the nearest clear cell within two cells of it (a puck touching an
+    /// obstacle, its centre on the inflated footprint), if any.
+    fn lookout(&self, p: [f32; 3]) -> Option<[f32; 2]> {
+        let flat = [p[0], p[2]];
+        if !self.blocked(flat) {
+            return Some(flat);
+        }
+        let (i, j) = self.cell(p)?;
+        let mut best: Option<(f32, [f32; 2])> = None;
+        for a in i.saturating_sub(2)..(i + 3).min(self.n[0]) {
+            for b in j.saturating_sub(2)..(j + 3).min(self.n[1]) {
+                let c = self.centre(a, b);
+                let d = (c[0] - flat[0]).hypot(c[1] - flat[1]);
+                if !self.blocked(c) && best.is_none_or(|(e, _)| d < e) {
+                    best = Some((d, c));
+                }
+            }
+        }
+        best.map(|(_, c)| c)
     }
 
     /// Whether the straight segment from `p` to the goal is clear (checked every half cell).
@@ -201,13 +245,17 @@ impl CostToGo {
 /// representation): from where the puck is, the goal itself where it is in sight, else
 /// the corner to round first.
 ///
-/// The corner is the point with the least distance to go, along a field whose obstacles
-/// are inflated by the puck's radius plus [`Route::MARGIN`], among the points the puck
-/// can reach in a straight line from where it is (the segment clear of the obstacles so
-/// inflated; where the puck is within the margin of one, clear of them inflated by its
-/// radius alone). With the margin, the puck passes the obstacle with room to spare and,
-/// brought to the corner, sees the goal past it; without it, the corner would lie on the
-/// edge of the line of sight.
+/// The corner is the point with the least distance to go along a field, among the points
+/// the puck can reach in a straight line from where it is. The field's obstacles are
+/// inflated by the puck's radius plus [`Route::MARGIN`], and its paths keep as far from
+/// the table's edges; "reached in a straight line" means the segment is clear of the
+/// obstacles so inflated. With the margin, the puck passes an obstacle with room to
+/// spare and, brought to the corner, sees the goal past it; without it, the corner
+/// would lie on the edge of the line of sight. Where that finds nothing (the puck within
+/// the margin of an obstacle, or a gap only the margin closes), the margin is dropped
+/// first from the line of sight, then from the field too (paths then keep the puck's
+/// radius from the table's edges). A puck touching an obstacle looks from the nearest
+/// clear cell beside it.
 /// It is a map-based global planner under a local one, as navigation stacks pair them: the
 /// route comes from the observed static scene, not from a model.
 #[derive(Debug, Clone)]
@@ -224,30 +272,33 @@ impl Route {
     /// (as [`CostToGo::new`]).
     pub fn new(statics: &[SceneBox], goal: [f32; 3], radius: f32, height: f32) -> Route {
         Route {
-            tight: CostToGo::new(statics, goal, radius, height),
-            wide: CostToGo::new(statics, goal, radius + Self::MARGIN, height),
+            tight: CostToGo::build(statics, goal, radius, height, radius),
+            wide: CostToGo::build(statics, goal, radius + Self::MARGIN, height, radius),
         }
     }
 
     /// Where to head from `p`: the goal where it is in sight of `p`, nothing stands on the
-    /// table, `p` is off the table's grid or no corner is in sight (a puck pressed into
-    /// an obstacle's inflated footprint); else the corner to round (see [`Route`]), at
-    /// the goal's height.
+    /// table, `p` is off the table's grid or no corner is in sight; else the corner to
+    /// round (see [`Route`]), at the goal's height.
     pub fn waypoint(&self, p: [f32; 3]) -> [f32; 3] {
         let t = &self.tight;
         let goal = t.goal;
-        let flat = [p[0], p[2]];
-        if t.dist.is_empty() || t.in_sight(flat) {
+        if t.dist.is_empty() || t.cell(p).is_none() {
             return goal;
         }
-        if t.cell(p).is_none() {
+        let Some(lookout) = t.lookout(p) else { return goal };
+        if t.in_sight(lookout) {
             return goal;
         }
-        // The wide field, unless the margin cuts the goal off (a goal close to an obstacle).
-        let field = if self.wide.dist.iter().any(|d| d.is_finite()) { &self.wide } else { t };
-        // Reached in a straight line with the margin where one is, else without it (the puck
-        // within the margin of an obstacle).
-        for sight in [&self.wide, t] {
+        // (field, line of sight): with the margin, then without it in the line of sight,
+        // then without it at all.
+        for (field, sight) in [(&self.wide, &self.wide), (&self.wide, t), (t, t)] {
+            if !field.reachable {
+                continue;
+            }
+            // Only the tight sight looks from beside p: within the margin of an obstacle,
+            // the wide sight sees nothing and the next pass drops the margin.
+            let from = if std::ptr::eq(sight, t) { lookout } else { [p[0], p[2]] };
             let mut best: Option<(f32, [f32; 2])> = None;
             for i in 0..t.n[0] {
                 for j in 0..t.n[1] {
@@ -256,7 +307,7 @@ impl Route {
                         continue;
                     }
                     let c = t.centre(i, j);
-                    if sight.clear(flat, c) {
+                    if sight.clear(from, c) {
                         best = Some((d, c));
                     }
                 }
@@ -350,5 +401,62 @@ mod tests {
         assert_eq!(Route::new(&[table()], goal, radius, height).waypoint(p), goal);
         // Off the table's grid: the goal.
         assert_eq!(r.waypoint([-3.0, 0.4, 0.0]), goal);
+        // Touching the wall (its centre 1 mm into the footprint inflated by its radius):
+        // the corner seen from beside it, not the goal through the wall.
+        let touching = [-(0.02 + radius) + 0.001, 0.4, 0.05];
+        assert!(!tight.clear([touching[0], touching[2]], [touching[0], touching[2]]), "on the footprint");
+        let w = r.waypoint(touching);
+        assert!(w[2] > 0.3 + radius, "{w:?}");
+    }
+
+    /// A wall along z at x = 0, its half length `half` about `z`.
+    fn wall_at(z: f32, half: f32) -> SceneBox {
+        SceneBox { position: [0.0, 0.45, z], half_extents: [half, 0.05, 0.02], ..wall() }
+    }
+
+    /// Two walls across the table with a 16 cm gap between them: wide enough for the puck
+    /// (10 cm across) to pass, not with 5 cm to spare on each side. The route goes through
+    /// the gap rather than at the goal through the wall.
+    #[test]
+    fn the_route_uses_a_gap_that_only_the_margin_closes() {
+        let (radius, height) = (0.05, 0.04);
+        let goal = [0.5, 0.4, 0.0];
+        // From the table's edge (z = -0.8) to z = 0.2, and from z = 0.36 to the other edge.
+        let walls = [table(), wall_at(-0.3, 0.5), wall_at(0.58, 0.22)];
+        let r = Route::new(&walls, goal, radius, height);
+        let tight = CostToGo::new(&walls, goal, radius, height);
+        let p = [-0.5, 0.4, 0.0];
+        let w = r.waypoint(p);
+        assert_ne!(w, goal);
+        assert!((w[2] - 0.28).abs() < 0.03 && w[0].abs() < 0.2, "in the gap: {w:?}");
+        assert!(tight.clear([p[0], p[2]], [w[0], w[2]]), "reached in a straight line");
+    }
+
+    /// No waypoint, from anywhere on the table, lies nearer the table's edges than the
+    /// puck's radius plus the margin where the way round has room for it (a wall with an
+    /// open end), or than the puck's radius where it has not (a wall from one edge of the
+    /// table to 18 cm short of the other: room for the puck and its margin from the wall,
+    /// none for its margin from the edge as well).
+    #[test]
+    fn waypoints_keep_clear_of_the_table_edges() {
+        let (radius, height) = (0.05, 0.04);
+        let goal = [0.5, 0.4, 0.0];
+        for (wall, clearance) in [(wall_at(0.21, 0.41), radius + Route::MARGIN), (wall_at(-0.09, 0.71), radius)] {
+            let r = Route::new(&[table(), wall], goal, radius, height);
+            let mut corners = 0;
+            for i in -7..=7 {
+                for j in -7..=7 {
+                    let p = [i as f32 * 0.1, 0.4, j as f32 * 0.1];
+                    let w = r.waypoint(p);
+                    if w == goal {
+                        continue;
+                    }
+                    corners += 1;
+                    let room = 0.8 - w[0].abs().max(w[2].abs());
+                    assert!(room >= clearance - 1e-4, "{p:?} -> {w:?}");
+                }
+            }
+            assert!(corners > 10, "{corners} points behind the wall");
+        }
     }
 }

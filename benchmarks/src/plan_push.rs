@@ -528,7 +528,8 @@ impl PushPlanner for RandomPush {
 /// to the bound; no force while the puck is not visible. It pushes straight at the goal,
 /// so a wall across the way stops it; with `route=around` (spec `greedy,route=around`) it
 /// heads for the next corner of the way round the observed obstacles instead, until the
-/// goal is in sight ([`Heading::Around`]).
+/// goal is in sight ([`Heading::Around`]), pushing at the bound where the puck is at rest
+/// short of a corner.
 #[derive(Default)]
 pub struct GreedyPush {
     heading: Heading,
@@ -567,6 +568,8 @@ impl GreedyPush {
     /// chatter around the goal instead of coming to rest (measured: gains 40 and 12 left
     /// 20% of pucks at rest in the zone where these leave 93%).
     pub const K_D: f32 = 1.6;
+    /// Speed under which the puck counts as at rest, m/s.
+    pub const AT_REST: f32 = 0.02;
 }
 
 impl PushPlanner for GreedyPush {
@@ -579,10 +582,18 @@ impl PushPlanner for GreedyPush {
     fn act(&mut self, view: &PushView, _: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
         let Some(p) = view.puck else { return Ok(Some([0.0, 0.0])) };
         let g = self.waypoints.toward(self.heading, view, view.goal.position, p.position);
-        Ok(Some([
-            Self::K_P * (g[0] - p.position[0]) - Self::K_D * p.velocity[0],
-            Self::K_P * (g[2] - p.position[2]) - Self::K_D * p.velocity[2],
-        ]))
+        let mut e = [g[0] - p.position[0], g[2] - p.position[2]];
+        // At rest short of a corner, the proportional term alone reaches the bound: a
+        // corner close by would otherwise leave the puck beside it under a force that
+        // static friction holds (the bound exceeds the puck's friction force by the
+        // family's rule). Moving, the controller is the plain PD.
+        let n = e[0].hypot(e[1]);
+        let speed = p.velocity[0].hypot(p.velocity[2]);
+        if g != view.goal.position && speed < Self::AT_REST && n > 0.0 && Self::K_P * n < view.max_force {
+            let k = view.max_force / (Self::K_P * n);
+            e = [e[0] * k, e[1] * k];
+        }
+        Ok(Some([Self::K_P * e[0] - Self::K_D * p.velocity[0], Self::K_P * e[1] - Self::K_D * p.velocity[2]]))
     }
 }
 
@@ -840,4 +851,90 @@ pub fn score_push(items: &[PushItem], run: &PushRun, b: Bootstrap) -> (TaskResul
         metrics,
     };
     (result, logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table with a wall along z at x = 0 (z from -0.3 to 0.3) between the puck's side
+    /// and a goal at (0.5, 0): the view of a puck at `p`, moving at `v`.
+    fn view(p: [f32; 3], v: [f32; 3]) -> PushView {
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let table = SceneBox {
+            kind: 4,
+            position: [0.0, 0.35, 0.0],
+            rotation: [0.0, 0.0, 0.0, 1.0],
+            half_extents: [0.8, 0.05, 0.8],
+        };
+        let wall = SceneBox {
+            kind: 1,
+            position: [0.0, 0.45, 0.0],
+            rotation: [0.0, s, 0.0, s],
+            half_extents: [0.3, 0.05, 0.02],
+        };
+        let goal = SceneBox {
+            kind: 6,
+            position: [0.5, 0.45, 0.0],
+            rotation: [0.0, 0.0, 0.0, 1.0],
+            half_extents: [0.1, 0.05, 0.1],
+        };
+        let empty = EpisodeFrames {
+            episode_index: 0,
+            start: 0,
+            frames: 0,
+            slots: 1,
+            present: Vec::new(),
+            visible: Vec::new(),
+            position: Vec::new(),
+            rotation: Vec::new(),
+            linvel: Vec::new(),
+            angvel: Vec::new(),
+            size: Vec::new(),
+            shape: Vec::new(),
+            action: Vec::new(),
+            has_action: Vec::new(),
+            scene: Vec::new(),
+        };
+        PushView {
+            statics: vec![table, wall],
+            goal,
+            goal_state: PuckState { position: [0.5, 0.42, 0.0], velocity: [0.0; 3] },
+            puck_radius: 0.05,
+            puck_height: 0.04,
+            puck: Some(PuckState { position: p, velocity: v }),
+            max_force: 3.0,
+            frame: 0,
+            frames: 90,
+            fps: 30,
+            hold: 6,
+            observed: empty,
+        }
+    }
+
+    fn force(spec: &str, view: &PushView) -> [f32; 2] {
+        let mut planner = push_planner(spec).expect("spec");
+        planner.begin(0, 0);
+        planner.act(view, &[], None).expect("acts").expect("a force")
+    }
+
+    /// At rest beside the wall just short of its +z end (outside the margin), the routed
+    /// controller pushes at the bound toward the corner (its PD force there would be under
+    /// the puck's friction); moving, or heading for the goal itself, it is the plain PD
+    /// controller.
+    #[test]
+    fn the_routed_controller_breaks_away_from_rest_toward_a_corner_close_by() {
+        let at_rest = view([-0.13, 0.42, 0.33], [0.0; 3]);
+        let f = force("greedy,route=around", &at_rest);
+        assert!((f[0].hypot(f[1]) - 3.0).abs() < 1e-3, "at the bound: {f:?}");
+        assert!(f[1] > 0.0, "toward the +z corner: {f:?}");
+        // Moving: the PD force toward the same corner, well under the bound.
+        let moving = view([-0.13, 0.42, 0.33], [0.0, 0.0, 0.1]);
+        let g = force("greedy,route=around", &moving);
+        assert!(g[0].hypot(g[1]) < 1.5, "{g:?}");
+        // Plain greedy heads for the goal: the PD force, whatever the speed.
+        let p = force("greedy", &at_rest);
+        let pd = [GreedyPush::K_P * (0.5 + 0.13), GreedyPush::K_P * (0.0 - 0.33)];
+        assert!((p[0] - pd[0]).abs() < 1e-4 && (p[1] - pd[1]).abs() < 1e-4, "{p:?} against {pd:?}");
+    }
 }
