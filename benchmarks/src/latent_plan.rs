@@ -67,6 +67,22 @@ pub enum Method {
     Mppi,
 }
 
+/// Which plan a control step executes the first action of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pick {
+    /// The candidate with the lowest energy seen in any iteration.
+    #[default]
+    Best,
+    /// The mean of the search's distribution after its last refit (the elites' mean for
+    /// CEM, as V-JEPA 2-AC's planner returns; the energy-weighted mean for MPPI).
+    Mean,
+}
+
+fn is_best(p: &Pick) -> bool {
+    *p == Pick::Best
+}
+
 /// Where the energy is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +202,15 @@ pub struct PlanOptions {
     /// (BENCHMARKS.md), so it is an ablation, not a fix.
     #[serde(skip_serializing_if = "is_zero")]
     pub deadband: f32,
+    /// `pick=best|mean`: on `plan-push`, the plan executed: the lowest-energy candidate
+    /// seen (`best`), or the search distribution's mean after its last refit (`mean`:
+    /// V-JEPA 2-AC's CEM returns it, and MPPI's update is a weighted mean). One candidate
+    /// that beats the others by the model's error alone wins `best`; the mean averages
+    /// over the elites. Default best (recorded only when set). Measured: no gain with CEM
+    /// (whose elites have narrowed round the best by the last refit), a loss with MPPI
+    /// (BENCHMARKS.md), so it is an ablation.
+    #[serde(skip_serializing_if = "is_best")]
+    pub pick: Pick,
 }
 
 fn is_direct(h: &Heading) -> bool {
@@ -213,12 +238,13 @@ impl Default for PlanOptions {
             effort: 0.0,
             route: Heading::Direct,
             deadband: 0.0,
+            pick: Pick::Best,
         }
     }
 }
 
 /// The option keys [`PlanOptions::take`] reads.
-pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, route=direct|around, deadband=M, imagine=trained|end|FRAMES, rank=success|goal";
+pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, route=direct|around, deadband=M, pick=best|mean, imagine=trained|end|FRAMES, rank=success|goal";
 
 impl PlanOptions {
     /// Read the planning keys of comma-separated `key=value` `options` (`spec` is the whole
@@ -271,6 +297,9 @@ impl PlanOptions {
                 Some(("effort", v)) => p.effort = metres("effort", v)?,
                 Some(("deadband", v)) => p.deadband = metres("deadband", v)?,
                 Some(("route", v)) => p.route = Heading::parse(v).ok_or_else(|| bad("route", v, Heading::ALLOWED))?,
+                Some(("pick", "best")) => p.pick = Pick::Best,
+                Some(("pick", "mean")) => p.pick = Pick::Mean,
+                Some(("pick", v)) => return Err(bad("pick", v, "best or mean")),
                 Some(("rank", "success")) => p.rank = Rank::Success,
                 Some(("rank", "goal")) => p.rank = Rank::Goal,
                 Some(("rank", v)) => return Err(bad("rank", v, "success or goal")),
@@ -362,7 +391,9 @@ impl LatentPush {
             .collect())
     }
 
-    /// The CEM / MPPI search of control step `st`: the best candidate seen.
+    /// The CEM / MPPI search of control step `st`: the best candidate seen, or with
+    /// `pick=mean` the distribution's final mean (its energy measured only where the
+    /// deadband needs it, else NaN).
     fn search(&self, rng: &mut ChaCha8Rng, st: &ControlStep) -> Result<Option<(f32, Vec<[f32; 2]>)>> {
         let (h, max) = (st.h, st.max);
         let o = self.opts.clone();
@@ -406,6 +437,15 @@ impl LatentPush {
                     }
                 }
             }
+        }
+        if o.pick == Pick::Mean && best.is_some() {
+            let plan: Vec<[f32; 2]> = mean.iter().map(|&a| clip_disk(a, max)).collect();
+            let e = if o.deadband > 0.0 {
+                self.energies(st, std::slice::from_ref(&plan))?.first().copied().unwrap_or(f32::NAN)
+            } else {
+                f32::NAN
+            };
+            return Ok(Some((e, plan)));
         }
         Ok(best)
     }
@@ -644,6 +684,7 @@ mod tests {
             ("effort=-0.1", "[0, 1000000]"),
             ("route=left", "direct or around"),
             ("deadband=-1", "[0, 1000000]"),
+            ("pick=worst", "best or mean"),
         ] {
             let e = PlanOptions::take(bad, "jepa,...:run").expect_err(bad).to_string();
             assert!(e.contains(bad.split('=').next().expect("key")) && e.contains(says), "{bad}: {e}");
@@ -667,6 +708,10 @@ mod tests {
         assert_eq!(p.route, Heading::Around);
         assert_eq!(serde_json::to_value(&p).expect("json")["route"], "around");
         assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("route").is_none());
+        let (p, _) = PlanOptions::take("pick=mean", "s").expect("pick");
+        assert_eq!(p.pick, Pick::Mean);
+        assert_eq!(serde_json::to_value(&p).expect("json")["pick"], "mean");
+        assert!(serde_json::to_value(PlanOptions::default()).expect("json").get("pick").is_none());
     }
 
     #[test]

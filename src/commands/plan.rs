@@ -38,7 +38,7 @@ pub struct Args {
     /// over force sequences in its own predictions, the energy the distance to the goal
     /// state's representation plus an optional control cost (options `planner=cem|mppi`, `samples=N`,
     /// `elites=K`, `iters=I`, `horizon=H` actions, `coast=FRAMES`, `energy=final|sum`,
-    /// `effort=W`, `route=direct|around`, `deadband=M`, `temperature=T`, `std=F`; see benchmarks/README.md), or `bc:<dataset dir>`
+    /// `effort=W`, `route=direct|around`, `deadband=M`, `pick=best|mean`, `temperature=T`, `std=F`; see benchmarks/README.md), or `bc:<dataset dir>`
     /// (behaviour cloning of that dataset's expert forces). On both, `process:<command>`
     /// plays a program over the physworld-process protocol.
     #[arg(long)]
