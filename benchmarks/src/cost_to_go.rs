@@ -247,15 +247,15 @@ impl CostToGo {
 ///
 /// The corner is the point with the least distance to go along a field, among the points
 /// the puck can reach in a straight line from where it is. The field's obstacles are
-/// inflated by the puck's radius plus [`Route::MARGIN`], and its paths keep as far from
-/// the table's edges; "reached in a straight line" means the segment is clear of the
-/// obstacles so inflated. With the margin, the puck passes an obstacle with room to
-/// spare and, brought to the corner, sees the goal past it; without it, the corner
-/// would lie on the edge of the line of sight. Where that finds nothing (the puck within
-/// the margin of an obstacle, or a gap only the margin closes), the margin is dropped
-/// first from the line of sight, then from the field too (paths then keep the puck's
-/// radius from the table's edges). A puck touching an obstacle looks from the nearest
-/// clear cell beside it.
+/// inflated by the puck's radius plus [`Route::MARGIN`], and its paths keep the puck's
+/// radius from the table's edges (the whole puck stays on the table); "reached in a
+/// straight line" means the segment is clear of the obstacles so inflated. With the
+/// margin, the puck passes an obstacle with room to spare and, brought to the corner,
+/// sees the goal past it; without it, the corner would lie on the edge of the line of
+/// sight. Where that finds nothing (the puck within the margin of an obstacle, or a gap
+/// only the margin closes), the margin is dropped first from the line of sight, then
+/// from the field too. A puck touching an obstacle looks from the nearest clear cell
+/// beside it.
 /// It is a map-based global planner under a local one, as navigation stacks pair them: the
 /// route comes from the observed static scene, not from a model.
 #[derive(Debug, Clone)]
@@ -433,15 +433,16 @@ mod tests {
     }
 
     /// No waypoint, from anywhere on the table, lies nearer the table's edges than the
-    /// puck's radius plus the margin where the way round has room for it (a wall with an
-    /// open end), or than the puck's radius where it has not (a wall from one edge of the
-    /// table to 18 cm short of the other: room for the puck and its margin from the wall,
-    /// none for its margin from the edge as well).
+    /// puck's radius plus the margin where the way round is far from them (the wall of
+    /// the tests above, both ends 0.5 m from the edges), or than the puck's radius where
+    /// the only way round passes them (a wall from one edge of the table to 18 cm short of
+    /// the other: room for the puck and its margin from the wall, not for the margin from
+    /// the edge as well).
     #[test]
     fn waypoints_keep_clear_of_the_table_edges() {
         let (radius, height) = (0.05, 0.04);
         let goal = [0.5, 0.4, 0.0];
-        for (wall, clearance) in [(wall_at(0.21, 0.41), radius + Route::MARGIN), (wall_at(-0.09, 0.71), radius)] {
+        for (wall, clearance) in [(wall(), radius + Route::MARGIN), (wall_at(-0.09, 0.71), radius)] {
             let r = Route::new(&[table(), wall], goal, radius, height);
             let mut corners = 0;
             for i in -7..=7 {

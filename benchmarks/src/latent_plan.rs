@@ -193,7 +193,7 @@ pub struct PlanOptions {
     /// Default direct (recorded only when set).
     #[serde(skip_serializing_if = "is_direct")]
     pub route: Heading,
-    /// `deadband=M`: on `plan-push`, apply no force unless the best plan found beats
+    /// `deadband=M`: on `plan-push`, apply no force unless the plan found ([`Pick`]) beats
     /// doing nothing (the imagined future with no force, its energy measured at every
     /// control step) by more than `M` metres of energy. Among many candidates whose
     /// imagined futures differ by less than the model's error, one beats doing nothing by
@@ -392,14 +392,15 @@ impl LatentPush {
     }
 
     /// The CEM / MPPI search of control step `st`: the best candidate seen, or with
-    /// `pick=mean` the distribution's final mean (its energy measured only where the
-    /// deadband needs it, else NaN).
+    /// `pick=mean` the distribution's final mean where it was refitted at least once (its
+    /// energy measured only where the deadband needs it, else NaN).
     fn search(&self, rng: &mut ChaCha8Rng, st: &ControlStep) -> Result<Option<(f32, Vec<[f32; 2]>)>> {
         let (h, max) = (st.h, st.max);
         let o = self.opts.clone();
         let mut mean: Vec<[f32; 2]> = (0..h).map(|k| self.plan.get(k + 1).copied().unwrap_or([0.0, 0.0])).collect();
         let mut sd = vec![[o.std * max; 2]; h];
         let mut best: Option<(f32, Vec<[f32; 2]>)> = None;
+        let mut refit = false;
         for _ in 0..o.iters {
             let mut cands: Vec<Vec<[f32; 2]>> = Vec::with_capacity(o.samples);
             cands.push(mean.iter().map(|&a| clip_disk(a, max)).collect());
@@ -436,9 +437,12 @@ impl LatentPush {
                         sd[k][j] = v.sqrt().max(0.02 * max);
                     }
                 }
+                refit = true;
             }
         }
-        if o.pick == Pick::Mean && best.is_some() {
+        // Without a refit (one elite, one sample) the mean is still the warm start: the
+        // best candidate it is then.
+        if o.pick == Pick::Mean && refit && best.is_some() {
             let plan: Vec<[f32; 2]> = mean.iter().map(|&a| clip_disk(a, max)).collect();
             let e = if o.deadband > 0.0 {
                 self.energies(st, std::slice::from_ref(&plan))?.first().copied().unwrap_or(f32::NAN)
@@ -623,7 +627,10 @@ impl PushPlanner for LatentPush {
         if self.opts.deadband > 0.0 {
             let still = vec![[0.0, 0.0]; st.h];
             let e_still = self.energies(&st, std::slice::from_ref(&still))?.first().copied().unwrap_or(f32::NAN);
-            if e_still.is_finite() && best.as_ref().is_none_or(|(e, _)| *e > e_still - self.opts.deadband) {
+            // A plan whose energy is not finite loses to doing nothing.
+            if e_still.is_finite()
+                && best.as_ref().is_none_or(|(e, _)| !e.is_finite() || *e > e_still - self.opts.deadband)
+            {
                 best = Some((e_still, still));
             }
         }

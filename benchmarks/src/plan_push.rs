@@ -586,10 +586,11 @@ impl PushPlanner for GreedyPush {
         // At rest short of a corner, the proportional term alone reaches the bound: a
         // corner close by would otherwise leave the puck beside it under a force that
         // static friction holds (the bound exceeds the puck's friction force by the
-        // family's rule). Moving, the controller is the plain PD.
+        // family's rule). Moving, or within a grid cell of the corner (where the
+        // direction to it is noise), the controller is the plain PD.
         let n = e[0].hypot(e[1]);
         let speed = p.velocity[0].hypot(p.velocity[2]);
-        if g != view.goal.position && speed < Self::AT_REST && n > 0.0 && Self::K_P * n < view.max_force {
+        if g != view.goal.position && speed < Self::AT_REST && n > CostToGo::CELL && Self::K_P * n < view.max_force {
             let k = view.max_force / (Self::K_P * n);
             e = [e[0] * k, e[1] * k];
         }

@@ -427,10 +427,10 @@ impl Adapter for Majority {
     }
 }
 
-/// The planning heuristic ([`crate::plan::Greedy`]): it answers no prediction task, and
-/// plays `plan-launch` by dropping the largest ball just behind the target; on
-/// `plan-push`, a PD controller ([`crate::plan_push::GreedyPush`], spec `greedy` or
-/// `greedy,route=around`).
+/// The planning heuristic ([`crate::plan::Greedy`]): it answers no prediction task; as
+/// plain `greedy` it plays `plan-launch` by dropping the largest ball just behind the
+/// target; on `plan-push`, a PD controller ([`crate::plan_push::GreedyPush`], spec
+/// `greedy` or `greedy,route=around`, which plays `plan-push` only).
 pub struct GreedyPlanner {
     spec: String,
 }
