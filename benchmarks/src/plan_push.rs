@@ -862,41 +862,12 @@ mod tests {
     /// and a goal at (0.5, 0): the view of a puck at `p`, moving at `v`.
     fn view(p: [f32; 3], v: [f32; 3]) -> PushView {
         let s = std::f32::consts::FRAC_1_SQRT_2;
-        let table = SceneBox {
-            kind: 4,
-            position: [0.0, 0.35, 0.0],
-            rotation: [0.0, 0.0, 0.0, 1.0],
-            half_extents: [0.8, 0.05, 0.8],
-        };
-        let wall = SceneBox {
-            kind: 1,
-            position: [0.0, 0.45, 0.0],
-            rotation: [0.0, s, 0.0, s],
-            half_extents: [0.3, 0.05, 0.02],
-        };
-        let goal = SceneBox {
-            kind: 6,
-            position: [0.5, 0.45, 0.0],
-            rotation: [0.0, 0.0, 0.0, 1.0],
-            half_extents: [0.1, 0.05, 0.1],
-        };
-        let empty = EpisodeFrames {
-            episode_index: 0,
-            start: 0,
-            frames: 0,
-            slots: 1,
-            present: Vec::new(),
-            visible: Vec::new(),
-            position: Vec::new(),
-            rotation: Vec::new(),
-            linvel: Vec::new(),
-            angvel: Vec::new(),
-            size: Vec::new(),
-            shape: Vec::new(),
-            action: Vec::new(),
-            has_action: Vec::new(),
-            scene: Vec::new(),
-        };
+        let boxed = |kind, position, rotation, half_extents| SceneBox { kind, position, rotation, half_extents };
+        let upright = [0.0, 0.0, 0.0, 1.0];
+        let table = boxed(4, [0.0, 0.35, 0.0], upright, [0.8, 0.05, 0.8]);
+        let wall = boxed(1, [0.0, 0.45, 0.0], [0.0, s, 0.0, s], [0.3, 0.05, 0.02]);
+        let goal = boxed(6, [0.5, 0.45, 0.0], upright, [0.1, 0.05, 0.1]);
+        let empty = EpisodeFrames::empty(0, 1);
         PushView {
             statics: vec![table, wall],
             goal,

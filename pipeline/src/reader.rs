@@ -190,6 +190,27 @@ fn empty_like(e: &EpisodeFrames) -> EpisodeFrames {
 }
 
 impl EpisodeFrames {
+    /// Episode `episode_index` with `slots` object slots, no frames and no scene.
+    pub fn empty(episode_index: u64, slots: usize) -> EpisodeFrames {
+        EpisodeFrames {
+            episode_index,
+            start: 0,
+            frames: 0,
+            slots,
+            present: Vec::new(),
+            visible: Vec::new(),
+            position: Vec::new(),
+            rotation: Vec::new(),
+            linvel: Vec::new(),
+            angvel: Vec::new(),
+            size: Vec::new(),
+            shape: Vec::new(),
+            action: Vec::new(),
+            has_action: Vec::new(),
+            scene: Vec::new(),
+        }
+    }
+
     /// Frames `start..start + len` of this slice.
     pub fn slice(&self, start: usize, len: usize) -> EpisodeFrames {
         let s = self.slots;
@@ -611,23 +632,7 @@ fn decode_frames(bytes: Vec<u8>, path: &str, slots: usize) -> Result<Vec<Episode
         for r in 0..b.num_rows() {
             let e = ep.value(r) as u64;
             if out.last().is_none_or(|l| l.episode_index != e) {
-                out.push(EpisodeFrames {
-                    episode_index: e,
-                    start: 0,
-                    frames: 0,
-                    slots,
-                    present: Vec::new(),
-                    visible: Vec::new(),
-                    position: Vec::new(),
-                    rotation: Vec::new(),
-                    linvel: Vec::new(),
-                    angvel: Vec::new(),
-                    size: Vec::new(),
-                    shape: Vec::new(),
-                    action: Vec::new(),
-                    has_action: Vec::new(),
-                    scene: Vec::new(),
-                });
+                out.push(EpisodeFrames::empty(e, slots));
             }
             let Some(cur) = out.last_mut() else { continue };
             cur.frames += 1;
