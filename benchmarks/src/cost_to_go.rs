@@ -290,15 +290,15 @@ impl Route {
         if t.in_sight(lookout) {
             return goal;
         }
-        // (field, line of sight): with the margin, then without it in the line of sight,
-        // then without it at all.
-        for (field, sight) in [(&self.wide, &self.wide), (&self.wide, t), (t, t)] {
+        // (field, line of sight, looking from): with the margin, then without it in the
+        // line of sight, then without it at all. Only the tight sight looks from beside p:
+        // within the margin of an obstacle, the wide sight sees nothing and the next pass
+        // drops the margin.
+        let here = [p[0], p[2]];
+        for (field, sight, from) in [(&self.wide, &self.wide, here), (&self.wide, t, lookout), (t, t, lookout)] {
             if !field.reachable {
                 continue;
             }
-            // Only the tight sight looks from beside p: within the margin of an obstacle,
-            // the wide sight sees nothing and the next pass drops the margin.
-            let from = if std::ptr::eq(sight, t) { lookout } else { [p[0], p[2]] };
             let mut best: Option<(f32, [f32; 2])> = None;
             for i in 0..t.n[0] {
                 for j in 0..t.n[1] {
