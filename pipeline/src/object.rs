@@ -73,6 +73,17 @@ impl ObjectStorage {
     /// Open the store `url` names (`s3://bucket/prefix`, `gs://...`, `az://container/...`),
     /// configured from the environment. Nothing is contacted until the first request.
     pub fn open(url: &str) -> Result<ObjectStorage> {
+        Self::open_with(url, &[])
+    }
+
+    /// [`ObjectStorage::open`], with `options` set on top of the environment: `object_store`'s
+    /// configuration keys for the URL's scheme and their values (`("aws_endpoint",
+    /// "http://127.0.0.1:5000")`, `("aws_allow_http", "true")`, `("google_service_account",
+    /// ...)`, `("azure_storage_account_name", ...)`; the names of
+    /// `object_store::aws::AmazonS3ConfigKey`, `gcp::GoogleConfigKey` and
+    /// `azure::AzureConfigKey`), for a program that configures its store in code rather than
+    /// through environment variables. A key the scheme does not know is an error naming it.
+    pub fn open_with(url: &str, options: &[(&str, &str)]) -> Result<ObjectStorage> {
         let bad = |why: String| PipelineError::InvalidArgument {
             field: "location".into(),
             value: url.into(),
@@ -85,16 +96,31 @@ impl ObjectStorage {
         // call finds one installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let base = format!("{scheme}://{bucket}");
+        // `options`' keys parsed for the scheme's builder.
+        fn keys<K: std::str::FromStr>(url: &str, options: &[(&str, &str)], scheme: &str) -> Result<Vec<(K, String)>> {
+            options
+                .iter()
+                .map(|&(k, v)| {
+                    k.parse::<K>().map(|k| (k, v.to_string())).map_err(|_| PipelineError::InvalidArgument {
+                        field: "option".into(),
+                        value: k.into(),
+                        allowed: format!("a configuration key of object_store's {scheme}:// builder (for {url})"),
+                    })
+                })
+                .collect()
+        }
         let store: Arc<dyn ObjectStore> = match scheme.as_str() {
             "s3" => Arc::new(
                 {
                     use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-                    let b = AmazonS3Builder::from_env().with_url(&base).with_retry(retry());
-                    if set("AWS_TIMEOUT") {
-                        b
-                    } else {
-                        b.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT)
+                    let mut b = AmazonS3Builder::from_env().with_url(&base).with_retry(retry());
+                    if !set("AWS_TIMEOUT") {
+                        b = b.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT);
                     }
+                    for (k, v) in keys::<AmazonS3ConfigKey>(url, options, &scheme)? {
+                        b = b.with_config(k, v);
+                    }
+                    b
                 }
                 .build()
                 .map_err(|e| store_err(url, "", e))?,
@@ -102,12 +128,14 @@ impl ObjectStorage {
             "gs" => Arc::new(
                 {
                     use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-                    let b = GoogleCloudStorageBuilder::from_env().with_url(&base).with_retry(retry());
-                    if set("GOOGLE_TIMEOUT") {
-                        b
-                    } else {
-                        b.with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT)
+                    let mut b = GoogleCloudStorageBuilder::from_env().with_url(&base).with_retry(retry());
+                    if !set("GOOGLE_TIMEOUT") {
+                        b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT);
                     }
+                    for (k, v) in keys::<GoogleConfigKey>(url, options, &scheme)? {
+                        b = b.with_config(k, v);
+                    }
+                    b
                 }
                 .build()
                 .map_err(|e| store_err(url, "", e))?,
@@ -115,12 +143,14 @@ impl ObjectStorage {
             _ => Arc::new(
                 {
                     use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-                    let b = MicrosoftAzureBuilder::from_env().with_url(&base).with_retry(retry());
-                    if set("AZURE_TIMEOUT") {
-                        b
-                    } else {
-                        b.with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT)
+                    let mut b = MicrosoftAzureBuilder::from_env().with_url(&base).with_retry(retry());
+                    if !set("AZURE_TIMEOUT") {
+                        b = b.with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), TIMEOUT);
                     }
+                    for (k, v) in keys::<AzureConfigKey>(url, options, &scheme)? {
+                        b = b.with_config(k, v);
+                    }
+                    b
                 }
                 .build()
                 .map_err(|e| store_err(url, "", e))?,
@@ -323,6 +353,18 @@ mod tests {
                 (n as u64, crate::storage::sha256_hex(&bytes)),
                 "{n} bytes"
             );
+        }
+    }
+
+    #[test]
+    fn options_set_in_code_are_the_schemes_keys() {
+        // Nothing is contacted until the first request, so these open without a server.
+        let s3 = [("aws_endpoint", "http://127.0.0.1:9"), ("aws_allow_http", "true"), ("timeout", "7s")];
+        assert!(ObjectStorage::open_with("s3://b/p", &s3).is_ok());
+        assert!(ObjectStorage::open_with("gs://b/p", &[("google_bucket", "b")]).is_ok());
+        for (url, key) in [("s3://b/p", "aws_endpiont"), ("gs://b/p", "aws_endpoint"), ("az://c/p", "aws_endpoint")] {
+            let err = ObjectStorage::open_with(url, &[(key, "x")]).expect_err("refused").to_string();
+            assert!(err.contains(key) && err.contains(&url[..2]), "{url} {key}: {err}");
         }
     }
 
