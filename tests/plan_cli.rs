@@ -561,6 +561,14 @@ fn a_trained_jepa_plans_pushes_in_latent_space_and_beats_random_forces() {
             .collect()
     };
     assert_eq!(strip(&play(&spec, &["--limit", "3"])), strip(&jepa));
+    // So with the options that read the episode so far (stalls under static friction, the
+    // puck out of sight) and the route round walls.
+    let observing = format!(
+        "jepa,samples=32,elites=4,iters=3,effort=0.05,route=around,stiction=observed,unseen=imagine:{}",
+        run.display()
+    );
+    let first = play(&observing, &["--limit", "3"]);
+    assert_eq!(strip(&play(&observing, &["--limit", "3"])), strip(&first));
     // Bad options are refused by name, with what is allowed.
     for (bad, says) in
         [("planner=mcts", "cem or mppi"), ("samples=0", "samples must be"), ("elites=99", "at most samples")]

@@ -36,6 +36,40 @@ impl Footprint {
     }
 }
 
+/// The footprints of the obstacles among `statics` (the static bodies other than floor,
+/// table and zones whose vertical extent overlaps a puck of `height` resting on a table
+/// top at height `top`), inflated by `radius`.
+fn footprints(statics: &[SceneBox], top: f32, radius: f32, height: f32) -> Vec<Footprint> {
+    let mut out = Vec::new();
+    for s in statics.iter().filter(|s| !NOT_OBSTACLES.contains(&s.kind)) {
+        // The box's world-space half extent along y (any rotation).
+        let axis = |v: [f32; 3]| quat_rotate(s.rotation, v);
+        let local = [axis([1.0, 0.0, 0.0]), axis([0.0, 1.0, 0.0]), axis([0.0, 0.0, 1.0])];
+        let hy: f32 = (0..3).map(|k| (local[k][1] * s.half_extents[k]).abs()).sum();
+        if s.position[1] + hy <= top || s.position[1] - hy >= top + height {
+            continue;
+        }
+        let flat = |v: [f32; 3]| {
+            let n = v[0].hypot(v[2]);
+            if n > 1e-6 { [v[0] / n, v[2] / n] } else { [0.0, 0.0] }
+        };
+        out.push(Footprint {
+            centre: [s.position[0], s.position[2]],
+            axes: [flat(local[0]), flat(local[2])],
+            half: [s.half_extents[0] + radius, s.half_extents[2] + radius],
+        });
+    }
+    out
+}
+
+/// Whether a puck of `radius` and `height` centred at `p` is within `gap` of an obstacle
+/// among `statics` (as [`CostToGo::new`] finds them; the table's top from the table, else
+/// from `p`), so that a force may be pressing it against one.
+pub(crate) fn obstacle_within(statics: &[SceneBox], p: [f32; 3], radius: f32, height: f32, gap: f32) -> bool {
+    let top = statics.iter().find(|s| s.kind == 4).map_or(p[1] - height / 2.0, |t| t.position[1] + t.half_extents[1]);
+    footprints(statics, top, radius + gap, height).iter().any(|f| f.contains([p[0], p[2]]))
+}
+
 /// Shortest-path distance to a goal on a table top around the obstacles on it.
 #[derive(Debug, Clone)]
 pub struct CostToGo {
@@ -72,25 +106,7 @@ impl CostToGo {
     fn build(statics: &[SceneBox], goal: [f32; 3], radius: f32, height: f32, edge: f32) -> CostToGo {
         let table = statics.iter().find(|s| s.kind == 4);
         let top = table.map_or(goal[1] - height, |t| t.position[1] + t.half_extents[1]);
-        let mut obstacles = Vec::new();
-        for s in statics.iter().filter(|s| !NOT_OBSTACLES.contains(&s.kind)) {
-            // The box's world-space half extent along y (any rotation).
-            let axis = |v: [f32; 3]| quat_rotate(s.rotation, v);
-            let local = [axis([1.0, 0.0, 0.0]), axis([0.0, 1.0, 0.0]), axis([0.0, 0.0, 1.0])];
-            let hy: f32 = (0..3).map(|k| (local[k][1] * s.half_extents[k]).abs()).sum();
-            if s.position[1] + hy <= top || s.position[1] - hy >= top + height {
-                continue;
-            }
-            let flat = |v: [f32; 3]| {
-                let n = v[0].hypot(v[2]);
-                if n > 1e-6 { [v[0] / n, v[2] / n] } else { [0.0, 0.0] }
-            };
-            obstacles.push(Footprint {
-                centre: [s.position[0], s.position[2]],
-                axes: [flat(local[0]), flat(local[2])],
-                half: [s.half_extents[0] + radius, s.half_extents[2] + radius],
-            });
-        }
+        let obstacles = footprints(statics, top, radius, height);
         let mut out =
             CostToGo { goal, obstacles, origin: [0.0; 2], n: [0, 0], dist: Vec::new(), edge: None, reachable: false };
         if out.obstacles.is_empty() {
@@ -342,6 +358,22 @@ mod tests {
     fn wall() -> SceneBox {
         let s = std::f32::consts::FRAC_1_SQRT_2;
         SceneBox { kind: 1, position: [0.0, 0.45, 0.0], rotation: [0.0, s, 0.0, s], half_extents: [0.3, 0.05, 0.02] }
+    }
+
+    /// A puck 3 cm from the wall's face (its centre 10 cm from the wall's mid-plane, radius
+    /// 5 cm, the wall's half thickness 2 cm) is within 4 cm of it and not within 2; past the wall's end,
+    /// and with the wall above the puck, it is near nothing.
+    #[test]
+    fn a_puck_is_near_an_obstacle_by_its_gap_to_the_footprint() {
+        let statics = [table(), wall()];
+        let near = |p: [f32; 3], gap: f32| obstacle_within(&statics, p, 0.05, 0.05, gap);
+        assert!(near([0.10, 0.425, 0.0], 0.04));
+        assert!(!near([0.10, 0.425, 0.0], 0.02));
+        assert!(near([-0.10, 0.425, 0.25], 0.04));
+        assert!(!near([0.0, 0.425, 0.40], 0.04));
+        let mut high = wall();
+        high.position[1] = 0.6;
+        assert!(!obstacle_within(&[table(), high], [0.10, 0.425, 0.0], 0.05, 0.05, 0.04));
     }
 
     /// A wall 0.6 m long across the line from (-0.5, 0) to the goal at (0.5, 0): the way

@@ -39,6 +39,14 @@
 //!   shifted by one action (receding horizon), and is itself a candidate, so a good plan
 //!   is never lost.
 //!
+//! - **Stiction** (`stiction=observed`): the puck's mass and friction are hidden. While
+//!   the puck is at rest, forces no stronger than one it was already seen to stay at rest
+//!   under (`stalled_force`) go into the model as no force, so the search does not repeat
+//!   a push that static friction holds because the model imagines it moving the puck.
+//! - **Out of sight** (`unseen=imagine`): with the puck hidden from the camera, the planner
+//!   plans from the last frame it was seen at, the model imagining the frames since under
+//!   the forces executed since (the bridge), then each candidate's.
+//!
 //! Knobs (the model spec's options, `jepa,planner=mppi,samples=200:<run>`; see
 //! [`PlanOptions`]): defaults in the spirit of V-JEPA 2-AC's CEM (400 samples, 10 elites,
 //! 10 iterations) with the oracle's 1-s horizon. Randomness is drawn on the host from a generator seeded
@@ -53,9 +61,10 @@ use physworld_sim::Simulation;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::cost_to_go::obstacle_within;
 use crate::error::{BenchError, Result};
 use crate::plan::{item_rng, standard_normal};
-use crate::plan_push::{Heading, PuckState, PushPlanner, PushView, Waypoints, clip_disk};
+use crate::plan_push::{GreedyPush, Heading, PuckState, PushPlanner, PushView, Waypoints, clip_disk};
 
 /// The search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,6 +90,23 @@ pub enum Pick {
 
 fn is_best(p: &Pick) -> bool {
     *p == Pick::Best
+}
+
+/// What the planner believes of a force applied to the puck at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stiction {
+    /// What the model imagines.
+    #[default]
+    Model,
+    /// What the episode has shown: forces no stronger than one the puck was seen to stay
+    /// at rest under, away from walls (`stalled_force`), are imagined as no force while
+    /// the puck is at rest.
+    Observed,
+}
+
+fn is_model(s: &Stiction) -> bool {
+    *s == Stiction::Model
 }
 
 /// Where the energy is read.
@@ -211,6 +237,46 @@ pub struct PlanOptions {
     /// (BENCHMARKS.md), so it is an ablation.
     #[serde(skip_serializing_if = "is_best")]
     pub pick: Pick,
+    /// `stiction=model|observed`: on `plan-push`, whether a force the puck has already
+    /// been seen to stay at rest under is imagined as the model imagines it (`model`) or as
+    /// no force at all (`observed`: while the puck is at rest, each candidate's leading
+    /// forces no stronger than the strongest such force, `stalled_force`, go into the
+    /// model as zero, so the search sees that they would not move it). The puck's mass and
+    /// friction are hidden; a model that misjudges them imagines a small push moving a
+    /// puck that static friction holds, and recorded runs show the planner repeating such
+    /// pushes control step after control step. Default model (recorded only when set).
+    #[serde(skip_serializing_if = "is_model")]
+    pub stiction: Stiction,
+    /// `unseen=still|imagine`: on `plan-push`, what the planner does while the puck is not
+    /// seen (a wall between it and the camera). `still`: no force. `imagine`: it plans from
+    /// the last frame the puck was seen at, the model imagining the frames since under the
+    /// forces executed since, then each candidate's, as long as that is within the model's
+    /// trained rollout; the route's corner is taken from where the puck was last seen. A
+    /// puck that comes to rest out of sight is otherwise never pushed again. Default still
+    /// (recorded only when set).
+    #[serde(skip_serializing_if = "is_still")]
+    pub unseen: Unseen,
+}
+
+/// What the planner does while the puck is not seen (`unseen=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unseen {
+    /// No force.
+    #[default]
+    Still,
+    /// Plan from the last frame it was seen at, through the forces executed since.
+    Imagine,
+}
+
+fn is_still(u: &Unseen) -> bool {
+    *u == Unseen::Still
+}
+
+/// The last frame of `obs` whose puck (slot 0) is seen.
+fn last_seen(obs: &EpisodeFrames) -> Option<usize> {
+    let s = obs.slots.max(1);
+    (0..obs.frames).rev().find(|&f| obs.visible[f * s])
 }
 
 fn is_direct(h: &Heading) -> bool {
@@ -239,12 +305,14 @@ impl Default for PlanOptions {
             route: Heading::Direct,
             deadband: 0.0,
             pick: Pick::Best,
+            stiction: Stiction::Model,
+            unseen: Unseen::Still,
         }
     }
 }
 
 /// The option keys [`PlanOptions::take`] reads.
-pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, route=direct|around, deadband=M, pick=best|mean, imagine=trained|end|FRAMES, rank=success|goal";
+pub const PLAN_OPTIONS: &str = "planner=cem|mppi, samples=N, elites=K, iters=I, horizon=H, coast=FRAMES, energy=final|sum, temperature=T, std=F, effort=W, route=direct|around, deadband=M, pick=best|mean, stiction=model|observed, unseen=still|imagine, imagine=trained|end|FRAMES, rank=success|goal";
 
 impl PlanOptions {
     /// Read the planning keys of comma-separated `key=value` `options` (`spec` is the whole
@@ -300,6 +368,12 @@ impl PlanOptions {
                 Some(("pick", "best")) => p.pick = Pick::Best,
                 Some(("pick", "mean")) => p.pick = Pick::Mean,
                 Some(("pick", v)) => return Err(bad("pick", v, "best or mean")),
+                Some(("stiction", "model")) => p.stiction = Stiction::Model,
+                Some(("stiction", "observed")) => p.stiction = Stiction::Observed,
+                Some(("stiction", v)) => return Err(bad("stiction", v, "model or observed")),
+                Some(("unseen", "still")) => p.unseen = Unseen::Still,
+                Some(("unseen", "imagine")) => p.unseen = Unseen::Imagine,
+                Some(("unseen", v)) => return Err(bad("unseen", v, "still or imagine")),
                 Some(("rank", "success")) => p.rank = Rank::Success,
                 Some(("rank", "goal")) => p.rank = Rank::Goal,
                 Some(("rank", v)) => return Err(bad("rank", v, "success or goal")),
@@ -360,17 +434,23 @@ impl LatentPush {
     /// Energies of `cands` (`[N][h]` forces `[fx, fz]`, already inside the bound) at control
     /// step `st`.
     fn energies(&self, st: &ControlStep, cands: &[Vec<[f32; 2]>]) -> Result<Vec<f32>> {
-        let ControlStep { ctx, ctx_frames, goal, goal_valid, hold, steps, at, .. } = st;
+        let ControlStep { ctx, ctx_frames, bridge, goal, goal_valid, hold, steps, at, stalled, .. } = st;
         let (hold, steps) = (*hold, *steps);
         let c = ctx_frames.frames;
         let n = cands.len();
         let mut acts = Vec::with_capacity(n * (c + steps) * ACTION_DIM);
         let s = &self.norm.action_std;
         for cand in cands {
+            let held = held_still(cand, *stalled);
             for w in 0..c + steps {
-                let f = if w + 1 >= c {
-                    // The present frame and after: the candidate's action `(w - (c - 1)) / hold`.
-                    cand.get((w + 1 - c) / hold).map_or([0.0; 3], |a| [a[0], 0.0, a[1]])
+                let f = if w + 1 >= c && w + 1 - c < bridge.len() {
+                    // The context's last frame and after, up to the present: what was executed.
+                    bridge[w + 1 - c]
+                } else if w + 1 >= c {
+                    // The present frame and after: the candidate's action
+                    // `(w - (c - 1) - bridge) / hold`.
+                    let k = (w + 1 - c - bridge.len()) / hold;
+                    cand.get(k).filter(|_| k >= held).map_or([0.0; 3], |a| [a[0], 0.0, a[1]])
                 } else if ctx_frames.has_action[w] {
                     [ctx_frames.action[w * 3], ctx_frames.action[w * 3 + 1], ctx_frames.action[w * 3 + 2]]
                 } else {
@@ -461,6 +541,9 @@ struct ControlStep {
     ctx: Batch,
     /// Its frames.
     ctx_frames: EpisodeFrames,
+    /// The forces executed after the context's last frame, frame by frame (`unseen=imagine`
+    /// with the puck not seen now; else none): imagined before each candidate's forces.
+    bridge: Vec<[f32; 3]>,
     /// The goal's representation at each imagined frame `[1, steps, S, D]`.
     goal: Tensor,
     /// The goal frame's valid slots `[1, S]`.
@@ -469,7 +552,7 @@ struct ControlStep {
     h: usize,
     /// Frames each action is held.
     hold: usize,
-    /// Frames imagined.
+    /// Frames imagined (the bridge's and the candidates').
     steps: usize,
     /// The imagined frames the energy reads ([`read_at`]).
     at: Vec<usize>,
@@ -478,11 +561,52 @@ struct ControlStep {
     /// Metres per unit of representation distance: `CALIBRATION_M` over the distance of the
     /// goal with the puck moved that far.
     metres_per_unit: f32,
+    /// With `stiction=observed` and the puck at rest: the strongest force it has been seen
+    /// to stay at rest under (`stalled_force`); else 0.
+    stalled: f32,
+}
+
+/// How many of `cand`'s leading forces are no stronger than `stalled` (none where it is
+/// 0): the puck at rest stays at rest under them, as it was seen to.
+fn held_still(cand: &[[f32; 2]], stalled: f32) -> usize {
+    if stalled <= 0.0 {
+        return 0;
+    }
+    cand.iter().take_while(|a| a[0].hypot(a[1]) <= stalled).count()
+}
+
+/// The strongest force the puck of `obs` (slot 0) was seen to stay at rest under: the
+/// weakest force of any `hold` consecutive frames of forces over which it stayed visible
+/// and at rest (speed under [`GreedyPush::AT_REST`] from the first frame to the one after
+/// the last) and `free` of its position at the first (not pressed against a wall); 0 where
+/// there is none. Static friction held it, so forces no stronger would not move it either.
+fn stalled_force(obs: &EpisodeFrames, hold: usize, free: impl Fn([f32; 3]) -> bool) -> f32 {
+    let (s, hold) = (obs.slots.max(1), hold.max(1));
+    let at_rest = |f: usize| {
+        let d = f * s;
+        obs.visible[d] && obs.linvel[d * 3].hypot(obs.linvel[d * 3 + 2]) < GreedyPush::AT_REST
+    };
+    let mut most = 0.0f32;
+    for f in 0..obs.frames.saturating_sub(hold) {
+        if !(f..=f + hold).all(at_rest) || !(f..f + hold).all(|g| obs.has_action[g]) {
+            continue;
+        }
+        let p = [obs.position[f * s * 3], obs.position[f * s * 3 + 1], obs.position[f * s * 3 + 2]];
+        if !free(p) {
+            continue;
+        }
+        let least = (f..f + hold).map(|g| obs.action[g * 3].hypot(obs.action[g * 3 + 2])).fold(f32::INFINITY, f32::min);
+        most = most.max(least);
+    }
+    most
 }
 
 /// The puck's displacement from the goal whose representation distance calibrates the
 /// energy, m.
 const CALIBRATION_M: f32 = 0.1;
+
+/// `stiction=observed` ignores a stall with the puck this close to a wall, m.
+const STALL_WALL_GAP: f32 = 0.02;
 
 /// The imagined frames the energy reads: the last (`energy=final`), or the frames that end
 /// each of `h` actions held `hold` frames and the last (`energy=sum`).
@@ -574,24 +698,49 @@ impl PushPlanner for LatentPush {
     }
     fn act(&mut self, view: &PushView, _executed: &[[f32; 3]], _: Option<&Simulation<'_>>) -> Result<Option<[f32; 2]>> {
         let obs = &view.observed;
-        // Nothing to imagine from: the puck is not seen now.
-        let Some(puck) = view.puck.filter(|_| obs.frames > 0) else {
+        // Never past what the model was trained to roll out (its first chunk and the
+        // rollout loss's chunks): beyond it, predictions drift far from the targets.
+        let trained = self.cfg.loss.future_frames(self.cfg.data.future).max(1);
+        // The frame the puck was last seen at: the present, or with `unseen=imagine` an
+        // earlier one within the trained rollout, the model imagining the frames since.
+        let last = match view.puck {
+            Some(_) if obs.frames > 0 => Some(obs.frames - 1),
+            None if self.opts.unseen == Unseen::Imagine => last_seen(obs).filter(|&f| obs.frames - 1 - f < trained),
+            _ => None,
+        };
+        // Nothing to imagine from.
+        let Some(last) = last else {
             self.plan.clear();
             return Ok(Some([0.0, 0.0]));
         };
+        let seen = obs.slice(0, last + 1);
+        let puck = PuckState {
+            position: [
+                seen.position[last * seen.slots * 3],
+                seen.position[last * seen.slots * 3 + 1],
+                seen.position[last * seen.slots * 3 + 2],
+            ],
+            velocity: [
+                seen.linvel[last * seen.slots * 3],
+                seen.linvel[last * seen.slots * 3 + 1],
+                seen.linvel[last * seen.slots * 3 + 2],
+            ],
+        };
+        // The forces executed since, imagined before each candidate's.
+        let bridge: Vec<[f32; 3]> =
+            (last..obs.frames - 1).map(|f| [obs.action[f * 3], obs.action[f * 3 + 1], obs.action[f * 3 + 2]]).collect();
         // The goal, or the corner to round first (`route=around`).
         let target = view.goal_state.position;
         let aim = self.waypoints.toward(self.opts.route, view, target, puck.position);
         let goal_state = if aim == target { view.goal_state } else { PuckState { position: aim, velocity: [0.0; 3] } };
         let (hold, max) = (view.hold.max(1), view.max_force);
         let remaining = view.frames.saturating_sub(1).saturating_sub(view.frame).max(1);
-        // Never past what the model was trained to roll out (its first chunk and the
-        // rollout loss's chunks): beyond it, predictions drift far from the targets.
-        let trained = self.cfg.loss.future_frames(self.cfg.data.future).max(1);
-        let acting = (self.opts.horizon * hold).min(remaining).min(trained);
+        let room = trained - bridge.len();
+        let acting = (self.opts.horizon * hold).min(remaining).min(room);
         let h = acting.div_ceil(hold);
-        let steps = (acting + self.opts.coast).min(remaining).min(trained);
-        let ctx_frames = context_frames(obs, self.cfg.data.context);
+        let ahead = (acting + self.opts.coast).min(remaining).min(room);
+        let steps = bridge.len() + ahead;
+        let ctx_frames = context_frames(&seen, self.cfg.data.context);
         let c = ctx_frames.frames;
         let ctx = Batch::new(std::slice::from_ref(&ctx_frames), &self.norm, &Device::Cpu).map_err(BenchError::from)?;
         let goal_batch = Batch::new(&[goal_frames(&ctx_frames, &goal_state, steps)], &self.norm, &Device::Cpu)
@@ -600,7 +749,7 @@ impl PushPlanner for LatentPush {
         let goal_valid = goal_batch.valid.narrow(1, 0, 1).and_then(|v| v.squeeze(1)).map_err(model_err)?; // [1, S]
         // The energy's unit: the distance from the goal's representation of the puck at rest
         // `CALIBRATION_M` away from the goal, along ±x and ±z.
-        let at = read_at(self.opts.energy, h, hold, steps);
+        let at: Vec<usize> = read_at(self.opts.energy, h, hold, ahead).into_iter().map(|i| i + bridge.len()).collect();
         let shifted: Vec<EpisodeFrames> = [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]
             .iter()
             .map(|d| {
@@ -618,7 +767,30 @@ impl PushPlanner for LatentPush {
         let unit = unit.iter().sum::<f32>() / unit.len().max(1) as f32;
         // A representation blind to a 10-cm move (or a non-finite one): raw distances.
         let metres_per_unit = if unit.is_finite() && unit > 1e-9 { CALIBRATION_M / unit } else { 1.0 };
-        let st = ControlStep { ctx, ctx_frames, goal, goal_valid, h, hold, steps, at, max, metres_per_unit };
+        // Forces the puck at rest was seen to stay at rest under, away from walls (one
+        // pressing it against a wall says nothing of friction).
+        let at_rest = puck.velocity[0].hypot(puck.velocity[2]) < GreedyPush::AT_REST;
+        let stalled = if self.opts.stiction == Stiction::Observed && at_rest && bridge.is_empty() {
+            stalled_force(obs, hold, |p| {
+                !obstacle_within(&view.statics, p, view.puck_radius, view.puck_height, STALL_WALL_GAP)
+            })
+        } else {
+            0.0
+        };
+        let st = ControlStep {
+            ctx,
+            ctx_frames,
+            bridge,
+            goal,
+            goal_valid,
+            h,
+            hold,
+            steps,
+            at,
+            max,
+            metres_per_unit,
+            stalled,
+        };
 
         let Some(mut rng) = self.rng.take() else { return Ok(None) };
         let searched = self.search(&mut rng, &st);
@@ -663,6 +835,60 @@ mod tests {
         }
     }
 
+    /// A puck at rest through frames 0..=12 under forces of 0.5 N (frames 0..6) and 0.8 N
+    /// (6..12), then moving under 1.5 N: the strongest force it stayed at rest under is 0.8
+    /// N, hold by hold; a window of frames that mixes the two counts its weaker force; at a
+    /// wall nothing counts; a puck never at rest, or forces not yet executed, say nothing.
+    #[test]
+    fn the_stalled_force_is_the_strongest_the_resting_puck_withstood() {
+        let n = 20;
+        let mut obs = frames(n);
+        obs.position = vec![0.0; n * 3];
+        for f in 0..n {
+            let (force, speed) = match f {
+                0..6 => (0.5, 0.0),
+                6..12 => (0.8, 0.0),
+                12 => (1.5, 0.01),
+                _ => (1.5, 0.3),
+            };
+            obs.action[f * 3..f * 3 + 3].copy_from_slice(&[force * 0.6, 0.0, force * 0.8]);
+            obs.linvel[f * 3..f * 3 + 3].copy_from_slice(&[speed, 0.0, 0.0]);
+        }
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        assert!(close(stalled_force(&obs, 6, |_| true), 0.8));
+        // Holds of 7 frames: each window mixes forces or runs into motion.
+        assert!(close(stalled_force(&obs, 7, |_| true), 0.5));
+        assert_eq!(stalled_force(&obs, 6, |_| false), 0.0);
+        // Before the second hold ends nothing shows that 0.8 N did not move it.
+        assert!(close(stalled_force(&obs.slice(0, 12), 6, |_| true), 0.5));
+        let mut moving = obs.clone();
+        moving.linvel.iter_mut().step_by(3).for_each(|v| *v = 0.3);
+        assert_eq!(stalled_force(&moving, 6, |_| true), 0.0);
+        let mut unseen = obs.clone();
+        unseen.visible = vec![false; n];
+        assert_eq!(stalled_force(&unseen, 6, |_| true), 0.0);
+        let mut unforced = obs.clone();
+        unforced.has_action = vec![false; n];
+        assert_eq!(stalled_force(&unforced, 6, |_| true), 0.0);
+        // Only the leading forces no stronger than it are imagined as none.
+        let cand = [[0.3, 0.4], [0.0, 0.8], [1.0, 0.0], [0.1, 0.0]];
+        assert_eq!(held_still(&cand, 0.8), 2);
+        assert_eq!(held_still(&cand, 0.4), 0);
+        assert_eq!(held_still(&cand, 0.0), 0);
+        assert_eq!(held_still(&cand, 2.0), 4);
+    }
+
+    #[test]
+    fn the_puck_was_last_seen_at_its_last_visible_frame() {
+        let mut obs = frames(6);
+        assert_eq!(last_seen(&obs), Some(5));
+        obs.visible[4..].fill(false);
+        assert_eq!(last_seen(&obs), Some(3));
+        obs.visible.fill(false);
+        assert_eq!(last_seen(&obs), None);
+        assert_eq!(last_seen(&frames(0)), None);
+    }
+
     #[test]
     fn options_parse_pass_the_readout_on_and_refuse_bad_values_by_name() {
         let (p, rest) = PlanOptions::take("", "jepa:r").expect("empty");
@@ -692,6 +918,8 @@ mod tests {
             ("route=left", "direct or around"),
             ("deadband=-1", "[0, 1000000]"),
             ("pick=worst", "best or mean"),
+            ("stiction=seen", "model or observed"),
+            ("unseen=guess", "still or imagine"),
         ] {
             let e = PlanOptions::take(bad, "jepa,...:run").expect_err(bad).to_string();
             assert!(e.contains(bad.split('=').next().expect("key")) && e.contains(says), "{bad}: {e}");
