@@ -240,6 +240,34 @@ fn training_and_scoring_give_identical_bytes_with_one_and_two_threads() {
     sharded_bench_merges_to_the_unsharded_files(tmp.path(), &dir, &spec);
 }
 
+/// `train --context N` trains on windows of N observed frames and records it in the run's
+/// config; 0 frames is refused by the field's name.
+#[test]
+fn train_context_sets_the_observed_frames_per_window() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dataset(tmp.path());
+    let out = tmp.path().join("c12");
+    ok(bin()
+        .args(["train", "--steps", "2", "--context", "12", "--json", "--data"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs"));
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).expect("config")).expect("json");
+    assert_eq!(cfg["data"]["context"], 12, "{cfg}");
+    let o = bin()
+        .args(["train", "--steps", "2", "--context", "0", "--data"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(tmp.path().join("c0"))
+        .output()
+        .expect("runs");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("data.context") && e.contains("at least 1"), "{e}");
+}
+
 /// A result file without its wall time, and an item log or shard file without the
 /// per-item `seconds` of planning: the only bytes allowed to differ between runs.
 fn without_timing(bytes: &[u8]) -> String {

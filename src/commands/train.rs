@@ -57,6 +57,12 @@ pub struct Args {
     /// Windows grow by as many chunks.
     #[arg(hide_short_help = true, long, value_name = "CHUNKS")]
     rollout_chunks: Option<usize>,
+    /// Observed frames per training window (`data.context`; 8 in every preset): how much of
+    /// the past the model reads before it predicts. Longer histories show more of how objects
+    /// answered forces, from which hidden masses and frictions can be read (measured on
+    /// `plan-push`: BENCHMARKS.md).
+    #[arg(hide_short_help = true, long, value_name = "FRAMES")]
+    context: Option<usize>,
     /// Where the static scene (walls, ramps, containers, tables, occluders, floor, goal zones)
     /// is observed as tokens: `predictor` (every preset's setting: the predictor reads it),
     /// `both` (the encoder too; the default when the flag is given alone) or `none` (objects
@@ -169,6 +175,9 @@ fn run_in(args: &Args, staged: Option<&physworld_model::remote::StagedRun>) -> a
     }
     if let Some(n) = args.rollout_chunks {
         cfg.loss.rollout_chunks = n;
+    }
+    if let Some(n) = args.context {
+        cfg.data.context = n;
     }
     if !args.families.is_empty() {
         cfg.data.families = args.families.clone();
