@@ -273,6 +273,15 @@ fn is_still(u: &Unseen) -> bool {
     *u == Unseen::Still
 }
 
+/// The puck's (slot 0's) position and velocity at frame `f` of `obs`.
+fn puck_at(obs: &EpisodeFrames, f: usize) -> PuckState {
+    let d = f * obs.slots.max(1) * 3;
+    PuckState {
+        position: [obs.position[d], obs.position[d + 1], obs.position[d + 2]],
+        velocity: [obs.linvel[d], obs.linvel[d + 1], obs.linvel[d + 2]],
+    }
+}
+
 /// The last frame of `obs` whose puck (slot 0) is seen.
 fn last_seen(obs: &EpisodeFrames) -> Option<usize> {
     let s = obs.slots.max(1);
@@ -583,16 +592,15 @@ fn held_still(cand: &[[f32; 2]], stalled: f32) -> usize {
 fn stalled_force(obs: &EpisodeFrames, hold: usize, free: impl Fn([f32; 3]) -> bool) -> f32 {
     let (s, hold) = (obs.slots.max(1), hold.max(1));
     let at_rest = |f: usize| {
-        let d = f * s;
-        obs.visible[d] && obs.linvel[d * 3].hypot(obs.linvel[d * 3 + 2]) < GreedyPush::AT_REST
+        let v = puck_at(obs, f).velocity;
+        obs.visible[f * s] && v[0].hypot(v[2]) < GreedyPush::AT_REST
     };
     let mut most = 0.0f32;
     for f in 0..obs.frames.saturating_sub(hold) {
         if !(f..=f + hold).all(at_rest) || !(f..f + hold).all(|g| obs.has_action[g]) {
             continue;
         }
-        let p = [obs.position[f * s * 3], obs.position[f * s * 3 + 1], obs.position[f * s * 3 + 2]];
-        if !free(p) {
+        if !free(puck_at(obs, f).position) {
             continue;
         }
         let least = (f..f + hold).map(|g| obs.action[g * 3].hypot(obs.action[g * 3 + 2])).fold(f32::INFINITY, f32::min);
@@ -713,19 +721,7 @@ impl PushPlanner for LatentPush {
             self.plan.clear();
             return Ok(Some([0.0, 0.0]));
         };
-        let seen = obs.slice(0, last + 1);
-        let puck = PuckState {
-            position: [
-                seen.position[last * seen.slots * 3],
-                seen.position[last * seen.slots * 3 + 1],
-                seen.position[last * seen.slots * 3 + 2],
-            ],
-            velocity: [
-                seen.linvel[last * seen.slots * 3],
-                seen.linvel[last * seen.slots * 3 + 1],
-                seen.linvel[last * seen.slots * 3 + 2],
-            ],
-        };
+        let puck = puck_at(obs, last);
         // The forces executed since, imagined before each candidate's.
         let bridge: Vec<[f32; 3]> =
             (last..obs.frames - 1).map(|f| [obs.action[f * 3], obs.action[f * 3 + 1], obs.action[f * 3 + 2]]).collect();
@@ -740,7 +736,7 @@ impl PushPlanner for LatentPush {
         let h = acting.div_ceil(hold);
         let ahead = (acting + self.opts.coast).min(remaining).min(room);
         let steps = bridge.len() + ahead;
-        let ctx_frames = context_frames(&seen, self.cfg.data.context);
+        let ctx_frames = context_frames(&obs.slice(0, last + 1), self.cfg.data.context);
         let c = ctx_frames.frames;
         let ctx = Batch::new(std::slice::from_ref(&ctx_frames), &self.norm, &Device::Cpu).map_err(BenchError::from)?;
         let goal_batch = Batch::new(&[goal_frames(&ctx_frames, &goal_state, steps)], &self.norm, &Device::Cpu)
