@@ -57,7 +57,7 @@ enum Command {
     /// Check that cheap tricks stay at chance on a dataset's VoE, contact and outcome items,
     /// with the power to show it.
     ValidateSuite(commands::validate_suite::Args),
-    /// Generate the tiny suite, train a tiny JEPA, bench it against the baselines and print
+    /// Generate the demo suite (datasets/demo.toml), train a tiny JEPA, bench it against the baselines and print
     /// the leaderboard (its measured time is in BENCHMARKS.md).
     Demo(commands::demo::Args),
 }

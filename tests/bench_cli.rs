@@ -86,7 +86,7 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let o = physworld(&["leaderboard", "--results", s(&out.join("results")), "--versus", "orcale"]);
     assert!(!o.status.success() && text(&o).contains("orcale") && text(&o).contains("oracle"), "{}", text(&o));
 
-    // The tiny suite is too small to show anything at chance (16 quadruplets a family,
+    // The demo's test split (the tiny suite's) is too small to show anything at chance (16 quadruplets a family,
     // against about 500 needed for ±0.1 at suite power 0.8 over 42 checks): validate-suite
     // says so and exits non-zero, while no trick is off chance.
     let data = out.join("data");
@@ -156,12 +156,12 @@ fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     assert!(text(&o).contains("closed its output"), "{}", text(&o));
     // A result already in --out is never replaced silently: bench refuses before any work,
     // naming the file; --force replaces it.
-    let cv = r.join("constant-velocity__tiny__test.json");
+    let cv = r.join("constant-velocity__demo__test.json");
     let before = std::fs::read(&cv).expect("earlier result");
     let again = ["bench", "--suite", s(&data), "--model", "constant-velocity", "--out", s(&r), "--limit", "5"];
     let o = physworld(&again);
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("constant-velocity__tiny__test.json") && text(&o).contains("--force"), "{}", text(&o));
+    assert!(text(&o).contains("constant-velocity__demo__test.json") && text(&o).contains("--force"), "{}", text(&o));
     assert_eq!(std::fs::read(&cv).expect("kept"), before);
     let o = physworld(&[&again[..], &["--force"]].concat());
     assert!(o.status.success(), "{}", text(&o));

@@ -10,13 +10,13 @@ use physworld_benchmarks::leaderboard;
 use physworld_model::{StepMetrics, TrainConfig, TrainOptions, checkpoint, device, train};
 use physworld_pipeline::{Dataset, GenerateOptions, LocalStorage, Progress, Suite, WorkerShard, generate};
 
-/// The tiny suite, built in so that the demo runs from any folder.
-const TINY: &str = include_str!("../../datasets/tiny.toml");
+/// The demo suite, built in so that the demo runs from any folder.
+const DEMO: &str = include_str!("../../datasets/demo.toml");
 
 /// Arguments of `demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Working folder: data/ (the tiny dataset), run/ (the JEPA), results/, leaderboard.html.
+    /// Working folder: data/ (the demo suite, datasets/demo.toml), run/ (the JEPA), results/, leaderboard.html.
     #[arg(value_parser = crate::commands::path_arg, long, default_value = "physworld-demo")]
     out: PathBuf,
     /// Training steps of the tiny JEPA.
@@ -49,14 +49,22 @@ fn stage(quiet: bool, n: u32, what: &str) {
     }
 }
 
-/// Generate the tiny suite into `dir`, unless a finished dataset of the same suite is there.
+/// Generate the demo suite into `dir`, unless a finished dataset of the same suite is there.
+/// A finished dataset of another suite or generator version there (an earlier version's
+/// demo) is replaced: the demo owns its working folder.
 fn dataset(dir: &Path, quiet: bool) -> anyhow::Result<()> {
-    let suite = Suite::parse(TINY, Path::new("datasets/tiny.toml"))?;
+    let suite = Suite::parse(DEMO, Path::new("datasets/demo.toml"))?;
     if Dataset::holds(dir, &suite) {
         if !quiet {
-            eprintln!("      {} already holds the tiny suite; reusing it", dir.display());
+            eprintln!("      {} already holds the demo suite; reusing it", dir.display());
         }
         return Ok(());
+    }
+    if Dataset::open(dir).is_ok() {
+        if !quiet {
+            eprintln!("      {} holds another suite or generator version's data; replacing it", dir.display());
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing the stale dataset {}", dir.display()))?;
     }
     let b = bar(quiet, "      {bar:30} {pos}/{len} samples  {rate}  eta {eta}");
     let progress = |p: Progress| match p {
@@ -125,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let quiet = args.json;
     let (data, run_dir, results) = (args.out.join("data"), args.out.join("run"), args.out.join("results"));
-    stage(quiet, 1, "generating the tiny suite");
+    stage(quiet, 1, "generating the demo suite (datasets/demo.toml)");
     dataset(&data, quiet)?;
     stage(quiet, 2, &format!("training a tiny JEPA for {} steps", args.steps));
     model(&data, &run_dir, args.steps, args.seed, quiet)?;
