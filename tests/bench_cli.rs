@@ -19,8 +19,17 @@ fn s(p: &Path) -> &str {
 fn demo_writes_everything_and_the_gate_catches_a_planted_regression() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("demo");
+    // An earlier version's demo left a dataset of another suite (the tiny one) in data/:
+    // the demo replaces it with its own suite, saying so.
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tiny.toml");
+    let o = physworld(&["generate", "--suite", s(&tiny), "--out", s(&out.join("data"))]);
+    assert!(o.status.success(), "{}", text(&o));
     let o = physworld(&["demo", "--out", s(&out), "--steps", "3", "--resamples", "100"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("holds another suite") && text(&o).contains("replacing it"), "{}", text(&o));
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("data/meta/info.json")).expect("info")).expect("json");
+    assert_eq!(info["suite"]["suite"]["name"], "demo", "{info}");
     let stdout = String::from_utf8_lossy(&o.stdout);
     for row in ["oracle", "observer", "constant-velocity", "chance", "majority", "raw-state", "jepa:"] {
         assert!(stdout.contains(&format!("| {row}")), "leaderboard misses {row}:\n{stdout}");
