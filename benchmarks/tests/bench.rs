@@ -512,12 +512,15 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             on_checkpoint: None,
         })
         .expect("trains");
-        let r = bench(&format!("jepa:{}", run.display()), tmp.path());
+        // A small latent search (the default's 400 samples are most of a checkpoint's bench
+        // time, and plan_cli.rs judges planning itself).
+        let r = bench(&format!("jepa,samples=16,elites=4,iters=2:{}", run.display()), tmp.path());
         // Every prediction task, and plan-push through the latent planner with its
         // options recorded.
         assert!(r.unsupported.is_empty(), "{objective:?}: {:?}", r.unsupported);
         assert!(r.tasks.iter().any(|t| t.id == "plan-push"), "{objective:?}");
-        assert_eq!(r.model.config["plan"]["samples"], 400, "{objective:?}");
+        assert_eq!(r.model.config["plan"]["samples"], 16, "{objective:?}");
+        assert_eq!(r.model.config["plan"]["iters"], 2, "{objective:?}");
         assert_eq!(r.model.config["plan"]["method"], "cem", "{objective:?}");
         let kind = if objective == Objective::Jepa { "jepa" } else { "state-mse" };
         assert_eq!(r.model.kind, kind);

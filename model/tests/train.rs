@@ -401,7 +401,12 @@ fn training_makes_future_positions_decodable_beyond_every_control() {
 /// swing dies away, and an 8-frame context or a few hundred steps do not reveal it
 /// (BENCHMARKS.md, "Hidden properties on the `properties` suite" and "The learning tests
 /// in CI").
+///
+/// Out of CI's time: about 16 min of training and 5 min of probes on 2 cores, which with
+/// the rest of the suite ran CI past its limit. Run it with `cargo test -p physworld-model
+/// --test train -- --ignored`.
 #[test]
+#[ignore = "about 20 min on 2 cores; run with -- --ignored (BENCHMARKS.md, \"The learning tests in CI\")"]
 fn training_makes_mass_and_friction_decodable_beyond_every_control_on_the_properties_suite() {
     let readout = physworld_model::ReadoutOptions {
         fit_split: "readout".into(),
