@@ -214,7 +214,8 @@ fn training_and_scoring_give_identical_bytes_with_one_and_two_threads() {
     assert!(one.1 == two.1, "optimizer state differs between 1 and 2 threads");
 
     // Scoring it, items in parallel, gives the same answers too.
-    let spec = format!("jepa:{}", tmp.path().join("run1").display());
+    let run1 = tmp.path().join("run1");
+    let spec = format!("jepa:{}", run1.display());
     let answers = |threads: &str| -> String {
         let out = tmp.path().join(format!("bench{threads}"));
         ok(bin()
@@ -238,7 +239,7 @@ fn training_and_scoring_give_identical_bytes_with_one_and_two_threads() {
     assert!(a.contains("\"voe\"") && a.contains("\"contact\""), "{a}");
     assert!(a == b, "bench answers differ between 1 and 2 threads");
     // A small latent search for plan-push: the default's is most of the sharded runs' time.
-    let small = format!("jepa,samples=16,elites=4,iters=2:{}", tmp.path().join("run1").display());
+    let small = format!("jepa,samples=16,elites=4,iters=2:{}", run1.display());
     sharded_bench_merges_to_the_unsharded_files(tmp.path(), &dir, &small);
 }
 

@@ -402,7 +402,7 @@ fn training_makes_future_positions_decodable_beyond_every_control() {
 /// (BENCHMARKS.md, "Hidden properties on the `properties` suite" and "The learning tests
 /// in CI").
 ///
-/// Out of CI's time: about 16 min of training and 5 min of probes on 2 cores, which with
+/// Out of CI's time: 6–16 min of training and 2–4 min of probes on 2 cores, which with
 /// the rest of the suite ran CI past its limit. Run it with `cargo test -p physworld-model
 /// --test train -- --ignored`.
 #[test]
