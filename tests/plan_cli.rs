@@ -585,15 +585,16 @@ fn a_trained_jepa_plans_pushes_in_latent_space_and_beats_random_forces() {
 
 /// A trained checkpoint plays `plan-launch` (`benchmarks/src/latent_launch.rs`): it ranks
 /// placements by a success classifier on its imagined futures, fit on the readout split's
-/// recorded launches, and tries them best first, never a placement PHYRE's rule refuses;
-/// runs are deterministic; `bench` records it; bad options and splits are refused by name.
+/// recorded launches, and tries them best first, never a placement PHYRE's rule refuses; it
+/// beats random placements on the same items; runs are deterministic; `bench` records it;
+/// bad options and splits are refused by name.
 #[test]
 fn a_trained_checkpoint_ranks_launch_placements_by_its_imagined_success() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (ds, run_dir) = trained(
         tmp.path(),
-        "[suite]\nname = \"launch-plan-ci\"\nseed = 11\nsamples_per_file = 512\nmax_objects = 2\n\n[splits]\ntrain = 300\nval = 2\nreadout = 300\ntest = 16\n\n[[family]]\nname = \"launch\"\nparams = { protocol = \"within\" }\n",
-        &["--steps", "100", "--seed", "0", "--lead-in", "--json"],
+        "[suite]\nname = \"launch-plan-ci\"\nseed = 11\nsamples_per_file = 512\nmax_objects = 2\n\n[splits]\ntrain = 2000\nval = 2\nreadout = 1000\ntest = 32\n\n[[family]]\nname = \"launch\"\nparams = { protocol = \"within\" }\n",
+        &["--steps", "2000", "--seed", "0", "--lead-in", "--json"],
     );
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("config.json")).expect("config")).expect("json");
@@ -603,12 +604,16 @@ fn a_trained_checkpoint_ranks_launch_placements_by_its_imagined_success() {
     let (jepa, random) = (run(&ds, &spec, &attempts), run(&ds, "random", &attempts));
     let au = |r: &serde_json::Value| r["auccess"].as_f64().expect("auccess");
     eprintln!("jepa {} / random {}", au(&jepa), au(&random));
+    // It ranks better than random on the same 32 items (training templates, 20 attempts).
+    // Measured here, seeds 0, 1 and 2: AUCCESS 0.116, 0.104 and 0.124 against random's
+    // 0.033, paired per-item differences +0.083 [+0.022, +0.150], +0.071 [+0.016, +0.132]
+    // and +0.091 [+0.025, +0.162]; solved within 20 attempts 11 of 32 against random's 5
+    // (BENCHMARKS.md, "Latent planning on `launch`", has the full-size figures).
+    assert!(au(&jepa) > au(&random) + 0.05, "jepa {} random {}", au(&jepa), au(&random));
     // Its candidates pass PHYRE's rule on the scene the planner is shown, so none of its
-    // placements is refused as invalid (random's are, often), and none is unusable. How
-    // well it ranks is measured in BENCHMARKS.md ("Latent planning on `launch`"): on this
-    // small suite a short-trained model does not beat random (16 items, 20 attempts).
+    // placements is refused as invalid (random's are, often), and none is unusable.
     let items = jepa["items"].as_array().expect("items");
-    assert_eq!(items.len(), 16);
+    assert_eq!(items.len(), 32);
     for i in items {
         assert_eq!((i["invalid"].as_u64(), i["unusable"].as_u64()), (Some(0), Some(0)), "{i}");
     }
