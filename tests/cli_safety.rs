@@ -183,6 +183,18 @@ fn a_failing_command_leaves_the_folder_byte_identical_and_nothing_is_replaced_wi
         // scene_encoder is written only when false.
         assert!(m["scene"] == scene && m["scene_encoder"].as_bool().unwrap_or(true) == encoder, "--scene {mode}: {m}");
     }
+    // --shape none drops the shape kind from the inputs; the presets keep it (unwritten).
+    assert!(m.get("shape").is_none(), "{m}");
+    let shapeless = tmp.path().join("shape-none");
+    ok(run(&["train", "--data", s(&data), "--out", s(&shapeless), "--steps", "1", "--shape", "none"]));
+    assert!(model_config(&shapeless)["shape"] == "none");
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(shapeless.join("checkpoints/step-000001/state.json")).expect("checkpoint state"),
+    )
+    .expect("json");
+    assert!(state["normalizer"]["shape_kind"] == false, "{state}");
+    let o = run(&["train", "--data", s(&data), "--out", s(&tmp.path().join("shape-bad")), "--shape", "round"]);
+    assert!(!o.status.success() && err(&o).contains("kind") && err(&o).contains("none"), "{}", err(&o));
     for extra in [&[][..], &["--force"][..], &["--resume"][..]] {
         let o = bin()
             .args(["train", "--data", s(&data), "--out", s(&done), "--families", "dorp"])

@@ -53,7 +53,7 @@ fn ops(c: &mut Criterion) {
 }
 
 fn bench(c: &mut Criterion) {
-    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3], shape_kind: true };
     let mut g = c.benchmark_group("model");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     for (preset, batch_size) in [("tiny", 32usize), ("small", 16)] {
@@ -137,7 +137,7 @@ fn probe(c: &mut Criterion) {
 /// action sequences of horizon 2 (held 6 frames: 12 frames, two predictor chunks) from
 /// one observed context of 8 frames, the puck in one slot.
 fn plan(c: &mut Criterion) {
-    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3], shape_kind: true };
     let mut g = c.benchmark_group("plan");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     // Objects only, as the synthetic window has no static scene.

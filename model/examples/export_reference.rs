@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (cfg, model)
         }
     };
-    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3], shape_kind: true };
     let batch = Batch::new(&synthetic_windows(batch_size, 16, 12), &norm, &dev)?;
     physworld_model::reference::export_reference(&out, &model, &cfg, &LossConfig::default(), &batch, 8)?;
     println!("wrote {} (preset {preset}, batch {batch_size})", out.display());

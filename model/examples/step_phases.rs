@@ -20,7 +20,7 @@ fn main() -> physworld_model::Result<()> {
     let preset = args.get(1).map_or("tiny", |s| s.as_str());
     let batch_size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
     let iters: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20).max(1);
-    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3], shape_kind: true };
     // Objects only: the synthetic windows carry no static scene.
     let model = WorldModel::new(&ModelConfig { scene: false, ..ModelConfig::preset(preset)? }, 0, &Device::Cpu)?;
     let mut opt = AdamW::new(model.trainable(), &OptimConfig::default())?;

@@ -17,6 +17,14 @@ pub struct Normalizer {
     pub std: Vec<f32>,
     /// Action scale.
     pub action_std: Vec<f32>,
+    /// Whether each object's shape kind reaches the model as a one-hot (true, the
+    /// default), or its four features stay zero (false: the shape is in the sizes and the
+    /// motion only). Set from the run's `model.shape` ([`crate::ShapeInput`]) and saved
+    /// with the checkpoint, so every reader of the run builds the same features.
+    /// Checkpoints written before it existed load with true, and with true it is not
+    /// written, so their bytes do not change.
+    #[serde(default = "crate::config::default_true", skip_serializing_if = "crate::config::is_true")]
+    pub shape_kind: bool,
 }
 
 /// The continuous object features, as the frames table stores them.
@@ -41,7 +49,7 @@ impl Normalizer {
                     .map_or(1.0, |v| (*v as f32).max(1e-3))
             })
             .collect();
-        Normalizer { mean, std, action_std }
+        Normalizer { mean, std, action_std, shape_kind: true }
     }
 }
 
@@ -126,7 +134,7 @@ impl Batch {
                         }
                     }
                     for kind in 0..4 {
-                        obs.push(if w.shape[k] == kind { 1.0 } else { 0.0 });
+                        obs.push(if norm.shape_kind && w.shape[k] == kind { 1.0 } else { 0.0 });
                     }
                 }
                 has_action.push(if w.has_action[f] { 1.0f32 } else { 0.0 });

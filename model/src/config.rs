@@ -25,6 +25,26 @@ pub enum Objective {
     StateMse,
 }
 
+/// How an object's shape reaches the encoder (`model.shape`, `physworld train --shape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShapeInput {
+    /// A one-hot shape kind (box, sphere, cylinder, capsule) beside the sizes. The default.
+    #[default]
+    Kind,
+    /// No kind: its four features stay zero, so the shape shows only in the half extents
+    /// and in how the object moves. A kind the readout never saw in a role (`physion`'s
+    /// held-out cylinder towers, when `roll` trains "cylinder" as "rolling") then does not
+    /// move the representations off the readout's range (BENCHMARKS.md, "Shape kinds").
+    None,
+}
+
+impl ShapeInput {
+    fn is_kind(&self) -> bool {
+        *self == ShapeInput::Kind
+    }
+}
+
 /// Architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,13 +87,18 @@ pub struct ModelConfig {
     /// it existed.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub scene_encoder: bool,
+    /// How each object's shape reaches the encoder ([`ShapeInput`]). `kind` in every
+    /// preset, and then not written, so configurations read and write as they did before
+    /// it existed.
+    #[serde(default, skip_serializing_if = "ShapeInput::is_kind")]
+    pub shape: ShapeInput,
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
-fn is_true(b: &bool) -> bool {
+pub(crate) fn is_true(b: &bool) -> bool {
     *b
 }
 
@@ -98,6 +123,7 @@ impl ModelConfig {
             inverse_dynamics: false,
             scene: true,
             scene_encoder: false,
+            shape: ShapeInput::Kind,
         })
     }
 

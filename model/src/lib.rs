@@ -37,7 +37,7 @@ mod trainer;
 pub use batch::{Batch, Normalizer, SceneTokens, synthetic_windows};
 pub use config::{
     ACTION_DIM, DataConfig, LossConfig, ModelConfig, OBS_DIM, Objective, OptimConfig, SCENE_DIM, ScheduleConfig,
-    TrainConfig,
+    ShapeInput, TrainConfig,
 };
 pub use error::{ModelError, Result};
 pub use jepa::{

@@ -269,7 +269,8 @@ pub fn train(opts: &TrainOptions<'_>) -> Result<TrainReport> {
     let cfg = &opts.config;
     cfg.validate()?;
     let ds = Dataset::open(&opts.data)?;
-    let norm = Normalizer::from_stats(&ds.stats);
+    let mut norm = Normalizer::from_stats(&ds.stats);
+    norm.shape_kind = cfg.model.shape == crate::config::ShapeInput::Kind;
     let tf = cfg.data.future;
     let spec = WindowSpec {
         context: cfg.data.context,

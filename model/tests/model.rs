@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 use physworld_model::{
-    Batch, LossConfig, ModelConfig, Normalizer, Objective, TrainConfig, WorldModel, add_vec, attention,
+    Batch, LossConfig, ModelConfig, Normalizer, Objective, ShapeInput, TrainConfig, WorldModel, add_vec, attention,
     attention_composed, gelu, layer_norm_composed, layer_norm_plain, linalg, mul_vec, softmax_composed, softmax_last,
 };
 use physworld_pipeline::{EpisodeFrames, SceneBox};
@@ -74,7 +74,7 @@ fn windows() -> (Vec<EpisodeFrames>, Normalizer) {
         };
         windows.push(f);
     }
-    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3], shape_kind: true };
     (windows, norm)
 }
 
@@ -161,6 +161,50 @@ fn the_scene_reaches_the_object_tokens_and_its_padding_does_not() {
     let a = old_model.encode(&b).expect("encode");
     let c = old_model.encode(&blind).expect("encode");
     assert!(max_diff(&rows(&a, 0), &rows(&c, 0)) == 0.0);
+}
+
+/// `model.shape = "none"`: the four shape-kind features are zero for every object, the
+/// continuous ones are untouched, and the setting survives the JSON round trip of
+/// `config.json` and the checkpoint's normalizer, while `kind` stays unwritten in both.
+#[test]
+fn the_shape_kind_can_be_left_out_of_the_inputs() {
+    let (wins, norm) = windows();
+    let off = Normalizer { shape_kind: false, ..norm.clone() };
+    let with = Batch::new(&wins, &norm, &Device::Cpu).expect("batch");
+    let without = Batch::new(&wins, &off, &Device::Cpu).expect("batch");
+    let d = physworld_model::OBS_DIM;
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        with.obs.flatten_all().expect("flat").to_vec1().expect("vec"),
+        without.obs.flatten_all().expect("flat").to_vec1().expect("vec"),
+    );
+    let kind_hot: f32 = a.chunks(d).map(|x| x[d - 4..].iter().sum::<f32>()).sum();
+    let valid: f32 = with.valid.sum_all().expect("sum").to_scalar().expect("scalar");
+    assert_eq!(kind_hot, valid, "one kind per valid object");
+    for (x, y) in a.chunks(d).zip(b.chunks(d)) {
+        assert_eq!(x[..d - 4], y[..d - 4]);
+        assert!(y[d - 4..].iter().all(|v| *v == 0.0));
+    }
+    // The model reads a different input, so its representations differ.
+    let model = WorldModel::new(&tiny(Objective::Jepa), 3, &Device::Cpu).expect("model");
+    let diff = (model.encode(&with).expect("encode") - model.encode(&without).expect("encode"))
+        .and_then(|t| t.abs())
+        .and_then(|t| t.max_all())
+        .and_then(|t| t.to_scalar::<f32>())
+        .expect("diff");
+    assert!(diff > 1e-3, "{diff}");
+    // Serialisation: `kind` is not written (older files read as before), `none` is.
+    let tiny_cfg = ModelConfig::preset("tiny").expect("preset");
+    assert_eq!(tiny_cfg.shape, ShapeInput::Kind);
+    let j = serde_json::to_value(&tiny_cfg).expect("json");
+    assert!(j.get("shape").is_none(), "{j}");
+    let none = ModelConfig { shape: ShapeInput::None, ..tiny_cfg };
+    let j = serde_json::to_value(&none).expect("json");
+    assert_eq!(j["shape"], "none");
+    assert_eq!(serde_json::from_value::<ModelConfig>(j).expect("parse").shape, ShapeInput::None);
+    assert!(serde_json::to_value(&norm).expect("json").get("shape_kind").is_none());
+    let j = serde_json::to_value(&off).expect("json");
+    assert_eq!(j["shape_kind"], false);
+    assert!(!serde_json::from_value::<Normalizer>(j).expect("parse").shape_kind);
 }
 
 #[test]

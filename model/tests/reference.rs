@@ -31,7 +31,7 @@ fn the_python_reference_reproduces_encoder_predictor_and_loss_from_the_checkpoin
     for (k, t) in &model.vars.target {
         t.set(other.vars.online[k].as_tensor()).expect("set");
     }
-    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3] };
+    let norm = Normalizer { mean: vec![0.0; 16], std: vec![1.0; 16], action_std: vec![1.0; 3], shape_kind: true };
     // Windows with scenes of different sizes (padded), one without.
     let mut windows = synthetic_windows(4, 16, 12);
     for (i, w) in windows.iter_mut().enumerate() {

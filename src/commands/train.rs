@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use physworld_model::{Objective, StepMetrics, TrainConfig, TrainOptions, device, train};
+use physworld_model::{Objective, ShapeInput, StepMetrics, TrainConfig, TrainOptions, device, train};
 
 /// Where the static scene's tokens go (`train --scene`).
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -14,6 +14,15 @@ enum SceneMode {
     /// The predictor only (the presets' setting).
     Predictor,
     /// Neither: objects only.
+    None,
+}
+
+/// How objects' shapes reach the encoder (`train --shape`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ShapeMode {
+    /// A one-hot shape kind beside the sizes (every preset's setting).
+    Kind,
+    /// The sizes and the motion only.
     None,
 }
 
@@ -69,6 +78,13 @@ pub struct Args {
     /// only). Sets `model.scene` and `model.scene_encoder`.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "both", value_name = "WHERE")]
     scene: Option<SceneMode>,
+    /// How each object's shape reaches the encoder: `kind` (every preset's setting: a
+    /// one-hot box, sphere, cylinder or capsule beside the sizes) or `none` (the sizes and the
+    /// motion only). With `none`, a shape that training saw only in one role (on `physion`,
+    /// cylinders only rolling) does not throw the readouts off when a held-out scene puts it
+    /// in another (cylinder towers): BENCHMARKS.md, "Shape kinds". Sets `model.shape`.
+    #[arg(hide_short_help = true, long, value_enum, value_name = "INPUT")]
+    shape: Option<ShapeMode>,
     /// Also train on windows that start before each episode, its first frame held still
     /// (`data.lead_in`): what a planner observes of a placement before its release. Train
     /// `plan-launch` planners with it.
@@ -172,6 +188,12 @@ fn run_in(args: &Args, staged: Option<&physworld_model::remote::StagedRun>) -> a
         cfg.model.scene = mode != SceneMode::None;
         // Written only when false: objects-only configurations keep the missing field.
         cfg.model.scene_encoder = mode != SceneMode::Predictor;
+    }
+    if let Some(mode) = args.shape {
+        cfg.model.shape = match mode {
+            ShapeMode::Kind => ShapeInput::Kind,
+            ShapeMode::None => ShapeInput::None,
+        };
     }
     if let Some(n) = args.rollout_chunks {
         cfg.loss.rollout_chunks = n;
