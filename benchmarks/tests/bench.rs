@@ -208,6 +208,11 @@ fn bad_specs_and_missing_checkpoints_are_clear_errors() {
     assert!(e.contains("rollout is `0`") && e.contains("rollout=FRAMES"), "{e}");
     let e = adapters::parse("jepa,judge=rules:/x").err().expect("bad judge").to_string();
     assert!(e.contains("judge=rules") && e.contains("judge=probe|trajectory"), "{e}");
+    let e = adapters::parse("jepa,pairs=yes:/x").err().expect("bad pairs").to_string();
+    assert!(e.contains("pairs=yes") && e.contains("pairs=on|off"), "{e}");
+    // The raw-state probe takes the pair relation only: it has no rollout to read.
+    let e = adapters::parse("raw-state,rollout=end").err().expect("raw-state rollout").to_string();
+    assert!(e.contains("rollout=end") && e.contains("raw-state[,pairs=on|off]"), "{e}");
     let e = adapters::parse("chance:x").err().expect("bad seed").to_string();
     assert!(e.contains("chance:SEED"), "{e}");
     let e = adapters::parse("jepa:/nonexistent/run").err().expect("missing").to_string();
@@ -558,7 +563,29 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers judged on the trajectory", t.id);
         }
         assert_eq!(primary(&r, "forecast"), primary(&judged, "forecast"), "{objective:?}");
+        // The pair relation: recorded, every item answered, forecast unchanged (it only
+        // widens the contact probe's rows).
+        let paired = bench_on(prepared_predictions(), &format!("jepa,pairs=on:{}", run.display()), tmp.path());
+        assert_eq!(paired.model.config["readout"]["pairs"], "squared difference");
+        for t in &paired.tasks {
+            assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers with pairs=on", t.id);
+        }
+        assert_eq!(primary(&r, "forecast"), primary(&paired, "forecast"), "{objective:?}");
     }
+}
+
+#[test]
+fn the_raw_state_probe_takes_the_pair_relation_and_records_it_only_then() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let plain = bench("raw-state", tmp.path());
+    assert!(plain.model.config.get("readout").is_none(), "{:?}", plain.model.config);
+    let paired = bench("raw-state,pairs=on", tmp.path());
+    assert_eq!(paired.model.config["readout"]["pairs"], "squared difference");
+    assert_eq!(paired.model.id, "raw-state,pairs=on");
+    for t in &paired.tasks {
+        assert_eq!(t.invalid, 0, "{}: invalid answers with pairs=on", t.id);
+    }
+    assert_eq!(primary(&plain, "forecast"), primary(&paired, "forecast"));
 }
 
 #[test]

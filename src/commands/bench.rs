@@ -30,7 +30,12 @@ pub struct Args {
     /// features=model (default: the model's features alone) or both (plus the raw observed
     /// state, which can win without any world-model content: compare it with raw-state);
     /// rollout=FRAMES (default 30) or end: contact and outcome are read from the model's
-    /// imagined future that far, or to the episode's end (mean and last representation).
+    /// imagined future that far, or to the episode's end (mean and last representation);
+    /// judge=probe (default) or trajectory (contact and outcome judged by geometry on
+    /// positions decoded from the imagined trajectory); pairs=off (default) or on (the
+    /// contact probe also sees the squared difference of its two objects' features, a
+    /// relation a linear probe cannot form; `raw-state,pairs=on` gives the raw-state probe
+    /// the same, for a fair comparison).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`): a

@@ -36,7 +36,11 @@ pub const READOUT_ROLLOUT: usize = 30;
 /// the rolled-out representations and the last one. `judge=trajectory` answers contact and
 /// outcome from positions decoded from the rollout to the episode's end, judged by the
 /// labels' geometry ([`super::imagine`]); contact and outcome then ignore `features` and
-/// `rollout` (still recorded; forecast keeps using them).
+/// `rollout` (still recorded; forecast keeps using them). `pairs=on` adds a relation to
+/// the contact probe's row: the squared difference of the agent's and the patient's rows,
+/// feature by feature (zero when the patient is a zone), so that a linear probe can read
+/// how close the two are in the model's representation, which it cannot from the two rows
+/// side by side. `raw-state,pairs=on` gives the raw-state probe the same relation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readout {
     /// Whether the probes also see the raw observed state.
@@ -45,6 +49,8 @@ pub struct Readout {
     pub rollout: Rollout,
     /// How contact and outcome are answered.
     pub judge: Judge,
+    /// Whether the contact probe also sees the pair's squared feature difference.
+    pub pairs: bool,
 }
 
 /// How contact and outcome are answered from a checkpoint.
@@ -67,12 +73,13 @@ pub enum Rollout {
 
 impl Default for Readout {
     fn default() -> Self {
-        Readout { with_raw: false, rollout: Rollout::Frames(READOUT_ROLLOUT), judge: Judge::Probe }
+        Readout { with_raw: false, rollout: Rollout::Frames(READOUT_ROLLOUT), judge: Judge::Probe, pairs: false }
     }
 }
 
 /// The options [`Readout::parse`] accepts.
-pub const READOUT_OPTIONS: &str = "features=model|both, rollout=FRAMES (1 to 10000)|end, judge=probe|trajectory";
+pub const READOUT_OPTIONS: &str =
+    "features=model|both, rollout=FRAMES (1 to 10000)|end, judge=probe|trajectory, pairs=on|off";
 
 impl Readout {
     /// Parse comma-separated `key=value` options (`features=both,rollout=end`; empty for the
@@ -96,6 +103,8 @@ impl Readout {
                 Some(("rollout", "end")) => r.rollout = Rollout::End,
                 Some(("judge", "probe")) => r.judge = Judge::Probe,
                 Some(("judge", "trajectory")) => r.judge = Judge::Trajectory,
+                Some(("pairs", "on")) => r.pairs = true,
+                Some(("pairs", "off")) => r.pairs = false,
                 Some(("rollout", n)) => match n.parse::<usize>() {
                     Ok(n) if (1..=10_000).contains(&n) => r.rollout = Rollout::Frames(n),
                     _ => return Err(bad(&format!("rollout is `{n}`"))),
@@ -104,6 +113,21 @@ impl Readout {
             }
         }
         Ok(r)
+    }
+
+    /// The options of `raw-state,OPTION...`: only `pairs` (the raw state has no rollout, and
+    /// its features already are the raw state); `spec` is the whole model spec, for errors.
+    pub fn parse_raw_state(options: &str, spec: &str) -> Result<Readout> {
+        for opt in options.split(',').filter(|o| !o.is_empty()) {
+            if !matches!(opt.split_once('='), Some(("pairs", "on" | "off"))) {
+                return Err(BenchError::invalid(
+                    "model",
+                    spec,
+                    format!("raw-state[,pairs=on|off] (`{opt}` is not an option of raw-state)"),
+                ));
+            }
+        }
+        Self::parse(options, spec)
     }
 
     /// The options as recorded in result files.
@@ -116,6 +140,9 @@ impl Readout {
         if self.judge == Judge::Trajectory {
             d["judge"] = json!("trajectory");
             d["floor_m"] = json!(super::imagine::FLOOR_M);
+        }
+        if self.pairs {
+            d["pairs"] = json!("squared difference");
         }
         d
     }
@@ -856,14 +883,23 @@ fn pooled_row(f: &ItemFeatures, (d_obs, d_fut): (usize, usize)) -> Vec<f32> {
     row
 }
 
-/// Scene-level row of an item for the contact and tower probes.
-fn scene_row(it: &Item, f: &ItemFeatures, dims: (usize, usize)) -> Vec<f32> {
+/// Scene-level row of an item for the contact and tower probes; with `pairs`, a contact
+/// row ends with the squared difference of its two objects' rows (zeros when the patient
+/// is a zone).
+fn scene_row(it: &Item, f: &ItemFeatures, dims: (usize, usize), pairs: bool) -> Vec<f32> {
     let mut row = pooled_row(f, dims);
     row.extend_from_slice(&f.scene);
     if it.question == "contact" {
-        for o in [it.objects.first().copied(), it.objects.get(1).copied()] {
-            row.extend(object_row(f, o, dims));
-        }
+        let (a, b) = (it.objects.first().copied(), it.objects.get(1).copied());
+        let (ra, rb) = (object_row(f, a, dims), object_row(f, b, dims));
+        let relation: Vec<f32> = match b {
+            Some(_) if pairs => ra.iter().zip(&rb).map(|(x, y)| (x - y) * (x - y)).collect(),
+            None if pairs => vec![0.0; ra.len()],
+            _ => Vec::new(),
+        };
+        row.extend(ra);
+        row.extend(rb);
+        row.extend(relation);
     }
     row
 }
@@ -888,7 +924,9 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
     }
     fn describe(&self) -> ModelRef {
         let mut m = self.feat.describe(&self.id);
-        if self.feat.kind() != "raw-state"
+        // The raw-state probe records its readout only when it has an option (`pairs=on`),
+        // so that its default result files keep their bytes.
+        if (self.feat.kind() != "raw-state" || self.readout.pairs)
             && let Some(c) = m.config.as_object_mut()
         {
             c.insert("readout".into(), self.readout.describe());
@@ -994,11 +1032,12 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                     .collect()
             }
             _ => {
+                let pairs = self.readout.pairs;
                 let of = |it: &Item, f: &ItemFeatures| match it.question.as_str() {
                     "first_floor" => {
                         JudgeRows::Candidates(it.objects.iter().map(|&o| candidate_row(f, o, dims)).collect())
                     }
-                    _ => JudgeRows::Scene(scene_row(it, f, dims)),
+                    _ => JudgeRows::Scene(scene_row(it, f, dims, pairs)),
                 };
                 let fit_rows: Vec<JudgeRows> = readout.iter().zip(&fit_feats).map(|(it, f)| of(it, f)).collect();
                 let rows: Vec<JudgeRows> = items.iter().zip(&feats).map(|(it, f)| of(it, f)).collect();
@@ -1109,5 +1148,55 @@ mod tests {
         }
         assert!(surprise_windows(8, 8, 8).is_empty());
         assert_eq!(surprise_windows(121, 8, 8).last(), Some(&Window { start: 105, future: 8, skip: 7 }));
+    }
+
+    /// `pairs=on` appends, feature by feature, the squared difference of the agent's and the
+    /// patient's rows (zeros for a zone patient), after the rows `pairs=off` builds.
+    #[test]
+    fn the_pair_relation_is_the_squared_difference_of_the_two_objects_rows() {
+        // Three slots, 2 observed and 1 future feature each.
+        let f = ItemFeatures {
+            obs: vec![1.0, 2.0, 4.0, -1.0, 0.5, 0.5],
+            fut: vec![vec![3.0, 7.0, 9.0]],
+            seen: vec![true, true, true],
+            raw: Vec::new(),
+            positions: vec![[0.0; 3]; 3],
+            scene: vec![0.25],
+        };
+        let mut it = Item {
+            id: "contact/test/f/0/0".into(),
+            task: TaskKind::Contact,
+            family: "f".into(),
+            split: "test".into(),
+            sample_index: 0,
+            episodes: vec![0],
+            observe: 12,
+            horizons: Vec::new(),
+            question: "contact".into(),
+            choices: Vec::new(),
+            objects: vec![2, 0],
+            zone: None,
+            violation: None,
+            slots: Vec::new(),
+            target: Target::Choice(0),
+            hash: String::new(),
+        };
+        let plain = scene_row(&it, &f, (2, 1), false);
+        let paired = scene_row(&it, &f, (2, 1), true);
+        // Pooled (2 + 1), scene (1), agent (slot 2: 0.5, 0.5, 9) and patient (slot 0: 1, 2, 3).
+        let want = [5.5 / 3.0, 1.5 / 3.0, 19.0 / 3.0, 0.25, 0.5, 0.5, 9.0, 1.0, 2.0, 3.0];
+        assert_eq!(plain.len(), want.len());
+        assert!(plain.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{plain:?}");
+        assert_eq!(&paired[..plain.len()], &plain[..]);
+        assert_eq!(&paired[plain.len()..], &[0.25, 2.25, 36.0]);
+        // A zone patient: the relation is zeros of the same width.
+        it.objects = vec![1];
+        it.zone = Some(0);
+        let zone = scene_row(&it, &f, (2, 1), true);
+        assert_eq!(zone.len(), paired.len());
+        assert_eq!(&zone[zone.len() - 3..], &[0.0; 3]);
+        // Other questions have no pair.
+        it.question = "tower_falls".into();
+        assert_eq!(scene_row(&it, &f, (2, 1), true), scene_row(&it, &f, (2, 1), false));
     }
 }
