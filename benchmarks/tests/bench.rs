@@ -213,6 +213,9 @@ fn bad_specs_and_missing_checkpoints_are_clear_errors() {
     // The raw-state probe takes the pair relation only: it has no rollout to read.
     let e = adapters::parse("raw-state,rollout=end").err().expect("raw-state rollout").to_string();
     assert!(e.contains("rollout=end") && e.contains("raw-state[,pairs=on|off]"), "{e}");
+    // A trailing comma is not a second spelling of `raw-state` (its result file would
+    // overwrite the plain row's).
+    assert!(adapters::parse("raw-state,").is_err());
     let e = adapters::parse("chance:x").err().expect("bad seed").to_string();
     assert!(e.contains("chance:SEED"), "{e}");
     let e = adapters::parse("jepa:/nonexistent/run").err().expect("missing").to_string();

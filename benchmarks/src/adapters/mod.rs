@@ -220,7 +220,7 @@ pub fn parse_with(spec: &str, run: &crate::llm::LlmRun) -> Result<Box<dyn Adapte
     let (head, options) = match head.split_once(',') {
         Some(("jepa", o)) => ("jepa", o),
         Some(("greedy", o)) => ("greedy", o),
-        Some(("raw-state", o)) => ("raw-state", o),
+        Some(("raw-state", o)) if !o.is_empty() => ("raw-state", o),
         _ => (head, ""),
     };
     match (head, arg) {

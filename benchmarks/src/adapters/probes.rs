@@ -35,8 +35,8 @@ pub const READOUT_ROLLOUT: usize = 30;
 /// future up to the episode's end (Physion's readout to the event horizon): the mean of
 /// the rolled-out representations and the last one. `judge=trajectory` answers contact and
 /// outcome from positions decoded from the rollout to the episode's end, judged by the
-/// labels' geometry ([`super::imagine`]); contact and outcome then ignore `features` and
-/// `rollout` (still recorded; forecast keeps using them). `pairs=on` adds a relation to
+/// labels' geometry ([`super::imagine`]); contact and outcome then ignore `features`,
+/// `rollout` and `pairs` (still recorded; forecast keeps using the first two). `pairs=on` adds a relation to
 /// the contact probe's row: the squared difference of the agent's and the patient's rows,
 /// feature by feature (zero when the patient is a zone), so that a linear probe can read
 /// how close the two are in the model's representation, which it cannot from the two rows
