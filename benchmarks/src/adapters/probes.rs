@@ -36,11 +36,12 @@ pub const READOUT_ROLLOUT: usize = 30;
 /// the rolled-out representations and the last one. `judge=trajectory` answers contact and
 /// outcome from positions decoded from the rollout to the episode's end, judged by the
 /// labels' geometry ([`super::imagine`]); contact and outcome then ignore `features`,
-/// `rollout` and `pairs` (still recorded; forecast keeps using the first two). `pairs=on` adds a relation to
-/// the contact probe's row: the squared difference of the agent's and the patient's rows,
-/// feature by feature (zero when the patient is a zone), so that a linear probe can read
-/// how close the two are in the model's representation, which it cannot from the two rows
-/// side by side. `raw-state,pairs=on` gives the raw-state probe the same relation.
+/// `rollout` and `pairs` (still recorded; forecast keeps using the first two). `pairs=on`
+/// adds a relation to the contact probe's row: the squared difference of the agent's and
+/// the patient's rows, feature by feature (zero when the patient is a zone), so that a
+/// linear probe can read how close the two are in the model's representation, which it
+/// cannot from the two rows side by side. `raw-state,pairs=on` gives the raw-state probe
+/// the same relation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readout {
     /// Whether the probes also see the raw observed state.
