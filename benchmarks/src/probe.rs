@@ -1,6 +1,8 @@
 //! Readout probes fit on frozen features: L2-regularised logistic regression (Physion's
 //! readout protocol) beside the model crate's ridge probe.
 
+use rayon::prelude::*;
+
 /// Standardised L2-regularised logistic regression, fit by full-batch gradient descent with
 /// a step of `1 / L` (`L` bounds the loss's curvature, from a power iteration), so that the
 /// fit is deterministic and needs no tuning.
@@ -34,17 +36,18 @@ impl Logistic {
         // Largest eigenvalue of XᵀX / n (with the bias column) by power iteration.
         let mut v = vec![1.0f64; dim + 1];
         let mut lam = 1.0;
+        // Rows as slices and zipped loops: no bounds checks, the same sums in the same order.
+        let rows = || (0..n).map(|r| &xs[r * dim..(r + 1) * dim]);
+        let nf = n.max(1) as f64;
         for _ in 0..30 {
-            let mut xv = vec![0f64; n];
-            for r in 0..n {
-                xv[r] = (0..dim).map(|c| xs[r * dim + c] * v[c]).sum::<f64>() + v[dim];
-            }
+            let xv: Vec<f64> =
+                rows().map(|row| row.iter().zip(&v[..dim]).map(|(a, b)| a * b).sum::<f64>() + v[dim]).collect();
             let mut u = vec![0f64; dim + 1];
-            for r in 0..n {
-                for c in 0..dim {
-                    u[c] += xs[r * dim + c] * xv[r] / n.max(1) as f64;
+            for (row, &xr) in rows().zip(&xv) {
+                for (uc, a) in u[..dim].iter_mut().zip(row) {
+                    *uc += a * xr / nf;
                 }
-                u[dim] += xv[r] / n.max(1) as f64;
+                u[dim] += xr / nf;
             }
             lam = u.iter().map(|a| a * a).sum::<f64>().sqrt();
             if lam <= 0.0 {
@@ -57,17 +60,17 @@ impl Logistic {
         for _ in 0..400 {
             let mut gw: Vec<f64> = w.iter().map(|wi| l2 * wi).collect();
             let mut gb = 0.0;
-            for r in 0..n {
-                let z = b + (0..dim).map(|c| xs[r * dim + c] * w[c]).sum::<f64>();
+            for (row, &t) in rows().zip(y) {
+                let z = b + row.iter().zip(&w).map(|(a, wc)| a * wc).sum::<f64>();
                 let p = 1.0 / (1.0 + (-z).exp());
-                let g = (p - if y[r] { 1.0 } else { 0.0 }) / n as f64;
-                for c in 0..dim {
-                    gw[c] += g * xs[r * dim + c];
+                let g = (p - if t { 1.0 } else { 0.0 }) / n as f64;
+                for (gc, a) in gw.iter_mut().zip(row) {
+                    *gc += g * a;
                 }
                 gb += g;
             }
-            for c in 0..dim {
-                w[c] -= step * gw[c];
+            for (wc, gc) in w.iter_mut().zip(&gw) {
+                *wc -= step * gc;
             }
             b -= step * gb;
         }
@@ -104,12 +107,21 @@ impl Logistic {
             .map(|k| (pick(k, false), pick(k, true)))
             .filter(|((_, yf), (_, yh))| !yf.is_empty() && !yh.is_empty())
             .collect();
+        // Every (penalty, fold) fit in parallel; each fit is sequential and the losses are
+        // summed in the same order whatever the thread count.
+        let fold_losses: Vec<f64> = (0..l2s.len() * splits.len())
+            .into_par_iter()
+            .map(|i| {
+                let ((xf, yf), (xh, yh)) = &splits[i % splits.len()];
+                let m = Logistic::fit(xf, yf, dim, l2s[i / splits.len()]);
+                m.logits(xh).into_iter().zip(yh).map(|(z, t)| log_loss(z, *t)).sum::<f64>()
+            })
+            .collect();
         let mut best = (f64::INFINITY, fallback);
-        for &l2 in l2s {
+        for (k, &l2) in l2s.iter().enumerate() {
             let mut loss = 0.0;
-            for ((xf, yf), (xh, yh)) in &splits {
-                let m = Logistic::fit(xf, yf, dim, l2);
-                loss += m.logits(xh).into_iter().zip(yh).map(|(z, t)| log_loss(z, *t)).sum::<f64>();
+            for l in &fold_losses[k * splits.len()..(k + 1) * splits.len()] {
+                loss += l;
             }
             if loss < best.0 {
                 best = (loss, l2);
@@ -192,6 +204,14 @@ mod tests {
             m.logits(&x[n * dim..]).into_iter().zip(&y[n..]).map(|(z, t)| log_loss(z, *t)).sum()
         };
         assert!(loss(&fit) < loss(&weak), "{} >= {}", loss(&fit), loss(&weak));
+        // The (penalty, fold) fits run in parallel: the same fit and penalty on one thread
+        // as on several.
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            pool.install(|| Logistic::fit_cv(&x[..n * dim], &y[..n], &groups, dim, &Logistic::L2S, 5))
+        };
+        assert_eq!(on(1), (fit.clone(), l2));
+        assert_eq!(on(3), (fit, l2));
         // One class only: no folds to compare, the middle penalty.
         let (_, l2) = Logistic::fit_cv(&x[..n * dim], &vec![true; n], &groups, dim, &Logistic::L2S, 5);
         assert_eq!(l2, Logistic::L2S[2]);
