@@ -210,9 +210,14 @@ fn bad_specs_and_missing_checkpoints_are_clear_errors() {
     assert!(e.contains("judge=rules") && e.contains("judge=probe|trajectory"), "{e}");
     let e = adapters::parse("jepa,pairs=yes:/x").err().expect("bad pairs").to_string();
     assert!(e.contains("pairs=yes") && e.contains("pairs=on|off"), "{e}");
-    // The raw-state probe takes the pair relation only: it has no rollout to read.
+    // The raw-state probe takes the pair relation and the probe only: it has no rollout.
     let e = adapters::parse("raw-state,rollout=end").err().expect("raw-state rollout").to_string();
     assert!(e.contains("rollout=end") && e.contains("raw-state[,pairs=on|off]"), "{e}");
+    let e = adapters::parse("jepa,probe=mlp:/x").err().expect("bad probe").to_string();
+    assert!(e.contains("probe=mlp") && e.contains("probe=linear|attentive"), "{e}");
+    let e =
+        adapters::parse("jepa,judge=trajectory,probe=attentive:/x").err().expect("probe with trajectory").to_string();
+    assert!(e.contains("judge=trajectory") && e.contains("no probe=attentive"), "{e}");
     // A trailing comma is not a second spelling of `raw-state` (its result file would
     // overwrite the plain row's).
     assert!(adapters::parse("raw-state,").is_err());
@@ -574,6 +579,16 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers with pairs=on", t.id);
         }
         assert_eq!(primary(&r, "forecast"), primary(&paired, "forecast"), "{objective:?}");
+        // The attentive probe on contact and outcome: recorded with its settings, every
+        // item answered, forecast (ridge probes) unchanged.
+        let attentive =
+            bench_on(prepared_predictions(), &format!("jepa,probe=attentive:{}", run.display()), tmp.path());
+        assert_eq!(attentive.model.config["readout"]["probe"]["kind"], "attentive");
+        assert_eq!(attentive.model.config["readout"]["probe"]["steps"], 300);
+        for t in &attentive.tasks {
+            assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers with probe=attentive", t.id);
+        }
+        assert_eq!(primary(&r, "forecast"), primary(&attentive, "forecast"), "{objective:?}");
     }
 }
 
@@ -589,6 +604,14 @@ fn the_raw_state_probe_takes_the_pair_relation_and_records_it_only_then() {
         assert_eq!(t.invalid, 0, "{}: invalid answers with pairs=on", t.id);
     }
     assert_eq!(primary(&plain, "forecast"), primary(&paired, "forecast"));
+    // And the attentive probe, with the pair as a token.
+    let attentive = bench("raw-state,pairs=on,probe=attentive", tmp.path());
+    assert_eq!(attentive.model.config["readout"]["probe"]["kind"], "attentive");
+    assert_eq!(attentive.model.config["readout"]["pairs"], "squared difference");
+    for t in &attentive.tasks {
+        assert_eq!(t.invalid, 0, "{}: invalid answers with probe=attentive", t.id);
+    }
+    assert_eq!(primary(&plain, "forecast"), primary(&attentive, "forecast"));
 }
 
 #[test]

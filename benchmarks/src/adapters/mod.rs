@@ -9,8 +9,8 @@
 //! | `greedy` | the planning heuristics: the ball dropped just behind the target; a PD controller pushing to the goal | plan-launch, plan-push |
 //! | `majority` | the most frequent `readout` answer; constant surprise | contact, outcome, voe |
 //! | `bc:<dataset dir>` | behaviour cloning: nearest-neighbour regression of the expert's forces in that dataset's `train` split (see [`BehaviourCloning`]) | plan-push |
-//! | `raw-state[,pairs=on\|off]` | the probes of `jepa:` fit on the raw observed state; `pairs=on` as for `jepa` | forecast, contact, outcome |
-//! | `jepa[,OPTION...]:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise; on plan-push, CEM or MPPI over forces in its own predictions ([`crate::latent_plan`]); readout options (see [`Readout`]) `features=model\|both` (the raw observed state beside the model's features), `rollout=FRAMES\|end` (contact and outcome read from the rollout's frame, or to the episode's end), `judge=probe\|trajectory` (contact and outcome from probes on the features, or judged by geometry on positions decoded from the rollout to the episode's end, [`imagine`]), `pairs=on\|off` (the contact probe also sees the squared difference of the two objects' features); planning options ([`crate::latent_plan::PlanOptions`]) | all, plan-push |
+//! | `raw-state[,pairs=on\|off][,probe=linear\|attentive]` | the probes of `jepa:` fit on the raw observed state; `pairs` and `probe` as for `jepa` | forecast, contact, outcome |
+//! | `jepa[,OPTION...]:<run dir>` | a trained checkpoint (JEPA or state-mse): rollout + probes, surprise; on plan-push, CEM or MPPI over forces in its own predictions ([`crate::latent_plan`]); readout options (see [`Readout`]) `features=model\|both` (the raw observed state beside the model's features), `rollout=FRAMES\|end` (contact and outcome read from the rollout's frame, or to the episode's end), `judge=probe\|trajectory` (contact and outcome from probes on the features, or judged by geometry on positions decoded from the rollout to the episode's end, [`imagine`]), `pairs=on\|off` (the contact probe also sees the squared difference of the two objects' features), `probe=linear\|attentive` (contact and outcome read by logistic regression on one row, or by an attentive probe over per-object tokens, [`ProbeKind`]); planning options ([`crate::latent_plan::PlanOptions`]) | all, plan-push |
 //! | `heuristic:<name>` | a cheap trick (see [`Heuristic`], [`Structural`]) that a meaningful task defeats | voe, contact or outcome |
 //! | `openai:<model>[@<url>]`, `anthropic:<model>[@<url>]` | an LLM from a text rendering of the items (see [`crate::llm`]); plans as a dialogue ([`crate::llm::plan`]) | all, plan-launch |
 //! | `gguf:<path>` | a GGUF chat model run in-process, no server (see [`crate::llm::gguf`]) | all, plan-launch |
@@ -39,8 +39,8 @@ pub use bc::BehaviourCloning;
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use observer::Observer;
 pub use probes::{
-    Featurizer, ItemFeatures, Jepa, Judge, ProbeAdapter, READOUT_OPTIONS, READOUT_ROLLOUT, RawState, Readout, Rolled,
-    Rollout,
+    ATTENTIVE, Featurizer, ItemFeatures, Jepa, Judge, ProbeAdapter, ProbeKind, READOUT_OPTIONS, READOUT_ROLLOUT,
+    RawState, Readout, Rolled, Rollout,
 };
 pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, episode_json};
 pub use structural::Structural;
@@ -179,7 +179,7 @@ pub trait Adapter {
 }
 
 /// The model specs [`parse`] accepts.
-pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy[,route=direct|around], bc:<dataset dir>, raw-state[,pairs=on|off], jepa[,features=model|both][,rollout=FRAMES|end][,judge=probe|trajectory][,pairs=on|off][,planner=cem|mppi,samples=N,...]:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
+pub const SPECS: &str = "oracle, observer[:blind-statics], constant-velocity, chance[:SEED], majority, greedy[,route=direct|around], bc:<dataset dir>, raw-state[,pairs=on|off][,probe=linear|attentive], jepa[,features=model|both][,rollout=FRAMES|end][,judge=probe|trajectory][,pairs=on|off][,probe=linear|attentive][,planner=cem|mppi,samples=N,...]:<run dir>, heuristic:<name>, process:<command>, openai:<model>[@<url>], anthropic:<model>[@<url>], gguf:<path to .gguf>";
 
 /// The names before the `:` of [`SPECS`], for "did you mean".
 const SPEC_HEADS: [&str; 14] = [

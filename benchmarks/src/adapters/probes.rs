@@ -25,8 +25,8 @@ use crate::tasks::{Item, Target, TaskKind, pos, seen};
 /// Frames rolled forward for the contact and outcome readouts by default (1 s at 30 fps).
 pub const READOUT_ROLLOUT: usize = 30;
 
-/// How the probes read a checkpoint out: the options of
-/// `jepa[,features=model|both][,rollout=FRAMES|end][,judge=probe|trajectory]:<run dir>`.
+/// How the probes read a checkpoint out: the options of `jepa[,features=model|both]`
+/// `[,rollout=FRAMES|end][,judge=probe|trajectory][,pairs=on|off][,probe=linear|attentive]:<run dir>`.
 ///
 /// The default is the model's own features (`model`) and a 1-s rollout. `features=both`
 /// adds the raw observed state to every probe's rows, which can win without any
@@ -41,7 +41,9 @@ pub const READOUT_ROLLOUT: usize = 30;
 /// the patient's rows, feature by feature (zero when the patient is a zone), so that a
 /// linear probe can read how close the two are in the model's representation, which it
 /// cannot from the two rows side by side. `raw-state,pairs=on` gives the raw-state probe
-/// the same relation.
+/// the same relation. `probe=attentive` reads contact and outcome with an attentive probe
+/// over per-object tokens instead of logistic regression on one row ([`ProbeKind`]);
+/// `raw-state,probe=attentive` likewise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readout {
     /// Whether the probes also see the raw observed state.
@@ -52,7 +54,28 @@ pub struct Readout {
     pub judge: Judge,
     /// Whether the contact probe also sees the pair's squared feature difference.
     pub pairs: bool,
+    /// The probe contact and outcome are read with (`judge=probe`).
+    pub probe: ProbeKind,
 }
+
+/// The probe that reads contact and outcome from the features (`probe=linear|attentive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// L2-regularised logistic regression on one row per item (or per candidate), its
+    /// penalty chosen by cross-validation ([`Logistic`]).
+    Linear,
+    /// V-JEPA's frozen evaluation: one learned query cross-attends over the item's tokens,
+    /// then a linear head ([`physworld_model::AttentiveProbe`], [`ATTENTIVE`]). The tokens:
+    /// one per object slot (seen at the last observed frame, or named by the question),
+    /// flagged agent or patient when the question names it; one for the static scene and
+    /// the item's zone; with `pairs=on`, one for the pair relation.
+    Attentive,
+}
+
+/// The attentive probe's training settings (the model crate's defaults: width 32, 300
+/// full-batch AdamW steps at 1e-2, weight decay 1e-3, seed 0), recorded in result files.
+pub const ATTENTIVE: physworld_model::AttentiveConfig =
+    physworld_model::AttentiveConfig { hidden: 32, steps: 300, lr: 1e-2, weight_decay: 1e-3, seed: 0 };
 
 /// How contact and outcome are answered from a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +97,19 @@ pub enum Rollout {
 
 impl Default for Readout {
     fn default() -> Self {
-        Readout { with_raw: false, rollout: Rollout::Frames(READOUT_ROLLOUT), judge: Judge::Probe, pairs: false }
+        Readout {
+            with_raw: false,
+            rollout: Rollout::Frames(READOUT_ROLLOUT),
+            judge: Judge::Probe,
+            pairs: false,
+            probe: ProbeKind::Linear,
+        }
     }
 }
 
 /// The options [`Readout::parse`] accepts.
-pub const READOUT_OPTIONS: &str =
-    "features=model|both, rollout=FRAMES (1 to 10000)|end, judge=probe|trajectory, pairs=on|off";
+pub const READOUT_OPTIONS: &str = "features=model|both, rollout=FRAMES (1 to 10000)|end, judge=probe|trajectory, \
+     pairs=on|off, probe=linear|attentive (with judge=probe)";
 
 impl Readout {
     /// Parse comma-separated `key=value` options (`features=both,rollout=end`; empty for the
@@ -106,6 +135,8 @@ impl Readout {
                 Some(("judge", "trajectory")) => r.judge = Judge::Trajectory,
                 Some(("pairs", "on")) => r.pairs = true,
                 Some(("pairs", "off")) => r.pairs = false,
+                Some(("probe", "linear")) => r.probe = ProbeKind::Linear,
+                Some(("probe", "attentive")) => r.probe = ProbeKind::Attentive,
                 Some(("rollout", n)) => match n.parse::<usize>() {
                     Ok(n) if (1..=10_000).contains(&n) => r.rollout = Rollout::Frames(n),
                     _ => return Err(bad(&format!("rollout is `{n}`"))),
@@ -113,18 +144,24 @@ impl Readout {
                 _ => return Err(bad(&format!("`{opt}` is not an option"))),
             }
         }
+        if r.judge == Judge::Trajectory && r.probe == ProbeKind::Attentive {
+            return Err(bad("judge=trajectory judges decoded positions, so it takes no probe=attentive"));
+        }
         Ok(r)
     }
 
-    /// The options of `raw-state,OPTION...`: only `pairs` (the raw state has no rollout, and
-    /// its features already are the raw state); `spec` is the whole model spec, for errors.
+    /// The options of `raw-state,OPTION...`: only `pairs` and `probe` (the raw state has no
+    /// rollout, and its features already are the raw state); `spec` is the whole model spec,
+    /// for errors.
     pub fn parse_raw_state(options: &str, spec: &str) -> Result<Readout> {
         for opt in options.split(',').filter(|o| !o.is_empty()) {
-            if !matches!(opt.split_once('='), Some(("pairs", "on" | "off"))) {
+            if !matches!(opt.split_once('='), Some(("pairs", "on" | "off") | ("probe", "linear" | "attentive"))) {
                 return Err(BenchError::invalid(
                     "model",
                     spec,
-                    format!("raw-state[,pairs=on|off] (`{opt}` is not an option of raw-state)"),
+                    format!(
+                        "raw-state[,pairs=on|off][,probe=linear|attentive] (`{opt}` is not an option of raw-state)"
+                    ),
                 ));
             }
         }
@@ -144,6 +181,16 @@ impl Readout {
         }
         if self.pairs {
             d["pairs"] = json!("squared difference");
+        }
+        if self.probe == ProbeKind::Attentive {
+            d["probe"] = json!({
+                "kind": "attentive",
+                "hidden": ATTENTIVE.hidden,
+                "steps": ATTENTIVE.steps,
+                "lr": ATTENTIVE.lr,
+                "weight_decay": ATTENTIVE.weight_decay,
+                "seed": ATTENTIVE.seed,
+            });
         }
         d
     }
@@ -925,9 +972,9 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
     }
     fn describe(&self) -> ModelRef {
         let mut m = self.feat.describe(&self.id);
-        // The raw-state probe records its readout only when it has an option (`pairs=on`),
-        // so that its default result files keep their bytes.
-        if (self.feat.kind() != "raw-state" || self.readout.pairs)
+        // The raw-state probe records its readout only when it has an option (`pairs=on`,
+        // `probe=attentive`), so that its default result files keep their bytes.
+        if (self.feat.kind() != "raw-state" || self.readout.pairs || self.readout.probe != ProbeKind::Linear)
             && let Some(c) = m.config.as_object_mut()
         {
             c.insert("readout".into(), self.readout.describe());
@@ -1032,6 +1079,10 @@ impl<F: Featurizer> Adapter for ProbeAdapter<F> {
                     })
                     .collect()
             }
+            _ if self.readout.probe == ProbeKind::Attentive => {
+                let tokens = Tokens { dims, pairs: self.readout.pairs };
+                judge_attentive(items, &feats, &readout, &fit_feats, protocol.unwrap_or("all"), tokens)
+            }
             _ => {
                 let pairs = self.readout.pairs;
                 let of = |it: &Item, f: &ItemFeatures| match it.question.as_str() {
@@ -1129,6 +1180,157 @@ fn judge(items: &[Item], rows: &[JudgeRows], readout: &[Item], fit_rows: &[Judge
     out
 }
 
+/// How [`judge_attentive`] lays out an item's tokens: `[object row | agent, patient |
+/// scene | scene flag, relation flag]`, the object row as [`object_row`] lists it.
+#[derive(Debug, Clone, Copy)]
+struct Tokens {
+    dims: (usize, usize),
+    pairs: bool,
+}
+
+impl Tokens {
+    /// Width of one token, for items whose features are `f`.
+    fn width(&self, f: &ItemFeatures) -> usize {
+        self.row(f) + 2 + f.scene.len() + 2
+    }
+
+    /// Width of an object row.
+    fn row(&self, f: &ItemFeatures) -> usize {
+        self.dims.0 + f.fut.len() * self.dims.1 + if f.raw.is_empty() { 0 } else { OBS_DIM }
+    }
+
+    /// Tokens per sample: every slot, the scene, and the relation with `pairs`.
+    fn count(&self, f: &ItemFeatures) -> usize {
+        f.seen.len() + 1 + usize::from(self.pairs)
+    }
+
+    /// One sample's tokens and mask, appended to `x` and `m`: `agent` and `patient` are the
+    /// objects the question names (`patient` `None` for a zone or a single object).
+    fn push(&self, f: &ItemFeatures, agent: Option<u16>, patient: Option<u16>, x: &mut Vec<f32>, m: &mut Vec<f32>) {
+        let (row, width) = (self.row(f), self.width(f));
+        for o in 0..f.seen.len() {
+            let named = [agent, patient].contains(&Some(o as u16));
+            let start = x.len();
+            x.extend(object_row(f, Some(o as u16), self.dims));
+            x.extend([f32::from(agent == Some(o as u16)), f32::from(patient == Some(o as u16))]);
+            x.resize(start + width, 0.0);
+            m.push(f32::from(f.seen[o] || named));
+        }
+        let start = x.len();
+        x.resize(start + row + 2, 0.0);
+        x.extend_from_slice(&f.scene);
+        x.extend([1.0, 0.0]);
+        m.push(1.0);
+        if self.pairs {
+            let (ra, rb) = (object_row(f, agent, self.dims), object_row(f, patient, self.dims));
+            let start = x.len();
+            match patient {
+                Some(_) => x.extend(ra.iter().zip(&rb).map(|(a, b)| (a - b) * (a - b))),
+                None => x.resize(start + row, 0.0),
+            }
+            x.resize(start + width - 1, 0.0);
+            x.push(1.0);
+            m.push(1.0);
+        }
+    }
+
+    /// The samples of one item: one, or one per first-to-the-floor candidate (the candidate
+    /// as the agent).
+    fn samples(&self, it: &Item, f: &ItemFeatures, x: &mut Vec<f32>, m: &mut Vec<f32>) -> usize {
+        if it.question == "first_floor" {
+            for &o in &it.objects {
+                self.push(f, Some(o), None, x, m);
+            }
+            it.objects.len()
+        } else {
+            self.push(f, it.objects.first().copied(), it.objects.get(1).copied(), x, m);
+            1
+        }
+    }
+}
+
+/// Answer contact and outcome `items` (features `feats`) with attentive probes fit on the
+/// `readout` items' tokens under `protocol`: one probe per question (and, for `only` and
+/// `all-but-one`, per family), as [`judge`] fits its logistic probes. A yes/no item is
+/// `yes` when the probe's probability exceeds ½; a first-to-the-floor item names the
+/// candidate with the highest (the first on ties).
+fn judge_attentive(
+    items: &[Item],
+    feats: &[ItemFeatures],
+    readout: &[Item],
+    fit_feats: &[ItemFeatures],
+    protocol: &str,
+    tokens: Tokens,
+) -> Result<Vec<Answer>> {
+    let mut out: Vec<Option<Answer>> = vec![None; items.len()];
+    // Items grouped by probe, in the order their keys first appear.
+    let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let key = (it.question.clone(), if protocol == "all" { String::new() } else { it.family.clone() });
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    for ((question, family), list) in groups {
+        let use_item = |r: &Item| {
+            r.question == question
+                && match protocol {
+                    "only" => r.family == family,
+                    "all-but-one" => r.family != family,
+                    _ => true,
+                }
+        };
+        let (mut x, mut m, mut y, mut n) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        let mut shape = None;
+        for (r, f) in readout.iter().zip(fit_feats).filter(|(r, _)| use_item(r)) {
+            let Some(ans) = r.answer_index() else { continue };
+            let k = tokens.samples(r, f, &mut x, &mut m);
+            if r.question == "first_floor" {
+                y.extend((0..k).map(|j| f32::from(j == ans)));
+            } else {
+                y.push(f32::from(r.choices.get(ans).is_some_and(|c| c == "yes")));
+            }
+            n += k;
+            shape = Some((tokens.count(f), tokens.width(f)));
+        }
+        let Some((s, d)) = shape.filter(|_| n >= 2) else {
+            for i in list {
+                out[i] = Some(Answer::Invalid(format!(
+                    "fewer than 2 readout samples for `{question}` under protocol {protocol}"
+                )));
+            }
+            continue;
+        };
+        let probe = physworld_model::AttentiveProbe::fit(
+            &x,
+            &m,
+            &y,
+            (n, s, d),
+            1,
+            physworld_model::ProbeTarget::Binary,
+            &ATTENTIVE,
+        )?;
+        let (mut x, mut m, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+        for &i in &list {
+            counts.push(tokens.samples(&items[i], &feats[i], &mut x, &mut m));
+        }
+        let p = probe.predict(&x, &m, counts.iter().sum())?;
+        let mut at = 0;
+        for (&i, &k) in list.iter().zip(&counts) {
+            let q = &p[at..at + k];
+            at += k;
+            out[i] = Some(if items[i].question == "first_floor" {
+                let best = (0..k).max_by(|a, b| q[*a].total_cmp(&q[*b]).then(b.cmp(a))).unwrap_or(0);
+                Answer::Choice(best)
+            } else {
+                super::yes_no(&items[i], q.first().is_some_and(|v| *v > 0.5))
+            });
+        }
+    }
+    Ok(out.into_iter().map(|a| a.unwrap_or_else(|| Answer::Invalid("not answered".into()))).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1199,5 +1401,79 @@ mod tests {
         // Other questions have no pair.
         it.question = "tower_falls".into();
         assert_eq!(scene_row(&it, &f, (2, 1), true), scene_row(&it, &f, (2, 1), false));
+    }
+
+    /// Items whose answer lies in one named object's features, among distractor slots: the
+    /// attentive probe finds it through the role flags (contact: the agent's first feature
+    /// above 0; first-to-the-floor: the candidate with the largest future feature).
+    #[test]
+    fn the_attentive_probe_reads_the_objects_the_question_names() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        };
+        let slots = 4;
+        let mut make = |i: usize, question: &str| {
+            let f = ItemFeatures {
+                obs: (0..slots * 2).map(|_| noise()).collect(),
+                fut: vec![(0..slots).map(|_| noise()).collect()],
+                seen: vec![true; slots],
+                raw: Vec::new(),
+                positions: vec![[0.0; 3]; slots],
+                scene: vec![0.5, -0.5],
+            };
+            let (objects, choices, answer) = if question == "contact" {
+                let agent = i % slots;
+                let yes = f.obs[agent * 2] > 0.0;
+                (vec![agent as u16, ((i + 1) % slots) as u16], vec!["yes".into(), "no".into()], usize::from(!yes))
+            } else {
+                let objects: Vec<u16> = (0..3).map(|k| ((i + k) % slots) as u16).collect();
+                let best =
+                    (0..3).max_by(|a, b| f.fut[0][objects[*a] as usize].total_cmp(&f.fut[0][objects[*b] as usize]));
+                (objects, vec!["a".into(), "b".into(), "c".into()], best.expect("three"))
+            };
+            let it = Item {
+                id: format!("{question}/{i}"),
+                task: TaskKind::Contact,
+                family: "f".into(),
+                split: "test".into(),
+                sample_index: i as u64,
+                episodes: vec![i as u64],
+                observe: 12,
+                horizons: Vec::new(),
+                question: question.into(),
+                choices,
+                objects,
+                zone: None,
+                violation: None,
+                slots: Vec::new(),
+                target: Target::Choice(answer),
+                hash: String::new(),
+            };
+            (it, f)
+        };
+        for (question, pairs) in [("contact", false), ("contact", true), ("first_floor", false)] {
+            let (readout, fit): (Vec<Item>, Vec<ItemFeatures>) = (0..240).map(|i| make(i, question)).unzip();
+            let (items, feats): (Vec<Item>, Vec<ItemFeatures>) = (240..400).map(|i| make(i, question)).unzip();
+            let tokens = Tokens { dims: (2, 1), pairs };
+            let answers = judge_attentive(&items, &feats, &readout, &fit, "all", tokens).expect("fits");
+            let right = items
+                .iter()
+                .zip(&answers)
+                .filter(|(it, a)| **a == Answer::Choice(it.answer_index().expect("answer")))
+                .count();
+            assert!(right >= 144, "{question} (pairs {pairs}): {right} of 160");
+            // Deterministic: the same answers again.
+            assert_eq!(judge_attentive(&items, &feats, &readout, &fit, "all", tokens).expect("fits"), answers);
+        }
+        // Too few readout samples: every item invalid, named.
+        let (items, feats): (Vec<Item>, Vec<ItemFeatures>) = (0..3).map(|i| make(i, "contact")).unzip();
+        let answers =
+            judge_attentive(&items, &feats, &items[..1], &feats[..1], "all", Tokens { dims: (2, 1), pairs: false })
+                .expect("answers");
+        assert!(answers.iter().all(|a| matches!(a, Answer::Invalid(w) if w.contains("fewer than 2"))), "{answers:?}");
     }
 }
