@@ -158,8 +158,17 @@ pub enum ProbeTarget {
 /// Training settings of an [`AttentiveProbe`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttentiveConfig {
-    /// Width of keys and values. Default 32.
+    /// Width of keys and values (all heads together). Default 32.
     pub hidden: usize,
+    /// Attention heads: the query is split into `heads` parts of `hidden / heads`, each
+    /// pooling the tokens with its own weights (V-JEPA's pooler has 16). Default 1.
+    #[serde(default = "one")]
+    pub heads: usize,
+    /// A residual MLP block (layer norm, `hidden -> 4 hidden -> hidden`, GELU) on the
+    /// pooled vector before the linear head, as in V-JEPA's pooler; without it the probe is
+    /// linear in the attention-weighted tokens. Default false.
+    #[serde(default)]
+    pub mlp: bool,
     /// Full-batch AdamW steps. Default 300.
     pub steps: usize,
     /// Learning rate. Default 1e-2.
@@ -170,14 +179,19 @@ pub struct AttentiveConfig {
     pub seed: u64,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Default for AttentiveConfig {
     fn default() -> Self {
-        AttentiveConfig { hidden: 32, steps: 300, lr: 1e-2, weight_decay: 1e-3, seed: 0 }
+        AttentiveConfig { hidden: 32, heads: 1, mlp: false, steps: 300, lr: 1e-2, weight_decay: 1e-3, seed: 0 }
     }
 }
 
 /// A small attentive probe, as in V-JEPA's frozen evaluation: one learned query
-/// cross-attends over a sample's tokens (masked), then a linear head. Inputs are
+/// cross-attends over a sample's tokens (masked; one or more heads), optionally through a
+/// residual MLP block, then a linear head. Inputs are
 /// standardised with the fit set's per-feature mean and std. Fit full-batch with the
 /// checkpointable [`crate::AdamW`] from a host-seeded initialisation: deterministic.
 pub struct AttentiveProbe {
@@ -190,40 +204,68 @@ pub struct AttentiveProbe {
     key: crate::layers::Linear,
     value: crate::layers::Linear,
     head: crate::layers::Linear,
+    block: Option<(crate::layers::LayerNorm, crate::layers::Mlp)>,
     hidden: usize,
+    heads: usize,
 }
 
 impl AttentiveProbe {
     fn forward(&self, x: &candle_core::Tensor, mask: &candle_core::Tensor) -> Result<candle_core::Tensor> {
         use candle_core::D;
-        let k = self.key.forward(x)?; // [N, S, H]
-        let v = self.value.forward(x)?;
-        let q = self.query.as_tensor().reshape((1, 1, self.hidden))?;
-        let scores = (k.broadcast_mul(&q)?.sum(D::Minus1)? / (self.hidden as f64).sqrt())?; // [N, S]
-        let scores = (scores + ((mask - 1.0)? * 1e9)?)?;
-        let a = crate::layers::softmax_last(&scores)?.unsqueeze(2)?; // [N, S, 1]
-        let pooled = v.broadcast_mul(&a)?.sum(1)?; // [N, H]
+        let (n, s, _) = x.dims3()?;
+        let (h, w) = (self.heads, self.hidden / self.heads);
+        let k = self.key.forward(x)?.reshape((n, s, h, w))?;
+        let v = self.value.forward(x)?.reshape((n, s, h, w))?;
+        let q = self.query.as_tensor().reshape((1, 1, h, w))?;
+        let scores = (k.broadcast_mul(&q)?.sum(D::Minus1)? / (w as f64).sqrt())?; // [N, S, heads]
+        let scores = scores.transpose(1, 2)?.contiguous()?; // [N, heads, S]
+        let scores = scores.broadcast_add(&((mask - 1.0)? * 1e9)?.unsqueeze(1)?)?;
+        let a = crate::layers::softmax_last(&scores)?; // [N, heads, S]
+        let a = a.transpose(1, 2)?.unsqueeze(3)?; // [N, S, heads, 1]
+        let mut pooled = v.broadcast_mul(&a)?.sum(1)?.reshape((n, self.hidden))?; // [N, hidden]
+        if let Some((norm, mlp)) = &self.block {
+            pooled = (&pooled + mlp.forward(&norm.forward(&pooled)?)?)?;
+        }
         self.head.forward(&pooled)
     }
 
-    fn tensors(
-        &self,
-        tokens: &[f32],
-        mask: &[f32],
-        n: usize,
-        s: usize,
-    ) -> Result<(candle_core::Tensor, candle_core::Tensor)> {
+    /// Standardised tensors of `n` samples: each sample's real tokens first (attention
+    /// does not see their order), cut to the most any sample has, so masked slots cost
+    /// nothing.
+    fn tensors(&self, tokens: &[f32], mask: &[f32], n: usize) -> Result<(candle_core::Tensor, candle_core::Tensor)> {
         let d = self.dim;
-        let xs: Vec<f32> = tokens.iter().enumerate().map(|(i, v)| (v - self.mean[i % d]) / self.std[i % d]).collect();
+        let s = mask.len() / n.max(1);
+        if mask.len() != n * s || tokens.len() != n * s * d {
+            return Err(ModelError::config(
+                "attentive probe input",
+                format!("{} tokens, {} mask for n={n}, d={d}", tokens.len(), mask.len()),
+                "tokens n×s×d and mask n×s",
+            ));
+        }
+        let keep = (0..n).map(|i| mask[i * s..(i + 1) * s].iter().filter(|m| **m > 0.0).count()).max().unwrap_or(0);
+        let keep = keep.max(1);
+        let (mut xs, mut ms) = (Vec::with_capacity(n * keep * d), Vec::with_capacity(n * keep));
+        for i in 0..n {
+            let real = (0..s).filter(|&t| mask[i * s + t] > 0.0);
+            let mut used = 0;
+            for t in real {
+                let row = &tokens[(i * s + t) * d..(i * s + t + 1) * d];
+                xs.extend(row.iter().enumerate().map(|(c, v)| (v - self.mean[c]) / self.std[c]));
+                ms.push(1.0f32);
+                used += 1;
+            }
+            xs.resize(xs.len() + (keep - used) * d, 0.0);
+            ms.resize(ms.len() + keep - used, 0.0);
+        }
         let dev = candle_core::Device::Cpu;
         Ok((
-            candle_core::Tensor::from_vec(xs, (n, s, d), &dev)?,
-            candle_core::Tensor::from_vec(mask.to_vec(), (n, s), &dev)?,
+            candle_core::Tensor::from_vec(xs, (n, keep, d), &dev)?,
+            candle_core::Tensor::from_vec(ms, (n, keep), &dev)?,
         ))
     }
 
     /// Fit on `n` samples of `s` tokens of width `d` (`tokens` `n × s × d`, `mask` `n × s`
-    /// with 1 for real tokens, `y` `n × out`).
+    /// with 1 for real tokens, `y` `n × out`), `cfg.steps` steps.
     #[allow(clippy::too_many_arguments)]
     pub fn fit(
         tokens: &[f32],
@@ -234,7 +276,14 @@ impl AttentiveProbe {
         target: ProbeTarget,
         cfg: &AttentiveConfig,
     ) -> Result<AttentiveProbe> {
-        if n < 2 || tokens.len() != n * s * d || mask.len() != n * s || y.len() != n * out || cfg.hidden == 0 {
+        if cfg.hidden == 0 || cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
+            return Err(ModelError::config(
+                "attentive probe hidden/heads",
+                format!("{}/{}", cfg.hidden, cfg.heads),
+                "heads >= 1 dividing hidden >= 1",
+            ));
+        }
+        if n < 2 || tokens.len() != n * s * d || mask.len() != n * s || y.len() != n * out {
             return Err(ModelError::config(
                 "attentive probe data",
                 format!(
@@ -270,6 +319,13 @@ impl AttentiveProbe {
         let key = crate::layers::Linear::new(&mut p, "key", d, cfg.hidden, true)?;
         let value = crate::layers::Linear::new(&mut p, "value", d, cfg.hidden, true)?;
         let head = crate::layers::Linear::new(&mut p, "head", cfg.hidden, out, true)?;
+        let block = match cfg.mlp {
+            true => Some((
+                crate::layers::LayerNorm::new(&mut p, "norm", cfg.hidden)?,
+                crate::layers::Mlp::new(&mut p, "mlp", cfg.hidden, 4 * cfg.hidden)?,
+            )),
+            false => None,
+        };
         let probe = AttentiveProbe {
             dim: d,
             out,
@@ -280,12 +336,14 @@ impl AttentiveProbe {
             key,
             value,
             head,
+            block,
             hidden: cfg.hidden,
+            heads: cfg.heads,
         };
         let vars: Vec<(String, candle_core::Var)> = p.into_vars().into_iter().collect();
         let oc = crate::config::OptimConfig { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() };
         let mut opt = crate::optim::AdamW::new(vars, &oc)?;
-        let (x, m) = probe.tensors(tokens, mask, n, s)?;
+        let (x, m) = probe.tensors(tokens, mask, n)?;
         let yt = candle_core::Tensor::from_vec(y.to_vec(), (n, out), &dev)?;
         for _ in 0..cfg.steps {
             let z = probe.forward(&x, &m)?;
@@ -304,8 +362,7 @@ impl AttentiveProbe {
 
     /// Predict for `n` samples: `n × out` values (probabilities for binary targets).
     pub fn predict(&self, tokens: &[f32], mask: &[f32], n: usize) -> Result<Vec<f32>> {
-        let s = mask.len() / n.max(1);
-        let (x, m) = self.tensors(tokens, mask, n, s)?;
+        let (x, m) = self.tensors(tokens, mask, n)?;
         let z = self.forward(&x, &m)?;
         let z = match self.target {
             ProbeTarget::Regression => z,

@@ -813,6 +813,64 @@ fn the_attentive_probe_finds_the_token_that_matters_where_mean_pooling_cannot() 
     assert!(AttentiveProbe::fit(&xf, &mask_f[1..], &yf, (240, s, d), 1, ProbeTarget::Regression, &cfg).is_err());
 }
 
+/// A relation between two named tokens (are their values within 0.5 of each other?): one
+/// head without the MLP block, whose output is linear in one weighted average of the
+/// tokens, reads it poorly; heads pool the two tokens apart and the MLP compares them.
+#[test]
+fn the_attentive_probe_with_heads_and_an_mlp_reads_a_relation_between_named_tokens() {
+    use physworld_model::{AttentiveConfig, AttentiveProbe, ProbeTarget};
+    let (s, d) = (5usize, 5usize);
+    let mut state = 12345u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+    };
+    let mut build = |n: usize| {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let (a, b) = (i % s, (i / s + i + 1) % s);
+            let b = if a == b { (b + 1) % s } else { b };
+            let (mut va, mut vb) = (0.0, 0.0);
+            for k in 0..s {
+                let v = uniform();
+                x.extend([f32::from(k == a), f32::from(k == b), v, uniform(), 0.5]);
+                if k == a {
+                    va = v;
+                }
+                if k == b {
+                    vb = v;
+                }
+            }
+            y.push(f32::from((va - vb).abs() < 0.5));
+        }
+        (x, y)
+    };
+    let (xf, yf) = build(800);
+    let (xt, yt) = build(300);
+    let accuracy = |cfg: &AttentiveConfig| {
+        let probe =
+            AttentiveProbe::fit(&xf, &vec![1.0; 800 * s], &yf, (800, s, d), 1, ProbeTarget::Binary, cfg).expect("fit");
+        let p = probe.predict(&xt, &vec![1.0; 300 * s], 300).expect("predict");
+        p.iter().zip(&yt).filter(|(p, y)| (**p > 0.5) == (**y > 0.5)).count() as f64 / 300.0
+    };
+    let base = yt.iter().filter(|y| **y > 0.5).count() as f64 / 300.0;
+    let majority = base.max(1.0 - base);
+    let linear = accuracy(&AttentiveConfig::default());
+    let pooler = AttentiveConfig { heads: 4, mlp: true, ..AttentiveConfig::default() };
+    let relational = accuracy(&pooler);
+    eprintln!("majority {majority:.3}, one head {linear:.3}, 4 heads + MLP {relational:.3}");
+    assert!(relational > 0.9 && relational > linear + 0.1, "4 heads + MLP {relational}, one head {linear}");
+    let probe =
+        AttentiveProbe::fit(&xf, &vec![1.0; 800 * s], &yf, (800, s, d), 1, ProbeTarget::Binary, &pooler).expect("fit");
+    assert!(probe.predict(&xt[1..], &vec![1.0; 300 * s], 300).is_err(), "tokens one short");
+    let bad = AttentiveConfig { heads: 3, ..AttentiveConfig::default() };
+    let err = AttentiveProbe::fit(&xf, &vec![1.0; 800 * s], &yf, (800, s, d), 1, ProbeTarget::Binary, &bad)
+        .err()
+        .expect("32 is not split into 3 heads")
+        .to_string();
+    assert!(err.contains("heads") && err.contains("32/3"), "{err}");
+}
+
 #[test]
 fn cross_validated_ridge_picks_a_small_penalty_for_signal_and_a_large_one_for_noise() {
     use physworld_model::RidgeProbe;
