@@ -48,17 +48,25 @@ fn train(data: &Path, run: &Path, steps: &str) {
         .expect("runs"));
 }
 
-/// Steps of training, and the smallest margin asserted on contact accuracy (paired, per
-/// item): measured over 3 seeds in BENCHMARKS.md ("The claim in CI").
+/// Steps of training, and the margins asserted on contact accuracy (paired, per item):
+/// measured over 3 seeds in BENCHMARKS.md ("The claim in CI"), asserted below two thirds
+/// of the smallest.
 const STEPS: &str = "300";
 const OVER_RAW_STATE: f64 = 0.07;
 const OVER_TWIN: f64 = 0.04;
+/// The JEPA and the raw state both read with the pair relation (`pairs=on`: the squared
+/// difference of the two objects' features, the closeness a linear probe cannot form from
+/// raw positions).
+const OVER_RAW_STATE_WITH_PAIRS: f64 = 0.045;
 
 /// The tiny JEPA trained 300 steps on 2000 episodes of the physion families beats the
 /// raw-state probe on contact on 1400 held-out `test` episodes (904 items), paired per item
 /// through `leaderboard --versus`, and so by training: its untrained twin (3 steps, the same
-/// config and seed) does worse. Outcome is not asserted: at this size, as at 2000 steps on
-/// the full suite, the JEPA ties `raw-state` there.
+/// config and seed) does worse. A linear probe cannot read closeness from raw positions,
+/// so the margin is also asserted with the pair relation given to both. Outcome is not
+/// asserted: at this size, as at 2000 steps on the full suite, the JEPA ties `raw-state`
+/// there under these readouts. (Under the attentive probe the contact margin is smaller:
+/// BENCHMARKS.md, "The attentive probe".)
 #[test]
 fn a_trained_jepa_beats_the_raw_state_probe_on_contact_in_held_out_scenes() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -68,15 +76,14 @@ fn a_trained_jepa_beats_the_raw_state_probe_on_contact_in_held_out_scenes() {
     train(&data, &twin, "3");
     let res = tmp.path().join("res");
     let (jepa, untrained) = (format!("jepa:{}", run.display()), format!("jepa:{}", twin.display()));
-    ok(bin()
-        .args(["bench", "--split", "test", "--tasks", "contact", "--model", "raw-state", "--model", &jepa])
-        .args(["--model", &untrained, "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&res)
-        .output()
-        .expect("runs"));
-    let versus = |reference: &str| -> serde_json::Value {
+    let paired = format!("jepa,pairs=on:{}", run.display());
+    let mut bench = bin();
+    bench.args(["bench", "--split", "test", "--tasks", "contact"]);
+    for model in ["raw-state", "raw-state,pairs=on", &jepa, &untrained, &paired] {
+        bench.args(["--model", model]);
+    }
+    ok(bench.arg("--data").arg(&data).arg("--out").arg(&res).output().expect("runs"));
+    let versus = |model: &str, reference: &str| -> serde_json::Value {
         let o = ok(bin()
             .args(["leaderboard", "--versus", reference, "--json", "--results"])
             .arg(&res)
@@ -87,15 +94,20 @@ fn a_trained_jepa_beats_the_raw_state_probe_on_contact_in_held_out_scenes() {
             .as_array()
             .expect("comparisons")
             .iter()
-            .find(|c| c["model"] == jepa.as_str() && c["task"] == "contact")
-            .unwrap_or_else(|| panic!("no contact comparison of {jepa}: {v:#}"))
+            .find(|c| c["model"] == model && c["task"] == "contact")
+            .unwrap_or_else(|| panic!("no contact comparison of {model} against {reference}: {v:#}"))
             .clone()
     };
-    for (reference, margin) in [("raw-state", OVER_RAW_STATE), (untrained.as_str(), OVER_TWIN)] {
-        let c = versus(reference);
+    let claims = [
+        (jepa.as_str(), "raw-state", OVER_RAW_STATE),
+        (jepa.as_str(), untrained.as_str(), OVER_TWIN),
+        (paired.as_str(), "raw-state,pairs=on", OVER_RAW_STATE_WITH_PAIRS),
+    ];
+    for (model, reference, margin) in claims {
+        let c = versus(model, reference);
         let diff = c["test"]["mean_diff"].as_f64().expect("mean_diff");
-        eprintln!("contact against {reference}: {diff:+.3}");
-        assert!(diff > margin, "contact: the JEPA against {reference} {diff:+.3}, asserted > {margin}: {c:#}");
+        eprintln!("contact, {model} against {reference}: {diff:+.3}");
+        assert!(diff > margin, "contact: {model} against {reference} {diff:+.3}, asserted > {margin}: {c:#}");
         assert_eq!(c["verdict"], "better", "{c:#}");
     }
 }

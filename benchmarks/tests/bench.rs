@@ -585,6 +585,8 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
             bench_on(prepared_predictions(), &format!("jepa,probe=attentive:{}", run.display()), tmp.path());
         assert_eq!(attentive.model.config["readout"]["probe"]["kind"], "attentive");
         assert_eq!(attentive.model.config["readout"]["probe"]["steps"], 300);
+        assert_eq!(attentive.model.config["readout"]["probe"]["heads"], 4);
+        assert_eq!(attentive.model.config["readout"]["probe"]["ensemble"], 5);
         for t in &attentive.tasks {
             assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers with probe=attentive", t.id);
         }

@@ -36,9 +36,11 @@ pub struct Args {
     /// contact probe also sees the squared difference of its two objects' features, a
     /// relation a linear probe cannot form; `raw-state,pairs=on` gives the raw-state probe
     /// the same, for a fair comparison); probe=linear (default: logistic regression on one
-    /// row per item) or attentive (V-JEPA's attentive probe: a learned query attends over
-    /// one token per object, flagged agent or patient, one for the scene and, with pairs=on,
-    /// one for the pair; `raw-state,probe=attentive` for the comparison).
+    /// row per item) or attentive (V-JEPA's attentive probe: a learned query attends, in 4
+    /// heads, over one token per object, flagged agent or patient, one for the scene and,
+    /// with pairs=on, one for the pair, then an MLP block and a linear head; five probes
+    /// averaged;
+    /// `raw-state,probe=attentive` for the comparison).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`): a

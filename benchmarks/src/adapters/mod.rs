@@ -39,8 +39,8 @@ pub use bc::BehaviourCloning;
 pub use heuristics::{Heuristic, HeuristicAdapter};
 pub use observer::Observer;
 pub use probes::{
-    ATTENTIVE, Featurizer, ItemFeatures, Jepa, Judge, ProbeAdapter, ProbeKind, READOUT_OPTIONS, READOUT_ROLLOUT,
-    RawState, Readout, Rolled, Rollout,
+    ATTENTIVE, ATTENTIVE_ENSEMBLE, Featurizer, ItemFeatures, Jepa, Judge, ProbeAdapter, ProbeKind, READOUT_OPTIONS,
+    READOUT_ROLLOUT, RawState, Readout, Rolled, Rollout,
 };
 pub use process::{ANSWER_TIMEOUT, PROCESS_PROTOCOL, Process, episode_json};
 pub use structural::Structural;

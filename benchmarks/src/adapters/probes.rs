@@ -64,18 +64,32 @@ pub enum ProbeKind {
     /// L2-regularised logistic regression on one row per item (or per candidate), its
     /// penalty chosen by cross-validation ([`Logistic`]).
     Linear,
-    /// V-JEPA's frozen evaluation: one learned query cross-attends over the item's tokens,
-    /// then a linear head ([`physworld_model::AttentiveProbe`], [`ATTENTIVE`]). The tokens:
+    /// V-JEPA's frozen evaluation: a learned query cross-attends over the item's tokens
+    /// (4 heads), a residual MLP block, then a linear head ([`physworld_model::AttentiveProbe`], [`ATTENTIVE`]). The tokens:
     /// one per object slot (seen at the last observed frame, or named by the question),
     /// flagged agent or patient when the question names it; one for the static scene and
     /// the item's zone; with `pairs=on`, one for the pair relation.
     Attentive,
 }
 
-/// The attentive probe's training settings (the model crate's defaults: width 32, 300
-/// full-batch AdamW steps at 1e-2, weight decay 1e-3, seed 0), recorded in result files.
-pub const ATTENTIVE: physworld_model::AttentiveConfig =
-    physworld_model::AttentiveConfig { hidden: 32, steps: 300, lr: 1e-2, weight_decay: 1e-3, seed: 0 };
+/// The attentive probe's settings, recorded in result files: V-JEPA's pooler at small
+/// width (32, in 4 heads of 8, with its residual MLP block), 300 full-batch AdamW steps at
+/// 1e-2, weight decay 1e-3, seeds from 0 ([`ATTENTIVE_ENSEMBLE`]).
+pub const ATTENTIVE: physworld_model::AttentiveConfig = physworld_model::AttentiveConfig {
+    hidden: 32,
+    heads: 4,
+    mlp: true,
+    steps: 300,
+    lr: 1e-2,
+    weight_decay: 1e-3,
+    seed: 0,
+};
+
+/// Attentive probes fit per question (seeds `ATTENTIVE.seed..+ATTENTIVE_ENSEMBLE`, in
+/// parallel), their probabilities averaged: one probe's answers on held-out regions move
+/// with its initialisation (raw-state contact on the CI-sized `physion`: 0.582 with seed 0,
+/// 0.667 with seed 1).
+pub const ATTENTIVE_ENSEMBLE: u64 = 5;
 
 /// How contact and outcome are answered from a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,14 +197,13 @@ impl Readout {
             d["pairs"] = json!("squared difference");
         }
         if self.probe == ProbeKind::Attentive {
-            d["probe"] = json!({
-                "kind": "attentive",
-                "hidden": ATTENTIVE.hidden,
-                "steps": ATTENTIVE.steps,
-                "lr": ATTENTIVE.lr,
-                "weight_decay": ATTENTIVE.weight_decay,
-                "seed": ATTENTIVE.seed,
-            });
+            let mut probe = json!({ "kind": "attentive", "ensemble": ATTENTIVE_ENSEMBLE });
+            if let (Some(p), Ok(serde_json::Value::Object(settings))) =
+                (probe.as_object_mut(), serde_json::to_value(&ATTENTIVE))
+            {
+                p.extend(settings);
+            }
+            d["probe"] = probe;
         }
         d
     }
@@ -1302,20 +1315,29 @@ fn judge_attentive(
             }
             continue;
         };
-        let probe = physworld_model::AttentiveProbe::fit(
-            &x,
-            &m,
-            &y,
-            (n, s, d),
-            1,
-            physworld_model::ProbeTarget::Binary,
-            &ATTENTIVE,
-        )?;
-        let (mut x, mut m, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut xt, mut mt, mut counts) = (Vec::new(), Vec::new(), Vec::new());
         for &i in &list {
-            counts.push(tokens.samples(&items[i], &feats[i], &mut x, &mut m));
+            counts.push(tokens.samples(&items[i], &feats[i], &mut xt, &mut mt));
         }
-        let p = probe.predict(&x, &m, counts.iter().sum())?;
+        let total = counts.iter().sum();
+        let each: Vec<Vec<f32>> = (0..ATTENTIVE_ENSEMBLE)
+            .into_par_iter()
+            .map(|k| {
+                let cfg = physworld_model::AttentiveConfig { seed: ATTENTIVE.seed + k, ..ATTENTIVE };
+                let probe = physworld_model::AttentiveProbe::fit(
+                    &x,
+                    &m,
+                    &y,
+                    (n, s, d),
+                    1,
+                    physworld_model::ProbeTarget::Binary,
+                    &cfg,
+                )?;
+                Ok(probe.predict(&xt, &mt, total)?)
+            })
+            .collect::<Result<_>>()?;
+        let p: Vec<f32> =
+            (0..total).map(|j| each.iter().map(|e| e[j]).sum::<f32>() / ATTENTIVE_ENSEMBLE as f32).collect();
         let mut at = 0;
         for (&i, &k) in list.iter().zip(&counts) {
             let q = &p[at..at + k];
@@ -1466,8 +1488,10 @@ mod tests {
                 .filter(|(it, a)| **a == Answer::Choice(it.answer_index().expect("answer")))
                 .count();
             assert!(right >= 144, "{question} (pairs {pairs}): {right} of 160");
-            // Deterministic: the same answers again.
-            assert_eq!(judge_attentive(&items, &feats, &readout, &fit, "all", tokens).expect("fits"), answers);
+            // Deterministic (the ensemble's probes fit in parallel): the same answers again.
+            if question == "first_floor" {
+                assert_eq!(judge_attentive(&items, &feats, &readout, &fit, "all", tokens).expect("fits"), answers);
+            }
         }
         // Too few readout samples: every item invalid, named.
         let (items, feats): (Vec<Item>, Vec<ItemFeatures>) = (0..3).map(|i| make(i, "contact")).unzip();
