@@ -191,9 +191,9 @@ impl Default for AttentiveConfig {
 
 /// A small attentive probe, as in V-JEPA's frozen evaluation: one learned query
 /// cross-attends over a sample's tokens (masked; one or more heads), optionally through a
-/// residual MLP block, then a linear head. Inputs are
-/// standardised with the fit set's per-feature mean and std. Fit full-batch with the
-/// checkpointable [`crate::AdamW`] from a host-seeded initialisation: deterministic.
+/// residual MLP block, then a linear head. Inputs are standardised with the fit set's
+/// per-feature mean and std. Fit full-batch with the checkpointable [`crate::AdamW`] from
+/// a host-seeded initialisation: deterministic.
 pub struct AttentiveProbe {
     dim: usize,
     out: usize,

@@ -39,8 +39,7 @@ pub struct Args {
     /// row per item) or attentive (V-JEPA's attentive probe: a learned query attends, in 4
     /// heads, over one token per object, flagged agent or patient, one for the scene and,
     /// with pairs=on, one for the pair, then an MLP block and a linear head; five probes
-    /// averaged;
-    /// `raw-state,probe=attentive` for the comparison).
+    /// averaged; `raw-state,probe=attentive` for the comparison).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Folder for the result files (`<model>__<suite>__<split>.json` and `.items.jsonl`): a
