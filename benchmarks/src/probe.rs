@@ -10,7 +10,9 @@ use rayon::prelude::*;
 pub struct Logistic {
     dim: usize,
     mean: Vec<f64>,
-    std: Vec<f64>,
+    /// [`physworld_model::inverse_std`] of each feature: 0 drops a feature constant in the
+    /// fit set.
+    scale: Vec<f64>,
     w: Vec<f64>,
     b: f64,
 }
@@ -20,7 +22,7 @@ impl Logistic {
     pub fn fit(x: &[f32], y: &[bool], dim: usize, l2: f64) -> Logistic {
         let n = y.len();
         let mut mean = vec![0f64; dim];
-        let mut std = vec![0f64; dim];
+        let mut var = vec![0f64; dim];
         for r in 0..n {
             for c in 0..dim {
                 mean[c] += x[r * dim + c] as f64 / n.max(1) as f64;
@@ -28,11 +30,11 @@ impl Logistic {
         }
         for r in 0..n {
             for c in 0..dim {
-                std[c] += (x[r * dim + c] as f64 - mean[c]).powi(2) / n.max(1) as f64;
+                var[c] += (x[r * dim + c] as f64 - mean[c]).powi(2) / n.max(1) as f64;
             }
         }
-        let std: Vec<f64> = std.into_iter().map(|v| v.sqrt().max(1e-6)).collect();
-        let xs: Vec<f64> = (0..n * dim).map(|i| (x[i] as f64 - mean[i % dim]) / std[i % dim]).collect();
+        let scale: Vec<f64> = mean.iter().zip(&var).map(|(m, v)| physworld_model::inverse_std(*m, *v)).collect();
+        let xs: Vec<f64> = (0..n * dim).map(|i| (x[i] as f64 - mean[i % dim]) * scale[i % dim]).collect();
         // Largest eigenvalue of XᵀX / n (with the bias column) by power iteration.
         let mut v = vec![1.0f64; dim + 1];
         let mut lam = 1.0;
@@ -74,7 +76,7 @@ impl Logistic {
             }
             b -= step * gb;
         }
-        Logistic { dim, mean, std, w, b }
+        Logistic { dim, mean, scale, w, b }
     }
 
     /// Penalties [`Logistic::fit_cv`] chooses from.
@@ -138,7 +140,7 @@ impl Logistic {
                     + row
                         .iter()
                         .enumerate()
-                        .map(|(c, v)| (*v as f64 - self.mean[c]) / self.std[c] * self.w[c])
+                        .map(|(c, v)| (*v as f64 - self.mean[c]) * self.scale[c] * self.w[c])
                         .sum::<f64>()
             })
             .collect()
@@ -168,6 +170,10 @@ mod tests {
         let p = Logistic::fit(&x, &y, 3, 1e-3);
         let acc = p.logits(&x).iter().zip(&y).filter(|(z, t)| (**z > 0.0) == **t).count();
         assert!(acc >= 57, "{acc}/60");
+        // The third feature is constant in the fit set, so it is dropped: a value never seen
+        // there changes no logit (a 1e-6 std floor would scale it to 1e6).
+        let shifted: Vec<f32> = x.iter().enumerate().map(|(i, v)| if i % 3 == 2 { 7.0 } else { *v }).collect();
+        assert_eq!(p.logits(&shifted), p.logits(&x));
         // Constant features: the bias learns the base rate (40 of 60 true).
         let x = vec![1.0f32; 60];
         let y: Vec<bool> = (0..60).map(|i| i % 3 != 0).collect();

@@ -51,7 +51,7 @@ pub use layers::{
 pub use optim::{AdamW, clip_scale};
 pub use params::Params;
 pub use plot::plot_metrics;
-pub use probe::{AttentiveConfig, AttentiveProbe, ProbeTarget, RidgeProbe};
+pub use probe::{AttentiveConfig, AttentiveProbe, ProbeTarget, RidgeProbe, inverse_std};
 pub use readout::{
     LearningReport, PositionScores, PropertyScores, ReadoutOptions, SCENE_FEATURES, learning_report, scene_features,
     scene_summary,

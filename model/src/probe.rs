@@ -6,6 +6,19 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 use crate::linalg::{Gram, ridge_solve};
 
+/// The factor that standardises a feature of this mean and variance on the fit set:
+/// `1 / std`, or 0 for a feature constant there up to rounding (variance at most 1e-12 of
+/// `1 + mean²`). A constant feature carries nothing a fit could use, so probes drop it.
+/// Dividing by a small floor instead would turn a value never seen in fitting (a held-out
+/// shape's one-hot column, say) into about 10⁶ at prediction time, and a probe with random
+/// initial weights answers that with a saturated output.
+pub fn inverse_std(mean: f64, var: f64) -> f64 {
+    match var > 1e-12 * (1.0 + mean * mean) {
+        true => 1.0 / var.sqrt(),
+        false => 0.0,
+    }
+}
+
 /// A fitted ridge probe `y = W x + b`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RidgeProbe {
@@ -60,10 +73,10 @@ impl RidgeProbe {
         let mean: Vec<f64> = (0..d).map(|c| g.xx[d * dd + c] / n).collect();
         let var: Vec<f64> = (0..d).map(|c| (g.xx[c * dd + c] / n - mean[c] * mean[c]).max(0.0)).collect();
         let std: Vec<f64> = var.iter().map(|v| v.sqrt().max(1e-6)).collect();
-        // A feature constant over the rows up to the rounding of the sums (variance below
-        // 1e-12 of its squared mean) carries nothing: its standardised column is set to zero
-        // (two passes would leave rounding noise divided by the 1e-6 std floor).
-        let live: Vec<bool> = (0..d).map(|c| var[c] > 1e-12 * (1.0 + mean[c] * mean[c])).collect();
+        // A feature constant over the rows up to the rounding of the sums carries nothing
+        // ([`inverse_std`]): its standardised column is set to zero (two passes would leave
+        // rounding noise divided by the 1e-6 std floor).
+        let live: Vec<bool> = (0..d).map(|c| inverse_std(mean[c], var[c]) > 0.0).collect();
         let mut a = vec![0f64; dd * dd];
         for i in (0..d).filter(|i| live[*i]) {
             for j in (0..d).filter(|j| live[*j]) {
@@ -192,14 +205,16 @@ impl Default for AttentiveConfig {
 /// A small attentive probe, as in V-JEPA's frozen evaluation: one learned query
 /// cross-attends over a sample's tokens (masked; one or more heads), optionally through a
 /// residual MLP block, then a linear head. Inputs are standardised with the fit set's
-/// per-feature mean and std. Fit full-batch with the checkpointable [`crate::AdamW`] from
+/// per-feature mean and std; features constant in the fit set are dropped ([`inverse_std`]).
+/// Fit full-batch with the checkpointable [`crate::AdamW`] from
 /// a host-seeded initialisation: deterministic.
 pub struct AttentiveProbe {
     dim: usize,
     out: usize,
     target: ProbeTarget,
     mean: Vec<f32>,
-    std: Vec<f32>,
+    /// [`inverse_std`] of each feature: 0 drops it.
+    scale: Vec<f32>,
     query: candle_core::Var,
     key: crate::layers::Linear,
     value: crate::layers::Linear,
@@ -250,7 +265,7 @@ impl AttentiveProbe {
             let mut used = 0;
             for t in real {
                 let row = &tokens[(i * s + t) * d..(i * s + t + 1) * d];
-                xs.extend(row.iter().enumerate().map(|(c, v)| (v - self.mean[c]) / self.std[c]));
+                xs.extend(row.iter().enumerate().map(|(c, v)| (v - self.mean[c]) * self.scale[c]));
                 ms.push(1.0f32);
                 used += 1;
             }
@@ -312,7 +327,7 @@ impl AttentiveProbe {
                 }
             }
         }
-        let std: Vec<f32> = var.iter().map(|v| ((v / cnt.max(1.0)).sqrt().max(1e-6)) as f32).collect();
+        let scale: Vec<f32> = mean.iter().zip(&var).map(|(m, v)| inverse_std(*m, v / cnt.max(1.0)) as f32).collect();
         let dev = candle_core::Device::Cpu;
         let mut p = crate::params::Params::new(cfg.seed, &dev);
         let query = p.trunc_normal("query", &[cfg.hidden], 0.02)?;
@@ -331,7 +346,7 @@ impl AttentiveProbe {
             out,
             target,
             mean: mean.iter().map(|m| *m as f32).collect(),
-            std,
+            scale,
             query,
             key,
             value,

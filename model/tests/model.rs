@@ -809,6 +809,10 @@ fn the_attentive_probe_finds_the_token_that_matters_where_mean_pooling_cannot() 
     let p = probe.predict(&xt, &mask_t, 100).expect("predict");
     let acc = p.iter().zip(&yt).filter(|(p, y)| (**p > 0.5) == (**y > 0.0)).count();
     assert!(acc >= 85, "binary accuracy {acc}/100");
+    // Feature 3 is constant in the fit set, so it is dropped: a value never seen there
+    // changes no prediction (a 1e-6 std floor would scale it to 1e6 and saturate the probe).
+    let shifted: Vec<f32> = xt.iter().enumerate().map(|(i, v)| if i % d == 3 { 1.5 } else { *v }).collect();
+    assert_eq!(probe.predict(&shifted, &mask_t, 100).expect("predict"), p);
     // Masked tokens are ignored: hiding the distractors changes nothing important.
     assert!(AttentiveProbe::fit(&xf, &mask_f[1..], &yf, (240, s, d), 1, ProbeTarget::Regression, &cfg).is_err());
 }
