@@ -1134,24 +1134,35 @@ enum JudgeRows {
 /// Answer contact and outcome `items` (rows `rows`) with logistic probes fit on the
 /// `readout` items' rows under `protocol`: one probe per question (and, for `only` and
 /// `all-but-one`, per family).
+/// Which probe answers item `it` under a readout protocol: one per question under `all`
+/// (the family left empty), one per (question, family) under `only` and `all-but-one`.
+fn probe_key(it: &Item, protocol: &str) -> (String, String) {
+    (it.question.clone(), if protocol == "all" { String::new() } else { it.family.clone() })
+}
+
+/// Whether readout item `r` is fit by the probe keyed `(question, family)` ([`probe_key`]):
+/// the same question, and under `only` the same family, under `all-but-one` any other.
+fn fits_probe(r: &Item, (question, family): &(String, String), protocol: &str) -> bool {
+    r.question == *question
+        && match protocol {
+            "only" => r.family == *family,
+            "all-but-one" => r.family != *family,
+            _ => true,
+        }
+}
+
 fn judge(items: &[Item], rows: &[JudgeRows], readout: &[Item], fit_rows: &[JudgeRows], protocol: &str) -> Vec<Answer> {
     let mut out = Vec::with_capacity(items.len());
     let mut probes: BTreeMap<(String, String), Option<Logistic>> = BTreeMap::new();
     for (it, row) in items.iter().zip(rows) {
-        let key = (it.question.clone(), if protocol == "all" { String::new() } else { it.family.clone() });
+        let key = probe_key(it, protocol);
         let probe = probes
-            .entry(key)
+            .entry(key.clone())
             .or_insert_with(|| {
-                let use_item = |r: &Item| {
-                    r.question == it.question
-                        && match protocol {
-                            "only" => r.family == it.family,
-                            "all-but-one" => r.family != it.family,
-                            _ => true,
-                        }
-                };
                 let (mut x, mut y, mut groups, mut dim) = (Vec::new(), Vec::new(), Vec::new(), 0);
-                for (g, (r, rr)) in readout.iter().zip(fit_rows).filter(|(r, _)| use_item(r)).enumerate() {
+                for (g, (r, rr)) in
+                    readout.iter().zip(fit_rows).filter(|(r, _)| fits_probe(r, &key, protocol)).enumerate()
+                {
                     let Some(ans) = r.answer_index() else { continue };
                     match rr {
                         JudgeRows::Candidates(c) => {
@@ -1279,24 +1290,17 @@ fn judge_attentive(
     // Items grouped by probe, in the order their keys first appear.
     let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        let key = (it.question.clone(), if protocol == "all" { String::new() } else { it.family.clone() });
+        let key = probe_key(it, protocol);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, list)) => list.push(i),
             None => groups.push((key, vec![i])),
         }
     }
-    for ((question, family), list) in groups {
-        let use_item = |r: &Item| {
-            r.question == question
-                && match protocol {
-                    "only" => r.family == family,
-                    "all-but-one" => r.family != family,
-                    _ => true,
-                }
-        };
+    for (key, list) in groups {
+        let question = &key.0;
         let (mut x, mut m, mut y, mut n) = (Vec::new(), Vec::new(), Vec::new(), 0);
         let mut shape = None;
-        for (r, f) in readout.iter().zip(fit_feats).filter(|(r, _)| use_item(r)) {
+        for (r, f) in readout.iter().zip(fit_feats).filter(|(r, _)| fits_probe(r, &key, protocol)) {
             let Some(ans) = r.answer_index() else { continue };
             let k = tokens.samples(r, f, &mut x, &mut m);
             if r.question == "first_floor" {
