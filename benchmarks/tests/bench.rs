@@ -587,6 +587,7 @@ fn jepa_and_state_mse_checkpoints_answer_every_task() {
         assert_eq!(attentive.model.config["readout"]["probe"]["steps"], 300);
         assert_eq!(attentive.model.config["readout"]["probe"]["heads"], 4);
         assert_eq!(attentive.model.config["readout"]["probe"]["ensemble"], 5);
+        assert_eq!(attentive.model.config["readout"]["probe"]["constant_features"], "dropped");
         for t in &attentive.tasks {
             assert_eq!(t.invalid, 0, "{objective:?} {}: invalid answers with probe=attentive", t.id);
         }

@@ -197,7 +197,10 @@ impl Readout {
             d["pairs"] = json!("squared difference");
         }
         if self.probe == ProbeKind::Attentive {
-            let mut probe = json!({ "kind": "attentive", "ensemble": ATTENTIVE_ENSEMBLE });
+            // `constant_features`: result files from before features constant in the fit
+            // set were dropped (they were divided by a 1e-6 std floor) lack it.
+            let mut probe =
+                json!({ "kind": "attentive", "ensemble": ATTENTIVE_ENSEMBLE, "constant_features": "dropped" });
             if let (Some(p), Ok(serde_json::Value::Object(settings))) =
                 (probe.as_object_mut(), serde_json::to_value(&ATTENTIVE))
             {
