@@ -65,8 +65,8 @@ const OVER_RAW_STATE_WITH_PAIRS: f64 = 0.045;
 /// config and seed) does worse. A linear probe cannot read closeness from raw positions,
 /// so the margin is also asserted with the pair relation given to both. Outcome is not
 /// asserted: at this size, as at 2000 steps on the full suite, the JEPA ties `raw-state`
-/// there under these readouts. (Under the attentive probe the contact margin is smaller:
-/// BENCHMARKS.md, "The attentive probe".)
+/// there under these readouts. (Under the attentive probe there is no contact margin at
+/// this size: BENCHMARKS.md, "The attentive probe".)
 #[test]
 fn a_trained_jepa_beats_the_raw_state_probe_on_contact_in_held_out_scenes() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -173,6 +173,7 @@ mod tests {
         // The third feature is constant in the fit set, so it is dropped: a value never seen
         // there changes no logit (a 1e-6 std floor would scale it to 1e6).
         let shifted: Vec<f32> = x.iter().enumerate().map(|(i, v)| if i % 3 == 2 { 7.0 } else { *v }).collect();
+        assert_eq!(p.scale[2], 0.0);
         assert_eq!(p.logits(&shifted), p.logits(&x));
         // Constant features: the bias learns the base rate (40 of 60 true).
         let x = vec![1.0f32; 60];

@@ -1134,9 +1134,6 @@ enum JudgeRows {
     Candidates(Vec<Vec<f32>>),
 }
 
-/// Answer contact and outcome `items` (rows `rows`) with logistic probes fit on the
-/// `readout` items' rows under `protocol`: one probe per question (and, for `only` and
-/// `all-but-one`, per family).
 /// Which probe answers item `it` under a readout protocol: one per question under `all`
 /// (the family left empty), one per (question, family) under `only` and `all-but-one`.
 fn probe_key(it: &Item, protocol: &str) -> (String, String) {
@@ -1154,6 +1151,9 @@ fn fits_probe(r: &Item, (question, family): &(String, String), protocol: &str) -
         }
 }
 
+/// Answer contact and outcome `items` (rows `rows`) with logistic probes fit on the
+/// `readout` items' rows under `protocol`: one probe per question (and, for `only` and
+/// `all-but-one`, per family).
 fn judge(items: &[Item], rows: &[JudgeRows], readout: &[Item], fit_rows: &[JudgeRows], protocol: &str) -> Vec<Answer> {
     let mut out = Vec::with_capacity(items.len());
     let mut probes: BTreeMap<(String, String), Option<Logistic>> = BTreeMap::new();
