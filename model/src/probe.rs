@@ -206,8 +206,8 @@ impl Default for AttentiveConfig {
 /// cross-attends over a sample's tokens (masked; one or more heads), optionally through a
 /// residual MLP block, then a linear head. Inputs are standardised with the fit set's
 /// per-feature mean and std; features constant in the fit set are dropped ([`inverse_std`]).
-/// Fit full-batch with the checkpointable [`crate::AdamW`] from
-/// a host-seeded initialisation: deterministic.
+/// Fit full-batch with the checkpointable [`crate::AdamW`] from a host-seeded
+/// initialisation: deterministic.
 pub struct AttentiveProbe {
     dim: usize,
     out: usize,

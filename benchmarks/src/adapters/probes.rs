@@ -66,9 +66,10 @@ pub enum ProbeKind {
     Linear,
     /// V-JEPA's frozen evaluation: a learned query cross-attends over the item's tokens
     /// (4 heads), then a residual MLP block and a linear head
-    /// ([`physworld_model::AttentiveProbe`], [`ATTENTIVE`]). The tokens: one per object slot (seen at the last observed frame, or named by the question),
-    /// flagged agent or patient when the question names it; one for the static scene and
-    /// the item's zone; with `pairs=on`, one for the pair relation.
+    /// ([`physworld_model::AttentiveProbe`], [`ATTENTIVE`]). The tokens: one per object
+    /// slot (seen at the last observed frame, or named by the question), flagged agent or
+    /// patient when the question names it; one for the static scene and the item's zone;
+    /// with `pairs=on`, one for the pair relation.
     Attentive,
 }
 
